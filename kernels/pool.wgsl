@@ -1,0 +1,104 @@
+// 2-D pooling, batched, one thread per output element (NCHW, planes = n * c).
+// max_pool2d_forward keeps the argmax (flat index iy * w + ix within the input plane)
+// for the backward pass; ties keep the first maximum in row-major order, NaN wins,
+// as in PyTorch. avg_pool2d_forward follows PyTorch's count_include_pad and ceil_mode.
+// adaptive_avg_pool2d_forward uses bins [floor(i*in/out), ceil((i+1)*in/out)).
+
+struct PoolParams {
+    planes: u32, h: u32, w: u32, oh: u32,
+    ow: u32, kh: u32, kw: u32, stride_h: u32,
+    stride_w: u32, pad_h: u32, pad_w: u32, flags: u32, // flags: bit0 count_include_pad
+}
+
+@group(0) @binding(0) var<uniform> p: PoolParams;
+@group(0) @binding(1) var<storage, read> input: array<f32>;
+@group(0) @binding(2) var<storage, read_write> output: array<f32>;
+@group(0) @binding(3) var<storage, read_write> argmax: array<u32>;
+
+fn out_index(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
+    return gid.x + gid.z * nwg.x * 64u;
+}
+
+@compute @workgroup_size(64, 1, 1)
+fn max_pool2d_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let idx = out_index(gid, nwg);
+    let plane_out = p.oh * p.ow;
+    if (idx >= p.planes * plane_out) { return; }
+    let pl = idx / plane_out;
+    let q = idx % plane_out;
+    let oy = q / p.ow;
+    let ox = q % p.ow;
+    let base = pl * p.h * p.w;
+    let y0 = i32(oy * p.stride_h) - i32(p.pad_h);
+    let x0 = i32(ox * p.stride_w) - i32(p.pad_w);
+    var best = 0.0;
+    var best_i = 0xffffffffu;
+    for (var ky = 0u; ky < p.kh; ky++) {
+        let iy = y0 + i32(ky);
+        if (iy < 0 || iy >= i32(p.h)) { continue; }
+        for (var kx = 0u; kx < p.kw; kx++) {
+            let ix = x0 + i32(kx);
+            if (ix < 0 || ix >= i32(p.w)) { continue; }
+            let flat = u32(iy) * p.w + u32(ix);
+            let v = input[base + flat];
+            // v != v is true only for NaN
+            if (best_i == 0xffffffffu || v > best || v != v) {
+                best = v;
+                best_i = flat;
+                if (v != v) { break; }
+            }
+        }
+        if (best != best) { break; }
+    }
+    output[idx] = best;
+    argmax[idx] = best_i;
+}
+
+@compute @workgroup_size(64, 1, 1)
+fn avg_pool2d_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let idx = out_index(gid, nwg);
+    let plane_out = p.oh * p.ow;
+    if (idx >= p.planes * plane_out) { return; }
+    let pl = idx / plane_out;
+    let q = idx % plane_out;
+    let oy = q / p.ow;
+    let ox = q % p.ow;
+    let base = pl * p.h * p.w;
+    var ys = i32(oy * p.stride_h) - i32(p.pad_h);
+    var xs = i32(ox * p.stride_w) - i32(p.pad_w);
+    var ye = min(ys + i32(p.kh), i32(p.h + p.pad_h));
+    var xe = min(xs + i32(p.kw), i32(p.w + p.pad_w));
+    let padded_count = (ye - ys) * (xe - xs);
+    ys = max(ys, 0);
+    xs = max(xs, 0);
+    ye = min(ye, i32(p.h));
+    xe = min(xe, i32(p.w));
+    var sum = 0.0;
+    for (var iy = ys; iy < ye; iy++) {
+        for (var ix = xs; ix < xe; ix++) { sum += input[base + u32(iy) * p.w + u32(ix)]; }
+    }
+    var count = (ye - ys) * (xe - xs);
+    if ((p.flags & 1u) != 0u) { count = padded_count; }
+    output[idx] = sum / f32(max(count, 1));
+}
+
+@compute @workgroup_size(64, 1, 1)
+fn adaptive_avg_pool2d_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let idx = out_index(gid, nwg);
+    let plane_out = p.oh * p.ow;
+    if (idx >= p.planes * plane_out) { return; }
+    let pl = idx / plane_out;
+    let q = idx % plane_out;
+    let oy = q / p.ow;
+    let ox = q % p.ow;
+    let base = pl * p.h * p.w;
+    let ys = (oy * p.h) / p.oh;
+    let ye = ((oy + 1u) * p.h + p.oh - 1u) / p.oh;
+    let xs = (ox * p.w) / p.ow;
+    let xe = ((ox + 1u) * p.w + p.ow - 1u) / p.ow;
+    var sum = 0.0;
+    for (var iy = ys; iy < ye; iy++) {
+        for (var ix = xs; ix < xe; ix++) { sum += input[base + iy * p.w + ix]; }
+    }
+    output[idx] = sum / f32((ye - ys) * (xe - xs));
+}

@@ -1,0 +1,43 @@
+//! One error type for the library; every message says what went wrong and what to do.
+
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("no GPU adapter found for backend {backend}: {hint}")]
+    NoAdapter { backend: String, hint: String },
+    #[error("could not open the GPU device: {0}")]
+    Device(String),
+    #[error("GPU validation error in {context}: {message}")]
+    Validation { context: String, message: String },
+    #[error("GPU out of memory in {context}: {message}. Try a smaller batch or input size")]
+    OutOfMemory { context: String, message: String },
+    #[error("GPU device lost: {0}")]
+    DeviceLost(String),
+    #[error("{what} needs {bytes} bytes in one binding, over this adapter's limit of {limit} bytes; {hint}")]
+    TooLarge { what: String, bytes: u64, limit: u64, hint: String },
+    #[error("model {path}: {message}")]
+    Model { path: String, message: String },
+    #[error("shape error: {0}")]
+    Shape(String),
+    #[error("bad input {what}: {message}")]
+    Input { what: String, message: String },
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("{0}")]
+    Other(String),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io { path: path.into(), source }
+    }
+    pub fn model(path: impl std::fmt::Display, message: impl Into<String>) -> Self {
+        Error::Model { path: path.to_string(), message: message.into() }
+    }
+    pub fn input(what: impl std::fmt::Display, message: impl Into<String>) -> Self {
+        Error::Input { what: what.to_string(), message: message.into() }
+    }
+}

@@ -1,0 +1,229 @@
+//! The device context: opens a wgpu backend or wraps a host application's device.
+
+use std::str::FromStr;
+use std::sync::{Arc, Mutex};
+
+use super::kernels::KernelCache;
+use super::tensor::BufferPool;
+use crate::error::{Error, Result};
+
+/// Which wgpu backend to open.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Backend {
+    /// The best adapter any backend offers (high-performance first).
+    #[default]
+    Auto,
+    Vulkan,
+    Gl,
+    Metal,
+    Dx12,
+}
+
+impl Backend {
+    fn backends(self) -> wgpu::Backends {
+        match self {
+            Backend::Auto => wgpu::Backends::all(),
+            Backend::Vulkan => wgpu::Backends::VULKAN,
+            Backend::Gl => wgpu::Backends::GL,
+            Backend::Metal => wgpu::Backends::METAL,
+            Backend::Dx12 => wgpu::Backends::DX12,
+        }
+    }
+
+    /// The backend named by `NETLENS_BACKEND`, or `Auto` when it is unset.
+    pub fn from_env() -> Result<Self> {
+        match std::env::var("NETLENS_BACKEND") {
+            Ok(v) if !v.is_empty() => v.parse(),
+            _ => Ok(Backend::Auto),
+        }
+    }
+}
+
+impl FromStr for Backend {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s.to_ascii_lowercase().as_str() {
+            "auto" | "" => Ok(Backend::Auto),
+            "vulkan" | "vk" => Ok(Backend::Vulkan),
+            "gl" | "opengl" | "gles" => Ok(Backend::Gl),
+            "metal" | "mtl" => Ok(Backend::Metal),
+            "dx12" | "d3d12" => Ok(Backend::Dx12),
+            other => Err(Error::Other(format!(
+                "unknown backend '{other}': use one of auto, vulkan, gl, metal, dx12"
+            ))),
+        }
+    }
+}
+
+impl std::fmt::Display for Backend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let s = match self {
+            Backend::Auto => "auto",
+            Backend::Vulkan => "vulkan",
+            Backend::Gl => "gl",
+            Backend::Metal => "metal",
+            Backend::Dx12 => "dx12",
+        };
+        f.write_str(s)
+    }
+}
+
+/// Errors seen outside any error scope, and device loss, kept until the next check.
+#[derive(Default)]
+pub(crate) struct Health {
+    pub uncaptured: Mutex<Vec<String>>,
+    pub lost: Mutex<Option<String>>,
+}
+
+/// A GPU device with netlens's kernels, pipeline cache and buffer pool.
+pub struct Context {
+    pub(crate) device: wgpu::Device,
+    pub(crate) queue: wgpu::Queue,
+    pub(crate) limits: wgpu::Limits,
+    pub(crate) kernels: KernelCache,
+    pub(crate) pool: BufferPool,
+    pub(crate) health: Arc<Health>,
+    adapter_name: String,
+}
+
+impl Context {
+    /// Opens the backend from `NETLENS_BACKEND` (default: best available).
+    pub fn from_env() -> Result<Self> {
+        Self::new(Backend::from_env()?)
+    }
+
+    /// Opens a device on the given backend, with the adapter's full limits.
+    pub fn new(backend: Backend) -> Result<Self> {
+        // Auto tries the native APIs first and GL only when none of them has an adapter.
+        let tries: &[wgpu::Backends] = match backend {
+            Backend::Auto => &[wgpu::Backends::PRIMARY, wgpu::Backends::GL],
+            _ => &[backend.backends()],
+        };
+        let options = wgpu::RequestAdapterOptions {
+            power_preference: wgpu::PowerPreference::HighPerformance,
+            force_fallback_adapter: false,
+            compatible_surface: None,
+            ..Default::default()
+        };
+        let mut found = None;
+        for backends in tries {
+            let mut desc = wgpu::InstanceDescriptor::new_without_display_handle();
+            desc.backends = *backends;
+            let instance = wgpu::Instance::new(desc);
+            found = Some(pollster::block_on(instance.request_adapter(&options)));
+            if matches!(found, Some(Ok(_))) {
+                break;
+            }
+        }
+        let adapter = found.expect("at least one backend tried").map_err(|e| Error::NoAdapter {
+            backend: backend.to_string(),
+            hint: format!(
+                "{e}. Install a GPU driver, or Mesa's software Vulkan (apt-get install mesa-vulkan-drivers), \
+                 or pick another backend with --backend / NETLENS_BACKEND"
+            ),
+        })?;
+        let info = adapter.get_info();
+        let limits = adapter.limits();
+        let dd = wgpu::DeviceDescriptor {
+            label: Some("netlens"),
+            required_features: wgpu::Features::empty(),
+            required_limits: limits.clone(),
+            memory_hints: wgpu::MemoryHints::Performance,
+            ..Default::default()
+        };
+        let (device, queue) = pollster::block_on(adapter.request_device(&dd))
+            .map_err(|e| Error::Device(format!("{} ({:?}): {e}", info.name, info.backend)))?;
+        let health = Arc::new(Health::default());
+        let h = health.clone();
+        device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
+            h.uncaptured.lock().unwrap().push(e.to_string());
+        }));
+        let h = health.clone();
+        device.set_device_lost_callback(move |reason, msg| {
+            *h.lost.lock().unwrap() = Some(format!("{reason:?}: {msg}"));
+        });
+        let name = format!("{} ({:?}, {})", info.name, info.backend, info.driver);
+        Ok(Self::build(device, queue, name, health))
+    }
+
+    /// Wraps a host application's device and queue (a game engine, a graphics tool).
+    /// netlens leaves the device's error handler and lost callback alone; its own work
+    /// runs inside error scopes.
+    pub fn from_device(device: wgpu::Device, queue: wgpu::Queue) -> Self {
+        Self::build(device, queue, "host device".into(), Arc::new(Health::default()))
+    }
+
+    fn build(device: wgpu::Device, queue: wgpu::Queue, adapter_name: String, health: Arc<Health>) -> Self {
+        let limits = device.limits();
+        Context {
+            kernels: KernelCache::default(),
+            pool: BufferPool::default(),
+            device,
+            queue,
+            limits,
+            health,
+            adapter_name,
+        }
+    }
+
+    pub fn device(&self) -> &wgpu::Device {
+        &self.device
+    }
+    pub fn queue(&self) -> &wgpu::Queue {
+        &self.queue
+    }
+    pub fn adapter_name(&self) -> &str {
+        &self.adapter_name
+    }
+
+    /// The largest storage binding this device accepts, in bytes.
+    pub fn max_binding(&self) -> u64 {
+        (self.limits.max_storage_buffer_binding_size as u64).min(self.limits.max_buffer_size)
+    }
+
+    /// Turns pending uncaptured errors and device loss into a typed error.
+    pub fn check(&self, context: &str) -> Result<()> {
+        if let Some(msg) = self.health.lost.lock().unwrap().clone() {
+            return Err(Error::DeviceLost(msg));
+        }
+        let mut errs = self.health.uncaptured.lock().unwrap();
+        if let Some(first) = errs.first().cloned() {
+            errs.clear();
+            return Err(classify(context, first));
+        }
+        Ok(())
+    }
+
+    /// Blocks until the queue is idle.
+    pub fn wait(&self) -> Result<()> {
+        self.device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| Error::DeviceLost(e.to_string()))?;
+        self.check("wait")
+    }
+
+    /// Frees the pooled buffers not in use.
+    pub fn trim_pool(&self) {
+        self.pool.clear();
+    }
+}
+
+pub(crate) fn classify(context: &str, message: String) -> Error {
+    let lower = message.to_ascii_lowercase();
+    if lower.contains("out of memory") || lower.contains("outofmemory") {
+        Error::OutOfMemory { context: context.into(), message }
+    } else if lower.contains("lost") {
+        Error::DeviceLost(message)
+    } else {
+        Error::Validation { context: context.into(), message }
+    }
+}
+
+pub(crate) fn scope_error(context: &str, e: wgpu::Error) -> Error {
+    match e {
+        wgpu::Error::OutOfMemory { source } => {
+            Error::OutOfMemory { context: context.into(), message: source.to_string() }
+        }
+        other => classify(context, other.to_string()),
+    }
+}

@@ -1,0 +1,138 @@
+//! The WGSL kernels, named by an enum; pipelines and bind-group layouts are built once
+//! per device and cached. Shapes reach kernels through a uniform, never the shader text.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+/// One shader file per kernel family, embedded at build time.
+pub const SOURCES: &[(&str, &str)] = &[
+    ("conv2d.wgsl", include_str!("../../kernels/conv2d.wgsl")),
+    ("linear.wgsl", include_str!("../../kernels/linear.wgsl")),
+    ("pool.wgsl", include_str!("../../kernels/pool.wgsl")),
+    ("elementwise.wgsl", include_str!("../../kernels/elementwise.wgsl")),
+];
+
+/// How a kernel sees a binding (binding 0 is always the uniform parameters).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    Read,
+    ReadWrite,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Kernel {
+    Conv2dForward,
+    LinearForward,
+    MaxPool2dForward,
+    AvgPool2dForward,
+    AdaptiveAvgPool2dForward,
+    ReluForward,
+    SoftmaxForward,
+}
+
+use Access::{Read as R, ReadWrite as W};
+
+impl Kernel {
+    pub const ALL: &'static [Kernel] = &[
+        Kernel::Conv2dForward,
+        Kernel::LinearForward,
+        Kernel::MaxPool2dForward,
+        Kernel::AvgPool2dForward,
+        Kernel::AdaptiveAvgPool2dForward,
+        Kernel::ReluForward,
+        Kernel::SoftmaxForward,
+    ];
+
+    /// (shader file, entry point, storage bindings after the uniform)
+    pub fn spec(self) -> (&'static str, &'static str, &'static [Access]) {
+        match self {
+            Kernel::Conv2dForward => ("conv2d.wgsl", "conv2d_forward", &[R, R, R, W]),
+            Kernel::LinearForward => ("linear.wgsl", "linear_forward", &[R, R, R, W]),
+            Kernel::MaxPool2dForward => ("pool.wgsl", "max_pool2d_forward", &[R, W, W]),
+            Kernel::AvgPool2dForward => ("pool.wgsl", "avg_pool2d_forward", &[R, W, W]),
+            Kernel::AdaptiveAvgPool2dForward => ("pool.wgsl", "adaptive_avg_pool2d_forward", &[R, W, W]),
+            Kernel::ReluForward => ("elementwise.wgsl", "relu_forward", &[R, W]),
+            Kernel::SoftmaxForward => ("elementwise.wgsl", "softmax_forward", &[R, W]),
+        }
+    }
+
+    pub fn source(self) -> &'static str {
+        let file = self.spec().0;
+        SOURCES.iter().find(|(f, _)| *f == file).map(|(_, s)| *s).expect("kernel file listed in SOURCES")
+    }
+}
+
+pub struct Compiled {
+    pub pipeline: wgpu::ComputePipeline,
+    pub layout: wgpu::BindGroupLayout,
+}
+
+/// Shader modules per file and pipelines per kernel, created on first use.
+#[derive(Default)]
+pub struct KernelCache {
+    modules: Mutex<HashMap<&'static str, wgpu::ShaderModule>>,
+    pipelines: Mutex<HashMap<Kernel, Arc<Compiled>>>,
+}
+
+impl KernelCache {
+    pub fn get(&self, device: &wgpu::Device, kernel: Kernel) -> Arc<Compiled> {
+        if let Some(c) = self.pipelines.lock().unwrap().get(&kernel) {
+            return c.clone();
+        }
+        let (file, entry, access) = kernel.spec();
+        let module = {
+            let mut modules = self.modules.lock().unwrap();
+            modules
+                .entry(file)
+                .or_insert_with(|| {
+                    device.create_shader_module(wgpu::ShaderModuleDescriptor {
+                        label: Some(file),
+                        source: wgpu::ShaderSource::Wgsl(kernel.source().into()),
+                    })
+                })
+                .clone()
+        };
+        let mut entries = vec![wgpu::BindGroupLayoutEntry {
+            binding: 0,
+            visibility: wgpu::ShaderStages::COMPUTE,
+            ty: wgpu::BindingType::Buffer {
+                ty: wgpu::BufferBindingType::Uniform,
+                has_dynamic_offset: false,
+                min_binding_size: None,
+            },
+            count: None,
+        }];
+        for (i, a) in access.iter().enumerate() {
+            entries.push(wgpu::BindGroupLayoutEntry {
+                binding: i as u32 + 1,
+                visibility: wgpu::ShaderStages::COMPUTE,
+                ty: wgpu::BindingType::Buffer {
+                    ty: wgpu::BufferBindingType::Storage { read_only: *a == Access::Read },
+                    has_dynamic_offset: false,
+                    min_binding_size: None,
+                },
+                count: None,
+            });
+        }
+        let layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+            label: Some(entry),
+            entries: &entries,
+        });
+        let pl = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+            label: Some(entry),
+            bind_group_layouts: &[Some(&layout)],
+            immediate_size: 0,
+        });
+        let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+            label: Some(entry),
+            layout: Some(&pl),
+            module: &module,
+            entry_point: Some(entry),
+            compilation_options: Default::default(),
+            cache: None,
+        });
+        let c = Arc::new(Compiled { pipeline, layout });
+        self.pipelines.lock().unwrap().insert(kernel, c.clone());
+        c
+    }
+}

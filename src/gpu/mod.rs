@@ -1,0 +1,11 @@
+//! GPU runtime: device context, kernel/pipeline cache, pooled tensors and a command recorder.
+
+mod context;
+mod kernels;
+pub mod recorder;
+mod tensor;
+
+pub use context::{Backend, Context};
+pub use kernels::Kernel;
+pub use recorder::Recorder;
+pub use tensor::{Tensor, WeightBuffer};

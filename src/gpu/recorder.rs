@@ -1,0 +1,139 @@
+//! Records kernel launches, then submits them in one command buffer and one compute pass.
+//! All launch parameters go into one pooled uniform buffer at aligned offsets.
+
+use std::num::NonZeroU64;
+use std::sync::Arc;
+
+use super::context::{scope_error, Context};
+use super::kernels::Kernel;
+use super::tensor::{PooledBuffer, Tensor};
+use crate::error::Result;
+
+/// A buffer bound to a launch: a pooled tensor (kept alive until submit) or a weight.
+pub enum Binding<'t> {
+    Tensor(&'t Tensor),
+    Raw(&'t wgpu::Buffer),
+}
+
+struct Launch {
+    kernel: Kernel,
+    params: (u64, u64),
+    buffers: Vec<(wgpu::Buffer, u64)>,
+    groups: [u32; 3],
+}
+
+pub struct Recorder<'c> {
+    ctx: &'c Context,
+    params: Vec<u8>,
+    launches: Vec<Launch>,
+    keep: Vec<Arc<PooledBuffer>>,
+    label: String,
+}
+
+impl<'c> Recorder<'c> {
+    pub fn new(ctx: &'c Context, label: &str) -> Self {
+        Recorder { ctx, params: Vec::new(), launches: Vec::new(), keep: Vec::new(), label: label.into() }
+    }
+
+    pub fn ctx(&self) -> &'c Context {
+        self.ctx
+    }
+
+    /// Records one launch of `kernel` with its uniform parameters and storage bindings.
+    pub fn launch<P: bytemuck::Pod>(&mut self, kernel: Kernel, params: &P, bindings: &[Binding], groups: [u32; 3]) {
+        let align = self.ctx.limits.min_uniform_buffer_offset_alignment.max(16) as usize;
+        let offset = self.params.len().div_ceil(align) * align;
+        self.params.resize(offset, 0);
+        self.params.extend_from_slice(bytemuck::bytes_of(params));
+        let buffers = bindings
+            .iter()
+            .map(|b| match b {
+                Binding::Tensor(t) => {
+                    self.keep.push(t.buf.clone());
+                    (t.buffer().clone(), t.bytes().max(4))
+                }
+                Binding::Raw(buf) => ((*buf).clone(), buf.size()),
+            })
+            .collect();
+        self.launches.push(Launch {
+            kernel,
+            params: (offset as u64, std::mem::size_of::<P>() as u64),
+            buffers,
+            groups,
+        });
+    }
+
+    /// Records a 1-D launch over `count` threads of workgroup size 64.
+    pub fn launch_1d<P: bytemuck::Pod>(&mut self, kernel: Kernel, params: &P, bindings: &[Binding], count: usize) {
+        let groups = count.div_ceil(64).max(1) as u32;
+        let g = grid(groups);
+        self.launch(kernel, params, bindings, g);
+    }
+
+    /// Encodes and submits everything recorded; validation and out-of-memory errors
+    /// come back typed.
+    pub fn submit(self) -> Result<()> {
+        if self.launches.is_empty() {
+            return Ok(());
+        }
+        let ctx = self.ctx;
+        let oom = ctx.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+        let val = ctx.device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let ubuf = ctx.pool.take(
+            &ctx.device,
+            self.params.len() as u64,
+            wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+        );
+        ctx.queue.write_buffer(&ubuf.buffer, 0, &self.params);
+        let mut enc = ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some(&self.label) });
+        {
+            let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some(&self.label), timestamp_writes: None });
+            for l in &self.launches {
+                let compiled = ctx.kernels.get(&ctx.device, l.kernel);
+                let mut entries = vec![wgpu::BindGroupEntry {
+                    binding: 0,
+                    resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                        buffer: &ubuf.buffer,
+                        offset: l.params.0,
+                        size: NonZeroU64::new(l.params.1),
+                    }),
+                }];
+                for (i, (buf, size)) in l.buffers.iter().enumerate() {
+                    entries.push(wgpu::BindGroupEntry {
+                        binding: i as u32 + 1,
+                        resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                            buffer: buf,
+                            offset: 0,
+                            size: NonZeroU64::new(*size),
+                        }),
+                    });
+                }
+                let bg = ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
+                    label: None,
+                    layout: &compiled.layout,
+                    entries: &entries,
+                });
+                pass.set_pipeline(&compiled.pipeline);
+                pass.set_bind_group(0, &bg, &[]);
+                pass.dispatch_workgroups(l.groups[0], l.groups[1], l.groups[2]);
+            }
+        }
+        ctx.queue.submit([enc.finish()]);
+        let v = pollster::block_on(val.pop());
+        let o = pollster::block_on(oom.pop());
+        if let Some(e) = v.or(o) {
+            return Err(scope_error(&self.label, e));
+        }
+        drop(self.keep);
+        ctx.check(&self.label)
+    }
+}
+
+/// Splits a workgroup count over x and z so no dimension passes 65535.
+pub fn grid(groups: u32) -> [u32; 3] {
+    if groups <= 65535 {
+        [groups, 1, 1]
+    } else {
+        [65535, 1, groups.div_ceil(65535)]
+    }
+}

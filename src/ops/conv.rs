@@ -1,0 +1,117 @@
+//! conv2d and linear launchers (linear at batch >= 16 runs as a 1x1 conv2d GEMM).
+
+use bytemuck::{Pod, Zeroable};
+
+use super::{conv_out, dims4, u32s};
+use crate::error::{Error, Result};
+use crate::gpu::{Kernel, Recorder, Tensor, WeightBuffer};
+use crate::gpu::recorder::Binding;
+
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct Conv2dParams {
+    n: u32, cin: u32, h: u32, w: u32,
+    cout: u32, oh: u32, ow: u32, kh: u32,
+    kw: u32, stride_h: u32, stride_w: u32, pad_h: u32,
+    pad_w: u32, co_offset: u32, co_count: u32, flags: u32,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct LinearParams {
+    n: u32, in_features: u32, out_features: u32, o_offset: u32,
+    o_count: u32, flags: u32, _pad: [u32; 2],
+}
+
+/// Geometry of a 2-D convolution (weights [cout, cin, kh, kw]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Conv2dGeom {
+    pub cin: usize,
+    pub cout: usize,
+    pub kernel: (usize, usize),
+    pub stride: (usize, usize),
+    pub padding: (usize, usize),
+}
+
+impl Conv2dGeom {
+    pub fn out_hw(&self, h: usize, w: usize) -> Result<(usize, usize)> {
+        Ok((
+            conv_out(h, self.kernel.0, self.stride.0, self.padding.0)?,
+            conv_out(w, self.kernel.1, self.stride.1, self.padding.1)?,
+        ))
+    }
+}
+
+const BM: usize = 64;
+const BN: usize = 64;
+
+fn flags(relu: bool, w: &WeightBuffer) -> u32 {
+    (relu as u32) | ((w.has_bias as u32) << 1)
+}
+
+/// y = conv2d(x, W) + b, ReLU fused when `relu`.
+pub fn conv2d(rec: &mut Recorder, x: &Tensor, w: &WeightBuffer, g: &Conv2dGeom, relu: bool) -> Result<Tensor> {
+    let [n, c, h, wd] = dims4(&x.shape, "conv2d")?;
+    if c != g.cin || w.rows != g.cout || w.row_len != g.cin * g.kernel.0 * g.kernel.1 {
+        return Err(Error::Shape(format!(
+            "conv2d expects {} input channels, got input {:?}",
+            g.cin, x.shape
+        )));
+    }
+    let (oh, ow) = g.out_hw(h, wd)?;
+    let y = Tensor::empty(rec.ctx(), &[n, g.cout, oh, ow], "conv2d output")?;
+    let m = n * oh * ow;
+    let m_tiles = u32s(m.div_ceil(BM), "conv2d pixel tiles")?;
+    for ch in &w.chunks {
+        let p = Conv2dParams {
+            n: u32s(n, "batch")?, cin: c as u32, h: u32s(h, "height")?, w: u32s(wd, "width")?,
+            cout: g.cout as u32, oh: oh as u32, ow: ow as u32, kh: g.kernel.0 as u32,
+            kw: g.kernel.1 as u32, stride_h: g.stride.0 as u32, stride_w: g.stride.1 as u32, pad_h: g.padding.0 as u32,
+            pad_w: g.padding.1 as u32, co_offset: ch.start as u32, co_count: ch.rows as u32, flags: flags(relu, w),
+        };
+        let mut grid = crate::gpu::recorder::grid(m_tiles);
+        grid[1] = ch.rows.div_ceil(BN) as u32;
+        rec.launch(
+            Kernel::Conv2dForward,
+            &p,
+            &[Binding::Tensor(x), Binding::Raw(&ch.buffer), Binding::Raw(&ch.bias), Binding::Tensor(&y)],
+            grid,
+        );
+    }
+    Ok(y)
+}
+
+/// Batch size from which linear runs as a GEMM (1x1 conv) instead of the GEMV kernel.
+pub const LINEAR_GEMM_BATCH: usize = 16;
+
+/// y = x W^T + b for x [N, in], W [out, in]; ReLU fused when `relu`.
+pub fn linear(rec: &mut Recorder, x: &Tensor, w: &WeightBuffer, relu: bool) -> Result<Tensor> {
+    let (n, k) = match x.shape.as_slice() {
+        [n, k] => (*n, *k),
+        s => return Err(Error::Shape(format!("linear expects [N, features], got {s:?}"))),
+    };
+    if k != w.row_len {
+        return Err(Error::Shape(format!("linear expects {} input features, got {k}", w.row_len)));
+    }
+    if n >= LINEAR_GEMM_BATCH {
+        let g = Conv2dGeom { cin: k, cout: w.rows, kernel: (1, 1), stride: (1, 1), padding: (0, 0) };
+        let y = conv2d(rec, &x.reshape(&[n, k, 1, 1])?, w, &g, relu)?;
+        return y.reshape(&[n, w.rows]);
+    }
+    let y = Tensor::empty(rec.ctx(), &[n, w.rows], "linear output")?;
+    for ch in &w.chunks {
+        let p = LinearParams {
+            n: n as u32, in_features: u32s(k, "features")?, out_features: w.rows as u32, o_offset: ch.start as u32,
+            o_count: ch.rows as u32, flags: flags(relu, w), _pad: [0; 2],
+        };
+        let mut grid = crate::gpu::recorder::grid(ch.rows as u32);
+        grid[1] = n.div_ceil(8) as u32;
+        rec.launch(
+            Kernel::LinearForward,
+            &p,
+            &[Binding::Tensor(x), Binding::Raw(&ch.buffer), Binding::Raw(&ch.bias), Binding::Tensor(&y)],
+            grid,
+        );
+    }
+    Ok(y)
+}

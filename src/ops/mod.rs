@@ -1,0 +1,37 @@
+//! One launcher per kernel family. Each checks shapes, allocates its output from the
+//! pool and records its launches; nothing runs until the recorder is submitted.
+
+mod conv;
+mod pool;
+mod simple;
+
+pub use conv::{conv2d, linear, Conv2dGeom};
+pub use pool::{adaptive_avg_pool2d, avg_pool2d, max_pool2d, pool_out, Pool2d};
+pub use simple::{relu, softmax};
+
+use crate::error::{Error, Result};
+
+/// Output size of a convolution along one axis, as PyTorch computes it.
+pub fn conv_out(input: usize, kernel: usize, stride: usize, pad: usize) -> Result<usize> {
+    if stride == 0 || kernel == 0 {
+        return Err(Error::Shape("kernel and stride must be positive".into()));
+    }
+    let padded = input + 2 * pad;
+    if padded < kernel {
+        return Err(Error::Shape(format!(
+            "input size {input} with padding {pad} is smaller than the kernel {kernel}"
+        )));
+    }
+    Ok((padded - kernel) / stride + 1)
+}
+
+pub(crate) fn dims4(shape: &[usize], what: &str) -> Result<[usize; 4]> {
+    match shape {
+        [n, c, h, w] => Ok([*n, *c, *h, *w]),
+        _ => Err(Error::Shape(format!("{what} expects an NCHW tensor, got shape {shape:?}"))),
+    }
+}
+
+pub(crate) fn u32s(v: usize, what: &str) -> Result<u32> {
+    u32::try_from(v).map_err(|_| Error::Shape(format!("{what} = {v} does not fit a 32-bit index")))
+}

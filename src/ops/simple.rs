@@ -1,0 +1,35 @@
+//! Element-wise and row-wise launchers.
+
+use bytemuck::{Pod, Zeroable};
+
+use super::u32s;
+use crate::error::{Error, Result};
+use crate::gpu::recorder::{grid, Binding};
+use crate::gpu::{Kernel, Recorder, Tensor};
+
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct ElementParams {
+    count: u32,
+    cols: u32,
+    _pad: [u32; 2],
+}
+
+pub fn relu(rec: &mut Recorder, x: &Tensor) -> Result<Tensor> {
+    let y = Tensor::empty(rec.ctx(), &x.shape, "relu output")?;
+    let p = ElementParams { count: u32s(x.len(), "elements")?, cols: 0, _pad: [0; 2] };
+    rec.launch_1d(Kernel::ReluForward, &p, &[Binding::Tensor(x), Binding::Tensor(&y)], x.len());
+    Ok(y)
+}
+
+/// Softmax over the last axis of [N, classes].
+pub fn softmax(rec: &mut Recorder, x: &Tensor) -> Result<Tensor> {
+    let (rows, cols) = match x.shape.as_slice() {
+        [r, c] if *c > 0 => (*r, *c),
+        s => return Err(Error::Shape(format!("softmax expects [N, classes], got {s:?}"))),
+    };
+    let y = Tensor::empty(rec.ctx(), &x.shape, "softmax output")?;
+    let p = ElementParams { count: u32s(rows, "rows")?, cols: cols as u32, _pad: [0; 2] };
+    rec.launch(Kernel::SoftmaxForward, &p, &[Binding::Tensor(x), Binding::Tensor(&y)], grid(rows as u32));
+    Ok(y)
+}

@@ -1,0 +1,166 @@
+//! Every forward kernel against the plain-Rust reference, on odd, padded, batched and
+//! split shapes.
+
+mod common;
+use common::{assert_close, ctx, rand_vec};
+
+use netlens::gpu::{Recorder, Tensor, WeightBuffer};
+use netlens::ops::{self, Conv2dGeom, Pool2d};
+use netlens::reference as cpu;
+
+fn run_conv(dims: [usize; 4], g: Conv2dGeom, relu: bool, bias: bool, limit: Option<u64>) {
+    let c = ctx();
+    let x = rand_vec(dims.iter().product(), 1);
+    let wlen = g.cout * g.cin * g.kernel.0 * g.kernel.1;
+    let w = rand_vec(wlen, 2);
+    let b = rand_vec(g.cout, 3);
+    let b = bias.then_some(b.as_slice());
+    let wb = match limit {
+        Some(l) => WeightBuffer::upload_limited(c, "w", &w, g.cout, wlen / g.cout, b, l).unwrap(),
+        None => WeightBuffer::upload(c, "w", &w, g.cout, wlen / g.cout, b).unwrap(),
+    };
+    if let Some(l) = limit {
+        assert!(wb.chunks.len() > 1, "limit {l} should split the weight");
+    }
+    let xt = Tensor::upload(c, &x, &dims).unwrap();
+    let mut rec = Recorder::new(c, "test conv");
+    let y = ops::conv2d(&mut rec, &xt, &wb, &g, relu).unwrap();
+    rec.submit().unwrap();
+    let got = y.read(c).unwrap();
+    let (want, oh, ow) = cpu::conv2d(&x, dims, &w, b, &g, relu);
+    assert_eq!(y.shape, vec![dims[0], g.cout, oh, ow]);
+    assert_close(&got, &want, 1e-4, 1e-4, &format!("conv {dims:?} {g:?}"));
+}
+
+fn geom(cin: usize, cout: usize, k: (usize, usize), s: (usize, usize), p: (usize, usize)) -> Conv2dGeom {
+    Conv2dGeom { cin, cout, kernel: k, stride: s, padding: p }
+}
+
+#[test]
+fn conv2d_odd_padded_batched() {
+    run_conv([3, 5, 11, 9], geom(5, 7, (3, 5), (2, 1), (1, 2)), false, true, None);
+    run_conv([1, 3, 13, 13], geom(3, 8, (3, 3), (1, 1), (1, 1)), true, true, None);
+    run_conv([2, 4, 7, 10], geom(4, 70, (1, 1), (1, 1), (0, 0)), false, false, None);
+    run_conv([2, 17, 20, 19], geom(17, 65, (3, 3), (1, 1), (1, 1)), true, true, None);
+    run_conv([1, 2, 5, 5], geom(2, 3, (5, 5), (3, 3), (2, 2)), false, true, None);
+}
+
+#[test]
+fn conv2d_split_weights() {
+    // 9 output channels of 3*3*3*4 bytes; a 200-byte limit puts 1 channel per chunk.
+    run_conv([2, 3, 9, 8], geom(3, 9, (3, 3), (1, 1), (1, 1)), true, true, Some(200));
+    run_conv([1, 4, 6, 6], geom(4, 70, (3, 3), (2, 2), (1, 1)), false, true, Some(144 * 10));
+}
+
+fn run_linear(n: usize, k: usize, out: usize, relu: bool, limit: Option<u64>) {
+    let c = ctx();
+    let x = rand_vec(n * k, 4);
+    let w = rand_vec(out * k, 5);
+    let b = rand_vec(out, 6);
+    let wb = match limit {
+        Some(l) => WeightBuffer::upload_limited(c, "fc", &w, out, k, Some(&b), l).unwrap(),
+        None => WeightBuffer::upload(c, "fc", &w, out, k, Some(&b)).unwrap(),
+    };
+    let xt = Tensor::upload(c, &x, &[n, k]).unwrap();
+    let mut rec = Recorder::new(c, "test linear");
+    let y = ops::linear(&mut rec, &xt, &wb, relu).unwrap();
+    rec.submit().unwrap();
+    assert_eq!(y.shape, vec![n, out]);
+    let want = cpu::linear(&x, n, &w, Some(&b), out, relu);
+    assert_close(&y.read(c).unwrap(), &want, 1e-4, 1e-4, &format!("linear n={n} k={k} out={out}"));
+}
+
+#[test]
+fn linear_gemv_and_gemm_paths() {
+    run_linear(1, 37, 11, false, None);
+    run_linear(3, 300, 129, true, None);
+    run_linear(9, 65, 5, false, None); // two 8-row groups
+    run_linear(17, 50, 70, true, None); // GEMM path
+}
+
+#[test]
+fn linear_split_weights() {
+    run_linear(2, 100, 13, false, Some(400 * 3)); // 3 rows per chunk
+    run_linear(20, 100, 13, true, Some(400 * 4)); // GEMM path, split
+}
+
+fn run_pool(dims: [usize; 4], p: Pool2d, quantize: bool) {
+    let c = ctx();
+    let mut x = rand_vec(dims.iter().product(), 7);
+    if quantize {
+        // few distinct values: ties everywhere, as after a ReLU
+        x.iter_mut().for_each(|v| *v = (*v * 2.0).round().max(0.0));
+    }
+    let xt = Tensor::upload(c, &x, &dims).unwrap();
+    let mut rec = Recorder::new(c, "test pool");
+    let (ym, am) = ops::max_pool2d(&mut rec, &xt, &p).unwrap();
+    let ya = ops::avg_pool2d(&mut rec, &xt, &p).unwrap();
+    rec.submit().unwrap();
+    let (wm, warg, oh, ow) = cpu::max_pool2d(&x, dims, &p);
+    assert_eq!(ym.shape, vec![dims[0], dims[1], oh, ow]);
+    assert_close(&ym.read(c).unwrap(), &wm, 0.0, 0.0, "max_pool2d values");
+    let got_arg: Vec<u32> = am.read(c).unwrap().iter().map(|v| v.to_bits()).collect();
+    assert_eq!(got_arg, warg, "max_pool2d argmax for {dims:?} {p:?}");
+    let (wa, _, _) = cpu::avg_pool2d(&x, dims, &p);
+    assert_close(&ya.read(c).unwrap(), &wa, 1e-6, 1e-5, &format!("avg_pool2d {dims:?} {p:?}"));
+}
+
+#[test]
+fn pools_odd_padded_ties() {
+    run_pool([2, 3, 8, 8], Pool2d::square(2, 2), true);
+    run_pool([1, 2, 9, 7], Pool2d::square(3, 2), false);
+    let padded = Pool2d { kernel: (3, 3), stride: (2, 2), padding: (1, 1), ceil_mode: false, count_include_pad: true };
+    run_pool([3, 2, 7, 9], padded, true);
+    run_pool([3, 2, 7, 9], Pool2d { count_include_pad: false, ..padded }, false);
+    let ceil = Pool2d { kernel: (2, 3), stride: (2, 2), padding: (1, 1), ceil_mode: true, count_include_pad: true };
+    run_pool([2, 1, 6, 5], ceil, true);
+    run_pool([1, 1, 5, 5], Pool2d { ceil_mode: true, ..Pool2d::square(2, 2) }, false);
+}
+
+#[test]
+fn adaptive_avg_pool_up_and_down() {
+    let c = ctx();
+    for (dims, out) in [
+        ([2, 3, 3, 3], (7, 7)),
+        ([1, 4, 7, 7], (7, 7)),
+        ([2, 2, 10, 13], (3, 4)),
+        ([1, 1, 1, 1], (7, 7)),
+        ([3, 2, 5, 7], (2, 9)),
+    ] {
+        let x = rand_vec(dims.iter().product(), 8);
+        let xt = Tensor::upload(c, &x, &dims).unwrap();
+        let mut rec = Recorder::new(c, "test adaptive");
+        let y = ops::adaptive_avg_pool2d(&mut rec, &xt, out).unwrap();
+        rec.submit().unwrap();
+        let want = cpu::adaptive_avg_pool2d(&x, dims, out);
+        assert_close(&y.read(c).unwrap(), &want, 1e-6, 1e-5, &format!("adaptive {dims:?} -> {out:?}"));
+    }
+}
+
+#[test]
+fn relu_and_softmax() {
+    let c = ctx();
+    let x: Vec<f32> = rand_vec(3 * 1001, 9).iter().map(|v| v * 20.0).collect();
+    let xt = Tensor::upload(c, &x, &[3, 1001]).unwrap();
+    let mut rec = Recorder::new(c, "test elementwise");
+    let r = ops::relu(&mut rec, &xt).unwrap();
+    let s = ops::softmax(&mut rec, &xt).unwrap();
+    rec.submit().unwrap();
+    assert_close(&r.read(c).unwrap(), &cpu::relu(&x), 0.0, 0.0, "relu");
+    assert_close(&s.read(c).unwrap(), &cpu::softmax(&x, 1001), 1e-7, 1e-4, "softmax");
+}
+
+#[test]
+fn wrong_shapes_are_errors() {
+    let c = ctx();
+    let xt = Tensor::upload(c, &rand_vec(2 * 3 * 4 * 4, 1), &[2, 3, 4, 4]).unwrap();
+    let w = WeightBuffer::upload(c, "w", &rand_vec(8 * 4 * 9, 2), 8, 4 * 9, None).unwrap();
+    let mut rec = Recorder::new(c, "bad");
+    let g = geom(4, 8, (3, 3), (1, 1), (1, 1));
+    assert!(ops::conv2d(&mut rec, &xt, &w, &g, false).is_err());
+    let g = geom(3, 8, (9, 9), (1, 1), (0, 0));
+    assert!(ops::conv2d(&mut rec, &xt, &w, &g, false).is_err());
+    assert!(ops::max_pool2d(&mut rec, &xt, &Pool2d::square(5, 1)).is_err());
+    assert!(ops::linear(&mut rec, &xt, &w, false).is_err());
+    assert!(Tensor::upload(c, &[1.0, 2.0], &[3]).is_err());
+}
