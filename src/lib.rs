@@ -1,8 +1,13 @@
 //! netlens: explain what vision CNNs see, on any GPU, through wgpu and WGSL kernels.
 
+pub mod array;
 pub mod error;
+pub mod graph;
+pub mod io;
 pub mod gpu;
+pub mod model;
 pub mod ops;
 pub mod reference;
 
+pub use array::Array;
 pub use error::{Error, Result};

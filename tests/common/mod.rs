@@ -42,3 +42,26 @@ pub fn assert_close(a: &[f32], b: &[f32], atol: f32, rtol: f32, what: &str) {
         );
     }
 }
+
+/// All tensors of a safetensors file as f32 arrays, by name.
+pub fn load_tensors(path: &str) -> std::collections::BTreeMap<String, netlens::Array> {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    st.iter()
+        .map(|(name, v)| {
+            assert_eq!(v.dtype(), safetensors::Dtype::F32, "{name}");
+            let data = v.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+            (name.to_string(), netlens::Array::new(v.shape().to_vec(), data).unwrap())
+        })
+        .collect()
+}
+
+pub fn fixture(name: &str) -> String {
+    format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A shared device for tests that need an Arc.
+pub fn arc_ctx() -> std::sync::Arc<Context> {
+    static CTX: OnceLock<std::sync::Arc<Context>> = OnceLock::new();
+    CTX.get_or_init(|| std::sync::Arc::new(Context::from_env().expect("a wgpu adapter"))).clone()
+}

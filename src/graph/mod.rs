@@ -1,0 +1,217 @@
+//! The graph runner: uploads a model's weights once and runs its layer sequence on the
+//! GPU, keeping activations on the device, capturing any layer's output by name.
+
+use std::sync::Arc;
+
+use crate::array::Array;
+use crate::error::{Error, Result};
+use crate::gpu::{Context, Recorder, Tensor, WeightBuffer};
+use crate::model::{LayerKind, Model};
+use crate::ops;
+
+/// Which layer outputs a GPU forward pass keeps.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Keep {
+    /// Only the logits (conv/linear + ReLU pairs are fused).
+    Nothing,
+    /// These layer indices.
+    Layers(Vec<usize>),
+    /// Every layer (the tape for a backward pass); nothing is fused.
+    All,
+}
+
+impl Keep {
+    fn has(&self, i: usize) -> bool {
+        match self {
+            Keep::Nothing => false,
+            Keep::Layers(v) => v.contains(&i),
+            Keep::All => true,
+        }
+    }
+}
+
+/// What a GPU forward pass leaves behind: kept layer outputs, max-pool argmaxes and the
+/// logits, all on the device.
+pub struct Tape {
+    pub input: Tensor,
+    pub outputs: Vec<Option<Tensor>>,
+    pub argmax: Vec<Option<Tensor>>,
+    pub logits: Tensor,
+}
+
+/// Host results of a forward pass.
+pub struct Forward {
+    pub logits: Array,
+    /// (layer output name, activation) in the order asked for.
+    pub captures: Vec<(String, Array)>,
+}
+
+pub struct Net {
+    ctx: Arc<Context>,
+    model: Model,
+    weights: Vec<Option<WeightBuffer>>,
+    batch_cap: Option<usize>,
+}
+
+impl Net {
+    /// Uploads the model's weights (split across buffers where over the binding limit).
+    pub fn new(ctx: Arc<Context>, model: Model) -> Result<Net> {
+        let mut weights = Vec::with_capacity(model.layers.len());
+        for l in &model.layers {
+            weights.push(match &l.kind {
+                LayerKind::Conv2d { geom, weight, bias } => Some(WeightBuffer::upload(
+                    &ctx,
+                    &l.name,
+                    weight,
+                    geom.cout,
+                    weight.len() / geom.cout,
+                    bias.as_deref(),
+                )?),
+                LayerKind::Linear { in_features, out_features, weight, bias } => {
+                    Some(WeightBuffer::upload(&ctx, &l.name, weight, *out_features, *in_features, bias.as_deref())?)
+                }
+                LayerKind::BatchNorm2d { .. } => {
+                    return Err(Error::Other(format!("batch norm {} was not folded; load models with model::load", l.name)))
+                }
+                _ => None,
+            });
+        }
+        ctx.check("uploading weights")?;
+        Ok(Net { ctx, model, weights, batch_cap: None })
+    }
+
+    /// Caps the items per pass below what the device allows (bounds GPU memory).
+    pub fn with_max_batch(mut self, cap: usize) -> Self {
+        self.batch_cap = Some(cap.max(1));
+        self
+    }
+
+    pub fn model(&self) -> &Model {
+        &self.model
+    }
+    pub fn ctx(&self) -> &Arc<Context> {
+        &self.ctx
+    }
+
+    /// Checks an input shape against the network and returns how many items fit one pass
+    /// (every activation of a pass must fit one storage binding).
+    pub fn max_batch(&self, shape: &[usize]) -> Result<usize> {
+        if shape.len() != 4 || shape[1] != self.model.in_channels {
+            return Err(Error::Shape(format!(
+                "input has shape {shape:?}; this model takes [N, {}, H, W]",
+                self.model.in_channels
+            )));
+        }
+        if shape[0] == 0 {
+            return Err(Error::Shape("input batch is empty".into()));
+        }
+        let one = [1, shape[1], shape[2], shape[3]];
+        let shapes = self.model.output_shapes(&one)?;
+        let limit = self.ctx.max_binding();
+        let mut worst = (one.iter().product::<usize>() as u64 * 4, "input".to_string());
+        for (i, s) in shapes.iter().enumerate() {
+            let b = s.iter().product::<usize>() as u64 * 4;
+            if b > worst.0 {
+                worst = (b, self.model.output_name(i).to_string());
+            }
+        }
+        if worst.0 > limit {
+            return Err(Error::TooLarge {
+                what: format!("one item's output of layer {}", worst.1),
+                bytes: worst.0,
+                limit,
+                hint: format!("use a smaller input than {}x{}", shape[2], shape[3]),
+            });
+        }
+        let fit = ((limit / worst.0) as usize).max(1);
+        Ok(self.batch_cap.map_or(fit, |c| c.min(fit)))
+    }
+
+    /// Runs the network on a device tensor of at most `max_batch` items.
+    pub fn forward_gpu(&self, x: &Tensor, keep: &Keep) -> Result<Tape> {
+        self.max_batch(&x.shape)?;
+        let n = self.model.layers.len();
+        let mut rec = Recorder::new(&self.ctx, "forward");
+        let mut outputs: Vec<Option<Tensor>> = vec![None; n];
+        let mut argmax: Vec<Option<Tensor>> = vec![None; n];
+        let mut cur = x.clone();
+        let mut i = 0;
+        while i < n {
+            let fuse = keep != &Keep::All
+                && !keep.has(i)
+                && matches!(self.model.layers.get(i + 1).map(|l| &l.kind), Some(LayerKind::Relu));
+            let mut relu_done = false;
+            cur = match &self.model.layers[i].kind {
+                LayerKind::Conv2d { geom, .. } => {
+                    relu_done = fuse;
+                    ops::conv2d(&mut rec, &cur, self.weights[i].as_ref().unwrap(), geom, fuse)?
+                }
+                LayerKind::Linear { .. } => {
+                    relu_done = fuse;
+                    ops::linear(&mut rec, &cur, self.weights[i].as_ref().unwrap(), fuse)?
+                }
+                LayerKind::Relu => ops::relu(&mut rec, &cur)?,
+                LayerKind::MaxPool2d(p) => {
+                    let (y, a) = ops::max_pool2d(&mut rec, &cur, p)?;
+                    argmax[i] = Some(a);
+                    y
+                }
+                LayerKind::AvgPool2d(p) => ops::avg_pool2d(&mut rec, &cur, p)?,
+                LayerKind::AdaptiveAvgPool2d(o) => ops::adaptive_avg_pool2d(&mut rec, &cur, *o)?,
+                LayerKind::Flatten => {
+                    let s = &cur.shape;
+                    cur.reshape(&[s[0], s[1..].iter().product()])?
+                }
+                LayerKind::Dropout => cur,
+                LayerKind::BatchNorm2d { .. } => unreachable!("rejected in Net::new"),
+            };
+            if keep.has(i) {
+                outputs[i] = Some(cur.clone());
+            }
+            if relu_done {
+                i += 1; // the ReLU ran inside the conv/linear
+                if keep.has(i) {
+                    outputs[i] = Some(cur.clone());
+                }
+            }
+            i += 1;
+        }
+        rec.submit()?;
+        Ok(Tape { input: x.clone(), outputs, argmax, logits: cur })
+    }
+
+    /// Runs the network on a host batch of any size (split into passes that fit the
+    /// device), returning the logits and the named layers' outputs.
+    pub fn forward(&self, input: &Array, capture: &[String]) -> Result<Forward> {
+        if let Some(i) = input.first_non_finite() {
+            return Err(Error::input("tensor", format!("value {} at flat index {i} is not finite", input.data[i])));
+        }
+        let chunk = self.max_batch(&input.shape)?;
+        let idx: Vec<usize> = capture.iter().map(|c| self.model.find(c)).collect::<Result<_>>()?;
+        let keep = if idx.is_empty() { Keep::Nothing } else { Keep::Layers(idx.clone()) };
+        let mut logits = Vec::new();
+        let mut caps: Vec<Vec<Array>> = vec![Vec::new(); idx.len()];
+        let mut start = 0;
+        while start < input.batch() {
+            let end = (start + chunk).min(input.batch());
+            let part = input.slice_batch(start, end);
+            let x = Tensor::upload(&self.ctx, &part.data, &part.shape)?;
+            let tape = self.forward_gpu(&x, &keep)?;
+            logits.push(read(&self.ctx, &tape.logits)?);
+            for (k, &li) in idx.iter().enumerate() {
+                caps[k].push(read(&self.ctx, tape.outputs[li].as_ref().unwrap())?);
+            }
+            start = end;
+        }
+        let captures = capture
+            .iter()
+            .zip(caps)
+            .map(|(name, parts)| Ok((name.clone(), Array::concat(&parts)?)))
+            .collect::<Result<_>>()?;
+        Ok(Forward { logits: Array::concat(&logits)?, captures })
+    }
+}
+
+fn read(ctx: &Context, t: &Tensor) -> Result<Array> {
+    Array::new(t.shape.clone(), t.read(ctx)?)
+}

@@ -1,0 +1,319 @@
+//! Loading models from safetensors: torchvision VGG state dicts by their names, or any
+//! VGG-style sequence described in the file's metadata (see `spec`).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::Path;
+
+use safetensors::{Dtype, SafeTensors};
+
+use super::spec::{LayerSpec, ModelSpec};
+use super::{fold_batchnorm, Layer, LayerKind, Model, ModelMeta};
+use crate::error::{Error, Result};
+use crate::ops::{Conv2dGeom, Pool2d};
+
+/// A tensor read from the file, converted to f32.
+struct Raw {
+    shape: Vec<usize>,
+    data: Vec<f32>,
+}
+
+struct Tensors {
+    path: String,
+    map: HashMap<String, Raw>,
+}
+
+impl Tensors {
+    fn get(&mut self, name: &str, rank: usize, what: &str) -> Result<Raw> {
+        let t = self.map.remove(name).ok_or_else(|| {
+            Error::model(&self.path, format!("missing tensor '{name}' ({what})"))
+        })?;
+        if t.shape.len() != rank {
+            return Err(Error::model(
+                &self.path,
+                format!("tensor '{name}' has shape {:?}; expected {rank} dimensions ({what})", t.shape),
+            ));
+        }
+        Ok(t)
+    }
+
+    fn opt(&mut self, name: &str, len: usize) -> Result<Option<Vec<f32>>> {
+        if !self.map.contains_key(name) {
+            return Ok(None);
+        }
+        let t = self.get(name, 1, "bias")?;
+        if t.data.len() != len {
+            return Err(Error::model(&self.path, format!("tensor '{name}' has {} values; expected {len}", t.data.len())));
+        }
+        Ok(Some(t.data))
+    }
+
+    fn vec(&mut self, name: &str, len: usize) -> Result<Vec<f32>> {
+        let t = self.get(name, 1, "per-channel vector")?;
+        if t.data.len() != len {
+            return Err(Error::model(&self.path, format!("tensor '{name}' has {} values; expected {len}", t.data.len())));
+        }
+        Ok(t.data)
+    }
+}
+
+/// Loads a model file; batch norms are folded into their convs.
+pub fn load(path: &Path) -> Result<Model> {
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    load_bytes(&bytes, &path.display().to_string())
+}
+
+pub fn load_bytes(bytes: &[u8], name: &str) -> Result<Model> {
+    let st = SafeTensors::deserialize(bytes).map_err(|e| {
+        Error::model(name, format!("not a readable safetensors file ({e}); is it truncated or of another format?"))
+    })?;
+    let (_, header) = SafeTensors::read_metadata(bytes).map_err(|e| Error::model(name, e.to_string()))?;
+    let spec: ModelSpec = match header.metadata().as_ref().and_then(|m| m.get("netlens")) {
+        Some(json) => serde_json::from_str(json)
+            .map_err(|e| Error::model(name, format!("metadata key 'netlens' is not valid: {e}")))?,
+        None => ModelSpec::default(),
+    };
+    if spec.format.is_some_and(|f| f > 1) {
+        return Err(Error::model(name, "metadata format is newer than this netlens understands; upgrade netlens"));
+    }
+    let mut map = HashMap::new();
+    for (tname, view) in st.iter() {
+        let data = match view.dtype() {
+            Dtype::F32 => view.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect(),
+            Dtype::F16 => view.data().chunks_exact(2).map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32()).collect(),
+            Dtype::BF16 => view.data().chunks_exact(2).map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32()).collect(),
+            _ if tname.ends_with("num_batches_tracked") => continue,
+            other => {
+                return Err(Error::model(name, format!("tensor '{tname}' has dtype {other:?}; expected f32, f16 or bf16")))
+            }
+        };
+        map.insert(tname.to_string(), Raw { shape: view.shape().to_vec(), data });
+    }
+    let mut t = Tensors { path: name.to_string(), map };
+    let (layers, arch) = match &spec.layers {
+        Some(specs) => (from_spec(specs, &mut t)?, spec.arch.clone().unwrap_or_else(|| "custom".into())),
+        None => torchvision(&mut t)?,
+    };
+    if let Some(extra) = t.map.keys().min() {
+        return Err(Error::model(
+            name,
+            format!("tensor '{extra}' is not used by any layer (expected only the layers' weight, bias and batch-norm tensors)"),
+        ));
+    }
+    let in_channels = layers
+        .iter()
+        .find_map(|l| match &l.kind {
+            LayerKind::Conv2d { geom, .. } => Some(geom.cin),
+            _ => None,
+        })
+        .ok_or_else(|| Error::model(name, "the model has no conv layer"))?;
+    let mut meta = ModelMeta { arch, ..ModelMeta::default() };
+    if let Some(s) = spec.input_size {
+        meta.input_size = s.hw();
+        meta.resize = spec.resize.unwrap_or(s.hw().0.min(s.hw().1) * 256 / 224);
+    } else if let Some(r) = spec.resize {
+        meta.resize = r;
+    }
+    if let Some(m) = spec.mean {
+        meta.mean = m;
+    }
+    if let Some(s) = spec.std {
+        meta.std = s;
+    }
+    if meta.mean.len() != in_channels || meta.std.len() != in_channels || meta.std.iter().any(|s| *s <= 0.0) {
+        return Err(Error::model(name, format!("mean/std must have {in_channels} entries with std > 0")));
+    }
+    meta.classes = spec.classes;
+    let mut model = Model { layers, meta, in_channels };
+    fold_batchnorm(&mut model).map_err(|e| Error::model(name, e.to_string()))?;
+    let probe = [1, in_channels, model.meta.input_size.0, model.meta.input_size.1];
+    let shapes = model.output_shapes(&probe).map_err(|e| Error::model(name, e.to_string()))?;
+    let classes = shapes.last().map(|s| s.iter().skip(1).product::<usize>()).unwrap_or(0);
+    if let Some(c) = &model.meta.classes {
+        if c.len() != classes {
+            return Err(Error::model(name, format!("metadata lists {} class names for {classes} outputs", c.len())));
+        }
+    }
+    Ok(model)
+}
+
+fn conv(t: &mut Tensors, name: &str, stride: (usize, usize), padding: (usize, usize), kernel: Option<(usize, usize)>) -> Result<LayerKind> {
+    let w = t.get(&format!("{name}.weight"), 4, "conv weight [out, in, kh, kw]")?;
+    let [cout, cin, kh, kw] = [w.shape[0], w.shape[1], w.shape[2], w.shape[3]];
+    if let Some(k) = kernel {
+        if k != (kh, kw) {
+            return Err(Error::model(&t.path, format!("{name}: metadata says kernel {k:?}, weight has {kh}x{kw}")));
+        }
+    }
+    let bias = t.opt(&format!("{name}.bias"), cout)?;
+    let geom = Conv2dGeom { cin, cout, kernel: (kh, kw), stride, padding };
+    Ok(LayerKind::Conv2d { geom, weight: w.data, bias })
+}
+
+fn linear(t: &mut Tensors, name: &str) -> Result<LayerKind> {
+    let w = t.get(&format!("{name}.weight"), 2, "linear weight [out, in]")?;
+    let (out_features, in_features) = (w.shape[0], w.shape[1]);
+    let bias = t.opt(&format!("{name}.bias"), out_features)?;
+    Ok(LayerKind::Linear { in_features, out_features, weight: w.data, bias })
+}
+
+fn batchnorm(t: &mut Tensors, name: &str, channels: usize, eps: f32) -> Result<LayerKind> {
+    Ok(LayerKind::BatchNorm2d {
+        mean: t.vec(&format!("{name}.running_mean"), channels)?,
+        var: t.vec(&format!("{name}.running_var"), channels)?,
+        gamma: t.vec(&format!("{name}.weight"), channels)?,
+        beta: t.vec(&format!("{name}.bias"), channels)?,
+        eps,
+    })
+}
+
+fn last_channels(layers: &[Layer]) -> Option<usize> {
+    layers.iter().rev().find_map(|l| match &l.kind {
+        LayerKind::Conv2d { geom, .. } => Some(geom.cout),
+        _ => None,
+    })
+}
+
+fn layer(name: impl Into<String>, kind: LayerKind) -> Layer {
+    Layer { name: name.into(), kind, folded_bn: None }
+}
+
+fn from_spec(specs: &[LayerSpec], t: &mut Tensors) -> Result<Vec<Layer>> {
+    let mut layers = Vec::new();
+    for s in specs {
+        let l = match s {
+            LayerSpec::Conv2d { name, kernel, stride, padding } => {
+                layer(name, conv(t, name, stride.hw(), padding.hw(), Some(kernel.hw()))?)
+            }
+            LayerSpec::Batchnorm2d { name, eps } => {
+                let c = last_channels(&layers)
+                    .ok_or_else(|| Error::model(&t.path, format!("batch norm {name} comes before any conv")))?;
+                layer(name, batchnorm(t, name, c, *eps)?)
+            }
+            LayerSpec::Relu { name } => layer(name, LayerKind::Relu),
+            LayerSpec::Maxpool2d { name, kernel, stride, padding, ceil_mode } => {
+                let k = kernel.hw();
+                let p = Pool2d { kernel: k, stride: stride.map_or(k, |s| s.hw()), padding: padding.hw(), ceil_mode: *ceil_mode, count_include_pad: true };
+                layer(name, LayerKind::MaxPool2d(p))
+            }
+            LayerSpec::Avgpool2d { name, kernel, stride, padding, ceil_mode, count_include_pad } => {
+                let k = kernel.hw();
+                let p = Pool2d { kernel: k, stride: stride.map_or(k, |s| s.hw()), padding: padding.hw(), ceil_mode: *ceil_mode, count_include_pad: *count_include_pad };
+                layer(name, LayerKind::AvgPool2d(p))
+            }
+            LayerSpec::AdaptiveAvgpool2d { name, output } => layer(name, LayerKind::AdaptiveAvgPool2d(output.hw())),
+            LayerSpec::Flatten { name } => layer(name, LayerKind::Flatten),
+            LayerSpec::Linear { name } => layer(name, linear(t, name)?),
+            LayerSpec::Dropout { name } => layer(name, LayerKind::Dropout),
+        };
+        layers.push(l);
+    }
+    Ok(layers)
+}
+
+/// Parses `prefix.N.rest` names into N -> {rest}.
+fn indexed(t: &Tensors, prefix: &str) -> Result<BTreeMap<usize, BTreeSet<String>>> {
+    let mut out: BTreeMap<usize, BTreeSet<String>> = BTreeMap::new();
+    for name in t.map.keys() {
+        let Some(rest) = name.strip_prefix(prefix) else { continue };
+        let (idx, field) = rest.split_once('.').unwrap_or((rest, ""));
+        let idx: usize = idx.parse().map_err(|_| {
+            Error::model(&t.path, format!("tensor '{name}': expected '{prefix}<index>.<field>' as in torchvision's VGG"))
+        })?;
+        out.entry(idx).or_default().insert(field.to_string());
+    }
+    Ok(out)
+}
+
+/// torchvision's VGG: features (conv [bn] relu ... maxpool), AdaptiveAvgPool2d(7, 7),
+/// flatten, classifier (linear relu dropout linear relu dropout linear).
+fn torchvision(t: &mut Tensors) -> Result<(Vec<Layer>, String)> {
+    for name in t.map.keys() {
+        if !name.starts_with("features.") && !name.starts_with("classifier.") {
+            return Err(Error::model(
+                &t.path,
+                format!(
+                    "tensor '{name}' is not part of a torchvision VGG (expected features.N.* and classifier.N.*); \
+                     describe other networks with the 'netlens' metadata key (see README)"
+                ),
+            ));
+        }
+    }
+    let feats = indexed(t, "features.")?;
+    let cls = indexed(t, "classifier.")?;
+    if feats.is_empty() || cls.is_empty() {
+        return Err(Error::model(&t.path, "expected features.N.* and classifier.N.* tensors of a torchvision VGG"));
+    }
+    let mut layers = Vec::new();
+    let mut i = 0;
+    let mut convs = 0;
+    let mut bn = false;
+    let last = *feats.keys().next_back().unwrap();
+    while i <= last {
+        let fields = feats.get(&i);
+        let is_conv = fields.is_some_and(|f| f.contains("weight") && !f.contains("running_mean"));
+        if is_conv {
+            let name = format!("features.{i}");
+            layers.push(layer(&name, conv(t, &name, (1, 1), (1, 1), None)?));
+            convs += 1;
+            i += 1;
+            if feats.get(&i).is_some_and(|f| f.contains("running_mean")) {
+                let name = format!("features.{i}");
+                let c = last_channels(&layers).unwrap();
+                layers.push(layer(&name, batchnorm(t, &name, c, 1e-5)?));
+                bn = true;
+                i += 1;
+            }
+            layers.push(layer(format!("features.{i}"), LayerKind::Relu));
+            i += 1;
+            if feats.contains_key(&i) {
+                continue;
+            }
+        } else if fields.is_some() {
+            return Err(Error::model(&t.path, format!("features.{i} is neither a conv nor a batch norm of a torchvision VGG")));
+        }
+        // an index without tensors after a block is torchvision's 'M': MaxPool2d(2, 2)
+        layers.push(layer(format!("features.{i}"), LayerKind::MaxPool2d(Pool2d::square(2, 2))));
+        i += 1;
+        if i <= last && !feats.contains_key(&i) {
+            return Err(Error::model(&t.path, format!("features.{i} has no tensors: two pools in a row is not a torchvision VGG")));
+        }
+    }
+    layers.push(layer("avgpool", LayerKind::AdaptiveAvgPool2d((7, 7))));
+    layers.push(layer("flatten", LayerKind::Flatten));
+    let idx: Vec<usize> = cls.keys().copied().collect();
+    if idx[0] != 0 {
+        return Err(Error::model(&t.path, "classifier.0 (the first linear layer) is missing"));
+    }
+    for (k, &j) in idx.iter().enumerate() {
+        let name = format!("classifier.{j}");
+        layers.push(layer(&name, linear(t, &name)?));
+        if let Some(&next) = idx.get(k + 1) {
+            if next != j + 3 {
+                return Err(Error::model(
+                    &t.path,
+                    format!("classifier.{next} follows classifier.{j}: a torchvision VGG has linear, ReLU, dropout between linears"),
+                ));
+            }
+            layers.push(layer(format!("classifier.{}", j + 1), LayerKind::Relu));
+            layers.push(layer(format!("classifier.{}", j + 2), LayerKind::Dropout));
+        }
+    }
+    let c = last_channels(&layers).unwrap_or(0);
+    if let Some(LayerKind::Linear { in_features, .. }) = layers.iter().map(|l| &l.kind).find(|k| matches!(k, LayerKind::Linear { .. })) {
+        if *in_features != c * 49 {
+            return Err(Error::model(
+                &t.path,
+                format!("classifier.0 takes {in_features} features; a VGG with {c} channels after features gives {c}*7*7 = {}", c * 49),
+            ));
+        }
+    }
+    let depth = match convs {
+        8 => "vgg11",
+        10 => "vgg13",
+        13 => "vgg16",
+        16 => "vgg19",
+        _ => "vgg",
+    };
+    let arch = if bn { format!("{depth}_bn") } else { depth.to_string() };
+    Ok((layers, arch))
+}

@@ -1,0 +1,105 @@
+//! The `__metadata__` schema: a JSON document under the key `netlens` describing the
+//! layer sequence and preprocessing. Every field is optional; without `layers` the
+//! tensor names must follow torchvision's VGG.
+
+use serde::Deserialize;
+
+/// A size given as one number or as [h, w].
+#[derive(Clone, Copy, Debug, Deserialize)]
+#[serde(untagged)]
+pub enum Pair {
+    One(usize),
+    Two([usize; 2]),
+}
+
+impl Pair {
+    pub fn hw(self) -> (usize, usize) {
+        match self {
+            Pair::One(v) => (v, v),
+            Pair::Two([h, w]) => (h, w),
+        }
+    }
+}
+
+fn zero() -> Pair {
+    Pair::One(0)
+}
+fn one() -> Pair {
+    Pair::One(1)
+}
+fn yes() -> bool {
+    true
+}
+fn bn_eps() -> f32 {
+    1e-5
+}
+
+/// One layer; weights live in the file as `{name}.weight` / `{name}.bias`
+/// (batch norm: `running_mean`, `running_var`, `weight`, `bias`).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum LayerSpec {
+    Conv2d {
+        name: String,
+        kernel: Pair,
+        #[serde(default = "one")]
+        stride: Pair,
+        #[serde(default = "zero")]
+        padding: Pair,
+    },
+    Batchnorm2d {
+        name: String,
+        #[serde(default = "bn_eps")]
+        eps: f32,
+    },
+    Relu {
+        name: String,
+    },
+    Maxpool2d {
+        name: String,
+        kernel: Pair,
+        stride: Option<Pair>,
+        #[serde(default = "zero")]
+        padding: Pair,
+        #[serde(default)]
+        ceil_mode: bool,
+    },
+    Avgpool2d {
+        name: String,
+        kernel: Pair,
+        stride: Option<Pair>,
+        #[serde(default = "zero")]
+        padding: Pair,
+        #[serde(default)]
+        ceil_mode: bool,
+        #[serde(default = "yes")]
+        count_include_pad: bool,
+    },
+    AdaptiveAvgpool2d {
+        name: String,
+        output: Pair,
+    },
+    Flatten {
+        name: String,
+    },
+    Linear {
+        name: String,
+    },
+    Dropout {
+        name: String,
+    },
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelSpec {
+    #[serde(default)]
+    pub format: Option<u32>,
+    pub arch: Option<String>,
+    pub layers: Option<Vec<LayerSpec>>,
+    pub input_size: Option<Pair>,
+    pub resize: Option<usize>,
+    pub mean: Option<Vec<f32>>,
+    pub std: Option<Vec<f32>>,
+    pub classes: Option<Vec<String>>,
+}
