@@ -1,6 +1,7 @@
 //! netlens: explain what vision CNNs see, on any GPU, through wgpu and WGSL kernels.
 
 pub mod array;
+pub mod cli;
 pub mod error;
 pub mod graph;
 pub mod io;

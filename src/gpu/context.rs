@@ -96,7 +96,7 @@ impl Context {
     pub fn new(backend: Backend) -> Result<Self> {
         // Auto tries the native APIs first and GL only when none of them has an adapter.
         let tries: &[wgpu::Backends] = match backend {
-            Backend::Auto => &[wgpu::Backends::PRIMARY, wgpu::Backends::GL],
+            Backend::Auto => &[wgpu::Backends::VULKAN.union(wgpu::Backends::METAL).union(wgpu::Backends::DX12), wgpu::Backends::GL],
             _ => &[backend.backends()],
         };
         let options = wgpu::RequestAdapterOptions {

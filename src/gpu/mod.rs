@@ -1,7 +1,7 @@
 //! GPU runtime: device context, kernel/pipeline cache, pooled tensors and a command recorder.
 
 mod context;
-mod kernels;
+pub mod kernels;
 pub mod recorder;
 mod tensor;
 

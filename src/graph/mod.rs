@@ -212,6 +212,17 @@ impl Net {
     }
 }
 
+impl Net {
+    /// Softmax over the classes of host logits [N, classes], on the GPU.
+    pub fn softmax(&self, logits: &Array) -> Result<Array> {
+        let x = Tensor::upload(&self.ctx, &logits.data, &logits.shape)?;
+        let mut rec = Recorder::new(&self.ctx, "softmax");
+        let y = ops::softmax(&mut rec, &x)?;
+        rec.submit()?;
+        read(&self.ctx, &y)
+    }
+}
+
 fn read(ctx: &Context, t: &Tensor) -> Result<Array> {
     Array::new(t.shape.clone(), t.read(ctx)?)
 }

@@ -3,6 +3,7 @@
 mod canonize;
 mod import;
 mod spec;
+pub mod zoo;
 
 pub use canonize::fold_batchnorm;
 pub use import::load;

@@ -1,0 +1,51 @@
+//! The `netlens` command line: one file per subcommand.
+
+mod classify;
+mod info;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+
+use crate::error::Result;
+use crate::gpu::{Backend, Context};
+
+#[derive(Parser)]
+#[command(name = "netlens", version, about = "Explain what vision CNNs see, on any GPU (wgpu + WGSL)")]
+pub struct Cli {
+    /// GPU backend: auto, vulkan, gl, metal, dx12 (default: NETLENS_BACKEND, else auto)
+    #[arg(long, global = true)]
+    backend: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Layers, output shapes, parameter count and memory of a model
+    Info(info::Args),
+    /// Classify images or .npy batches
+    Classify(classify::Args),
+}
+
+pub fn run(cli: Cli) -> Result<()> {
+    let backend = match &cli.backend {
+        Some(b) => b.parse()?,
+        None => Backend::from_env()?,
+    };
+    match cli.command {
+        Command::Info(a) => info::run(a),
+        Command::Classify(a) => classify::run(a, backend),
+    }
+}
+
+pub(crate) fn open_gpu(backend: Backend) -> Result<Arc<Context>> {
+    let ctx = Context::new(backend)?;
+    log::info!("GPU: {}", ctx.adapter_name());
+    Ok(Arc::new(ctx))
+}
+
+pub(crate) fn load_model(path: &PathBuf) -> Result<crate::model::Model> {
+    crate::model::load(path)
+}

@@ -1,0 +1,189 @@
+//! Bad input gets a clear error and exit code 1 (2 for usage), never a panic.
+
+mod common;
+use common::{arc_ctx, fixture};
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use safetensors::tensor::TensorView;
+use safetensors::Dtype;
+
+fn tmp(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("netlens-bad-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join(name)
+}
+
+/// Runs the CLI; returns (exit code, stderr).
+fn netlens(args: &[&str]) -> (i32, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_netlens")).args(args).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(!err.contains("panicked"), "panic for {args:?}: {err}");
+    (out.status.code().unwrap_or(-1), err)
+}
+
+fn expect_error(args: &[&str], needle: &str) {
+    let (code, err) = netlens(args);
+    assert_eq!(code, 1, "{args:?} should fail with 1: {err}");
+    assert!(err.to_lowercase().contains(&needle.to_lowercase()), "{args:?}: '{needle}' not in: {err}");
+}
+
+fn npy(name: &str, shape: &[usize], fill: f32) -> String {
+    let n = shape.iter().product();
+    let a = netlens::Array::new(shape.to_vec(), vec![fill; n]).unwrap();
+    let p = tmp(name);
+    std::fs::write(&p, netlens::io::npy::to_bytes(&a)).unwrap();
+    p.display().to_string()
+}
+
+fn write_model(name: &str, tensors: &[(&str, Dtype, Vec<usize>)]) -> String {
+    let bufs: Vec<Vec<u8>> = tensors.iter().map(|(_, d, s)| vec![0u8; s.iter().product::<usize>() * d.bitsize() / 8]).collect();
+    let views: Vec<(String, TensorView)> = tensors
+        .iter()
+        .zip(&bufs)
+        .map(|((n, d, s), b)| (n.to_string(), TensorView::new(*d, s.clone(), b).unwrap()))
+        .collect();
+    let p = tmp(name);
+    safetensors::serialize_to_file(views, None, &p).unwrap();
+    p.display().to_string()
+}
+
+fn good_model() -> String {
+    fixture("vgg11_tiny.safetensors")
+}
+
+#[test]
+fn truncated_and_corrupt_model_files() {
+    let bytes = std::fs::read(good_model()).unwrap();
+    let t = tmp("truncated.safetensors");
+    std::fs::write(&t, &bytes[..bytes.len() / 2]).unwrap();
+    expect_error(&["info", t.to_str().unwrap()], "truncated");
+    let c = tmp("corrupt.safetensors");
+    let mut junk = bytes.clone();
+    junk[8..40].copy_from_slice(b"this is not json at all, sorry!!");
+    std::fs::write(&c, &junk).unwrap();
+    expect_error(&["info", c.to_str().unwrap()], "safetensors");
+    let e = tmp("empty.safetensors");
+    std::fs::write(&e, b"").unwrap();
+    expect_error(&["info", e.to_str().unwrap()], "safetensors");
+    expect_error(&["info", "/nonexistent/model.safetensors"], "no such file");
+}
+
+#[test]
+fn mismatched_model_files() {
+    let f = Dtype::F32;
+    let m = write_model("extra.safetensors", &[("fc.weight", f, vec![2, 2])]);
+    expect_error(&["info", &m], "fc.weight");
+    let m = write_model("nocls.safetensors", &[("features.0.weight", f, vec![4, 3, 3, 3])]);
+    expect_error(&["info", &m], "classifier");
+    let m = write_model(
+        "wrongin.safetensors",
+        &[("features.0.weight", f, vec![4, 3, 3, 3]), ("classifier.0.weight", f, vec![5, 100])],
+    );
+    expect_error(&["info", &m], "4*7*7");
+    let m = write_model(
+        "rank.safetensors",
+        &[("features.0.weight", f, vec![4, 27]), ("classifier.0.weight", f, vec![5, 196])],
+    );
+    expect_error(&["info", &m], "features.0");
+    let m = write_model(
+        "dtype.safetensors",
+        &[("features.0.weight", Dtype::I32, vec![4, 3, 3, 3]), ("classifier.0.weight", f, vec![5, 196])],
+    );
+    expect_error(&["info", &m], "dtype");
+    let m = write_model(
+        "badbias.safetensors",
+        &[("features.0.weight", f, vec![4, 3, 3, 3]), ("features.0.bias", f, vec![5]), ("classifier.0.weight", f, vec![5, 196])],
+    );
+    expect_error(&["info", &m], "features.0.bias");
+}
+
+#[test]
+fn bad_metadata() {
+    let bytes = std::fs::read(fixture("small.safetensors")).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let views: Vec<(String, TensorView)> = st.iter().map(|(n, v)| (n.to_string(), v)).collect();
+    let meta = std::collections::HashMap::from([(
+        "netlens".to_string(),
+        r#"{"layers": [{"type": "conv3d", "name": "body.0"}]}"#.to_string(),
+    )]);
+    let p = tmp("badmeta.safetensors");
+    safetensors::serialize_to_file(views, Some(meta), &p).unwrap();
+    expect_error(&["info", p.to_str().unwrap()], "conv3d");
+}
+
+#[test]
+fn bad_inputs() {
+    let m = good_model();
+    expect_error(&["classify", &m, &npy("onech.npy", &[1, 1, 64, 64], 0.5)], "[N, 3, H, W]");
+    expect_error(&["classify", &m, &npy("nan.npy", &[1, 3, 64, 64], f32::NAN)], "not finite");
+    expect_error(&["classify", &m, &npy("small.npy", &[1, 3, 8, 8], 0.5)], "smaller than the pool window");
+    expect_error(&["classify", &m, &npy("rank.npy", &[3, 64, 64], 0.5)], "[N, C, H, W]");
+    let fake = tmp("fake.png");
+    std::fs::write(&fake, b"definitely not a png").unwrap();
+    expect_error(&["classify", &m, fake.to_str().unwrap()], "decode");
+    let tr = tmp("trunc.npy");
+    let full = std::fs::read(npy("full.npy", &[1, 3, 64, 64], 0.1)).unwrap();
+    std::fs::write(&tr, &full[..full.len() - 100]).unwrap();
+    expect_error(&["classify", &m, tr.to_str().unwrap()], "truncated");
+}
+
+/// A PNG whose header claims 20000x20000 pixels: refused before decoding.
+#[test]
+fn huge_images_are_refused() {
+    fn chunk(out: &mut Vec<u8>, kind: &[u8], data: &[u8]) {
+        out.extend_from_slice(&(data.len() as u32).to_be_bytes());
+        let mut c = kind.to_vec();
+        c.extend_from_slice(data);
+        out.extend_from_slice(&c);
+        out.extend_from_slice(&crc32(&c).to_be_bytes());
+    }
+    fn crc32(b: &[u8]) -> u32 {
+        let mut crc = !0u32;
+        for &x in b {
+            crc ^= x as u32;
+            for _ in 0..8 {
+                crc = if crc & 1 != 0 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
+            }
+        }
+        !crc
+    }
+    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+    let mut ihdr = Vec::new();
+    ihdr.extend_from_slice(&20000u32.to_be_bytes());
+    ihdr.extend_from_slice(&20000u32.to_be_bytes());
+    ihdr.extend_from_slice(&[8, 2, 0, 0, 0]);
+    chunk(&mut png, b"IHDR", &ihdr);
+    chunk(&mut png, b"IDAT", &[0x78, 0x9c, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01]);
+    chunk(&mut png, b"IEND", &[]);
+    let p = tmp("huge.png");
+    std::fs::write(&p, png).unwrap();
+    expect_error(&["classify", &good_model(), p.to_str().unwrap()], "20000x20000");
+}
+
+#[test]
+fn activations_over_the_binding_limit_are_a_clear_error() {
+    let m = netlens::model::load(Path::new(&good_model())).unwrap();
+    let net = netlens::graph::Net::new(arc_ctx(), m).unwrap();
+    let err = net.max_batch(&[1, 3, 9000, 9000]).unwrap_err().to_string();
+    assert!(err.contains("over this adapter's limit") && err.contains("features.0"), "{err}");
+    // a batch that does not fit one pass is split, not refused
+    assert!(net.max_batch(&[64, 3, 1024, 1024]).unwrap() >= 1);
+}
+
+#[test]
+fn outputs_are_not_overwritten_and_usage_errors_exit_2() {
+    let out = tmp("exists.npy");
+    std::fs::write(&out, b"keep me").unwrap();
+    let x = npy("ok.npy", &[1, 3, 32, 32], 0.1);
+    expect_error(&["classify", &good_model(), &x, "--logits", out.to_str().unwrap()], "--overwrite");
+    assert_eq!(std::fs::read(&out).unwrap(), b"keep me");
+    let (code, _) = netlens(&["classify", &good_model(), &x, "--logits", out.to_str().unwrap(), "--overwrite"]);
+    assert_eq!(code, 0);
+    let written = netlens::io::npy::read(&out).unwrap();
+    assert_eq!(written.shape, vec![1, 5]);
+    expect_error(&["--backend", "quantum", "classify", &good_model(), &x], "unknown backend");
+    assert_eq!(netlens(&["classify"]).0, 2);
+    assert_eq!(netlens(&["frobnicate"]).0, 2);
+}
