@@ -1,0 +1,17 @@
+//! Shapes shared by the kernel benches and tools/bench_torch.py (keep them in step).
+#![allow(dead_code)]
+
+/// (name, [n, cin, h, w], cout): 3x3 convs, padding 1, from VGG16.
+pub const CONVS: &[(&str, [usize; 4], usize)] = &[
+    ("conv1_2 b1", [1, 64, 224, 224], 64),
+    ("conv3_2 b1", [1, 256, 56, 56], 256),
+    ("conv5_2 b8", [8, 512, 14, 14], 512),
+];
+/// (name, batch, in, out)
+pub const LINEARS: &[(&str, usize, usize, usize)] = &[
+    ("fc6 b1", 1, 25088, 4096),
+    ("fc6 b8", 8, 25088, 4096),
+    ("fc7 b32", 32, 4096, 4096),
+];
+/// (name, [n, c, h, w]) with 2x2 stride-2 pooling
+pub const POOLS: &[(&str, [usize; 4])] = &[("pool1 b8", [8, 64, 224, 224]), ("pool4 b8", [8, 512, 28, 28])];
