@@ -2,7 +2,9 @@
 
 pub mod array;
 pub mod cli;
+pub mod data;
 pub mod error;
+pub mod eval;
 pub mod graph;
 pub mod io;
 pub mod gpu;

@@ -1,7 +1,9 @@
 //! The `netlens` command line: one file per subcommand.
 
+mod accuracy;
 mod classify;
 mod info;
+mod synth;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -27,6 +29,10 @@ enum Command {
     Info(info::Args),
     /// Classify images or .npy batches
     Classify(classify::Args),
+    /// Write the procedural concept dataset (Broden layout)
+    Synth(synth::Args),
+    /// Top-1 accuracy of a model over a generated dataset
+    Accuracy(accuracy::Args),
 }
 
 pub fn run(cli: Cli) -> Result<()> {
@@ -37,6 +43,8 @@ pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Info(a) => info::run(a),
         Command::Classify(a) => classify::run(a, backend),
+        Command::Synth(a) => synth::run(a),
+        Command::Accuracy(a) => accuracy::run(a, backend),
     }
 }
 

@@ -1,0 +1,118 @@
+"""Trains the demo model shipped in models/: a small torchvision-named VGG on netlens's
+procedural shapes dataset, then exports it with metadata and writes the sample images.
+
+Run from the repo root: python3 tools/train_demo.py  (needs torch, safetensors, numpy, Pillow;
+builds netlens with cargo to generate the data). Deterministic up to PyTorch's CPU kernels.
+"""
+import argparse
+import csv
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from safetensors.torch import save_file
+
+sys.path.insert(0, os.path.dirname(__file__))
+from vgg_like import TorchvisionVGG  # noqa: E402
+
+CFG = [16, "M", 32, "M", 64, 64, "M", 96, "M", 96, "M"]
+HIDDEN = 128
+SHAPES = ["circle", "triangle", "square", "star", "cross", "ring", "arrow", "crescent"]
+SIZE = 64
+MEAN = [0.5, 0.5, 0.5]
+STD = [0.25, 0.25, 0.25]
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
+
+
+def synth(out, count, seed):
+    subprocess.run(["cargo", "run", "--release", "-q", "--", "synth", "--out", out, "--count", str(count),
+                    "--size", str(SIZE), "--seed", str(seed)], check=True, cwd=ROOT)
+
+
+def load(dirname):
+    rows = list(csv.DictReader(open(os.path.join(dirname, "labels.csv"))))
+    x = np.stack([np.asarray(Image.open(os.path.join(dirname, "images", r["image"])).convert("RGB")) for r in rows])
+    x = torch.from_numpy(x).permute(0, 3, 1, 2).float().div(255.0)
+    x = (x - torch.tensor(MEAN).view(1, 3, 1, 1)) / torch.tensor(STD).view(1, 3, 1, 1)
+    return x, torch.tensor([int(r["class"]) for r in rows])
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--train", type=int, default=12000)
+    ap.add_argument("--epochs", type=int, default=14)
+    ap.add_argument("--out", default=os.path.join(ROOT, "models", "shapes-vgg.safetensors"))
+    a = ap.parse_args()
+    torch.manual_seed(0)
+    tmp = tempfile.mkdtemp()
+    synth(os.path.join(tmp, "train"), a.train, seed=1)
+    synth(os.path.join(tmp, "val"), 1000, seed=2)
+    xtr, ytr = load(os.path.join(tmp, "train"))
+    xva, yva = load(os.path.join(tmp, "val"))
+    model = TorchvisionVGG(CFG, hidden=HIDDEN, classes=len(SHAPES))
+    for m in model.modules():  # torchvision's VGG initialisation
+        if isinstance(m, torch.nn.Conv2d):
+            torch.nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            torch.nn.init.zeros_(m.bias)
+        elif isinstance(m, torch.nn.Linear):
+            torch.nn.init.normal_(m.weight, 0, 0.01)
+            torch.nn.init.zeros_(m.bias)
+    opt = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=1e-4)
+    steps = a.epochs * ((len(xtr) + 63) // 64)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=2e-3, total_steps=steps)
+    for epoch in range(a.epochs):
+        model.train()
+        perm = torch.randperm(len(xtr))
+        t, loss_sum = time.time(), 0.0
+        for i in range(0, len(xtr), 64):
+            idx = perm[i:i + 64]
+            xb = xtr[idx]
+            if torch.rand(()) < 0.5:  # mirror: every class is mirror-symmetric as a set
+                xb = xb.flip(3)
+            loss = F.cross_entropy(model(xb), ytr[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sched.step()
+            loss_sum += loss.item() * len(idx)
+        model.eval()
+        with torch.no_grad():
+            acc = (model(xva).argmax(1) == yva).float().mean().item()
+        print(f"epoch {epoch + 1}: loss {loss_sum / len(xtr):.4f} val acc {acc:.4f} ({time.time() - t:.0f}s)", flush=True)
+    meta = {"format": 1, "arch": "shapes-vgg", "input_size": [SIZE, SIZE], "resize": SIZE,
+            "mean": MEAN, "std": STD, "classes": SHAPES}
+    state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
+    os.makedirs(os.path.dirname(a.out), exist_ok=True)
+    save_file(state, a.out, metadata={"netlens": json.dumps(meta)})
+    print(f"wrote {a.out} ({os.path.getsize(a.out) / 1e6:.1f} MB), val acc {acc:.4f}")
+    write_samples(os.path.join(os.path.dirname(a.out), "samples"))
+    shutil.rmtree(tmp)
+
+
+def write_samples(dest):
+    """One image per class, with its concept masks, from a seed used nowhere else (7)."""
+    tmp = tempfile.mkdtemp()
+    synth(tmp, 64, seed=7)
+    rows = list(csv.DictReader(open(os.path.join(tmp, "labels.csv"))))
+    shutil.rmtree(dest, ignore_errors=True)
+    os.makedirs(dest)
+    for k, name in enumerate(SHAPES):
+        r = next(r for r in rows if int(r["class"]) == k)
+        stem = r["image"][:-4]
+        for suffix in ["", "_color", "_object", "_part", "_texture"]:
+            src = os.path.join(tmp, "images", stem + suffix + ".png")
+            if os.path.exists(src):
+                shutil.copy(src, os.path.join(dest, f"{name}{suffix}.png"))
+    shutil.rmtree(tmp)
+
+
+if __name__ == "__main__":
+    main()
