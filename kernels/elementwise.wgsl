@@ -15,6 +15,21 @@ fn relu_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_work
     output[i] = max(input[i], 0.0);
 }
 
+// ReLU input-gradient from the forward output y; cols selects the rule:
+// 0 gradient: dy * (y > 0); 1 guided backprop: max(dy, 0) * (y > 0); 2 deconvnet: max(dy, 0).
+// Bindings: input = y, extra = dy, output = dx.
+@group(0) @binding(3) var<storage, read_write> extra: array<f32>;
+
+@compute @workgroup_size(64, 1, 1)
+fn relu_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = gid.x + gid.z * nwg.x * 64u;
+    if (i >= p.count) { return; }
+    var g = extra[i];
+    if (p.cols != 0u) { g = max(g, 0.0); }
+    if (p.cols != 2u && input[i] <= 0.0) { g = 0.0; }
+    output[i] = g;
+}
+
 var<workgroup> scratch: array<f32, 64>;
 
 // softmax over each row of `cols` values; one workgroup per row, count = rows.

@@ -6,14 +6,14 @@
 
 struct LinearParams {
     n: u32, in_features: u32, out_features: u32, o_offset: u32,
-    o_count: u32, flags: u32, _pad0: u32, _pad1: u32, // flags: bit0 ReLU, bit1 bias
+    o_count: u32, flags: u32, _pad0: u32, _pad1: u32, // bit0 ReLU, bit1 bias, bit2 accumulate
 }
 
 @group(0) @binding(0) var<uniform> p: LinearParams;
-@group(0) @binding(1) var<storage, read> input: array<f32>;
+@group(0) @binding(1) var<storage, read> input: array<f32>; // x, or dy for backward
 @group(0) @binding(2) var<storage, read> weight: array<f32>;
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
-@group(0) @binding(4) var<storage, read_write> output: array<f32>;
+@group(0) @binding(4) var<storage, read_write> output: array<f32>; // y, or dx for backward
 
 const ROWS: u32 = 8u;
 var<workgroup> partial: array<f32, 512>; // [ROWS][64]
@@ -50,5 +50,28 @@ fn linear_forward(
         if ((p.flags & 2u) != 0u) { v += bias[o]; }
         if ((p.flags & 1u) != 0u) { v = max(v, 0.0); }
         output[(n0 + lid) * p.out_features + p.o_offset + o] = v;
+    }
+}
+
+// linear input-gradient for small batches: dx[n, k] (+)= sum_o dy[n, o_offset + o] W[o, k].
+// One thread per (k, group of 8 rows); threads of a workgroup read adjacent k, so weight
+// columns are read coalesced. Launches after the first chunk accumulate (flags bit 2).
+@compute @workgroup_size(64, 1, 1)
+fn linear_backward_input(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let k = gid.x + gid.z * nwg.x * 64u;
+    if (k >= p.in_features) { return; }
+    let n0 = gid.y * ROWS;
+    let rows = min(ROWS, p.n - n0);
+    var acc: array<f32, 8>;
+    for (var r = 0u; r < ROWS; r++) { acc[r] = 0.0; }
+    for (var o = 0u; o < p.o_count; o++) {
+        let wv = weight[o * p.in_features + k];
+        for (var r = 0u; r < rows; r++) {
+            acc[r] = fma(input[(n0 + r) * p.out_features + p.o_offset + o], wv, acc[r]);
+        }
+    }
+    for (var r = 0u; r < rows; r++) {
+        let i = (n0 + r) * p.in_features + k;
+        if ((p.flags & 4u) != 0u) { output[i] += acc[r]; } else { output[i] = acc[r]; }
     }
 }

@@ -3,6 +3,7 @@
 // for the backward pass; ties keep the first maximum in row-major order, NaN wins,
 // as in PyTorch. avg_pool2d_forward follows PyTorch's count_include_pad and ceil_mode.
 // adaptive_avg_pool2d_forward uses bins [floor(i*in/out), ceil((i+1)*in/out)).
+// Each *_backward twin below computes the input-gradient.
 
 struct PoolParams {
     planes: u32, h: u32, w: u32, oh: u32,
@@ -101,4 +102,85 @@ fn adaptive_avg_pool2d_forward(@builtin(global_invocation_id) gid: vec3<u32>, @b
         for (var ix = xs; ix < xe; ix++) { sum += input[base + iy * p.w + ix]; }
     }
     output[idx] = sum / f32((ye - ys) * (xe - xs));
+}
+
+// ---- input-gradients: one thread per input element, gathering from the outputs whose
+// window holds it (no atomics, deterministic). `input` holds dY, `output` receives dX.
+
+// Output rows (or columns) whose window covers input index i: [lo, hi).
+fn covering(i: u32, k: u32, s: u32, pad: u32, n_out: u32) -> vec2<u32> {
+    let t = i32(i + pad) - i32(k) + 1;
+    var lo = 0u;
+    if (t > 0) { lo = (u32(t) + s - 1u) / s; }
+    let hi = min((i + pad) / s + 1u, n_out);
+    return vec2<u32>(lo, hi);
+}
+
+@compute @workgroup_size(64, 1, 1)
+fn max_pool2d_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let idx = out_index(gid, nwg);
+    let plane_in = p.h * p.w;
+    if (idx >= p.planes * plane_in) { return; }
+    let pl = idx / plane_in;
+    let q = idx % plane_in;
+    let ry = covering(q / p.w, p.kh, p.stride_h, p.pad_h, p.oh);
+    let rx = covering(q % p.w, p.kw, p.stride_w, p.pad_w, p.ow);
+    var g = 0.0;
+    for (var oy = ry.x; oy < ry.y; oy++) {
+        for (var ox = rx.x; ox < rx.y; ox++) {
+            let o = (pl * p.oh + oy) * p.ow + ox;
+            if (argmax[o] == q) { g += input[o]; }
+        }
+    }
+    output[idx] = g;
+}
+
+@compute @workgroup_size(64, 1, 1)
+fn avg_pool2d_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let idx = out_index(gid, nwg);
+    let plane_in = p.h * p.w;
+    if (idx >= p.planes * plane_in) { return; }
+    let pl = idx / plane_in;
+    let q = idx % plane_in;
+    let ry = covering(q / p.w, p.kh, p.stride_h, p.pad_h, p.oh);
+    let rx = covering(q % p.w, p.kw, p.stride_w, p.pad_w, p.ow);
+    var g = 0.0;
+    for (var oy = ry.x; oy < ry.y; oy++) {
+        for (var ox = rx.x; ox < rx.y; ox++) {
+            // the forward pass's divisor for this window
+            var ys = i32(oy * p.stride_h) - i32(p.pad_h);
+            var xs = i32(ox * p.stride_w) - i32(p.pad_w);
+            var ye = min(ys + i32(p.kh), i32(p.h + p.pad_h));
+            var xe = min(xs + i32(p.kw), i32(p.w + p.pad_w));
+            var count = (ye - ys) * (xe - xs);
+            if ((p.flags & 1u) == 0u) {
+                count = (min(ye, i32(p.h)) - max(ys, 0)) * (min(xe, i32(p.w)) - max(xs, 0));
+            }
+            g += input[(pl * p.oh + oy) * p.ow + ox] / f32(max(count, 1));
+        }
+    }
+    output[idx] = g;
+}
+
+@compute @workgroup_size(64, 1, 1)
+fn adaptive_avg_pool2d_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let idx = out_index(gid, nwg);
+    let plane_in = p.h * p.w;
+    if (idx >= p.planes * plane_in) { return; }
+    let pl = idx / plane_in;
+    let iy = (idx % plane_in) / p.w;
+    let ix = idx % p.w;
+    var g = 0.0;
+    for (var oy = 0u; oy < p.oh; oy++) {
+        let ys = (oy * p.h) / p.oh;
+        let ye = ((oy + 1u) * p.h + p.oh - 1u) / p.oh;
+        if (iy < ys || iy >= ye) { continue; }
+        for (var ox = 0u; ox < p.ow; ox++) {
+            let xs = (ox * p.w) / p.ow;
+            let xe = ((ox + 1u) * p.w + p.ow - 1u) / p.ow;
+            if (ix < xs || ix >= xe) { continue; }
+            g += input[(pl * p.oh + oy) * p.ow + ox] / f32((ye - ys) * (xe - xs));
+        }
+    }
+    output[idx] = g;
 }

@@ -47,8 +47,8 @@ def load(dirname):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--train", type=int, default=12000)
-    ap.add_argument("--epochs", type=int, default=14)
+    ap.add_argument("--train", type=int, default=20000)
+    ap.add_argument("--epochs", type=int, default=16)
     ap.add_argument("--out", default=os.path.join(ROOT, "models", "shapes-vgg.safetensors"))
     a = ap.parse_args()
     torch.manual_seed(0)
@@ -57,14 +57,8 @@ def main():
     synth(os.path.join(tmp, "val"), 1000, seed=2)
     xtr, ytr = load(os.path.join(tmp, "train"))
     xva, yva = load(os.path.join(tmp, "val"))
-    model = TorchvisionVGG(CFG, hidden=HIDDEN, classes=len(SHAPES))
-    for m in model.modules():  # torchvision's VGG initialisation
-        if isinstance(m, torch.nn.Conv2d):
-            torch.nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            torch.nn.init.zeros_(m.bias)
-        elif isinstance(m, torch.nn.Linear):
-            torch.nn.init.normal_(m.weight, 0, 0.01)
-            torch.nn.init.zeros_(m.bias)
+    # Trained with batch norm, exported BN-free: each BN is folded into its conv.
+    model = TorchvisionVGG(CFG, hidden=HIDDEN, classes=len(SHAPES), batch_norm=True)
     opt = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=1e-4)
     steps = a.epochs * ((len(xtr) + 63) // 64)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=2e-3, total_steps=steps)
@@ -89,12 +83,30 @@ def main():
         print(f"epoch {epoch + 1}: loss {loss_sum / len(xtr):.4f} val acc {acc:.4f} ({time.time() - t:.0f}s)", flush=True)
     meta = {"format": 1, "arch": "shapes-vgg", "input_size": [SIZE, SIZE], "resize": SIZE,
             "mean": MEAN, "std": STD, "classes": SHAPES}
+    model = fold_batchnorm(model)
+    with torch.no_grad():
+        acc = (model(xva).argmax(1) == yva).float().mean().item()
     state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
     os.makedirs(os.path.dirname(a.out), exist_ok=True)
     save_file(state, a.out, metadata={"netlens": json.dumps(meta)})
     print(f"wrote {a.out} ({os.path.getsize(a.out) / 1e6:.1f} MB), val acc {acc:.4f}")
     write_samples(os.path.join(os.path.dirname(a.out), "samples"))
     shutil.rmtree(tmp)
+
+
+def fold_batchnorm(bn_model):
+    """The same network without batch norm: W' = W s, b' = (b - mean) s + beta, s = gamma / sqrt(var + eps)."""
+    plain = TorchvisionVGG(CFG, hidden=HIDDEN, classes=len(SHAPES)).eval()
+    convs = [m for m in bn_model.features if isinstance(m, torch.nn.Conv2d)]
+    bns = [m for m in bn_model.features if isinstance(m, torch.nn.BatchNorm2d)]
+    targets = [m for m in plain.features if isinstance(m, torch.nn.Conv2d)]
+    with torch.no_grad():
+        for c, bn, t in zip(convs, bns, targets):
+            s = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+            t.weight.copy_(c.weight * s.view(-1, 1, 1, 1))
+            t.bias.copy_((c.bias - bn.running_mean) * s + bn.bias)
+        plain.classifier.load_state_dict(bn_model.classifier.state_dict())
+    return plain
 
 
 def write_samples(dest):

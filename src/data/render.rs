@@ -62,7 +62,7 @@ fn surface(rng: &mut Rng, avoid: &[usize]) -> Surface {
         colors: [a, b],
         tints,
         texture: rng.below(TEXTURES.len()),
-        period: rng.range(5.0, 11.0),
+        period: rng.range(3.0, 6.0),
         angle: rng.range(0.0, std::f64::consts::PI),
     }
 }
@@ -95,7 +95,7 @@ pub fn sample(rng: &mut Rng, size: usize) -> Scene {
         kind: Kind::Shape(class),
         cx: rng.range(0.36, 0.64) * s,
         cy: rng.range(0.36, 0.64) * s,
-        radius: rng.range(0.24, 0.34) * s,
+        radius: rng.range(0.28, 0.38) * s,
         angle: rng.range(0.0, std::f64::consts::TAU),
         surface: surface(rng, &background.colors),
     };

@@ -10,6 +10,7 @@ pub const SOURCES: &[(&str, &str)] = &[
     ("linear.wgsl", include_str!("../../kernels/linear.wgsl")),
     ("pool.wgsl", include_str!("../../kernels/pool.wgsl")),
     ("elementwise.wgsl", include_str!("../../kernels/elementwise.wgsl")),
+    ("perturb.wgsl", include_str!("../../kernels/perturb.wgsl")),
 ];
 
 /// How a kernel sees a binding (binding 0 is always the uniform parameters).
@@ -22,12 +23,19 @@ pub enum Access {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Kernel {
     Conv2dForward,
+    Conv2dBackwardInput,
     LinearForward,
+    LinearBackwardInput,
     MaxPool2dForward,
+    MaxPool2dBackward,
     AvgPool2dForward,
+    AvgPool2dBackward,
     AdaptiveAvgPool2dForward,
+    AdaptiveAvgPool2dBackward,
     ReluForward,
+    ReluBackward,
     SoftmaxForward,
+    Occlude,
 }
 
 use Access::{Read as R, ReadWrite as W};
@@ -35,24 +43,38 @@ use Access::{Read as R, ReadWrite as W};
 impl Kernel {
     pub const ALL: &'static [Kernel] = &[
         Kernel::Conv2dForward,
+        Kernel::Conv2dBackwardInput,
         Kernel::LinearForward,
+        Kernel::LinearBackwardInput,
         Kernel::MaxPool2dForward,
+        Kernel::MaxPool2dBackward,
         Kernel::AvgPool2dForward,
+        Kernel::AvgPool2dBackward,
         Kernel::AdaptiveAvgPool2dForward,
+        Kernel::AdaptiveAvgPool2dBackward,
         Kernel::ReluForward,
+        Kernel::ReluBackward,
         Kernel::SoftmaxForward,
+        Kernel::Occlude,
     ];
 
     /// (shader file, entry point, storage bindings after the uniform)
     pub fn spec(self) -> (&'static str, &'static str, &'static [Access]) {
         match self {
             Kernel::Conv2dForward => ("conv2d.wgsl", "conv2d_forward", &[R, R, R, W]),
+            Kernel::Conv2dBackwardInput => ("conv2d.wgsl", "conv2d_backward_input", &[R, R, R, W]),
             Kernel::LinearForward => ("linear.wgsl", "linear_forward", &[R, R, R, W]),
+            Kernel::LinearBackwardInput => ("linear.wgsl", "linear_backward_input", &[R, R, R, W]),
             Kernel::MaxPool2dForward => ("pool.wgsl", "max_pool2d_forward", &[R, W, W]),
+            Kernel::MaxPool2dBackward => ("pool.wgsl", "max_pool2d_backward", &[R, W, W]),
             Kernel::AvgPool2dForward => ("pool.wgsl", "avg_pool2d_forward", &[R, W, W]),
+            Kernel::AvgPool2dBackward => ("pool.wgsl", "avg_pool2d_backward", &[R, W, W]),
             Kernel::AdaptiveAvgPool2dForward => ("pool.wgsl", "adaptive_avg_pool2d_forward", &[R, W, W]),
+            Kernel::AdaptiveAvgPool2dBackward => ("pool.wgsl", "adaptive_avg_pool2d_backward", &[R, W, W]),
             Kernel::ReluForward => ("elementwise.wgsl", "relu_forward", &[R, W]),
+            Kernel::ReluBackward => ("elementwise.wgsl", "relu_backward", &[R, W, W]),
             Kernel::SoftmaxForward => ("elementwise.wgsl", "softmax_forward", &[R, W]),
+            Kernel::Occlude => ("perturb.wgsl", "occlude", &[R, W]),
         }
     }
 

@@ -9,18 +9,18 @@ use crate::gpu::recorder::Binding;
 
 #[repr(C)]
 #[derive(Clone, Copy, Pod, Zeroable)]
-struct Conv2dParams {
-    n: u32, cin: u32, h: u32, w: u32,
-    cout: u32, oh: u32, ow: u32, kh: u32,
-    kw: u32, stride_h: u32, stride_w: u32, pad_h: u32,
-    pad_w: u32, co_offset: u32, co_count: u32, flags: u32,
+pub(crate) struct Conv2dParams {
+    pub n: u32, pub cin: u32, pub h: u32, pub w: u32,
+    pub cout: u32, pub oh: u32, pub ow: u32, pub kh: u32,
+    pub kw: u32, pub stride_h: u32, pub stride_w: u32, pub pad_h: u32,
+    pub pad_w: u32, pub co_offset: u32, pub co_count: u32, pub flags: u32,
 }
 
 #[repr(C)]
 #[derive(Clone, Copy, Pod, Zeroable)]
-struct LinearParams {
-    n: u32, in_features: u32, out_features: u32, o_offset: u32,
-    o_count: u32, flags: u32, _pad: [u32; 2],
+pub(crate) struct LinearParams {
+    pub n: u32, pub in_features: u32, pub out_features: u32, pub o_offset: u32,
+    pub o_count: u32, pub flags: u32, pub _pad: [u32; 2],
 }
 
 /// Geometry of a 2-D convolution (weights [cout, cin, kh, kw]).
@@ -42,10 +42,10 @@ impl Conv2dGeom {
     }
 }
 
-const BM: usize = 64;
-const BN: usize = 64;
+pub(crate) const BM: usize = 64;
+pub(crate) const BN: usize = 64;
 
-fn flags(relu: bool, w: &WeightBuffer) -> u32 {
+pub(crate) fn flags(relu: bool, w: &WeightBuffer) -> u32 {
     (relu as u32) | ((w.has_bias as u32) << 1)
 }
 

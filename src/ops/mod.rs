@@ -1,11 +1,18 @@
 //! One launcher per kernel family. Each checks shapes, allocates its output from the
 //! pool and records its launches; nothing runs until the recorder is submitted.
 
+mod backward;
 mod conv;
+mod perturb;
 mod pool;
 mod simple;
 
-pub use conv::{conv2d, linear, Conv2dGeom};
+pub use backward::{
+    adaptive_avg_pool2d_backward, avg_pool2d_backward, conv2d_backward_input, linear_backward_input, max_pool2d_backward,
+    relu_backward, ReluRule,
+};
+pub use conv::{conv2d, linear, Conv2dGeom, LINEAR_GEMM_BATCH};
+pub use perturb::{occlude, Windows};
 pub use pool::{adaptive_avg_pool2d, avg_pool2d, max_pool2d, pool_out, Pool2d};
 pub use simple::{relu, softmax};
 

@@ -9,7 +9,7 @@ use crate::gpu::{Kernel, Recorder, Tensor};
 
 #[repr(C)]
 #[derive(Clone, Copy, Pod, Zeroable)]
-struct PoolParams {
+pub(crate) struct PoolParams {
     planes: u32, h: u32, w: u32, oh: u32,
     ow: u32, kh: u32, kw: u32, stride_h: u32,
     stride_w: u32, pad_h: u32, pad_w: u32, flags: u32,
@@ -64,7 +64,7 @@ pub fn pool_out(input: usize, k: usize, s: usize, p: usize, ceil_mode: bool) -> 
     Ok(out as usize)
 }
 
-fn params(x: &[usize; 4], oh: usize, ow: usize, pool: Option<&Pool2d>) -> Result<PoolParams> {
+pub(crate) fn params(x: &[usize; 4], oh: usize, ow: usize, pool: Option<&Pool2d>) -> Result<PoolParams> {
     let [n, c, h, w] = *x;
     let d = pool.copied().unwrap_or(Pool2d::square(1, 1));
     Ok(PoolParams {

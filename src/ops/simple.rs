@@ -9,10 +9,10 @@ use crate::gpu::{Kernel, Recorder, Tensor};
 
 #[repr(C)]
 #[derive(Clone, Copy, Pod, Zeroable)]
-struct ElementParams {
-    count: u32,
-    cols: u32,
-    _pad: [u32; 2],
+pub(crate) struct ElementParams {
+    pub count: u32,
+    pub cols: u32,
+    pub _pad: [u32; 2],
 }
 
 pub fn relu(rec: &mut Recorder, x: &Tensor) -> Result<Tensor> {

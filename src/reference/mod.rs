@@ -165,3 +165,119 @@ pub fn softmax(x: &[f32], cols: usize) -> Vec<f32> {
         })
         .collect()
 }
+
+// ---- input-gradients (scatter form: the transpose of each forward, written plainly)
+
+/// dx of conv2d for an input of `dims` = [n, cin, h, w], from dy [n, cout, oh, ow].
+pub fn conv2d_backward_input(dy: &[f32], dims: [usize; 4], w: &[f32], g: &Conv2dGeom) -> Vec<f32> {
+    let [n, cin, h, wd] = dims;
+    let (oh, ow) = g.out_hw(h, wd).expect("valid geometry");
+    let (kh, kw) = g.kernel;
+    let mut dx = vec![0f64; n * cin * h * wd];
+    for b in 0..n {
+        for co in 0..g.cout {
+            for oy in 0..oh {
+                for ox in 0..ow {
+                    let gv = dy[((b * g.cout + co) * oh + oy) * ow + ox] as f64;
+                    for ci in 0..cin {
+                        for ky in 0..kh {
+                            let iy = (oy * g.stride.0 + ky) as isize - g.padding.0 as isize;
+                            if iy < 0 || iy >= h as isize {
+                                continue;
+                            }
+                            for kx in 0..kw {
+                                let ix = (ox * g.stride.1 + kx) as isize - g.padding.1 as isize;
+                                if ix < 0 || ix >= wd as isize {
+                                    continue;
+                                }
+                                dx[((b * cin + ci) * h + iy as usize) * wd + ix as usize] +=
+                                    gv * w[((co * cin + ci) * kh + ky) * kw + kx] as f64;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    dx.into_iter().map(|v| v as f32).collect()
+}
+
+/// dx [n, in] = dy [n, out] W.
+pub fn linear_backward_input(dy: &[f32], n: usize, w: &[f32], out: usize) -> Vec<f32> {
+    let k = w.len() / out;
+    let mut dx = vec![0f32; n * k];
+    for r in 0..n {
+        for i in 0..k {
+            dx[r * k + i] = (0..out).map(|o| dy[r * out + o] as f64 * w[o * k + i] as f64).sum::<f64>() as f32;
+        }
+    }
+    dx
+}
+
+/// dx of max-pool: each dy goes to its window's argmax.
+pub fn max_pool2d_backward(dy: &[f32], argmax: &[u32], dims: [usize; 4], out_plane: usize) -> Vec<f32> {
+    let [n, c, h, w] = dims;
+    let mut dx = vec![0f32; n * c * h * w];
+    for (o, (&g, &a)) in dy.iter().zip(argmax).enumerate() {
+        dx[(o / out_plane) * h * w + a as usize] += g;
+    }
+    dx
+}
+
+/// dx of avg-pool: each dy spread over its window, divided as in the forward pass.
+pub fn avg_pool2d_backward(dy: &[f32], dims: [usize; 4], p: &Pool2d) -> Vec<f32> {
+    let [n, c, h, w] = dims;
+    let (oh, ow) = p.out_hw(h, w).expect("valid pool");
+    let mut dx = vec![0f32; n * c * h * w];
+    for pl in 0..n * c {
+        for oy in 0..oh {
+            for ox in 0..ow {
+                let ys = (oy * p.stride.0) as isize - p.padding.0 as isize;
+                let xs = (ox * p.stride.1) as isize - p.padding.1 as isize;
+                let ye = (ys + p.kernel.0 as isize).min((h + p.padding.0) as isize);
+                let xe = (xs + p.kernel.1 as isize).min((w + p.padding.1) as isize);
+                let padded = (ye - ys) * (xe - xs);
+                let (ys, xs, ye, xe) = (ys.max(0), xs.max(0), ye.min(h as isize), xe.min(w as isize));
+                let count = if p.count_include_pad { padded } else { (ye - ys) * (xe - xs) };
+                let g = dy[(pl * oh + oy) * ow + ox] / count.max(1) as f32;
+                for iy in ys..ye {
+                    for ix in xs..xe {
+                        dx[pl * h * w + iy as usize * w + ix as usize] += g;
+                    }
+                }
+            }
+        }
+    }
+    dx
+}
+
+pub fn adaptive_avg_pool2d_backward(dy: &[f32], dims: [usize; 4], out: (usize, usize)) -> Vec<f32> {
+    let [n, c, h, w] = dims;
+    let mut dx = vec![0f32; n * c * h * w];
+    for pl in 0..n * c {
+        for oy in 0..out.0 {
+            let (ys, ye) = adaptive_bin(oy, h, out.0);
+            for ox in 0..out.1 {
+                let (xs, xe) = adaptive_bin(ox, w, out.1);
+                let g = dy[(pl * out.0 + oy) * out.1 + ox] / ((ye - ys) * (xe - xs)) as f32;
+                for iy in ys..ye {
+                    for ix in xs..xe {
+                        dx[pl * h * w + iy * w + ix] += g;
+                    }
+                }
+            }
+        }
+    }
+    dx
+}
+
+/// ReLU backward from the forward output y; `mode` 0 gradient, 1 guided, 2 deconvnet.
+pub fn relu_backward(y: &[f32], dy: &[f32], mode: u32) -> Vec<f32> {
+    y.iter()
+        .zip(dy)
+        .map(|(&y, &g)| {
+            let g = if mode != 0 { g.max(0.0) } else { g };
+            if mode != 2 && y <= 0.0 { 0.0 } else { g }
+        })
+        .collect()
+}

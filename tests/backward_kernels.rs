@@ -1,0 +1,160 @@
+//! Every input-gradient kernel against the plain-Rust reference on odd, padded, batched
+//! and split shapes.
+
+mod common;
+use common::{assert_close, ctx, rand_vec};
+
+use netlens::gpu::{Recorder, Tensor, WeightBuffer};
+use netlens::ops::{self, Conv2dGeom, Pool2d, ReluRule, Windows};
+use netlens::reference as cpu;
+
+fn conv_back(dims: [usize; 4], g: Conv2dGeom, limit: Option<u64>) {
+    let c = ctx();
+    let k = g.cin * g.kernel.0 * g.kernel.1;
+    let w = rand_vec(g.cout * k, 21);
+    let wb = match limit {
+        Some(l) => WeightBuffer::upload_limited(c, "w", &w, g.cout, k, None, l).unwrap(),
+        None => WeightBuffer::upload(c, "w", &w, g.cout, k, None).unwrap(),
+    };
+    let (oh, ow) = g.out_hw(dims[2], dims[3]).unwrap();
+    let dy = rand_vec(dims[0] * g.cout * oh * ow, 22);
+    let dyt = Tensor::upload(c, &dy, &[dims[0], g.cout, oh, ow]).unwrap();
+    let mut rec = Recorder::new(c, "test");
+    let dx = ops::conv2d_backward_input(&mut rec, &dyt, &wb, &g, (dims[2], dims[3])).unwrap();
+    rec.submit().unwrap();
+    assert_eq!(dx.shape, dims.to_vec());
+    let want = cpu::conv2d_backward_input(&dy, dims, &w, &g);
+    assert_close(&dx.read(c).unwrap(), &want, 1e-4, 1e-4, &format!("conv backward {dims:?} {g:?}"));
+}
+
+fn geom(cin: usize, cout: usize, k: (usize, usize), s: (usize, usize), p: (usize, usize)) -> Conv2dGeom {
+    Conv2dGeom { cin, cout, kernel: k, stride: s, padding: p }
+}
+
+#[test]
+fn conv2d_backward_odd_strided_padded_batched() {
+    conv_back([3, 5, 11, 9], geom(5, 7, (3, 5), (2, 1), (1, 2)), None);
+    conv_back([2, 3, 12, 13], geom(3, 8, (3, 3), (1, 1), (1, 1)), None);
+    conv_back([1, 70, 6, 5], geom(70, 9, (1, 1), (1, 1), (0, 0)), None);
+    conv_back([2, 4, 10, 10], geom(4, 6, (4, 4), (3, 3), (0, 0)), None); // rows the stride skips
+    conv_back([1, 2, 7, 7], geom(2, 3, (5, 5), (2, 2), (2, 2)), None);
+}
+
+#[test]
+fn conv2d_backward_split_weights_accumulate() {
+    conv_back([2, 3, 9, 8], geom(3, 9, (3, 3), (1, 1), (1, 1)), Some(200));
+    conv_back([1, 4, 6, 6], geom(4, 70, (3, 3), (2, 2), (1, 1)), Some(144 * 10));
+}
+
+fn lin_back(n: usize, k: usize, out: usize, limit: Option<u64>) {
+    let c = ctx();
+    let w = rand_vec(out * k, 23);
+    let wb = match limit {
+        Some(l) => WeightBuffer::upload_limited(c, "fc", &w, out, k, None, l).unwrap(),
+        None => WeightBuffer::upload(c, "fc", &w, out, k, None).unwrap(),
+    };
+    let dy = rand_vec(n * out, 24);
+    let dyt = Tensor::upload(c, &dy, &[n, out]).unwrap();
+    let mut rec = Recorder::new(c, "test");
+    let dx = ops::linear_backward_input(&mut rec, &dyt, &wb).unwrap();
+    rec.submit().unwrap();
+    assert_eq!(dx.shape, vec![n, k]);
+    let want = cpu::linear_backward_input(&dy, n, &w, out);
+    assert_close(&dx.read(c).unwrap(), &want, 1e-4, 1e-4, &format!("linear backward n={n} k={k} out={out}"));
+}
+
+#[test]
+fn linear_backward_gemv_gemm_and_split() {
+    lin_back(1, 37, 11, None);
+    lin_back(9, 130, 65, None);
+    lin_back(17, 50, 70, None);
+    lin_back(3, 100, 13, Some(400 * 3));
+    lin_back(20, 100, 13, Some(400 * 4));
+}
+
+fn pool_back(dims: [usize; 4], p: Pool2d, quantize: bool) {
+    let c = ctx();
+    let mut x = rand_vec(dims.iter().product(), 25);
+    if quantize {
+        x.iter_mut().for_each(|v| *v = (*v * 2.0).round().max(0.0));
+    }
+    let xt = Tensor::upload(c, &x, &dims).unwrap();
+    let mut rec = Recorder::new(c, "test");
+    let (y, arg) = ops::max_pool2d(&mut rec, &xt, &p).unwrap();
+    let dy = rand_vec(y.len(), 26);
+    let dyt = Tensor::upload(c, &dy, &y.shape).unwrap();
+    let dxm = ops::max_pool2d_backward(&mut rec, &dyt, &arg, &p, &dims).unwrap();
+    let dxa = ops::avg_pool2d_backward(&mut rec, &dyt, &p, &dims).unwrap();
+    rec.submit().unwrap();
+    let (_, warg, oh, ow) = cpu::max_pool2d(&x, dims, &p);
+    let want = cpu::max_pool2d_backward(&dy, &warg, dims, oh * ow);
+    assert_close(&dxm.read(c).unwrap(), &want, 1e-6, 1e-5, &format!("max-pool backward {dims:?} {p:?}"));
+    let want = cpu::avg_pool2d_backward(&dy, dims, &p);
+    assert_close(&dxa.read(c).unwrap(), &want, 1e-6, 1e-5, &format!("avg-pool backward {dims:?} {p:?}"));
+}
+
+#[test]
+fn pool_backward_overlapping_padded_ties() {
+    pool_back([2, 3, 8, 8], Pool2d::square(2, 2), true);
+    pool_back([1, 2, 9, 7], Pool2d::square(3, 2), true); // overlapping windows share inputs
+    let padded = Pool2d { kernel: (3, 3), stride: (2, 2), padding: (1, 1), ceil_mode: false, count_include_pad: true };
+    pool_back([3, 2, 7, 9], padded, false);
+    pool_back([3, 2, 7, 9], Pool2d { count_include_pad: false, ..padded }, true);
+    let ceil = Pool2d { kernel: (2, 3), stride: (2, 2), padding: (1, 1), ceil_mode: true, count_include_pad: false };
+    pool_back([2, 1, 6, 5], ceil, false);
+}
+
+#[test]
+fn adaptive_avg_pool_backward() {
+    let c = ctx();
+    for (dims, out) in [([2, 3, 3, 3], (7, 7)), ([1, 2, 10, 13], (3, 4)), ([2, 1, 7, 7], (7, 7)), ([1, 2, 5, 7], (2, 9))] {
+        let dy = rand_vec(dims[0] * dims[1] * out.0 * out.1, 27);
+        let dyt = Tensor::upload(c, &dy, &[dims[0], dims[1], out.0, out.1]).unwrap();
+        let mut rec = Recorder::new(c, "test");
+        let dx = ops::adaptive_avg_pool2d_backward(&mut rec, &dyt, &dims).unwrap();
+        rec.submit().unwrap();
+        let want = cpu::adaptive_avg_pool2d_backward(&dy, dims, out);
+        assert_close(&dx.read(c).unwrap(), &want, 1e-6, 1e-5, &format!("adaptive backward {dims:?} {out:?}"));
+    }
+}
+
+#[test]
+fn relu_backward_rules() {
+    let c = ctx();
+    let y: Vec<f32> = rand_vec(1000, 28).iter().map(|v| v.max(0.0)).collect();
+    let dy = rand_vec(1000, 29);
+    let yt = Tensor::upload(c, &y, &[4, 250]).unwrap();
+    let dyt = Tensor::upload(c, &dy, &[4, 250]).unwrap();
+    for (rule, mode) in [(ReluRule::Gradient, 0), (ReluRule::Guided, 1), (ReluRule::Deconv, 2)] {
+        let mut rec = Recorder::new(c, "test");
+        let dx = ops::relu_backward(&mut rec, &yt, &dyt, rule).unwrap();
+        rec.submit().unwrap();
+        assert_close(&dx.read(c).unwrap(), &cpu::relu_backward(&y, &dy, mode), 0.0, 0.0, &format!("{rule:?}"));
+    }
+}
+
+#[test]
+fn occluded_copies_match_captum_windows() {
+    let c = ctx();
+    let (n, ch, h, w) = (2, 3, 11, 9);
+    let x = rand_vec(n * ch * h * w, 30);
+    let xt = Tensor::upload(c, &x, &[n, ch, h, w]).unwrap();
+    let win = Windows::new(h, w, (4, 3), (3, 2)).unwrap();
+    assert_eq!((win.ny, win.nx), (4, 4), "ceil((11-4)/3)+1, ceil((9-3)/2)+1");
+    let mut rec = Recorder::new(c, "test");
+    let y = ops::occlude(&mut rec, &xt, 1, &win, 2, 9, -0.5).unwrap();
+    rec.submit().unwrap();
+    let got = y.read(c).unwrap();
+    for j in 0..9 {
+        let (y0, y1, x0, x1) = win.rect(j + 2, h, w);
+        for cc in 0..ch {
+            for yy in 0..h {
+                for xx in 0..w {
+                    let inside = (y0..y1).contains(&yy) && (x0..x1).contains(&xx);
+                    let want = if inside { -0.5 } else { x[((ch + cc) * h + yy) * w + xx] };
+                    assert_eq!(got[((j * ch + cc) * h + yy) * w + xx], want, "copy {j} ({cc},{yy},{xx})");
+                }
+            }
+        }
+    }
+}
