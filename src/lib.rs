@@ -5,6 +5,7 @@ pub mod cli;
 pub mod data;
 pub mod error;
 pub mod eval;
+pub mod explain;
 pub mod graph;
 pub mod io;
 pub mod gpu;

@@ -1,6 +1,10 @@
 //! The graph runner: uploads a model's weights once and runs its layer sequence on the
 //! GPU, keeping activations on the device, capturing any layer's output by name.
 
+mod backward;
+
+pub use backward::Grads;
+
 use std::sync::Arc;
 
 use crate::array::Array;
@@ -51,7 +55,11 @@ pub struct Net {
     model: Model,
     weights: Vec<Option<WeightBuffer>>,
     batch_cap: Option<usize>,
+    tape_budget: u64,
 }
+
+/// Default GPU memory for the activations of one forward + backward pass.
+pub const DEFAULT_TAPE_BUDGET: u64 = 1 << 30;
 
 impl Net {
     /// Uploads the model's weights (split across buffers where over the binding limit).
@@ -77,13 +85,31 @@ impl Net {
             });
         }
         ctx.check("uploading weights")?;
-        Ok(Net { ctx, model, weights, batch_cap: None })
+        Ok(Net { ctx, model, weights, batch_cap: None, tape_budget: DEFAULT_TAPE_BUDGET })
     }
 
     /// Caps the items per pass below what the device allows (bounds GPU memory).
     pub fn with_max_batch(mut self, cap: usize) -> Self {
         self.batch_cap = Some(cap.max(1));
         self
+    }
+
+    /// Sets the GPU memory a forward + backward pass may hold in activations.
+    pub fn with_tape_budget(mut self, bytes: u64) -> Self {
+        self.tape_budget = bytes;
+        self
+    }
+
+    /// Items per pass when every activation is kept for a backward walk.
+    pub fn tape_batch(&self, shape: &[usize]) -> Result<usize> {
+        let fit = self.max_batch(shape)?;
+        let one = [1, shape[1], shape[2], shape[3]];
+        let per: u64 = self.model.output_shapes(&one)?.iter().map(|s| s.iter().product::<usize>() as u64 * 8).sum();
+        Ok(fit.min((self.tape_budget / per.max(1)) as usize).max(1))
+    }
+
+    pub(crate) fn weights(&self, i: usize) -> &WeightBuffer {
+        self.weights[i].as_ref().expect("conv and linear layers have weights")
     }
 
     pub fn model(&self) -> &Model {

@@ -1,0 +1,55 @@
+//! Occlusion (Captum's `Occlusion`, window over all channels): the attribution of a pixel
+//! is the mean, over the windows covering it, of f(x) − f(x with the window replaced).
+//! The occluded copies are made on the GPU and run as batches.
+
+use super::{Attribution, Target};
+use crate::array::Array;
+use crate::error::Result;
+use crate::gpu::{Recorder, Tensor};
+use crate::graph::{Keep, Net};
+use crate::ops::{self, Windows};
+
+pub fn occlusion(net: &Net, x: &Array, target: &Target, window: (usize, usize), stride: (usize, usize), baseline: f32, progress: &indicatif::ProgressBar) -> Result<Attribution> {
+    let targets = target.resolve(net, x)?;
+    let [n, c, h, w] = [x.shape[0], x.shape[1], x.shape[2], x.shape[3]];
+    let win = Windows::new(h, w, window, stride)?;
+    let ctx = net.ctx();
+    let base_logits = net.forward(x, &[])?.logits;
+    let k = base_logits.shape[1];
+    let chunk = net.max_batch(&x.shape)?;
+    let xt = Tensor::upload(ctx, &x.data, &x.shape)?;
+    let plane = h * w;
+    let mut out = vec![0f32; n * c * plane];
+    progress.set_length((n * win.count()) as u64);
+    for b in 0..n {
+        let f0 = base_logits.data[b * k + targets[b]];
+        let mut sum = vec![0f64; plane];
+        let mut count = vec![0u32; plane];
+        let mut first = 0;
+        while first < win.count() {
+            let m = chunk.min(win.count() - first);
+            let mut rec = Recorder::new(ctx, "occlude");
+            let copies = ops::occlude(&mut rec, &xt, b, &win, first, m, baseline)?;
+            rec.submit()?;
+            let logits = net.forward_gpu(&copies, &Keep::Nothing)?.logits.read(ctx)?;
+            for j in 0..m {
+                let d = (f0 - logits[j * k + targets[b]]) as f64;
+                let (y0, y1, x0, x1) = win.rect(first + j, h, w);
+                for yy in y0..y1 {
+                    for xx in x0..x1 {
+                        sum[yy * w + xx] += d;
+                        count[yy * w + xx] += 1;
+                    }
+                }
+            }
+            progress.inc(m as u64);
+            first += m;
+        }
+        for ch in 0..c {
+            for i in 0..plane {
+                out[(b * c + ch) * plane + i] = (sum[i] / count[i].max(1) as f64) as f32;
+            }
+        }
+    }
+    Ok(Attribution { map: Array::new(x.shape.clone(), out)?, targets })
+}
