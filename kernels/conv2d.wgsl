@@ -22,8 +22,6 @@ struct Conv2dParams {
 const BM: u32 = 64u; // output pixels per tile
 const BN: u32 = 64u; // output channels per tile
 const BK: u32 = 16u; // reduction slice
-const TM: u32 = 4u;
-const TN: u32 = 4u;
 
 var<workgroup> tile_a: array<f32, 1024>; // [BK][BM]
 var<workgroup> tile_b: array<f32, 1024>; // [BK][BN]
@@ -31,42 +29,58 @@ var<workgroup> tile_b: array<f32, 1024>; // [BK][BN]
 const FORWARD: u32 = 0u;
 const BACKWARD_INPUT: u32 = 1u;
 
-// A[m, k]: an input pixel (forward) or an output-gradient pixel (backward).
-fn load_a(mode: u32, m: u32, k: u32, m_total: u32, k_total: u32) -> f32 {
-    if (m >= m_total || k >= k_total) { return 0.0; }
-    let khw = p.kh * p.kw;
-    let r = k % khw;
-    let ky = r / p.kw;
-    let kx = r % p.kw;
-    if (mode == FORWARD) {
-        let ci = k / khw;
-        let plane = p.oh * p.ow;
-        let b = m / plane;
-        let q = m % plane;
-        let iy = i32((q / p.ow) * p.stride_h + ky) - i32(p.pad_h);
-        let ix = i32((q % p.ow) * p.stride_w + kx) - i32(p.pad_w);
-        if (iy < 0 || ix < 0 || iy >= i32(p.h) || ix >= i32(p.w)) { return 0.0; }
-        return input[((b * p.cin + ci) * p.h + u32(iy)) * p.w + u32(ix)];
-    }
-    let co = k / khw;
-    let plane = p.h * p.w;
+// a / b for a < 2^24 through a float reciprocal, corrected to the exact quotient
+// (CPU drivers have no vector integer division; GPUs prefer this too).
+fn fdiv(a: u32, b: u32, inv: f32) -> u32 {
+    var q = u32(f32(a) * inv);
+    if (q * b > a) { q -= 1u; }
+    if ((q + 1u) * b <= a) { q += 1u; }
+    return q;
+}
+
+// Where one thread's A column sits: batch item and (y, x) in the plane it indexes
+// (output plane forward, input plane backward). Fixed for the whole K loop.
+struct Pixel { b: u32, y: i32, x: i32, ok: bool }
+
+fn pixel(mode: u32, m: u32, m_total: u32) -> Pixel {
+    var w = p.ow;
+    var plane = p.oh * p.ow;
+    if (mode == BACKWARD_INPUT) { w = p.w; plane = p.h * p.w; }
     let b = m / plane;
     let q = m % plane;
-    let ty = i32(q / p.w) + i32(p.pad_h) - i32(ky);
-    let tx = i32(q % p.w) + i32(p.pad_w) - i32(kx);
+    return Pixel(b, i32(q / w), i32(q % w), m < m_total);
+}
+
+// A[m, k]: an input pixel (forward) or an output-gradient pixel (backward).
+fn load_a(mode: u32, px: Pixel, k: u32, k_total: u32, inv_khw: f32, inv_kw: f32) -> f32 {
+    if (!px.ok || k >= k_total) { return 0.0; }
+    let khw = p.kh * p.kw;
+    let c = fdiv(k, khw, inv_khw);
+    let r = k - c * khw;
+    let ky = fdiv(r, p.kw, inv_kw);
+    let kx = r - ky * p.kw;
+    if (mode == FORWARD) {
+        let iy = px.y * i32(p.stride_h) + i32(ky) - i32(p.pad_h);
+        let ix = px.x * i32(p.stride_w) + i32(kx) - i32(p.pad_w);
+        if (iy < 0 || ix < 0 || iy >= i32(p.h) || ix >= i32(p.w)) { return 0.0; }
+        return input[((px.b * p.cin + c) * p.h + u32(iy)) * p.w + u32(ix)];
+    }
+    let ty = px.y + i32(p.pad_h) - i32(ky);
+    let tx = px.x + i32(p.pad_w) - i32(kx);
     if (ty < 0 || tx < 0) { return 0.0; }
     let oy = u32(ty) / p.stride_h;
     let ox = u32(tx) / p.stride_w;
-    if (u32(ty) % p.stride_h != 0u || u32(tx) % p.stride_w != 0u || oy >= p.oh || ox >= p.ow) { return 0.0; }
-    return input[((b * p.cout + p.co_offset + co) * p.oh + oy) * p.ow + ox];
+    if (oy * p.stride_h != u32(ty) || ox * p.stride_w != u32(tx) || oy >= p.oh || ox >= p.ow) { return 0.0; }
+    return input[((px.b * p.cout + p.co_offset + c) * p.oh + oy) * p.ow + ox];
 }
 
 // B[k, n]: W[co, k] (forward, n = co) or W[co, ci, ky, kx] (backward, n = ci).
-fn load_b(mode: u32, k: u32, n: u32, k_total: u32, n_total: u32) -> f32 {
+fn load_b(mode: u32, k: u32, n: u32, k_total: u32, n_total: u32, inv_khw: f32) -> f32 {
     if (k >= k_total || n >= n_total) { return 0.0; }
     if (mode == FORWARD) { return weight[n * k_total + k]; }
     let khw = p.kh * p.kw;
-    return weight[((k / khw) * p.cin + n) * khw + k % khw];
+    let co = fdiv(k, khw, inv_khw);
+    return weight[(co * p.cin + n) * khw + k - co * khw];
 }
 
 fn store(mode: u32, m: u32, n: u32, acc: f32) {
@@ -96,38 +110,52 @@ fn gemm(mode: u32, wid: vec3<u32>, nwg: vec3<u32>, lid: u32, lxy: vec3<u32>) {
     let m0 = (wid.x + wid.z * nwg.x) * BM;
     let n0 = wid.y * BN;
     if (m0 >= m_total) { return; } // uniform per workgroup
-    var acc: array<f32, 16>;
-    for (var i = 0u; i < 16u; i++) { acc[i] = 0.0; }
+    // 4x4 accumulators as four vec4 rows: no dynamically indexed private arrays.
+    var acc0 = vec4<f32>(0.0);
+    var acc1 = vec4<f32>(0.0);
+    var acc2 = vec4<f32>(0.0);
+    var acc3 = vec4<f32>(0.0);
     let tx = lxy.x; // n direction
     let ty = lxy.y; // m direction
+    // This thread loads tile elements lid + 256 j = [lid / 64 + 4 j][lid % 64]: always
+    // the same column, so its pixel is decoded once.
+    let col = lid % BM;
+    let px = pixel(mode, m0 + col, m_total);
+    let inv_khw = 1.0 / f32(p.kh * p.kw);
+    let inv_kw = 1.0 / f32(p.kw);
     for (var k0 = 0u; k0 < k_total; k0 += BK) {
         for (var j = 0u; j < 4u; j++) {
-            let e = lid + j * 256u; // 0..1023 = [kk][mm or nn], BM == BN
-            let kk = e / BM;
-            let col = e % BM;
-            tile_a[e] = load_a(mode, m0 + col, k0 + kk, m_total, k_total);
-            tile_b[e] = load_b(mode, k0 + kk, n0 + col, k_total, n_total);
+            let kk = lid / BM + 4u * j;
+            let e = kk * BM + col; // BM == BN
+            tile_a[e] = load_a(mode, px, k0 + kk, k_total, inv_khw, inv_kw);
+            tile_b[e] = load_b(mode, k0 + kk, n0 + col, k_total, n_total, inv_khw);
         }
         workgroupBarrier();
         for (var kk = 0u; kk < BK; kk++) {
-            var a: array<f32, 4>;
-            var bv: array<f32, 4>;
-            for (var i = 0u; i < TM; i++) { a[i] = tile_a[kk * BM + ty * TM + i]; }
-            for (var j = 0u; j < TN; j++) { bv[j] = tile_b[kk * BN + tx * TN + j]; }
-            for (var i = 0u; i < TM; i++) {
-                for (var j = 0u; j < TN; j++) { acc[i * TN + j] = fma(a[i], bv[j], acc[i * TN + j]); }
-            }
+            // thread (tx, ty) owns rows ty + 16 i and columns tx + 16 j: neighbouring
+            // threads read neighbouring words (contiguous vector loads on CPU drivers,
+            // conflict-free banks on GPUs)
+            let ab = kk * BM + ty;
+            let bb = kk * BN + tx;
+            let b = vec4<f32>(tile_b[bb], tile_b[bb + 16u], tile_b[bb + 32u], tile_b[bb + 48u]);
+            acc0 = fma(vec4<f32>(tile_a[ab]), b, acc0);
+            acc1 = fma(vec4<f32>(tile_a[ab + 16u]), b, acc1);
+            acc2 = fma(vec4<f32>(tile_a[ab + 32u]), b, acc2);
+            acc3 = fma(vec4<f32>(tile_a[ab + 48u]), b, acc3);
         }
         workgroupBarrier();
     }
-    for (var i = 0u; i < TM; i++) {
-        let m = m0 + ty * TM + i;
-        if (m >= m_total) { continue; }
-        for (var j = 0u; j < TN; j++) {
-            let n = n0 + tx * TN + j;
-            if (n >= n_total) { continue; }
-            store(mode, m, n, acc[i * TN + j]);
-        }
+    store_row(mode, m0 + ty, n0 + tx, m_total, n_total, acc0);
+    store_row(mode, m0 + ty + 16u, n0 + tx, m_total, n_total, acc1);
+    store_row(mode, m0 + ty + 32u, n0 + tx, m_total, n_total, acc2);
+    store_row(mode, m0 + ty + 48u, n0 + tx, m_total, n_total, acc3);
+}
+
+// Writes columns n, n + 16, n + 32, n + 48 of row m.
+fn store_row(mode: u32, m: u32, n: u32, m_total: u32, n_total: u32, v: vec4<f32>) {
+    if (m >= m_total) { return; }
+    for (var j = 0u; j < 4u; j++) {
+        if (n + 16u * j < n_total) { store(mode, m, n + 16u * j, v[j]); }
     }
 }
 

@@ -23,8 +23,8 @@ from safetensors.torch import save_file
 sys.path.insert(0, os.path.dirname(__file__))
 from vgg_like import TorchvisionVGG  # noqa: E402
 
-CFG = [16, "M", 32, "M", 64, 64, "M", 96, "M", 96, "M"]
-HIDDEN = 128
+CFG = [32, "M", 64, "M", 96, 96, "M", 128, "M", 128, "M"]
+HIDDEN = 64
 SHAPES = ["circle", "triangle", "square", "star", "cross", "ring", "arrow", "crescent"]
 SIZE = 64
 MEAN = [0.5, 0.5, 0.5]
@@ -32,9 +32,12 @@ STD = [0.25, 0.25, 0.25]
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 
 
+NETLENS = ["cargo", "run", "--release", "-q", "--"]
+
+
 def synth(out, count, seed):
-    subprocess.run(["cargo", "run", "--release", "-q", "--", "synth", "--out", out, "--count", str(count),
-                    "--size", str(SIZE), "--seed", str(seed)], check=True, cwd=ROOT)
+    subprocess.run(NETLENS + ["synth", "--out", out, "--count", str(count), "--size", str(SIZE), "--seed", str(seed)],
+                   check=True, cwd=ROOT)
 
 
 def load(dirname):
@@ -47,10 +50,19 @@ def load(dirname):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--train", type=int, default=20000)
-    ap.add_argument("--epochs", type=int, default=16)
+    ap.add_argument("--train", type=int, default=60000)
+    ap.add_argument("--epochs", type=int, default=30)
+    ap.add_argument("--netlens", help="a built netlens binary (default: cargo run --release)")
+    ap.add_argument("--samples-only", action="store_true", help="only (re)write models/samples")
+    ap.add_argument("--no-samples", action="store_true")
     ap.add_argument("--out", default=os.path.join(ROOT, "models", "shapes-vgg.safetensors"))
     a = ap.parse_args()
+    if a.netlens:
+        NETLENS[:] = [a.netlens]
+    if a.samples_only:
+        write_samples(os.path.join(os.path.dirname(a.out), "samples"))
+        return
+    dev = "cuda" if torch.cuda.is_available() else "cpu"
     torch.manual_seed(0)
     tmp = tempfile.mkdtemp()
     synth(os.path.join(tmp, "train"), a.train, seed=1)
@@ -58,16 +70,17 @@ def main():
     xtr, ytr = load(os.path.join(tmp, "train"))
     xva, yva = load(os.path.join(tmp, "val"))
     # Trained with batch norm, exported BN-free: each BN is folded into its conv.
-    model = TorchvisionVGG(CFG, hidden=HIDDEN, classes=len(SHAPES), batch_norm=True)
-    opt = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=1e-4)
-    steps = a.epochs * ((len(xtr) + 63) // 64)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=2e-3, total_steps=steps)
+    model = TorchvisionVGG(CFG, hidden=HIDDEN, classes=len(SHAPES), batch_norm=True).to(dev)
+    xtr, ytr, xva, yva = xtr.to(dev), ytr.to(dev), xva.to(dev), yva.to(dev)
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=1e-4)
+    steps = a.epochs * ((len(xtr) + 127) // 128)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=3e-3, total_steps=steps)
     for epoch in range(a.epochs):
         model.train()
-        perm = torch.randperm(len(xtr))
+        perm = torch.randperm(len(xtr), device=dev)
         t, loss_sum = time.time(), 0.0
-        for i in range(0, len(xtr), 64):
-            idx = perm[i:i + 64]
+        for i in range(0, len(xtr), 128):
+            idx = perm[i:i + 128]
             xb = xtr[idx]
             if torch.rand(()) < 0.5:  # mirror: every class is mirror-symmetric as a set
                 xb = xb.flip(3)
@@ -83,14 +96,16 @@ def main():
         print(f"epoch {epoch + 1}: loss {loss_sum / len(xtr):.4f} val acc {acc:.4f} ({time.time() - t:.0f}s)", flush=True)
     meta = {"format": 1, "arch": "shapes-vgg", "input_size": [SIZE, SIZE], "resize": SIZE,
             "mean": MEAN, "std": STD, "classes": SHAPES}
-    model = fold_batchnorm(model)
+    model = fold_batchnorm(model.cpu())
+    xva, yva = xva.cpu(), yva.cpu()
     with torch.no_grad():
         acc = (model(xva).argmax(1) == yva).float().mean().item()
     state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
     os.makedirs(os.path.dirname(a.out), exist_ok=True)
     save_file(state, a.out, metadata={"netlens": json.dumps(meta)})
     print(f"wrote {a.out} ({os.path.getsize(a.out) / 1e6:.1f} MB), val acc {acc:.4f}")
-    write_samples(os.path.join(os.path.dirname(a.out), "samples"))
+    if not a.no_samples:
+        write_samples(os.path.join(os.path.dirname(a.out), "samples"))
     shutil.rmtree(tmp)
 
 
