@@ -1,6 +1,7 @@
 //! The `netlens` command line: one file per subcommand.
 
 mod accuracy;
+mod attribute;
 mod classify;
 mod info;
 mod synth;
@@ -29,6 +30,8 @@ enum Command {
     Info(info::Args),
     /// Classify images or .npy batches
     Classify(classify::Args),
+    /// Attribution maps: gradients, SmoothGrad, IG, guided backprop, Grad-CAM, occlusion
+    Attribute(attribute::Args),
     /// Write the procedural concept dataset (Broden layout)
     Synth(synth::Args),
     /// Top-1 accuracy of a model over a generated dataset
@@ -43,6 +46,7 @@ pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Info(a) => info::run(a),
         Command::Classify(a) => classify::run(a, backend),
+        Command::Attribute(a) => attribute::run(a, backend),
         Command::Synth(a) => synth::run(a),
         Command::Accuracy(a) => accuracy::run(a, backend),
     }

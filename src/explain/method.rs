@@ -1,0 +1,85 @@
+//! Method names and their settings, shared by the CLI and library users.
+
+use super::gradcam::{default_layer, grad_cam, guided_grad_cam};
+use super::gradient::{self, Baseline, IgMethod};
+use super::occlusion::occlusion;
+use super::resample::Upsample;
+use super::{Attribution, Target};
+use crate::array::Array;
+use crate::error::{Error, Result};
+use crate::graph::Net;
+use crate::ops::ReluRule;
+
+/// Every attribution method by its CLI name.
+pub const METHODS: &[&str] = &[
+    "gradient",
+    "saliency",
+    "input-x-gradient",
+    "smoothgrad",
+    "integrated-gradients",
+    "guided-backprop",
+    "deconvnet",
+    "grad-cam",
+    "guided-grad-cam",
+    "occlusion",
+];
+
+/// Settings of all methods (each reads its own).
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub samples: usize,
+    pub noise: f32,
+    pub seed: u64,
+    pub steps: usize,
+    pub baseline: Baseline,
+    pub ig_method: IgMethod,
+    /// Grad-CAM layer name (default: the ReLU after the last conv).
+    pub layer: Option<String>,
+    pub relu: bool,
+    pub upsample: Upsample,
+    pub window: usize,
+    pub stride: usize,
+    pub occlusion_baseline: f32,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            samples: 50,
+            noise: 0.15,
+            seed: 0,
+            steps: 50,
+            baseline: Baseline::Zero,
+            ig_method: IgMethod::GaussLegendre,
+            layer: None,
+            relu: false,
+            upsample: Upsample::Nearest,
+            window: 16,
+            stride: 8,
+            occlusion_baseline: 0.0,
+        }
+    }
+}
+
+/// Runs method `name` on a batch.
+pub fn attribute(net: &Net, name: &str, x: &Array, target: &Target, s: &Settings, progress: &indicatif::ProgressBar) -> Result<Attribution> {
+    let layer = || -> Result<usize> {
+        match &s.layer {
+            Some(l) => net.model().find(l),
+            None => default_layer(net),
+        }
+    };
+    match name {
+        "gradient" => gradient::gradient(net, x, target, ReluRule::Gradient),
+        "saliency" => gradient::saliency(net, x, target),
+        "input-x-gradient" => gradient::input_x_gradient(net, x, target),
+        "smoothgrad" => gradient::smoothgrad(net, x, target, s.samples, s.noise, s.seed),
+        "integrated-gradients" => gradient::integrated_gradients(net, x, target, &s.baseline, s.steps, s.ig_method),
+        "guided-backprop" => gradient::gradient(net, x, target, ReluRule::Guided),
+        "deconvnet" => gradient::gradient(net, x, target, ReluRule::Deconv),
+        "grad-cam" => grad_cam(net, x, target, layer()?, s.relu, s.upsample),
+        "guided-grad-cam" => guided_grad_cam(net, x, target, layer()?, s.upsample),
+        "occlusion" => occlusion(net, x, target, (s.window, s.window), (s.stride, s.stride), s.occlusion_baseline, progress),
+        other => Err(Error::input("--method", format!("unknown method '{other}'; methods are: {}", METHODS.join(", ")))),
+    }
+}
