@@ -187,3 +187,23 @@ fn outputs_are_not_overwritten_and_usage_errors_exit_2() {
     assert_eq!(netlens(&["classify"]).0, 2);
     assert_eq!(netlens(&["frobnicate"]).0, 2);
 }
+
+#[test]
+fn attribute_cli_writes_maps_and_refuses_bad_settings() {
+    let m = fixture("small.safetensors");
+    let x = npy("attr_in.npy", &[2, 3, 17, 15], 0.3);
+    let out = tmp("attr_map.npy");
+    let fig = tmp("attr_fig.png");
+    let _ = std::fs::remove_file(&out);
+    let _ = std::fs::remove_file(&fig);
+    let (code, err) = netlens(&["attribute", &m, &x, "--method", "saliency", "--out", out.to_str().unwrap(), "--heatmap", fig.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(netlens::io::npy::read(&out).unwrap().shape, vec![2, 1, 17, 15]);
+    assert!(image::open(&fig).is_ok(), "the figure is a PNG");
+    expect_error(&["attribute", &m, &x, "--method", "saliency", "--out", out.to_str().unwrap()], "--overwrite");
+    expect_error(&["attribute", &m, &x, "--method", "magic"], "unknown method");
+    expect_error(&["attribute", &m, &x, "--method", "gradient", "--target", "9"], "class 9");
+    expect_error(&["attribute", &m, &x, "--method", "grad-cam", "--layer", "nope"], "no layer named");
+    expect_error(&["attribute", &m, &x, "--method", "occlusion", "--window", "40"], "window");
+    expect_error(&["attribute", &m, &x, "--method", "integrated-gradients", "--ig-method", "simpson"], "riemann");
+}

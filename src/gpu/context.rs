@@ -84,6 +84,7 @@ pub struct Context {
     pub(crate) pool: BufferPool,
     pub(crate) health: Arc<Health>,
     adapter_name: String,
+    binding_cap: Option<u64>,
 }
 
 impl Context {
@@ -163,6 +164,7 @@ impl Context {
             limits,
             health,
             adapter_name,
+            binding_cap: None,
         }
     }
 
@@ -176,9 +178,17 @@ impl Context {
         &self.adapter_name
     }
 
-    /// The largest storage binding this device accepts, in bytes.
+    /// Caps the bytes netlens puts in one binding below the device's limit (tests use it
+    /// to force splits; it also bounds single allocations).
+    pub fn with_binding_limit(mut self, bytes: u64) -> Self {
+        self.binding_cap = Some(bytes.max(4));
+        self
+    }
+
+    /// The largest storage binding netlens uses on this device, in bytes.
     pub fn max_binding(&self) -> u64 {
-        (self.limits.max_storage_buffer_binding_size as u64).min(self.limits.max_buffer_size)
+        let device = (self.limits.max_storage_buffer_binding_size as u64).min(self.limits.max_buffer_size);
+        self.binding_cap.map_or(device, |c| c.min(device))
     }
 
     /// Turns pending uncaptured errors and device loss into a typed error.
