@@ -4,7 +4,8 @@
 // Operands are read straight from NCHW tensors (im2col on the fly); padding reads 0.
 // A launch covers output channels [co_offset, co_offset + co_count): the weight and bias
 // bindings hold only that chunk, so weights over the binding limit are split; backward
-// launches after the first accumulate into dx (flags bit 2).
+// launches after the first accumulate into dx (flags bit 2; forward honours it too, for
+// sums of convolutions such as LRP's W+ a+ + W- a-).
 
 struct Conv2dParams {
     n: u32, cin: u32, h: u32, w: u32,
@@ -89,7 +90,8 @@ fn store(mode: u32, m: u32, n: u32, acc: f32) {
         var v = acc;
         if ((p.flags & 2u) != 0u) { v += bias[n]; }
         if ((p.flags & 1u) != 0u) { v = max(v, 0.0); }
-        output[((m / plane) * p.cout + p.co_offset + n) * plane + m % plane] = v;
+        let o = ((m / plane) * p.cout + p.co_offset + n) * plane + m % plane;
+        if ((p.flags & 4u) != 0u) { output[o] += v; } else { output[o] = v; }
         return;
     }
     let plane = p.h * p.w;

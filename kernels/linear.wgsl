@@ -49,7 +49,8 @@ fn linear_forward(
         var v = partial[lid * 64u];
         if ((p.flags & 2u) != 0u) { v += bias[o]; }
         if ((p.flags & 1u) != 0u) { v = max(v, 0.0); }
-        output[(n0 + lid) * p.out_features + p.o_offset + o] = v;
+        let i = (n0 + lid) * p.out_features + p.o_offset + o;
+        if ((p.flags & 4u) != 0u) { output[i] += v; } else { output[i] = v; }
     }
 }
 

@@ -4,6 +4,7 @@
 mod engine;
 pub mod gradcam;
 pub mod gradient;
+pub mod lrp;
 pub mod method;
 pub mod occlusion;
 pub mod resample;

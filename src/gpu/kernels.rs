@@ -11,6 +11,7 @@ pub const SOURCES: &[(&str, &str)] = &[
     ("pool.wgsl", include_str!("../../kernels/pool.wgsl")),
     ("elementwise.wgsl", include_str!("../../kernels/elementwise.wgsl")),
     ("perturb.wgsl", include_str!("../../kernels/perturb.wgsl")),
+    ("lrp.wgsl", include_str!("../../kernels/lrp.wgsl")),
 ];
 
 /// How a kernel sees a binding (binding 0 is always the uniform parameters).
@@ -36,6 +37,9 @@ pub enum Kernel {
     ReluBackward,
     SoftmaxForward,
     Occlude,
+    LrpRatio,
+    LrpCombine,
+    LrpClamp,
 }
 
 use Access::{Read as R, ReadWrite as W};
@@ -56,6 +60,9 @@ impl Kernel {
         Kernel::ReluBackward,
         Kernel::SoftmaxForward,
         Kernel::Occlude,
+        Kernel::LrpRatio,
+        Kernel::LrpCombine,
+        Kernel::LrpClamp,
     ];
 
     /// (shader file, entry point, storage bindings after the uniform)
@@ -75,6 +82,9 @@ impl Kernel {
             Kernel::ReluBackward => ("elementwise.wgsl", "relu_backward", &[R, W, W]),
             Kernel::SoftmaxForward => ("elementwise.wgsl", "softmax_forward", &[R, W]),
             Kernel::Occlude => ("perturb.wgsl", "occlude", &[R, W]),
+            Kernel::LrpRatio => ("lrp.wgsl", "lrp_ratio", &[R, R, R, R, W]),
+            Kernel::LrpCombine => ("lrp.wgsl", "lrp_combine", &[R, R, R, R, W]),
+            Kernel::LrpClamp => ("lrp.wgsl", "lrp_clamp", &[R, R, R, R, W]),
         }
     }
 

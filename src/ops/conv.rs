@@ -51,6 +51,11 @@ pub(crate) fn flags(relu: bool, w: &WeightBuffer) -> u32 {
 
 /// y = conv2d(x, W) + b, ReLU fused when `relu`.
 pub fn conv2d(rec: &mut Recorder, x: &Tensor, w: &WeightBuffer, g: &Conv2dGeom, relu: bool) -> Result<Tensor> {
+    conv2d_acc(rec, x, w, g, relu, None)
+}
+
+/// As `conv2d`; with `acc`, adds the result into that tensor and returns it.
+pub fn conv2d_acc(rec: &mut Recorder, x: &Tensor, w: &WeightBuffer, g: &Conv2dGeom, relu: bool, acc: Option<&Tensor>) -> Result<Tensor> {
     let [n, c, h, wd] = dims4(&x.shape, "conv2d")?;
     if c != g.cin || w.rows != g.cout || w.row_len != g.cin * g.kernel.0 * g.kernel.1 {
         return Err(Error::Shape(format!(
@@ -59,7 +64,12 @@ pub fn conv2d(rec: &mut Recorder, x: &Tensor, w: &WeightBuffer, g: &Conv2dGeom, 
         )));
     }
     let (oh, ow) = g.out_hw(h, wd)?;
-    let y = Tensor::empty(rec.ctx(), &[n, g.cout, oh, ow], "conv2d output")?;
+    let y = match acc {
+        Some(t) if t.shape == [n, g.cout, oh, ow] => t.clone(),
+        Some(t) => return Err(Error::Shape(format!("conv2d: cannot accumulate into {:?}", t.shape))),
+        None => Tensor::empty(rec.ctx(), &[n, g.cout, oh, ow], "conv2d output")?,
+    };
+    let accumulate = if acc.is_some() { 4 } else { 0 };
     let m = n * oh * ow;
     let m_tiles = u32s(m.div_ceil(BM), "conv2d pixel tiles")?;
     for ch in &w.chunks {
@@ -67,7 +77,7 @@ pub fn conv2d(rec: &mut Recorder, x: &Tensor, w: &WeightBuffer, g: &Conv2dGeom, 
             n: u32s(n, "batch")?, cin: c as u32, h: u32s(h, "height")?, w: u32s(wd, "width")?,
             cout: g.cout as u32, oh: oh as u32, ow: ow as u32, kh: g.kernel.0 as u32,
             kw: g.kernel.1 as u32, stride_h: g.stride.0 as u32, stride_w: g.stride.1 as u32, pad_h: g.padding.0 as u32,
-            pad_w: g.padding.1 as u32, co_offset: ch.start as u32, co_count: ch.rows as u32, flags: flags(relu, w),
+            pad_w: g.padding.1 as u32, co_offset: ch.start as u32, co_count: ch.rows as u32, flags: flags(relu, w) | accumulate,
         };
         let mut grid = crate::gpu::recorder::grid(m_tiles);
         grid[1] = ch.rows.div_ceil(BN) as u32;
@@ -86,6 +96,11 @@ pub const LINEAR_GEMM_BATCH: usize = 16;
 
 /// y = x W^T + b for x [N, in], W [out, in]; ReLU fused when `relu`.
 pub fn linear(rec: &mut Recorder, x: &Tensor, w: &WeightBuffer, relu: bool) -> Result<Tensor> {
+    linear_acc(rec, x, w, relu, None)
+}
+
+/// As `linear`; with `acc`, adds the result into that tensor and returns it.
+pub fn linear_acc(rec: &mut Recorder, x: &Tensor, w: &WeightBuffer, relu: bool, acc: Option<&Tensor>) -> Result<Tensor> {
     let (n, k) = match x.shape.as_slice() {
         [n, k] => (*n, *k),
         s => return Err(Error::Shape(format!("linear expects [N, features], got {s:?}"))),
@@ -95,14 +110,20 @@ pub fn linear(rec: &mut Recorder, x: &Tensor, w: &WeightBuffer, relu: bool) -> R
     }
     if n >= LINEAR_GEMM_BATCH {
         let g = Conv2dGeom { cin: k, cout: w.rows, kernel: (1, 1), stride: (1, 1), padding: (0, 0) };
-        let y = conv2d(rec, &x.reshape(&[n, k, 1, 1])?, w, &g, relu)?;
+        let acc4 = acc.map(|t| t.reshape(&[n, w.rows, 1, 1])).transpose()?;
+        let y = conv2d_acc(rec, &x.reshape(&[n, k, 1, 1])?, w, &g, relu, acc4.as_ref())?;
         return y.reshape(&[n, w.rows]);
     }
-    let y = Tensor::empty(rec.ctx(), &[n, w.rows], "linear output")?;
+    let y = match acc {
+        Some(t) if t.shape == [n, w.rows] => t.clone(),
+        Some(t) => return Err(Error::Shape(format!("linear: cannot accumulate into {:?}", t.shape))),
+        None => Tensor::empty(rec.ctx(), &[n, w.rows], "linear output")?,
+    };
+    let accumulate = if acc.is_some() { 4 } else { 0 };
     for ch in &w.chunks {
         let p = LinearParams {
             n: n as u32, in_features: u32s(k, "features")?, out_features: w.rows as u32, o_offset: ch.start as u32,
-            o_count: ch.rows as u32, flags: flags(relu, w), _pad: [0; 2],
+            o_count: ch.rows as u32, flags: flags(relu, w) | accumulate, _pad: [0; 2],
         };
         let mut grid = crate::gpu::recorder::grid(ch.rows as u32);
         grid[1] = n.div_ceil(8) as u32;

@@ -1,0 +1,52 @@
+// Element-wise steps of LRP rules (the matrix products reuse conv2d/linear kernels).
+// s(v) = v + eps * (sign(v) + (v == 0)): Zennit's stabilizer.
+
+struct LrpParams {
+    count: u32, mode: u32, flags: u32, _pad: u32,
+    eps: f32, c0: f32, c1: f32, _pad1: f32,
+}
+
+@group(0) @binding(0) var<uniform> p: LrpParams;
+@group(0) @binding(1) var<storage, read> x0: array<f32>;
+@group(0) @binding(2) var<storage, read> y0: array<f32>;
+@group(0) @binding(3) var<storage, read> x1: array<f32>;
+@group(0) @binding(4) var<storage, read> y1: array<f32>;
+@group(0) @binding(5) var<storage, read_write> out: array<f32>;
+
+fn index(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
+    return gid.x + gid.z * nwg.x * 64u;
+}
+
+fn stabilize(v: f32) -> f32 {
+    return v + select(-p.eps, p.eps, v >= 0.0);
+}
+
+// out = R / s(z) where mode allows it: x0 = R, y0 = z, x1 = the layer's original output
+// z0; mode 0 everywhere, 1 where z0 > 0, 2 where z0 < 0 (Gamma).
+@compute @workgroup_size(64, 1, 1)
+fn lrp_ratio(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = index(gid, nwg);
+    if (i >= p.count) { return; }
+    var keep = true;
+    if (p.mode == 1u) { keep = x1[i] > 0.0; }
+    if (p.mode == 2u) { keep = x1[i] < 0.0; }
+    out[i] = select(0.0, x0[i] / stabilize(y0[i]), keep);
+}
+
+// out (+)= c0 * x0 * y0 + c1 * x1 * y1 (flags bit 0: accumulate).
+@compute @workgroup_size(64, 1, 1)
+fn lrp_combine(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = index(gid, nwg);
+    if (i >= p.count) { return; }
+    var v = p.c0 * x0[i] * y0[i] + p.c1 * x1[i] * y1[i];
+    if ((p.flags & 1u) != 0u) { v += out[i]; }
+    out[i] = v;
+}
+
+// out = max(x0, 0) (mode 0) or min(x0, 0) (mode 1).
+@compute @workgroup_size(64, 1, 1)
+fn lrp_clamp(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = index(gid, nwg);
+    if (i >= p.count) { return; }
+    out[i] = select(max(x0[i], 0.0), min(x0[i], 0.0), p.mode == 1u);
+}

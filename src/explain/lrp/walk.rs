@@ -1,0 +1,176 @@
+//! The LRP backward walk: one forward tape, then each layer's rule from the output back to
+//! the input, in one GPU submission per batch chunk.
+
+use super::rule::{Rule, STABILIZER};
+use super::weights::{Mod, ModWeights};
+use crate::error::{Error, Result};
+use crate::gpu::{Recorder, Tensor, WeightBuffer};
+use crate::graph::{Net, Tape};
+use crate::model::LayerKind;
+use crate::ops::{self, LrpKeep, ReluRule};
+
+struct Affine<'a> {
+    net: &'a Net,
+    layer: usize,
+}
+
+impl Affine<'_> {
+    fn kind(&self) -> &LayerKind {
+        &self.net.model().layers[self.layer].kind
+    }
+
+    fn fwd(&self, rec: &mut Recorder, x: &Tensor, w: &WeightBuffer, acc: Option<&Tensor>) -> Result<Tensor> {
+        match self.kind() {
+            LayerKind::Conv2d { geom, .. } => ops::conv2d_acc(rec, x, w, geom, false, acc),
+            _ => ops::linear_acc(rec, x, w, false, acc),
+        }
+    }
+
+    fn bwd(&self, rec: &mut Recorder, g: &Tensor, w: &WeightBuffer, input: &Tensor) -> Result<Tensor> {
+        match self.kind() {
+            LayerKind::Conv2d { geom, .. } => ops::conv2d_backward_input(rec, g, w, geom, (input.shape[2], input.shape[3])),
+            _ => ops::linear_backward_input(rec, g, w),
+        }
+    }
+}
+
+fn constant(net: &Net, shape: &[usize], v: f32) -> Result<Tensor> {
+    Tensor::upload(net.ctx(), &vec![v; shape.iter().product()], shape)
+}
+
+/// Relevance at the input of layer `i` from relevance `r` at its output.
+#[allow(clippy::too_many_arguments)]
+fn layer_rule(net: &Net, mw: &ModWeights, rec: &mut Recorder, tape: &Tape, i: usize, rule: &Rule, r: &Tensor) -> Result<Tensor> {
+    let layers = &net.model().layers;
+    let a = if i == 0 { &tape.input } else { tape.output(i - 1)? };
+    let z0 = tape.output(i)?;
+    let kind = &layers[i].kind;
+    let affine = matches!(kind, LayerKind::Conv2d { .. } | LayerKind::Linear { .. });
+    if rule.needs_weights() && !affine {
+        return Err(Error::Other(format!("rule {rule} cannot apply to {} ({})", layers[i].name, kind.type_name())));
+    }
+    let f = Affine { net, layer: i };
+    let w = |m: Mod| mw.get(net, i, m);
+    Ok(match rule {
+        Rule::Pass => match kind {
+            LayerKind::Flatten => r.reshape(&a.shape)?,
+            LayerKind::Relu | LayerKind::Dropout => r.clone(),
+            _ => return Err(Error::Other(format!("pass cannot apply to {} ({})", layers[i].name, kind.type_name()))),
+        },
+        Rule::Gradient => match kind {
+            LayerKind::MaxPool2d(p) => {
+                let arg = tape.argmax[i].as_ref().ok_or_else(|| Error::Other("tape lacks a max-pool argmax".into()))?;
+                ops::max_pool2d_backward(rec, r, arg, p, &a.shape)?
+            }
+            LayerKind::AvgPool2d(p) => ops::avg_pool2d_backward(rec, r, p, &a.shape)?,
+            LayerKind::AdaptiveAvgPool2d(_) => ops::adaptive_avg_pool2d_backward(rec, r, &a.shape)?,
+            LayerKind::Relu => ops::relu_backward(rec, z0, r, ReluRule::Gradient)?,
+            LayerKind::Flatten => r.reshape(&a.shape)?,
+            LayerKind::Dropout => r.clone(),
+            _ => f.bwd(rec, r, net.weights(i), a)?,
+        },
+        Rule::Norm => {
+            let g = ops::lrp_ratio(rec, r, z0, z0, LrpKeep::All, STABILIZER)?;
+            let t = match kind {
+                LayerKind::AvgPool2d(p) => ops::avg_pool2d_backward(rec, &g, p, &a.shape)?,
+                LayerKind::AdaptiveAvgPool2d(_) => ops::adaptive_avg_pool2d_backward(rec, &g, &a.shape)?,
+                _ => return Err(Error::Other(format!("norm applies to avg-pools, not {}", kind.type_name()))),
+            };
+            ops::lrp_combine(rec, 1.0, a, &t, 0.0, a, &t, None)?
+        }
+        Rule::Epsilon(e) => {
+            let g = ops::lrp_ratio(rec, r, z0, z0, LrpKeep::All, *e)?;
+            let t = f.bwd(rec, &g, net.weights(i), a)?;
+            ops::lrp_combine(rec, 1.0, a, &t, 0.0, a, &t, None)?
+        }
+        Rule::ZPlus | Rule::AlphaBeta { .. } => {
+            let (alpha, beta) = match rule {
+                Rule::AlphaBeta { alpha, beta } => (*alpha, *beta),
+                _ => (1.0, 0.0),
+            };
+            let ap = ops::lrp_clamp(rec, a, false)?;
+            let an = ops::lrp_clamp(rec, a, true)?;
+            let (pos, neg) = (w(Mod::Pos { bias: false })?, w(Mod::Neg { bias: false })?);
+            let zp = f.fwd(rec, &ap, &*w(Mod::Pos { bias: true })?, None)?;
+            let zp = f.fwd(rec, &an, &neg, Some(&zp))?;
+            let gp = ops::lrp_ratio(rec, r, &zp, &zp, LrpKeep::All, STABILIZER)?;
+            let t1 = f.bwd(rec, &gp, &pos, a)?;
+            let t2 = f.bwd(rec, &gp, &neg, a)?;
+            let out = ops::lrp_combine(rec, alpha, &ap, &t1, alpha, &an, &t2, None)?;
+            if beta == 0.0 {
+                out
+            } else {
+                let zn = f.fwd(rec, &ap, &*w(Mod::Neg { bias: true })?, None)?;
+                let zn = f.fwd(rec, &an, &pos, Some(&zn))?;
+                let gn = ops::lrp_ratio(rec, r, &zn, &zn, LrpKeep::All, STABILIZER)?;
+                let t3 = f.bwd(rec, &gn, &neg, a)?;
+                let t4 = f.bwd(rec, &gn, &pos, a)?;
+                ops::lrp_combine(rec, -beta, &ap, &t3, -beta, &an, &t4, Some(&out))?
+            }
+        }
+        Rule::Gamma(gamma) => {
+            let gb = gamma.to_bits();
+            let ap = ops::lrp_clamp(rec, a, false)?;
+            let an = ops::lrp_clamp(rec, a, true)?;
+            let gp_nb = w(Mod::GammaPos { gamma: gb, bias: false })?;
+            let gn_nb = w(Mod::GammaNeg { gamma: gb, bias: false })?;
+            let z1 = f.fwd(rec, &ap, &*w(Mod::GammaPos { gamma: gb, bias: true })?, None)?;
+            let z1 = f.fwd(rec, &an, &gn_nb, Some(&z1))?;
+            let z2 = f.fwd(rec, &ap, &*w(Mod::GammaNeg { gamma: gb, bias: true })?, None)?;
+            let z2 = f.fwd(rec, &an, &gp_nb, Some(&z2))?;
+            let g1 = ops::lrp_ratio(rec, r, &z1, z0, LrpKeep::Positive, STABILIZER)?;
+            let g2 = ops::lrp_ratio(rec, r, &z2, z0, LrpKeep::Negative, STABILIZER)?;
+            let t1 = f.bwd(rec, &g1, &gp_nb, a)?;
+            let t2 = f.bwd(rec, &g1, &gn_nb, a)?;
+            let out = ops::lrp_combine(rec, 1.0, &ap, &t1, 1.0, &an, &t2, None)?;
+            let t3 = f.bwd(rec, &g2, &gn_nb, a)?;
+            let t4 = f.bwd(rec, &g2, &gp_nb, a)?;
+            ops::lrp_combine(rec, 1.0, &ap, &t3, 1.0, &an, &t4, Some(&out))?
+        }
+        Rule::ZBox { low, high } => {
+            // z^B = W a − W⁺ l − W⁻ h (the biases cancel); bounds are zero-padded like a
+            let lo = constant(net, &a.shape, *low)?;
+            let hi = constant(net, &a.shape, *high)?;
+            let plain = w(Mod::PlainNoBias)?;
+            let z = f.fwd(rec, a, &plain, None)?;
+            let z = f.fwd(rec, &lo, &*w(Mod::MinusPos)?, Some(&z))?;
+            let z = f.fwd(rec, &hi, &*w(Mod::MinusNeg)?, Some(&z))?;
+            let g = ops::lrp_ratio(rec, r, &z, &z, LrpKeep::All, STABILIZER)?;
+            let t0 = f.bwd(rec, &g, &plain, a)?;
+            let t1 = f.bwd(rec, &g, &*w(Mod::Pos { bias: false })?, a)?;
+            let t2 = f.bwd(rec, &g, &*w(Mod::Neg { bias: false })?, a)?;
+            let out = ops::lrp_combine(rec, 1.0, a, &t0, -1.0, &lo, &t1, None)?;
+            ops::lrp_combine(rec, -1.0, &hi, &t2, 0.0, &hi, &t2, Some(&out))?
+        }
+        Rule::Flat | Rule::WSquare => {
+            let m = if *rule == Rule::Flat { Mod::Ones } else { Mod::Square };
+            let wm = w(m)?;
+            let ones = constant(net, &a.shape, 1.0)?;
+            let z = f.fwd(rec, &ones, &wm, None)?;
+            let g = ops::lrp_ratio(rec, r, &z, &z, LrpKeep::All, STABILIZER)?;
+            f.bwd(rec, &g, &wm, a)?
+        }
+    })
+}
+
+/// Walks the tape from the output relevance `seed` back to the input with one rule per
+/// layer. Returns the input relevance and, when `keep`, the relevance arriving at each
+/// layer's output (index order).
+pub fn walk(net: &Net, mw: &ModWeights, tape: &Tape, seed: &Tensor, rules: &[Rule], keep: bool) -> Result<(Tensor, Vec<Tensor>)> {
+    let n = net.model().layers.len();
+    if rules.len() != n {
+        return Err(Error::Other(format!("{} rules for {n} layers", rules.len())));
+    }
+    let mut rec = Recorder::new(net.ctx(), "lrp");
+    let mut r = seed.clone();
+    let mut at = Vec::new();
+    for i in (0..n).rev() {
+        if keep {
+            at.push(r.clone());
+        }
+        r = layer_rule(net, mw, &mut rec, tape, i, &rules[i], &r)?;
+    }
+    rec.submit()?;
+    at.reverse();
+    Ok((r, at))
+}

@@ -1,0 +1,89 @@
+//! Modified weights (W⁺, W⁻, W + γW⁺, W², ones, ...) in their own GPU buffers, made once
+//! per layer and modifier from the host model; the model is never changed.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use crate::error::Result;
+use crate::gpu::WeightBuffer;
+use crate::graph::Net;
+use crate::model::LayerKind;
+
+/// How weights and bias are modified.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Mod {
+    /// W, no bias
+    PlainNoBias,
+    /// W⁺ (bias b⁺ when `bias`)
+    Pos { bias: bool },
+    /// W⁻ (bias b⁻ when `bias`)
+    Neg { bias: bool },
+    /// −W⁺, no bias
+    MinusPos,
+    /// −W⁻, no bias
+    MinusNeg,
+    /// W + γW⁺ (bias b + γb⁺); gamma as f32 bits
+    GammaPos { gamma: u32, bias: bool },
+    /// W + γW⁻ (bias b + γb⁻)
+    GammaNeg { gamma: u32, bias: bool },
+    /// W², b²
+    Square,
+    /// all ones, no bias
+    Ones,
+}
+
+impl Mod {
+    fn weight(self, w: f32) -> f32 {
+        match self {
+            Mod::PlainNoBias => w,
+            Mod::Pos { .. } => w.max(0.0),
+            Mod::Neg { .. } => w.min(0.0),
+            Mod::MinusPos => -w.max(0.0),
+            Mod::MinusNeg => -w.min(0.0),
+            Mod::GammaPos { gamma, .. } => w + f32::from_bits(gamma) * w.max(0.0),
+            Mod::GammaNeg { gamma, .. } => w + f32::from_bits(gamma) * w.min(0.0),
+            Mod::Square => w * w,
+            Mod::Ones => 1.0,
+        }
+    }
+
+    /// The modified bias, or None when the modifier drops it.
+    fn bias(self, b: f32) -> Option<f32> {
+        match self {
+            Mod::Pos { bias: true } => Some(b.max(0.0)),
+            Mod::Neg { bias: true } => Some(b.min(0.0)),
+            Mod::GammaPos { gamma, bias: true } => Some(b + f32::from_bits(gamma) * b.max(0.0)),
+            Mod::GammaNeg { gamma, bias: true } => Some(b + f32::from_bits(gamma) * b.min(0.0)),
+            Mod::Square => Some(b * b),
+            _ => None,
+        }
+    }
+}
+
+/// The cache of modified weight buffers of one network.
+#[derive(Default)]
+pub struct ModWeights {
+    cache: Mutex<HashMap<(usize, Mod), Arc<WeightBuffer>>>,
+}
+
+impl ModWeights {
+    pub fn get(&self, net: &Net, layer: usize, m: Mod) -> Result<Arc<WeightBuffer>> {
+        if let Some(w) = self.cache.lock().unwrap().get(&(layer, m)) {
+            return Ok(w.clone());
+        }
+        let l = &net.model().layers[layer];
+        let (weight, bias, rows) = match &l.kind {
+            LayerKind::Conv2d { geom, weight, bias } => (weight, bias, geom.cout),
+            LayerKind::Linear { out_features, weight, bias, .. } => (weight, bias, *out_features),
+            other => return Err(crate::Error::Other(format!("layer {} ({}) has no weights", l.name, other.type_name()))),
+        };
+        let w: Vec<f32> = weight.iter().map(|v| m.weight(*v)).collect();
+        let b: Option<Vec<f32>> = match bias {
+            Some(b) if m.bias(0.0).is_some() => Some(b.iter().map(|v| m.bias(*v).unwrap_or(0.0)).collect()),
+            _ => None,
+        };
+        let buf = Arc::new(WeightBuffer::upload(net.ctx(), &format!("{} {m:?}", l.name), &w, rows, w.len() / rows, b.as_deref())?);
+        self.cache.lock().unwrap().insert((layer, m), buf.clone());
+        Ok(buf)
+    }
+}
