@@ -158,3 +158,67 @@ fn occluded_copies_match_captum_windows() {
         }
     }
 }
+
+#[test]
+fn lrp_elementwise_kernels() {
+    let c = ctx();
+    let n = 1000;
+    let mut z = rand_vec(n, 31);
+    z[0] = 0.0; // s(0) = +eps
+    z[1] = -0.0;
+    let r = rand_vec(n, 32);
+    let z0 = rand_vec(n, 33);
+    let (rt, zt, z0t) = (Tensor::upload(c, &r, &[n]).unwrap(), Tensor::upload(c, &z, &[n]).unwrap(), Tensor::upload(c, &z0, &[n]).unwrap());
+    let eps = 0.01f32;
+    let s = |v: f32| v + if v >= 0.0 { eps } else { -eps };
+    for (keep, f) in [
+        (ops::LrpKeep::All, Box::new(|_: f32| true) as Box<dyn Fn(f32) -> bool>),
+        (ops::LrpKeep::Positive, Box::new(|v: f32| v > 0.0)),
+        (ops::LrpKeep::Negative, Box::new(|v: f32| v < 0.0)),
+    ] {
+        let mut rec = Recorder::new(c, "test");
+        let g = ops::lrp_ratio(&mut rec, &rt, &zt, &z0t, keep, eps).unwrap();
+        rec.submit().unwrap();
+        let want: Vec<f32> = (0..n).map(|i| if f(z0[i]) { r[i] / s(z[i]) } else { 0.0 }).collect();
+        assert_close(&g.read(c).unwrap(), &want, 1e-6, 1e-6, &format!("lrp_ratio {keep:?}"));
+    }
+    let mut rec = Recorder::new(c, "test");
+    let pos = ops::lrp_clamp(&mut rec, &zt, false).unwrap();
+    let neg = ops::lrp_clamp(&mut rec, &zt, true).unwrap();
+    let comb = ops::lrp_combine(&mut rec, 2.0, &rt, &zt, -0.5, &z0t, &pos, None).unwrap();
+    let acc = ops::lrp_combine(&mut rec, 1.0, &rt, &rt, 0.0, &rt, &rt, Some(&comb)).unwrap();
+    rec.submit().unwrap();
+    let pz: Vec<f32> = z.iter().map(|v| v.max(0.0)).collect();
+    assert_close(&pos.read(c).unwrap(), &pz, 0.0, 0.0, "clamp +");
+    assert_close(&neg.read(c).unwrap(), &z.iter().map(|v| v.min(0.0)).collect::<Vec<_>>(), 0.0, 0.0, "clamp -");
+    let want: Vec<f32> = (0..n).map(|i| 2.0 * r[i] * z[i] - 0.5 * z0[i] * pz[i] + r[i] * r[i]).collect();
+    assert_close(&acc.read(c).unwrap(), &want, 1e-6, 1e-5, "lrp_combine with accumulate");
+}
+
+#[test]
+fn forward_accumulate_adds_into_the_target() {
+    let c = ctx();
+    let g = geom(3, 5, (3, 3), (1, 1), (1, 1));
+    let (x1, x2) = (rand_vec(2 * 3 * 6 * 7, 34), rand_vec(2 * 3 * 6 * 7, 35));
+    let (w1, w2) = (rand_vec(5 * 27, 36), rand_vec(5 * 27, 37));
+    let b = rand_vec(5, 38);
+    let wb1 = WeightBuffer::upload(c, "a", &w1, 5, 27, Some(&b)).unwrap();
+    let wb2 = WeightBuffer::upload_limited(c, "b", &w2, 5, 27, None, 27 * 4 * 2).unwrap();
+    let d = [2, 3, 6, 7];
+    let (t1, t2) = (Tensor::upload(c, &x1, &d).unwrap(), Tensor::upload(c, &x2, &d).unwrap());
+    let mut rec = Recorder::new(c, "test");
+    let y = ops::conv2d(&mut rec, &t1, &wb1, &g, false).unwrap();
+    let y = ops::conv2d_acc(&mut rec, &t2, &wb2, &g, false, Some(&y)).unwrap();
+    let lx = Tensor::upload(c, &x1[..2 * 27], &[2, 27]).unwrap();
+    let l = ops::linear(&mut rec, &lx, &wb1, false).unwrap();
+    let l = ops::linear_acc(&mut rec, &lx, &wb2, false, Some(&l)).unwrap();
+    rec.submit().unwrap();
+    let (a, _, _) = cpu::conv2d(&x1, d, &w1, Some(&b), &g, false);
+    let (bb, _, _) = cpu::conv2d(&x2, d, &w2, None, &g, false);
+    let want: Vec<f32> = a.iter().zip(&bb).map(|(p, q)| p + q).collect();
+    assert_close(&y.read(c).unwrap(), &want, 1e-4, 1e-4, "conv2d accumulate");
+    let la = cpu::linear(&x1[..54], 2, &w1, Some(&b), 5, false);
+    let lb = cpu::linear(&x1[..54], 2, &w2, None, 5, false);
+    let want: Vec<f32> = la.iter().zip(&lb).map(|(p, q)| p + q).collect();
+    assert_close(&l.read(c).unwrap(), &want, 1e-4, 1e-4, "linear accumulate");
+}

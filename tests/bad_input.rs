@@ -207,3 +207,20 @@ fn attribute_cli_writes_maps_and_refuses_bad_settings() {
     expect_error(&["attribute", &m, &x, "--method", "occlusion", "--window", "40"], "window");
     expect_error(&["attribute", &m, &x, "--method", "integrated-gradients", "--ig-method", "simpson"], "riemann");
 }
+
+#[test]
+fn lrp_cli_flags() {
+    let m = fixture("small.safetensors");
+    let x = npy("lrp_in.npy", &[1, 3, 17, 15], 0.2);
+    let out = tmp("lrp_map.npy");
+    let _ = std::fs::remove_file(&out);
+    let (code, err) = netlens(&["attribute", &m, &x, "--method", "lrp-epsilon-gamma-box", "--low", "-3", "--high", "3", "--print-rules", "--out", out.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("zbox(low=-3, high=3)") && err.contains("body.10"), "{err}");
+    assert_eq!(netlens::io::npy::read(&out).unwrap().shape, vec![1, 3, 17, 15]);
+    expect_error(&["attribute", &m, &x, "--method", "lrp-alpha-beta", "--alpha", "3", "--beta", "1"], "α − β = 1");
+    expect_error(&["attribute", &m, &x, "--method", "lrp-epsilon-plus", "--rule", "body.4=flat"], "needs a conv or linear");
+    expect_error(&["attribute", &m, &x, "--method", "lrp-epsilon-plus", "--rule", "body.0"], "LAYER=RULE");
+    expect_error(&["attribute", &m, &x, "--method", "lrp-epsilon-plus", "--rule", "body.0=magic"], "unknown rule");
+    expect_error(&["attribute", &m, &x, "--method", "lrp-epsilon", "--start", "middle"], "logit or onehot");
+}

@@ -7,7 +7,8 @@ use serde_json::json;
 use crate::array::Array;
 use crate::error::{Error, Result};
 use crate::explain::gradient::{Baseline, IgMethod};
-use crate::explain::method::{attribute, Settings, METHODS};
+use crate::explain::lrp::{describe, Rule, RuleParams, Start};
+use crate::explain::method::{attribute, lrp_rules, relevance, Settings, METHODS};
 use crate::explain::resample::Upsample;
 use crate::explain::Target;
 use crate::gpu::Backend;
@@ -22,7 +23,9 @@ pub struct Args {
     #[arg(required = true)]
     inputs: Vec<PathBuf>,
     /// Method(s), comma-separated: gradient, saliency, input-x-gradient, smoothgrad,
-    /// integrated-gradients, guided-backprop, deconvnet, grad-cam, guided-grad-cam, occlusion
+    /// integrated-gradients, guided-backprop, deconvnet, grad-cam, guided-grad-cam, occlusion,
+    /// lrp-epsilon, lrp-zplus, lrp-alpha-beta, lrp-gamma, lrp-flat, lrp-wsquare, lrp-epsilon-plus,
+    /// lrp-epsilon-plus-flat, lrp-epsilon-gamma-box, lrp-epsilon-alpha2-beta1, lrp-epsilon-alpha2-beta1-flat
     #[arg(long, value_delimiter = ',', required = true)]
     method: Vec<String>,
     /// Class to explain (default: each input's top class)
@@ -66,6 +69,37 @@ pub struct Args {
     /// Occlusion: value of the occluded pixels
     #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
     occlusion_baseline: f32,
+    /// LRP: ε of the epsilon rule (composites: on linear layers)
+    #[arg(long, default_value_t = 1e-6)]
+    epsilon: f32,
+    /// LRP: α of alpha-beta (α − β = 1)
+    #[arg(long, default_value_t = 2.0)]
+    alpha: f32,
+    /// LRP: β of alpha-beta
+    #[arg(long, default_value_t = 1.0)]
+    beta: f32,
+    /// LRP: γ of the gamma rule
+    #[arg(long, default_value_t = 0.25)]
+    gamma: f32,
+    /// LRP: lowest input value for z^B (epsilon-gamma-box's first layer)
+    #[arg(long, default_value_t = -3.0, allow_negative_numbers = true)]
+    low: f32,
+    /// LRP: highest input value for z^B
+    #[arg(long, default_value_t = 3.0, allow_negative_numbers = true)]
+    high: f32,
+    /// LRP: start from logit (one-hot(target) ⊙ logits; a conserving rule's input relevance
+    /// then sums to the target logit) or onehot (Zennit's plain one-hot)
+    #[arg(long, default_value = "logit")]
+    start: String,
+    /// LRP: override one layer's rule, LAYER=RULE (name or index; repeatable), e.g. features.0=flat
+    #[arg(long = "rule", value_name = "LAYER=RULE")]
+    rules: Vec<String>,
+    /// LRP: print which rule each layer gets
+    #[arg(long)]
+    print_rules: bool,
+    /// LRP: save the relevance arriving at every layer as DIR/<method>.<layer>.npy
+    #[arg(long, value_name = "DIR")]
+    layer_relevance: Option<PathBuf>,
     /// Write the map(s) as float32 .npy (several methods: OUT.<method>.npy)
     #[arg(long, value_name = "MAP.npy")]
     out: Option<PathBuf>,
@@ -125,7 +159,22 @@ pub fn run(a: Args, backend: Backend) -> Result<()> {
         window: a.window,
         stride: a.stride,
         occlusion_baseline: a.occlusion_baseline,
+        rule: RuleParams { epsilon: a.epsilon, alpha: a.alpha, beta: a.beta, gamma: a.gamma, low: a.low, high: a.high },
+        start: match a.start.as_str() {
+            "logit" => Start::Logit,
+            "onehot" => Start::OneHot,
+            o => return Err(Error::input("--start", format!("'{o}': use logit or onehot"))),
+        },
+        rule_overrides: Vec::new(),
+        layer_relevance: a.layer_relevance.is_some(),
     };
+    let mut settings = settings;
+    for r in &a.rules {
+        let (layer, rule) = r
+            .split_once('=')
+            .ok_or_else(|| Error::input("--rule", format!("'{r}': write LAYER=RULE, e.g. features.0=flat")))?;
+        settings.rule_overrides.push((layer.to_string(), Rule::parse(rule, &settings.rule)?));
+    }
     let net = Net::new(super::open_gpu(backend)?, model)?;
     let target = match a.target {
         Some(k) => Target::Class(k),
@@ -141,7 +190,21 @@ pub fn run(a: Args, backend: Backend) -> Result<()> {
             bar.set_style(indicatif::ProgressStyle::with_template("occlusion {bar:30} {pos}/{len} windows {elapsed}").unwrap());
         }
         let t0 = std::time::Instant::now();
-        let r = attribute(&net, m, &x, &Target::Each(targets.clone()), &settings, &bar)?;
+        let tg = Target::Each(targets.clone());
+        if m.starts_with("lrp-") && a.print_rules {
+            eprintln!("{m}:\n{}", describe(net.model(), &lrp_rules(&net, m, &settings)?));
+        }
+        let r = match (&a.layer_relevance, m.starts_with("lrp-")) {
+            (Some(dir), true) => {
+                let rel = relevance(&net, m, &x, &tg, &settings)?;
+                std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+                for (name, arr) in &rel.layers {
+                    io::write_new(&dir.join(format!("{m}.{name}.npy")), &io::npy::to_bytes(arr), a.overwrite)?;
+                }
+                crate::explain::Attribution { map: rel.input, targets: rel.targets }
+            }
+            _ => attribute(&net, m, &x, &tg, &settings, &bar)?,
+        };
         bar.finish_and_clear();
         if let Some(o) = &a.out {
             io::write_new(&out_path(o, m, several), &io::npy::to_bytes(&r.map), a.overwrite)?;

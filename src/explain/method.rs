@@ -2,6 +2,7 @@
 
 use super::gradcam::{default_layer, grad_cam, guided_grad_cam};
 use super::gradient::{self, Baseline, IgMethod};
+use super::lrp::{self, Composite, Lrp, Rule, RuleParams, Start};
 use super::occlusion::occlusion;
 use super::resample::Upsample;
 use super::{Attribution, Target};
@@ -22,6 +23,17 @@ pub const METHODS: &[&str] = &[
     "grad-cam",
     "guided-grad-cam",
     "occlusion",
+    "lrp-epsilon",
+    "lrp-zplus",
+    "lrp-alpha-beta",
+    "lrp-gamma",
+    "lrp-flat",
+    "lrp-wsquare",
+    "lrp-epsilon-plus",
+    "lrp-epsilon-plus-flat",
+    "lrp-epsilon-gamma-box",
+    "lrp-epsilon-alpha2-beta1",
+    "lrp-epsilon-alpha2-beta1-flat",
 ];
 
 /// Settings of all methods (each reads its own).
@@ -40,6 +52,14 @@ pub struct Settings {
     pub window: usize,
     pub stride: usize,
     pub occlusion_baseline: f32,
+    /// LRP rule parameters (ε, α, β, γ, low, high).
+    pub rule: RuleParams,
+    /// LRP: where the walk starts.
+    pub start: Start,
+    /// LRP: rules by layer name or index that override the composite's.
+    pub rule_overrides: Vec<(String, Rule)>,
+    /// LRP: keep the relevance arriving at every layer.
+    pub layer_relevance: bool,
 }
 
 impl Default for Settings {
@@ -57,6 +77,10 @@ impl Default for Settings {
             window: 16,
             stride: 8,
             occlusion_baseline: 0.0,
+            rule: RuleParams::default(),
+            start: Start::Logit,
+            rule_overrides: Vec::new(),
+            layer_relevance: false,
         }
     }
 }
@@ -80,6 +104,27 @@ pub fn attribute(net: &Net, name: &str, x: &Array, target: &Target, s: &Settings
         "grad-cam" => grad_cam(net, x, target, layer()?, s.relu, s.upsample),
         "guided-grad-cam" => guided_grad_cam(net, x, target, layer()?, s.upsample),
         "occlusion" => occlusion(net, x, target, (s.window, s.window), (s.stride, s.stride), s.occlusion_baseline, progress),
+        m if m.starts_with("lrp-") => {
+            let r = relevance(net, m, x, target, s)?;
+            Ok(Attribution { map: r.input, targets: r.targets })
+        }
         other => Err(Error::input("--method", format!("unknown method '{other}'; methods are: {}", METHODS.join(", ")))),
     }
+}
+
+/// The rule of every layer for an LRP method name.
+pub fn lrp_rules(net: &Net, method: &str, s: &Settings) -> Result<Vec<Rule>> {
+    let c = Composite::from_method(method, &s.rule)?;
+    lrp::assign(net.model(), &c, &s.rule, &s.rule_overrides)
+}
+
+/// LRP relevance for an `lrp-*` method, with the per-layer relevance when asked.
+pub fn relevance(net: &Net, method: &str, x: &Array, target: &Target, s: &Settings) -> Result<lrp::Relevance> {
+    let rules = lrp_rules(net, method, s)?;
+    let t = match target {
+        Target::Argmax => None,
+        Target::Class(k) => Some(vec![*k; x.batch()]),
+        Target::Each(v) => Some(v.clone()),
+    };
+    Lrp::new(net).relevance(x, t.as_deref(), &rules, s.start, s.layer_relevance)
 }
