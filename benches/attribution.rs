@@ -1,9 +1,11 @@
-//! Attribution costs: `gradient` against one forward pass on VGG16 at 224 (batch 1), and
-//! occlusion on the demo model (compare with tools/bench_captum.py, same machine).
+//! Attribution costs on VGG16 at 224 (batch 1): `gradient` against one forward pass, each
+//! LRP composite against `gradient`; occlusion on the demo model. Compare with
+//! tools/bench_captum.py and tools/bench_zennit.py on the same machine.
 
 use std::sync::Arc;
 
 use criterion::{criterion_group, criterion_main, Criterion};
+use netlens::explain::lrp::{assign, Composite, RuleParams, Start};
 use netlens::explain::occlusion::occlusion;
 use netlens::explain::{run_gradients, Target};
 use netlens::gpu::{Context, Tensor};
@@ -30,6 +32,16 @@ fn bench(c: &mut Criterion) {
         b.iter(|| run_gradients(&net, &x, Some(&[3]), ReluRule::Gradient, None, &indicatif::ProgressBar::hidden()).unwrap())
     });
     g.finish();
+    let lrp = netlens::explain::lrp::Lrp::new(&net);
+    let mut g = c.benchmark_group("vgg16_224_b1_lrp");
+    g.sample_size(10);
+    let p = RuleParams::default();
+    for c in [Composite::EpsilonPlus, Composite::EpsilonPlusFlat, Composite::EpsilonGammaBox, Composite::EpsilonAlpha2Beta1, Composite::EpsilonAlpha2Beta1Flat] {
+        let rules = assign(net.model(), &c, &p, &[]).unwrap();
+        g.bench_function(format!("{c:?}"), |b| b.iter(|| lrp.relevance(&x, Some(&[3]), &rules, Start::Logit, false).unwrap()));
+    }
+    g.finish();
+    drop(lrp);
     drop(net);
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/models/shapes-vgg.safetensors");
     let demo = Net::new(ctx.clone(), netlens::model::load(std::path::Path::new(path)).unwrap()).unwrap();

@@ -38,9 +38,26 @@ fn constant(net: &Net, shape: &[usize], v: f32) -> Result<Tensor> {
     Tensor::upload(net.ctx(), &vec![v; shape.iter().product()], shape)
 }
 
+/// Whether each layer's input is non-negative by construction (it comes from a ReLU,
+/// possibly through pools, flatten or dropout). There a⁻ = 0, so the rules' negative-input
+/// terms vanish and are skipped: half the work of z+, αβ and γ on a ReLU network.
+pub fn nonnegative_inputs(net: &Net) -> Vec<bool> {
+    let mut out = Vec::with_capacity(net.model().layers.len());
+    let mut nonneg = false; // the network input may be negative
+    for l in &net.model().layers {
+        out.push(nonneg);
+        nonneg = match l.kind {
+            LayerKind::Relu => true,
+            LayerKind::MaxPool2d(_) | LayerKind::AvgPool2d(_) | LayerKind::AdaptiveAvgPool2d(_) | LayerKind::Flatten | LayerKind::Dropout => nonneg,
+            _ => false,
+        };
+    }
+    out
+}
+
 /// Relevance at the input of layer `i` from relevance `r` at its output.
 #[allow(clippy::too_many_arguments)]
-fn layer_rule(net: &Net, mw: &ModWeights, rec: &mut Recorder, tape: &Tape, i: usize, rule: &Rule, r: &Tensor) -> Result<Tensor> {
+fn layer_rule(net: &Net, mw: &ModWeights, rec: &mut Recorder, tape: &Tape, i: usize, rule: &Rule, r: &Tensor, nonneg: bool) -> Result<Tensor> {
     let layers = &net.model().layers;
     let a = if i == 0 { &tape.input } else { tape.output(i - 1)? };
     let z0 = tape.output(i)?;
@@ -88,44 +105,58 @@ fn layer_rule(net: &Net, mw: &ModWeights, rec: &mut Recorder, tape: &Tape, i: us
                 Rule::AlphaBeta { alpha, beta } => (*alpha, *beta),
                 _ => (1.0, 0.0),
             };
-            let ap = ops::lrp_clamp(rec, a, false)?;
-            let an = ops::lrp_clamp(rec, a, true)?;
             let (pos, neg) = (w(Mod::Pos { bias: false })?, w(Mod::Neg { bias: false })?);
-            let zp = f.fwd(rec, &ap, &*w(Mod::Pos { bias: true })?, None)?;
-            let zp = f.fwd(rec, &an, &neg, Some(&zp))?;
+            // a = a⁺ + a⁻; with a ≥ 0 only the a⁺ terms remain
+            let (ap, an) = if nonneg { (a.clone(), None) } else { (ops::lrp_clamp(rec, a, false)?, Some(ops::lrp_clamp(rec, a, true)?)) };
+            let mut zp = f.fwd(rec, &ap, &*w(Mod::Pos { bias: true })?, None)?;
+            if let Some(an) = &an {
+                zp = f.fwd(rec, an, &neg, Some(&zp))?;
+            }
             let gp = ops::lrp_ratio(rec, r, &zp, &zp, LrpKeep::All, STABILIZER)?;
             let t1 = f.bwd(rec, &gp, &pos, a)?;
-            let t2 = f.bwd(rec, &gp, &neg, a)?;
-            let out = ops::lrp_combine(rec, alpha, &ap, &t1, alpha, &an, &t2, None)?;
-            if beta == 0.0 {
-                out
-            } else {
-                let zn = f.fwd(rec, &ap, &*w(Mod::Neg { bias: true })?, None)?;
-                let zn = f.fwd(rec, &an, &pos, Some(&zn))?;
+            let mut out = ops::lrp_combine(rec, alpha, &ap, &t1, 0.0, &ap, &t1, None)?;
+            if let Some(an) = &an {
+                let t2 = f.bwd(rec, &gp, &neg, a)?;
+                out = ops::lrp_combine(rec, alpha, an, &t2, 0.0, an, &t2, Some(&out))?;
+            }
+            if beta != 0.0 {
+                let mut zn = f.fwd(rec, &ap, &*w(Mod::Neg { bias: true })?, None)?;
+                if let Some(an) = &an {
+                    zn = f.fwd(rec, an, &pos, Some(&zn))?;
+                }
                 let gn = ops::lrp_ratio(rec, r, &zn, &zn, LrpKeep::All, STABILIZER)?;
                 let t3 = f.bwd(rec, &gn, &neg, a)?;
-                let t4 = f.bwd(rec, &gn, &pos, a)?;
-                ops::lrp_combine(rec, -beta, &ap, &t3, -beta, &an, &t4, Some(&out))?
+                out = ops::lrp_combine(rec, -beta, &ap, &t3, 0.0, &ap, &t3, Some(&out))?;
+                if let Some(an) = &an {
+                    let t4 = f.bwd(rec, &gn, &pos, a)?;
+                    out = ops::lrp_combine(rec, -beta, an, &t4, 0.0, an, &t4, Some(&out))?;
+                }
             }
+            out
         }
         Rule::Gamma(gamma) => {
             let gb = gamma.to_bits();
-            let ap = ops::lrp_clamp(rec, a, false)?;
-            let an = ops::lrp_clamp(rec, a, true)?;
             let gp_nb = w(Mod::GammaPos { gamma: gb, bias: false })?;
             let gn_nb = w(Mod::GammaNeg { gamma: gb, bias: false })?;
-            let z1 = f.fwd(rec, &ap, &*w(Mod::GammaPos { gamma: gb, bias: true })?, None)?;
-            let z1 = f.fwd(rec, &an, &gn_nb, Some(&z1))?;
-            let z2 = f.fwd(rec, &ap, &*w(Mod::GammaNeg { gamma: gb, bias: true })?, None)?;
-            let z2 = f.fwd(rec, &an, &gp_nb, Some(&z2))?;
+            let (ap, an) = if nonneg { (a.clone(), None) } else { (ops::lrp_clamp(rec, a, false)?, Some(ops::lrp_clamp(rec, a, true)?)) };
+            let mut z1 = f.fwd(rec, &ap, &*w(Mod::GammaPos { gamma: gb, bias: true })?, None)?;
+            let mut z2 = f.fwd(rec, &ap, &*w(Mod::GammaNeg { gamma: gb, bias: true })?, None)?;
+            if let Some(an) = &an {
+                z1 = f.fwd(rec, an, &gn_nb, Some(&z1))?;
+                z2 = f.fwd(rec, an, &gp_nb, Some(&z2))?;
+            }
             let g1 = ops::lrp_ratio(rec, r, &z1, z0, LrpKeep::Positive, STABILIZER)?;
             let g2 = ops::lrp_ratio(rec, r, &z2, z0, LrpKeep::Negative, STABILIZER)?;
             let t1 = f.bwd(rec, &g1, &gp_nb, a)?;
-            let t2 = f.bwd(rec, &g1, &gn_nb, a)?;
-            let out = ops::lrp_combine(rec, 1.0, &ap, &t1, 1.0, &an, &t2, None)?;
             let t3 = f.bwd(rec, &g2, &gn_nb, a)?;
-            let t4 = f.bwd(rec, &g2, &gp_nb, a)?;
-            ops::lrp_combine(rec, 1.0, &ap, &t3, 1.0, &an, &t4, Some(&out))?
+            let out = ops::lrp_combine(rec, 1.0, &ap, &t1, 1.0, &ap, &t3, None)?;
+            if let Some(an) = &an {
+                let t2 = f.bwd(rec, &g1, &gn_nb, a)?;
+                let t4 = f.bwd(rec, &g2, &gp_nb, a)?;
+                ops::lrp_combine(rec, 1.0, an, &t2, 1.0, an, &t4, Some(&out))?
+            } else {
+                out
+            }
         }
         Rule::ZBox { low, high } => {
             // z^B = W a − W⁺ l − W⁻ h (the biases cancel); bounds are zero-padded like a
@@ -161,6 +192,7 @@ pub fn walk(net: &Net, mw: &ModWeights, tape: &Tape, seed: &Tensor, rules: &[Rul
     if rules.len() != n {
         return Err(Error::Other(format!("{} rules for {n} layers", rules.len())));
     }
+    let nonneg = nonnegative_inputs(net);
     let mut rec = Recorder::new(net.ctx(), "lrp");
     let mut r = seed.clone();
     let mut at = Vec::new();
@@ -168,7 +200,7 @@ pub fn walk(net: &Net, mw: &ModWeights, tape: &Tape, seed: &Tensor, rules: &[Rul
         if keep {
             at.push(r.clone());
         }
-        r = layer_rule(net, mw, &mut rec, tape, i, &rules[i], &r)?;
+        r = layer_rule(net, mw, &mut rec, tape, i, &rules[i], &r, nonneg[i])?;
     }
     rec.submit()?;
     at.reverse();
