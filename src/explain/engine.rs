@@ -42,20 +42,23 @@ pub fn run_gradients(
         let part = x.slice_batch(start, end);
         let xt = Tensor::upload(ctx, &part.data, &part.shape)?;
         let tape = net.forward_gpu(&xt, &Keep::All)?;
-        let lg = Array::new(tape.logits.shape.clone(), tape.logits.read(ctx)?)?;
-        let t: Vec<usize> = match targets {
-            Some(t) => t[start..end].to_vec(),
-            None => argmax_rows(&lg),
+        let k = tape.logits.shape[1];
+        // with given targets the backward pass is encoded without waiting for the logits
+        let (t, lg) = match targets {
+            Some(t) => (t[start..end].to_vec(), None),
+            None => {
+                let lg = Array::new(tape.logits.shape.clone(), tape.logits.read(ctx)?)?;
+                (argmax_rows(&lg), Some(lg))
+            }
         };
-        let k = lg.shape[1];
-        let mut seed = vec![0f32; lg.data.len()];
+        let mut seed = vec![0f32; (end - start) * k];
         for (i, &c) in t.iter().enumerate() {
             if c >= k {
                 return Err(Error::input("--target", format!("class {c} does not exist; the model has {k} classes")));
             }
             seed[i * k + c] = 1.0;
         }
-        let seed = Tensor::upload(ctx, &seed, &lg.shape)?;
+        let seed = Tensor::upload(ctx, &seed, &tape.logits.shape)?;
         let want: Vec<usize> = layer.into_iter().collect();
         let g = net.backward_gpu(&tape, &seed, relu, &want)?;
         grads.push(Array::new(g.input.shape.clone(), g.input.read(ctx)?)?);
@@ -65,7 +68,10 @@ pub fn run_gradients(
             let d = &g.layers[0].1;
             lgrads.push(Array::new(d.shape.clone(), d.read(ctx)?)?);
         }
-        logits.push(lg);
+        logits.push(match lg {
+            Some(lg) => lg,
+            None => Array::new(tape.logits.shape.clone(), tape.logits.read(ctx)?)?,
+        });
         all_t.extend(t);
         progress.inc((end - start) as u64);
         start = end;
