@@ -33,12 +33,14 @@ fn lrp_ratio(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgro
     out[i] = select(0.0, x0[i] / stabilize(y0[i]), keep);
 }
 
-// out (+)= c0 * x0 * y0 + c1 * x1 * y1 (flags bit 0: accumulate).
+// out (+)= c0 * x0 * y0 + c1 * x1 * y1 (flags bit 0: accumulate; bit 1: no y, so
+// out = c0 * x0 + c1 * x1).
 @compute @workgroup_size(64, 1, 1)
 fn lrp_combine(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = index(gid, nwg);
     if (i >= p.count) { return; }
-    var v = p.c0 * x0[i] * y0[i] + p.c1 * x1[i] * y1[i];
+    var v = p.c0 * x0[i] + p.c1 * x1[i];
+    if ((p.flags & 2u) == 0u) { v = p.c0 * x0[i] * y0[i] + p.c1 * x1[i] * y1[i]; }
     if ((p.flags & 1u) != 0u) { v += out[i]; }
     out[i] = v;
 }

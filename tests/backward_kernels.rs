@@ -187,7 +187,10 @@ fn lrp_elementwise_kernels() {
     let neg = ops::lrp_clamp(&mut rec, &zt, true).unwrap();
     let comb = ops::lrp_combine(&mut rec, 2.0, &rt, &zt, -0.5, &z0t, &pos, None).unwrap();
     let acc = ops::lrp_combine(&mut rec, 1.0, &rt, &rt, 0.0, &rt, &rt, Some(&comb)).unwrap();
+    let ax = ops::lrp_axpby(&mut rec, 1.25, &zt, -0.25, &rt).unwrap();
     rec.submit().unwrap();
+    let want_ax: Vec<f32> = (0..n).map(|i| 1.25 * z[i] - 0.25 * r[i]).collect();
+    assert_close(&ax.read(c).unwrap(), &want_ax, 1e-7, 1e-6, "lrp_axpby");
     let pz: Vec<f32> = z.iter().map(|v| v.max(0.0)).collect();
     assert_close(&pos.read(c).unwrap(), &pz, 0.0, 0.0, "clamp +");
     assert_close(&neg.read(c).unwrap(), &z.iter().map(|v| v.min(0.0)).collect::<Vec<_>>(), 0.0, 0.0, "clamp -");

@@ -81,3 +81,13 @@ pub fn lrp_clamp(rec: &mut Recorder, x: &Tensor, negative: bool) -> Result<Tenso
     rec.launch_1d(Kernel::LrpClamp, &p, &b, x.len());
     Ok(out)
 }
+
+/// c0 x0 + c1 x1.
+pub fn lrp_axpby(rec: &mut Recorder, c0: f32, x0: &Tensor, c1: f32, x1: &Tensor) -> Result<Tensor> {
+    same(x0, x1, "lrp axpby")?;
+    let out = Tensor::empty(rec.ctx(), &x0.shape, "relevance denominator")?;
+    let p = LrpParams { count: u32s(x0.len(), "elements")?, mode: 0, flags: 2, _pad: 0, eps: 0.0, c0, c1, _pad1: 0.0 };
+    let b = [Binding::Tensor(x0), Binding::Tensor(x0), Binding::Tensor(x1), Binding::Tensor(x1), Binding::Tensor(&out)];
+    rec.launch_1d(Kernel::LrpCombine, &p, &b, x0.len());
+    Ok(out)
+}

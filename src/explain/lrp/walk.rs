@@ -40,7 +40,7 @@ fn constant(net: &Net, shape: &[usize], v: f32) -> Result<Tensor> {
 
 /// Whether each layer's input is non-negative by construction (it comes from a ReLU,
 /// possibly through pools, flatten or dropout). There a⁻ = 0, so the rules' negative-input
-/// terms vanish and are skipped: half the work of z+, αβ and γ on a ReLU network.
+/// terms vanish: z+, αβ and γ then cost one extra forward and one or two backward GEMMs.
 pub fn nonnegative_inputs(net: &Net) -> Vec<bool> {
     let mut out = Vec::with_capacity(net.model().layers.len());
     let mut nonneg = false; // the network input may be negative
@@ -100,63 +100,83 @@ fn layer_rule(net: &Net, mw: &ModWeights, rec: &mut Recorder, tape: &Tape, i: us
             let t = f.bwd(rec, &g, net.weights(i), a)?;
             ops::lrp_combine(rec, 1.0, a, &t, 0.0, a, &t, None)?
         }
+        Rule::ZPlus | Rule::AlphaBeta { .. } | Rule::Gamma(_) if nonneg => {
+            // a ≥ 0: every a⁻ term vanishes, and with u = W⁺a + b⁺ and the tape's z0 = Wa + b
+            // each rule's denominators follow from one extra forward:
+            // W⁻a + b⁻ = z0 − u, (W + γW⁺)a + b + γb⁺ = z0 + γu, (W + γW⁻)a + b + γb⁻ = (1 + γ)z0 − γu
+            let u = f.fwd(rec, a, &*w(Mod::Pos { bias: true })?, None)?;
+            match rule {
+                Rule::Gamma(gamma) => {
+                    let gb = gamma.to_bits();
+                    let z1 = ops::lrp_axpby(rec, 1.0, z0, *gamma, &u)?;
+                    let z2 = ops::lrp_axpby(rec, 1.0 + gamma, z0, -gamma, &u)?;
+                    let g1 = ops::lrp_ratio(rec, r, &z1, z0, LrpKeep::Positive, STABILIZER)?;
+                    let g2 = ops::lrp_ratio(rec, r, &z2, z0, LrpKeep::Negative, STABILIZER)?;
+                    let t1 = f.bwd(rec, &g1, &*w(Mod::GammaPos { gamma: gb, bias: false })?, a)?;
+                    let t2 = f.bwd(rec, &g2, &*w(Mod::GammaNeg { gamma: gb, bias: false })?, a)?;
+                    ops::lrp_combine(rec, 1.0, a, &t1, 1.0, a, &t2, None)?
+                }
+                _ => {
+                    let (alpha, beta) = match rule {
+                        Rule::AlphaBeta { alpha, beta } => (*alpha, *beta),
+                        _ => (1.0, 0.0),
+                    };
+                    let gp = ops::lrp_ratio(rec, r, &u, &u, LrpKeep::All, STABILIZER)?;
+                    let t1 = f.bwd(rec, &gp, &*w(Mod::Pos { bias: false })?, a)?;
+                    if beta == 0.0 {
+                        ops::lrp_combine(rec, alpha, a, &t1, 0.0, a, &t1, None)?
+                    } else {
+                        let zn = ops::lrp_axpby(rec, 1.0, z0, -1.0, &u)?;
+                        let gn = ops::lrp_ratio(rec, r, &zn, &zn, LrpKeep::All, STABILIZER)?;
+                        let t2 = f.bwd(rec, &gn, &*w(Mod::Neg { bias: false })?, a)?;
+                        ops::lrp_combine(rec, alpha, a, &t1, -beta, a, &t2, None)?
+                    }
+                }
+            }
+        }
         Rule::ZPlus | Rule::AlphaBeta { .. } => {
             let (alpha, beta) = match rule {
                 Rule::AlphaBeta { alpha, beta } => (*alpha, *beta),
                 _ => (1.0, 0.0),
             };
             let (pos, neg) = (w(Mod::Pos { bias: false })?, w(Mod::Neg { bias: false })?);
-            // a = a⁺ + a⁻; with a ≥ 0 only the a⁺ terms remain
-            let (ap, an) = if nonneg { (a.clone(), None) } else { (ops::lrp_clamp(rec, a, false)?, Some(ops::lrp_clamp(rec, a, true)?)) };
-            let mut zp = f.fwd(rec, &ap, &*w(Mod::Pos { bias: true })?, None)?;
-            if let Some(an) = &an {
-                zp = f.fwd(rec, an, &neg, Some(&zp))?;
-            }
+            let ap = ops::lrp_clamp(rec, a, false)?;
+            let an = ops::lrp_clamp(rec, a, true)?;
+            let zp = f.fwd(rec, &ap, &*w(Mod::Pos { bias: true })?, None)?;
+            let zp = f.fwd(rec, &an, &neg, Some(&zp))?;
             let gp = ops::lrp_ratio(rec, r, &zp, &zp, LrpKeep::All, STABILIZER)?;
             let t1 = f.bwd(rec, &gp, &pos, a)?;
-            let mut out = ops::lrp_combine(rec, alpha, &ap, &t1, 0.0, &ap, &t1, None)?;
-            if let Some(an) = &an {
-                let t2 = f.bwd(rec, &gp, &neg, a)?;
-                out = ops::lrp_combine(rec, alpha, an, &t2, 0.0, an, &t2, Some(&out))?;
-            }
-            if beta != 0.0 {
-                let mut zn = f.fwd(rec, &ap, &*w(Mod::Neg { bias: true })?, None)?;
-                if let Some(an) = &an {
-                    zn = f.fwd(rec, an, &pos, Some(&zn))?;
-                }
+            let t2 = f.bwd(rec, &gp, &neg, a)?;
+            let out = ops::lrp_combine(rec, alpha, &ap, &t1, alpha, &an, &t2, None)?;
+            if beta == 0.0 {
+                out
+            } else {
+                let zn = f.fwd(rec, &ap, &*w(Mod::Neg { bias: true })?, None)?;
+                let zn = f.fwd(rec, &an, &pos, Some(&zn))?;
                 let gn = ops::lrp_ratio(rec, r, &zn, &zn, LrpKeep::All, STABILIZER)?;
                 let t3 = f.bwd(rec, &gn, &neg, a)?;
-                out = ops::lrp_combine(rec, -beta, &ap, &t3, 0.0, &ap, &t3, Some(&out))?;
-                if let Some(an) = &an {
-                    let t4 = f.bwd(rec, &gn, &pos, a)?;
-                    out = ops::lrp_combine(rec, -beta, an, &t4, 0.0, an, &t4, Some(&out))?;
-                }
+                let t4 = f.bwd(rec, &gn, &pos, a)?;
+                ops::lrp_combine(rec, -beta, &ap, &t3, -beta, &an, &t4, Some(&out))?
             }
-            out
         }
         Rule::Gamma(gamma) => {
             let gb = gamma.to_bits();
+            let ap = ops::lrp_clamp(rec, a, false)?;
+            let an = ops::lrp_clamp(rec, a, true)?;
             let gp_nb = w(Mod::GammaPos { gamma: gb, bias: false })?;
             let gn_nb = w(Mod::GammaNeg { gamma: gb, bias: false })?;
-            let (ap, an) = if nonneg { (a.clone(), None) } else { (ops::lrp_clamp(rec, a, false)?, Some(ops::lrp_clamp(rec, a, true)?)) };
-            let mut z1 = f.fwd(rec, &ap, &*w(Mod::GammaPos { gamma: gb, bias: true })?, None)?;
-            let mut z2 = f.fwd(rec, &ap, &*w(Mod::GammaNeg { gamma: gb, bias: true })?, None)?;
-            if let Some(an) = &an {
-                z1 = f.fwd(rec, an, &gn_nb, Some(&z1))?;
-                z2 = f.fwd(rec, an, &gp_nb, Some(&z2))?;
-            }
+            let z1 = f.fwd(rec, &ap, &*w(Mod::GammaPos { gamma: gb, bias: true })?, None)?;
+            let z1 = f.fwd(rec, &an, &gn_nb, Some(&z1))?;
+            let z2 = f.fwd(rec, &ap, &*w(Mod::GammaNeg { gamma: gb, bias: true })?, None)?;
+            let z2 = f.fwd(rec, &an, &gp_nb, Some(&z2))?;
             let g1 = ops::lrp_ratio(rec, r, &z1, z0, LrpKeep::Positive, STABILIZER)?;
             let g2 = ops::lrp_ratio(rec, r, &z2, z0, LrpKeep::Negative, STABILIZER)?;
             let t1 = f.bwd(rec, &g1, &gp_nb, a)?;
+            let t2 = f.bwd(rec, &g1, &gn_nb, a)?;
+            let out = ops::lrp_combine(rec, 1.0, &ap, &t1, 1.0, &an, &t2, None)?;
             let t3 = f.bwd(rec, &g2, &gn_nb, a)?;
-            let out = ops::lrp_combine(rec, 1.0, &ap, &t1, 1.0, &ap, &t3, None)?;
-            if let Some(an) = &an {
-                let t2 = f.bwd(rec, &g1, &gn_nb, a)?;
-                let t4 = f.bwd(rec, &g2, &gp_nb, a)?;
-                ops::lrp_combine(rec, 1.0, an, &t2, 1.0, an, &t4, Some(&out))?
-            } else {
-                out
-            }
+            let t4 = f.bwd(rec, &g2, &gp_nb, a)?;
+            ops::lrp_combine(rec, 1.0, &ap, &t3, 1.0, &an, &t4, Some(&out))?
         }
         Rule::ZBox { low, high } => {
             // z^B = W a − W⁺ l − W⁻ h (the biases cancel); bounds are zero-padded like a
