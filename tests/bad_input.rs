@@ -1,7 +1,7 @@
 //! Bad input gets a clear error and exit code 1 (2 for usage), never a panic.
 
 mod common;
-use common::{arc_ctx, fixture};
+use common::fixture;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -165,7 +165,9 @@ fn huge_images_are_refused() {
 #[test]
 fn activations_over_the_binding_limit_are_a_clear_error() {
     let m = netlens::model::load(Path::new(&good_model())).unwrap();
-    let net = netlens::graph::Net::new(arc_ctx(), m).unwrap();
+    // lavapipe's 128 MiB binding limit, on every device
+    let ctx = std::sync::Arc::new(netlens::gpu::Context::from_env().unwrap().with_binding_limit(128 << 20));
+    let net = netlens::graph::Net::new(ctx, m).unwrap();
     let err = net.max_batch(&[1, 3, 9000, 9000]).unwrap_err().to_string();
     assert!(err.contains("over this adapter's limit") && err.contains("features.0"), "{err}");
     // a batch that does not fit one pass is split, not refused
