@@ -20,16 +20,21 @@ fn out_index(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
     return gid.x + gid.z * nwg.x * 64u;
 }
 
+// (plane, y, x) of flat index i over planes of `w` columns and `plane` elements.
+fn split(i: u32, w: u32, plane: u32) -> vec3<u32> {
+    let q = i % plane;
+    return vec3<u32>(i / plane, q / w, q % w);
+}
+
 @compute @workgroup_size(64, 1, 1)
 fn max_pool2d_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let idx = out_index(gid, nwg);
     let plane_out = p.oh * p.ow;
     if (idx >= p.planes * plane_out) { return; }
-    let pl = idx / plane_out;
-    let q = idx % plane_out;
-    let oy = q / p.ow;
-    let ox = q % p.ow;
-    let base = pl * p.h * p.w;
+    let o = split(idx, p.ow, plane_out);
+    let oy = o.y;
+    let ox = o.z;
+    let base = o.x * p.h * p.w;
     let y0 = i32(oy * p.stride_h) - i32(p.pad_h);
     let x0 = i32(ox * p.stride_w) - i32(p.pad_w);
     var best = 0.0;
@@ -60,11 +65,10 @@ fn avg_pool2d_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(nu
     let idx = out_index(gid, nwg);
     let plane_out = p.oh * p.ow;
     if (idx >= p.planes * plane_out) { return; }
-    let pl = idx / plane_out;
-    let q = idx % plane_out;
-    let oy = q / p.ow;
-    let ox = q % p.ow;
-    let base = pl * p.h * p.w;
+    let o = split(idx, p.ow, plane_out);
+    let oy = o.y;
+    let ox = o.z;
+    let base = o.x * p.h * p.w;
     var ys = i32(oy * p.stride_h) - i32(p.pad_h);
     var xs = i32(ox * p.stride_w) - i32(p.pad_w);
     var ye = min(ys + i32(p.kh), i32(p.h + p.pad_h));
@@ -88,11 +92,10 @@ fn adaptive_avg_pool2d_forward(@builtin(global_invocation_id) gid: vec3<u32>, @b
     let idx = out_index(gid, nwg);
     let plane_out = p.oh * p.ow;
     if (idx >= p.planes * plane_out) { return; }
-    let pl = idx / plane_out;
-    let q = idx % plane_out;
-    let oy = q / p.ow;
-    let ox = q % p.ow;
-    let base = pl * p.h * p.w;
+    let o = split(idx, p.ow, plane_out);
+    let oy = o.y;
+    let ox = o.z;
+    let base = o.x * p.h * p.w;
     let ys = (oy * p.h) / p.oh;
     let ye = ((oy + 1u) * p.h + p.oh - 1u) / p.oh;
     let xs = (ox * p.w) / p.ow;
@@ -121,10 +124,11 @@ fn max_pool2d_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(n
     let idx = out_index(gid, nwg);
     let plane_in = p.h * p.w;
     if (idx >= p.planes * plane_in) { return; }
-    let pl = idx / plane_in;
-    let q = idx % plane_in;
-    let ry = covering(q / p.w, p.kh, p.stride_h, p.pad_h, p.oh);
-    let rx = covering(q % p.w, p.kw, p.stride_w, p.pad_w, p.ow);
+    let i = split(idx, p.w, plane_in);
+    let pl = i.x;
+    let q = i.y * p.w + i.z;
+    let ry = covering(i.y, p.kh, p.stride_h, p.pad_h, p.oh);
+    let rx = covering(i.z, p.kw, p.stride_w, p.pad_w, p.ow);
     var g = 0.0;
     for (var oy = ry.x; oy < ry.y; oy++) {
         for (var ox = rx.x; ox < rx.y; ox++) {
@@ -140,10 +144,10 @@ fn avg_pool2d_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(n
     let idx = out_index(gid, nwg);
     let plane_in = p.h * p.w;
     if (idx >= p.planes * plane_in) { return; }
-    let pl = idx / plane_in;
-    let q = idx % plane_in;
-    let ry = covering(q / p.w, p.kh, p.stride_h, p.pad_h, p.oh);
-    let rx = covering(q % p.w, p.kw, p.stride_w, p.pad_w, p.ow);
+    let i = split(idx, p.w, plane_in);
+    let pl = i.x;
+    let ry = covering(i.y, p.kh, p.stride_h, p.pad_h, p.oh);
+    let rx = covering(i.z, p.kw, p.stride_w, p.pad_w, p.ow);
     var g = 0.0;
     for (var oy = ry.x; oy < ry.y; oy++) {
         for (var ox = rx.x; ox < rx.y; ox++) {
@@ -167,9 +171,10 @@ fn adaptive_avg_pool2d_backward(@builtin(global_invocation_id) gid: vec3<u32>, @
     let idx = out_index(gid, nwg);
     let plane_in = p.h * p.w;
     if (idx >= p.planes * plane_in) { return; }
-    let pl = idx / plane_in;
-    let iy = (idx % plane_in) / p.w;
-    let ix = idx % p.w;
+    let i = split(idx, p.w, plane_in);
+    let pl = i.x;
+    let iy = i.y;
+    let ix = i.z;
     var g = 0.0;
     for (var oy = 0u; oy < p.oh; oy++) {
         let ys = (oy * p.h) / p.oh;

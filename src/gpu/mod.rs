@@ -3,7 +3,7 @@
 mod context;
 pub mod kernels;
 pub mod recorder;
-mod tensor;
+pub mod tensor;
 
 pub use context::{Backend, Context};
 pub use kernels::Kernel;

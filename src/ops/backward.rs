@@ -29,13 +29,7 @@ pub fn conv2d_backward_input(rec: &mut Recorder, dy: &Tensor, w: &WeightBuffer, 
     let dx = Tensor::empty(rec.ctx(), &[n, g.cin, h, wd], "conv2d input gradient")?;
     let tiles = u32s((n * h * wd).div_ceil(BM), "pixel tiles")?;
     for (i, ch) in w.chunks.iter().enumerate() {
-        let p = Conv2dParams {
-            n: n as u32, cin: g.cin as u32, h: h as u32, w: wd as u32,
-            cout: g.cout as u32, oh: oh as u32, ow: ow as u32, kh: g.kernel.0 as u32,
-            kw: g.kernel.1 as u32, stride_h: g.stride.0 as u32, stride_w: g.stride.1 as u32, pad_h: g.padding.0 as u32,
-            pad_w: g.padding.1 as u32, co_offset: ch.start as u32, co_count: ch.rows as u32,
-            flags: if i > 0 { 4 } else { 0 },
-        };
+        let p = Conv2dParams::new(g, n, (h, wd), (oh, ow), ch, if i > 0 { 4 } else { 0 })?;
         let mut gr = grid(tiles);
         gr[1] = g.cin.div_ceil(BN) as u32;
         rec.launch(

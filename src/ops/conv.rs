@@ -4,16 +4,29 @@ use bytemuck::{Pod, Zeroable};
 
 use super::{conv_out, dims4, u32s};
 use crate::error::{Error, Result};
+use crate::gpu::tensor::WeightChunk;
 use crate::gpu::{Kernel, Recorder, Tensor, WeightBuffer};
 use crate::gpu::recorder::Binding;
 
 #[repr(C)]
 #[derive(Clone, Copy, Pod, Zeroable)]
 pub(crate) struct Conv2dParams {
-    pub n: u32, pub cin: u32, pub h: u32, pub w: u32,
-    pub cout: u32, pub oh: u32, pub ow: u32, pub kh: u32,
-    pub kw: u32, pub stride_h: u32, pub stride_w: u32, pub pad_h: u32,
-    pub pad_w: u32, pub co_offset: u32, pub co_count: u32, pub flags: u32,
+    n: u32, cin: u32, h: u32, w: u32,
+    cout: u32, oh: u32, ow: u32, kh: u32,
+    kw: u32, stride_h: u32, stride_w: u32, pad_h: u32,
+    pad_w: u32, co_offset: u32, co_count: u32, flags: u32,
+}
+
+impl Conv2dParams {
+    /// One launch over weight chunk `ch` for input [n, cin, h, w] -> output (oh, ow).
+    pub(crate) fn new(g: &Conv2dGeom, n: usize, hw: (usize, usize), ohw: (usize, usize), ch: &WeightChunk, flags: u32) -> Result<Self> {
+        Ok(Conv2dParams {
+            n: u32s(n, "batch")?, cin: u32s(g.cin, "channels")?, h: u32s(hw.0, "height")?, w: u32s(hw.1, "width")?,
+            cout: u32s(g.cout, "channels")?, oh: ohw.0 as u32, ow: ohw.1 as u32, kh: g.kernel.0 as u32,
+            kw: g.kernel.1 as u32, stride_h: g.stride.0 as u32, stride_w: g.stride.1 as u32, pad_h: g.padding.0 as u32,
+            pad_w: g.padding.1 as u32, co_offset: ch.start as u32, co_count: ch.rows as u32, flags,
+        })
+    }
 }
 
 #[repr(C)]
@@ -73,12 +86,7 @@ pub fn conv2d_acc(rec: &mut Recorder, x: &Tensor, w: &WeightBuffer, g: &Conv2dGe
     let m = n * oh * ow;
     let m_tiles = u32s(m.div_ceil(BM), "conv2d pixel tiles")?;
     for ch in &w.chunks {
-        let p = Conv2dParams {
-            n: u32s(n, "batch")?, cin: c as u32, h: u32s(h, "height")?, w: u32s(wd, "width")?,
-            cout: g.cout as u32, oh: oh as u32, ow: ow as u32, kh: g.kernel.0 as u32,
-            kw: g.kernel.1 as u32, stride_h: g.stride.0 as u32, stride_w: g.stride.1 as u32, pad_h: g.padding.0 as u32,
-            pad_w: g.padding.1 as u32, co_offset: ch.start as u32, co_count: ch.rows as u32, flags: flags(relu, w) | accumulate,
-        };
+        let p = Conv2dParams::new(g, n, (h, wd), (oh, ow), ch, flags(relu, w) | accumulate)?;
         let mut grid = crate::gpu::recorder::grid(m_tiles);
         grid[1] = ch.rows.div_ceil(BN) as u32;
         rec.launch(
