@@ -119,8 +119,18 @@ pub fn figure(x: &Array, meta: &ModelMeta, maps: &[(String, Array)], overlay_inp
     }
     let labels = std::iter::once("input").chain(maps.iter().map(|(n, _)| n.as_str()));
     for (k, label) in labels.enumerate() {
-        let scale = if font::width(label, 2) <= cw { 2 } else { 1 };
-        font::draw(&mut img, label, gap + k as u32 * (cw + gap), 4, scale, [20, 20, 20]);
+        let x0 = gap + k as u32 * (cw + gap);
+        if font::width(label, 2) <= cw {
+            font::draw(&mut img, label, x0, 4, 2, [20, 20, 20]);
+        } else if font::width(label, 1) <= cw {
+            font::draw(&mut img, label, x0, 7, 1, [20, 20, 20]);
+        } else {
+            // two lines, broken at the '-' nearest the middle
+            let mid = label.len() / 2;
+            let cut = label.match_indices('-').map(|(i, _)| i).min_by_key(|i| i.abs_diff(mid)).unwrap_or(mid);
+            font::draw(&mut img, &label[..=cut.min(label.len() - 1)], x0, 1, 1, [20, 20, 20]);
+            font::draw(&mut img, &label[(cut + 1).min(label.len())..], x0, 10, 1, [20, 20, 20]);
+        }
     }
     img
 }
