@@ -69,9 +69,14 @@ fn load_a(mode: u32, px: Pixel, k: u32, k_total: u32, inv_khw: f32, inv_kw: f32)
     let ty = px.y + i32(p.pad_h) - i32(ky);
     let tx = px.x + i32(p.pad_w) - i32(kx);
     if (ty < 0 || tx < 0) { return 0.0; }
-    let oy = u32(ty) / p.stride_h;
-    let ox = u32(tx) / p.stride_w;
-    if (oy * p.stride_h != u32(ty) || ox * p.stride_w != u32(tx) || oy >= p.oh || ox >= p.ow) { return 0.0; }
+    var oy = u32(ty);
+    var ox = u32(tx);
+    if (p.stride_h != 1u || p.stride_w != 1u) { // uniform branch: stride 1 needs no division
+        oy = oy / p.stride_h;
+        ox = ox / p.stride_w;
+        if (oy * p.stride_h != u32(ty) || ox * p.stride_w != u32(tx)) { return 0.0; }
+    }
+    if (oy >= p.oh || ox >= p.ow) { return 0.0; }
     return input[((px.b * p.cout + p.co_offset + c) * p.oh + oy) * p.ow + ox];
 }
 
