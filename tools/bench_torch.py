@@ -6,33 +6,20 @@ Prints the median time and GFLOP/s of each, like criterion's numbers for netlens
 """
 import argparse
 import json
-import statistics
-import time
+import os
+import sys
 
 import torch
 import torch.nn.functional as F
 import torchvision
 
+sys.path.insert(0, os.path.dirname(__file__))
+from timing import timeit  # noqa: E402
+
 CONVS = [("conv1_2 b1", (1, 64, 224, 224), 64), ("conv3_2 b1", (1, 256, 56, 56), 256), ("conv5_2 b8", (8, 512, 14, 14), 512)]
 LINEARS = [("fc6 b1", 1, 25088, 4096), ("fc6 b8", 8, 25088, 4096), ("fc7 b32", 32, 4096, 4096)]
 POOLS = [("pool1 b8", (8, 64, 224, 224)), ("pool4 b8", (8, 512, 28, 28))]
 VGG16_FLOPS = 30_946_000_000
-
-
-SYNC = lambda: None  # noqa: E731
-
-
-def timeit(fn, reps=10, warmup=2):
-    for _ in range(warmup):
-        fn()
-    SYNC()
-    ts = []
-    for _ in range(reps):
-        t = time.perf_counter()
-        fn()
-        SYNC()
-        ts.append(time.perf_counter() - t)
-    return statistics.median(ts)
 
 
 def main():
@@ -41,10 +28,7 @@ def main():
     ap.add_argument("--reps", type=int, default=10)
     ap.add_argument("--device", default="cpu", help="cpu or cuda")
     a = ap.parse_args()
-    global SYNC
     dev = torch.device(a.device)
-    if dev.type == "cuda":
-        SYNC = torch.cuda.synchronize
     torch.manual_seed(0)
     rows = []
 
@@ -55,20 +39,20 @@ def main():
     with torch.inference_mode():
         for name, d, cout in CONVS:
             x, w, b = torch.randn(d, device=dev), torch.randn(cout, d[1], 3, 3, device=dev), torch.randn(cout, device=dev)
-            t = timeit(lambda: F.relu(F.conv2d(x, w, b, padding=1)), a.reps)
+            t = timeit(lambda: F.relu(F.conv2d(x, w, b, padding=1)), dev, a.reps, 2)
             report("conv2d", name, t, 2 * d[0] * d[2] * d[3] * cout * d[1] * 9)
         for name, n, k, out in LINEARS:
             x, w, b = torch.randn(n, k, device=dev), torch.randn(out, k, device=dev), torch.randn(out, device=dev)
-            t = timeit(lambda: F.linear(x, w, b), a.reps)
+            t = timeit(lambda: F.linear(x, w, b), dev, a.reps, 2)
             report("linear", name, t, 2 * n * k * out)
         for name, d in POOLS:
             x = torch.randn(d, device=dev)
-            t = timeit(lambda: F.max_pool2d(x, 2, 2, return_indices=True), a.reps)
+            t = timeit(lambda: F.max_pool2d(x, 2, 2, return_indices=True), dev, a.reps, 2)
             report("max_pool2d", name, t, x.numel())
         model = torchvision.models.vgg16(weights=None).eval().to(dev)
         for n in (1, 8):
             x = torch.randn(n, 3, 224, 224, device=dev)
-            t = timeit(lambda: model(x), max(3, a.reps // 2), warmup=1)
+            t = timeit(lambda: model(x), dev, max(3, a.reps // 2), 1)
             report("vgg16_forward_224", f"batch {n}", t, VGG16_FLOPS * n)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {dev}")
     if a.json:

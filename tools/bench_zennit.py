@@ -4,30 +4,18 @@ benches/attribution.rs times netlens's, on the same machine.
 Run: python3 tools/bench_zennit.py [cpu|cuda]   (needs torch, torchvision, zennit)
 """
 import json
-import statistics
+import os
 import sys
-import time
 
 import torch
 import torchvision
 from zennit.attribution import Gradient
 from zennit.composites import EpsilonAlpha2Beta1, EpsilonAlpha2Beta1Flat, EpsilonGammaBox, EpsilonPlus, EpsilonPlusFlat
 
+sys.path.insert(0, os.path.dirname(__file__))
+from timing import timeit  # noqa: E402
+
 DEV = torch.device(sys.argv[1] if len(sys.argv) > 1 else "cpu")
-
-
-def timeit(fn, reps=5):
-    fn()
-    ts = []
-    for _ in range(reps):
-        if DEV.type == "cuda":
-            torch.cuda.synchronize()
-        t = time.perf_counter()
-        fn()
-        if DEV.type == "cuda":
-            torch.cuda.synchronize()
-        ts.append(time.perf_counter() - t)
-    return statistics.median(ts)
 
 
 def main():
@@ -36,12 +24,12 @@ def main():
     eye = torch.eye(1000, device=DEV)[[3]]
     rows = {}
     with Gradient(model=model) as attributor:
-        rows["gradient"] = timeit(lambda: attributor(x, lambda out: eye * out))
+        rows["gradient"] = timeit(lambda: attributor(x, lambda out: eye * out), DEV, 5)
     for name, comp in [("EpsilonPlus", EpsilonPlus()), ("EpsilonPlusFlat", EpsilonPlusFlat()),
                        ("EpsilonGammaBox", EpsilonGammaBox(low=-3.0, high=3.0)), ("EpsilonAlpha2Beta1", EpsilonAlpha2Beta1()),
                        ("EpsilonAlpha2Beta1Flat", EpsilonAlpha2Beta1Flat())]:
         with Gradient(model=model, composite=comp) as attributor:
-            rows[name] = timeit(lambda: attributor(x, lambda out: eye * out))
+            rows[name] = timeit(lambda: attributor(x, lambda out: eye * out), DEV, 5)
     for k, v in rows.items():
         print(f"{k:<24} {v * 1e3:9.1f} ms  {v / rows['gradient']:.2f}x gradient")
     print(json.dumps({"device": str(DEV), "torch": torch.__version__, "seconds": rows}))
