@@ -50,4 +50,12 @@ impl Array {
     pub fn first_non_finite(&self) -> Option<usize> {
         self.data.iter().position(|v| !v.is_finite())
     }
+
+    /// An error naming the first NaN or infinity, if there is one.
+    pub fn check_finite(&self) -> Result<()> {
+        match self.first_non_finite() {
+            Some(i) => Err(Error::input("tensor", format!("value {} at flat index {i} is not finite", self.data[i]))),
+            None => Ok(()),
+        }
+    }
 }

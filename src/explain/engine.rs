@@ -4,7 +4,7 @@
 use crate::array::Array;
 use crate::error::{Error, Result};
 use crate::gpu::Tensor;
-use crate::graph::{Keep, Net};
+use crate::graph::{Keep, Net, Tape};
 use crate::ops::ReluRule;
 
 use super::argmax_rows;
@@ -27,9 +27,7 @@ pub fn run_gradients(
     layer: Option<usize>,
     progress: &indicatif::ProgressBar,
 ) -> Result<GradRun> {
-    if let Some(i) = x.first_non_finite() {
-        return Err(Error::input("tensor", format!("value {} at flat index {i} is not finite", x.data[i])));
-    }
+    x.check_finite()?;
     if targets.is_some_and(|t| t.len() != x.batch()) {
         return Err(Error::input("--target", "one target per input item is needed"));
     }
@@ -42,23 +40,7 @@ pub fn run_gradients(
         let part = x.slice_batch(start, end);
         let xt = Tensor::upload(ctx, &part.data, &part.shape)?;
         let tape = net.forward_gpu(&xt, &Keep::All)?;
-        let k = tape.logits.shape[1];
-        // with given targets the backward pass is encoded without waiting for the logits
-        let (t, lg) = match targets {
-            Some(t) => (t[start..end].to_vec(), None),
-            None => {
-                let lg = Array::new(tape.logits.shape.clone(), tape.logits.read(ctx)?)?;
-                (argmax_rows(&lg), Some(lg))
-            }
-        };
-        let mut seed = vec![0f32; (end - start) * k];
-        for (i, &c) in t.iter().enumerate() {
-            if c >= k {
-                return Err(Error::input("--target", format!("class {c} does not exist; the model has {k} classes")));
-            }
-            seed[i * k + c] = 1.0;
-        }
-        let seed = Tensor::upload(ctx, &seed, &tape.logits.shape)?;
+        let (t, lg, seed) = seed(net, &tape, targets.map(|t| &t[start..end]), false)?;
         let want: Vec<usize> = layer.into_iter().collect();
         let g = net.backward_gpu(&tape, &seed, relu, &want)?;
         grads.push(Array::new(g.input.shape.clone(), g.input.read(ctx)?)?);
@@ -78,4 +60,32 @@ pub fn run_gradients(
     }
     let layer = if layer.is_some() { Some((Array::concat(&acts)?, Array::concat(&lgrads)?)) } else { None };
     Ok(GradRun { grad: Array::concat(&grads)?, logits: Array::concat(&logits)?, targets: all_t, layer })
+}
+
+/// The seed of a backward walk from one forward pass: each item's target (the argmax of
+/// its logits where `targets` is None) and one-hot(target) at the logits, times the
+/// target logit when `times_logit`. Returns the logits too when it had to read them; with
+/// given targets and no scaling it reads nothing, so the backward pass is encoded without
+/// waiting for the forward one.
+pub(crate) fn seed(net: &Net, tape: &Tape, targets: Option<&[usize]>, times_logit: bool) -> Result<(Vec<usize>, Option<Array>, Tensor)> {
+    let shape = &tape.logits.shape;
+    let k = shape[1];
+    let (t, lg) = match targets {
+        Some(t) if !times_logit => (t.to_vec(), None),
+        _ => {
+            let lg = Array::new(shape.clone(), tape.logits.read(net.ctx())?)?;
+            (targets.map_or_else(|| argmax_rows(&lg), <[usize]>::to_vec), Some(lg))
+        }
+    };
+    let mut seed = vec![0f32; shape[0] * k];
+    for (i, &c) in t.iter().enumerate() {
+        if c >= k {
+            return Err(Error::input("--target", format!("class {c} does not exist; the model has {k} classes")));
+        }
+        seed[i * k + c] = match (&lg, times_logit) {
+            (Some(lg), true) => lg.data[i * k + c],
+            _ => 1.0,
+        };
+    }
+    Ok((t, lg, Tensor::upload(net.ctx(), &seed, shape)?))
 }

@@ -12,18 +12,10 @@ fn hidden() -> indicatif::ProgressBar {
     indicatif::ProgressBar::hidden()
 }
 
-fn fixed(target: &Target, n: usize) -> Option<Vec<usize>> {
-    match target {
-        Target::Argmax => None,
-        Target::Class(k) => Some(vec![*k; n]),
-        Target::Each(v) => Some(v.clone()),
-    }
-}
-
 /// d logit_target / d input, signed (Captum `Saliency(abs=False)`); with `Guided` or
 /// `Deconv` ReLUs, guided backprop and deconvnet.
 pub fn gradient(net: &Net, x: &Array, target: &Target, relu: ReluRule) -> Result<Attribution> {
-    let r = run_gradients(net, x, fixed(target, x.batch()).as_deref(), relu, None, &hidden())?;
+    let r = run_gradients(net, x, target.fixed(x.batch()).as_deref(), relu, None, &hidden())?;
     Ok(Attribution { map: r.grad, targets: r.targets })
 }
 

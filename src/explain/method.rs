@@ -121,10 +121,5 @@ pub fn lrp_rules(net: &Net, method: &str, s: &Settings) -> Result<Vec<Rule>> {
 /// LRP relevance for an `lrp-*` method, with the per-layer relevance when asked.
 pub fn relevance(net: &Net, method: &str, x: &Array, target: &Target, s: &Settings) -> Result<lrp::Relevance> {
     let rules = lrp_rules(net, method, s)?;
-    let t = match target {
-        Target::Argmax => None,
-        Target::Class(k) => Some(vec![*k; x.batch()]),
-        Target::Each(v) => Some(v.clone()),
-    };
-    Lrp::new(net).relevance(x, t.as_deref(), &rules, s.start, s.layer_relevance)
+    Lrp::new(net).relevance(x, target.fixed(x.batch()).as_deref(), &rules, s.start, s.layer_relevance)
 }

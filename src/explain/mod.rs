@@ -9,6 +9,7 @@ pub mod method;
 pub mod occlusion;
 pub mod resample;
 
+pub(crate) use engine::seed;
 pub use engine::{run_gradients, GradRun};
 
 use crate::array::Array;
@@ -27,6 +28,15 @@ pub enum Target {
 }
 
 impl Target {
+    /// The classes when they do not depend on the network's output (None for Argmax).
+    pub fn fixed(&self, n: usize) -> Option<Vec<usize>> {
+        match self {
+            Target::Argmax => None,
+            Target::Class(k) => Some(vec![*k; n]),
+            Target::Each(v) => Some(v.clone()),
+        }
+    }
+
     /// Concrete classes for a batch, running the network when the argmax is needed.
     pub fn resolve(&self, net: &Net, x: &Array) -> Result<Vec<usize>> {
         let n = x.batch();

@@ -209,9 +209,7 @@ impl Net {
     /// Runs the network on a host batch of any size (split into passes that fit the
     /// device), returning the logits and the named layers' outputs.
     pub fn forward(&self, input: &Array, capture: &[String]) -> Result<Forward> {
-        if let Some(i) = input.first_non_finite() {
-            return Err(Error::input("tensor", format!("value {} at flat index {i} is not finite", input.data[i])));
-        }
+        input.check_finite()?;
         let chunk = self.max_batch(&input.shape)?;
         let idx: Vec<usize> = capture.iter().map(|c| self.model.find(c)).collect::<Result<_>>()?;
         let keep = if idx.is_empty() { Keep::Nothing } else { Keep::Layers(idx.clone()) };

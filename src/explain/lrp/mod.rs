@@ -50,9 +50,7 @@ impl<'n> Lrp<'n> {
     pub fn relevance(&self, x: &Array, targets: Option<&[usize]>, rules: &[Rule], start: Start, keep_layers: bool) -> Result<Relevance> {
         let net = self.net;
         let ctx = net.ctx();
-        if let Some(i) = x.first_non_finite() {
-            return Err(crate::Error::input("tensor", format!("value {} at flat index {i} is not finite", x.data[i])));
-        }
+        x.check_finite()?;
         let chunk = net.tape_batch(&x.shape)?;
         let (mut inputs, mut all_t) = (Vec::new(), Vec::new());
         let mut layer_parts: Vec<Vec<Array>> = Vec::new();
@@ -61,21 +59,7 @@ impl<'n> Lrp<'n> {
             let e = (s + chunk).min(x.batch());
             let part = x.slice_batch(s, e);
             let tape = net.forward_gpu(&Tensor::upload(ctx, &part.data, &part.shape)?, &Keep::All)?;
-            let logits = tape.logits.read(ctx)?;
-            let k = tape.logits.shape[1];
-            let lg = Array::new(tape.logits.shape.clone(), logits.clone())?;
-            let t: Vec<usize> = match targets {
-                Some(t) => t[s..e].to_vec(),
-                None => super::argmax_rows(&lg),
-            };
-            let mut seed = vec![0f32; logits.len()];
-            for (i, &c) in t.iter().enumerate() {
-                if c >= k {
-                    return Err(crate::Error::input("--target", format!("class {c} does not exist; the model has {k} classes")));
-                }
-                seed[i * k + c] = if start == Start::Logit { logits[i * k + c] } else { 1.0 };
-            }
-            let seed = Tensor::upload(ctx, &seed, &lg.shape)?;
+            let (t, _, seed) = super::seed(net, &tape, targets.map(|t| &t[s..e]), start == Start::Logit)?;
             let (r, at) = walk::walk(net, &self.weights, &tape, &seed, rules, keep_layers)?;
             inputs.push(Array::new(r.shape.clone(), r.read(ctx)?)?);
             for (j, t) in at.iter().enumerate() {
