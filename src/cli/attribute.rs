@@ -8,7 +8,7 @@ use crate::array::Array;
 use crate::error::{Error, Result};
 use crate::explain::gradient::{Baseline, IgMethod};
 use crate::explain::lrp::{describe, Rule, RuleParams, Start};
-use crate::explain::method::{attribute, lrp_rules, relevance, Settings, METHODS};
+use crate::explain::method::{attribute, check_name, lrp_rules, relevance, Settings};
 use crate::explain::resample::Upsample;
 use crate::explain::Target;
 use crate::gpu::Backend;
@@ -124,9 +124,7 @@ fn out_path(base: &Path, method: &str, several: bool) -> PathBuf {
 
 pub fn run(a: Args, backend: Backend) -> Result<()> {
     for m in &a.method {
-        if !METHODS.contains(&m.as_str()) {
-            return Err(Error::input("--method", format!("unknown method '{m}'; methods are: {}", METHODS.join(", "))));
-        }
+        check_name(m)?;
     }
     let several = a.method.len() > 1;
     let mut outputs: Vec<PathBuf> = a.heatmap.iter().cloned().collect();

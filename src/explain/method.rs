@@ -36,6 +36,14 @@ pub const METHODS: &[&str] = &[
     "lrp-epsilon-alpha2-beta1-flat",
 ];
 
+/// An error naming the methods when `name` is not one of them.
+pub fn check_name(name: &str) -> Result<()> {
+    if METHODS.contains(&name) {
+        return Ok(());
+    }
+    Err(Error::input("--method", format!("unknown method '{name}'; methods are: {}", METHODS.join(", "))))
+}
+
 /// Settings of all methods (each reads its own).
 #[derive(Clone, Debug)]
 pub struct Settings {
@@ -108,7 +116,10 @@ pub fn attribute(net: &Net, name: &str, x: &Array, target: &Target, s: &Settings
             let r = relevance(net, m, x, target, s)?;
             Ok(Attribution { map: r.input, targets: r.targets })
         }
-        other => Err(Error::input("--method", format!("unknown method '{other}'; methods are: {}", METHODS.join(", ")))),
+        other => {
+            check_name(other)?;
+            Err(Error::Other(format!("method {other} is listed but not dispatched")))
+        }
     }
 }
 

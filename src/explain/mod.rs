@@ -39,13 +39,24 @@ impl Target {
 
     /// Concrete classes for a batch, running the network when the argmax is needed.
     pub fn resolve(&self, net: &Net, x: &Array) -> Result<Vec<usize>> {
-        let n = x.batch();
-        let classes = net.model().num_classes();
+        match self {
+            Target::Argmax => self.from_logits(&net.forward(x, &[])?.logits),
+            _ => self.check(x.batch(), net.model().num_classes()),
+        }
+    }
+
+    /// Concrete classes given the batch's logits [N, classes].
+    pub fn from_logits(&self, logits: &Array) -> Result<Vec<usize>> {
+        match self {
+            Target::Argmax => Ok(argmax_rows(logits)),
+            _ => self.check(logits.batch(), logits.shape[1]),
+        }
+    }
+
+    fn check(&self, n: usize, classes: usize) -> Result<Vec<usize>> {
         let v = match self {
-            Target::Argmax => argmax_rows(&net.forward(x, &[])?.logits),
-            Target::Class(k) => vec![*k; n],
-            Target::Each(v) if v.len() == n => v.clone(),
-            Target::Each(v) => return Err(Error::input("--target", format!("{} targets for {n} inputs", v.len()))),
+            Target::Each(v) if v.len() != n => return Err(Error::input("--target", format!("{} targets for {n} inputs", v.len()))),
+            _ => self.fixed(n).unwrap_or_default(),
         };
         if let Some(bad) = v.iter().find(|&&k| k >= classes) {
             return Err(Error::input("--target", format!("class {bad} does not exist; the model has {classes} classes")));

@@ -10,11 +10,11 @@ use crate::graph::{Keep, Net};
 use crate::ops::{self, Windows};
 
 pub fn occlusion(net: &Net, x: &Array, target: &Target, window: (usize, usize), stride: (usize, usize), baseline: f32, progress: &indicatif::ProgressBar) -> Result<Attribution> {
-    let targets = target.resolve(net, x)?;
     let [n, c, h, w] = [x.shape[0], x.shape[1], x.shape[2], x.shape[3]];
     let win = Windows::new(h, w, window, stride)?;
     let ctx = net.ctx();
     let base_logits = net.forward(x, &[])?.logits;
+    let targets = target.from_logits(&base_logits)?;
     let k = base_logits.shape[1];
     let chunk = net.max_batch(&x.shape)?;
     let xt = Tensor::upload(ctx, &x.data, &x.shape)?;
