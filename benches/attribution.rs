@@ -29,28 +29,64 @@ fn bench(c: &mut Criterion) {
         })
     });
     g.bench_function("gradient", |b| {
-        b.iter(|| run_gradients(&net, &x, Some(&[3]), ReluRule::Gradient, None, &indicatif::ProgressBar::hidden()).unwrap())
+        b.iter(|| {
+            run_gradients(
+                &net,
+                &x,
+                Some(&[3]),
+                ReluRule::Gradient,
+                None,
+                &indicatif::ProgressBar::hidden(),
+            )
+            .unwrap()
+        })
     });
     g.finish();
     let lrp = netlens::explain::lrp::Lrp::new(&net);
     let mut g = c.benchmark_group("vgg16_224_b1_lrp");
     g.sample_size(10);
     let p = RuleParams::default();
-    for c in [Composite::EpsilonPlus, Composite::EpsilonPlusFlat, Composite::EpsilonGammaBox, Composite::EpsilonAlpha2Beta1, Composite::EpsilonAlpha2Beta1Flat] {
+    for c in [
+        Composite::EpsilonPlus,
+        Composite::EpsilonPlusFlat,
+        Composite::EpsilonGammaBox,
+        Composite::EpsilonAlpha2Beta1,
+        Composite::EpsilonAlpha2Beta1Flat,
+    ] {
         let rules = assign(net.model(), &c, &p, &[]).unwrap();
-        g.bench_function(format!("{c:?}"), |b| b.iter(|| lrp.relevance(&x, Some(&[3]), &rules, Start::Logit, false).unwrap()));
+        g.bench_function(format!("{c:?}"), |b| {
+            b.iter(|| {
+                lrp.relevance(&x, Some(&[3]), &rules, Start::Logit, false)
+                    .unwrap()
+            })
+        });
     }
     g.finish();
     drop(lrp);
     drop(net);
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/models/shapes-vgg.safetensors");
-    let demo = Net::new(ctx.clone(), netlens::model::load(std::path::Path::new(path)).unwrap()).unwrap();
+    let demo = Net::new(
+        ctx.clone(),
+        netlens::model::load(std::path::Path::new(path)).unwrap(),
+    )
+    .unwrap();
     let img = concat!(env!("CARGO_MANIFEST_DIR"), "/models/samples/star.png");
     let x = netlens::io::image::load(std::path::Path::new(img), &demo.model().meta).unwrap();
     let mut g = c.benchmark_group("occlusion_demo_64");
     g.sample_size(10);
     g.bench_function("window 8 stride 4", |b| {
-        b.iter(|| occlusion(&demo, &x, &Target::Class(3), (8, 8), (4, 4), 0.0, &indicatif::ProgressBar::hidden()).unwrap())
+        b.iter(|| {
+            occlusion(
+                &demo,
+                &x,
+                &Target::Class(3),
+                (8, 8),
+                (4, 4),
+                0.0,
+                &indicatif::ProgressBar::hidden(),
+            )
+            .unwrap()
+        })
     });
     g.finish();
 }

@@ -14,4 +14,7 @@ pub const LINEARS: &[(&str, usize, usize, usize)] = &[
     ("fc7 b32", 32, 4096, 4096),
 ];
 /// (name, [n, c, h, w]) with 2x2 stride-2 pooling
-pub const POOLS: &[(&str, [usize; 4])] = &[("pool1 b8", [8, 64, 224, 224]), ("pool4 b8", [8, 512, 28, 28])];
+pub const POOLS: &[(&str, [usize; 4])] = &[
+    ("pool1 b8", [8, 64, 224, 224]),
+    ("pool4 b8", [8, 512, 28, 28]),
+];

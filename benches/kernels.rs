@@ -15,7 +15,9 @@ fn ctx() -> Arc<Context> {
 }
 
 fn fill(n: usize) -> Vec<f32> {
-    (0..n).map(|i| ((i * 7919) % 1000) as f32 / 1000.0 - 0.5).collect()
+    (0..n)
+        .map(|i| ((i * 7919) % 1000) as f32 / 1000.0 - 0.5)
+        .collect()
 }
 
 fn benches(c: &mut Criterion) {
@@ -24,10 +26,26 @@ fn benches(c: &mut Criterion) {
     let mut g = c.benchmark_group("conv2d");
     g.sample_size(10);
     for (name, d, cout) in common::CONVS {
-        let geom = Conv2dGeom { cin: d[1], cout: *cout, kernel: (3, 3), stride: (1, 1), padding: (1, 1) };
-        let w = WeightBuffer::upload(&ctx, name, &fill(cout * d[1] * 9), *cout, d[1] * 9, Some(&fill(*cout))).unwrap();
+        let geom = Conv2dGeom {
+            cin: d[1],
+            cout: *cout,
+            kernel: (3, 3),
+            stride: (1, 1),
+            padding: (1, 1),
+        };
+        let w = WeightBuffer::upload(
+            &ctx,
+            name,
+            &fill(cout * d[1] * 9),
+            *cout,
+            d[1] * 9,
+            Some(&fill(*cout)),
+        )
+        .unwrap();
         let x = Tensor::upload(&ctx, &fill(d.iter().product()), d).unwrap();
-        g.throughput(Throughput::Elements((2 * d[0] * d[2] * d[3] * cout * d[1] * 9) as u64));
+        g.throughput(Throughput::Elements(
+            (2 * d[0] * d[2] * d[3] * cout * d[1] * 9) as u64,
+        ));
         g.bench_function(*name, |b| {
             b.iter(|| {
                 let mut rec = Recorder::new(&ctx, "bench");
@@ -41,7 +59,8 @@ fn benches(c: &mut Criterion) {
     let mut g = c.benchmark_group("linear");
     g.sample_size(10);
     for (name, n, k, out) in common::LINEARS {
-        let w = WeightBuffer::upload(&ctx, name, &fill(out * k), *out, *k, Some(&fill(*out))).unwrap();
+        let w =
+            WeightBuffer::upload(&ctx, name, &fill(out * k), *out, *k, Some(&fill(*out))).unwrap();
         let x = Tensor::upload(&ctx, &fill(n * k), &[*n, *k]).unwrap();
         g.throughput(Throughput::Elements((2 * n * k * out) as u64));
         g.bench_function(*name, |b| {

@@ -13,18 +13,43 @@ fn main() -> netlens::Result<()> {
     let ctx = Arc::new(Context::from_env()?);
     let net = netlens::graph::Net::new(ctx.clone(), model.clone())?;
     let _ = net;
-    let mut x = Tensor::upload(&ctx, &vec![0.1; dims[0] * 3 * dims[1] * dims[2]], &[dims[0], 3, dims[1], dims[2]])?;
+    let mut x = Tensor::upload(
+        &ctx,
+        &vec![0.1; dims[0] * 3 * dims[1] * dims[2]],
+        &[dims[0], 3, dims[1], dims[2]],
+    )?;
     for (i, l) in model.layers.iter().enumerate() {
         let wb = match &l.kind {
-            LayerKind::Conv2d { geom, weight, bias } => Some(netlens::gpu::WeightBuffer::upload(&ctx, "w", weight, geom.cout, weight.len() / geom.cout, bias.as_deref())?),
-            LayerKind::Linear { in_features, out_features, weight, bias } => Some(netlens::gpu::WeightBuffer::upload(&ctx, "w", weight, *out_features, *in_features, bias.as_deref())?),
+            LayerKind::Conv2d { geom, weight, bias } => Some(netlens::gpu::WeightBuffer::upload(
+                &ctx,
+                "w",
+                weight,
+                geom.cout,
+                weight.len() / geom.cout,
+                bias.as_deref(),
+            )?),
+            LayerKind::Linear {
+                in_features,
+                out_features,
+                weight,
+                bias,
+            } => Some(netlens::gpu::WeightBuffer::upload(
+                &ctx,
+                "w",
+                weight,
+                *out_features,
+                *in_features,
+                bias.as_deref(),
+            )?),
             _ => None,
         };
         ctx.wait()?;
         let t = Instant::now();
         let mut rec = Recorder::new(&ctx, "t");
         x = match &l.kind {
-            LayerKind::Conv2d { geom, .. } => ops::conv2d(&mut rec, &x, wb.as_ref().unwrap(), geom, false)?,
+            LayerKind::Conv2d { geom, .. } => {
+                ops::conv2d(&mut rec, &x, wb.as_ref().unwrap(), geom, false)?
+            }
             LayerKind::Linear { .. } => ops::linear(&mut rec, &x, wb.as_ref().unwrap(), false)?,
             LayerKind::Relu => ops::relu(&mut rec, &x)?,
             LayerKind::MaxPool2d(p) => ops::max_pool2d(&mut rec, &x, p)?.0,
@@ -34,7 +59,12 @@ fn main() -> netlens::Result<()> {
         };
         rec.submit()?;
         ctx.wait()?;
-        println!("{i:>3} {:<14} {:>8.1} ms {:?}", l.name, t.elapsed().as_secs_f64() * 1e3, x.shape);
+        println!(
+            "{i:>3} {:<14} {:>8.1} ms {:?}",
+            l.name,
+            t.elapsed().as_secs_f64() * 1e3,
+            x.shape
+        );
     }
     Ok(())
 }

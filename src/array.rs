@@ -12,7 +12,10 @@ impl Array {
     pub fn new(shape: Vec<usize>, data: Vec<f32>) -> Result<Self> {
         let n: usize = shape.iter().product();
         if n != data.len() {
-            return Err(Error::Shape(format!("{} values do not fill shape {shape:?}", data.len())));
+            return Err(Error::Shape(format!(
+                "{} values do not fill shape {shape:?}",
+                data.len()
+            )));
         }
         Ok(Array { shape, data })
     }
@@ -27,18 +30,26 @@ impl Array {
         let per: usize = self.shape[1..].iter().product();
         let mut shape = self.shape.clone();
         shape[0] = end - start;
-        Array { shape, data: self.data[start * per..end * per].to_vec() }
+        Array {
+            shape,
+            data: self.data[start * per..end * per].to_vec(),
+        }
     }
 
     /// Stacks arrays of equal item shape along the first axis.
     pub fn concat(parts: &[Array]) -> Result<Array> {
-        let first = parts.first().ok_or_else(|| Error::Shape("nothing to concatenate".into()))?;
+        let first = parts
+            .first()
+            .ok_or_else(|| Error::Shape("nothing to concatenate".into()))?;
         let mut shape = first.shape.clone();
         shape[0] = 0;
         let mut data = Vec::new();
         for p in parts {
             if p.shape[1..] != first.shape[1..] {
-                return Err(Error::Shape(format!("cannot stack {:?} with {:?}", p.shape, first.shape)));
+                return Err(Error::Shape(format!(
+                    "cannot stack {:?} with {:?}",
+                    p.shape, first.shape
+                )));
             }
             shape[0] += p.shape[0];
             data.extend_from_slice(&p.data);
@@ -54,7 +65,10 @@ impl Array {
     /// An error naming the first NaN or infinity, if there is one.
     pub fn check_finite(&self) -> Result<()> {
         match self.first_non_finite() {
-            Some(i) => Err(Error::input("tensor", format!("value {} at flat index {i} is not finite", self.data[i]))),
+            Some(i) => Err(Error::input(
+                "tensor",
+                format!("value {} at flat index {i} is not finite", self.data[i]),
+            )),
             None => Ok(()),
         }
     }

@@ -15,7 +15,12 @@ pub enum Error {
     #[error("GPU device lost: {0}")]
     DeviceLost(String),
     #[error("{what} needs {bytes} bytes in one binding, over this adapter's limit of {limit} bytes; {hint}")]
-    TooLarge { what: String, bytes: u64, limit: u64, hint: String },
+    TooLarge {
+        what: String,
+        bytes: u64,
+        limit: u64,
+        hint: String,
+    },
     #[error("model {path}: {message}")]
     Model { path: String, message: String },
     #[error("shape error: {0}")]
@@ -23,7 +28,10 @@ pub enum Error {
     #[error("bad input {what}: {message}")]
     Input { what: String, message: String },
     #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{0}")]
     Other(String),
 }
@@ -32,12 +40,21 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Error::Io { path: path.into(), source }
+        Error::Io {
+            path: path.into(),
+            source,
+        }
     }
     pub fn model(path: impl std::fmt::Display, message: impl Into<String>) -> Self {
-        Error::Model { path: path.to_string(), message: message.into() }
+        Error::Model {
+            path: path.to_string(),
+            message: message.into(),
+        }
     }
     pub fn input(what: impl std::fmt::Display, message: impl Into<String>) -> Self {
-        Error::Input { what: what.to_string(), message: message.into() }
+        Error::Input {
+            what: what.to_string(),
+            message: message.into(),
+        }
     }
 }

@@ -31,17 +31,26 @@ pub fn accuracy(net: &Net, dir: &Path, batch: usize, progress: bool) -> Result<A
     if !progress {
         bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
     }
-    let mut acc = Accuracy { correct: 0, total: 0, per_class: BTreeMap::new() };
+    let mut acc = Accuracy {
+        correct: 0,
+        total: 0,
+        per_class: BTreeMap::new(),
+    };
     for chunk in rows.chunks(batch.max(1)) {
         let mut items = Vec::new();
         let mut want = Vec::new();
         for row in chunk {
-            let image = row.get("image").ok_or_else(|| Error::input(path.display(), "no 'image' column"))?;
+            let image = row
+                .get("image")
+                .ok_or_else(|| Error::input(path.display(), "no 'image' column"))?;
             let class: usize = row
                 .get("class")
                 .and_then(|c| c.parse().ok())
                 .ok_or_else(|| Error::input(path.display(), format!("bad class for {image}")))?;
-            items.push(io::image::load(&dir.join("images").join(image), &net.model().meta)?);
+            items.push(io::image::load(
+                &dir.join("images").join(image),
+                &net.model().meta,
+            )?);
             want.push(class);
         }
         let x = Array::concat(&items)?;
@@ -49,7 +58,9 @@ pub fn accuracy(net: &Net, dir: &Path, batch: usize, progress: bool) -> Result<A
         let k = out.logits.shape[1];
         for (i, &w) in want.iter().enumerate() {
             let row = &out.logits.data[i * k..(i + 1) * k];
-            let got = (0..k).max_by(|a, b| row[*a].total_cmp(&row[*b])).unwrap_or(0);
+            let got = (0..k)
+                .max_by(|a, b| row[*a].total_cmp(&row[*b]))
+                .unwrap_or(0);
             let e = acc.per_class.entry(net.model().class_name(w)).or_default();
             e.1 += 1;
             acc.total += 1;

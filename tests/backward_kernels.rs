@@ -24,11 +24,29 @@ fn conv_back(dims: [usize; 4], g: Conv2dGeom, limit: Option<u64>) {
     rec.submit().unwrap();
     assert_eq!(dx.shape, dims.to_vec());
     let want = cpu::conv2d_backward_input(&dy, dims, &w, &g);
-    assert_close(&dx.read(c).unwrap(), &want, 1e-4, 1e-4, &format!("conv backward {dims:?} {g:?}"));
+    assert_close(
+        &dx.read(c).unwrap(),
+        &want,
+        1e-4,
+        1e-4,
+        &format!("conv backward {dims:?} {g:?}"),
+    );
 }
 
-fn geom(cin: usize, cout: usize, k: (usize, usize), s: (usize, usize), p: (usize, usize)) -> Conv2dGeom {
-    Conv2dGeom { cin, cout, kernel: k, stride: s, padding: p }
+fn geom(
+    cin: usize,
+    cout: usize,
+    k: (usize, usize),
+    s: (usize, usize),
+    p: (usize, usize),
+) -> Conv2dGeom {
+    Conv2dGeom {
+        cin,
+        cout,
+        kernel: k,
+        stride: s,
+        padding: p,
+    }
 }
 
 #[test]
@@ -43,7 +61,11 @@ fn conv2d_backward_odd_strided_padded_batched() {
 #[test]
 fn conv2d_backward_split_weights_accumulate() {
     conv_back([2, 3, 9, 8], geom(3, 9, (3, 3), (1, 1), (1, 1)), Some(200));
-    conv_back([1, 4, 6, 6], geom(4, 70, (3, 3), (2, 2), (1, 1)), Some(144 * 10));
+    conv_back(
+        [1, 4, 6, 6],
+        geom(4, 70, (3, 3), (2, 2), (1, 1)),
+        Some(144 * 10),
+    );
 }
 
 fn lin_back(n: usize, k: usize, out: usize, limit: Option<u64>) {
@@ -60,7 +82,13 @@ fn lin_back(n: usize, k: usize, out: usize, limit: Option<u64>) {
     rec.submit().unwrap();
     assert_eq!(dx.shape, vec![n, k]);
     let want = cpu::linear_backward_input(&dy, n, &w, out);
-    assert_close(&dx.read(c).unwrap(), &want, 1e-4, 1e-4, &format!("linear backward n={n} k={k} out={out}"));
+    assert_close(
+        &dx.read(c).unwrap(),
+        &want,
+        1e-4,
+        1e-4,
+        &format!("linear backward n={n} k={k} out={out}"),
+    );
 }
 
 #[test]
@@ -88,33 +116,75 @@ fn pool_back(dims: [usize; 4], p: Pool2d, quantize: bool) {
     rec.submit().unwrap();
     let (_, warg, oh, ow) = cpu::max_pool2d(&x, dims, &p);
     let want = cpu::max_pool2d_backward(&dy, &warg, dims, oh * ow);
-    assert_close(&dxm.read(c).unwrap(), &want, 1e-6, 1e-5, &format!("max-pool backward {dims:?} {p:?}"));
+    assert_close(
+        &dxm.read(c).unwrap(),
+        &want,
+        1e-6,
+        1e-5,
+        &format!("max-pool backward {dims:?} {p:?}"),
+    );
     let want = cpu::avg_pool2d_backward(&dy, dims, &p);
-    assert_close(&dxa.read(c).unwrap(), &want, 1e-6, 1e-5, &format!("avg-pool backward {dims:?} {p:?}"));
+    assert_close(
+        &dxa.read(c).unwrap(),
+        &want,
+        1e-6,
+        1e-5,
+        &format!("avg-pool backward {dims:?} {p:?}"),
+    );
 }
 
 #[test]
 fn pool_backward_overlapping_padded_ties() {
     pool_back([2, 3, 8, 8], Pool2d::square(2, 2), true);
     pool_back([1, 2, 9, 7], Pool2d::square(3, 2), true); // overlapping windows share inputs
-    let padded = Pool2d { kernel: (3, 3), stride: (2, 2), padding: (1, 1), ceil_mode: false, count_include_pad: true };
+    let padded = Pool2d {
+        kernel: (3, 3),
+        stride: (2, 2),
+        padding: (1, 1),
+        ceil_mode: false,
+        count_include_pad: true,
+    };
     pool_back([3, 2, 7, 9], padded, false);
-    pool_back([3, 2, 7, 9], Pool2d { count_include_pad: false, ..padded }, true);
-    let ceil = Pool2d { kernel: (2, 3), stride: (2, 2), padding: (1, 1), ceil_mode: true, count_include_pad: false };
+    pool_back(
+        [3, 2, 7, 9],
+        Pool2d {
+            count_include_pad: false,
+            ..padded
+        },
+        true,
+    );
+    let ceil = Pool2d {
+        kernel: (2, 3),
+        stride: (2, 2),
+        padding: (1, 1),
+        ceil_mode: true,
+        count_include_pad: false,
+    };
     pool_back([2, 1, 6, 5], ceil, false);
 }
 
 #[test]
 fn adaptive_avg_pool_backward() {
     let c = ctx();
-    for (dims, out) in [([2, 3, 3, 3], (7, 7)), ([1, 2, 10, 13], (3, 4)), ([2, 1, 7, 7], (7, 7)), ([1, 2, 5, 7], (2, 9))] {
+    for (dims, out) in [
+        ([2, 3, 3, 3], (7, 7)),
+        ([1, 2, 10, 13], (3, 4)),
+        ([2, 1, 7, 7], (7, 7)),
+        ([1, 2, 5, 7], (2, 9)),
+    ] {
         let dy = rand_vec(dims[0] * dims[1] * out.0 * out.1, 27);
         let dyt = Tensor::upload(c, &dy, &[dims[0], dims[1], out.0, out.1]).unwrap();
         let mut rec = Recorder::new(c, "test");
         let dx = ops::adaptive_avg_pool2d_backward(&mut rec, &dyt, &dims).unwrap();
         rec.submit().unwrap();
         let want = cpu::adaptive_avg_pool2d_backward(&dy, dims, out);
-        assert_close(&dx.read(c).unwrap(), &want, 1e-6, 1e-5, &format!("adaptive backward {dims:?} {out:?}"));
+        assert_close(
+            &dx.read(c).unwrap(),
+            &want,
+            1e-6,
+            1e-5,
+            &format!("adaptive backward {dims:?} {out:?}"),
+        );
     }
 }
 
@@ -125,11 +195,21 @@ fn relu_backward_rules() {
     let dy = rand_vec(1000, 29);
     let yt = Tensor::upload(c, &y, &[4, 250]).unwrap();
     let dyt = Tensor::upload(c, &dy, &[4, 250]).unwrap();
-    for (rule, mode) in [(ReluRule::Gradient, 0), (ReluRule::Guided, 1), (ReluRule::Deconv, 2)] {
+    for (rule, mode) in [
+        (ReluRule::Gradient, 0),
+        (ReluRule::Guided, 1),
+        (ReluRule::Deconv, 2),
+    ] {
         let mut rec = Recorder::new(c, "test");
         let dx = ops::relu_backward(&mut rec, &yt, &dyt, rule).unwrap();
         rec.submit().unwrap();
-        assert_close(&dx.read(c).unwrap(), &cpu::relu_backward(&y, &dy, mode), 0.0, 0.0, &format!("{rule:?}"));
+        assert_close(
+            &dx.read(c).unwrap(),
+            &cpu::relu_backward(&y, &dy, mode),
+            0.0,
+            0.0,
+            &format!("{rule:?}"),
+        );
     }
 }
 
@@ -140,7 +220,11 @@ fn occluded_copies_match_captum_windows() {
     let x = rand_vec(n * ch * h * w, 30);
     let xt = Tensor::upload(c, &x, &[n, ch, h, w]).unwrap();
     let win = Windows::new(h, w, (4, 3), (3, 2)).unwrap();
-    assert_eq!((win.ny, win.nx), (4, 4), "ceil((11-4)/3)+1, ceil((9-3)/2)+1");
+    assert_eq!(
+        (win.ny, win.nx),
+        (4, 4),
+        "ceil((11-4)/3)+1, ceil((9-3)/2)+1"
+    );
     let mut rec = Recorder::new(c, "test");
     let y = ops::occlude(&mut rec, &xt, 1, &win, 2, 9, -0.5).unwrap();
     rec.submit().unwrap();
@@ -151,8 +235,16 @@ fn occluded_copies_match_captum_windows() {
             for yy in 0..h {
                 for xx in 0..w {
                     let inside = (y0..y1).contains(&yy) && (x0..x1).contains(&xx);
-                    let want = if inside { -0.5 } else { x[((ch + cc) * h + yy) * w + xx] };
-                    assert_eq!(got[((j * ch + cc) * h + yy) * w + xx], want, "copy {j} ({cc},{yy},{xx})");
+                    let want = if inside {
+                        -0.5
+                    } else {
+                        x[((ch + cc) * h + yy) * w + xx]
+                    };
+                    assert_eq!(
+                        got[((j * ch + cc) * h + yy) * w + xx],
+                        want,
+                        "copy {j} ({cc},{yy},{xx})"
+                    );
                 }
             }
         }
@@ -168,19 +260,34 @@ fn lrp_elementwise_kernels() {
     z[1] = -0.0;
     let r = rand_vec(n, 32);
     let z0 = rand_vec(n, 33);
-    let (rt, zt, z0t) = (Tensor::upload(c, &r, &[n]).unwrap(), Tensor::upload(c, &z, &[n]).unwrap(), Tensor::upload(c, &z0, &[n]).unwrap());
+    let (rt, zt, z0t) = (
+        Tensor::upload(c, &r, &[n]).unwrap(),
+        Tensor::upload(c, &z, &[n]).unwrap(),
+        Tensor::upload(c, &z0, &[n]).unwrap(),
+    );
     let eps = 0.01f32;
     let s = |v: f32| v + if v >= 0.0 { eps } else { -eps };
     for (keep, f) in [
-        (ops::LrpKeep::All, Box::new(|_: f32| true) as Box<dyn Fn(f32) -> bool>),
+        (
+            ops::LrpKeep::All,
+            Box::new(|_: f32| true) as Box<dyn Fn(f32) -> bool>,
+        ),
         (ops::LrpKeep::Positive, Box::new(|v: f32| v > 0.0)),
         (ops::LrpKeep::Negative, Box::new(|v: f32| v < 0.0)),
     ] {
         let mut rec = Recorder::new(c, "test");
         let g = ops::lrp_ratio(&mut rec, &rt, &zt, &z0t, keep, eps).unwrap();
         rec.submit().unwrap();
-        let want: Vec<f32> = (0..n).map(|i| if f(z0[i]) { r[i] / s(z[i]) } else { 0.0 }).collect();
-        assert_close(&g.read(c).unwrap(), &want, 1e-6, 1e-6, &format!("lrp_ratio {keep:?}"));
+        let want: Vec<f32> = (0..n)
+            .map(|i| if f(z0[i]) { r[i] / s(z[i]) } else { 0.0 })
+            .collect();
+        assert_close(
+            &g.read(c).unwrap(),
+            &want,
+            1e-6,
+            1e-6,
+            &format!("lrp_ratio {keep:?}"),
+        );
     }
     let mut rec = Recorder::new(c, "test");
     let pos = ops::lrp_clamp(&mut rec, &zt, false).unwrap();
@@ -193,9 +300,23 @@ fn lrp_elementwise_kernels() {
     assert_close(&ax.read(c).unwrap(), &want_ax, 1e-7, 1e-6, "lrp_axpby");
     let pz: Vec<f32> = z.iter().map(|v| v.max(0.0)).collect();
     assert_close(&pos.read(c).unwrap(), &pz, 0.0, 0.0, "clamp +");
-    assert_close(&neg.read(c).unwrap(), &z.iter().map(|v| v.min(0.0)).collect::<Vec<_>>(), 0.0, 0.0, "clamp -");
-    let want: Vec<f32> = (0..n).map(|i| 2.0 * r[i] * z[i] - 0.5 * z0[i] * pz[i] + r[i] * r[i]).collect();
-    assert_close(&acc.read(c).unwrap(), &want, 1e-6, 1e-5, "lrp_combine with accumulate");
+    assert_close(
+        &neg.read(c).unwrap(),
+        &z.iter().map(|v| v.min(0.0)).collect::<Vec<_>>(),
+        0.0,
+        0.0,
+        "clamp -",
+    );
+    let want: Vec<f32> = (0..n)
+        .map(|i| 2.0 * r[i] * z[i] - 0.5 * z0[i] * pz[i] + r[i] * r[i])
+        .collect();
+    assert_close(
+        &acc.read(c).unwrap(),
+        &want,
+        1e-6,
+        1e-5,
+        "lrp_combine with accumulate",
+    );
 }
 
 #[test]
@@ -208,7 +329,10 @@ fn forward_accumulate_adds_into_the_target() {
     let wb1 = WeightBuffer::upload(c, "a", &w1, 5, 27, Some(&b)).unwrap();
     let wb2 = WeightBuffer::upload_limited(c, "b", &w2, 5, 27, None, 27 * 4 * 2).unwrap();
     let d = [2, 3, 6, 7];
-    let (t1, t2) = (Tensor::upload(c, &x1, &d).unwrap(), Tensor::upload(c, &x2, &d).unwrap());
+    let (t1, t2) = (
+        Tensor::upload(c, &x1, &d).unwrap(),
+        Tensor::upload(c, &x2, &d).unwrap(),
+    );
     let mut rec = Recorder::new(c, "test");
     let y = ops::conv2d(&mut rec, &t1, &wb1, &g, false).unwrap();
     let y = ops::conv2d_acc(&mut rec, &t2, &wb2, &g, false, Some(&y)).unwrap();

@@ -17,7 +17,10 @@ fn tmp(name: &str) -> PathBuf {
 
 /// Runs the CLI; returns (exit code, stderr).
 fn netlens(args: &[&str]) -> (i32, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_netlens")).args(args).output().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_netlens"))
+        .args(args)
+        .output()
+        .unwrap();
     let err = String::from_utf8_lossy(&out.stderr).to_string();
     assert!(!err.contains("panicked"), "panic for {args:?}: {err}");
     (out.status.code().unwrap_or(-1), err)
@@ -26,7 +29,10 @@ fn netlens(args: &[&str]) -> (i32, String) {
 fn expect_error(args: &[&str], needle: &str) {
     let (code, err) = netlens(args);
     assert_eq!(code, 1, "{args:?} should fail with 1: {err}");
-    assert!(err.to_lowercase().contains(&needle.to_lowercase()), "{args:?}: '{needle}' not in: {err}");
+    assert!(
+        err.to_lowercase().contains(&needle.to_lowercase()),
+        "{args:?}: '{needle}' not in: {err}"
+    );
 }
 
 fn npy(name: &str, shape: &[usize], fill: f32) -> String {
@@ -38,7 +44,10 @@ fn npy(name: &str, shape: &[usize], fill: f32) -> String {
 }
 
 fn write_model(name: &str, tensors: &[(&str, Dtype, Vec<usize>)]) -> String {
-    let bufs: Vec<Vec<u8>> = tensors.iter().map(|(_, d, s)| vec![0u8; s.iter().product::<usize>() * d.bitsize() / 8]).collect();
+    let bufs: Vec<Vec<u8>> = tensors
+        .iter()
+        .map(|(_, d, s)| vec![0u8; s.iter().product::<usize>() * d.bitsize() / 8])
+        .collect();
     let views: Vec<(String, TensorView)> = tensors
         .iter()
         .zip(&bufs)
@@ -75,26 +84,42 @@ fn mismatched_model_files() {
     let f = Dtype::F32;
     let m = write_model("extra.safetensors", &[("fc.weight", f, vec![2, 2])]);
     expect_error(&["info", &m], "fc.weight");
-    let m = write_model("nocls.safetensors", &[("features.0.weight", f, vec![4, 3, 3, 3])]);
+    let m = write_model(
+        "nocls.safetensors",
+        &[("features.0.weight", f, vec![4, 3, 3, 3])],
+    );
     expect_error(&["info", &m], "classifier");
     let m = write_model(
         "wrongin.safetensors",
-        &[("features.0.weight", f, vec![4, 3, 3, 3]), ("classifier.0.weight", f, vec![5, 100])],
+        &[
+            ("features.0.weight", f, vec![4, 3, 3, 3]),
+            ("classifier.0.weight", f, vec![5, 100]),
+        ],
     );
     expect_error(&["info", &m], "4*7*7");
     let m = write_model(
         "rank.safetensors",
-        &[("features.0.weight", f, vec![4, 27]), ("classifier.0.weight", f, vec![5, 196])],
+        &[
+            ("features.0.weight", f, vec![4, 27]),
+            ("classifier.0.weight", f, vec![5, 196]),
+        ],
     );
     expect_error(&["info", &m], "features.0");
     let m = write_model(
         "dtype.safetensors",
-        &[("features.0.weight", Dtype::I32, vec![4, 3, 3, 3]), ("classifier.0.weight", f, vec![5, 196])],
+        &[
+            ("features.0.weight", Dtype::I32, vec![4, 3, 3, 3]),
+            ("classifier.0.weight", f, vec![5, 196]),
+        ],
     );
     expect_error(&["info", &m], "dtype");
     let m = write_model(
         "badbias.safetensors",
-        &[("features.0.weight", f, vec![4, 3, 3, 3]), ("features.0.bias", f, vec![5]), ("classifier.0.weight", f, vec![5, 196])],
+        &[
+            ("features.0.weight", f, vec![4, 3, 3, 3]),
+            ("features.0.bias", f, vec![5]),
+            ("classifier.0.weight", f, vec![5, 196]),
+        ],
     );
     expect_error(&["info", &m], "features.0.bias");
 }
@@ -116,10 +141,22 @@ fn bad_metadata() {
 #[test]
 fn bad_inputs() {
     let m = good_model();
-    expect_error(&["classify", &m, &npy("onech.npy", &[1, 1, 64, 64], 0.5)], "[N, 3, H, W]");
-    expect_error(&["classify", &m, &npy("nan.npy", &[1, 3, 64, 64], f32::NAN)], "not finite");
-    expect_error(&["classify", &m, &npy("small.npy", &[1, 3, 8, 8], 0.5)], "smaller than the pool window");
-    expect_error(&["classify", &m, &npy("rank.npy", &[3, 64, 64], 0.5)], "[N, C, H, W]");
+    expect_error(
+        &["classify", &m, &npy("onech.npy", &[1, 1, 64, 64], 0.5)],
+        "[N, 3, H, W]",
+    );
+    expect_error(
+        &["classify", &m, &npy("nan.npy", &[1, 3, 64, 64], f32::NAN)],
+        "not finite",
+    );
+    expect_error(
+        &["classify", &m, &npy("small.npy", &[1, 3, 8, 8], 0.5)],
+        "smaller than the pool window",
+    );
+    expect_error(
+        &["classify", &m, &npy("rank.npy", &[3, 64, 64], 0.5)],
+        "[N, C, H, W]",
+    );
     let fake = tmp("fake.png");
     std::fs::write(&fake, b"definitely not a png").unwrap();
     expect_error(&["classify", &m, fake.to_str().unwrap()], "decode");
@@ -144,7 +181,11 @@ fn huge_images_are_refused() {
         for &x in b {
             crc ^= x as u32;
             for _ in 0..8 {
-                crc = if crc & 1 != 0 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
+                crc = if crc & 1 != 0 {
+                    (crc >> 1) ^ 0xEDB8_8320
+                } else {
+                    crc >> 1
+                };
             }
         }
         !crc
@@ -155,21 +196,35 @@ fn huge_images_are_refused() {
     ihdr.extend_from_slice(&20000u32.to_be_bytes());
     ihdr.extend_from_slice(&[8, 2, 0, 0, 0]);
     chunk(&mut png, b"IHDR", &ihdr);
-    chunk(&mut png, b"IDAT", &[0x78, 0x9c, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01]);
+    chunk(
+        &mut png,
+        b"IDAT",
+        &[0x78, 0x9c, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01],
+    );
     chunk(&mut png, b"IEND", &[]);
     let p = tmp("huge.png");
     std::fs::write(&p, png).unwrap();
-    expect_error(&["classify", &good_model(), p.to_str().unwrap()], "20000x20000");
+    expect_error(
+        &["classify", &good_model(), p.to_str().unwrap()],
+        "20000x20000",
+    );
 }
 
 #[test]
 fn activations_over_the_binding_limit_are_a_clear_error() {
     let m = netlens::model::load(Path::new(&good_model())).unwrap();
     // lavapipe's 128 MiB binding limit, on every device
-    let ctx = std::sync::Arc::new(netlens::gpu::Context::from_env().unwrap().with_binding_limit(128 << 20));
+    let ctx = std::sync::Arc::new(
+        netlens::gpu::Context::from_env()
+            .unwrap()
+            .with_binding_limit(128 << 20),
+    );
     let net = netlens::graph::Net::new(ctx, m).unwrap();
     let err = net.max_batch(&[1, 3, 9000, 9000]).unwrap_err().to_string();
-    assert!(err.contains("over this adapter's limit") && err.contains("features.0"), "{err}");
+    assert!(
+        err.contains("over this adapter's limit") && err.contains("features.0"),
+        "{err}"
+    );
     // a batch that does not fit one pass is split, not refused
     assert!(net.max_batch(&[64, 3, 1024, 1024]).unwrap() >= 1);
 }
@@ -179,13 +234,32 @@ fn outputs_are_not_overwritten_and_usage_errors_exit_2() {
     let out = tmp("exists.npy");
     std::fs::write(&out, b"keep me").unwrap();
     let x = npy("ok.npy", &[1, 3, 32, 32], 0.1);
-    expect_error(&["classify", &good_model(), &x, "--logits", out.to_str().unwrap()], "--overwrite");
+    expect_error(
+        &[
+            "classify",
+            &good_model(),
+            &x,
+            "--logits",
+            out.to_str().unwrap(),
+        ],
+        "--overwrite",
+    );
     assert_eq!(std::fs::read(&out).unwrap(), b"keep me");
-    let (code, _) = netlens(&["classify", &good_model(), &x, "--logits", out.to_str().unwrap(), "--overwrite"]);
+    let (code, _) = netlens(&[
+        "classify",
+        &good_model(),
+        &x,
+        "--logits",
+        out.to_str().unwrap(),
+        "--overwrite",
+    ]);
     assert_eq!(code, 0);
     let written = netlens::io::npy::read(&out).unwrap();
     assert_eq!(written.shape, vec![1, 5]);
-    expect_error(&["--backend", "quantum", "classify", &good_model(), &x], "unknown backend");
+    expect_error(
+        &["--backend", "quantum", "classify", &good_model(), &x],
+        "unknown backend",
+    );
     assert_eq!(netlens(&["classify"]).0, 2);
     assert_eq!(netlens(&["frobnicate"]).0, 2);
 }
@@ -198,16 +272,79 @@ fn attribute_cli_writes_maps_and_refuses_bad_settings() {
     let fig = tmp("attr_fig.png");
     let _ = std::fs::remove_file(&out);
     let _ = std::fs::remove_file(&fig);
-    let (code, err) = netlens(&["attribute", &m, &x, "--method", "saliency", "--out", out.to_str().unwrap(), "--heatmap", fig.to_str().unwrap()]);
+    let (code, err) = netlens(&[
+        "attribute",
+        &m,
+        &x,
+        "--method",
+        "saliency",
+        "--out",
+        out.to_str().unwrap(),
+        "--heatmap",
+        fig.to_str().unwrap(),
+    ]);
     assert_eq!(code, 0, "{err}");
-    assert_eq!(netlens::io::npy::read(&out).unwrap().shape, vec![2, 1, 17, 15]);
+    assert_eq!(
+        netlens::io::npy::read(&out).unwrap().shape,
+        vec![2, 1, 17, 15]
+    );
     assert!(image::open(&fig).is_ok(), "the figure is a PNG");
-    expect_error(&["attribute", &m, &x, "--method", "saliency", "--out", out.to_str().unwrap()], "--overwrite");
-    expect_error(&["attribute", &m, &x, "--method", "magic"], "unknown method");
-    expect_error(&["attribute", &m, &x, "--method", "gradient", "--target", "9"], "class 9");
-    expect_error(&["attribute", &m, &x, "--method", "grad-cam", "--layer", "nope"], "no layer named");
-    expect_error(&["attribute", &m, &x, "--method", "occlusion", "--window", "40"], "window");
-    expect_error(&["attribute", &m, &x, "--method", "integrated-gradients", "--ig-method", "simpson"], "riemann");
+    expect_error(
+        &[
+            "attribute",
+            &m,
+            &x,
+            "--method",
+            "saliency",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        "--overwrite",
+    );
+    expect_error(
+        &["attribute", &m, &x, "--method", "magic"],
+        "unknown method",
+    );
+    expect_error(
+        &["attribute", &m, &x, "--method", "gradient", "--target", "9"],
+        "class 9",
+    );
+    expect_error(
+        &[
+            "attribute",
+            &m,
+            &x,
+            "--method",
+            "grad-cam",
+            "--layer",
+            "nope",
+        ],
+        "no layer named",
+    );
+    expect_error(
+        &[
+            "attribute",
+            &m,
+            &x,
+            "--method",
+            "occlusion",
+            "--window",
+            "40",
+        ],
+        "window",
+    );
+    expect_error(
+        &[
+            "attribute",
+            &m,
+            &x,
+            "--method",
+            "integrated-gradients",
+            "--ig-method",
+            "simpson",
+        ],
+        "riemann",
+    );
 }
 
 #[test]
@@ -216,13 +353,89 @@ fn lrp_cli_flags() {
     let x = npy("lrp_in.npy", &[1, 3, 17, 15], 0.2);
     let out = tmp("lrp_map.npy");
     let _ = std::fs::remove_file(&out);
-    let (code, err) = netlens(&["attribute", &m, &x, "--method", "lrp-epsilon-gamma-box", "--low", "-3", "--high", "3", "--print-rules", "--out", out.to_str().unwrap()]);
+    let (code, err) = netlens(&[
+        "attribute",
+        &m,
+        &x,
+        "--method",
+        "lrp-epsilon-gamma-box",
+        "--low",
+        "-3",
+        "--high",
+        "3",
+        "--print-rules",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
     assert_eq!(code, 0, "{err}");
-    assert!(err.contains("zbox(low=-3, high=3)") && err.contains("body.10"), "{err}");
-    assert_eq!(netlens::io::npy::read(&out).unwrap().shape, vec![1, 3, 17, 15]);
-    expect_error(&["attribute", &m, &x, "--method", "lrp-alpha-beta", "--alpha", "3", "--beta", "1"], "α − β = 1");
-    expect_error(&["attribute", &m, &x, "--method", "lrp-epsilon-plus", "--rule", "body.4=flat"], "needs a conv or linear");
-    expect_error(&["attribute", &m, &x, "--method", "lrp-epsilon-plus", "--rule", "body.0"], "LAYER=RULE");
-    expect_error(&["attribute", &m, &x, "--method", "lrp-epsilon-plus", "--rule", "body.0=magic"], "unknown rule");
-    expect_error(&["attribute", &m, &x, "--method", "lrp-epsilon", "--start", "middle"], "logit or onehot");
+    assert!(
+        err.contains("zbox(low=-3, high=3)") && err.contains("body.10"),
+        "{err}"
+    );
+    assert_eq!(
+        netlens::io::npy::read(&out).unwrap().shape,
+        vec![1, 3, 17, 15]
+    );
+    expect_error(
+        &[
+            "attribute",
+            &m,
+            &x,
+            "--method",
+            "lrp-alpha-beta",
+            "--alpha",
+            "3",
+            "--beta",
+            "1",
+        ],
+        "α − β = 1",
+    );
+    expect_error(
+        &[
+            "attribute",
+            &m,
+            &x,
+            "--method",
+            "lrp-epsilon-plus",
+            "--rule",
+            "body.4=flat",
+        ],
+        "needs a conv or linear",
+    );
+    expect_error(
+        &[
+            "attribute",
+            &m,
+            &x,
+            "--method",
+            "lrp-epsilon-plus",
+            "--rule",
+            "body.0",
+        ],
+        "LAYER=RULE",
+    );
+    expect_error(
+        &[
+            "attribute",
+            &m,
+            &x,
+            "--method",
+            "lrp-epsilon-plus",
+            "--rule",
+            "body.0=magic",
+        ],
+        "unknown rule",
+    );
+    expect_error(
+        &[
+            "attribute",
+            &m,
+            &x,
+            "--method",
+            "lrp-epsilon",
+            "--start",
+            "middle",
+        ],
+        "logit or onehot",
+    );
 }

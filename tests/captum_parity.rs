@@ -26,44 +26,133 @@ fn check(name: &str, a: &Attribution, want: &Array, targets: &[usize]) {
 }
 
 fn run_all(model_name: &str, layer: &str, other_layer: &str, occ: (usize, usize)) {
-    let m = model::load(std::path::Path::new(&fixture(&format!("{model_name}.safetensors")))).unwrap();
+    let m = model::load(std::path::Path::new(&fixture(&format!(
+        "{model_name}.safetensors"
+    ))))
+    .unwrap();
     let net = Net::new(arc_ctx(), m).unwrap();
-    let io: BTreeMap<String, Array> = load_tensors(&fixture(&format!("attr_{model_name}.safetensors")));
+    let io: BTreeMap<String, Array> =
+        load_tensors(&fixture(&format!("attr_{model_name}.safetensors")));
     let li = net.model().find(layer).unwrap();
-    assert_eq!(li, default_layer(&net).unwrap(), "the default Grad-CAM layer is the ReLU after the last conv");
+    assert_eq!(
+        li,
+        default_layer(&net).unwrap(),
+        "the default Grad-CAM layer is the ReLU after the last conv"
+    );
     let other = net.model().find(other_layer).unwrap();
     for b in ["b1", "b2", "b3"] {
-        let Some(x) = io.get(&format!("input.{b}")) else { continue };
-        let targets: Vec<usize> = io[&format!("target.{b}")].data.iter().map(|v| *v as usize).collect();
+        let Some(x) = io.get(&format!("input.{b}")) else {
+            continue;
+        };
+        let targets: Vec<usize> = io[&format!("target.{b}")]
+            .data
+            .iter()
+            .map(|v| *v as usize)
+            .collect();
         // batch 1 uses the argmax target, as the CLI does without --target
-        let target = if x.batch() == 1 { Target::Argmax } else { Target::Each(targets.clone()) };
+        let target = if x.batch() == 1 {
+            Target::Argmax
+        } else {
+            Target::Each(targets.clone())
+        };
         let want = |k: &str| &io[&format!("{k}.{b}")];
         let tag = |k: &str| format!("{model_name} {b} {k}");
-        check(&tag("gradient"), &gradient::gradient(&net, x, &target, ReluRule::Gradient).unwrap(), want("gradient"), &targets);
-        check(&tag("saliency"), &gradient::saliency(&net, x, &target).unwrap(), want("saliency"), &targets);
-        check(&tag("input_x_gradient"), &gradient::input_x_gradient(&net, x, &target).unwrap(), want("input_x_gradient"), &targets);
+        check(
+            &tag("gradient"),
+            &gradient::gradient(&net, x, &target, ReluRule::Gradient).unwrap(),
+            want("gradient"),
+            &targets,
+        );
+        check(
+            &tag("saliency"),
+            &gradient::saliency(&net, x, &target).unwrap(),
+            want("saliency"),
+            &targets,
+        );
+        check(
+            &tag("input_x_gradient"),
+            &gradient::input_x_gradient(&net, x, &target).unwrap(),
+            want("input_x_gradient"),
+            &targets,
+        );
         let sg = gradient::smoothgrad_with_noise(&net, x, &target, want("noise")).unwrap();
         check(&tag("smoothgrad"), &sg, want("smoothgrad"), &targets);
-        let ig = gradient::integrated_gradients(&net, x, &target, &Baseline::Zero, 8, IgMethod::GaussLegendre).unwrap();
-        check(&tag("ig gausslegendre"), &ig, want("ig_gausslegendre_zero"), &targets);
+        let ig = gradient::integrated_gradients(
+            &net,
+            x,
+            &target,
+            &Baseline::Zero,
+            8,
+            IgMethod::GaussLegendre,
+        )
+        .unwrap();
+        check(
+            &tag("ig gausslegendre"),
+            &ig,
+            want("ig_gausslegendre_zero"),
+            &targets,
+        );
         let base = Baseline::Given(want("ig_given_baseline").clone());
-        let ig = gradient::integrated_gradients(&net, x, &target, &base, 6, IgMethod::RiemannTrapezoid).unwrap();
-        check(&tag("ig trapezoid"), &ig, want("ig_trapezoid_given"), &targets);
+        let ig =
+            gradient::integrated_gradients(&net, x, &target, &base, 6, IgMethod::RiemannTrapezoid)
+                .unwrap();
+        check(
+            &tag("ig trapezoid"),
+            &ig,
+            want("ig_trapezoid_given"),
+            &targets,
+        );
         let mean = Baseline::Mean.build(x).unwrap();
-        assert!(rel_l2(&mean.data, &want("ig_mean_baseline").data) < 1e-6, "{}", tag("mean baseline"));
-        let ig = gradient::integrated_gradients(&net, x, &target, &Baseline::Zero, 5, IgMethod::RiemannLeft).unwrap();
+        assert!(
+            rel_l2(&mean.data, &want("ig_mean_baseline").data) < 1e-6,
+            "{}",
+            tag("mean baseline")
+        );
+        let ig = gradient::integrated_gradients(
+            &net,
+            x,
+            &target,
+            &Baseline::Zero,
+            5,
+            IgMethod::RiemannLeft,
+        )
+        .unwrap();
         check(&tag("ig left"), &ig, want("ig_left_zero"), &targets);
         let gb = gradient::gradient(&net, x, &target, ReluRule::Guided).unwrap();
-        check(&tag("guided backprop"), &gb, want("guided_backprop"), &targets);
+        check(
+            &tag("guided backprop"),
+            &gb,
+            want("guided_backprop"),
+            &targets,
+        );
         let dc = gradient::gradient(&net, x, &target, ReluRule::Deconv).unwrap();
         check(&tag("deconvnet"), &dc, want("deconvnet"), &targets);
         let gc = grad_cam(&net, x, &target, li, false, Upsample::Nearest).unwrap();
         check(&tag("grad-cam"), &gc, want("grad_cam"), &targets);
         let gc = grad_cam(&net, x, &target, other, true, Upsample::Bilinear).unwrap();
-        check(&tag("grad-cam other layer"), &gc, want("grad_cam_other_relu_bilinear"), &targets);
+        check(
+            &tag("grad-cam other layer"),
+            &gc,
+            want("grad_cam_other_relu_bilinear"),
+            &targets,
+        );
         let ggc = guided_grad_cam(&net, x, &target, li, Upsample::Nearest).unwrap();
-        check(&tag("guided grad-cam"), &ggc, want("guided_grad_cam"), &targets);
-        let oc = occlusion(&net, x, &target, (occ.0, occ.0), (occ.1, occ.1), 0.0, &indicatif::ProgressBar::hidden()).unwrap();
+        check(
+            &tag("guided grad-cam"),
+            &ggc,
+            want("guided_grad_cam"),
+            &targets,
+        );
+        let oc = occlusion(
+            &net,
+            x,
+            &target,
+            (occ.0, occ.0),
+            (occ.1, occ.1),
+            0.0,
+            &indicatif::ProgressBar::hidden(),
+        )
+        .unwrap();
         check(&tag("occlusion"), &oc, want("occlusion"), &targets);
     }
 }

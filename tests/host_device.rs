@@ -12,8 +12,11 @@ use netlens::graph::Net;
 fn runs_on_a_wrapped_host_device() {
     // the host opens its device its own way, with its own error handler
     let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle());
-    let adapter = pollster::block_on(instance.request_adapter(&wgpu::RequestAdapterOptions::default())).expect("an adapter");
-    let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor::default())).unwrap();
+    let adapter =
+        pollster::block_on(instance.request_adapter(&wgpu::RequestAdapterOptions::default()))
+            .expect("an adapter");
+    let (device, queue) =
+        pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor::default())).unwrap();
     let host_errors = Arc::new(std::sync::Mutex::new(0));
     let count = host_errors.clone();
     device.on_uncaptured_error(Arc::new(move |_e: wgpu::Error| *count.lock().unwrap() += 1));
@@ -27,7 +30,12 @@ fn runs_on_a_wrapped_host_device() {
     let e = rel_l2(&out.logits.data, &io["b2.logits"].data);
     assert!(e < 1e-4, "logits on the host device: rel L2 {e:.2e}");
     // the host's device keeps working, and its handler saw nothing from netlens
-    let buf = device.create_buffer(&wgpu::BufferDescriptor { label: None, size: 16, usage: wgpu::BufferUsages::COPY_DST, mapped_at_creation: false });
+    let buf = device.create_buffer(&wgpu::BufferDescriptor {
+        label: None,
+        size: 16,
+        usage: wgpu::BufferUsages::COPY_DST,
+        mapped_at_creation: false,
+    });
     queue.write_buffer(&buf, 0, &[0u8; 16]);
     queue.submit([]);
     assert_eq!(*host_errors.lock().unwrap(), 0);

@@ -32,24 +32,78 @@ fn run_conv(dims: [usize; 4], g: Conv2dGeom, relu: bool, bias: bool, limit: Opti
     assert_close(&got, &want, 1e-4, 1e-4, &format!("conv {dims:?} {g:?}"));
 }
 
-fn geom(cin: usize, cout: usize, k: (usize, usize), s: (usize, usize), p: (usize, usize)) -> Conv2dGeom {
-    Conv2dGeom { cin, cout, kernel: k, stride: s, padding: p }
+fn geom(
+    cin: usize,
+    cout: usize,
+    k: (usize, usize),
+    s: (usize, usize),
+    p: (usize, usize),
+) -> Conv2dGeom {
+    Conv2dGeom {
+        cin,
+        cout,
+        kernel: k,
+        stride: s,
+        padding: p,
+    }
 }
 
 #[test]
 fn conv2d_odd_padded_batched() {
-    run_conv([3, 5, 11, 9], geom(5, 7, (3, 5), (2, 1), (1, 2)), false, true, None);
-    run_conv([1, 3, 13, 13], geom(3, 8, (3, 3), (1, 1), (1, 1)), true, true, None);
-    run_conv([2, 4, 7, 10], geom(4, 70, (1, 1), (1, 1), (0, 0)), false, false, None);
-    run_conv([2, 17, 20, 19], geom(17, 65, (3, 3), (1, 1), (1, 1)), true, true, None);
-    run_conv([1, 2, 5, 5], geom(2, 3, (5, 5), (3, 3), (2, 2)), false, true, None);
+    run_conv(
+        [3, 5, 11, 9],
+        geom(5, 7, (3, 5), (2, 1), (1, 2)),
+        false,
+        true,
+        None,
+    );
+    run_conv(
+        [1, 3, 13, 13],
+        geom(3, 8, (3, 3), (1, 1), (1, 1)),
+        true,
+        true,
+        None,
+    );
+    run_conv(
+        [2, 4, 7, 10],
+        geom(4, 70, (1, 1), (1, 1), (0, 0)),
+        false,
+        false,
+        None,
+    );
+    run_conv(
+        [2, 17, 20, 19],
+        geom(17, 65, (3, 3), (1, 1), (1, 1)),
+        true,
+        true,
+        None,
+    );
+    run_conv(
+        [1, 2, 5, 5],
+        geom(2, 3, (5, 5), (3, 3), (2, 2)),
+        false,
+        true,
+        None,
+    );
 }
 
 #[test]
 fn conv2d_split_weights() {
     // 9 output channels of 3*3*3*4 bytes; a 200-byte limit puts 1 channel per chunk.
-    run_conv([2, 3, 9, 8], geom(3, 9, (3, 3), (1, 1), (1, 1)), true, true, Some(200));
-    run_conv([1, 4, 6, 6], geom(4, 70, (3, 3), (2, 2), (1, 1)), false, true, Some(144 * 10));
+    run_conv(
+        [2, 3, 9, 8],
+        geom(3, 9, (3, 3), (1, 1), (1, 1)),
+        true,
+        true,
+        Some(200),
+    );
+    run_conv(
+        [1, 4, 6, 6],
+        geom(4, 70, (3, 3), (2, 2), (1, 1)),
+        false,
+        true,
+        Some(144 * 10),
+    );
 }
 
 fn run_linear(n: usize, k: usize, out: usize, relu: bool, limit: Option<u64>) {
@@ -67,7 +121,13 @@ fn run_linear(n: usize, k: usize, out: usize, relu: bool, limit: Option<u64>) {
     rec.submit().unwrap();
     assert_eq!(y.shape, vec![n, out]);
     let want = cpu::linear(&x, n, &w, Some(&b), out, relu);
-    assert_close(&y.read(c).unwrap(), &want, 1e-4, 1e-4, &format!("linear n={n} k={k} out={out}"));
+    assert_close(
+        &y.read(c).unwrap(),
+        &want,
+        1e-4,
+        1e-4,
+        &format!("linear n={n} k={k} out={out}"),
+    );
 }
 
 #[test]
@@ -102,19 +162,51 @@ fn run_pool(dims: [usize; 4], p: Pool2d, quantize: bool) {
     let got_arg: Vec<u32> = am.read(c).unwrap().iter().map(|v| v.to_bits()).collect();
     assert_eq!(got_arg, warg, "max_pool2d argmax for {dims:?} {p:?}");
     let (wa, _, _) = cpu::avg_pool2d(&x, dims, &p);
-    assert_close(&ya.read(c).unwrap(), &wa, 1e-6, 1e-5, &format!("avg_pool2d {dims:?} {p:?}"));
+    assert_close(
+        &ya.read(c).unwrap(),
+        &wa,
+        1e-6,
+        1e-5,
+        &format!("avg_pool2d {dims:?} {p:?}"),
+    );
 }
 
 #[test]
 fn pools_odd_padded_ties() {
     run_pool([2, 3, 8, 8], Pool2d::square(2, 2), true);
     run_pool([1, 2, 9, 7], Pool2d::square(3, 2), false);
-    let padded = Pool2d { kernel: (3, 3), stride: (2, 2), padding: (1, 1), ceil_mode: false, count_include_pad: true };
+    let padded = Pool2d {
+        kernel: (3, 3),
+        stride: (2, 2),
+        padding: (1, 1),
+        ceil_mode: false,
+        count_include_pad: true,
+    };
     run_pool([3, 2, 7, 9], padded, true);
-    run_pool([3, 2, 7, 9], Pool2d { count_include_pad: false, ..padded }, false);
-    let ceil = Pool2d { kernel: (2, 3), stride: (2, 2), padding: (1, 1), ceil_mode: true, count_include_pad: true };
+    run_pool(
+        [3, 2, 7, 9],
+        Pool2d {
+            count_include_pad: false,
+            ..padded
+        },
+        false,
+    );
+    let ceil = Pool2d {
+        kernel: (2, 3),
+        stride: (2, 2),
+        padding: (1, 1),
+        ceil_mode: true,
+        count_include_pad: true,
+    };
     run_pool([2, 1, 6, 5], ceil, true);
-    run_pool([1, 1, 5, 5], Pool2d { ceil_mode: true, ..Pool2d::square(2, 2) }, false);
+    run_pool(
+        [1, 1, 5, 5],
+        Pool2d {
+            ceil_mode: true,
+            ..Pool2d::square(2, 2)
+        },
+        false,
+    );
 }
 
 #[test]
@@ -133,7 +225,13 @@ fn adaptive_avg_pool_up_and_down() {
         let y = ops::adaptive_avg_pool2d(&mut rec, &xt, out).unwrap();
         rec.submit().unwrap();
         let want = cpu::adaptive_avg_pool2d(&x, dims, out);
-        assert_close(&y.read(c).unwrap(), &want, 1e-6, 1e-5, &format!("adaptive {dims:?} -> {out:?}"));
+        assert_close(
+            &y.read(c).unwrap(),
+            &want,
+            1e-6,
+            1e-5,
+            &format!("adaptive {dims:?} -> {out:?}"),
+        );
     }
 }
 
@@ -147,7 +245,13 @@ fn relu_and_softmax() {
     let s = ops::softmax(&mut rec, &xt).unwrap();
     rec.submit().unwrap();
     assert_close(&r.read(c).unwrap(), &cpu::relu(&x), 0.0, 0.0, "relu");
-    assert_close(&s.read(c).unwrap(), &cpu::softmax(&x, 1001), 1e-7, 1e-4, "softmax");
+    assert_close(
+        &s.read(c).unwrap(),
+        &cpu::softmax(&x, 1001),
+        1e-7,
+        1e-4,
+        "softmax",
+    );
 }
 
 #[test]

@@ -59,12 +59,20 @@ fn torchvision_vgg11_reduced_matches_pytorch() {
 
 #[test]
 fn batches_split_to_fit_give_the_same_answer() {
-    check("vgg11_tiny.safetensors", "vgg11_tiny_io.safetensors", Some(1));
+    check(
+        "vgg11_tiny.safetensors",
+        "vgg11_tiny_io.safetensors",
+        Some(1),
+    );
 }
 
 #[test]
 fn batchnorm_variant_matches_pytorch() {
-    let c = check("vgg11_bn_tiny.safetensors", "vgg11_bn_tiny_io.safetensors", None);
+    let c = check(
+        "vgg11_bn_tiny.safetensors",
+        "vgg11_bn_tiny_io.safetensors",
+        None,
+    );
     // 8 convs are folded into their BNs: 29 features + 2 + 7 - 8 = 30 layers per batch
     assert_eq!(c.len(), 2 * 30, "{c:?}");
     let m = model::load(std::path::Path::new(&fixture("vgg11_bn_tiny.safetensors"))).unwrap();
@@ -76,7 +84,11 @@ fn batchnorm_variant_matches_pytorch() {
 #[test]
 fn half_precision_files_load() {
     for tag in ["f16", "bf16"] {
-        check(&format!("vgg11_tiny_{tag}.safetensors"), &format!("vgg11_tiny_{tag}_io.safetensors"), None);
+        check(
+            &format!("vgg11_tiny_{tag}.safetensors"),
+            &format!("vgg11_tiny_{tag}_io.safetensors"),
+            None,
+        );
     }
 }
 
@@ -87,7 +99,20 @@ fn torchvision_inference_reads_the_architecture() {
     assert_eq!(m.num_classes(), 5);
     let kinds: Vec<&str> = m.layers.iter().map(|l| l.kind.type_name()).collect();
     assert_eq!(&kinds[..4], &["Conv2d", "ReLU", "MaxPool2d", "Conv2d"]);
-    assert_eq!(&kinds[kinds.len() - 9..], &["AdaptiveAvgPool2d", "Flatten", "Linear", "ReLU", "Dropout", "Linear", "ReLU", "Dropout", "Linear"]);
+    assert_eq!(
+        &kinds[kinds.len() - 9..],
+        &[
+            "AdaptiveAvgPool2d",
+            "Flatten",
+            "Linear",
+            "ReLU",
+            "Dropout",
+            "Linear",
+            "ReLU",
+            "Dropout",
+            "Linear"
+        ]
+    );
     let small = model::load(std::path::Path::new(&fixture("small.safetensors"))).unwrap();
     assert_eq!(small.class_name(2), "cat");
     assert_eq!(small.meta.input_size, (17, 15));

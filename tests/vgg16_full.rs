@@ -17,19 +17,33 @@ fn vgg16_224_runs_with_split_fc6() {
         .layers
         .iter()
         .filter_map(|l| match &l.kind {
-            LayerKind::Linear { weight, bias, out_features, .. } => Some((weight.clone(), bias.clone().unwrap(), *out_features)),
+            LayerKind::Linear {
+                weight,
+                bias,
+                out_features,
+                ..
+            } => Some((weight.clone(), bias.clone().unwrap(), *out_features)),
             _ => None,
         })
         .collect();
     // lavapipe's limit (128 MiB) on every device, so fc6 (411 MB) is split everywhere
-    let ctx = std::sync::Arc::new(netlens::gpu::Context::from_env().unwrap().with_binding_limit(128 << 20));
+    let ctx = std::sync::Arc::new(
+        netlens::gpu::Context::from_env()
+            .unwrap()
+            .with_binding_limit(128 << 20),
+    );
     let net = Net::new(ctx.clone(), model).unwrap();
     let x = netlens::Array::new(vec![1, 3, 224, 224], rand_vec(3 * 224 * 224, 11)).unwrap();
-    let out = net.forward(&x, &["flatten".to_string(), "features.29".to_string()]).unwrap();
+    let out = net
+        .forward(&x, &["flatten".to_string(), "features.29".to_string()])
+        .unwrap();
     assert_eq!(out.logits.shape, vec![1, 1000]);
     let flat = &out.captures[0].1;
     assert_eq!(flat.shape, vec![1, 25088]);
-    assert!(out.captures[1].1.data.iter().any(|v| *v > 0.0), "conv stack produced only zeros");
+    assert!(
+        out.captures[1].1.data.iter().any(|v| *v > 0.0),
+        "conv stack produced only zeros"
+    );
     let mut h = flat.data.clone();
     for (k, (w, b, o)) in classifier.iter().enumerate() {
         h = cpu::linear(&h, 1, w, Some(b), *o, k < 2);

@@ -33,7 +33,12 @@ pub fn run(a: Args, backend: Backend) -> Result<()> {
                          "images": r.total, "correct": r.correct, "accuracy": r.accuracy(), "per_class": r.per_class});
         println!("{}", serde_json::to_string_pretty(&doc).unwrap());
     } else {
-        println!("accuracy: {:.2}% ({} of {} images)", 100.0 * r.accuracy(), r.correct, r.total);
+        println!(
+            "accuracy: {:.2}% ({} of {} images)",
+            100.0 * r.accuracy(),
+            r.correct,
+            r.total
+        );
         for (name, (ok, n)) in &r.per_class {
             println!("  {name:<12} {ok:>5}/{n:<5}");
         }

@@ -133,12 +133,24 @@ pub fn run(a: Args, backend: Backend) -> Result<()> {
     }
     for o in &outputs {
         if o.exists() && !a.overwrite {
-            return Err(Error::Other(format!("{} exists; pass --overwrite to replace it", o.display())));
+            return Err(Error::Other(format!(
+                "{} exists; pass --overwrite to replace it",
+                o.display()
+            )));
         }
     }
     let model = super::load_model(&a.model)?;
-    let items: Vec<Array> = a.inputs.iter().map(|p| io::load_input(p, &model.meta)).collect::<Result<_>>()?;
-    let x = Array::concat(&items).map_err(|_| Error::input("inputs", "all inputs must have the same size; run them separately"))?;
+    let items: Vec<Array> = a
+        .inputs
+        .iter()
+        .map(|p| io::load_input(p, &model.meta))
+        .collect::<Result<_>>()?;
+    let x = Array::concat(&items).map_err(|_| {
+        Error::input(
+            "inputs",
+            "all inputs must have the same size; run them separately",
+        )
+    })?;
     let settings = Settings {
         samples: a.samples,
         noise: a.noise,
@@ -148,7 +160,12 @@ pub fn run(a: Args, backend: Backend) -> Result<()> {
             "zero" => Baseline::Zero,
             "blur" => Baseline::Blur(a.blur_sigma),
             "mean" => Baseline::Mean,
-            o => return Err(Error::input("--baseline", format!("'{o}': use zero, blur or mean"))),
+            o => {
+                return Err(Error::input(
+                    "--baseline",
+                    format!("'{o}': use zero, blur or mean"),
+                ))
+            }
         },
         ig_method: a.ig_method.parse::<IgMethod>()?,
         layer: a.layer.clone(),
@@ -157,21 +174,38 @@ pub fn run(a: Args, backend: Backend) -> Result<()> {
         window: a.window,
         stride: a.stride,
         occlusion_baseline: a.occlusion_baseline,
-        rule: RuleParams { epsilon: a.epsilon, alpha: a.alpha, beta: a.beta, gamma: a.gamma, low: a.low, high: a.high },
+        rule: RuleParams {
+            epsilon: a.epsilon,
+            alpha: a.alpha,
+            beta: a.beta,
+            gamma: a.gamma,
+            low: a.low,
+            high: a.high,
+        },
         start: match a.start.as_str() {
             "logit" => Start::Logit,
             "onehot" => Start::OneHot,
-            o => return Err(Error::input("--start", format!("'{o}': use logit or onehot"))),
+            o => {
+                return Err(Error::input(
+                    "--start",
+                    format!("'{o}': use logit or onehot"),
+                ))
+            }
         },
         rule_overrides: Vec::new(),
         layer_relevance: a.layer_relevance.is_some(),
     };
     let mut settings = settings;
     for r in &a.rules {
-        let (layer, rule) = r
-            .split_once('=')
-            .ok_or_else(|| Error::input("--rule", format!("'{r}': write LAYER=RULE, e.g. features.0=flat")))?;
-        settings.rule_overrides.push((layer.to_string(), Rule::parse(rule, &settings.rule)?));
+        let (layer, rule) = r.split_once('=').ok_or_else(|| {
+            Error::input(
+                "--rule",
+                format!("'{r}': write LAYER=RULE, e.g. features.0=flat"),
+            )
+        })?;
+        settings
+            .rule_overrides
+            .push((layer.to_string(), Rule::parse(rule, &settings.rule)?));
     }
     let net = Net::new(super::open_gpu(backend)?, model)?;
     let target = match a.target {
@@ -185,27 +219,46 @@ pub fn run(a: Args, backend: Backend) -> Result<()> {
         let bar = indicatif::ProgressBar::hidden();
         if m == "occlusion" && std::io::IsTerminal::is_terminal(&std::io::stderr()) {
             bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
-            bar.set_style(indicatif::ProgressStyle::with_template("occlusion {bar:30} {pos}/{len} windows {elapsed}").unwrap());
+            bar.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "occlusion {bar:30} {pos}/{len} windows {elapsed}",
+                )
+                .unwrap(),
+            );
         }
         let t0 = std::time::Instant::now();
         let tg = Target::Each(targets.clone());
         if m.starts_with("lrp-") && a.print_rules {
-            eprintln!("{m}:\n{}", describe(net.model(), &lrp_rules(&net, m, &settings)?));
+            eprintln!(
+                "{m}:\n{}",
+                describe(net.model(), &lrp_rules(&net, m, &settings)?)
+            );
         }
         let r = match (&a.layer_relevance, m.starts_with("lrp-")) {
             (Some(dir), true) => {
                 let rel = relevance(&net, m, &x, &tg, &settings)?;
                 std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
                 for (name, arr) in &rel.layers {
-                    io::write_new(&dir.join(format!("{m}.{name}.npy")), &io::npy::to_bytes(arr), a.overwrite)?;
+                    io::write_new(
+                        &dir.join(format!("{m}.{name}.npy")),
+                        &io::npy::to_bytes(arr),
+                        a.overwrite,
+                    )?;
                 }
-                crate::explain::Attribution { map: rel.input, targets: rel.targets }
+                crate::explain::Attribution {
+                    map: rel.input,
+                    targets: rel.targets,
+                }
             }
             _ => attribute(&net, m, &x, &tg, &settings, &bar)?,
         };
         bar.finish_and_clear();
         if let Some(o) = &a.out {
-            io::write_new(&out_path(o, m, several), &io::npy::to_bytes(&r.map), a.overwrite)?;
+            io::write_new(
+                &out_path(o, m, several),
+                &io::npy::to_bytes(&r.map),
+                a.overwrite,
+            )?;
         }
         report.push(json!({"method": m, "shape": r.map.shape, "seconds": t0.elapsed().as_secs_f64(),
                            "out": a.out.as_ref().map(|o| out_path(o, m, several).display().to_string())}));
@@ -214,8 +267,11 @@ pub fn run(a: Args, backend: Backend) -> Result<()> {
     if let Some(h) = &a.heatmap {
         let fig = io::heatmap::figure(&x, &net.model().meta, &maps, a.overlay);
         let mut bytes = Vec::new();
-        fig.write_to(&mut std::io::Cursor::new(&mut bytes), image::ImageFormat::Png)
-            .map_err(|e| Error::Other(format!("encoding {}: {e}", h.display())))?;
+        fig.write_to(
+            &mut std::io::Cursor::new(&mut bytes),
+            image::ImageFormat::Png,
+        )
+        .map_err(|e| Error::Other(format!("encoding {}: {e}", h.display())))?;
         io::write_new(h, &bytes, a.overwrite)?;
     }
     let names: Vec<String> = targets.iter().map(|&t| net.model().class_name(t)).collect();

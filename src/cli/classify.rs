@@ -43,7 +43,10 @@ struct Group {
 pub fn run(a: Args, backend: Backend) -> Result<()> {
     if let Some(out) = &a.logits {
         if out.exists() && !a.overwrite {
-            return Err(Error::Other(format!("{} exists; pass --overwrite to replace it", out.display())));
+            return Err(Error::Other(format!(
+                "{} exists; pass --overwrite to replace it",
+                out.display()
+            )));
         }
     }
     let model = super::load_model(&a.model)?;
@@ -55,9 +58,21 @@ pub fn run(a: Args, backend: Backend) -> Result<()> {
         match groups.last_mut() {
             Some(g) if g.data.shape[1..] == arr.shape[1..] => {
                 g.sources.extend(sources);
-                g.data = Array::concat(&[std::mem::replace(&mut g.data, Array { shape: vec![0], data: vec![] }), arr])?;
+                g.data = Array::concat(&[
+                    std::mem::replace(
+                        &mut g.data,
+                        Array {
+                            shape: vec![0],
+                            data: vec![],
+                        },
+                    ),
+                    arr,
+                ])?;
             }
-            _ => groups.push(Group { sources: sources.collect(), data: arr }),
+            _ => groups.push(Group {
+                sources: sources.collect(),
+                data: arr,
+            }),
         }
     }
     let ctx = super::open_gpu(backend)?;
@@ -67,7 +82,9 @@ pub fn run(a: Args, backend: Backend) -> Result<()> {
     }
     let total: usize = groups.iter().map(|g| g.data.batch()).sum();
     let bar = indicatif::ProgressBar::new(total as u64);
-    bar.set_style(indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} inputs {elapsed}").unwrap());
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} inputs {elapsed}").unwrap(),
+    );
     if total < 16 {
         bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
     }
@@ -101,10 +118,19 @@ pub fn run(a: Args, backend: Backend) -> Result<()> {
         println!("{}", serde_json::to_string_pretty(&results).unwrap());
     } else {
         for r in &results {
-            let name = if a.inputs.len() == 1 && total == 1 { String::new() } else { format!("[{}]", r["index"]) };
+            let name = if a.inputs.len() == 1 && total == 1 {
+                String::new()
+            } else {
+                format!("[{}]", r["index"])
+            };
             println!("{}{name}", r["input"].as_str().unwrap_or(""));
             for t in r["top"].as_array().unwrap() {
-                println!("  {:>6.2}%  {} ({})", t["prob"].as_f64().unwrap_or(0.0) * 100.0, t["name"].as_str().unwrap_or(""), t["class"]);
+                println!(
+                    "  {:>6.2}%  {} ({})",
+                    t["prob"].as_f64().unwrap_or(0.0) * 100.0,
+                    t["name"].as_str().unwrap_or(""),
+                    t["class"]
+                );
             }
         }
     }

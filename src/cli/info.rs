@@ -19,7 +19,11 @@ pub struct Args {
 }
 
 pub(crate) fn parse_hw(s: &str) -> std::result::Result<(usize, usize), String> {
-    let parse = |t: &str| t.trim().parse::<usize>().map_err(|_| format!("'{s}' is not HxW (e.g. 224x224)"));
+    let parse = |t: &str| {
+        t.trim()
+            .parse::<usize>()
+            .map_err(|_| format!("'{s}' is not HxW (e.g. 224x224)"))
+    };
     match s.split_once(['x', 'X']) {
         Some((h, w)) => Ok((parse(h)?, parse(w)?)),
         None => parse(s).map(|v| (v, v)),
@@ -29,7 +33,9 @@ pub(crate) fn parse_hw(s: &str) -> std::result::Result<(usize, usize), String> {
 pub fn run(a: Args) -> Result<()> {
     let m = super::load_model(&a.model)?;
     let (h, w) = a.input_size.unwrap_or(m.meta.input_size);
-    let shapes = m.output_shapes(&[1, m.in_channels, h, w]).map_err(|e| Error::Shape(format!("at input {h}x{w}: {e}")))?;
+    let shapes = m
+        .output_shapes(&[1, m.in_channels, h, w])
+        .map_err(|e| Error::Shape(format!("at input {h}x{w}: {e}")))?;
     let act_bytes: usize = shapes.iter().map(|s| s.iter().product::<usize>() * 4).sum();
     let params = m.param_count();
     if a.json {
@@ -52,19 +58,50 @@ pub fn run(a: Args) -> Result<()> {
         println!("{}", serde_json::to_string_pretty(&doc).unwrap());
         return Ok(());
     }
-    println!("{}  ({}, input {}x{}x{})", a.model.display(), m.meta.arch, m.in_channels, h, w);
-    println!("{:>4}  {:<16} {:<18} {:<20} {:>12}", "#", "name", "type", "output", "params");
+    println!(
+        "{}  ({}, input {}x{}x{})",
+        a.model.display(),
+        m.meta.arch,
+        m.in_channels,
+        h,
+        w
+    );
+    println!(
+        "{:>4}  {:<16} {:<18} {:<20} {:>12}",
+        "#", "name", "type", "output", "params"
+    );
     for (i, (l, s)) in m.layers.iter().zip(&shapes).enumerate() {
         let ty = match &l.folded_bn {
             Some(_) => format!("{}+BN", l.kind.type_name()),
             None => l.kind.type_name().to_string(),
         };
-        let shape = s[1..].iter().map(|d| d.to_string()).collect::<Vec<_>>().join("x");
-        println!("{i:>4}  {:<16} {ty:<18} {shape:<20} {:>12}", m.output_name(i), l.kind.param_count());
+        let shape = s[1..]
+            .iter()
+            .map(|d| d.to_string())
+            .collect::<Vec<_>>()
+            .join("x");
+        println!(
+            "{i:>4}  {:<16} {ty:<18} {shape:<20} {:>12}",
+            m.output_name(i),
+            l.kind.param_count()
+        );
     }
-    println!("parameters: {params} ({:.1} MB as f32)", params as f64 * 4.0 / 1e6);
-    println!("activations: {:.1} MB per item at {h}x{w}", act_bytes as f64 / 1e6);
-    println!("classes: {}{}", m.num_classes(), m.meta.classes.as_ref().map_or(String::new(), |c| format!(" ({})", c.join(", "))));
+    println!(
+        "parameters: {params} ({:.1} MB as f32)",
+        params as f64 * 4.0 / 1e6
+    );
+    println!(
+        "activations: {:.1} MB per item at {h}x{w}",
+        act_bytes as f64 / 1e6
+    );
+    println!(
+        "classes: {}{}",
+        m.num_classes(),
+        m.meta
+            .classes
+            .as_ref()
+            .map_or(String::new(), |c| format!(" ({})", c.join(", ")))
+    );
     println!("normalization: mean {:?} std {:?}", m.meta.mean, m.meta.std);
     for l in &m.layers {
         if let Some(bn) = &l.folded_bn {

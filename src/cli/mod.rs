@@ -15,7 +15,11 @@ use crate::error::Result;
 use crate::gpu::{Backend, Context};
 
 #[derive(Parser)]
-#[command(name = "netlens", version, about = "Explain what vision CNNs see, on any GPU (wgpu + WGSL)")]
+#[command(
+    name = "netlens",
+    version,
+    about = "Explain what vision CNNs see, on any GPU (wgpu + WGSL)"
+)]
 pub struct Cli {
     /// GPU backend: auto, vulkan, gl, metal, dx12 (default: NETLENS_BACKEND, else auto)
     #[arg(long, global = true)]

@@ -29,14 +29,27 @@ pub struct Args {
 
 pub fn run(a: Args) -> Result<()> {
     if a.out.exists() && !a.overwrite {
-        let non_empty = std::fs::read_dir(&a.out).map_err(|e| Error::io(&a.out, e))?.next().is_some();
+        let non_empty = std::fs::read_dir(&a.out)
+            .map_err(|e| Error::io(&a.out, e))?
+            .next()
+            .is_some();
         if non_empty {
-            return Err(Error::Other(format!("{} is not empty; pass --overwrite to write into it", a.out.display())));
+            return Err(Error::Other(format!(
+                "{} is not empty; pass --overwrite to write into it",
+                a.out.display()
+            )));
         }
     }
     let bar = indicatif::ProgressBar::new(a.count as u64);
-    bar.set_style(indicatif::ProgressStyle::with_template("synth {bar:30} {pos}/{len} {elapsed}").unwrap());
-    let opts = Options { count: a.count, size: a.size, seed: a.seed, split: a.split };
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("synth {bar:30} {pos}/{len} {elapsed}").unwrap(),
+    );
+    let opts = Options {
+        count: a.count,
+        size: a.size,
+        seed: a.seed,
+        split: a.split,
+    };
     generate(&a.out, &opts, &bar)?;
     bar.finish_and_clear();
     eprintln!("wrote {} images to {}", a.count, a.out.display());

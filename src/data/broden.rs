@@ -8,7 +8,10 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 
-pub const INDEX_COLUMNS: &[&str] = &["image", "split", "ih", "iw", "sh", "sw", "color", "object", "part", "material", "scene", "texture"];
+pub const INDEX_COLUMNS: &[&str] = &[
+    "image", "split", "ih", "iw", "sh", "sw", "color", "object", "part", "material", "scene",
+    "texture",
+];
 
 #[derive(Clone, Debug)]
 pub struct Label {
@@ -66,14 +69,25 @@ pub fn split_csv(line: &str) -> Vec<String> {
 pub fn read_csv(path: &Path) -> Result<Vec<BTreeMap<String, String>>> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
     let mut lines = text.lines().filter(|l| !l.trim().is_empty());
-    let header = split_csv(lines.next().ok_or_else(|| Error::input(path.display(), "empty CSV file"))?);
-    Ok(lines.map(|l| header.iter().cloned().zip(split_csv(l)).collect()).collect())
+    let header = split_csv(
+        lines
+            .next()
+            .ok_or_else(|| Error::input(path.display(), "empty CSV file"))?,
+    );
+    Ok(lines
+        .map(|l| header.iter().cloned().zip(split_csv(l)).collect())
+        .collect())
 }
 
 fn num<T: std::str::FromStr>(row: &BTreeMap<String, String>, key: &str, path: &Path) -> Result<T> {
     row.get(key)
         .and_then(|v| v.trim().parse().ok())
-        .ok_or_else(|| Error::input(path.display(), format!("column '{key}' missing or not a number in {row:?}")))
+        .ok_or_else(|| {
+            Error::input(
+                path.display(),
+                format!("column '{key}' missing or not a number in {row:?}"),
+            )
+        })
 }
 
 impl Broden {
@@ -86,14 +100,26 @@ impl Broden {
             let number: u32 = num(&row, "number", &lpath)?;
             let cats: Vec<String> = row
                 .get("category")
-                .map(|c| c.split(';').filter(|s| !s.is_empty()).map(|s| s.split('(').next().unwrap_or(s).to_string()).collect())
+                .map(|c| {
+                    c.split(';')
+                        .filter(|s| !s.is_empty())
+                        .map(|s| s.split('(').next().unwrap_or(s).to_string())
+                        .collect()
+                })
                 .unwrap_or_default();
             for c in &cats {
                 if !categories.contains(c) {
                     categories.push(c.clone());
                 }
             }
-            labels.insert(number, Label { number, name: row.get("name").cloned().unwrap_or_default(), categories: cats });
+            labels.insert(
+                number,
+                Label {
+                    number,
+                    name: row.get("name").cloned().unwrap_or_default(),
+                    categories: cats,
+                },
+            );
         }
         let ipath = root.join("index.csv");
         let mut records = Vec::new();
@@ -104,14 +130,21 @@ impl Broden {
                 let entries: Vec<Field> = v
                     .split(';')
                     .filter(|s| !s.is_empty())
-                    .map(|s| s.parse::<u32>().map(Field::Whole).unwrap_or_else(|_| Field::Mask(s.to_string())))
+                    .map(|s| {
+                        s.parse::<u32>()
+                            .map(Field::Whole)
+                            .unwrap_or_else(|_| Field::Mask(s.to_string()))
+                    })
                     .collect();
                 if !entries.is_empty() {
                     fields.insert(cat.to_string(), entries);
                 }
             }
             records.push(Record {
-                image: row.get("image").cloned().ok_or_else(|| Error::input(ipath.display(), "no 'image' column"))?,
+                image: row
+                    .get("image")
+                    .cloned()
+                    .ok_or_else(|| Error::input(ipath.display(), "no 'image' column"))?,
                 split: row.get("split").cloned().unwrap_or_default(),
                 ih: num(&row, "ih", &ipath)?,
                 iw: num(&row, "iw", &ipath)?,
@@ -120,7 +153,12 @@ impl Broden {
                 fields,
             });
         }
-        Ok(Broden { root: root.to_path_buf(), labels, categories, records })
+        Ok(Broden {
+            root: root.to_path_buf(),
+            labels,
+            categories,
+            records,
+        })
     }
 
     pub fn image_path(&self, r: &Record) -> PathBuf {
@@ -134,7 +172,9 @@ impl Broden {
     /// The label planes ([sh * sw] each) of one category of an image: one per mask file,
     /// and image-level labels as constant planes. Empty if the image has none.
     pub fn masks(&self, r: &Record, category: &str) -> Result<Vec<Vec<u32>>> {
-        let Some(fields) = r.fields.get(category) else { return Ok(Vec::new()) };
+        let Some(fields) = r.fields.get(category) else {
+            return Ok(Vec::new());
+        };
         fields
             .iter()
             .map(|f| match f {
@@ -142,7 +182,10 @@ impl Broden {
                 Field::Mask(file) => {
                     let (w, h, labels) = read_mask(&self.root.join("images").join(file))?;
                     if (h as usize, w as usize) != (r.sh, r.sw) {
-                        return Err(Error::input(file, format!("mask is {w}x{h}; index.csv says {}x{}", r.sw, r.sh)));
+                        return Err(Error::input(
+                            file,
+                            format!("mask is {w}x{h}; index.csv says {}x{}", r.sw, r.sh),
+                        ));
                     }
                     Ok(labels)
                 }
@@ -153,9 +196,17 @@ impl Broden {
 
 /// A Broden mask: label = red + 256 * green.
 pub fn read_mask(path: &Path) -> Result<(u32, u32, Vec<u32>)> {
-    let img = image::open(path).map_err(|e| Error::input(path.display(), format!("cannot read mask: {e}")))?.to_rgb8();
+    let img = image::open(path)
+        .map_err(|e| Error::input(path.display(), format!("cannot read mask: {e}")))?
+        .to_rgb8();
     let (w, h) = img.dimensions();
-    Ok((w, h, img.pixels().map(|p| p[0] as u32 + 256 * p[1] as u32).collect()))
+    Ok((
+        w,
+        h,
+        img.pixels()
+            .map(|p| p[0] as u32 + 256 * p[1] as u32)
+            .collect(),
+    ))
 }
 
 pub fn mask_image(size: (u32, u32), labels: &[u32]) -> image::RgbImage {

@@ -56,7 +56,13 @@ fn surface(rng: &mut Rng, avoid: &[usize]) -> Surface {
     let mut avoid2 = avoid.to_vec();
     avoid2.push(a);
     let b = rng.below_except(COLORS.len(), &avoid2);
-    let mut tint = || [rng.range(-12.0, 12.0), rng.range(-12.0, 12.0), rng.range(-12.0, 12.0)];
+    let mut tint = || {
+        [
+            rng.range(-12.0, 12.0),
+            rng.range(-12.0, 12.0),
+            rng.range(-12.0, 12.0),
+        ]
+    };
     let tints = [tint(), tint()];
     Surface {
         colors: [a, b],
@@ -77,8 +83,16 @@ pub fn sample(rng: &mut Rng, size: usize) -> Scene {
         .map(|_| {
             let blob = Blob {
                 waves: [
-                    (2.0 + rng.below(4) as f64, rng.range(0.18, 0.3), rng.range(0.0, 6.3)),
-                    (5.0 + rng.below(3) as f64, rng.range(0.05, 0.12), rng.range(0.0, 6.3)),
+                    (
+                        2.0 + rng.below(4) as f64,
+                        rng.range(0.18, 0.3),
+                        rng.range(0.0, 6.3),
+                    ),
+                    (
+                        5.0 + rng.below(3) as f64,
+                        rng.range(0.05, 0.12),
+                        rng.range(0.0, 6.3),
+                    ),
                 ],
             };
             Placed {
@@ -99,7 +113,14 @@ pub fn sample(rng: &mut Rng, size: usize) -> Scene {
         angle: rng.range(0.0, std::f64::consts::TAU),
         surface: surface(rng, &background.colors),
     };
-    Scene { size, class, background, distractors, target, noise: rng.next_u64() }
+    Scene {
+        size,
+        class,
+        background,
+        distractors,
+        target,
+        noise: rng.next_u64(),
+    }
 }
 
 /// True where the surface's second colour shows, at texture coordinates (u, v) in periods.
@@ -124,7 +145,14 @@ impl Surface {
         let k = second(self.texture, u, v) as usize;
         let base = COLORS[self.colors[k]].1;
         let t = self.tints[k];
-        (self.colors[k], [base[0] as f64 + t[0], base[1] as f64 + t[1], base[2] as f64 + t[2]])
+        (
+            self.colors[k],
+            [
+                base[0] as f64 + t[0],
+                base[1] as f64 + t[1],
+                base[2] as f64 + t[2],
+            ],
+        )
     }
 }
 

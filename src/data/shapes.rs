@@ -9,7 +9,9 @@ pub fn hit(shape: usize, x: f64, y: f64) -> Option<Option<usize>> {
         1 => {
             // equilateral triangle, circumradius 1: apothem 0.5 on three sides
             let inside = (0..3).all(|k| {
-                let a = std::f64::consts::FRAC_PI_2 + std::f64::consts::PI + k as f64 * 2.0 * std::f64::consts::PI / 3.0;
+                let a = std::f64::consts::FRAC_PI_2
+                    + std::f64::consts::PI
+                    + k as f64 * 2.0 * std::f64::consts::PI / 3.0;
                 x * a.cos() + y * a.sin() <= 0.5
             });
             inside.then_some(None)
@@ -82,7 +84,12 @@ impl Blob {
     pub fn contains(&self, x: f64, y: f64) -> bool {
         let r = (x * x + y * y).sqrt();
         let a = y.atan2(x);
-        let edge = 1.0 + self.waves.iter().map(|(f, amp, ph)| amp * (f * a + ph).sin()).sum::<f64>();
+        let edge = 1.0
+            + self
+                .waves
+                .iter()
+                .map(|(f, amp, ph)| amp * (f * a + ph).sin())
+                .sum::<f64>();
         r <= edge
     }
 }

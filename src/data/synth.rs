@@ -29,13 +29,17 @@ struct Stat {
 }
 
 fn save_png(path: &Path, img: &image::RgbImage) -> Result<()> {
-    img.save_with_format(path, image::ImageFormat::Png).map_err(|e| Error::Other(format!("{}: {e}", path.display())))
+    img.save_with_format(path, image::ImageFormat::Png)
+        .map_err(|e| Error::Other(format!("{}: {e}", path.display())))
 }
 
 /// Writes `opts.count` images into `out` (which must be empty or absent).
 pub fn generate(out: &Path, opts: &Options, progress: &indicatif::ProgressBar) -> Result<()> {
     if !(16..=1024).contains(&opts.size) {
-        return Err(Error::input("--size", format!("{} is outside 16..=1024", opts.size)));
+        return Err(Error::input(
+            "--size",
+            format!("{} is outside 16..=1024", opts.size),
+        ));
     }
     let img_dir = out.join("images").join("synth");
     std::fs::create_dir_all(&img_dir).map_err(|e| Error::io(&img_dir, e))?;
@@ -51,7 +55,12 @@ pub fn generate(out: &Path, opts: &Options, progress: &indicatif::ProgressBar) -
         let rgb = image::RgbImage::from_raw(s, s, r.rgb.clone()).expect("size matches");
         save_png(&out.join("images").join(format!("{stem}.png")), &rgb)?;
         let mut cols: Vec<String> = Vec::new();
-        for (cat, plane) in [("color", &r.color), ("object", &r.object), ("part", &r.part), ("texture", &r.texture)] {
+        for (cat, plane) in [
+            ("color", &r.color),
+            ("object", &r.object),
+            ("part", &r.part),
+            ("texture", &r.texture),
+        ] {
             let mut counts = vec![0usize; labels.len()];
             plane.iter().for_each(|&l| counts[l as usize] += 1);
             if counts.iter().skip(1).all(|&c| c == 0) {
@@ -83,11 +92,21 @@ pub fn generate(out: &Path, opts: &Options, progress: &indicatif::ProgressBar) -
         let members: Vec<_> = labels.iter().filter(|l| l.2 == *cat).collect();
         for (code, (n, name, _)) in members.iter().enumerate() {
             let st = stats[*n as usize];
-            let cov = if st.images > 0 { st.coverage / st.images as f64 } else { 0.0 };
+            let cov = if st.images > 0 {
+                st.coverage / st.images as f64
+            } else {
+                0.0
+            };
             let _ = writeln!(c_csv, "{},{n},{name},{},{cov:.6}", code + 1, st.images);
         }
         let freq: usize = members.iter().map(|l| stats[l.0 as usize].images).sum();
-        let _ = writeln!(category_csv, "{cat},{},{},{},{freq}", members[0].0, members[members.len() - 1].0, members.len());
+        let _ = writeln!(
+            category_csv,
+            "{cat},{},{},{},{freq}",
+            members[0].0,
+            members[members.len() - 1].0,
+            members.len()
+        );
         write(out, &format!("c_{cat}.csv"), &c_csv)?;
     }
     for (n, name, cat) in &labels {
@@ -96,8 +115,16 @@ pub fn generate(out: &Path, opts: &Options, progress: &indicatif::ProgressBar) -
             continue;
         }
         let st = stats[*n as usize];
-        let cov = if st.images > 0 { st.coverage / st.images as f64 } else { 0.0 };
-        let _ = writeln!(label_csv, "{n},{name},{cat}({}),{},{cov:.6},", st.images, st.images);
+        let cov = if st.images > 0 {
+            st.coverage / st.images as f64
+        } else {
+            0.0
+        };
+        let _ = writeln!(
+            label_csv,
+            "{n},{name},{cat}({}),{},{cov:.6},",
+            st.images, st.images
+        );
     }
     write(out, "index.csv", &index)?;
     write(out, "label.csv", &label_csv)?;

@@ -17,13 +17,22 @@ pub const COLORS: &[(&str, [u8; 3])] = &[
 ];
 
 /// Shape classes: the `object` category and the classifier's classes, in this order.
-pub const SHAPES: &[&str] = &["circle", "triangle", "square", "star", "cross", "ring", "arrow", "crescent"];
+pub const SHAPES: &[&str] = &[
+    "circle", "triangle", "square", "star", "cross", "ring", "arrow", "crescent",
+];
 
 /// Parts of shapes that have them.
 pub const PARTS: &[&str] = &["star-tip", "cross-arm", "arrow-head", "arrow-shaft"];
 
 /// Surface textures (names from the Describable Textures Dataset, as in Broden).
-pub const TEXTURES: &[&str] = &["striped", "dotted", "chequered", "zigzagged", "grid", "wavy"];
+pub const TEXTURES: &[&str] = &[
+    "striped",
+    "dotted",
+    "chequered",
+    "zigzagged",
+    "grid",
+    "wavy",
+];
 
 /// Broden's categories in index.csv column order that this dataset fills.
 pub const CATEGORIES: &[&str] = &["color", "object", "part", "texture"];
@@ -44,9 +53,29 @@ pub fn texture_label(i: usize) -> u32 {
 /// Every label: (number, name, category).
 pub fn all_labels() -> Vec<(u32, &'static str, &'static str)> {
     let mut v = vec![(0, "-", "")];
-    v.extend(COLORS.iter().enumerate().map(|(i, c)| (color_label(i), c.0, "color")));
-    v.extend(SHAPES.iter().enumerate().map(|(i, s)| (shape_label(i), *s, "object")));
-    v.extend(PARTS.iter().enumerate().map(|(i, s)| (part_label(i), *s, "part")));
-    v.extend(TEXTURES.iter().enumerate().map(|(i, s)| (texture_label(i), *s, "texture")));
+    v.extend(
+        COLORS
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (color_label(i), c.0, "color")),
+    );
+    v.extend(
+        SHAPES
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (shape_label(i), *s, "object")),
+    );
+    v.extend(
+        PARTS
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (part_label(i), *s, "part")),
+    );
+    v.extend(
+        TEXTURES
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (texture_label(i), *s, "texture")),
+    );
     v
 }

@@ -29,11 +29,15 @@ pub fn run_gradients(
 ) -> Result<GradRun> {
     x.check_finite()?;
     if targets.is_some_and(|t| t.len() != x.batch()) {
-        return Err(Error::input("--target", "one target per input item is needed"));
+        return Err(Error::input(
+            "--target",
+            "one target per input item is needed",
+        ));
     }
     let chunk = net.tape_batch(&x.shape)?;
     let ctx = net.ctx();
-    let (mut grads, mut logits, mut acts, mut lgrads, mut all_t) = (vec![], vec![], vec![], vec![], vec![]);
+    let (mut grads, mut logits, mut acts, mut lgrads, mut all_t) =
+        (vec![], vec![], vec![], vec![], vec![]);
     let mut start = 0;
     while start < x.batch() {
         let end = (start + chunk).min(x.batch());
@@ -58,8 +62,17 @@ pub fn run_gradients(
         progress.inc((end - start) as u64);
         start = end;
     }
-    let layer = if layer.is_some() { Some((Array::concat(&acts)?, Array::concat(&lgrads)?)) } else { None };
-    Ok(GradRun { grad: Array::concat(&grads)?, logits: Array::concat(&logits)?, targets: all_t, layer })
+    let layer = if layer.is_some() {
+        Some((Array::concat(&acts)?, Array::concat(&lgrads)?))
+    } else {
+        None
+    };
+    Ok(GradRun {
+        grad: Array::concat(&grads)?,
+        logits: Array::concat(&logits)?,
+        targets: all_t,
+        layer,
+    })
 }
 
 /// The seed of a backward walk from one forward pass: each item's target (the argmax of
@@ -67,20 +80,31 @@ pub fn run_gradients(
 /// target logit when `times_logit`. Returns the logits too when it had to read them; with
 /// given targets and no scaling it reads nothing, so the backward pass is encoded without
 /// waiting for the forward one.
-pub(crate) fn seed(net: &Net, tape: &Tape, targets: Option<&[usize]>, times_logit: bool) -> Result<(Vec<usize>, Option<Array>, Tensor)> {
+pub(crate) fn seed(
+    net: &Net,
+    tape: &Tape,
+    targets: Option<&[usize]>,
+    times_logit: bool,
+) -> Result<(Vec<usize>, Option<Array>, Tensor)> {
     let shape = &tape.logits.shape;
     let k = shape[1];
     let (t, lg) = match targets {
         Some(t) if !times_logit => (t.to_vec(), None),
         _ => {
             let lg = Array::new(shape.clone(), tape.logits.read(net.ctx())?)?;
-            (targets.map_or_else(|| argmax_rows(&lg), <[usize]>::to_vec), Some(lg))
+            (
+                targets.map_or_else(|| argmax_rows(&lg), <[usize]>::to_vec),
+                Some(lg),
+            )
         }
     };
     let mut seed = vec![0f32; shape[0] * k];
     for (i, &c) in t.iter().enumerate() {
         if c >= k {
-            return Err(Error::input("--target", format!("class {c} does not exist; the model has {k} classes")));
+            return Err(Error::input(
+                "--target",
+                format!("class {c} does not exist; the model has {k} classes"),
+            ));
         }
         seed[i * k + c] = match (&lg, times_logit) {
             (Some(lg), true) => lg.data[i * k + c],

@@ -15,14 +15,27 @@ fn hidden() -> indicatif::ProgressBar {
 /// d logit_target / d input, signed (Captum `Saliency(abs=False)`); with `Guided` or
 /// `Deconv` ReLUs, guided backprop and deconvnet.
 pub fn gradient(net: &Net, x: &Array, target: &Target, relu: ReluRule) -> Result<Attribution> {
-    let r = run_gradients(net, x, target.fixed(x.batch()).as_deref(), relu, None, &hidden())?;
-    Ok(Attribution { map: r.grad, targets: r.targets })
+    let r = run_gradients(
+        net,
+        x,
+        target.fixed(x.batch()).as_deref(),
+        relu,
+        None,
+        &hidden(),
+    )?;
+    Ok(Attribution {
+        map: r.grad,
+        targets: r.targets,
+    })
 }
 
 /// Simonyan's saliency map: max over channels of |gradient|, [N, 1, H, W].
 pub fn saliency(net: &Net, x: &Array, target: &Target) -> Result<Attribution> {
     let a = gradient(net, x, target, ReluRule::Gradient)?;
-    Ok(Attribution { map: channel_max_abs(&a.map), targets: a.targets })
+    Ok(Attribution {
+        map: channel_max_abs(&a.map),
+        targets: a.targets,
+    })
 }
 
 pub fn channel_max_abs(g: &Array) -> Array {
@@ -38,13 +51,20 @@ pub fn channel_max_abs(g: &Array) -> Array {
             }
         }
     }
-    Array { shape: vec![n, 1, h, w], data: out }
+    Array {
+        shape: vec![n, 1, h, w],
+        data: out,
+    }
 }
 
 /// input ⊙ gradient
 pub fn input_x_gradient(net: &Net, x: &Array, target: &Target) -> Result<Attribution> {
     let mut a = gradient(net, x, target, ReluRule::Gradient)?;
-    a.map.data.iter_mut().zip(&x.data).for_each(|(g, v)| *g *= v);
+    a.map
+        .data
+        .iter_mut()
+        .zip(&x.data)
+        .for_each(|(g, v)| *g *= v);
     Ok(a)
 }
 
@@ -62,7 +82,14 @@ pub fn gaussian(n: usize, seed: u64) -> Vec<f32> {
 
 /// SmoothGrad: the mean gradient over `samples` copies with Gaussian noise of
 /// σ = noise · (max − min) of each input.
-pub fn smoothgrad(net: &Net, x: &Array, target: &Target, samples: usize, noise: f32, seed: u64) -> Result<Attribution> {
+pub fn smoothgrad(
+    net: &Net,
+    x: &Array,
+    target: &Target,
+    samples: usize,
+    noise: f32,
+    seed: u64,
+) -> Result<Attribution> {
     if samples == 0 {
         return Err(Error::input("--samples", "must be at least 1"));
     }
@@ -70,9 +97,13 @@ pub fn smoothgrad(net: &Net, x: &Array, target: &Target, samples: usize, noise: 
     let mut z = gaussian(x.batch() * samples * per, seed);
     for b in 0..x.batch() {
         let item = &x.data[b * per..(b + 1) * per];
-        let (lo, hi) = item.iter().fold((f32::MAX, f32::MIN), |(l, h), v| (l.min(*v), h.max(*v)));
+        let (lo, hi) = item
+            .iter()
+            .fold((f32::MAX, f32::MIN), |(l, h), v| (l.min(*v), h.max(*v)));
         let sigma = noise * (hi - lo);
-        z[b * samples * per..(b + 1) * samples * per].iter_mut().for_each(|v| *v *= sigma);
+        z[b * samples * per..(b + 1) * samples * per]
+            .iter_mut()
+            .for_each(|v| *v *= sigma);
     }
     let mut shape = x.shape.clone();
     shape[0] *= samples;
@@ -80,10 +111,18 @@ pub fn smoothgrad(net: &Net, x: &Array, target: &Target, samples: usize, noise: 
 }
 
 /// SmoothGrad with given noise [N * samples, C, H, W] (copies of item i at i * samples + s).
-pub fn smoothgrad_with_noise(net: &Net, x: &Array, target: &Target, noise: &Array) -> Result<Attribution> {
+pub fn smoothgrad_with_noise(
+    net: &Net,
+    x: &Array,
+    target: &Target,
+    noise: &Array,
+) -> Result<Attribution> {
     let n = x.batch();
     if noise.batch() % n.max(1) != 0 || noise.shape[1..] != x.shape[1..] {
-        return Err(Error::Shape(format!("noise {:?} does not fit inputs {:?}", noise.shape, x.shape)));
+        return Err(Error::Shape(format!(
+            "noise {:?} does not fit inputs {:?}",
+            noise.shape, x.shape
+        )));
     }
     let s = noise.batch() / n;
     let per: usize = x.shape[1..].iter().product();
@@ -92,13 +131,26 @@ pub fn smoothgrad_with_noise(net: &Net, x: &Array, target: &Target, noise: &Arra
     for (i, v) in noisy.data.iter_mut().enumerate() {
         *v += x.data[(i / (per * s)) * per + i % per];
     }
-    let reps: Vec<usize> = targets.iter().flat_map(|&t| std::iter::repeat_n(t, s)).collect();
-    let r = run_gradients(net, &noisy, Some(&reps), ReluRule::Gradient, None, &progress(noisy.batch()))?;
+    let reps: Vec<usize> = targets
+        .iter()
+        .flat_map(|&t| std::iter::repeat_n(t, s))
+        .collect();
+    let r = run_gradients(
+        net,
+        &noisy,
+        Some(&reps),
+        ReluRule::Gradient,
+        None,
+        &progress(noisy.batch()),
+    )?;
     let mut out = vec![0f32; n * per];
     for (i, g) in r.grad.data.iter().enumerate() {
         out[(i / (per * s)) * per + i % per] += g / s as f32;
     }
-    Ok(Attribution { map: Array::new(x.shape.clone(), out)?, targets })
+    Ok(Attribution {
+        map: Array::new(x.shape.clone(), out)?,
+        targets,
+    })
 }
 
 /// Captum's integral approximations.
@@ -133,14 +185,28 @@ impl std::str::FromStr for IgMethod {
 /// (alphas, step sizes) of `n` steps, as Captum's `approximation_parameters`.
 pub fn ig_steps(method: IgMethod, n: usize) -> Result<(Vec<f64>, Vec<f64>)> {
     if n == 0 || (n < 2 && method != IgMethod::GaussLegendre) {
-        return Err(Error::input("--steps", "needs at least 2 steps (1 for gausslegendre)"));
+        return Err(Error::input(
+            "--steps",
+            "needs at least 2 steps (1 for gausslegendre)",
+        ));
     }
     let nf = n as f64;
-    let lin = |a: f64, b: f64| (0..n).map(move |i| if n == 1 { a } else { a + (b - a) * i as f64 / (nf - 1.0) });
+    let lin = |a: f64, b: f64| {
+        (0..n).map(move |i| {
+            if n == 1 {
+                a
+            } else {
+                a + (b - a) * i as f64 / (nf - 1.0)
+            }
+        })
+    };
     Ok(match method {
         IgMethod::GaussLegendre => {
             let (x, w) = gauss_legendre(n);
-            (x.iter().map(|v| 0.5 * (1.0 + v)).collect(), w.iter().map(|v| 0.5 * v).collect())
+            (
+                x.iter().map(|v| 0.5 * (1.0 + v)).collect(),
+                w.iter().map(|v| 0.5 * v).collect(),
+            )
         }
         IgMethod::RiemannLeft => (lin(0.0, 1.0 - 1.0 / nf).collect(), vec![1.0 / nf; n]),
         IgMethod::RiemannRight => (lin(1.0 / nf, 1.0).collect(), vec![1.0 / nf; n]),
@@ -198,9 +264,17 @@ impl Baseline {
     pub fn build(&self, x: &Array) -> Result<Array> {
         let (h, w) = (x.shape[2], x.shape[3]);
         Ok(match self {
-            Baseline::Zero => Array { shape: x.shape.clone(), data: vec![0.0; x.data.len()] },
+            Baseline::Zero => Array {
+                shape: x.shape.clone(),
+                data: vec![0.0; x.data.len()],
+            },
             Baseline::Given(b) if b.shape == x.shape => b.clone(),
-            Baseline::Given(b) => return Err(Error::Shape(format!("baseline {:?} vs input {:?}", b.shape, x.shape))),
+            Baseline::Given(b) => {
+                return Err(Error::Shape(format!(
+                    "baseline {:?} vs input {:?}",
+                    b.shape, x.shape
+                )))
+            }
             Baseline::Mean => {
                 let mut out = x.clone();
                 for plane in out.data.chunks_mut(h * w) {
@@ -222,7 +296,14 @@ impl Baseline {
 
 /// Integrated gradients: (x − b) ⊙ Σ_k w_k ∇f(b + α_k (x − b)), all steps of all items
 /// batched on the GPU.
-pub fn integrated_gradients(net: &Net, x: &Array, target: &Target, baseline: &Baseline, steps: usize, method: IgMethod) -> Result<Attribution> {
+pub fn integrated_gradients(
+    net: &Net,
+    x: &Array,
+    target: &Target,
+    baseline: &Baseline,
+    steps: usize,
+    method: IgMethod,
+) -> Result<Attribution> {
     let (alphas, weights) = ig_steps(method, steps)?;
     let b = baseline.build(x)?;
     let targets = target.resolve(net, x)?;
@@ -230,25 +311,52 @@ pub fn integrated_gradients(net: &Net, x: &Array, target: &Target, baseline: &Ba
     let n = x.batch();
     let mut scaled = Vec::with_capacity(n * steps * per);
     for i in 0..n {
-        let (xi, bi) = (&x.data[i * per..(i + 1) * per], &b.data[i * per..(i + 1) * per]);
+        let (xi, bi) = (
+            &x.data[i * per..(i + 1) * per],
+            &b.data[i * per..(i + 1) * per],
+        );
         for a in &alphas {
-            scaled.extend(xi.iter().zip(bi).map(|(xv, bv)| bv + (*a as f32) * (xv - bv)));
+            scaled.extend(
+                xi.iter()
+                    .zip(bi)
+                    .map(|(xv, bv)| bv + (*a as f32) * (xv - bv)),
+            );
         }
     }
     let mut shape = x.shape.clone();
     shape[0] = n * steps;
     let scaled = Array::new(shape, scaled)?;
-    let reps: Vec<usize> = targets.iter().flat_map(|&t| std::iter::repeat_n(t, steps)).collect();
-    let r = run_gradients(net, &scaled, Some(&reps), ReluRule::Gradient, None, &progress(scaled.batch()))?;
+    let reps: Vec<usize> = targets
+        .iter()
+        .flat_map(|&t| std::iter::repeat_n(t, steps))
+        .collect();
+    let r = run_gradients(
+        net,
+        &scaled,
+        Some(&reps),
+        ReluRule::Gradient,
+        None,
+        &progress(scaled.batch()),
+    )?;
     let mut out = vec![0f64; n * per];
     for i in 0..n {
         for (k, wk) in weights.iter().enumerate() {
             let g = &r.grad.data[(i * steps + k) * per..(i * steps + k + 1) * per];
-            out[i * per..(i + 1) * per].iter_mut().zip(g).for_each(|(o, gv)| *o += wk * *gv as f64);
+            out[i * per..(i + 1) * per]
+                .iter_mut()
+                .zip(g)
+                .for_each(|(o, gv)| *o += wk * *gv as f64);
         }
     }
-    let data = out.iter().enumerate().map(|(j, s)| (*s * (x.data[j] - b.data[j]) as f64) as f32).collect();
-    Ok(Attribution { map: Array::new(x.shape.clone(), data)?, targets })
+    let data = out
+        .iter()
+        .enumerate()
+        .map(|(j, s)| (*s * (x.data[j] - b.data[j]) as f64) as f32)
+        .collect();
+    Ok(Attribution {
+        map: Array::new(x.shape.clone(), data)?,
+        targets,
+    })
 }
 
 fn progress(n: usize) -> indicatif::ProgressBar {
@@ -256,7 +364,10 @@ fn progress(n: usize) -> indicatif::ProgressBar {
         return hidden();
     }
     let bar = indicatif::ProgressBar::new(n as u64);
-    bar.set_style(indicatif::ProgressStyle::with_template("{msg} {bar:30} {pos}/{len} passes {elapsed}").unwrap());
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{msg} {bar:30} {pos}/{len} passes {elapsed}")
+            .unwrap(),
+    );
     bar
 }
 

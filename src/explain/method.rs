@@ -41,7 +41,13 @@ pub fn check_name(name: &str) -> Result<()> {
     if METHODS.contains(&name) {
         return Ok(());
     }
-    Err(Error::input("--method", format!("unknown method '{name}'; methods are: {}", METHODS.join(", "))))
+    Err(Error::input(
+        "--method",
+        format!(
+            "unknown method '{name}'; methods are: {}",
+            METHODS.join(", ")
+        ),
+    ))
 }
 
 /// Settings of all methods (each reads its own).
@@ -94,7 +100,14 @@ impl Default for Settings {
 }
 
 /// Runs method `name` on a batch.
-pub fn attribute(net: &Net, name: &str, x: &Array, target: &Target, s: &Settings, progress: &indicatif::ProgressBar) -> Result<Attribution> {
+pub fn attribute(
+    net: &Net,
+    name: &str,
+    x: &Array,
+    target: &Target,
+    s: &Settings,
+    progress: &indicatif::ProgressBar,
+) -> Result<Attribution> {
     let layer = || -> Result<usize> {
         match &s.layer {
             Some(l) => net.model().find(l),
@@ -106,19 +119,34 @@ pub fn attribute(net: &Net, name: &str, x: &Array, target: &Target, s: &Settings
         "saliency" => gradient::saliency(net, x, target),
         "input-x-gradient" => gradient::input_x_gradient(net, x, target),
         "smoothgrad" => gradient::smoothgrad(net, x, target, s.samples, s.noise, s.seed),
-        "integrated-gradients" => gradient::integrated_gradients(net, x, target, &s.baseline, s.steps, s.ig_method),
+        "integrated-gradients" => {
+            gradient::integrated_gradients(net, x, target, &s.baseline, s.steps, s.ig_method)
+        }
         "guided-backprop" => gradient::gradient(net, x, target, ReluRule::Guided),
         "deconvnet" => gradient::gradient(net, x, target, ReluRule::Deconv),
         "grad-cam" => grad_cam(net, x, target, layer()?, s.relu, s.upsample),
         "guided-grad-cam" => guided_grad_cam(net, x, target, layer()?, s.upsample),
-        "occlusion" => occlusion(net, x, target, (s.window, s.window), (s.stride, s.stride), s.occlusion_baseline, progress),
+        "occlusion" => occlusion(
+            net,
+            x,
+            target,
+            (s.window, s.window),
+            (s.stride, s.stride),
+            s.occlusion_baseline,
+            progress,
+        ),
         m if m.starts_with("lrp-") => {
             let r = relevance(net, m, x, target, s)?;
-            Ok(Attribution { map: r.input, targets: r.targets })
+            Ok(Attribution {
+                map: r.input,
+                targets: r.targets,
+            })
         }
         other => {
             check_name(other)?;
-            Err(Error::Other(format!("method {other} is listed but not dispatched")))
+            Err(Error::Other(format!(
+                "method {other} is listed but not dispatched"
+            )))
         }
     }
 }
@@ -130,7 +158,19 @@ pub fn lrp_rules(net: &Net, method: &str, s: &Settings) -> Result<Vec<Rule>> {
 }
 
 /// LRP relevance for an `lrp-*` method, with the per-layer relevance when asked.
-pub fn relevance(net: &Net, method: &str, x: &Array, target: &Target, s: &Settings) -> Result<lrp::Relevance> {
+pub fn relevance(
+    net: &Net,
+    method: &str,
+    x: &Array,
+    target: &Target,
+    s: &Settings,
+) -> Result<lrp::Relevance> {
     let rules = lrp_rules(net, method, s)?;
-    Lrp::new(net).relevance(x, target.fixed(x.batch()).as_deref(), &rules, s.start, s.layer_relevance)
+    Lrp::new(net).relevance(
+        x,
+        target.fixed(x.batch()).as_deref(),
+        &rules,
+        s.start,
+        s.layer_relevance,
+    )
 }

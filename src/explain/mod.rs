@@ -55,11 +55,19 @@ impl Target {
 
     fn check(&self, n: usize, classes: usize) -> Result<Vec<usize>> {
         let v = match self {
-            Target::Each(v) if v.len() != n => return Err(Error::input("--target", format!("{} targets for {n} inputs", v.len()))),
+            Target::Each(v) if v.len() != n => {
+                return Err(Error::input(
+                    "--target",
+                    format!("{} targets for {n} inputs", v.len()),
+                ))
+            }
             _ => self.fixed(n).unwrap_or_default(),
         };
         if let Some(bad) = v.iter().find(|&&k| k >= classes) {
-            return Err(Error::input("--target", format!("class {bad} does not exist; the model has {classes} classes")));
+            return Err(Error::input(
+                "--target",
+                format!("class {bad} does not exist; the model has {classes} classes"),
+            ));
         }
         Ok(v)
     }
@@ -69,7 +77,11 @@ pub fn argmax_rows(a: &Array) -> Vec<usize> {
     let k = a.shape[1..].iter().product::<usize>().max(1);
     a.data
         .chunks(k)
-        .map(|r| (0..k).max_by(|x, y| r[*x].total_cmp(&r[*y]).then(y.cmp(x))).unwrap_or(0))
+        .map(|r| {
+            (0..k)
+                .max_by(|x, y| r[*x].total_cmp(&r[*y]).then(y.cmp(x)))
+                .unwrap_or(0)
+        })
         .collect()
 }
 

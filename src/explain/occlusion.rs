@@ -9,7 +9,15 @@ use crate::gpu::{Recorder, Tensor};
 use crate::graph::{Keep, Net};
 use crate::ops::{self, Windows};
 
-pub fn occlusion(net: &Net, x: &Array, target: &Target, window: (usize, usize), stride: (usize, usize), baseline: f32, progress: &indicatif::ProgressBar) -> Result<Attribution> {
+pub fn occlusion(
+    net: &Net,
+    x: &Array,
+    target: &Target,
+    window: (usize, usize),
+    stride: (usize, usize),
+    baseline: f32,
+    progress: &indicatif::ProgressBar,
+) -> Result<Attribution> {
     let [n, c, h, w] = [x.shape[0], x.shape[1], x.shape[2], x.shape[3]];
     let win = Windows::new(h, w, window, stride)?;
     let ctx = net.ctx();
@@ -51,5 +59,8 @@ pub fn occlusion(net: &Net, x: &Array, target: &Target, window: (usize, usize), 
             }
         }
     }
-    Ok(Attribution { map: Array::new(x.shape.clone(), out)?, targets })
+    Ok(Attribution {
+        map: Array::new(x.shape.clone(), out)?,
+        targets,
+    })
 }

@@ -16,7 +16,10 @@ impl std::str::FromStr for Upsample {
         match s {
             "nearest" => Ok(Upsample::Nearest),
             "bilinear" => Ok(Upsample::Bilinear),
-            o => Err(crate::Error::input("--upsample", format!("'{o}': use nearest or bilinear"))),
+            o => Err(crate::Error::input(
+                "--upsample",
+                format!("'{o}': use nearest or bilinear"),
+            )),
         }
     }
 }
@@ -45,7 +48,8 @@ pub fn resize(a: &Array, oh: usize, ow: usize, mode: Upsample) -> Array {
                         let (y0, y1, fy) = src(y, sy, h);
                         let (x0, x1, fx) = src(x, sx, w);
                         let p = |yy: usize, xx: usize| plane[yy * w + xx] as f64;
-                        ((1.0 - fy) * ((1.0 - fx) * p(y0, x0) + fx * p(y0, x1)) + fy * ((1.0 - fx) * p(y1, x0) + fx * p(y1, x1)))
+                        ((1.0 - fy) * ((1.0 - fx) * p(y0, x0) + fx * p(y0, x1))
+                            + fy * ((1.0 - fx) * p(y1, x0) + fx * p(y1, x1)))
                             as f32
                     }
                 };
@@ -53,7 +57,10 @@ pub fn resize(a: &Array, oh: usize, ow: usize, mode: Upsample) -> Array {
             }
         }
     }
-    Array { shape: vec![n, c, oh, ow], data: out }
+    Array {
+        shape: vec![n, c, oh, ow],
+        data: out,
+    }
 }
 
 /// Separable Gaussian blur of one h x w plane in place (borders replicate).
@@ -62,7 +69,9 @@ pub fn gaussian_blur(plane: &mut [f32], h: usize, w: usize, sigma: f32) {
         return;
     }
     let r = (3.0 * sigma).ceil() as isize;
-    let k: Vec<f64> = (-r..=r).map(|i| (-(i * i) as f64 / (2.0 * (sigma as f64).powi(2))).exp()).collect();
+    let k: Vec<f64> = (-r..=r)
+        .map(|i| (-(i * i) as f64 / (2.0 * (sigma as f64).powi(2))).exp())
+        .collect();
     let sum: f64 = k.iter().sum();
     let pass = |src: &[f32], dst: &mut [f32], along_x: bool| {
         for y in 0..h {
@@ -70,7 +79,11 @@ pub fn gaussian_blur(plane: &mut [f32], h: usize, w: usize, sigma: f32) {
                 let mut acc = 0.0;
                 for (j, kv) in k.iter().enumerate() {
                     let d = j as isize - r;
-                    let (yy, xx) = if along_x { (y as isize, x as isize + d) } else { (y as isize + d, x as isize) };
+                    let (yy, xx) = if along_x {
+                        (y as isize, x as isize + d)
+                    } else {
+                        (y as isize + d, x as isize)
+                    };
                     let yy = yy.clamp(0, h as isize - 1) as usize;
                     let xx = xx.clamp(0, w as isize - 1) as usize;
                     acc += kv * src[yy * w + xx] as f64;

@@ -97,7 +97,12 @@ impl Context {
     pub fn new(backend: Backend) -> Result<Self> {
         // Auto tries the native APIs first and GL only when none of them has an adapter.
         let tries: &[wgpu::Backends] = match backend {
-            Backend::Auto => &[wgpu::Backends::VULKAN.union(wgpu::Backends::METAL).union(wgpu::Backends::DX12), wgpu::Backends::GL],
+            Backend::Auto => &[
+                wgpu::Backends::VULKAN
+                    .union(wgpu::Backends::METAL)
+                    .union(wgpu::Backends::DX12),
+                wgpu::Backends::GL,
+            ],
             _ => &[backend.backends()],
         };
         let options = wgpu::RequestAdapterOptions {
@@ -151,10 +156,20 @@ impl Context {
     /// netlens leaves the device's error handler and lost callback alone; its own work
     /// runs inside error scopes.
     pub fn from_device(device: wgpu::Device, queue: wgpu::Queue) -> Self {
-        Self::build(device, queue, "host device".into(), Arc::new(Health::default()))
+        Self::build(
+            device,
+            queue,
+            "host device".into(),
+            Arc::new(Health::default()),
+        )
     }
 
-    fn build(device: wgpu::Device, queue: wgpu::Queue, adapter_name: String, health: Arc<Health>) -> Self {
+    fn build(
+        device: wgpu::Device,
+        queue: wgpu::Queue,
+        adapter_name: String,
+        health: Arc<Health>,
+    ) -> Self {
         let limits = device.limits();
         Context {
             kernels: KernelCache::default(),
@@ -187,7 +202,8 @@ impl Context {
 
     /// The largest storage binding netlens uses on this device, in bytes.
     pub fn max_binding(&self) -> u64 {
-        let device = (self.limits.max_storage_buffer_binding_size as u64).min(self.limits.max_buffer_size);
+        let device =
+            (self.limits.max_storage_buffer_binding_size as u64).min(self.limits.max_buffer_size);
         self.binding_cap.map_or(device, |c| c.min(device))
     }
 
@@ -221,19 +237,26 @@ impl Context {
 pub(crate) fn classify(context: &str, message: String) -> Error {
     let lower = message.to_ascii_lowercase();
     if lower.contains("out of memory") || lower.contains("outofmemory") {
-        Error::OutOfMemory { context: context.into(), message }
+        Error::OutOfMemory {
+            context: context.into(),
+            message,
+        }
     } else if lower.contains("lost") {
         Error::DeviceLost(message)
     } else {
-        Error::Validation { context: context.into(), message }
+        Error::Validation {
+            context: context.into(),
+            message,
+        }
     }
 }
 
 pub(crate) fn scope_error(context: &str, e: wgpu::Error) -> Error {
     match e {
-        wgpu::Error::OutOfMemory { source } => {
-            Error::OutOfMemory { context: context.into(), message: source.to_string() }
-        }
+        wgpu::Error::OutOfMemory { source } => Error::OutOfMemory {
+            context: context.into(),
+            message: source.to_string(),
+        },
         other => classify(context, other.to_string()),
     }
 }

@@ -9,7 +9,10 @@ pub const SOURCES: &[(&str, &str)] = &[
     ("conv2d.wgsl", include_str!("../../kernels/conv2d.wgsl")),
     ("linear.wgsl", include_str!("../../kernels/linear.wgsl")),
     ("pool.wgsl", include_str!("../../kernels/pool.wgsl")),
-    ("elementwise.wgsl", include_str!("../../kernels/elementwise.wgsl")),
+    (
+        "elementwise.wgsl",
+        include_str!("../../kernels/elementwise.wgsl"),
+    ),
     ("perturb.wgsl", include_str!("../../kernels/perturb.wgsl")),
     ("lrp.wgsl", include_str!("../../kernels/lrp.wgsl")),
 ];
@@ -76,8 +79,12 @@ impl Kernel {
             Kernel::MaxPool2dBackward => ("pool.wgsl", "max_pool2d_backward", &[R, W, W]),
             Kernel::AvgPool2dForward => ("pool.wgsl", "avg_pool2d_forward", &[R, W, W]),
             Kernel::AvgPool2dBackward => ("pool.wgsl", "avg_pool2d_backward", &[R, W, W]),
-            Kernel::AdaptiveAvgPool2dForward => ("pool.wgsl", "adaptive_avg_pool2d_forward", &[R, W, W]),
-            Kernel::AdaptiveAvgPool2dBackward => ("pool.wgsl", "adaptive_avg_pool2d_backward", &[R, W, W]),
+            Kernel::AdaptiveAvgPool2dForward => {
+                ("pool.wgsl", "adaptive_avg_pool2d_forward", &[R, W, W])
+            }
+            Kernel::AdaptiveAvgPool2dBackward => {
+                ("pool.wgsl", "adaptive_avg_pool2d_backward", &[R, W, W])
+            }
             Kernel::ReluForward => ("elementwise.wgsl", "relu_forward", &[R, W]),
             Kernel::ReluBackward => ("elementwise.wgsl", "relu_backward", &[R, W, W]),
             Kernel::SoftmaxForward => ("elementwise.wgsl", "softmax_forward", &[R, W]),
@@ -90,7 +97,11 @@ impl Kernel {
 
     pub fn source(self) -> &'static str {
         let file = self.spec().0;
-        SOURCES.iter().find(|(f, _)| *f == file).map(|(_, s)| *s).expect("kernel file listed in SOURCES")
+        SOURCES
+            .iter()
+            .find(|(f, _)| *f == file)
+            .map(|(_, s)| *s)
+            .expect("kernel file listed in SOURCES")
     }
 }
 
@@ -139,7 +150,9 @@ impl KernelCache {
                 binding: i as u32 + 1,
                 visibility: wgpu::ShaderStages::COMPUTE,
                 ty: wgpu::BindingType::Buffer {
-                    ty: wgpu::BufferBindingType::Storage { read_only: *a == Access::Read },
+                    ty: wgpu::BufferBindingType::Storage {
+                        read_only: *a == Access::Read,
+                    },
                     has_dynamic_offset: false,
                     min_binding_size: None,
                 },

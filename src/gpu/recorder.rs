@@ -32,7 +32,13 @@ pub struct Recorder<'c> {
 
 impl<'c> Recorder<'c> {
     pub fn new(ctx: &'c Context, label: &str) -> Self {
-        Recorder { ctx, params: Vec::new(), launches: Vec::new(), keep: Vec::new(), label: label.into() }
+        Recorder {
+            ctx,
+            params: Vec::new(),
+            launches: Vec::new(),
+            keep: Vec::new(),
+            label: label.into(),
+        }
     }
 
     pub fn ctx(&self) -> &'c Context {
@@ -40,7 +46,13 @@ impl<'c> Recorder<'c> {
     }
 
     /// Records one launch of `kernel` with its uniform parameters and storage bindings.
-    pub fn launch<P: bytemuck::Pod>(&mut self, kernel: Kernel, params: &P, bindings: &[Binding], groups: [u32; 3]) {
+    pub fn launch<P: bytemuck::Pod>(
+        &mut self,
+        kernel: Kernel,
+        params: &P,
+        bindings: &[Binding],
+        groups: [u32; 3],
+    ) {
         let align = self.ctx.limits.min_uniform_buffer_offset_alignment.max(16) as usize;
         let offset = self.params.len().div_ceil(align) * align;
         self.params.resize(offset, 0);
@@ -64,7 +76,13 @@ impl<'c> Recorder<'c> {
     }
 
     /// Records a 1-D launch over `count` threads of workgroup size 64.
-    pub fn launch_1d<P: bytemuck::Pod>(&mut self, kernel: Kernel, params: &P, bindings: &[Binding], count: usize) {
+    pub fn launch_1d<P: bytemuck::Pod>(
+        &mut self,
+        kernel: Kernel,
+        params: &P,
+        bindings: &[Binding],
+        count: usize,
+    ) {
         let groups = count.div_ceil(64).max(1) as u32;
         let g = grid(groups);
         self.launch(kernel, params, bindings, g);
@@ -85,9 +103,16 @@ impl<'c> Recorder<'c> {
             wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
         );
         ctx.queue.write_buffer(&ubuf.buffer, 0, &self.params);
-        let mut enc = ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some(&self.label) });
+        let mut enc = ctx
+            .device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some(&self.label),
+            });
         {
-            let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some(&self.label), timestamp_writes: None });
+            let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: Some(&self.label),
+                timestamp_writes: None,
+            });
             for l in &self.launches {
                 let compiled = ctx.kernels.get(&ctx.device, l.kernel);
                 let mut entries = vec![wgpu::BindGroupEntry {

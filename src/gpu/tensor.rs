@@ -25,10 +25,20 @@ fn size_class(bytes: u64) -> u64 {
 }
 
 impl BufferPool {
-    pub(crate) fn take(&self, device: &wgpu::Device, bytes: u64, usage: wgpu::BufferUsages) -> PooledBuffer {
+    pub(crate) fn take(
+        &self,
+        device: &wgpu::Device,
+        bytes: u64,
+        usage: wgpu::BufferUsages,
+    ) -> PooledBuffer {
         let class = size_class(bytes);
         let key = (class, usage.bits());
-        let reused = self.free.lock().unwrap().get_mut(&key).and_then(|v| v.pop());
+        let reused = self
+            .free
+            .lock()
+            .unwrap()
+            .get_mut(&key)
+            .and_then(|v| v.pop());
         let buffer = reused.unwrap_or_else(|| {
             device.create_buffer(&wgpu::BufferDescriptor {
                 label: Some("netlens pooled"),
@@ -37,7 +47,11 @@ impl BufferPool {
                 mapped_at_creation: false,
             })
         });
-        PooledBuffer { buffer, key, home: Arc::downgrade(&self.free) }
+        PooledBuffer {
+            buffer,
+            key,
+            home: Arc::downgrade(&self.free),
+        }
     }
 
     pub(crate) fn clear(&self) {
@@ -55,7 +69,11 @@ pub struct PooledBuffer {
 impl Drop for PooledBuffer {
     fn drop(&mut self) {
         if let Some(home) = self.home.upgrade() {
-            home.lock().unwrap().entry(self.key).or_default().push(self.buffer.clone());
+            home.lock()
+                .unwrap()
+                .entry(self.key)
+                .or_default()
+                .push(self.buffer.clone());
         }
     }
 }
@@ -73,16 +91,23 @@ impl Tensor {
         let bytes = bytes_of(shape)?;
         check_binding(ctx, what, bytes)?;
         let buf = ctx.pool.take(&ctx.device, bytes, USAGE);
-        Ok(Tensor { buf: Arc::new(buf), shape: shape.to_vec() })
+        Ok(Tensor {
+            buf: Arc::new(buf),
+            shape: shape.to_vec(),
+        })
     }
 
     pub fn upload(ctx: &Context, data: &[f32], shape: &[usize]) -> Result<Tensor> {
         let n: usize = shape.iter().product();
         if n != data.len() {
-            return Err(Error::Shape(format!("{} values do not fill shape {shape:?}", data.len())));
+            return Err(Error::Shape(format!(
+                "{} values do not fill shape {shape:?}",
+                data.len()
+            )));
         }
         let t = Self::empty(ctx, shape, "input tensor")?;
-        ctx.queue.write_buffer(&t.buf.buffer, 0, bytemuck::cast_slice(data));
+        ctx.queue
+            .write_buffer(&t.buf.buffer, 0, bytemuck::cast_slice(data));
         Ok(t)
     }
 
@@ -102,9 +127,15 @@ impl Tensor {
     /// The same buffer seen with another shape of equal size (flatten, views).
     pub fn reshape(&self, shape: &[usize]) -> Result<Tensor> {
         if shape.iter().product::<usize>() != self.len() {
-            return Err(Error::Shape(format!("cannot view {:?} as {shape:?}", self.shape)));
+            return Err(Error::Shape(format!(
+                "cannot view {:?} as {shape:?}",
+                self.shape
+            )));
         }
-        Ok(Tensor { buf: self.buf.clone(), shape: shape.to_vec() })
+        Ok(Tensor {
+            buf: self.buf.clone(),
+            shape: shape.to_vec(),
+        })
     }
 
     /// Copies the tensor to the host (waits for the GPU).
@@ -120,9 +151,11 @@ impl Tensor {
         enc.copy_buffer_to_buffer(&self.buf.buffer, 0, &staging.buffer, 0, Some(bytes));
         ctx.queue.submit([enc.finish()]);
         let (tx, rx) = std::sync::mpsc::channel();
-        staging.buffer.map_async(wgpu::MapMode::Read, 0..bytes, move |r| {
-            let _ = tx.send(r);
-        });
+        staging
+            .buffer
+            .map_async(wgpu::MapMode::Read, 0..bytes, move |r| {
+                let _ = tx.send(r);
+            });
         if let Some(e) = pollster::block_on(scope.pop()) {
             return Err(scope_error("reading a tensor back", e));
         }
@@ -165,7 +198,14 @@ pub struct WeightChunk {
 
 impl WeightBuffer {
     /// Uploads `data` ([rows, row_len]) and its optional bias, split by rows to fit.
-    pub fn upload(ctx: &Context, name: &str, data: &[f32], rows: usize, row_len: usize, bias: Option<&[f32]>) -> Result<Self> {
+    pub fn upload(
+        ctx: &Context,
+        name: &str,
+        data: &[f32],
+        rows: usize,
+        row_len: usize,
+        bias: Option<&[f32]>,
+    ) -> Result<Self> {
         Self::upload_limited(ctx, name, data, rows, row_len, bias, ctx.max_binding())
     }
 
@@ -180,7 +220,10 @@ impl WeightBuffer {
         limit: u64,
     ) -> Result<Self> {
         if data.len() != rows * row_len || bias.is_some_and(|b| b.len() != rows) {
-            return Err(Error::Shape(format!("{name}: {} values for {rows}x{row_len}", data.len())));
+            return Err(Error::Shape(format!(
+                "{name}: {} values for {rows}x{row_len}",
+                data.len()
+            )));
         }
         let row_bytes = (row_len * 4) as u64;
         let per_chunk = (limit / row_bytes.max(1)) as usize;
@@ -201,10 +244,20 @@ impl WeightBuffer {
                 Some(b) => create_init(ctx, name, &b[start..start + n]),
                 None => create_init(ctx, name, &vec![0.0; n]),
             };
-            chunks.push(WeightChunk { buffer, bias, start, rows: n });
+            chunks.push(WeightChunk {
+                buffer,
+                bias,
+                start,
+                rows: n,
+            });
             start += n;
         }
-        Ok(WeightBuffer { chunks, rows, row_len, has_bias: bias.is_some() })
+        Ok(WeightBuffer {
+            chunks,
+            rows,
+            row_len,
+            has_bias: bias.is_some(),
+        })
     }
 }
 
@@ -215,7 +268,8 @@ fn create_init(ctx: &Context, name: &str, data: &[f32]) -> wgpu::Buffer {
         usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
         mapped_at_creation: false,
     });
-    ctx.queue.write_buffer(&buffer, 0, bytemuck::cast_slice(data));
+    ctx.queue
+        .write_buffer(&buffer, 0, bytemuck::cast_slice(data));
     buffer
 }
 

@@ -75,17 +75,36 @@ impl Net {
                     weight.len() / geom.cout,
                     bias.as_deref(),
                 )?),
-                LayerKind::Linear { in_features, out_features, weight, bias } => {
-                    Some(WeightBuffer::upload(&ctx, &l.name, weight, *out_features, *in_features, bias.as_deref())?)
-                }
+                LayerKind::Linear {
+                    in_features,
+                    out_features,
+                    weight,
+                    bias,
+                } => Some(WeightBuffer::upload(
+                    &ctx,
+                    &l.name,
+                    weight,
+                    *out_features,
+                    *in_features,
+                    bias.as_deref(),
+                )?),
                 LayerKind::BatchNorm2d { .. } => {
-                    return Err(Error::Other(format!("batch norm {} was not folded; load models with model::load", l.name)))
+                    return Err(Error::Other(format!(
+                        "batch norm {} was not folded; load models with model::load",
+                        l.name
+                    )))
                 }
                 _ => None,
             });
         }
         ctx.check("uploading weights")?;
-        Ok(Net { ctx, model, weights, batch_cap: None, tape_budget: DEFAULT_TAPE_BUDGET })
+        Ok(Net {
+            ctx,
+            model,
+            weights,
+            batch_cap: None,
+            tape_budget: DEFAULT_TAPE_BUDGET,
+        })
     }
 
     /// Caps the items per pass below what the device allows (bounds GPU memory).
@@ -104,12 +123,19 @@ impl Net {
     pub fn tape_batch(&self, shape: &[usize]) -> Result<usize> {
         let fit = self.max_batch(shape)?;
         let one = [1, shape[1], shape[2], shape[3]];
-        let per: u64 = self.model.output_shapes(&one)?.iter().map(|s| s.iter().product::<usize>() as u64 * 8).sum();
+        let per: u64 = self
+            .model
+            .output_shapes(&one)?
+            .iter()
+            .map(|s| s.iter().product::<usize>() as u64 * 8)
+            .sum();
         Ok(fit.min((self.tape_budget / per.max(1)) as usize).max(1))
     }
 
     pub(crate) fn weights(&self, i: usize) -> &WeightBuffer {
-        self.weights[i].as_ref().expect("conv and linear layers have weights")
+        self.weights[i]
+            .as_ref()
+            .expect("conv and linear layers have weights")
     }
 
     pub fn model(&self) -> &Model {
@@ -134,7 +160,10 @@ impl Net {
         let one = [1, shape[1], shape[2], shape[3]];
         let shapes = self.model.output_shapes(&one)?;
         let limit = self.ctx.max_binding();
-        let mut worst = (one.iter().product::<usize>() as u64 * 4, "input".to_string());
+        let mut worst = (
+            one.iter().product::<usize>() as u64 * 4,
+            "input".to_string(),
+        );
         for (i, s) in shapes.iter().enumerate() {
             let b = s.iter().product::<usize>() as u64 * 4;
             if b > worst.0 {
@@ -165,12 +194,21 @@ impl Net {
         while i < n {
             let fuse = keep != &Keep::All
                 && !keep.has(i)
-                && matches!(self.model.layers.get(i + 1).map(|l| &l.kind), Some(LayerKind::Relu));
+                && matches!(
+                    self.model.layers.get(i + 1).map(|l| &l.kind),
+                    Some(LayerKind::Relu)
+                );
             let mut relu_done = false;
             cur = match &self.model.layers[i].kind {
                 LayerKind::Conv2d { geom, .. } => {
                     relu_done = fuse;
-                    ops::conv2d(&mut rec, &cur, self.weights[i].as_ref().unwrap(), geom, fuse)?
+                    ops::conv2d(
+                        &mut rec,
+                        &cur,
+                        self.weights[i].as_ref().unwrap(),
+                        geom,
+                        fuse,
+                    )?
                 }
                 LayerKind::Linear { .. } => {
                     relu_done = fuse;
@@ -203,7 +241,12 @@ impl Net {
             i += 1;
         }
         rec.submit()?;
-        Ok(Tape { input: x.clone(), outputs, argmax, logits: cur })
+        Ok(Tape {
+            input: x.clone(),
+            outputs,
+            argmax,
+            logits: cur,
+        })
     }
 
     /// Runs the network on a host batch of any size (split into passes that fit the
@@ -211,8 +254,15 @@ impl Net {
     pub fn forward(&self, input: &Array, capture: &[String]) -> Result<Forward> {
         input.check_finite()?;
         let chunk = self.max_batch(&input.shape)?;
-        let idx: Vec<usize> = capture.iter().map(|c| self.model.find(c)).collect::<Result<_>>()?;
-        let keep = if idx.is_empty() { Keep::Nothing } else { Keep::Layers(idx.clone()) };
+        let idx: Vec<usize> = capture
+            .iter()
+            .map(|c| self.model.find(c))
+            .collect::<Result<_>>()?;
+        let keep = if idx.is_empty() {
+            Keep::Nothing
+        } else {
+            Keep::Layers(idx.clone())
+        };
         let mut logits = Vec::new();
         let mut caps: Vec<Vec<Array>> = vec![Vec::new(); idx.len()];
         let mut start = 0;
@@ -232,7 +282,10 @@ impl Net {
             .zip(caps)
             .map(|(name, parts)| Ok((name.clone(), Array::concat(&parts)?)))
             .collect::<Result<_>>()?;
-        Ok(Forward { logits: Array::concat(&logits)?, captures })
+        Ok(Forward {
+            logits: Array::concat(&logits)?,
+            captures,
+        })
     }
 }
 

@@ -8,9 +8,21 @@ use crate::model::ModelMeta;
 use super::font;
 
 /// Red–blue diverging (negative blue, zero white, positive red).
-const DIVERGING: &[[f64; 3]] = &[[5.0, 48.0, 97.0], [67.0, 147.0, 195.0], [247.0, 247.0, 247.0], [214.0, 96.0, 77.0], [103.0, 0.0, 31.0]];
+const DIVERGING: &[[f64; 3]] = &[
+    [5.0, 48.0, 97.0],
+    [67.0, 147.0, 195.0],
+    [247.0, 247.0, 247.0],
+    [214.0, 96.0, 77.0],
+    [103.0, 0.0, 31.0],
+];
 /// Black–purple–orange–yellow sequential (inferno-like).
-const SEQUENTIAL: &[[f64; 3]] = &[[0.0, 0.0, 4.0], [87.0, 16.0, 110.0], [188.0, 55.0, 84.0], [249.0, 142.0, 9.0], [252.0, 255.0, 164.0]];
+const SEQUENTIAL: &[[f64; 3]] = &[
+    [0.0, 0.0, 4.0],
+    [87.0, 16.0, 110.0],
+    [188.0, 55.0, 84.0],
+    [249.0, 142.0, 9.0],
+    [252.0, 255.0, 164.0],
+];
 
 fn lerp_map(map: &[[f64; 3]], t: f64) -> [u8; 3] {
     let t = t.clamp(0.0, 1.0) * (map.len() - 1) as f64;
@@ -36,14 +48,20 @@ pub fn channel_sum(map: &Array, item: usize) -> Vec<f32> {
     let mut out = vec![0f32; plane];
     for ch in 0..c {
         let base = (item * c + ch) * plane;
-        out.iter_mut().zip(&map.data[base..base + plane]).for_each(|(o, v)| *o += v);
+        out.iter_mut()
+            .zip(&map.data[base..base + plane])
+            .for_each(|(o, v)| *o += v);
     }
     out
 }
 
 /// The 99.5th percentile of |v| (robust to a few extreme pixels), at least tiny.
 pub fn robust_max(v: &[f32]) -> f32 {
-    let mut a: Vec<f32> = v.iter().map(|x| x.abs()).filter(|x| x.is_finite()).collect();
+    let mut a: Vec<f32> = v
+        .iter()
+        .map(|x| x.abs())
+        .filter(|x| x.is_finite())
+        .collect();
     if a.is_empty() {
         return 1e-12;
     }
@@ -55,7 +73,11 @@ pub fn robust_max(v: &[f32]) -> f32 {
 /// Chooses the scale: sequential if no value is negative, diverging otherwise.
 pub fn auto_scale(v: &[f32]) -> Scale {
     let m = robust_max(v);
-    if v.iter().all(|x| *x >= 0.0) { Scale::Magnitude(m) } else { Scale::Signed(m) }
+    if v.iter().all(|x| *x >= 0.0) {
+        Scale::Magnitude(m)
+    } else {
+        Scale::Signed(m)
+    }
 }
 
 pub fn colorize(v: &[f32], h: usize, w: usize, scale: Scale) -> image::RgbImage {
@@ -77,7 +99,8 @@ pub fn input_image(x: &Array, item: usize, meta: &ModelMeta) -> image::RgbImage 
         let ch = |k: usize| {
             let k = k.min(c - 1);
             let v = x.data[(item * c + k) * plane + i];
-            let v = v * meta.std.get(k).copied().unwrap_or(1.0) + meta.mean.get(k).copied().unwrap_or(0.0);
+            let v = v * meta.std.get(k).copied().unwrap_or(1.0)
+                + meta.mean.get(k).copied().unwrap_or(0.0);
             (v * 255.0).round().clamp(0.0, 255.0) as u8
         };
         image::Rgb([ch(0), ch(1), ch(2)])
@@ -95,17 +118,31 @@ pub fn overlay(heat: &image::RgbImage, base: &image::RgbImage) -> image::RgbImag
 }
 
 /// A figure: one row per input item, the input then one column per map, titled.
-pub fn figure(x: &Array, meta: &ModelMeta, maps: &[(String, Array)], overlay_input: bool) -> image::RgbImage {
+pub fn figure(
+    x: &Array,
+    meta: &ModelMeta,
+    maps: &[(String, Array)],
+    overlay_input: bool,
+) -> image::RgbImage {
     let (n, h, w) = (x.shape[0], x.shape[2], x.shape[3]);
     let zoom = (160 / h.max(w)).max(1) as u32;
     let (cw, ch) = (w as u32 * zoom, h as u32 * zoom);
     let gap = 6u32;
     let title = 20u32;
     let cols = 1 + maps.len() as u32;
-    let mut img = image::RgbImage::from_pixel(cols * (cw + gap) + gap, title + n as u32 * (ch + gap) + gap, image::Rgb([255, 255, 255]));
+    let mut img = image::RgbImage::from_pixel(
+        cols * (cw + gap) + gap,
+        title + n as u32 * (ch + gap) + gap,
+        image::Rgb([255, 255, 255]),
+    );
     let mut put = |tile: &image::RgbImage, col: u32, row: u32| {
         let big = image::imageops::resize(tile, cw, ch, image::imageops::FilterType::Nearest);
-        image::imageops::overlay(&mut img, &big, (gap + col * (cw + gap)) as i64, (title + gap + row * (ch + gap)) as i64);
+        image::imageops::overlay(
+            &mut img,
+            &big,
+            (gap + col * (cw + gap)) as i64,
+            (title + gap + row * (ch + gap)) as i64,
+        );
     };
     for b in 0..n {
         let base = input_image(x, b, meta);
@@ -113,7 +150,11 @@ pub fn figure(x: &Array, meta: &ModelMeta, maps: &[(String, Array)], overlay_inp
         for (k, (_, m)) in maps.iter().enumerate() {
             let v = channel_sum(m, b);
             let heat = colorize(&v, h, w, auto_scale(&v));
-            let tile = if overlay_input { overlay(&heat, &base) } else { heat };
+            let tile = if overlay_input {
+                overlay(&heat, &base)
+            } else {
+                heat
+            };
             put(&tile, k as u32 + 1, b as u32);
         }
     }
@@ -127,9 +168,27 @@ pub fn figure(x: &Array, meta: &ModelMeta, maps: &[(String, Array)], overlay_inp
         } else {
             // two lines, broken at the '-' nearest the middle
             let mid = label.len() / 2;
-            let cut = label.match_indices('-').map(|(i, _)| i).min_by_key(|i| i.abs_diff(mid)).unwrap_or(mid);
-            font::draw(&mut img, &label[..=cut.min(label.len() - 1)], x0, 1, 1, [20, 20, 20]);
-            font::draw(&mut img, &label[(cut + 1).min(label.len())..], x0, 10, 1, [20, 20, 20]);
+            let cut = label
+                .match_indices('-')
+                .map(|(i, _)| i)
+                .min_by_key(|i| i.abs_diff(mid))
+                .unwrap_or(mid);
+            font::draw(
+                &mut img,
+                &label[..=cut.min(label.len() - 1)],
+                x0,
+                1,
+                1,
+                [20, 20, 20],
+            );
+            font::draw(
+                &mut img,
+                &label[(cut + 1).min(label.len())..],
+                x0,
+                10,
+                1,
+                [20, 20, 20],
+            );
         }
     }
     img

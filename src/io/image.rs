@@ -21,7 +21,10 @@ pub fn load(path: &Path, meta: &ModelMeta) -> Result<Array> {
         .into_dimensions()
         .map_err(|e| Error::input(path.display(), format!("cannot decode image: {e}")))?;
     if w > MAX_SIDE || h > MAX_SIDE {
-        return Err(Error::input(path.display(), format!("image is {w}x{h}; at most {MAX_SIDE} pixels a side")));
+        return Err(Error::input(
+            path.display(),
+            format!("image is {w}x{h}; at most {MAX_SIDE} pixels a side"),
+        ));
     }
     let img = image::ImageReader::open(path)
         .map_err(|e| Error::io(path, e))?
@@ -36,7 +39,10 @@ pub fn load(path: &Path, meta: &ModelMeta) -> Result<Array> {
 /// [0, 1] and normalize; returns [1, 3, H, W].
 pub fn preprocess(img: &image::RgbImage, meta: &ModelMeta) -> Result<Array> {
     if meta.mean.len() != 3 {
-        return Err(Error::Other(format!("images give 3 channels; this model takes {}", meta.mean.len())));
+        return Err(Error::Other(format!(
+            "images give 3 channels; this model takes {}",
+            meta.mean.len()
+        )));
     }
     let (w, h) = img.dimensions();
     let (ch, cw) = (meta.input_size.0 as u32, meta.input_size.1 as u32);
@@ -46,7 +52,11 @@ pub fn preprocess(img: &image::RgbImage, meta: &ModelMeta) -> Result<Array> {
     } else {
         (((w as u64 * short as u64) / h as u64) as u32, short)
     };
-    let resized = if (nw, nh) == (w, h) { img.clone() } else { image::imageops::resize(img, nw, nh, FilterType::Triangle) };
+    let resized = if (nw, nh) == (w, h) {
+        img.clone()
+    } else {
+        image::imageops::resize(img, nw, nh, FilterType::Triangle)
+    };
     let x0 = (nw - cw) / 2;
     let y0 = (nh - ch) / 2;
     let plane = (ch * cw) as usize;
@@ -55,7 +65,8 @@ pub fn preprocess(img: &image::RgbImage, meta: &ModelMeta) -> Result<Array> {
         for x in 0..cw {
             let p = resized.get_pixel(x0 + x, y0 + y);
             for c in 0..3 {
-                data[c * plane + (y * cw + x) as usize] = (p[c] as f32 / 255.0 - meta.mean[c]) / meta.std[c];
+                data[c * plane + (y * cw + x) as usize] =
+                    (p[c] as f32 / 255.0 - meta.mean[c]) / meta.std[c];
             }
         }
     }

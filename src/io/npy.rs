@@ -20,15 +20,22 @@ pub fn parse(bytes: &[u8]) -> std::result::Result<Array, String> {
     let major = bytes[6];
     let (hlen, start) = match major {
         1 => (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10),
-        2 | 3 if bytes.len() >= 12 => (u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize, 12),
+        2 | 3 if bytes.len() >= 12 => (
+            u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize,
+            12,
+        ),
         _ => return Err(format!("unsupported .npy version {major}")),
     };
-    let header = bytes.get(start..start + hlen).ok_or("truncated .npy header")?;
+    let header = bytes
+        .get(start..start + hlen)
+        .ok_or("truncated .npy header")?;
     let header = std::str::from_utf8(header).map_err(|_| "header is not text")?;
     let descr = field(header, "descr").ok_or("header has no descr")?;
     let descr = descr.trim_matches(|c| c == '\'' || c == '"');
     if field(header, "fortran_order").is_some_and(|v| v.starts_with("True")) {
-        return Err("Fortran-order arrays are not supported; save with np.ascontiguousarray".into());
+        return Err(
+            "Fortran-order arrays are not supported; save with np.ascontiguousarray".into(),
+        );
     }
     let shape_txt = field(header, "shape").ok_or("header has no shape")?;
     let inner = shape_txt.trim().trim_start_matches('(');
@@ -37,32 +44,56 @@ pub fn parse(bytes: &[u8]) -> std::result::Result<Array, String> {
         .split(',')
         .map(str::trim)
         .filter(|s| !s.is_empty())
-        .map(|s| s.parse::<usize>().map_err(|_| format!("bad shape entry '{s}'")))
+        .map(|s| {
+            s.parse::<usize>()
+                .map_err(|_| format!("bad shape entry '{s}'"))
+        })
         .collect::<std::result::Result<_, _>>()?;
-    let n = shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d)).ok_or("shape overflows")?;
+    let n = shape
+        .iter()
+        .try_fold(1usize, |a, &d| a.checked_mul(d))
+        .ok_or("shape overflows")?;
     let body = &bytes[start + hlen..];
     let data: Vec<f32> = match descr {
         "<f4" | "|f4" | ">f4" => {
-            let b = body.get(..n * 4).ok_or(format!("truncated data: {} bytes for {n} float32 values", body.len()))?;
+            let b = body.get(..n * 4).ok_or(format!(
+                "truncated data: {} bytes for {n} float32 values",
+                body.len()
+            ))?;
             let be = descr.starts_with('>');
             b.chunks_exact(4)
                 .map(|c| {
                     let a = [c[0], c[1], c[2], c[3]];
-                    if be { f32::from_be_bytes(a) } else { f32::from_le_bytes(a) }
+                    if be {
+                        f32::from_be_bytes(a)
+                    } else {
+                        f32::from_le_bytes(a)
+                    }
                 })
                 .collect()
         }
         "<f8" | ">f8" => {
-            let b = body.get(..n * 8).ok_or(format!("truncated data: {} bytes for {n} float64 values", body.len()))?;
+            let b = body.get(..n * 8).ok_or(format!(
+                "truncated data: {} bytes for {n} float64 values",
+                body.len()
+            ))?;
             let be = descr.starts_with('>');
             b.chunks_exact(8)
                 .map(|c| {
                     let a: [u8; 8] = c.try_into().unwrap();
-                    (if be { f64::from_be_bytes(a) } else { f64::from_le_bytes(a) }) as f32
+                    (if be {
+                        f64::from_be_bytes(a)
+                    } else {
+                        f64::from_le_bytes(a)
+                    }) as f32
                 })
                 .collect()
         }
-        other => return Err(format!("dtype '{other}' is not supported; save float32 (np.float32)")),
+        other => {
+            return Err(format!(
+                "dtype '{other}' is not supported; save float32 (np.float32)"
+            ))
+        }
     };
     Ok(Array { shape, data })
 }
@@ -82,7 +113,14 @@ fn field<'a>(header: &'a str, key: &str) -> Option<&'a str> {
 pub fn to_bytes(a: &Array) -> Vec<u8> {
     let shape = match a.shape.len() {
         1 => format!("({},)", a.shape[0]),
-        _ => format!("({})", a.shape.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", ")),
+        _ => format!(
+            "({})",
+            a.shape
+                .iter()
+                .map(|d| d.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
     };
     let mut header = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': {shape}, }}");
     let total = 10 + header.len() + 1;
@@ -107,7 +145,11 @@ mod tests {
     fn round_trip_and_errors() {
         let a = Array::new(vec![2, 1, 3], vec![1.0, -2.5, 3.0, 0.0, 1e-7, 7.0]).unwrap();
         let b = to_bytes(&a);
-        assert_eq!((b.len() - a.data.len() * 4) % 64, 0, "header padded to 64 bytes");
+        assert_eq!(
+            (b.len() - a.data.len() * 4) % 64,
+            0,
+            "header padded to 64 bytes"
+        );
         assert_eq!(parse(&b).unwrap(), a);
         assert!(parse(&b[..b.len() - 3]).unwrap_err().contains("truncated"));
         assert!(parse(b"hello world").unwrap_err().contains("magic"));

@@ -9,12 +9,22 @@ use crate::error::{Error, Result};
 pub fn fold_batchnorm(model: &mut Model) -> Result<()> {
     let mut i = 0;
     while i < model.layers.len() {
-        if let LayerKind::BatchNorm2d { mean, var, gamma, beta, eps } = &model.layers[i].kind {
-            let (mean, var, gamma, beta, eps) = (mean.clone(), var.clone(), gamma.clone(), beta.clone(), *eps);
+        if let LayerKind::BatchNorm2d {
+            mean,
+            var,
+            gamma,
+            beta,
+            eps,
+        } = &model.layers[i].kind
+        {
+            let (mean, var, gamma, beta, eps) =
+                (mean.clone(), var.clone(), gamma.clone(), beta.clone(), *eps);
             let bn_name = model.layers[i].name.clone();
             let prev = i.checked_sub(1).map(|p| &mut model.layers[p]);
             let Some(prev) = prev else {
-                return Err(Error::Other(format!("batch norm {bn_name} has no conv before it to fold into")));
+                return Err(Error::Other(format!(
+                    "batch norm {bn_name} has no conv before it to fold into"
+                )));
             };
             let LayerKind::Conv2d { geom, weight, bias } = &mut prev.kind else {
                 return Err(Error::Other(format!(
@@ -24,7 +34,10 @@ pub fn fold_batchnorm(model: &mut Model) -> Result<()> {
                 )));
             };
             if prev.folded_bn.is_some() || mean.len() != geom.cout {
-                return Err(Error::Other(format!("batch norm {bn_name} does not match conv {}", prev.name)));
+                return Err(Error::Other(format!(
+                    "batch norm {bn_name} does not match conv {}",
+                    prev.name
+                )));
             }
             let per = weight.len() / geom.cout;
             let mut new_bias = Vec::with_capacity(geom.cout);

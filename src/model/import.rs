@@ -24,13 +24,17 @@ struct Tensors {
 
 impl Tensors {
     fn get(&mut self, name: &str, rank: usize, what: &str) -> Result<Raw> {
-        let t = self.map.remove(name).ok_or_else(|| {
-            Error::model(&self.path, format!("missing tensor '{name}' ({what})"))
-        })?;
+        let t = self
+            .map
+            .remove(name)
+            .ok_or_else(|| Error::model(&self.path, format!("missing tensor '{name}' ({what})")))?;
         if t.shape.len() != rank {
             return Err(Error::model(
                 &self.path,
-                format!("tensor '{name}' has shape {:?}; expected {rank} dimensions ({what})", t.shape),
+                format!(
+                    "tensor '{name}' has shape {:?}; expected {rank} dimensions ({what})",
+                    t.shape
+                ),
             ));
         }
         Ok(t)
@@ -42,7 +46,13 @@ impl Tensors {
         }
         let t = self.get(name, 1, "bias")?;
         if t.data.len() != len {
-            return Err(Error::model(&self.path, format!("tensor '{name}' has {} values; expected {len}", t.data.len())));
+            return Err(Error::model(
+                &self.path,
+                format!(
+                    "tensor '{name}' has {} values; expected {len}",
+                    t.data.len()
+                ),
+            ));
         }
         Ok(Some(t.data))
     }
@@ -50,7 +60,13 @@ impl Tensors {
     fn vec(&mut self, name: &str, len: usize) -> Result<Vec<f32>> {
         let t = self.get(name, 1, "per-channel vector")?;
         if t.data.len() != len {
-            return Err(Error::model(&self.path, format!("tensor '{name}' has {} values; expected {len}", t.data.len())));
+            return Err(Error::model(
+                &self.path,
+                format!(
+                    "tensor '{name}' has {} values; expected {len}",
+                    t.data.len()
+                ),
+            ));
         }
         Ok(t.data)
     }
@@ -64,33 +80,67 @@ pub fn load(path: &Path) -> Result<Model> {
 
 pub fn load_bytes(bytes: &[u8], name: &str) -> Result<Model> {
     let st = SafeTensors::deserialize(bytes).map_err(|e| {
-        Error::model(name, format!("not a readable safetensors file ({e}); is it truncated or of another format?"))
+        Error::model(
+            name,
+            format!("not a readable safetensors file ({e}); is it truncated or of another format?"),
+        )
     })?;
-    let (_, header) = SafeTensors::read_metadata(bytes).map_err(|e| Error::model(name, e.to_string()))?;
+    let (_, header) =
+        SafeTensors::read_metadata(bytes).map_err(|e| Error::model(name, e.to_string()))?;
     let spec: ModelSpec = match header.metadata().as_ref().and_then(|m| m.get("netlens")) {
         Some(json) => serde_json::from_str(json)
             .map_err(|e| Error::model(name, format!("metadata key 'netlens' is not valid: {e}")))?,
         None => ModelSpec::default(),
     };
     if spec.format.is_some_and(|f| f > 1) {
-        return Err(Error::model(name, "metadata format is newer than this netlens understands; upgrade netlens"));
+        return Err(Error::model(
+            name,
+            "metadata format is newer than this netlens understands; upgrade netlens",
+        ));
     }
     let mut map = HashMap::new();
     for (tname, view) in st.iter() {
         let data = match view.dtype() {
-            Dtype::F32 => view.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect(),
-            Dtype::F16 => view.data().chunks_exact(2).map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32()).collect(),
-            Dtype::BF16 => view.data().chunks_exact(2).map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32()).collect(),
+            Dtype::F32 => view
+                .data()
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .collect(),
+            Dtype::F16 => view
+                .data()
+                .chunks_exact(2)
+                .map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32())
+                .collect(),
+            Dtype::BF16 => view
+                .data()
+                .chunks_exact(2)
+                .map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32())
+                .collect(),
             _ if tname.ends_with("num_batches_tracked") => continue,
             other => {
-                return Err(Error::model(name, format!("tensor '{tname}' has dtype {other:?}; expected f32, f16 or bf16")))
+                return Err(Error::model(
+                    name,
+                    format!("tensor '{tname}' has dtype {other:?}; expected f32, f16 or bf16"),
+                ))
             }
         };
-        map.insert(tname.to_string(), Raw { shape: view.shape().to_vec(), data });
+        map.insert(
+            tname.to_string(),
+            Raw {
+                shape: view.shape().to_vec(),
+                data,
+            },
+        );
     }
-    let mut t = Tensors { path: name.to_string(), map };
+    let mut t = Tensors {
+        path: name.to_string(),
+        map,
+    };
     let (layers, arch) = match &spec.layers {
-        Some(specs) => (from_spec(specs, &mut t)?, spec.arch.clone().unwrap_or_else(|| "custom".into())),
+        Some(specs) => (
+            from_spec(specs, &mut t)?,
+            spec.arch.clone().unwrap_or_else(|| "custom".into()),
+        ),
         None => torchvision(&mut t)?,
     };
     if let Some(extra) = t.map.keys().min() {
@@ -106,7 +156,10 @@ pub fn load_bytes(bytes: &[u8], name: &str) -> Result<Model> {
             _ => None,
         })
         .ok_or_else(|| Error::model(name, "the model has no conv layer"))?;
-    let mut meta = ModelMeta { arch, ..ModelMeta::default() };
+    let mut meta = ModelMeta {
+        arch,
+        ..ModelMeta::default()
+    };
     if let Some(s) = spec.input_size {
         meta.input_size = s.hw();
         meta.resize = spec.resize.unwrap_or(s.hw().0.min(s.hw().1) * 256 / 224);
@@ -119,41 +172,95 @@ pub fn load_bytes(bytes: &[u8], name: &str) -> Result<Model> {
     if let Some(s) = spec.std {
         meta.std = s;
     }
-    if meta.mean.len() != in_channels || meta.std.len() != in_channels || meta.std.iter().any(|s| *s <= 0.0) {
-        return Err(Error::model(name, format!("mean/std must have {in_channels} entries with std > 0")));
+    if meta.mean.len() != in_channels
+        || meta.std.len() != in_channels
+        || meta.std.iter().any(|s| *s <= 0.0)
+    {
+        return Err(Error::model(
+            name,
+            format!("mean/std must have {in_channels} entries with std > 0"),
+        ));
     }
     meta.classes = spec.classes;
-    let mut model = Model { layers, meta, in_channels };
+    let mut model = Model {
+        layers,
+        meta,
+        in_channels,
+    };
     fold_batchnorm(&mut model).map_err(|e| Error::model(name, e.to_string()))?;
-    let probe = [1, in_channels, model.meta.input_size.0, model.meta.input_size.1];
-    let shapes = model.output_shapes(&probe).map_err(|e| Error::model(name, e.to_string()))?;
-    let classes = shapes.last().map(|s| s.iter().skip(1).product::<usize>()).unwrap_or(0);
+    let probe = [
+        1,
+        in_channels,
+        model.meta.input_size.0,
+        model.meta.input_size.1,
+    ];
+    let shapes = model
+        .output_shapes(&probe)
+        .map_err(|e| Error::model(name, e.to_string()))?;
+    let classes = shapes
+        .last()
+        .map(|s| s.iter().skip(1).product::<usize>())
+        .unwrap_or(0);
     if let Some(c) = &model.meta.classes {
         if c.len() != classes {
-            return Err(Error::model(name, format!("metadata lists {} class names for {classes} outputs", c.len())));
+            return Err(Error::model(
+                name,
+                format!(
+                    "metadata lists {} class names for {classes} outputs",
+                    c.len()
+                ),
+            ));
         }
     }
     Ok(model)
 }
 
-fn conv(t: &mut Tensors, name: &str, stride: (usize, usize), padding: (usize, usize), kernel: Option<(usize, usize)>) -> Result<LayerKind> {
-    let w = t.get(&format!("{name}.weight"), 4, "conv weight [out, in, kh, kw]")?;
+fn conv(
+    t: &mut Tensors,
+    name: &str,
+    stride: (usize, usize),
+    padding: (usize, usize),
+    kernel: Option<(usize, usize)>,
+) -> Result<LayerKind> {
+    let w = t.get(
+        &format!("{name}.weight"),
+        4,
+        "conv weight [out, in, kh, kw]",
+    )?;
     let [cout, cin, kh, kw] = [w.shape[0], w.shape[1], w.shape[2], w.shape[3]];
     if let Some(k) = kernel {
         if k != (kh, kw) {
-            return Err(Error::model(&t.path, format!("{name}: metadata says kernel {k:?}, weight has {kh}x{kw}")));
+            return Err(Error::model(
+                &t.path,
+                format!("{name}: metadata says kernel {k:?}, weight has {kh}x{kw}"),
+            ));
         }
     }
     let bias = t.opt(&format!("{name}.bias"), cout)?;
-    let geom = Conv2dGeom { cin, cout, kernel: (kh, kw), stride, padding };
-    Ok(LayerKind::Conv2d { geom, weight: w.data, bias })
+    let geom = Conv2dGeom {
+        cin,
+        cout,
+        kernel: (kh, kw),
+        stride,
+        padding,
+    };
+    Ok(LayerKind::Conv2d {
+        geom,
+        weight: w.data,
+        bias,
+    })
 }
 
 fn linear(t: &mut Tensors, name: &str) -> Result<LayerKind> {
     let w = t.get(&format!("{name}.weight"), 2, "linear weight [out, in]")?;
     let (out_features, in_features) = (w.shape[0], w.shape[1]);
     let bias = t.opt(&format!("{name}.bias"), out_features)?;
-    Ok(LayerKind::Linear { in_features, out_features, weight: w.data, bias })
+    Ok(LayerKind::Linear {
+        in_features,
+        out_features,
+        weight: w.data,
+        bias,
+    })
 }
 
 fn batchnorm(t: &mut Tensors, name: &str, channels: usize, eps: f32) -> Result<LayerKind> {
@@ -174,33 +281,71 @@ fn last_channels(layers: &[Layer]) -> Option<usize> {
 }
 
 fn layer(name: impl Into<String>, kind: LayerKind) -> Layer {
-    Layer { name: name.into(), kind, folded_bn: None }
+    Layer {
+        name: name.into(),
+        kind,
+        folded_bn: None,
+    }
 }
 
 fn from_spec(specs: &[LayerSpec], t: &mut Tensors) -> Result<Vec<Layer>> {
     let mut layers = Vec::new();
     for s in specs {
         let l = match s {
-            LayerSpec::Conv2d { name, kernel, stride, padding } => {
-                layer(name, conv(t, name, stride.hw(), padding.hw(), Some(kernel.hw()))?)
-            }
+            LayerSpec::Conv2d {
+                name,
+                kernel,
+                stride,
+                padding,
+            } => layer(
+                name,
+                conv(t, name, stride.hw(), padding.hw(), Some(kernel.hw()))?,
+            ),
             LayerSpec::Batchnorm2d { name, eps } => {
-                let c = last_channels(&layers)
-                    .ok_or_else(|| Error::model(&t.path, format!("batch norm {name} comes before any conv")))?;
+                let c = last_channels(&layers).ok_or_else(|| {
+                    Error::model(&t.path, format!("batch norm {name} comes before any conv"))
+                })?;
                 layer(name, batchnorm(t, name, c, *eps)?)
             }
             LayerSpec::Relu { name } => layer(name, LayerKind::Relu),
-            LayerSpec::Maxpool2d { name, kernel, stride, padding, ceil_mode } => {
+            LayerSpec::Maxpool2d {
+                name,
+                kernel,
+                stride,
+                padding,
+                ceil_mode,
+            } => {
                 let k = kernel.hw();
-                let p = Pool2d { kernel: k, stride: stride.map_or(k, |s| s.hw()), padding: padding.hw(), ceil_mode: *ceil_mode, count_include_pad: true };
+                let p = Pool2d {
+                    kernel: k,
+                    stride: stride.map_or(k, |s| s.hw()),
+                    padding: padding.hw(),
+                    ceil_mode: *ceil_mode,
+                    count_include_pad: true,
+                };
                 layer(name, LayerKind::MaxPool2d(p))
             }
-            LayerSpec::Avgpool2d { name, kernel, stride, padding, ceil_mode, count_include_pad } => {
+            LayerSpec::Avgpool2d {
+                name,
+                kernel,
+                stride,
+                padding,
+                ceil_mode,
+                count_include_pad,
+            } => {
                 let k = kernel.hw();
-                let p = Pool2d { kernel: k, stride: stride.map_or(k, |s| s.hw()), padding: padding.hw(), ceil_mode: *ceil_mode, count_include_pad: *count_include_pad };
+                let p = Pool2d {
+                    kernel: k,
+                    stride: stride.map_or(k, |s| s.hw()),
+                    padding: padding.hw(),
+                    ceil_mode: *ceil_mode,
+                    count_include_pad: *count_include_pad,
+                };
                 layer(name, LayerKind::AvgPool2d(p))
             }
-            LayerSpec::AdaptiveAvgpool2d { name, output } => layer(name, LayerKind::AdaptiveAvgPool2d(output.hw())),
+            LayerSpec::AdaptiveAvgpool2d { name, output } => {
+                layer(name, LayerKind::AdaptiveAvgPool2d(output.hw()))
+            }
             LayerSpec::Flatten { name } => layer(name, LayerKind::Flatten),
             LayerSpec::Linear { name } => layer(name, linear(t, name)?),
             LayerSpec::Dropout { name } => layer(name, LayerKind::Dropout),
@@ -214,10 +359,17 @@ fn from_spec(specs: &[LayerSpec], t: &mut Tensors) -> Result<Vec<Layer>> {
 fn indexed(t: &Tensors, prefix: &str) -> Result<BTreeMap<usize, BTreeSet<String>>> {
     let mut out: BTreeMap<usize, BTreeSet<String>> = BTreeMap::new();
     for name in t.map.keys() {
-        let Some(rest) = name.strip_prefix(prefix) else { continue };
+        let Some(rest) = name.strip_prefix(prefix) else {
+            continue;
+        };
         let (idx, field) = rest.split_once('.').unwrap_or((rest, ""));
         let idx: usize = idx.parse().map_err(|_| {
-            Error::model(&t.path, format!("tensor '{name}': expected '{prefix}<index>.<field>' as in torchvision's VGG"))
+            Error::model(
+                &t.path,
+                format!(
+                    "tensor '{name}': expected '{prefix}<index>.<field>' as in torchvision's VGG"
+                ),
+            )
         })?;
         out.entry(idx).or_default().insert(field.to_string());
     }
@@ -241,7 +393,10 @@ fn torchvision(t: &mut Tensors) -> Result<(Vec<Layer>, String)> {
     let feats = indexed(t, "features.")?;
     let cls = indexed(t, "classifier.")?;
     if feats.is_empty() || cls.is_empty() {
-        return Err(Error::model(&t.path, "expected features.N.* and classifier.N.* tensors of a torchvision VGG"));
+        return Err(Error::model(
+            &t.path,
+            "expected features.N.* and classifier.N.* tensors of a torchvision VGG",
+        ));
     }
     let mut layers = Vec::new();
     let mut i = 0;
@@ -269,20 +424,32 @@ fn torchvision(t: &mut Tensors) -> Result<(Vec<Layer>, String)> {
                 continue;
             }
         } else if fields.is_some() {
-            return Err(Error::model(&t.path, format!("features.{i} is neither a conv nor a batch norm of a torchvision VGG")));
+            return Err(Error::model(
+                &t.path,
+                format!("features.{i} is neither a conv nor a batch norm of a torchvision VGG"),
+            ));
         }
         // an index without tensors after a block is torchvision's 'M': MaxPool2d(2, 2)
-        layers.push(layer(format!("features.{i}"), LayerKind::MaxPool2d(Pool2d::square(2, 2))));
+        layers.push(layer(
+            format!("features.{i}"),
+            LayerKind::MaxPool2d(Pool2d::square(2, 2)),
+        ));
         i += 1;
         if i <= last && !feats.contains_key(&i) {
-            return Err(Error::model(&t.path, format!("features.{i} has no tensors: two pools in a row is not a torchvision VGG")));
+            return Err(Error::model(
+                &t.path,
+                format!("features.{i} has no tensors: two pools in a row is not a torchvision VGG"),
+            ));
         }
     }
     layers.push(layer("avgpool", LayerKind::AdaptiveAvgPool2d((7, 7))));
     layers.push(layer("flatten", LayerKind::Flatten));
     let idx: Vec<usize> = cls.keys().copied().collect();
     if idx[0] != 0 {
-        return Err(Error::model(&t.path, "classifier.0 (the first linear layer) is missing"));
+        return Err(Error::model(
+            &t.path,
+            "classifier.0 (the first linear layer) is missing",
+        ));
     }
     for (k, &j) in idx.iter().enumerate() {
         let name = format!("classifier.{j}");
@@ -299,7 +466,11 @@ fn torchvision(t: &mut Tensors) -> Result<(Vec<Layer>, String)> {
         }
     }
     let c = last_channels(&layers).unwrap_or(0);
-    if let Some(LayerKind::Linear { in_features, .. }) = layers.iter().map(|l| &l.kind).find(|k| matches!(k, LayerKind::Linear { .. })) {
+    if let Some(LayerKind::Linear { in_features, .. }) = layers
+        .iter()
+        .map(|l| &l.kind)
+        .find(|k| matches!(k, LayerKind::Linear { .. }))
+    {
         if *in_features != c * 49 {
             return Err(Error::model(
                 &t.path,
@@ -314,6 +485,10 @@ fn torchvision(t: &mut Tensors) -> Result<(Vec<Layer>, String)> {
         16 => "vgg19",
         _ => "vgg",
     };
-    let arch = if bn { format!("{depth}_bn") } else { depth.to_string() };
+    let arch = if bn {
+        format!("{depth}_bn")
+    } else {
+        depth.to_string()
+    };
     Ok((layers, arch))
 }

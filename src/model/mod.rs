@@ -15,15 +15,30 @@ use crate::ops::{Conv2dGeom, Pool2d};
 /// What a layer computes. Weights are row-major in torch's layout.
 #[derive(Clone, Debug)]
 pub enum LayerKind {
-    Conv2d { geom: Conv2dGeom, weight: Vec<f32>, bias: Option<Vec<f32>> },
+    Conv2d {
+        geom: Conv2dGeom,
+        weight: Vec<f32>,
+        bias: Option<Vec<f32>>,
+    },
     /// Eval-mode batch norm; folded into the preceding conv at load.
-    BatchNorm2d { mean: Vec<f32>, var: Vec<f32>, gamma: Vec<f32>, beta: Vec<f32>, eps: f32 },
+    BatchNorm2d {
+        mean: Vec<f32>,
+        var: Vec<f32>,
+        gamma: Vec<f32>,
+        beta: Vec<f32>,
+        eps: f32,
+    },
     Relu,
     MaxPool2d(Pool2d),
     AvgPool2d(Pool2d),
     AdaptiveAvgPool2d((usize, usize)),
     Flatten,
-    Linear { in_features: usize, out_features: usize, weight: Vec<f32>, bias: Option<Vec<f32>> },
+    Linear {
+        in_features: usize,
+        out_features: usize,
+        weight: Vec<f32>,
+        bias: Option<Vec<f32>>,
+    },
     /// Identity at inference.
     Dropout,
 }
@@ -104,15 +119,24 @@ impl Model {
     }
 
     pub fn num_classes(&self) -> usize {
-        self.output_shapes(&[1, self.in_channels, self.meta.input_size.0, self.meta.input_size.1])
-            .ok()
-            .and_then(|s| s.last().map(|s| s[1..].iter().product()))
-            .unwrap_or(0)
+        self.output_shapes(&[
+            1,
+            self.in_channels,
+            self.meta.input_size.0,
+            self.meta.input_size.1,
+        ])
+        .ok()
+        .and_then(|s| s.last().map(|s| s[1..].iter().product()))
+        .unwrap_or(0)
     }
 
     /// The class name of index `i`, or its number.
     pub fn class_name(&self, i: usize) -> String {
-        self.meta.classes.as_ref().and_then(|c| c.get(i).cloned()).unwrap_or_else(|| i.to_string())
+        self.meta
+            .classes
+            .as_ref()
+            .and_then(|c| c.get(i).cloned())
+            .unwrap_or_else(|| i.to_string())
     }
 
     /// Index of the layer with this name (a folded BN's name finds its conv).
@@ -130,8 +154,15 @@ impl Model {
                 return Ok(i);
             }
         }
-        let names: Vec<&str> = self.layers.iter().map(|l| l.folded_bn.as_deref().unwrap_or(&l.name)).collect();
-        Err(Error::Other(format!("no layer named '{name}'; layers are: {}", names.join(", "))))
+        let names: Vec<&str> = self
+            .layers
+            .iter()
+            .map(|l| l.folded_bn.as_deref().unwrap_or(&l.name))
+            .collect();
+        Err(Error::Other(format!(
+            "no layer named '{name}'; layers are: {}",
+            names.join(", ")
+        )))
     }
 
     /// The name under which a layer's output is captured.
@@ -146,7 +177,9 @@ impl Model {
         let mut shape = input.to_vec();
         let mut out = Vec::with_capacity(self.layers.len());
         for l in &self.layers {
-            shape = layer_output(l, &shape).map_err(|e| Error::Shape(format!("layer {} ({}): {e}", l.name, l.kind.type_name())))?;
+            shape = layer_output(l, &shape).map_err(|e| {
+                Error::Shape(format!("layer {} ({}): {e}", l.name, l.kind.type_name()))
+            })?;
             out.push(shape.clone());
         }
         Ok(out)
@@ -187,7 +220,11 @@ fn layer_output(l: &Layer, s: &[usize]) -> std::result::Result<Vec<usize>, Strin
             vec![n, c, *oh, *ow]
         }
         LayerKind::Flatten => vec![s[0], s[1..].iter().product()],
-        LayerKind::Linear { in_features, out_features, .. } => match s {
+        LayerKind::Linear {
+            in_features,
+            out_features,
+            ..
+        } => match s {
             [n, k] if k == in_features => vec![*n, *out_features],
             _ => return Err(format!("expects [N, {in_features}], got {s:?}")),
         },

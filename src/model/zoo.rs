@@ -7,9 +7,16 @@ use crate::ops::{Conv2dGeom, Pool2d};
 pub fn vgg_config(depth: u32) -> Option<&'static [usize]> {
     Some(match depth {
         11 => &[64, 0, 128, 0, 256, 256, 0, 512, 512, 0, 512, 512, 0],
-        13 => &[64, 64, 0, 128, 128, 0, 256, 256, 0, 512, 512, 0, 512, 512, 0],
-        16 => &[64, 64, 0, 128, 128, 0, 256, 256, 256, 0, 512, 512, 512, 0, 512, 512, 512, 0],
-        19 => &[64, 64, 0, 128, 128, 0, 256, 256, 256, 256, 0, 512, 512, 512, 512, 0, 512, 512, 512, 512, 0],
+        13 => &[
+            64, 64, 0, 128, 128, 0, 256, 256, 0, 512, 512, 0, 512, 512, 0,
+        ],
+        16 => &[
+            64, 64, 0, 128, 128, 0, 256, 256, 256, 0, 512, 512, 512, 0, 512, 512, 512, 0,
+        ],
+        19 => &[
+            64, 64, 0, 128, 128, 0, 256, 256, 256, 256, 0, 512, 512, 512, 512, 0, 512, 512, 512,
+            512, 0,
+        ],
         _ => return None,
     })
 }
@@ -37,32 +44,76 @@ pub fn vgg_random(depth: u32, hidden: usize, classes: usize, seed: u64) -> Optio
     let mut layers = Vec::new();
     let mut c = 3;
     let mut i = 0;
-    let push = |layers: &mut Vec<Layer>, name: String, kind| layers.push(Layer { name, kind, folded_bn: None });
+    let push = |layers: &mut Vec<Layer>, name: String, kind| {
+        layers.push(Layer {
+            name,
+            kind,
+            folded_bn: None,
+        })
+    };
     for &v in cfg {
         if v == 0 {
-            push(&mut layers, format!("features.{i}"), LayerKind::MaxPool2d(Pool2d::square(2, 2)));
+            push(
+                &mut layers,
+                format!("features.{i}"),
+                LayerKind::MaxPool2d(Pool2d::square(2, 2)),
+            );
             i += 1;
             continue;
         }
-        let geom = Conv2dGeom { cin: c, cout: v, kernel: (3, 3), stride: (1, 1), padding: (1, 1) };
+        let geom = Conv2dGeom {
+            cin: c,
+            cout: v,
+            kernel: (3, 3),
+            stride: (1, 1),
+            padding: (1, 1),
+        };
         let a = (6.0 / (c * 9) as f32).sqrt();
-        let kind = LayerKind::Conv2d { geom, weight: rng.fill(v * c * 9, a), bias: Some(rng.fill(v, 0.05)) };
+        let kind = LayerKind::Conv2d {
+            geom,
+            weight: rng.fill(v * c * 9, a),
+            bias: Some(rng.fill(v, 0.05)),
+        };
         push(&mut layers, format!("features.{i}"), kind);
         push(&mut layers, format!("features.{}", i + 1), LayerKind::Relu);
         i += 2;
         c = v;
     }
-    push(&mut layers, "avgpool".into(), LayerKind::AdaptiveAvgPool2d((7, 7)));
+    push(
+        &mut layers,
+        "avgpool".into(),
+        LayerKind::AdaptiveAvgPool2d((7, 7)),
+    );
     push(&mut layers, "flatten".into(), LayerKind::Flatten);
     let widths = [(c * 49, hidden), (hidden, hidden), (hidden, classes)];
     for (k, (fin, fout)) in widths.into_iter().enumerate() {
         let a = (6.0 / fin as f32).sqrt();
-        let kind = LayerKind::Linear { in_features: fin, out_features: fout, weight: rng.fill(fin * fout, a), bias: Some(rng.fill(fout, 0.05)) };
+        let kind = LayerKind::Linear {
+            in_features: fin,
+            out_features: fout,
+            weight: rng.fill(fin * fout, a),
+            bias: Some(rng.fill(fout, 0.05)),
+        };
         push(&mut layers, format!("classifier.{}", 3 * k), kind);
         if k < 2 {
-            push(&mut layers, format!("classifier.{}", 3 * k + 1), LayerKind::Relu);
-            push(&mut layers, format!("classifier.{}", 3 * k + 2), LayerKind::Dropout);
+            push(
+                &mut layers,
+                format!("classifier.{}", 3 * k + 1),
+                LayerKind::Relu,
+            );
+            push(
+                &mut layers,
+                format!("classifier.{}", 3 * k + 2),
+                LayerKind::Dropout,
+            );
         }
     }
-    Some(Model { layers, meta: ModelMeta { arch: format!("vgg{depth}"), ..ModelMeta::default() }, in_channels: 3 })
+    Some(Model {
+        layers,
+        meta: ModelMeta {
+            arch: format!("vgg{depth}"),
+            ..ModelMeta::default()
+        },
+        in_channels: 3,
+    })
 }

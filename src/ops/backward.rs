@@ -20,11 +20,20 @@ pub enum ReluRule {
 }
 
 /// dx of a conv2d whose input was `input_hw`, from dy [n, cout, oh, ow].
-pub fn conv2d_backward_input(rec: &mut Recorder, dy: &Tensor, w: &WeightBuffer, g: &Conv2dGeom, input_hw: (usize, usize)) -> Result<Tensor> {
+pub fn conv2d_backward_input(
+    rec: &mut Recorder,
+    dy: &Tensor,
+    w: &WeightBuffer,
+    g: &Conv2dGeom,
+    input_hw: (usize, usize),
+) -> Result<Tensor> {
     let [n, c, oh, ow] = dims4(&dy.shape, "conv2d_backward_input")?;
     let (h, wd) = input_hw;
     if c != g.cout || g.out_hw(h, wd)? != (oh, ow) {
-        return Err(Error::Shape(format!("conv2d backward: dy {:?} does not come from a {h}x{wd} input", dy.shape)));
+        return Err(Error::Shape(format!(
+            "conv2d backward: dy {:?} does not come from a {h}x{wd} input",
+            dy.shape
+        )));
     }
     let dx = Tensor::empty(rec.ctx(), &[n, g.cin, h, wd], "conv2d input gradient")?;
     let tiles = u32s((n * h * wd).div_ceil(BM), "pixel tiles")?;
@@ -35,7 +44,12 @@ pub fn conv2d_backward_input(rec: &mut Recorder, dy: &Tensor, w: &WeightBuffer, 
         rec.launch(
             Kernel::Conv2dBackwardInput,
             &p,
-            &[Binding::Tensor(dy), Binding::Raw(&ch.buffer), Binding::Raw(&ch.bias), Binding::Tensor(&dx)],
+            &[
+                Binding::Tensor(dy),
+                Binding::Raw(&ch.buffer),
+                Binding::Raw(&ch.bias),
+                Binding::Tensor(&dx),
+            ],
             gr,
         );
     }
@@ -46,65 +60,142 @@ pub fn conv2d_backward_input(rec: &mut Recorder, dy: &Tensor, w: &WeightBuffer, 
 pub fn linear_backward_input(rec: &mut Recorder, dy: &Tensor, w: &WeightBuffer) -> Result<Tensor> {
     let n = match dy.shape.as_slice() {
         [n, o] if *o == w.rows => *n,
-        s => return Err(Error::Shape(format!("linear backward expects dy [N, {}], got {s:?}", w.rows))),
+        s => {
+            return Err(Error::Shape(format!(
+                "linear backward expects dy [N, {}], got {s:?}",
+                w.rows
+            )))
+        }
     };
     let k = w.row_len;
     if n >= LINEAR_GEMM_BATCH {
-        let g = Conv2dGeom { cin: k, cout: w.rows, kernel: (1, 1), stride: (1, 1), padding: (0, 0) };
+        let g = Conv2dGeom {
+            cin: k,
+            cout: w.rows,
+            kernel: (1, 1),
+            stride: (1, 1),
+            padding: (0, 0),
+        };
         let dx = conv2d_backward_input(rec, &dy.reshape(&[n, w.rows, 1, 1])?, w, &g, (1, 1))?;
         return dx.reshape(&[n, k]);
     }
     let dx = Tensor::empty(rec.ctx(), &[n, k], "linear input gradient")?;
     for (i, ch) in w.chunks.iter().enumerate() {
         let p = LinearParams {
-            n: n as u32, in_features: u32s(k, "features")?, out_features: w.rows as u32, o_offset: ch.start as u32,
-            o_count: ch.rows as u32, flags: if i > 0 { 4 } else { 0 }, _pad: [0; 2],
+            n: n as u32,
+            in_features: u32s(k, "features")?,
+            out_features: w.rows as u32,
+            o_offset: ch.start as u32,
+            o_count: ch.rows as u32,
+            flags: if i > 0 { 4 } else { 0 },
+            _pad: [0; 2],
         };
         let mut gr = grid(k.div_ceil(64) as u32);
         gr[1] = n.div_ceil(8) as u32;
         rec.launch(
             Kernel::LinearBackwardInput,
             &p,
-            &[Binding::Tensor(dy), Binding::Raw(&ch.buffer), Binding::Raw(&ch.bias), Binding::Tensor(&dx)],
+            &[
+                Binding::Tensor(dy),
+                Binding::Raw(&ch.buffer),
+                Binding::Raw(&ch.bias),
+                Binding::Tensor(&dx),
+            ],
             gr,
         );
     }
     Ok(dx)
 }
 
-fn pool_back(rec: &mut Recorder, kernel: Kernel, dy: &Tensor, argmax: Option<&Tensor>, pool: Option<&Pool2d>, input: &[usize]) -> Result<Tensor> {
+fn pool_back(
+    rec: &mut Recorder,
+    kernel: Kernel,
+    dy: &Tensor,
+    argmax: Option<&Tensor>,
+    pool: Option<&Pool2d>,
+    input: &[usize],
+) -> Result<Tensor> {
     let d = dims4(input, "pool backward")?;
     let o = dims4(&dy.shape, "pool backward")?;
     if o[0] != d[0] || o[1] != d[1] {
-        return Err(Error::Shape(format!("pool backward: dy {:?} does not match input {input:?}", dy.shape)));
+        return Err(Error::Shape(format!(
+            "pool backward: dy {:?} does not match input {input:?}",
+            dy.shape
+        )));
     }
     let dx = Tensor::empty(rec.ctx(), input, "pool input gradient")?;
     let p = params(&d, o[2], o[3], pool)?;
     let third = argmax.unwrap_or(&dx);
-    rec.launch_1d(kernel, &p, &[Binding::Tensor(dy), Binding::Tensor(&dx), Binding::Tensor(third)], dx.len());
+    rec.launch_1d(
+        kernel,
+        &p,
+        &[
+            Binding::Tensor(dy),
+            Binding::Tensor(&dx),
+            Binding::Tensor(third),
+        ],
+        dx.len(),
+    );
     Ok(dx)
 }
 
 /// Routes each output gradient to its window's winner (the stored argmax).
-pub fn max_pool2d_backward(rec: &mut Recorder, dy: &Tensor, argmax: &Tensor, pool: &Pool2d, input: &[usize]) -> Result<Tensor> {
+pub fn max_pool2d_backward(
+    rec: &mut Recorder,
+    dy: &Tensor,
+    argmax: &Tensor,
+    pool: &Pool2d,
+    input: &[usize],
+) -> Result<Tensor> {
     if argmax.shape != dy.shape {
         return Err(Error::Shape("max-pool argmax does not match dy".into()));
     }
-    pool_back(rec, Kernel::MaxPool2dBackward, dy, Some(argmax), Some(pool), input)
+    pool_back(
+        rec,
+        Kernel::MaxPool2dBackward,
+        dy,
+        Some(argmax),
+        Some(pool),
+        input,
+    )
 }
 
-pub fn avg_pool2d_backward(rec: &mut Recorder, dy: &Tensor, pool: &Pool2d, input: &[usize]) -> Result<Tensor> {
+pub fn avg_pool2d_backward(
+    rec: &mut Recorder,
+    dy: &Tensor,
+    pool: &Pool2d,
+    input: &[usize],
+) -> Result<Tensor> {
     pool_back(rec, Kernel::AvgPool2dBackward, dy, None, Some(pool), input)
 }
 
-pub fn adaptive_avg_pool2d_backward(rec: &mut Recorder, dy: &Tensor, input: &[usize]) -> Result<Tensor> {
-    pool_back(rec, Kernel::AdaptiveAvgPool2dBackward, dy, None, None, input)
+pub fn adaptive_avg_pool2d_backward(
+    rec: &mut Recorder,
+    dy: &Tensor,
+    input: &[usize],
+) -> Result<Tensor> {
+    pool_back(
+        rec,
+        Kernel::AdaptiveAvgPool2dBackward,
+        dy,
+        None,
+        None,
+        input,
+    )
 }
 
 /// dx of a ReLU from its forward output `y` and dy.
-pub fn relu_backward(rec: &mut Recorder, y: &Tensor, dy: &Tensor, rule: ReluRule) -> Result<Tensor> {
+pub fn relu_backward(
+    rec: &mut Recorder,
+    y: &Tensor,
+    dy: &Tensor,
+    rule: ReluRule,
+) -> Result<Tensor> {
     if y.len() != dy.len() {
-        return Err(Error::Shape(format!("relu backward: y {:?} vs dy {:?}", y.shape, dy.shape)));
+        return Err(Error::Shape(format!(
+            "relu backward: y {:?} vs dy {:?}",
+            y.shape, dy.shape
+        )));
     }
     let dx = Tensor::empty(rec.ctx(), &dy.shape, "relu input gradient")?;
     let mode = match rule {
@@ -112,7 +203,20 @@ pub fn relu_backward(rec: &mut Recorder, y: &Tensor, dy: &Tensor, rule: ReluRule
         ReluRule::Guided => 1,
         ReluRule::Deconv => 2,
     };
-    let p = ElementParams { count: u32s(dy.len(), "elements")?, cols: mode, _pad: [0; 2] };
-    rec.launch_1d(Kernel::ReluBackward, &p, &[Binding::Tensor(y), Binding::Tensor(&dx), Binding::Tensor(dy)], dy.len());
+    let p = ElementParams {
+        count: u32s(dy.len(), "elements")?,
+        cols: mode,
+        _pad: [0; 2],
+    };
+    rec.launch_1d(
+        Kernel::ReluBackward,
+        &p,
+        &[
+            Binding::Tensor(y),
+            Binding::Tensor(&dx),
+            Binding::Tensor(dy),
+        ],
+        dy.len(),
+    );
     Ok(dx)
 }

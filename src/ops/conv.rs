@@ -4,27 +4,58 @@ use bytemuck::{Pod, Zeroable};
 
 use super::{conv_out, dims4, u32s};
 use crate::error::{Error, Result};
+use crate::gpu::recorder::Binding;
 use crate::gpu::tensor::WeightChunk;
 use crate::gpu::{Kernel, Recorder, Tensor, WeightBuffer};
-use crate::gpu::recorder::Binding;
 
 #[repr(C)]
 #[derive(Clone, Copy, Pod, Zeroable)]
 pub(crate) struct Conv2dParams {
-    n: u32, cin: u32, h: u32, w: u32,
-    cout: u32, oh: u32, ow: u32, kh: u32,
-    kw: u32, stride_h: u32, stride_w: u32, pad_h: u32,
-    pad_w: u32, co_offset: u32, co_count: u32, flags: u32,
+    n: u32,
+    cin: u32,
+    h: u32,
+    w: u32,
+    cout: u32,
+    oh: u32,
+    ow: u32,
+    kh: u32,
+    kw: u32,
+    stride_h: u32,
+    stride_w: u32,
+    pad_h: u32,
+    pad_w: u32,
+    co_offset: u32,
+    co_count: u32,
+    flags: u32,
 }
 
 impl Conv2dParams {
     /// One launch over weight chunk `ch` for input [n, cin, h, w] -> output (oh, ow).
-    pub(crate) fn new(g: &Conv2dGeom, n: usize, hw: (usize, usize), ohw: (usize, usize), ch: &WeightChunk, flags: u32) -> Result<Self> {
+    pub(crate) fn new(
+        g: &Conv2dGeom,
+        n: usize,
+        hw: (usize, usize),
+        ohw: (usize, usize),
+        ch: &WeightChunk,
+        flags: u32,
+    ) -> Result<Self> {
         Ok(Conv2dParams {
-            n: u32s(n, "batch")?, cin: u32s(g.cin, "channels")?, h: u32s(hw.0, "height")?, w: u32s(hw.1, "width")?,
-            cout: u32s(g.cout, "channels")?, oh: ohw.0 as u32, ow: ohw.1 as u32, kh: g.kernel.0 as u32,
-            kw: g.kernel.1 as u32, stride_h: g.stride.0 as u32, stride_w: g.stride.1 as u32, pad_h: g.padding.0 as u32,
-            pad_w: g.padding.1 as u32, co_offset: ch.start as u32, co_count: ch.rows as u32, flags,
+            n: u32s(n, "batch")?,
+            cin: u32s(g.cin, "channels")?,
+            h: u32s(hw.0, "height")?,
+            w: u32s(hw.1, "width")?,
+            cout: u32s(g.cout, "channels")?,
+            oh: ohw.0 as u32,
+            ow: ohw.1 as u32,
+            kh: g.kernel.0 as u32,
+            kw: g.kernel.1 as u32,
+            stride_h: g.stride.0 as u32,
+            stride_w: g.stride.1 as u32,
+            pad_h: g.padding.0 as u32,
+            pad_w: g.padding.1 as u32,
+            co_offset: ch.start as u32,
+            co_count: ch.rows as u32,
+            flags,
         })
     }
 }
@@ -32,8 +63,13 @@ impl Conv2dParams {
 #[repr(C)]
 #[derive(Clone, Copy, Pod, Zeroable)]
 pub(crate) struct LinearParams {
-    pub n: u32, pub in_features: u32, pub out_features: u32, pub o_offset: u32,
-    pub o_count: u32, pub flags: u32, pub _pad: [u32; 2],
+    pub n: u32,
+    pub in_features: u32,
+    pub out_features: u32,
+    pub o_offset: u32,
+    pub o_count: u32,
+    pub flags: u32,
+    pub _pad: [u32; 2],
 }
 
 /// Geometry of a 2-D convolution (weights [cout, cin, kh, kw]).
@@ -63,12 +99,25 @@ pub(crate) fn flags(relu: bool, w: &WeightBuffer) -> u32 {
 }
 
 /// y = conv2d(x, W) + b, ReLU fused when `relu`.
-pub fn conv2d(rec: &mut Recorder, x: &Tensor, w: &WeightBuffer, g: &Conv2dGeom, relu: bool) -> Result<Tensor> {
+pub fn conv2d(
+    rec: &mut Recorder,
+    x: &Tensor,
+    w: &WeightBuffer,
+    g: &Conv2dGeom,
+    relu: bool,
+) -> Result<Tensor> {
     conv2d_acc(rec, x, w, g, relu, None)
 }
 
 /// As `conv2d`; with `acc`, adds the result into that tensor and returns it.
-pub fn conv2d_acc(rec: &mut Recorder, x: &Tensor, w: &WeightBuffer, g: &Conv2dGeom, relu: bool, acc: Option<&Tensor>) -> Result<Tensor> {
+pub fn conv2d_acc(
+    rec: &mut Recorder,
+    x: &Tensor,
+    w: &WeightBuffer,
+    g: &Conv2dGeom,
+    relu: bool,
+    acc: Option<&Tensor>,
+) -> Result<Tensor> {
     let [n, c, h, wd] = dims4(&x.shape, "conv2d")?;
     if c != g.cin || w.rows != g.cout || w.row_len != g.cin * g.kernel.0 * g.kernel.1 {
         return Err(Error::Shape(format!(
@@ -79,7 +128,12 @@ pub fn conv2d_acc(rec: &mut Recorder, x: &Tensor, w: &WeightBuffer, g: &Conv2dGe
     let (oh, ow) = g.out_hw(h, wd)?;
     let y = match acc {
         Some(t) if t.shape == [n, g.cout, oh, ow] => t.clone(),
-        Some(t) => return Err(Error::Shape(format!("conv2d: cannot accumulate into {:?}", t.shape))),
+        Some(t) => {
+            return Err(Error::Shape(format!(
+                "conv2d: cannot accumulate into {:?}",
+                t.shape
+            )))
+        }
         None => Tensor::empty(rec.ctx(), &[n, g.cout, oh, ow], "conv2d output")?,
     };
     let accumulate = if acc.is_some() { 4 } else { 0 };
@@ -92,7 +146,12 @@ pub fn conv2d_acc(rec: &mut Recorder, x: &Tensor, w: &WeightBuffer, g: &Conv2dGe
         rec.launch(
             Kernel::Conv2dForward,
             &p,
-            &[Binding::Tensor(x), Binding::Raw(&ch.buffer), Binding::Raw(&ch.bias), Binding::Tensor(&y)],
+            &[
+                Binding::Tensor(x),
+                Binding::Raw(&ch.buffer),
+                Binding::Raw(&ch.bias),
+                Binding::Tensor(&y),
+            ],
             grid,
         );
     }
@@ -108,37 +167,71 @@ pub fn linear(rec: &mut Recorder, x: &Tensor, w: &WeightBuffer, relu: bool) -> R
 }
 
 /// As `linear`; with `acc`, adds the result into that tensor and returns it.
-pub fn linear_acc(rec: &mut Recorder, x: &Tensor, w: &WeightBuffer, relu: bool, acc: Option<&Tensor>) -> Result<Tensor> {
+pub fn linear_acc(
+    rec: &mut Recorder,
+    x: &Tensor,
+    w: &WeightBuffer,
+    relu: bool,
+    acc: Option<&Tensor>,
+) -> Result<Tensor> {
     let (n, k) = match x.shape.as_slice() {
         [n, k] => (*n, *k),
-        s => return Err(Error::Shape(format!("linear expects [N, features], got {s:?}"))),
+        s => {
+            return Err(Error::Shape(format!(
+                "linear expects [N, features], got {s:?}"
+            )))
+        }
     };
     if k != w.row_len {
-        return Err(Error::Shape(format!("linear expects {} input features, got {k}", w.row_len)));
+        return Err(Error::Shape(format!(
+            "linear expects {} input features, got {k}",
+            w.row_len
+        )));
     }
     if n >= LINEAR_GEMM_BATCH {
-        let g = Conv2dGeom { cin: k, cout: w.rows, kernel: (1, 1), stride: (1, 1), padding: (0, 0) };
+        let g = Conv2dGeom {
+            cin: k,
+            cout: w.rows,
+            kernel: (1, 1),
+            stride: (1, 1),
+            padding: (0, 0),
+        };
         let acc4 = acc.map(|t| t.reshape(&[n, w.rows, 1, 1])).transpose()?;
         let y = conv2d_acc(rec, &x.reshape(&[n, k, 1, 1])?, w, &g, relu, acc4.as_ref())?;
         return y.reshape(&[n, w.rows]);
     }
     let y = match acc {
         Some(t) if t.shape == [n, w.rows] => t.clone(),
-        Some(t) => return Err(Error::Shape(format!("linear: cannot accumulate into {:?}", t.shape))),
+        Some(t) => {
+            return Err(Error::Shape(format!(
+                "linear: cannot accumulate into {:?}",
+                t.shape
+            )))
+        }
         None => Tensor::empty(rec.ctx(), &[n, w.rows], "linear output")?,
     };
     let accumulate = if acc.is_some() { 4 } else { 0 };
     for ch in &w.chunks {
         let p = LinearParams {
-            n: n as u32, in_features: u32s(k, "features")?, out_features: w.rows as u32, o_offset: ch.start as u32,
-            o_count: ch.rows as u32, flags: flags(relu, w) | accumulate, _pad: [0; 2],
+            n: n as u32,
+            in_features: u32s(k, "features")?,
+            out_features: w.rows as u32,
+            o_offset: ch.start as u32,
+            o_count: ch.rows as u32,
+            flags: flags(relu, w) | accumulate,
+            _pad: [0; 2],
         };
         let mut grid = crate::gpu::recorder::grid(ch.rows as u32);
         grid[1] = n.div_ceil(8) as u32;
         rec.launch(
             Kernel::LinearForward,
             &p,
-            &[Binding::Tensor(x), Binding::Raw(&ch.buffer), Binding::Raw(&ch.bias), Binding::Tensor(&y)],
+            &[
+                Binding::Tensor(x),
+                Binding::Raw(&ch.buffer),
+                Binding::Raw(&ch.bias),
+                Binding::Tensor(&y),
+            ],
             grid,
         );
     }

@@ -30,13 +30,23 @@ pub enum Keep {
 
 fn same(a: &Tensor, b: &Tensor, what: &str) -> Result<()> {
     if a.len() != b.len() {
-        return Err(Error::Shape(format!("{what}: {:?} vs {:?}", a.shape, b.shape)));
+        return Err(Error::Shape(format!(
+            "{what}: {:?} vs {:?}",
+            a.shape, b.shape
+        )));
     }
     Ok(())
 }
 
 /// R / s(z) (with s Zennit's stabilizer of `eps`), zero where `keep` rejects z0.
-pub fn lrp_ratio(rec: &mut Recorder, r: &Tensor, z: &Tensor, z0: &Tensor, keep: Keep, eps: f32) -> Result<Tensor> {
+pub fn lrp_ratio(
+    rec: &mut Recorder,
+    r: &Tensor,
+    z: &Tensor,
+    z0: &Tensor,
+    keep: Keep,
+    eps: f32,
+) -> Result<Tensor> {
     same(r, z, "lrp ratio")?;
     same(r, z0, "lrp ratio")?;
     let out = Tensor::empty(rec.ctx(), &r.shape, "relevance ratio")?;
@@ -45,15 +55,39 @@ pub fn lrp_ratio(rec: &mut Recorder, r: &Tensor, z: &Tensor, z0: &Tensor, keep: 
         Keep::Positive => 1,
         Keep::Negative => 2,
     };
-    let p = LrpParams { count: u32s(r.len(), "elements")?, mode, flags: 0, _pad: 0, eps, c0: 0.0, c1: 0.0, _pad1: 0.0 };
-    let b = [Binding::Tensor(r), Binding::Tensor(z), Binding::Tensor(z0), Binding::Tensor(z0), Binding::Tensor(&out)];
+    let p = LrpParams {
+        count: u32s(r.len(), "elements")?,
+        mode,
+        flags: 0,
+        _pad: 0,
+        eps,
+        c0: 0.0,
+        c1: 0.0,
+        _pad1: 0.0,
+    };
+    let b = [
+        Binding::Tensor(r),
+        Binding::Tensor(z),
+        Binding::Tensor(z0),
+        Binding::Tensor(z0),
+        Binding::Tensor(&out),
+    ];
     rec.launch_1d(Kernel::LrpRatio, &p, &b, r.len());
     Ok(out)
 }
 
 /// c0 x0 y0 + c1 x1 y1, added into `acc` when given.
 #[allow(clippy::too_many_arguments)]
-pub fn lrp_combine(rec: &mut Recorder, c0: f32, x0: &Tensor, y0: &Tensor, c1: f32, x1: &Tensor, y1: &Tensor, acc: Option<&Tensor>) -> Result<Tensor> {
+pub fn lrp_combine(
+    rec: &mut Recorder,
+    c0: f32,
+    x0: &Tensor,
+    y0: &Tensor,
+    c1: f32,
+    x1: &Tensor,
+    y1: &Tensor,
+    acc: Option<&Tensor>,
+) -> Result<Tensor> {
     for t in [y0, x1, y1] {
         same(x0, t, "lrp combine")?;
     }
@@ -65,10 +99,22 @@ pub fn lrp_combine(rec: &mut Recorder, c0: f32, x0: &Tensor, y0: &Tensor, c1: f3
         None => Tensor::empty(rec.ctx(), &x0.shape, "relevance")?,
     };
     let p = LrpParams {
-        count: u32s(x0.len(), "elements")?, mode: 0, flags: acc.is_some() as u32, _pad: 0,
-        eps: 0.0, c0, c1, _pad1: 0.0,
+        count: u32s(x0.len(), "elements")?,
+        mode: 0,
+        flags: acc.is_some() as u32,
+        _pad: 0,
+        eps: 0.0,
+        c0,
+        c1,
+        _pad1: 0.0,
     };
-    let b = [Binding::Tensor(x0), Binding::Tensor(y0), Binding::Tensor(x1), Binding::Tensor(y1), Binding::Tensor(&out)];
+    let b = [
+        Binding::Tensor(x0),
+        Binding::Tensor(y0),
+        Binding::Tensor(x1),
+        Binding::Tensor(y1),
+        Binding::Tensor(&out),
+    ];
     rec.launch_1d(Kernel::LrpCombine, &p, &b, x0.len());
     Ok(out)
 }
@@ -76,8 +122,23 @@ pub fn lrp_combine(rec: &mut Recorder, c0: f32, x0: &Tensor, y0: &Tensor, c1: f3
 /// max(x, 0), or min(x, 0) when `negative`.
 pub fn lrp_clamp(rec: &mut Recorder, x: &Tensor, negative: bool) -> Result<Tensor> {
     let out = Tensor::empty(rec.ctx(), &x.shape, "clamped input")?;
-    let p = LrpParams { count: u32s(x.len(), "elements")?, mode: negative as u32, flags: 0, _pad: 0, eps: 0.0, c0: 0.0, c1: 0.0, _pad1: 0.0 };
-    let b = [Binding::Tensor(x), Binding::Tensor(x), Binding::Tensor(x), Binding::Tensor(x), Binding::Tensor(&out)];
+    let p = LrpParams {
+        count: u32s(x.len(), "elements")?,
+        mode: negative as u32,
+        flags: 0,
+        _pad: 0,
+        eps: 0.0,
+        c0: 0.0,
+        c1: 0.0,
+        _pad1: 0.0,
+    };
+    let b = [
+        Binding::Tensor(x),
+        Binding::Tensor(x),
+        Binding::Tensor(x),
+        Binding::Tensor(x),
+        Binding::Tensor(&out),
+    ];
     rec.launch_1d(Kernel::LrpClamp, &p, &b, x.len());
     Ok(out)
 }
@@ -86,8 +147,23 @@ pub fn lrp_clamp(rec: &mut Recorder, x: &Tensor, negative: bool) -> Result<Tenso
 pub fn lrp_axpby(rec: &mut Recorder, c0: f32, x0: &Tensor, c1: f32, x1: &Tensor) -> Result<Tensor> {
     same(x0, x1, "lrp axpby")?;
     let out = Tensor::empty(rec.ctx(), &x0.shape, "relevance denominator")?;
-    let p = LrpParams { count: u32s(x0.len(), "elements")?, mode: 0, flags: 2, _pad: 0, eps: 0.0, c0, c1, _pad1: 0.0 };
-    let b = [Binding::Tensor(x0), Binding::Tensor(x0), Binding::Tensor(x1), Binding::Tensor(x1), Binding::Tensor(&out)];
+    let p = LrpParams {
+        count: u32s(x0.len(), "elements")?,
+        mode: 0,
+        flags: 2,
+        _pad: 0,
+        eps: 0.0,
+        c0,
+        c1,
+        _pad1: 0.0,
+    };
+    let b = [
+        Binding::Tensor(x0),
+        Binding::Tensor(x0),
+        Binding::Tensor(x1),
+        Binding::Tensor(x1),
+        Binding::Tensor(&out),
+    ];
     rec.launch_1d(Kernel::LrpCombine, &p, &b, x0.len());
     Ok(out)
 }

@@ -9,8 +9,8 @@ mod pool;
 mod simple;
 
 pub use backward::{
-    adaptive_avg_pool2d_backward, avg_pool2d_backward, conv2d_backward_input, linear_backward_input, max_pool2d_backward,
-    relu_backward, ReluRule,
+    adaptive_avg_pool2d_backward, avg_pool2d_backward, conv2d_backward_input,
+    linear_backward_input, max_pool2d_backward, relu_backward, ReluRule,
 };
 pub use conv::{conv2d, conv2d_acc, linear, linear_acc, Conv2dGeom, LINEAR_GEMM_BATCH};
 pub use lrp::{lrp_axpby, lrp_clamp, lrp_combine, lrp_ratio, Keep as LrpKeep};
@@ -37,7 +37,9 @@ pub fn conv_out(input: usize, kernel: usize, stride: usize, pad: usize) -> Resul
 pub(crate) fn dims4(shape: &[usize], what: &str) -> Result<[usize; 4]> {
     match shape {
         [n, c, h, w] => Ok([*n, *c, *h, *w]),
-        _ => Err(Error::Shape(format!("{what} expects an NCHW tensor, got shape {shape:?}"))),
+        _ => Err(Error::Shape(format!(
+            "{what} expects an NCHW tensor, got shape {shape:?}"
+        ))),
     }
 }
 

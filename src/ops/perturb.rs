@@ -10,9 +10,18 @@ use crate::gpu::{Kernel, Recorder, Tensor};
 #[repr(C)]
 #[derive(Clone, Copy, Pod, Zeroable)]
 struct OccludeParams {
-    count: u32, c: u32, h: u32, w: u32,
-    win_h: u32, win_w: u32, stride_h: u32, stride_w: u32,
-    nx: u32, first: u32, item: u32, baseline: f32,
+    count: u32,
+    c: u32,
+    h: u32,
+    w: u32,
+    win_h: u32,
+    win_w: u32,
+    stride_h: u32,
+    stride_w: u32,
+    nx: u32,
+    first: u32,
+    item: u32,
+    baseline: f32,
 }
 
 /// Sliding occlusion windows as Captum's Occlusion places them: starts 0, s, 2s, ...,
@@ -26,14 +35,34 @@ pub struct Windows {
 }
 
 impl Windows {
-    pub fn new(h: usize, w: usize, size: (usize, usize), stride: (usize, usize)) -> Result<Windows> {
+    pub fn new(
+        h: usize,
+        w: usize,
+        size: (usize, usize),
+        stride: (usize, usize),
+    ) -> Result<Windows> {
         if size.0 == 0 || size.1 == 0 || size.0 > h || size.1 > w {
-            return Err(Error::input("--window", format!("window {size:?} must be 1..= the input {h}x{w}")));
+            return Err(Error::input(
+                "--window",
+                format!("window {size:?} must be 1..= the input {h}x{w}"),
+            ));
         }
-        if stride.0 == 0 || stride.1 == 0 || (stride.0 > size.0 && size.0 < h) || (stride.1 > size.1 && size.1 < w) {
-            return Err(Error::input("--stride", format!("stride {stride:?} must be 1..= the window {size:?}")));
+        if stride.0 == 0
+            || stride.1 == 0
+            || (stride.0 > size.0 && size.0 < h)
+            || (stride.1 > size.1 && size.1 < w)
+        {
+            return Err(Error::input(
+                "--stride",
+                format!("stride {stride:?} must be 1..= the window {size:?}"),
+            ));
         }
-        Ok(Windows { size, stride, ny: (h - size.0).div_ceil(stride.0) + 1, nx: (w - size.1).div_ceil(stride.1) + 1 })
+        Ok(Windows {
+            size,
+            stride,
+            ny: (h - size.0).div_ceil(stride.0) + 1,
+            nx: (w - size.1).div_ceil(stride.1) + 1,
+        })
     }
 
     pub fn count(&self) -> usize {
@@ -49,17 +78,39 @@ impl Windows {
 }
 
 /// Copies `first..first + count` of item `item` of `x`, each with its window set to `baseline`.
-pub fn occlude(rec: &mut Recorder, x: &Tensor, item: usize, win: &Windows, first: usize, count: usize, baseline: f32) -> Result<Tensor> {
+pub fn occlude(
+    rec: &mut Recorder,
+    x: &Tensor,
+    item: usize,
+    win: &Windows,
+    first: usize,
+    count: usize,
+    baseline: f32,
+) -> Result<Tensor> {
     let [n, c, h, w] = dims4(&x.shape, "occlude")?;
     if item >= n || first + count > win.count() {
         return Err(Error::Shape("occlusion window out of range".into()));
     }
     let y = Tensor::empty(rec.ctx(), &[count, c, h, w], "occluded copies")?;
     let p = OccludeParams {
-        count: u32s(y.len(), "elements")?, c: c as u32, h: h as u32, w: w as u32,
-        win_h: win.size.0 as u32, win_w: win.size.1 as u32, stride_h: win.stride.0 as u32, stride_w: win.stride.1 as u32,
-        nx: win.nx as u32, first: first as u32, item: item as u32, baseline,
+        count: u32s(y.len(), "elements")?,
+        c: c as u32,
+        h: h as u32,
+        w: w as u32,
+        win_h: win.size.0 as u32,
+        win_w: win.size.1 as u32,
+        stride_h: win.stride.0 as u32,
+        stride_w: win.stride.1 as u32,
+        nx: win.nx as u32,
+        first: first as u32,
+        item: item as u32,
+        baseline,
     };
-    rec.launch_1d(Kernel::Occlude, &p, &[Binding::Tensor(x), Binding::Tensor(&y)], y.len());
+    rec.launch_1d(
+        Kernel::Occlude,
+        &p,
+        &[Binding::Tensor(x), Binding::Tensor(&y)],
+        y.len(),
+    );
     Ok(y)
 }

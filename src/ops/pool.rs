@@ -10,9 +10,18 @@ use crate::gpu::{Kernel, Recorder, Tensor};
 #[repr(C)]
 #[derive(Clone, Copy, Pod, Zeroable)]
 pub(crate) struct PoolParams {
-    planes: u32, h: u32, w: u32, oh: u32,
-    ow: u32, kh: u32, kw: u32, stride_h: u32,
-    stride_w: u32, pad_h: u32, pad_w: u32, flags: u32,
+    planes: u32,
+    h: u32,
+    w: u32,
+    oh: u32,
+    ow: u32,
+    kh: u32,
+    kw: u32,
+    stride_h: u32,
+    stride_w: u32,
+    pad_h: u32,
+    pad_w: u32,
+    flags: u32,
 }
 
 /// A max- or avg-pool window (PyTorch's MaxPool2d / AvgPool2d arguments).
@@ -28,18 +37,41 @@ pub struct Pool2d {
 
 impl Pool2d {
     pub fn square(k: usize, s: usize) -> Self {
-        Pool2d { kernel: (k, k), stride: (s, s), padding: (0, 0), ceil_mode: false, count_include_pad: true }
+        Pool2d {
+            kernel: (k, k),
+            stride: (s, s),
+            padding: (0, 0),
+            ceil_mode: false,
+            count_include_pad: true,
+        }
     }
 
     pub fn out_hw(&self, h: usize, w: usize) -> Result<(usize, usize)> {
-        for (k, p) in [(self.kernel.0, self.padding.0), (self.kernel.1, self.padding.1)] {
+        for (k, p) in [
+            (self.kernel.0, self.padding.0),
+            (self.kernel.1, self.padding.1),
+        ] {
             if k == 0 || p * 2 > k {
-                return Err(Error::Shape(format!("pool padding {p} must be at most half the kernel {k}")));
+                return Err(Error::Shape(format!(
+                    "pool padding {p} must be at most half the kernel {k}"
+                )));
             }
         }
         Ok((
-            pool_out(h, self.kernel.0, self.stride.0, self.padding.0, self.ceil_mode)?,
-            pool_out(w, self.kernel.1, self.stride.1, self.padding.1, self.ceil_mode)?,
+            pool_out(
+                h,
+                self.kernel.0,
+                self.stride.0,
+                self.padding.0,
+                self.ceil_mode,
+            )?,
+            pool_out(
+                w,
+                self.kernel.1,
+                self.stride.1,
+                self.padding.1,
+                self.ceil_mode,
+            )?,
         ))
     }
 }
@@ -57,20 +89,37 @@ pub fn pool_out(input: usize, k: usize, s: usize, p: usize, ceil_mode: bool) -> 
         )));
     }
     let s = s as i64;
-    let mut out = if ceil_mode { (span + s - 1) / s + 1 } else { span / s + 1 };
+    let mut out = if ceil_mode {
+        (span + s - 1) / s + 1
+    } else {
+        span / s + 1
+    };
     if ceil_mode && (out - 1) * s >= (input + p) as i64 {
         out -= 1;
     }
     Ok(out as usize)
 }
 
-pub(crate) fn params(x: &[usize; 4], oh: usize, ow: usize, pool: Option<&Pool2d>) -> Result<PoolParams> {
+pub(crate) fn params(
+    x: &[usize; 4],
+    oh: usize,
+    ow: usize,
+    pool: Option<&Pool2d>,
+) -> Result<PoolParams> {
     let [n, c, h, w] = *x;
     let d = pool.copied().unwrap_or(Pool2d::square(1, 1));
     Ok(PoolParams {
-        planes: u32s(n * c, "planes")?, h: h as u32, w: w as u32, oh: oh as u32,
-        ow: ow as u32, kh: d.kernel.0 as u32, kw: d.kernel.1 as u32, stride_h: d.stride.0 as u32,
-        stride_w: d.stride.1 as u32, pad_h: d.padding.0 as u32, pad_w: d.padding.1 as u32,
+        planes: u32s(n * c, "planes")?,
+        h: h as u32,
+        w: w as u32,
+        oh: oh as u32,
+        ow: ow as u32,
+        kh: d.kernel.0 as u32,
+        kw: d.kernel.1 as u32,
+        stride_h: d.stride.0 as u32,
+        stride_w: d.stride.1 as u32,
+        pad_h: d.padding.0 as u32,
+        pad_w: d.padding.1 as u32,
         flags: d.count_include_pad as u32,
     })
 }
@@ -84,7 +133,16 @@ pub fn max_pool2d(rec: &mut Recorder, x: &Tensor, pool: &Pool2d) -> Result<(Tens
     let y = Tensor::empty(rec.ctx(), &shape, "max_pool2d output")?;
     let arg = Tensor::empty(rec.ctx(), &shape, "max_pool2d argmax")?;
     let p = params(&d, oh, ow, Some(pool))?;
-    rec.launch_1d(Kernel::MaxPool2dForward, &p, &[Binding::Tensor(x), Binding::Tensor(&y), Binding::Tensor(&arg)], y.len());
+    rec.launch_1d(
+        Kernel::MaxPool2dForward,
+        &p,
+        &[
+            Binding::Tensor(x),
+            Binding::Tensor(&y),
+            Binding::Tensor(&arg),
+        ],
+        y.len(),
+    );
     Ok((y, arg))
 }
 
@@ -94,7 +152,12 @@ pub fn avg_pool2d(rec: &mut Recorder, x: &Tensor, pool: &Pool2d) -> Result<Tenso
     let y = Tensor::empty(rec.ctx(), &[d[0], d[1], oh, ow], "avg_pool2d output")?;
     let p = params(&d, oh, ow, Some(pool))?;
     // binding 3 is unused by this entry point but shares the layout: bind the output.
-    rec.launch_1d(Kernel::AvgPool2dForward, &p, &[Binding::Tensor(x), Binding::Tensor(&y), Binding::Tensor(&y)], y.len());
+    rec.launch_1d(
+        Kernel::AvgPool2dForward,
+        &p,
+        &[Binding::Tensor(x), Binding::Tensor(&y), Binding::Tensor(&y)],
+        y.len(),
+    );
     Ok(y)
 }
 
@@ -102,10 +165,22 @@ pub fn avg_pool2d(rec: &mut Recorder, x: &Tensor, pool: &Pool2d) -> Result<Tenso
 pub fn adaptive_avg_pool2d(rec: &mut Recorder, x: &Tensor, out: (usize, usize)) -> Result<Tensor> {
     let d = dims4(&x.shape, "adaptive_avg_pool2d")?;
     if out.0 == 0 || out.1 == 0 || d[2] == 0 || d[3] == 0 {
-        return Err(Error::Shape(format!("adaptive_avg_pool2d from {:?} to {out:?}", x.shape)));
+        return Err(Error::Shape(format!(
+            "adaptive_avg_pool2d from {:?} to {out:?}",
+            x.shape
+        )));
     }
-    let y = Tensor::empty(rec.ctx(), &[d[0], d[1], out.0, out.1], "adaptive_avg_pool2d output")?;
+    let y = Tensor::empty(
+        rec.ctx(),
+        &[d[0], d[1], out.0, out.1],
+        "adaptive_avg_pool2d output",
+    )?;
     let p = params(&d, out.0, out.1, None)?;
-    rec.launch_1d(Kernel::AdaptiveAvgPool2dForward, &p, &[Binding::Tensor(x), Binding::Tensor(&y), Binding::Tensor(&y)], y.len());
+    rec.launch_1d(
+        Kernel::AdaptiveAvgPool2dForward,
+        &p,
+        &[Binding::Tensor(x), Binding::Tensor(&y), Binding::Tensor(&y)],
+        y.len(),
+    );
     Ok(y)
 }

@@ -17,8 +17,17 @@ pub(crate) struct ElementParams {
 
 pub fn relu(rec: &mut Recorder, x: &Tensor) -> Result<Tensor> {
     let y = Tensor::empty(rec.ctx(), &x.shape, "relu output")?;
-    let p = ElementParams { count: u32s(x.len(), "elements")?, cols: 0, _pad: [0; 2] };
-    rec.launch_1d(Kernel::ReluForward, &p, &[Binding::Tensor(x), Binding::Tensor(&y)], x.len());
+    let p = ElementParams {
+        count: u32s(x.len(), "elements")?,
+        cols: 0,
+        _pad: [0; 2],
+    };
+    rec.launch_1d(
+        Kernel::ReluForward,
+        &p,
+        &[Binding::Tensor(x), Binding::Tensor(&y)],
+        x.len(),
+    );
     Ok(y)
 }
 
@@ -26,10 +35,23 @@ pub fn relu(rec: &mut Recorder, x: &Tensor) -> Result<Tensor> {
 pub fn softmax(rec: &mut Recorder, x: &Tensor) -> Result<Tensor> {
     let (rows, cols) = match x.shape.as_slice() {
         [r, c] if *c > 0 => (*r, *c),
-        s => return Err(Error::Shape(format!("softmax expects [N, classes], got {s:?}"))),
+        s => {
+            return Err(Error::Shape(format!(
+                "softmax expects [N, classes], got {s:?}"
+            )))
+        }
     };
     let y = Tensor::empty(rec.ctx(), &x.shape, "softmax output")?;
-    let p = ElementParams { count: u32s(rows, "rows")?, cols: cols as u32, _pad: [0; 2] };
-    rec.launch(Kernel::SoftmaxForward, &p, &[Binding::Tensor(x), Binding::Tensor(&y)], grid(rows as u32));
+    let p = ElementParams {
+        count: u32s(rows, "rows")?,
+        cols: cols as u32,
+        _pad: [0; 2],
+    };
+    rec.launch(
+        Kernel::SoftmaxForward,
+        &p,
+        &[Binding::Tensor(x), Binding::Tensor(&y)],
+        grid(rows as u32),
+    );
     Ok(y)
 }

@@ -4,7 +4,14 @@
 use crate::ops::{Conv2dGeom, Pool2d};
 
 /// conv2d of x [n, cin, h, w] with w [cout, cin, kh, kw]; returns ([n, cout, oh, ow], oh, ow).
-pub fn conv2d(x: &[f32], dims: [usize; 4], w: &[f32], b: Option<&[f32]>, g: &Conv2dGeom, relu: bool) -> (Vec<f32>, usize, usize) {
+pub fn conv2d(
+    x: &[f32],
+    dims: [usize; 4],
+    w: &[f32],
+    b: Option<&[f32]>,
+    g: &Conv2dGeom,
+    relu: bool,
+) -> (Vec<f32>, usize, usize) {
     let [n, cin, h, wd] = dims;
     let (oh, ow) = g.out_hw(h, wd).expect("valid geometry");
     let (kh, kw) = g.kernel;
@@ -41,7 +48,14 @@ pub fn conv2d(x: &[f32], dims: [usize; 4], w: &[f32], b: Option<&[f32]>, g: &Con
 }
 
 /// y [n, out] = x [n, in] W^T + b.
-pub fn linear(x: &[f32], n: usize, w: &[f32], b: Option<&[f32]>, out: usize, relu: bool) -> Vec<f32> {
+pub fn linear(
+    x: &[f32],
+    n: usize,
+    w: &[f32],
+    b: Option<&[f32]>,
+    out: usize,
+    relu: bool,
+) -> Vec<f32> {
     let k = w.len() / out;
     let mut y = vec![0f32; n * out];
     for r in 0..n {
@@ -117,7 +131,11 @@ pub fn avg_pool2d(x: &[f32], dims: [usize; 4], p: &Pool2d) -> (Vec<f32>, usize, 
                         sum += x[pl * h * w + iy as usize * w + ix as usize] as f64;
                     }
                 }
-                let count = if p.count_include_pad { padded } else { (ye - ys) * (xe - xs) };
+                let count = if p.count_include_pad {
+                    padded
+                } else {
+                    (ye - ys) * (xe - xs)
+                };
                 y.push((sum / count.max(1) as f64) as f32);
             }
         }
@@ -208,14 +226,21 @@ pub fn linear_backward_input(dy: &[f32], n: usize, w: &[f32], out: usize) -> Vec
     let mut dx = vec![0f32; n * k];
     for r in 0..n {
         for i in 0..k {
-            dx[r * k + i] = (0..out).map(|o| dy[r * out + o] as f64 * w[o * k + i] as f64).sum::<f64>() as f32;
+            dx[r * k + i] = (0..out)
+                .map(|o| dy[r * out + o] as f64 * w[o * k + i] as f64)
+                .sum::<f64>() as f32;
         }
     }
     dx
 }
 
 /// dx of max-pool: each dy goes to its window's argmax.
-pub fn max_pool2d_backward(dy: &[f32], argmax: &[u32], dims: [usize; 4], out_plane: usize) -> Vec<f32> {
+pub fn max_pool2d_backward(
+    dy: &[f32],
+    argmax: &[u32],
+    dims: [usize; 4],
+    out_plane: usize,
+) -> Vec<f32> {
     let [n, c, h, w] = dims;
     let mut dx = vec![0f32; n * c * h * w];
     for (o, (&g, &a)) in dy.iter().zip(argmax).enumerate() {
@@ -237,8 +262,13 @@ pub fn avg_pool2d_backward(dy: &[f32], dims: [usize; 4], p: &Pool2d) -> Vec<f32>
                 let ye = (ys + p.kernel.0 as isize).min((h + p.padding.0) as isize);
                 let xe = (xs + p.kernel.1 as isize).min((w + p.padding.1) as isize);
                 let padded = (ye - ys) * (xe - xs);
-                let (ys, xs, ye, xe) = (ys.max(0), xs.max(0), ye.min(h as isize), xe.min(w as isize));
-                let count = if p.count_include_pad { padded } else { (ye - ys) * (xe - xs) };
+                let (ys, xs, ye, xe) =
+                    (ys.max(0), xs.max(0), ye.min(h as isize), xe.min(w as isize));
+                let count = if p.count_include_pad {
+                    padded
+                } else {
+                    (ye - ys) * (xe - xs)
+                };
                 let g = dy[(pl * oh + oy) * ow + ox] / count.max(1) as f32;
                 for iy in ys..ye {
                     for ix in xs..xe {
@@ -277,7 +307,11 @@ pub fn relu_backward(y: &[f32], dy: &[f32], mode: u32) -> Vec<f32> {
         .zip(dy)
         .map(|(&y, &g)| {
             let g = if mode != 0 { g.max(0.0) } else { g };
-            if mode != 2 && y <= 0.0 { 0.0 } else { g }
+            if mode != 2 && y <= 0.0 {
+                0.0
+            } else {
+                g
+            }
         })
         .collect()
 }

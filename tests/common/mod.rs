@@ -27,7 +27,11 @@ pub fn rand_vec(n: usize, seed: u64) -> Vec<f32> {
 /// ||a - b|| / ||b||  (b the reference).
 pub fn rel_l2(a: &[f32], b: &[f32]) -> f64 {
     assert_eq!(a.len(), b.len(), "length mismatch");
-    let num: f64 = a.iter().zip(b).map(|(x, y)| ((*x - *y) as f64).powi(2)).sum();
+    let num: f64 = a
+        .iter()
+        .zip(b)
+        .map(|(x, y)| ((*x - *y) as f64).powi(2))
+        .sum();
     let den: f64 = b.iter().map(|y| (*y as f64).powi(2)).sum();
     (num / den.max(1e-30)).sqrt()
 }
@@ -50,8 +54,15 @@ pub fn load_tensors(path: &str) -> std::collections::BTreeMap<String, netlens::A
     st.iter()
         .map(|(name, v)| {
             assert_eq!(v.dtype(), safetensors::Dtype::F32, "{name}");
-            let data = v.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
-            (name.to_string(), netlens::Array::new(v.shape().to_vec(), data).unwrap())
+            let data = v
+                .data()
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .collect();
+            (
+                name.to_string(),
+                netlens::Array::new(v.shape().to_vec(), data).unwrap(),
+            )
         })
         .collect()
 }
@@ -63,5 +74,6 @@ pub fn fixture(name: &str) -> String {
 /// A shared device for tests that need an Arc.
 pub fn arc_ctx() -> std::sync::Arc<Context> {
     static CTX: OnceLock<std::sync::Arc<Context>> = OnceLock::new();
-    CTX.get_or_init(|| std::sync::Arc::new(Context::from_env().expect("a wgpu adapter"))).clone()
+    CTX.get_or_init(|| std::sync::Arc::new(Context::from_env().expect("a wgpu adapter")))
+        .clone()
 }

@@ -24,7 +24,9 @@ pub enum Composite {
 impl Composite {
     /// From a CLI method name (`lrp-epsilon-plus`, `lrp-zplus`, ...).
     pub fn from_method(method: &str, p: &RuleParams) -> Result<Composite> {
-        let name = method.strip_prefix("lrp-").ok_or_else(|| Error::input("--method", format!("{method} is not an LRP method")))?;
+        let name = method
+            .strip_prefix("lrp-")
+            .ok_or_else(|| Error::input("--method", format!("{method} is not an LRP method")))?;
         Ok(match name {
             "epsilon-plus" => Composite::EpsilonPlus,
             "epsilon-plus-flat" => Composite::EpsilonPlusFlat,
@@ -37,8 +39,16 @@ impl Composite {
 }
 
 /// The rule of every layer, by index. `overrides` (layer name or index → rule) win.
-pub fn assign(model: &Model, composite: &Composite, p: &RuleParams, overrides: &[(String, Rule)]) -> Result<Vec<Rule>> {
-    let first_conv = model.layers.iter().position(|l| matches!(l.kind, LayerKind::Conv2d { .. }));
+pub fn assign(
+    model: &Model,
+    composite: &Composite,
+    p: &RuleParams,
+    overrides: &[(String, Rule)],
+) -> Result<Vec<Rule>> {
+    let first_conv = model
+        .layers
+        .iter()
+        .position(|l| matches!(l.kind, LayerKind::Conv2d { .. }));
     let eps = Rule::Epsilon(p.epsilon);
     let mut rules: Vec<Rule> = model
         .layers
@@ -50,10 +60,37 @@ pub fn assign(model: &Model, composite: &Composite, p: &RuleParams, overrides: &
                 match composite {
                     Composite::Single(r) => r.clone(),
                     Composite::EpsilonPlus => Rule::ZPlus,
-                    Composite::EpsilonPlusFlat => if first { Rule::Flat } else { Rule::ZPlus },
-                    Composite::EpsilonGammaBox => if first { Rule::ZBox { low: p.low, high: p.high } } else { Rule::Gamma(p.gamma) },
-                    Composite::EpsilonAlpha2Beta1 => Rule::AlphaBeta { alpha: 2.0, beta: 1.0 },
-                    Composite::EpsilonAlpha2Beta1Flat => if first { Rule::Flat } else { Rule::AlphaBeta { alpha: 2.0, beta: 1.0 } },
+                    Composite::EpsilonPlusFlat => {
+                        if first {
+                            Rule::Flat
+                        } else {
+                            Rule::ZPlus
+                        }
+                    }
+                    Composite::EpsilonGammaBox => {
+                        if first {
+                            Rule::ZBox {
+                                low: p.low,
+                                high: p.high,
+                            }
+                        } else {
+                            Rule::Gamma(p.gamma)
+                        }
+                    }
+                    Composite::EpsilonAlpha2Beta1 => Rule::AlphaBeta {
+                        alpha: 2.0,
+                        beta: 1.0,
+                    },
+                    Composite::EpsilonAlpha2Beta1Flat => {
+                        if first {
+                            Rule::Flat
+                        } else {
+                            Rule::AlphaBeta {
+                                alpha: 2.0,
+                                beta: 1.0,
+                            }
+                        }
+                    }
                 }
             }
             LayerKind::Linear { .. } => match composite {
@@ -69,12 +106,26 @@ pub fn assign(model: &Model, composite: &Composite, p: &RuleParams, overrides: &
     for (key, rule) in overrides {
         let i = match key.parse::<usize>() {
             Ok(i) if i < rules.len() => i,
-            Ok(i) => return Err(Error::input("--rule", format!("layer index {i} is out of range (0..{})", rules.len()))),
+            Ok(i) => {
+                return Err(Error::input(
+                    "--rule",
+                    format!("layer index {i} is out of range (0..{})", rules.len()),
+                ))
+            }
             Err(_) => model.find(key)?,
         };
-        let is_affine = matches!(model.layers[i].kind, LayerKind::Conv2d { .. } | LayerKind::Linear { .. });
+        let is_affine = matches!(
+            model.layers[i].kind,
+            LayerKind::Conv2d { .. } | LayerKind::Linear { .. }
+        );
         if rule.needs_weights() && !is_affine {
-            return Err(Error::input("--rule", format!("{rule} needs a conv or linear layer; {key} is {}", model.layers[i].kind.type_name())));
+            return Err(Error::input(
+                "--rule",
+                format!(
+                    "{rule} needs a conv or linear layer; {key} is {}",
+                    model.layers[i].kind.type_name()
+                ),
+            ));
         }
         rules[i] = rule.clone();
     }
@@ -85,7 +136,11 @@ pub fn assign(model: &Model, composite: &Composite, p: &RuleParams, overrides: &
 pub fn describe(model: &Model, rules: &[Rule]) -> String {
     let mut s = String::new();
     for (i, (l, r)) in model.layers.iter().zip(rules).enumerate() {
-        s.push_str(&format!("{i:>4}  {:<16} {:<18} {r}\n", model.output_name(i), l.kind.type_name()));
+        s.push_str(&format!(
+            "{i:>4}  {:<16} {:<18} {r}\n",
+            model.output_name(i),
+            l.kind.type_name()
+        ));
     }
     s
 }

@@ -43,11 +43,21 @@ pub struct Relevance {
 
 impl<'n> Lrp<'n> {
     pub fn new(net: &'n Net) -> Self {
-        Lrp { net, weights: ModWeights::default() }
+        Lrp {
+            net,
+            weights: ModWeights::default(),
+        }
     }
 
     /// Relevance of each item's target class (argmax when None).
-    pub fn relevance(&self, x: &Array, targets: Option<&[usize]>, rules: &[Rule], start: Start, keep_layers: bool) -> Result<Relevance> {
+    pub fn relevance(
+        &self,
+        x: &Array,
+        targets: Option<&[usize]>,
+        rules: &[Rule],
+        start: Start,
+        keep_layers: bool,
+    ) -> Result<Relevance> {
         let net = self.net;
         let ctx = net.ctx();
         x.check_finite()?;
@@ -58,8 +68,10 @@ impl<'n> Lrp<'n> {
         while s < x.batch() {
             let e = (s + chunk).min(x.batch());
             let part = x.slice_batch(s, e);
-            let tape = net.forward_gpu(&Tensor::upload(ctx, &part.data, &part.shape)?, &Keep::All)?;
-            let (t, _, seed) = super::seed(net, &tape, targets.map(|t| &t[s..e]), start == Start::Logit)?;
+            let tape =
+                net.forward_gpu(&Tensor::upload(ctx, &part.data, &part.shape)?, &Keep::All)?;
+            let (t, _, seed) =
+                super::seed(net, &tape, targets.map(|t| &t[s..e]), start == Start::Logit)?;
             let (r, at) = walk::walk(net, &self.weights, &tape, &seed, rules, keep_layers)?;
             inputs.push(Array::new(r.shape.clone(), r.read(ctx)?)?);
             for (j, t) in at.iter().enumerate() {
@@ -76,6 +88,10 @@ impl<'n> Lrp<'n> {
             .enumerate()
             .map(|(i, p)| Ok((net.model().output_name(i).to_string(), Array::concat(p)?)))
             .collect::<Result<_>>()?;
-        Ok(Relevance { input: Array::concat(&inputs)?, targets: all_t, layers })
+        Ok(Relevance {
+            input: Array::concat(&inputs)?,
+            targets: all_t,
+            layers,
+        })
     }
 }

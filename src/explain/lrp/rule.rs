@@ -98,6 +98,13 @@ pub struct RuleParams {
 
 impl Default for RuleParams {
     fn default() -> Self {
-        RuleParams { epsilon: 1e-6, alpha: 2.0, beta: 1.0, gamma: 0.25, low: -3.0, high: 3.0 }
+        RuleParams {
+            epsilon: 1e-6,
+            alpha: 2.0,
+            beta: 1.0,
+            gamma: 0.25,
+            low: -3.0,
+            high: 3.0,
+        }
     }
 }

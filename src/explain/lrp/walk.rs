@@ -19,16 +19,30 @@ impl Affine<'_> {
         &self.net.model().layers[self.layer].kind
     }
 
-    fn fwd(&self, rec: &mut Recorder, x: &Tensor, w: &WeightBuffer, acc: Option<&Tensor>) -> Result<Tensor> {
+    fn fwd(
+        &self,
+        rec: &mut Recorder,
+        x: &Tensor,
+        w: &WeightBuffer,
+        acc: Option<&Tensor>,
+    ) -> Result<Tensor> {
         match self.kind() {
             LayerKind::Conv2d { geom, .. } => ops::conv2d_acc(rec, x, w, geom, false, acc),
             _ => ops::linear_acc(rec, x, w, false, acc),
         }
     }
 
-    fn bwd(&self, rec: &mut Recorder, g: &Tensor, w: &WeightBuffer, input: &Tensor) -> Result<Tensor> {
+    fn bwd(
+        &self,
+        rec: &mut Recorder,
+        g: &Tensor,
+        w: &WeightBuffer,
+        input: &Tensor,
+    ) -> Result<Tensor> {
         match self.kind() {
-            LayerKind::Conv2d { geom, .. } => ops::conv2d_backward_input(rec, g, w, geom, (input.shape[2], input.shape[3])),
+            LayerKind::Conv2d { geom, .. } => {
+                ops::conv2d_backward_input(rec, g, w, geom, (input.shape[2], input.shape[3]))
+            }
             _ => ops::linear_backward_input(rec, g, w),
         }
     }
@@ -48,7 +62,11 @@ pub fn nonnegative_inputs(net: &Net) -> Vec<bool> {
         out.push(nonneg);
         nonneg = match l.kind {
             LayerKind::Relu => true,
-            LayerKind::MaxPool2d(_) | LayerKind::AvgPool2d(_) | LayerKind::AdaptiveAvgPool2d(_) | LayerKind::Flatten | LayerKind::Dropout => nonneg,
+            LayerKind::MaxPool2d(_)
+            | LayerKind::AvgPool2d(_)
+            | LayerKind::AdaptiveAvgPool2d(_)
+            | LayerKind::Flatten
+            | LayerKind::Dropout => nonneg,
             _ => false,
         };
     }
@@ -57,14 +75,31 @@ pub fn nonnegative_inputs(net: &Net) -> Vec<bool> {
 
 /// Relevance at the input of layer `i` from relevance `r` at its output.
 #[allow(clippy::too_many_arguments)]
-fn layer_rule(net: &Net, mw: &ModWeights, rec: &mut Recorder, tape: &Tape, i: usize, rule: &Rule, r: &Tensor, nonneg: bool) -> Result<Tensor> {
+fn layer_rule(
+    net: &Net,
+    mw: &ModWeights,
+    rec: &mut Recorder,
+    tape: &Tape,
+    i: usize,
+    rule: &Rule,
+    r: &Tensor,
+    nonneg: bool,
+) -> Result<Tensor> {
     let layers = &net.model().layers;
-    let a = if i == 0 { &tape.input } else { tape.output(i - 1)? };
+    let a = if i == 0 {
+        &tape.input
+    } else {
+        tape.output(i - 1)?
+    };
     let z0 = tape.output(i)?;
     let kind = &layers[i].kind;
     let affine = matches!(kind, LayerKind::Conv2d { .. } | LayerKind::Linear { .. });
     if rule.needs_weights() && !affine {
-        return Err(Error::Other(format!("rule {rule} cannot apply to {} ({})", layers[i].name, kind.type_name())));
+        return Err(Error::Other(format!(
+            "rule {rule} cannot apply to {} ({})",
+            layers[i].name,
+            kind.type_name()
+        )));
     }
     let f = Affine { net, layer: i };
     let w = |m: Mod| mw.get(net, i, m);
@@ -72,11 +107,19 @@ fn layer_rule(net: &Net, mw: &ModWeights, rec: &mut Recorder, tape: &Tape, i: us
         Rule::Pass => match kind {
             LayerKind::Flatten => r.reshape(&a.shape)?,
             LayerKind::Relu | LayerKind::Dropout => r.clone(),
-            _ => return Err(Error::Other(format!("pass cannot apply to {} ({})", layers[i].name, kind.type_name()))),
+            _ => {
+                return Err(Error::Other(format!(
+                    "pass cannot apply to {} ({})",
+                    layers[i].name,
+                    kind.type_name()
+                )))
+            }
         },
         Rule::Gradient => match kind {
             LayerKind::MaxPool2d(p) => {
-                let arg = tape.argmax[i].as_ref().ok_or_else(|| Error::Other("tape lacks a max-pool argmax".into()))?;
+                let arg = tape.argmax[i]
+                    .as_ref()
+                    .ok_or_else(|| Error::Other("tape lacks a max-pool argmax".into()))?;
                 ops::max_pool2d_backward(rec, r, arg, p, &a.shape)?
             }
             LayerKind::AvgPool2d(p) => ops::avg_pool2d_backward(rec, r, p, &a.shape)?,
@@ -90,8 +133,15 @@ fn layer_rule(net: &Net, mw: &ModWeights, rec: &mut Recorder, tape: &Tape, i: us
             let g = ops::lrp_ratio(rec, r, z0, z0, LrpKeep::All, STABILIZER)?;
             let t = match kind {
                 LayerKind::AvgPool2d(p) => ops::avg_pool2d_backward(rec, &g, p, &a.shape)?,
-                LayerKind::AdaptiveAvgPool2d(_) => ops::adaptive_avg_pool2d_backward(rec, &g, &a.shape)?,
-                _ => return Err(Error::Other(format!("norm applies to avg-pools, not {}", kind.type_name()))),
+                LayerKind::AdaptiveAvgPool2d(_) => {
+                    ops::adaptive_avg_pool2d_backward(rec, &g, &a.shape)?
+                }
+                _ => {
+                    return Err(Error::Other(format!(
+                        "norm applies to avg-pools, not {}",
+                        kind.type_name()
+                    )))
+                }
             };
             ops::lrp_combine(rec, 1.0, a, &t, 0.0, a, &t, None)?
         }
@@ -112,8 +162,24 @@ fn layer_rule(net: &Net, mw: &ModWeights, rec: &mut Recorder, tape: &Tape, i: us
                     let z2 = ops::lrp_axpby(rec, 1.0 + gamma, z0, -gamma, &u)?;
                     let g1 = ops::lrp_ratio(rec, r, &z1, z0, LrpKeep::Positive, STABILIZER)?;
                     let g2 = ops::lrp_ratio(rec, r, &z2, z0, LrpKeep::Negative, STABILIZER)?;
-                    let t1 = f.bwd(rec, &g1, &*w(Mod::GammaPos { gamma: gb, bias: false })?, a)?;
-                    let t2 = f.bwd(rec, &g2, &*w(Mod::GammaNeg { gamma: gb, bias: false })?, a)?;
+                    let t1 = f.bwd(
+                        rec,
+                        &g1,
+                        &*w(Mod::GammaPos {
+                            gamma: gb,
+                            bias: false,
+                        })?,
+                        a,
+                    )?;
+                    let t2 = f.bwd(
+                        rec,
+                        &g2,
+                        &*w(Mod::GammaNeg {
+                            gamma: gb,
+                            bias: false,
+                        })?,
+                        a,
+                    )?;
                     ops::lrp_combine(rec, 1.0, a, &t1, 1.0, a, &t2, None)?
                 }
                 _ => {
@@ -163,11 +229,33 @@ fn layer_rule(net: &Net, mw: &ModWeights, rec: &mut Recorder, tape: &Tape, i: us
             let gb = gamma.to_bits();
             let ap = ops::lrp_clamp(rec, a, false)?;
             let an = ops::lrp_clamp(rec, a, true)?;
-            let gp_nb = w(Mod::GammaPos { gamma: gb, bias: false })?;
-            let gn_nb = w(Mod::GammaNeg { gamma: gb, bias: false })?;
-            let z1 = f.fwd(rec, &ap, &*w(Mod::GammaPos { gamma: gb, bias: true })?, None)?;
+            let gp_nb = w(Mod::GammaPos {
+                gamma: gb,
+                bias: false,
+            })?;
+            let gn_nb = w(Mod::GammaNeg {
+                gamma: gb,
+                bias: false,
+            })?;
+            let z1 = f.fwd(
+                rec,
+                &ap,
+                &*w(Mod::GammaPos {
+                    gamma: gb,
+                    bias: true,
+                })?,
+                None,
+            )?;
             let z1 = f.fwd(rec, &an, &gn_nb, Some(&z1))?;
-            let z2 = f.fwd(rec, &ap, &*w(Mod::GammaNeg { gamma: gb, bias: true })?, None)?;
+            let z2 = f.fwd(
+                rec,
+                &ap,
+                &*w(Mod::GammaNeg {
+                    gamma: gb,
+                    bias: true,
+                })?,
+                None,
+            )?;
             let z2 = f.fwd(rec, &an, &gp_nb, Some(&z2))?;
             let g1 = ops::lrp_ratio(rec, r, &z1, z0, LrpKeep::Positive, STABILIZER)?;
             let g2 = ops::lrp_ratio(rec, r, &z2, z0, LrpKeep::Negative, STABILIZER)?;
@@ -194,7 +282,11 @@ fn layer_rule(net: &Net, mw: &ModWeights, rec: &mut Recorder, tape: &Tape, i: us
             ops::lrp_combine(rec, -1.0, &hi, &t2, 0.0, &hi, &t2, Some(&out))?
         }
         Rule::Flat | Rule::WSquare => {
-            let m = if *rule == Rule::Flat { Mod::Ones } else { Mod::Square };
+            let m = if *rule == Rule::Flat {
+                Mod::Ones
+            } else {
+                Mod::Square
+            };
             let wm = w(m)?;
             let ones = constant(net, &a.shape, 1.0)?;
             let z = f.fwd(rec, &ones, &wm, None)?;
@@ -207,10 +299,20 @@ fn layer_rule(net: &Net, mw: &ModWeights, rec: &mut Recorder, tape: &Tape, i: us
 /// Walks the tape from the output relevance `seed` back to the input with one rule per
 /// layer. Returns the input relevance and, when `keep`, the relevance arriving at each
 /// layer's output (index order).
-pub fn walk(net: &Net, mw: &ModWeights, tape: &Tape, seed: &Tensor, rules: &[Rule], keep: bool) -> Result<(Tensor, Vec<Tensor>)> {
+pub fn walk(
+    net: &Net,
+    mw: &ModWeights,
+    tape: &Tape,
+    seed: &Tensor,
+    rules: &[Rule],
+    keep: bool,
+) -> Result<(Tensor, Vec<Tensor>)> {
     let n = net.model().layers.len();
     if rules.len() != n {
-        return Err(Error::Other(format!("{} rules for {n} layers", rules.len())));
+        return Err(Error::Other(format!(
+            "{} rules for {n} layers",
+            rules.len()
+        )));
     }
     let nonneg = nonnegative_inputs(net);
     let mut rec = Recorder::new(net.ctx(), "lrp");

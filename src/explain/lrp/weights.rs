@@ -74,15 +74,35 @@ impl ModWeights {
         let l = &net.model().layers[layer];
         let (weight, bias, rows) = match &l.kind {
             LayerKind::Conv2d { geom, weight, bias } => (weight, bias, geom.cout),
-            LayerKind::Linear { out_features, weight, bias, .. } => (weight, bias, *out_features),
-            other => return Err(crate::Error::Other(format!("layer {} ({}) has no weights", l.name, other.type_name()))),
+            LayerKind::Linear {
+                out_features,
+                weight,
+                bias,
+                ..
+            } => (weight, bias, *out_features),
+            other => {
+                return Err(crate::Error::Other(format!(
+                    "layer {} ({}) has no weights",
+                    l.name,
+                    other.type_name()
+                )))
+            }
         };
         let w: Vec<f32> = weight.iter().map(|v| m.weight(*v)).collect();
         let b: Option<Vec<f32>> = match bias {
-            Some(b) if m.bias(0.0).is_some() => Some(b.iter().map(|v| m.bias(*v).unwrap_or(0.0)).collect()),
+            Some(b) if m.bias(0.0).is_some() => {
+                Some(b.iter().map(|v| m.bias(*v).unwrap_or(0.0)).collect())
+            }
             _ => None,
         };
-        let buf = Arc::new(WeightBuffer::upload(net.ctx(), &format!("{} {m:?}", l.name), &w, rows, w.len() / rows, b.as_deref())?);
+        let buf = Arc::new(WeightBuffer::upload(
+            net.ctx(),
+            &format!("{} {m:?}", l.name),
+            &w,
+            rows,
+            w.len() / rows,
+            b.as_deref(),
+        )?);
         self.cache.lock().unwrap().insert((layer, m), buf.clone());
         Ok(buf)
     }
