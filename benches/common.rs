@@ -18,3 +18,13 @@ pub const POOLS: &[(&str, [usize; 4])] = &[
     ("pool1 b8", [8, 64, 224, 224]),
     ("pool4 b8", [8, 512, 28, 28]),
 ];
+/// The remaining distinct conv shapes of VGG16 at batch 1 (name, [n, cin, h, w], cout).
+pub const CONVS_MORE: &[(&str, [usize; 4], usize)] = &[
+    ("conv1_1 b1", [1, 3, 224, 224], 64),
+    ("conv2_1 b1", [1, 64, 112, 112], 128),
+    ("conv2_2 b1", [1, 128, 112, 112], 128),
+    ("conv3_1 b1", [1, 128, 56, 56], 256),
+    ("conv4_1 b1", [1, 256, 28, 28], 512),
+    ("conv4_2 b1", [1, 512, 28, 28], 512),
+    ("conv5_2 b1", [1, 512, 14, 14], 512),
+];

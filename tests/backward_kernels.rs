@@ -2,35 +2,36 @@
 //! and split shapes.
 
 mod common;
-use common::{assert_close, ctx, rand_vec};
+use common::{assert_close, ctx, gemm_ctxs, rand_vec};
 
 use netlens::gpu::{Recorder, Tensor, WeightBuffer};
 use netlens::ops::{self, Conv2dGeom, Pool2d, ReluRule, Windows};
 use netlens::reference as cpu;
 
 fn conv_back(dims: [usize; 4], g: Conv2dGeom, limit: Option<u64>) {
-    let c = ctx();
-    let k = g.cin * g.kernel.0 * g.kernel.1;
-    let w = rand_vec(g.cout * k, 21);
-    let wb = match limit {
-        Some(l) => WeightBuffer::upload_limited(c, "w", &w, g.cout, k, None, l).unwrap(),
-        None => WeightBuffer::upload(c, "w", &w, g.cout, k, None).unwrap(),
-    };
-    let (oh, ow) = g.out_hw(dims[2], dims[3]).unwrap();
-    let dy = rand_vec(dims[0] * g.cout * oh * ow, 22);
-    let dyt = Tensor::upload(c, &dy, &[dims[0], g.cout, oh, ow]).unwrap();
-    let mut rec = Recorder::new(c, "test");
-    let dx = ops::conv2d_backward_input(&mut rec, &dyt, &wb, &g, (dims[2], dims[3])).unwrap();
-    rec.submit().unwrap();
-    assert_eq!(dx.shape, dims.to_vec());
-    let want = cpu::conv2d_backward_input(&dy, dims, &w, &g);
-    assert_close(
-        &dx.read(c).unwrap(),
-        &want,
-        1e-4,
-        1e-4,
-        &format!("conv backward {dims:?} {g:?}"),
-    );
+    for c in gemm_ctxs() {
+        let k = g.cin * g.kernel.0 * g.kernel.1;
+        let w = rand_vec(g.cout * k, 21);
+        let wb = match limit {
+            Some(l) => WeightBuffer::upload_limited(c, "w", &w, g.cout, k, None, l).unwrap(),
+            None => WeightBuffer::upload(c, "w", &w, g.cout, k, None).unwrap(),
+        };
+        let (oh, ow) = g.out_hw(dims[2], dims[3]).unwrap();
+        let dy = rand_vec(dims[0] * g.cout * oh * ow, 22);
+        let dyt = Tensor::upload(c, &dy, &[dims[0], g.cout, oh, ow]).unwrap();
+        let mut rec = Recorder::new(c, "test");
+        let dx = ops::conv2d_backward_input(&mut rec, &dyt, &wb, &g, (dims[2], dims[3])).unwrap();
+        rec.submit().unwrap();
+        assert_eq!(dx.shape, dims.to_vec());
+        let want = cpu::conv2d_backward_input(&dy, dims, &w, &g);
+        assert_close(
+            &dx.read(c).unwrap(),
+            &want,
+            1e-4,
+            1e-4,
+            &format!("conv backward {dims:?} {g:?} {:?}", c.gemm()),
+        );
+    }
 }
 
 fn geom(
@@ -69,26 +70,27 @@ fn conv2d_backward_split_weights_accumulate() {
 }
 
 fn lin_back(n: usize, k: usize, out: usize, limit: Option<u64>) {
-    let c = ctx();
-    let w = rand_vec(out * k, 23);
-    let wb = match limit {
-        Some(l) => WeightBuffer::upload_limited(c, "fc", &w, out, k, None, l).unwrap(),
-        None => WeightBuffer::upload(c, "fc", &w, out, k, None).unwrap(),
-    };
-    let dy = rand_vec(n * out, 24);
-    let dyt = Tensor::upload(c, &dy, &[n, out]).unwrap();
-    let mut rec = Recorder::new(c, "test");
-    let dx = ops::linear_backward_input(&mut rec, &dyt, &wb).unwrap();
-    rec.submit().unwrap();
-    assert_eq!(dx.shape, vec![n, k]);
-    let want = cpu::linear_backward_input(&dy, n, &w, out);
-    assert_close(
-        &dx.read(c).unwrap(),
-        &want,
-        1e-4,
-        1e-4,
-        &format!("linear backward n={n} k={k} out={out}"),
-    );
+    for c in gemm_ctxs() {
+        let w = rand_vec(out * k, 23);
+        let wb = match limit {
+            Some(l) => WeightBuffer::upload_limited(c, "fc", &w, out, k, None, l).unwrap(),
+            None => WeightBuffer::upload(c, "fc", &w, out, k, None).unwrap(),
+        };
+        let dy = rand_vec(n * out, 24);
+        let dyt = Tensor::upload(c, &dy, &[n, out]).unwrap();
+        let mut rec = Recorder::new(c, "test");
+        let dx = ops::linear_backward_input(&mut rec, &dyt, &wb).unwrap();
+        rec.submit().unwrap();
+        assert_eq!(dx.shape, vec![n, k]);
+        let want = cpu::linear_backward_input(&dy, n, &w, out);
+        assert_close(
+            &dx.read(c).unwrap(),
+            &want,
+            1e-4,
+            1e-4,
+            &format!("linear backward n={n} k={k} out={out}"),
+        );
+    }
 }
 
 #[test]

@@ -20,7 +20,7 @@ fn runs_on_a_wrapped_host_device() {
     let host_errors = Arc::new(std::sync::Mutex::new(0));
     let count = host_errors.clone();
     device.on_uncaptured_error(Arc::new(move |_e: wgpu::Error| *count.lock().unwrap() += 1));
-    let ctx = Arc::new(Context::from_device(device.clone(), queue.clone()));
+    let ctx = Arc::new(Context::from_device(device.clone(), queue.clone()).unwrap());
     // default limits: 128 MiB bindings at most
     assert!(ctx.max_binding() <= 128 << 20);
     let m = netlens::model::load(std::path::Path::new(&fixture("vgg11_tiny.safetensors"))).unwrap();

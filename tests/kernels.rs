@@ -2,34 +2,43 @@
 //! split shapes.
 
 mod common;
-use common::{assert_close, ctx, rand_vec};
+use common::{assert_close, ctx, gemm_ctxs, rand_vec};
 
 use netlens::gpu::{Recorder, Tensor, WeightBuffer};
 use netlens::ops::{self, Conv2dGeom, Pool2d};
 use netlens::reference as cpu;
 
 fn run_conv(dims: [usize; 4], g: Conv2dGeom, relu: bool, bias: bool, limit: Option<u64>) {
-    let c = ctx();
-    let x = rand_vec(dims.iter().product(), 1);
-    let wlen = g.cout * g.cin * g.kernel.0 * g.kernel.1;
-    let w = rand_vec(wlen, 2);
-    let b = rand_vec(g.cout, 3);
-    let b = bias.then_some(b.as_slice());
-    let wb = match limit {
-        Some(l) => WeightBuffer::upload_limited(c, "w", &w, g.cout, wlen / g.cout, b, l).unwrap(),
-        None => WeightBuffer::upload(c, "w", &w, g.cout, wlen / g.cout, b).unwrap(),
-    };
-    if let Some(l) = limit {
-        assert!(wb.chunks.len() > 1, "limit {l} should split the weight");
+    for c in gemm_ctxs() {
+        let x = rand_vec(dims.iter().product(), 1);
+        let wlen = g.cout * g.cin * g.kernel.0 * g.kernel.1;
+        let w = rand_vec(wlen, 2);
+        let b = rand_vec(g.cout, 3);
+        let b = bias.then_some(b.as_slice());
+        let wb = match limit {
+            Some(l) => {
+                WeightBuffer::upload_limited(c, "w", &w, g.cout, wlen / g.cout, b, l).unwrap()
+            }
+            None => WeightBuffer::upload(c, "w", &w, g.cout, wlen / g.cout, b).unwrap(),
+        };
+        if let Some(l) = limit {
+            assert!(wb.chunks.len() > 1, "limit {l} should split the weight");
+        }
+        let xt = Tensor::upload(c, &x, &dims).unwrap();
+        let mut rec = Recorder::new(c, "test conv");
+        let y = ops::conv2d(&mut rec, &xt, &wb, &g, relu).unwrap();
+        rec.submit().unwrap();
+        let got = y.read(c).unwrap();
+        let (want, oh, ow) = cpu::conv2d(&x, dims, &w, b, &g, relu);
+        assert_eq!(y.shape, vec![dims[0], g.cout, oh, ow]);
+        assert_close(
+            &got,
+            &want,
+            1e-4,
+            1e-4,
+            &format!("conv {dims:?} {g:?} {:?}", c.gemm()),
+        );
     }
-    let xt = Tensor::upload(c, &x, &dims).unwrap();
-    let mut rec = Recorder::new(c, "test conv");
-    let y = ops::conv2d(&mut rec, &xt, &wb, &g, relu).unwrap();
-    rec.submit().unwrap();
-    let got = y.read(c).unwrap();
-    let (want, oh, ow) = cpu::conv2d(&x, dims, &w, b, &g, relu);
-    assert_eq!(y.shape, vec![dims[0], g.cout, oh, ow]);
-    assert_close(&got, &want, 1e-4, 1e-4, &format!("conv {dims:?} {g:?}"));
 }
 
 fn geom(
@@ -107,27 +116,28 @@ fn conv2d_split_weights() {
 }
 
 fn run_linear(n: usize, k: usize, out: usize, relu: bool, limit: Option<u64>) {
-    let c = ctx();
-    let x = rand_vec(n * k, 4);
-    let w = rand_vec(out * k, 5);
-    let b = rand_vec(out, 6);
-    let wb = match limit {
-        Some(l) => WeightBuffer::upload_limited(c, "fc", &w, out, k, Some(&b), l).unwrap(),
-        None => WeightBuffer::upload(c, "fc", &w, out, k, Some(&b)).unwrap(),
-    };
-    let xt = Tensor::upload(c, &x, &[n, k]).unwrap();
-    let mut rec = Recorder::new(c, "test linear");
-    let y = ops::linear(&mut rec, &xt, &wb, relu).unwrap();
-    rec.submit().unwrap();
-    assert_eq!(y.shape, vec![n, out]);
-    let want = cpu::linear(&x, n, &w, Some(&b), out, relu);
-    assert_close(
-        &y.read(c).unwrap(),
-        &want,
-        1e-4,
-        1e-4,
-        &format!("linear n={n} k={k} out={out}"),
-    );
+    for c in gemm_ctxs() {
+        let x = rand_vec(n * k, 4);
+        let w = rand_vec(out * k, 5);
+        let b = rand_vec(out, 6);
+        let wb = match limit {
+            Some(l) => WeightBuffer::upload_limited(c, "fc", &w, out, k, Some(&b), l).unwrap(),
+            None => WeightBuffer::upload(c, "fc", &w, out, k, Some(&b)).unwrap(),
+        };
+        let xt = Tensor::upload(c, &x, &[n, k]).unwrap();
+        let mut rec = Recorder::new(c, "test linear");
+        let y = ops::linear(&mut rec, &xt, &wb, relu).unwrap();
+        rec.submit().unwrap();
+        assert_eq!(y.shape, vec![n, out]);
+        let want = cpu::linear(&x, n, &w, Some(&b), out, relu);
+        assert_close(
+            &y.read(c).unwrap(),
+            &want,
+            1e-4,
+            1e-4,
+            &format!("linear n={n} k={k} out={out} {:?}", c.gemm()),
+        );
+    }
 }
 
 #[test]

@@ -11,7 +11,7 @@ fn every_kernel_validates() {
             .unwrap_or_else(|e| panic!("{file}: {}", e.emit_to_string(kernel.source())));
         naga::valid::Validator::new(
             naga::valid::ValidationFlags::all(),
-            naga::valid::Capabilities::empty(),
+            naga::valid::Capabilities::SUBGROUP,
         )
         .validate(&module)
         .unwrap_or_else(|e| panic!("{file}: {e:?}"));

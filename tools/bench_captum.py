@@ -1,5 +1,6 @@
 """Times PyTorch + Captum on what benches/attribution.rs times, on the same machine:
-VGG16 at 224 (forward, gradient) and occlusion on the demo model (window 8, stride 4).
+VGG16 at 224 (forward, gradient) and occlusion on the demo model (window 8, stride 4); on a
+GPU both with PyTorch's default precision (TF32 convolutions) and in strict FP32.
 
 Run: python3 tools/bench_captum.py [cpu|cuda]   (needs torch, torchvision, captum, safetensors, Pillow)
 """
@@ -15,7 +16,7 @@ from PIL import Image
 from safetensors.torch import load_file
 
 sys.path.insert(0, os.path.dirname(__file__))
-from timing import timeit  # noqa: E402
+from timing import precisions, timeit  # noqa: E402
 from train_demo import CFG, HIDDEN, MEAN, SHAPES, STD  # noqa: E402
 from vgg_like import TorchvisionVGG  # noqa: E402
 
@@ -26,6 +27,15 @@ DEV = torch.device(sys.argv[1] if len(sys.argv) > 1 else "cpu")
 
 
 def main():
+    out = {}
+    for setting, apply in precisions(DEV):
+        apply()
+        print(f"-- {setting}")
+        out[setting] = run()
+    print(json.dumps({"device": str(DEV), "torch": torch.__version__, "threads": torch.get_num_threads(), "seconds": out}))
+
+
+def run():
     rows = {}
     vgg = torchvision.models.vgg16(weights=None).eval().to(DEV)
     x = torch.full((1, 3, 224, 224), 0.1, device=DEV)
@@ -44,7 +54,7 @@ def main():
     for k, v in rows.items():
         print(f"{k:<28} {v * 1e3:10.1f} ms")
     print(f"gradient / forward: {rows['vgg16 gradient (Saliency)'] / rows['vgg16 forward']:.2f}x")
-    print(json.dumps({"device": str(DEV), "torch": torch.__version__, "threads": torch.get_num_threads(), "seconds": rows}))
+    return rows
 
 
 if __name__ == "__main__":

@@ -2,7 +2,8 @@
 
 Run: python3 tools/bench_torch.py [--json out.json]
 Shapes mirror benches/common.rs and benches/vgg16.rs; keep them in step.
-Prints the median time and GFLOP/s of each, like criterion's numbers for netlens.
+Prints the median time and GFLOP/s of each, like criterion's numbers for netlens; on a GPU
+once with PyTorch's default precision (TF32 convolutions) and once in strict FP32.
 """
 import argparse
 import json
@@ -14,7 +15,7 @@ import torch.nn.functional as F
 import torchvision
 
 sys.path.insert(0, os.path.dirname(__file__))
-from timing import timeit  # noqa: E402
+from timing import precisions, timeit  # noqa: E402
 
 CONVS = [("conv1_2 b1", (1, 64, 224, 224), 64), ("conv3_2 b1", (1, 256, 56, 56), 256), ("conv5_2 b8", (8, 512, 14, 14), 512)]
 LINEARS = [("fc6 b1", 1, 25088, 4096), ("fc6 b8", 8, 25088, 4096), ("fc7 b32", 32, 4096, 4096)]
@@ -32,9 +33,21 @@ def main():
     torch.manual_seed(0)
     rows = []
 
+    for setting, apply in precisions(dev):
+        apply()
+        run(a, dev, setting, rows)
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {dev}")
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump({"torch": torch.__version__, "threads": torch.get_num_threads(), "rows": rows}, f, indent=1)
+
+
+def run(a, dev, setting, rows):
+    """Every shape once under the current precision setting."""
+
     def report(group, name, t, flops):
-        rows.append({"group": group, "name": name, "median_s": t, "gflops": flops / t / 1e9})
-        print(f"{group:<18} {name:<12} {t * 1e3:10.2f} ms {flops / t / 1e9:8.1f} GFLOP/s", flush=True)
+        rows.append({"group": group, "name": name, "setting": setting, "median_s": t, "gflops": flops / t / 1e9})
+        print(f"{setting:<8} {group:<18} {name:<12} {t * 1e3:10.2f} ms {flops / t / 1e9:8.1f} GFLOP/s", flush=True)
 
     with torch.inference_mode():
         for name, d, cout in CONVS:
@@ -54,10 +67,6 @@ def main():
             x = torch.randn(n, 3, 224, 224, device=dev)
             t = timeit(lambda: model(x), dev, max(3, a.reps // 2), 1)
             report("vgg16_forward_224", f"batch {n}", t, VGG16_FLOPS * n)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {dev}")
-    if a.json:
-        with open(a.json, "w") as f:
-            json.dump({"torch": torch.__version__, "threads": torch.get_num_threads(), "rows": rows}, f, indent=1)
 
 
 if __name__ == "__main__":

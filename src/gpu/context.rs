@@ -5,6 +5,7 @@ use std::sync::{Arc, Mutex};
 
 use super::kernels::KernelCache;
 use super::tensor::BufferPool;
+use super::variant::Gemm;
 use crate::error::{Error, Result};
 
 /// Which wgpu backend to open.
@@ -85,6 +86,7 @@ pub struct Context {
     pub(crate) health: Arc<Health>,
     adapter_name: String,
     binding_cap: Option<u64>,
+    gemm: Gemm,
 }
 
 impl Context {
@@ -132,7 +134,7 @@ impl Context {
         let limits = adapter.limits();
         let dd = wgpu::DeviceDescriptor {
             label: Some("netlens"),
-            required_features: wgpu::Features::empty(),
+            required_features: adapter.features() & wgpu::Features::SUBGROUP,
             required_limits: limits.clone(),
             memory_hints: wgpu::MemoryHints::Performance,
             ..Default::default()
@@ -149,19 +151,17 @@ impl Context {
             *h.lost.lock().unwrap() = Some(format!("{reason:?}: {msg}"));
         });
         let name = format!("{} ({:?}, {})", info.name, info.backend, info.driver);
-        Ok(Self::build(device, queue, name, health))
+        Self::build(device, queue, name, health, &info)
     }
 
     /// Wraps a host application's device and queue (a game engine, a graphics tool).
     /// netlens leaves the device's error handler and lost callback alone; its own work
     /// runs inside error scopes.
-    pub fn from_device(device: wgpu::Device, queue: wgpu::Queue) -> Self {
-        Self::build(
-            device,
-            queue,
-            "host device".into(),
-            Arc::new(Health::default()),
-        )
+    /// The GEMM variant follows the device's adapter type (or `NETLENS_GEMM`).
+    pub fn from_device(device: wgpu::Device, queue: wgpu::Queue) -> Result<Self> {
+        let info = device.adapter_info();
+        let name = format!("host device: {} ({:?})", info.name, info.backend);
+        Self::build(device, queue, name, Arc::new(Health::default()), &info)
     }
 
     fn build(
@@ -169,9 +169,24 @@ impl Context {
         queue: wgpu::Queue,
         adapter_name: String,
         health: Arc<Health>,
-    ) -> Self {
+        info: &wgpu::AdapterInfo,
+    ) -> Result<Self> {
         let limits = device.limits();
-        Context {
+        let features = device.features();
+        let gemm = match Gemm::from_env()? {
+            Some(Gemm::Cpu) if !Gemm::cpu_supported(info, features) => {
+                return Err(Error::Other(format!(
+                    "NETLENS_GEMM=cpu needs subgroups of 8 lanes; {} has {}..{} (subgroups {}): unset NETLENS_GEMM",
+                    info.name,
+                    info.subgroup_min_size,
+                    info.subgroup_max_size,
+                    if features.contains(wgpu::Features::SUBGROUP) { "on" } else { "off" },
+                )))
+            }
+            Some(g) => g,
+            None => Gemm::for_device(info, features),
+        };
+        Ok(Context {
             kernels: KernelCache::default(),
             pool: BufferPool::default(),
             device,
@@ -180,7 +195,8 @@ impl Context {
             health,
             adapter_name,
             binding_cap: None,
-        }
+            gemm,
+        })
     }
 
     pub fn device(&self) -> &wgpu::Device {
@@ -197,6 +213,22 @@ impl Context {
     /// to force splits; it also bounds single allocations).
     pub fn with_binding_limit(mut self, bytes: u64) -> Self {
         self.binding_cap = Some(bytes.max(4));
+        self
+    }
+
+    /// The GEMM kernels this context runs.
+    pub fn gemm(&self) -> Gemm {
+        self.gemm
+    }
+
+    /// Forces a GEMM variant (tests and benches run both on one adapter); `Cpu` only
+    /// where the device supports it, else the context keeps its own.
+    pub fn with_gemm(mut self, gemm: Gemm) -> Self {
+        if gemm == Gemm::Tiled
+            || Gemm::cpu_supported(&self.device.adapter_info(), self.device.features())
+        {
+            self.gemm = gemm;
+        }
         self
     }
 

@@ -7,6 +7,10 @@ use std::sync::{Arc, Mutex};
 /// One shader file per kernel family, embedded at build time.
 pub const SOURCES: &[(&str, &str)] = &[
     ("conv2d.wgsl", include_str!("../../kernels/conv2d.wgsl")),
+    (
+        "conv2d_cpu.wgsl",
+        include_str!("../../kernels/conv2d_cpu.wgsl"),
+    ),
     ("linear.wgsl", include_str!("../../kernels/linear.wgsl")),
     ("pool.wgsl", include_str!("../../kernels/pool.wgsl")),
     (
@@ -28,6 +32,8 @@ pub enum Access {
 pub enum Kernel {
     Conv2dForward,
     Conv2dBackwardInput,
+    Conv2dForwardCpu,
+    Conv2dBackwardInputCpu,
     LinearForward,
     LinearBackwardInput,
     MaxPool2dForward,
@@ -51,6 +57,8 @@ impl Kernel {
     pub const ALL: &'static [Kernel] = &[
         Kernel::Conv2dForward,
         Kernel::Conv2dBackwardInput,
+        Kernel::Conv2dForwardCpu,
+        Kernel::Conv2dBackwardInputCpu,
         Kernel::LinearForward,
         Kernel::LinearBackwardInput,
         Kernel::MaxPool2dForward,
@@ -73,6 +81,12 @@ impl Kernel {
         match self {
             Kernel::Conv2dForward => ("conv2d.wgsl", "conv2d_forward", &[R, R, R, W]),
             Kernel::Conv2dBackwardInput => ("conv2d.wgsl", "conv2d_backward_input", &[R, R, R, W]),
+            Kernel::Conv2dForwardCpu => ("conv2d_cpu.wgsl", "conv2d_forward_cpu", &[R, R, R, W]),
+            Kernel::Conv2dBackwardInputCpu => (
+                "conv2d_cpu.wgsl",
+                "conv2d_backward_input_cpu",
+                &[R, R, R, W],
+            ),
             Kernel::LinearForward => ("linear.wgsl", "linear_forward", &[R, R, R, W]),
             Kernel::LinearBackwardInput => ("linear.wgsl", "linear_backward_input", &[R, R, R, W]),
             Kernel::MaxPool2dForward => ("pool.wgsl", "max_pool2d_forward", &[R, W, W]),

@@ -4,8 +4,10 @@ mod context;
 pub mod kernels;
 pub mod recorder;
 pub mod tensor;
+mod variant;
 
 pub use context::{Backend, Context};
 pub use kernels::Kernel;
 pub use recorder::Recorder;
 pub use tensor::{Tensor, WeightBuffer};
+pub use variant::Gemm;

@@ -1,12 +1,12 @@
 //! Input-gradient launchers, twins of the forward ones.
 
-use super::conv::{Conv2dParams, LinearParams, BM, BN, LINEAR_GEMM_BATCH};
+use super::conv::{gemm_kernel, Conv2dParams, LinearParams, LINEAR_GEMM_BATCH};
 use super::pool::params;
 use super::simple::ElementParams;
 use super::{dims4, u32s, Conv2dGeom, Pool2d};
 use crate::error::{Error, Result};
 use crate::gpu::recorder::{grid, Binding};
-use crate::gpu::{Kernel, Recorder, Tensor, WeightBuffer};
+use crate::gpu::{Gemm, Kernel, Recorder, Tensor, WeightBuffer};
 
 /// How a ReLU passes the gradient back.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -36,13 +36,18 @@ pub fn conv2d_backward_input(
         )));
     }
     let dx = Tensor::empty(rec.ctx(), &[n, g.cin, h, wd], "conv2d input gradient")?;
-    let tiles = u32s((n * h * wd).div_ceil(BM), "pixel tiles")?;
+    let (kernel, tile) = gemm_kernel(
+        rec,
+        Kernel::Conv2dBackwardInput,
+        Kernel::Conv2dBackwardInputCpu,
+    );
+    let tiles = u32s((n * h * wd).div_ceil(tile.0), "pixel tiles")?;
     for (i, ch) in w.chunks.iter().enumerate() {
         let p = Conv2dParams::new(g, n, (h, wd), (oh, ow), ch, if i > 0 { 4 } else { 0 })?;
         let mut gr = grid(tiles);
-        gr[1] = g.cin.div_ceil(BN) as u32;
+        gr[1] = g.cin.div_ceil(tile.1) as u32;
         rec.launch(
-            Kernel::Conv2dBackwardInput,
+            kernel,
             &p,
             &[
                 Binding::Tensor(dy),
@@ -68,7 +73,7 @@ pub fn linear_backward_input(rec: &mut Recorder, dy: &Tensor, w: &WeightBuffer) 
         }
     };
     let k = w.row_len;
-    if n >= LINEAR_GEMM_BATCH {
+    if n >= LINEAR_GEMM_BATCH || rec.ctx().gemm() == Gemm::Cpu {
         let g = Conv2dGeom {
             cin: k,
             cout: w.rows,

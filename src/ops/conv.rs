@@ -6,7 +6,7 @@ use super::{conv_out, dims4, u32s};
 use crate::error::{Error, Result};
 use crate::gpu::recorder::Binding;
 use crate::gpu::tensor::WeightChunk;
-use crate::gpu::{Kernel, Recorder, Tensor, WeightBuffer};
+use crate::gpu::{Gemm, Kernel, Recorder, Tensor, WeightBuffer};
 
 #[repr(C)]
 #[derive(Clone, Copy, Pod, Zeroable)]
@@ -91,8 +91,18 @@ impl Conv2dGeom {
     }
 }
 
-pub(crate) const BM: usize = 64;
-pub(crate) const BN: usize = 64;
+/// The tiled kernel's output tile: pixels x channels per workgroup.
+const TILED: (usize, usize) = (64, 64);
+/// The CPU-shaped kernel's: 64 lanes, one pixel each, 16 channels per lane.
+const CPU: (usize, usize) = (64, 16);
+
+/// The context's variant of a GEMM kernel and its (pixels, channels) per workgroup.
+pub(crate) fn gemm_kernel(rec: &Recorder, tiled: Kernel, cpu: Kernel) -> (Kernel, (usize, usize)) {
+    match rec.ctx().gemm() {
+        Gemm::Tiled => (tiled, TILED),
+        Gemm::Cpu => (cpu, CPU),
+    }
+}
 
 pub(crate) fn flags(relu: bool, w: &WeightBuffer) -> u32 {
     (relu as u32) | ((w.has_bias as u32) << 1)
@@ -138,13 +148,14 @@ pub fn conv2d_acc(
     };
     let accumulate = if acc.is_some() { 4 } else { 0 };
     let m = n * oh * ow;
-    let m_tiles = u32s(m.div_ceil(BM), "conv2d pixel tiles")?;
+    let (kernel, tile) = gemm_kernel(rec, Kernel::Conv2dForward, Kernel::Conv2dForwardCpu);
+    let m_tiles = u32s(m.div_ceil(tile.0), "conv2d pixel tiles")?;
     for ch in &w.chunks {
         let p = Conv2dParams::new(g, n, (h, wd), (oh, ow), ch, flags(relu, w) | accumulate)?;
         let mut grid = crate::gpu::recorder::grid(m_tiles);
-        grid[1] = ch.rows.div_ceil(BN) as u32;
+        grid[1] = ch.rows.div_ceil(tile.1) as u32;
         rec.launch(
-            Kernel::Conv2dForward,
+            kernel,
             &p,
             &[
                 Binding::Tensor(x),
@@ -158,7 +169,8 @@ pub fn conv2d_acc(
     Ok(y)
 }
 
-/// Batch size from which linear runs as a GEMM (1x1 conv) instead of the GEMV kernel.
+/// Batch size from which linear runs as a GEMM (1x1 conv) instead of the GEMV kernel
+/// (the CPU-shaped variant runs every batch as a GEMM).
 pub const LINEAR_GEMM_BATCH: usize = 16;
 
 /// y = x W^T + b for x [N, in], W [out, in]; ReLU fused when `relu`.
@@ -188,7 +200,7 @@ pub fn linear_acc(
             w.row_len
         )));
     }
-    if n >= LINEAR_GEMM_BATCH {
+    if n >= LINEAR_GEMM_BATCH || rec.ctx().gemm() == Gemm::Cpu {
         let g = Conv2dGeom {
             cin: k,
             cout: w.rows,

@@ -3,12 +3,31 @@
 
 use std::sync::OnceLock;
 
-use netlens::gpu::Context;
+use netlens::gpu::{Context, Gemm};
 
 /// One device for the whole test binary (pipelines compile once).
 pub fn ctx() -> &'static Context {
     static CTX: OnceLock<Context> = OnceLock::new();
     CTX.get_or_init(|| Context::from_env().expect("a wgpu adapter (install mesa-vulkan-drivers)"))
+}
+
+/// One device per GEMM variant this adapter runs (the tiled one always, the CPU-shaped
+/// one where subgroups are 8 wide), so kernel tests cover both on one machine.
+pub fn gemm_ctxs() -> Vec<&'static Context> {
+    static TILED: OnceLock<Context> = OnceLock::new();
+    static CPU: OnceLock<Context> = OnceLock::new();
+    let open = |g: Gemm| {
+        Context::from_env()
+            .expect("a wgpu adapter (install mesa-vulkan-drivers)")
+            .with_gemm(g)
+    };
+    let tiled = TILED.get_or_init(|| open(Gemm::Tiled));
+    let cpu = CPU.get_or_init(|| open(Gemm::Cpu));
+    if cpu.gemm() == Gemm::Cpu {
+        vec![tiled, cpu]
+    } else {
+        vec![tiled]
+    }
 }
 
 /// Deterministic pseudo-random values in [-1, 1).
