@@ -16,9 +16,21 @@ struct Conv2dParams {
 
 @group(0) @binding(0) var<uniform> p: Conv2dParams;
 @group(0) @binding(1) var<storage, read> input: array<f32>; // x, or dY for backward
-@group(0) @binding(2) var<storage, read> weight: array<f32>;
+// Weights are f32 words, or with HALF (a pipeline constant) f16 pairs packed in u32s
+// (--weights f16): half the memory, f32 arithmetic.
+override HALF: bool = false;
+@group(0) @binding(2) var<storage, read> weight: array<u32>;
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
 @group(0) @binding(4) var<storage, read_write> output: array<f32>; // y, or dx for backward
+
+// Weight i of this launch's chunk, as f32.
+fn wload(i: u32) -> f32 {
+    if (HALF) {
+        let pair = unpack2x16float(weight[i >> 1u]);
+        return select(pair.x, pair.y, (i & 1u) == 1u);
+    }
+    return bitcast<f32>(weight[i]);
+}
 
 const BM: u32 = 64u; // output pixels per tile
 const BN: u32 = 64u; // output channels per tile
@@ -83,10 +95,10 @@ fn load_a(mode: u32, px: Pixel, k: u32, k_total: u32, inv_khw: f32, inv_kw: f32)
 // B[k, n]: W[co, k] (forward, n = co) or W[co, ci, ky, kx] (backward, n = ci).
 fn load_b(mode: u32, k: u32, n: u32, k_total: u32, n_total: u32, inv_khw: f32) -> f32 {
     if (k >= k_total || n >= n_total) { return 0.0; }
-    if (mode == FORWARD) { return weight[n * k_total + k]; }
+    if (mode == FORWARD) { return wload(n * k_total + k); }
     let khw = p.kh * p.kw;
     let co = fdiv(k, khw, inv_khw);
-    return weight[(co * p.cin + n) * khw + k - co * khw];
+    return wload((co * p.cin + n) * khw + k - co * khw);
 }
 
 fn store(mode: u32, m: u32, n: u32, acc: f32) {

@@ -22,9 +22,21 @@ struct Conv2dParams {
 
 @group(0) @binding(0) var<uniform> p: Conv2dParams;
 @group(0) @binding(1) var<storage, read> input: array<f32>; // x, or dY for backward
-@group(0) @binding(2) var<storage, read> weight: array<f32>; // this launch's rows [co_count, cin, kh, kw]
+// Weights are f32 words, or with HALF (a pipeline constant) f16 pairs packed in u32s
+// (--weights f16): half the memory, f32 arithmetic.
+override HALF: bool = false;
+@group(0) @binding(2) var<storage, read> weight: array<u32>; // this launch's rows [co_count, cin, kh, kw]
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
 @group(0) @binding(4) var<storage, read_write> output: array<f32>; // y, or dx for backward
+
+// Weight i of this launch's chunk, as f32.
+fn wload(i: u32) -> f32 {
+    if (HALF) {
+        let pair = unpack2x16float(weight[i >> 1u]);
+        return select(pair.x, pair.y, (i & 1u) == 1u);
+    }
+    return bitcast<f32>(weight[i]);
+}
 
 const LANES: u32 = 64u; // pixels per workgroup
 const BLOCK: u32 = 16u; // channels per invocation
@@ -104,8 +116,8 @@ fn conv2d_forward_cpu(
             for (var ci = 0u; ci < p.cin; ci++) {
                 let x = vec4<f32>(select(0.0, input[off + ci * hw], ok));
                 let col = ci * khw + tap;
-                let w0 = weight[r0 + col];
-                let w1 = weight[r1 + col];
+                let w0 = wload(r0 + col);
+                let w1 = wload(r1 + col);
                 acc.a0 = fma(x, share(w0, 0u), acc.a0);
                 acc.a1 = fma(x, share(w0, 1u), acc.a1);
                 acc.a2 = fma(x, share(w1, 0u), acc.a2);
@@ -157,8 +169,8 @@ fn conv2d_backward_input_cpu(
             for (var co = 0u; co < p.co_count; co++) {
                 let g = vec4<f32>(select(0.0, input[off + co * ohw], ok));
                 let col = co * p.cin * khw + tap;
-                let w0 = weight[c0 + col];
-                let w1 = weight[c1 + col];
+                let w0 = wload(c0 + col);
+                let w1 = wload(c1 + col);
                 acc.a0 = fma(g, share(w0, 0u), acc.a0);
                 acc.a1 = fma(g, share(w0, 1u), acc.a1);
                 acc.a2 = fma(g, share(w1, 0u), acc.a2);

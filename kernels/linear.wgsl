@@ -11,9 +11,21 @@ struct LinearParams {
 
 @group(0) @binding(0) var<uniform> p: LinearParams;
 @group(0) @binding(1) var<storage, read> input: array<f32>; // x, or dy for backward
-@group(0) @binding(2) var<storage, read> weight: array<f32>;
+// Weights are f32 words, or with HALF (a pipeline constant) f16 pairs packed in u32s
+// (--weights f16): half the memory, f32 arithmetic.
+override HALF: bool = false;
+@group(0) @binding(2) var<storage, read> weight: array<u32>;
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
 @group(0) @binding(4) var<storage, read_write> output: array<f32>; // y, or dx for backward
+
+// Weight i of this launch's chunk, as f32.
+fn wload(i: u32) -> f32 {
+    if (HALF) {
+        let pair = unpack2x16float(weight[i >> 1u]);
+        return select(pair.x, pair.y, (i & 1u) == 1u);
+    }
+    return bitcast<f32>(weight[i]);
+}
 
 const ROWS: u32 = 8u;
 var<workgroup> partial: array<f32, 512>; // [ROWS][64]
@@ -32,7 +44,7 @@ fn linear_forward(
     let rows = min(ROWS, p.n - n0);
     let wrow = o * p.in_features;
     for (var k = lid; k < p.in_features; k += 64u) {
-        let wv = weight[wrow + k];
+        let wv = wload(wrow + k);
         for (var r = 0u; r < rows; r++) {
             acc[r] = fma(input[(n0 + r) * p.in_features + k], wv, acc[r]);
         }
@@ -66,7 +78,7 @@ fn linear_backward_input(@builtin(global_invocation_id) gid: vec3<u32>, @builtin
     var acc: array<f32, 8>;
     for (var r = 0u; r < ROWS; r++) { acc[r] = 0.0; }
     for (var o = 0u; o < p.o_count; o++) {
-        let wv = weight[o * p.in_features + k];
+        let wv = wload(o * p.in_features + k);
         for (var r = 0u; r < rows; r++) {
             acc[r] = fma(input[(n0 + r) * p.out_features + p.o_offset + o], wv, acc[r]);
         }

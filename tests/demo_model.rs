@@ -7,23 +7,48 @@ use common::arc_ctx;
 
 use netlens::data::synth::{generate, Options};
 use netlens::eval::accuracy;
+use netlens::gpu::Precision;
 use netlens::graph::Net;
 
 fn demo_net() -> Net {
+    demo_net_at(Precision::F32)
+}
+
+fn demo_net_at(precision: Precision) -> Net {
     let path = format!(
         "{}/models/shapes-vgg.safetensors",
         env!("CARGO_MANIFEST_DIR")
     );
-    Net::new(
-        arc_ctx(),
-        netlens::model::load(std::path::Path::new(&path)).unwrap(),
-    )
-    .unwrap()
+    let model = netlens::model::load(std::path::Path::new(&path)).unwrap();
+    Net::with_precision(arc_ctx(), model, precision).unwrap()
 }
 
 #[test]
 fn held_out_accuracy_at_least_95_percent() {
-    let dir = std::env::temp_dir().join(format!("netlens-heldout-{}", std::process::id()));
+    held_out(Precision::F32);
+}
+
+/// f16 weight storage costs the demo model nothing measurable: the same accuracy bar,
+/// and every sample's logits within 1e-3 relative L2 of the f32 net's.
+#[test]
+fn f16_weights_keep_accuracy_and_logits() {
+    held_out(Precision::F16);
+    let (full, half) = (demo_net(), demo_net_at(Precision::F16));
+    for name in full.model().meta.classes.clone().unwrap() {
+        let path = format!("{}/models/samples/{name}.png", env!("CARGO_MANIFEST_DIR"));
+        let x = netlens::io::image::load(std::path::Path::new(&path), &full.model().meta).unwrap();
+        let a = full.forward(&x, &[]).unwrap().logits;
+        let b = half.forward(&x, &[]).unwrap().logits;
+        let err = common::rel_l2(&b.data, &a.data);
+        assert!(err < 1e-3, "{name}: f16 logits {err:.2e} from f32");
+    }
+}
+
+fn held_out(precision: Precision) {
+    let dir = std::env::temp_dir().join(format!(
+        "netlens-heldout-{}-{precision:?}",
+        std::process::id()
+    ));
     let _ = std::fs::remove_dir_all(&dir);
     let opts = Options {
         count: 240,
@@ -32,8 +57,9 @@ fn held_out_accuracy_at_least_95_percent() {
         split: "val".into(),
     };
     generate(&dir, &opts, &indicatif::ProgressBar::hidden()).unwrap();
-    let net = demo_net();
+    let net = demo_net_at(precision);
     let r = accuracy(&net, &dir, 48, false).unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
     assert_eq!(r.total, 240);
     assert!(
         r.accuracy() >= 0.95,

@@ -278,3 +278,80 @@ fn wrong_shapes_are_errors() {
     assert!(ops::linear(&mut rec, &xt, &w, false).is_err());
     assert!(Tensor::upload(c, &[1.0, 2.0], &[3]).is_err());
 }
+
+/// f16 weight storage: every GEMM kernel (both variants) reads the packed halves exactly,
+/// i.e. matches the reference run on the f16-rounded weights; split chunks with odd
+/// lengths (a zero half at each chunk's end) included.
+#[test]
+fn f16_weights_match_the_rounded_reference() {
+    use netlens::gpu::Precision;
+    let round =
+        |v: &[f32]| -> Vec<f32> { v.iter().map(|x| half::f16::from_f32(*x).to_f32()).collect() };
+    for c in gemm_ctxs() {
+        for (dims, g, limit) in [
+            ([2, 5, 9, 11], geom(5, 19, (3, 3), (1, 1), (1, 1)), 1 << 20),
+            (
+                [1, 3, 8, 7],
+                geom(3, 21, (3, 3), (2, 2), (1, 1)),
+                3 * 27 * 2 + 4,
+            ), // 3 rows (81 halves) per chunk
+        ] {
+            let k = g.cin * 9;
+            let w = rand_vec(g.cout * k, 31);
+            let b = rand_vec(g.cout, 32);
+            let x = rand_vec(dims.iter().product(), 33);
+            let wb =
+                WeightBuffer::upload_as(c, "w", &w, g.cout, k, Some(&b), Precision::F16, limit)
+                    .unwrap();
+            assert!(wb.half);
+            let wr = round(&w);
+            let xt = Tensor::upload(c, &x, &dims).unwrap();
+            let mut rec = Recorder::new(c, "f16 conv");
+            let y = ops::conv2d(&mut rec, &xt, &wb, &g, false).unwrap();
+            let dy = rand_vec(y.len(), 34);
+            let dyt = Tensor::upload(c, &dy, &y.shape).unwrap();
+            let dx =
+                ops::conv2d_backward_input(&mut rec, &dyt, &wb, &g, (dims[2], dims[3])).unwrap();
+            rec.submit().unwrap();
+            let (want, _, _) = cpu::conv2d(&x, dims, &wr, Some(&b), &g, false);
+            let what = format!(
+                "f16 conv {dims:?} {:?} chunks {}",
+                c.gemm(),
+                wb.chunks.len()
+            );
+            assert_close(&y.read(c).unwrap(), &want, 1e-4, 1e-4, &what);
+            let want = cpu::conv2d_backward_input(&dy, dims, &wr, &g);
+            assert_close(
+                &dx.read(c).unwrap(),
+                &want,
+                1e-4,
+                1e-4,
+                &format!("{what} backward"),
+            );
+        }
+        for (n, k, out) in [(1, 37, 11), (3, 301, 9), (17, 50, 13)] {
+            let w = rand_vec(out * k, 35);
+            let b = rand_vec(out, 36);
+            let x = rand_vec(n * k, 37);
+            let wb = WeightBuffer::upload_as(
+                c,
+                "fc",
+                &w,
+                out,
+                k,
+                Some(&b),
+                Precision::F16,
+                (k * 2 * 4 + 4) as u64,
+            )
+            .unwrap();
+            assert!(wb.chunks.len() > 1);
+            let xt = Tensor::upload(c, &x, &[n, k]).unwrap();
+            let mut rec = Recorder::new(c, "f16 linear");
+            let y = ops::linear(&mut rec, &xt, &wb, false).unwrap();
+            rec.submit().unwrap();
+            let want = cpu::linear(&x, n, &round(&w), Some(&b), out, false);
+            let what = format!("f16 linear n={n} k={k} {:?}", c.gemm());
+            assert_close(&y.read(c).unwrap(), &want, 1e-4, 1e-4, &what);
+        }
+    }
+}

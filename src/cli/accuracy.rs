@@ -7,8 +7,6 @@ use serde_json::json;
 
 use crate::error::Result;
 use crate::eval::accuracy;
-use crate::gpu::Backend;
-use crate::graph::Net;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -24,9 +22,9 @@ pub struct Args {
     json: bool,
 }
 
-pub fn run(a: Args, backend: Backend) -> Result<()> {
+pub fn run(a: Args, gpu: super::Gpu) -> Result<()> {
     let model = super::load_model(&a.model)?;
-    let net = Net::new(super::open_gpu(backend)?, model)?;
+    let net = super::open_net(gpu, model)?;
     let r = accuracy(&net, &a.data, a.batch, true)?;
     if a.json {
         let doc = json!({"model": a.model.display().to_string(), "data": a.data.display().to_string(),

@@ -11,8 +11,6 @@ use crate::explain::lrp::{describe, Rule, RuleParams, Start};
 use crate::explain::method::{attribute, check_name, lrp_rules, relevance, Settings};
 use crate::explain::resample::Upsample;
 use crate::explain::Target;
-use crate::gpu::Backend;
-use crate::graph::Net;
 use crate::io;
 
 #[derive(clap::Args)]
@@ -122,7 +120,7 @@ fn out_path(base: &Path, method: &str, several: bool) -> PathBuf {
     base.with_file_name(format!("{stem}.{method}.npy"))
 }
 
-pub fn run(a: Args, backend: Backend) -> Result<()> {
+pub fn run(a: Args, gpu: super::Gpu) -> Result<()> {
     for m in &a.method {
         check_name(m)?;
     }
@@ -207,7 +205,7 @@ pub fn run(a: Args, backend: Backend) -> Result<()> {
             .rule_overrides
             .push((layer.to_string(), Rule::parse(rule, &settings.rule)?));
     }
-    let net = Net::new(super::open_gpu(backend)?, model)?;
+    let net = super::open_net(gpu, model)?;
     let target = match a.target {
         Some(k) => Target::Class(k),
         None => Target::Argmax,

@@ -6,8 +6,6 @@ use serde_json::json;
 
 use crate::array::Array;
 use crate::error::{Error, Result};
-use crate::gpu::Backend;
-use crate::graph::Net;
 use crate::io;
 
 #[derive(clap::Args)]
@@ -40,7 +38,7 @@ struct Group {
     data: Array,
 }
 
-pub fn run(a: Args, backend: Backend) -> Result<()> {
+pub fn run(a: Args, gpu: super::Gpu) -> Result<()> {
     if let Some(out) = &a.logits {
         if out.exists() && !a.overwrite {
             return Err(Error::Other(format!(
@@ -75,8 +73,7 @@ pub fn run(a: Args, backend: Backend) -> Result<()> {
             }),
         }
     }
-    let ctx = super::open_gpu(backend)?;
-    let mut net = Net::new(ctx, model)?;
+    let mut net = super::open_net(gpu, model)?;
     if let Some(b) = a.batch {
         net = net.with_max_batch(b);
     }

@@ -12,7 +12,8 @@ use std::sync::Arc;
 use clap::{Parser, Subcommand};
 
 use crate::error::Result;
-use crate::gpu::{Backend, Context};
+use crate::gpu::{Backend, Context, Precision};
+use crate::graph::Net;
 
 #[derive(Parser)]
 #[command(
@@ -24,6 +25,10 @@ pub struct Cli {
     /// GPU backend: auto, vulkan, gl, metal, dx12 (default: NETLENS_BACKEND, else auto)
     #[arg(long, global = true)]
     backend: Option<String>,
+    /// How model weights are stored on the GPU: f32, or f16 (half the memory, f32
+    /// arithmetic); default NETLENS_WEIGHTS, else f32
+    #[arg(long, global = true, value_name = "f32|f16")]
+    weights: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -42,11 +47,26 @@ enum Command {
     Accuracy(accuracy::Args),
 }
 
+/// Where and how a command runs its network.
+#[derive(Clone, Copy)]
+pub(crate) struct Gpu {
+    backend: Backend,
+    weights: Precision,
+}
+
 pub fn run(cli: Cli) -> Result<()> {
     let backend = match &cli.backend {
         Some(b) => b.parse()?,
         None => Backend::from_env()?,
     };
+    let weights = match cli
+        .weights
+        .or_else(|| std::env::var("NETLENS_WEIGHTS").ok())
+    {
+        Some(w) if !w.is_empty() => w.parse()?,
+        _ => Precision::F32,
+    };
+    let backend = Gpu { backend, weights };
     match cli.command {
         Command::Info(a) => info::run(a),
         Command::Classify(a) => classify::run(a, backend),
@@ -56,10 +76,16 @@ pub fn run(cli: Cli) -> Result<()> {
     }
 }
 
-pub(crate) fn open_gpu(backend: Backend) -> Result<Arc<Context>> {
-    let ctx = Context::new(backend)?;
-    log::info!("GPU: {}", ctx.adapter_name());
-    Ok(Arc::new(ctx))
+/// Opens the GPU and uploads the model's weights at the chosen precision.
+pub(crate) fn open_net(gpu: Gpu, model: crate::model::Model) -> Result<Net> {
+    let ctx = Context::new(gpu.backend)?;
+    log::info!(
+        "GPU: {} (GEMM kernels: {}, weights: {:?})",
+        ctx.adapter_name(),
+        ctx.gemm().name(),
+        gpu.weights
+    );
+    Net::with_precision(Arc::new(ctx), model, gpu.weights)
 }
 
 pub(crate) fn load_model(path: &PathBuf) -> Result<crate::model::Model> {

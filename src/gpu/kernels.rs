@@ -128,12 +128,13 @@ pub struct Compiled {
 #[derive(Default)]
 pub struct KernelCache {
     modules: Mutex<HashMap<&'static str, wgpu::ShaderModule>>,
-    pipelines: Mutex<HashMap<Kernel, Arc<Compiled>>>,
+    pipelines: Mutex<HashMap<(Kernel, bool), Arc<Compiled>>>,
 }
 
 impl KernelCache {
-    pub fn get(&self, device: &wgpu::Device, kernel: Kernel) -> Arc<Compiled> {
-        if let Some(c) = self.pipelines.lock().unwrap().get(&kernel) {
+    /// The pipeline of `kernel`; `half` sets the GEMM kernels' HALF constant (f16 weights).
+    pub fn get(&self, device: &wgpu::Device, kernel: Kernel, half: bool) -> Arc<Compiled> {
+        if let Some(c) = self.pipelines.lock().unwrap().get(&(kernel, half)) {
             return c.clone();
         }
         let (file, entry, access) = kernel.spec();
@@ -187,11 +188,17 @@ impl KernelCache {
             layout: Some(&pl),
             module: &module,
             entry_point: Some(entry),
-            compilation_options: Default::default(),
+            compilation_options: wgpu::PipelineCompilationOptions {
+                constants: if half { &[("HALF", 1.0)] } else { &[] },
+                ..Default::default()
+            },
             cache: None,
         });
         let c = Arc::new(Compiled { pipeline, layout });
-        self.pipelines.lock().unwrap().insert(kernel, c.clone());
+        self.pipelines
+            .lock()
+            .unwrap()
+            .insert((kernel, half), c.clone());
         c
     }
 }

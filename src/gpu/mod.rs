@@ -9,5 +9,5 @@ mod variant;
 pub use context::{Backend, Context};
 pub use kernels::Kernel;
 pub use recorder::Recorder;
-pub use tensor::{Tensor, WeightBuffer};
+pub use tensor::{Precision, Tensor, WeightBuffer};
 pub use variant::Gemm;

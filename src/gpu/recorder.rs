@@ -17,6 +17,7 @@ pub enum Binding<'t> {
 
 struct Launch {
     kernel: Kernel,
+    half: bool,
     params: (u64, u64),
     buffers: Vec<(wgpu::Buffer, u64)>,
     groups: [u32; 3],
@@ -53,6 +54,18 @@ impl<'c> Recorder<'c> {
         bindings: &[Binding],
         groups: [u32; 3],
     ) {
+        self.launch_gemm(kernel, false, params, bindings, groups)
+    }
+
+    /// As `launch`, for a GEMM kernel whose weights are f16 pairs when `half`.
+    pub fn launch_gemm<P: bytemuck::Pod>(
+        &mut self,
+        kernel: Kernel,
+        half: bool,
+        params: &P,
+        bindings: &[Binding],
+        groups: [u32; 3],
+    ) {
         let align = self.ctx.limits.min_uniform_buffer_offset_alignment.max(16) as usize;
         let offset = self.params.len().div_ceil(align) * align;
         self.params.resize(offset, 0);
@@ -69,6 +82,7 @@ impl<'c> Recorder<'c> {
             .collect();
         self.launches.push(Launch {
             kernel,
+            half,
             params: (offset as u64, std::mem::size_of::<P>() as u64),
             buffers,
             groups,
@@ -114,7 +128,7 @@ impl<'c> Recorder<'c> {
                 timestamp_writes: None,
             });
             for l in &self.launches {
-                let compiled = ctx.kernels.get(&ctx.device, l.kernel);
+                let compiled = ctx.kernels.get(&ctx.device, l.kernel, l.half);
                 let mut entries = vec![wgpu::BindGroupEntry {
                     binding: 0,
                     resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {

@@ -178,6 +178,28 @@ impl Tensor {
     }
 }
 
+/// How weights are stored on the device; arithmetic is f32 either way.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Precision {
+    #[default]
+    F32,
+    /// IEEE half, two per 32-bit word: half the memory (biases stay f32).
+    F16,
+}
+
+impl std::str::FromStr for Precision {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s.to_ascii_lowercase().as_str() {
+            "f32" | "float32" => Ok(Precision::F32),
+            "f16" | "half" | "float16" => Ok(Precision::F16),
+            other => Err(Error::Other(format!(
+                "unknown weight precision '{other}': use f32 or f16"
+            ))),
+        }
+    }
+}
+
 /// A weight matrix [rows, row_len] held in one or more buffers, each under the
 /// binding limit; rows are output channels / features, so a kernel launch per chunk
 /// writes its own slice of the output.
@@ -187,6 +209,8 @@ pub struct WeightBuffer {
     pub row_len: usize,
     /// false: the bias buffers hold zeros and kernels skip them.
     pub has_bias: bool,
+    /// true: each chunk holds f16 pairs packed in u32 words (`Precision::F16`).
+    pub half: bool,
 }
 
 pub struct WeightChunk {
@@ -206,7 +230,16 @@ impl WeightBuffer {
         row_len: usize,
         bias: Option<&[f32]>,
     ) -> Result<Self> {
-        Self::upload_limited(ctx, name, data, rows, row_len, bias, ctx.max_binding())
+        Self::upload_as(
+            ctx,
+            name,
+            data,
+            rows,
+            row_len,
+            bias,
+            Precision::F32,
+            ctx.max_binding(),
+        )
     }
 
     /// As `upload`, with an explicit per-buffer limit (tests use it to force splits).
@@ -219,14 +252,32 @@ impl WeightBuffer {
         bias: Option<&[f32]>,
         limit: u64,
     ) -> Result<Self> {
+        Self::upload_as(ctx, name, data, rows, row_len, bias, Precision::F32, limit)
+    }
+
+    /// As `upload`, storing the weights at `precision`, split under `limit` bytes.
+    #[allow(clippy::too_many_arguments)]
+    pub fn upload_as(
+        ctx: &Context,
+        name: &str,
+        data: &[f32],
+        rows: usize,
+        row_len: usize,
+        bias: Option<&[f32]>,
+        precision: Precision,
+        limit: u64,
+    ) -> Result<Self> {
         if data.len() != rows * row_len || bias.is_some_and(|b| b.len() != rows) {
             return Err(Error::Shape(format!(
                 "{name}: {} values for {rows}x{row_len}",
                 data.len()
             )));
         }
-        let row_bytes = (row_len * 4) as u64;
-        let per_chunk = (limit / row_bytes.max(1)) as usize;
+        let half = precision == Precision::F16;
+        let row_bytes = (row_len * if half { 2 } else { 4 }) as u64;
+        // a half chunk rounds up to whole words: keep 4 bytes spare
+        let room = if half { limit.saturating_sub(4) } else { limit };
+        let per_chunk = (room / row_bytes.max(1)) as usize;
         if per_chunk == 0 {
             return Err(Error::TooLarge {
                 what: format!("one row of {name}"),
@@ -239,7 +290,12 @@ impl WeightBuffer {
         let mut start = 0;
         while start < rows {
             let n = per_chunk.min(rows - start);
-            let buffer = create_init(ctx, name, &data[start * row_len..(start + n) * row_len]);
+            let rows_data = &data[start * row_len..(start + n) * row_len];
+            let buffer = if half {
+                create_init(ctx, name, &pack_f16(rows_data))
+            } else {
+                create_init(ctx, name, rows_data)
+            };
             let bias = match bias {
                 Some(b) => create_init(ctx, name, &b[start..start + n]),
                 None => create_init(ctx, name, &vec![0.0; n]),
@@ -257,14 +313,29 @@ impl WeightBuffer {
             rows,
             row_len,
             has_bias: bias.is_some(),
+            half,
         })
     }
 }
 
-fn create_init(ctx: &Context, name: &str, data: &[f32]) -> wgpu::Buffer {
+/// f16 values (round to nearest even) two to a word, the first in the low half; an odd
+/// count ends with a zero half.
+pub fn pack_f16(data: &[f32]) -> Vec<u32> {
+    data.chunks(2)
+        .map(|p| {
+            let lo = half::f16::from_f32(p[0]).to_bits() as u32;
+            let hi = p
+                .get(1)
+                .map_or(0, |v| half::f16::from_f32(*v).to_bits() as u32);
+            lo | (hi << 16)
+        })
+        .collect()
+}
+
+fn create_init<T: bytemuck::Pod>(ctx: &Context, name: &str, data: &[T]) -> wgpu::Buffer {
     let buffer = ctx.device.create_buffer(&wgpu::BufferDescriptor {
         label: Some(name),
-        size: ((data.len() * 4) as u64).max(4),
+        size: (std::mem::size_of_val(data) as u64).max(4),
         usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
         mapped_at_creation: false,
     });

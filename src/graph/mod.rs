@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use crate::array::Array;
 use crate::error::{Error, Result};
-use crate::gpu::{Context, Recorder, Tensor, WeightBuffer};
+use crate::gpu::{Context, Precision, Recorder, Tensor, WeightBuffer};
 use crate::model::{LayerKind, Model};
 use crate::ops;
 
@@ -64,29 +64,40 @@ pub const DEFAULT_TAPE_BUDGET: u64 = 1 << 30;
 impl Net {
     /// Uploads the model's weights (split across buffers where over the binding limit).
     pub fn new(ctx: Arc<Context>, model: Model) -> Result<Net> {
+        Self::with_precision(ctx, model, Precision::F32)
+    }
+
+    /// As `new`, storing conv and linear weights at `precision` (f16 halves their
+    /// memory; arithmetic stays f32).
+    pub fn with_precision(ctx: Arc<Context>, model: Model, precision: Precision) -> Result<Net> {
+        let limit = ctx.max_binding();
         let mut weights = Vec::with_capacity(model.layers.len());
         for l in &model.layers {
             weights.push(match &l.kind {
-                LayerKind::Conv2d { geom, weight, bias } => Some(WeightBuffer::upload(
+                LayerKind::Conv2d { geom, weight, bias } => Some(WeightBuffer::upload_as(
                     &ctx,
                     &l.name,
                     weight,
                     geom.cout,
                     weight.len() / geom.cout,
                     bias.as_deref(),
+                    precision,
+                    limit,
                 )?),
                 LayerKind::Linear {
                     in_features,
                     out_features,
                     weight,
                     bias,
-                } => Some(WeightBuffer::upload(
+                } => Some(WeightBuffer::upload_as(
                     &ctx,
                     &l.name,
                     weight,
                     *out_features,
                     *in_features,
                     bias.as_deref(),
+                    precision,
+                    limit,
                 )?),
                 LayerKind::BatchNorm2d { .. } => {
                     return Err(Error::Other(format!(

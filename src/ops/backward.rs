@@ -46,8 +46,9 @@ pub fn conv2d_backward_input(
         let p = Conv2dParams::new(g, n, (h, wd), (oh, ow), ch, if i > 0 { 4 } else { 0 })?;
         let mut gr = grid(tiles);
         gr[1] = g.cin.div_ceil(tile.1) as u32;
-        rec.launch(
+        rec.launch_gemm(
             kernel,
+            w.half,
             &p,
             &[
                 Binding::Tensor(dy),
@@ -97,8 +98,9 @@ pub fn linear_backward_input(rec: &mut Recorder, dy: &Tensor, w: &WeightBuffer) 
         };
         let mut gr = grid(k.div_ceil(64) as u32);
         gr[1] = n.div_ceil(8) as u32;
-        rec.launch(
+        rec.launch_gemm(
             Kernel::LinearBackwardInput,
+            w.half,
             &p,
             &[
                 Binding::Tensor(dy),

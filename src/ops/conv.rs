@@ -154,8 +154,9 @@ pub fn conv2d_acc(
         let p = Conv2dParams::new(g, n, (h, wd), (oh, ow), ch, flags(relu, w) | accumulate)?;
         let mut grid = crate::gpu::recorder::grid(m_tiles);
         grid[1] = ch.rows.div_ceil(tile.1) as u32;
-        rec.launch(
+        rec.launch_gemm(
             kernel,
+            w.half,
             &p,
             &[
                 Binding::Tensor(x),
@@ -235,8 +236,9 @@ pub fn linear_acc(
         };
         let mut grid = crate::gpu::recorder::grid(ch.rows as u32);
         grid[1] = n.div_ceil(8) as u32;
-        rec.launch(
+        rec.launch_gemm(
             Kernel::LinearForward,
+            w.half,
             &p,
             &[
                 Binding::Tensor(x),
