@@ -6,7 +6,6 @@ mod classify;
 mod info;
 mod synth;
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
@@ -40,7 +39,7 @@ enum Command {
     /// Classify images or .npy batches
     Classify(classify::Args),
     /// Attribution maps: gradients, SmoothGrad, IG, guided backprop, Grad-CAM, occlusion
-    Attribute(attribute::Args),
+    Attribute(Box<attribute::Args>),
     /// Write the procedural concept dataset (Broden layout)
     Synth(synth::Args),
     /// Top-1 accuracy of a model over a generated dataset
@@ -70,7 +69,7 @@ pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Info(a) => info::run(a),
         Command::Classify(a) => classify::run(a, backend),
-        Command::Attribute(a) => attribute::run(a, backend),
+        Command::Attribute(a) => attribute::run(*a, backend),
         Command::Synth(a) => synth::run(a),
         Command::Accuracy(a) => accuracy::run(a, backend),
     }
@@ -88,6 +87,6 @@ pub(crate) fn open_net(gpu: Gpu, model: crate::model::Model) -> Result<Net> {
     Net::with_precision(Arc::new(ctx), model, gpu.weights)
 }
 
-pub(crate) fn load_model(path: &PathBuf) -> Result<crate::model::Model> {
+pub(crate) fn load_model(path: &std::path::Path) -> Result<crate::model::Model> {
     crate::model::load(path)
 }

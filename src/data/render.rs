@@ -205,8 +205,8 @@ pub fn render(scene: &Scene) -> Rendered {
             out.color[i] = vocab::color_label(ci);
             out.texture[i] = vocab::texture_label(surf.texture);
             let jitter = noise.range(-6.0, 6.0);
-            for c in 0..3 {
-                out.rgb[i * 3 + c] = (rgb[c] + jitter).round().clamp(0.0, 255.0) as u8;
+            for (o, v) in out.rgb[i * 3..i * 3 + 3].iter_mut().zip(rgb) {
+                *o = (v + jitter).round().clamp(0.0, 255.0) as u8;
             }
         }
     }

@@ -118,7 +118,7 @@ pub fn smoothgrad_with_noise(
     noise: &Array,
 ) -> Result<Attribution> {
     let n = x.batch();
-    if noise.batch() % n.max(1) != 0 || noise.shape[1..] != x.shape[1..] {
+    if !noise.batch().is_multiple_of(n.max(1)) || noise.shape[1..] != x.shape[1..] {
         return Err(Error::Shape(format!(
             "noise {:?} does not fit inputs {:?}",
             noise.shape, x.shape

@@ -234,8 +234,10 @@ impl Context {
 
     /// The largest storage binding netlens uses on this device, in bytes.
     pub fn max_binding(&self) -> u64 {
-        let device =
-            (self.limits.max_storage_buffer_binding_size as u64).min(self.limits.max_buffer_size);
+        let device = self
+            .limits
+            .max_storage_buffer_binding_size
+            .min(self.limits.max_buffer_size);
         self.binding_cap.map_or(device, |c| c.min(device))
     }
 

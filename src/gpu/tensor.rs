@@ -10,10 +10,13 @@ const USAGE: wgpu::BufferUsages = wgpu::BufferUsages::STORAGE
     .union(wgpu::BufferUsages::COPY_SRC)
     .union(wgpu::BufferUsages::COPY_DST);
 
+/// Free buffers by (size class, usage bits).
+type FreeLists = Mutex<HashMap<(u64, u32), Vec<wgpu::Buffer>>>;
+
 /// Buffers freed by dropped tensors, by (size class, usage), ready for reuse.
 #[derive(Default)]
 pub struct BufferPool {
-    free: Arc<Mutex<HashMap<(u64, u32), Vec<wgpu::Buffer>>>>,
+    free: Arc<FreeLists>,
 }
 
 /// Size classes: 4 steps per power of two, so reuse wastes at most 25%.
@@ -63,7 +66,7 @@ impl BufferPool {
 pub struct PooledBuffer {
     pub(crate) buffer: wgpu::Buffer,
     key: (u64, u32),
-    home: std::sync::Weak<Mutex<HashMap<(u64, u32), Vec<wgpu::Buffer>>>>,
+    home: std::sync::Weak<FreeLists>,
 }
 
 impl Drop for PooledBuffer {
