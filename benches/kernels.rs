@@ -33,12 +33,12 @@ fn benches(c: &mut Criterion) {
             stride: (1, 1),
             padding: (1, 1),
         };
-        let w = WeightBuffer::upload(
+        let w = WeightBuffer::upload_conv(
             &ctx,
             name,
             &fill(cout * d[1] * 9),
             *cout,
-            d[1] * 9,
+            9,
             Some(&fill(*cout)),
         )
         .unwrap();

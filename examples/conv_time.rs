@@ -30,12 +30,12 @@ fn main() -> netlens::Result<()> {
             stride: (1, 1),
             padding: (1, 1),
         };
-        let w = WeightBuffer::upload(
+        let w = WeightBuffer::upload_conv(
             &ctx,
             name,
             &fill(cout * d[1] * 9),
             *cout,
-            d[1] * 9,
+            9,
             Some(&fill(*cout)),
         )?;
         let x = Tensor::upload(&ctx, &fill(d.iter().product()), d)?;

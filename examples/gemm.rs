@@ -11,7 +11,7 @@ fn main() -> netlens::Result<()> {
         .collect();
     let (m, k, n) = (a[0], a[1], a[2]);
     let ctx = Context::from_env()?;
-    let w = WeightBuffer::upload(&ctx, "w", &vec![0.01; n * k], n, k, None)?;
+    let w = WeightBuffer::upload_conv(&ctx, "w", &vec![0.01; n * k], n, 1, None)?;
     let x = Tensor::upload(&ctx, &vec![0.5; m * k], &[1, k, m, 1])?;
     let g = Conv2dGeom {
         cin: k,

@@ -20,14 +20,16 @@ fn main() -> netlens::Result<()> {
     )?;
     for (i, l) in model.layers.iter().enumerate() {
         let wb = match &l.kind {
-            LayerKind::Conv2d { geom, weight, bias } => Some(netlens::gpu::WeightBuffer::upload(
-                &ctx,
-                "w",
-                weight,
-                geom.cout,
-                weight.len() / geom.cout,
-                bias.as_deref(),
-            )?),
+            LayerKind::Conv2d { geom, weight, bias } => {
+                Some(netlens::gpu::WeightBuffer::upload_conv(
+                    &ctx,
+                    "w",
+                    weight,
+                    geom.cout,
+                    geom.kernel.0 * geom.kernel.1,
+                    bias.as_deref(),
+                )?)
+            }
             LayerKind::Linear {
                 in_features,
                 out_features,

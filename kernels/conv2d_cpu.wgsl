@@ -1,17 +1,21 @@
-// conv2d forward and input-gradient shaped for software adapters (lavapipe, llvmpipe),
-// which run 8 invocations as the SIMD lanes of one CPU thread. Such a driver turns every
-// storage load inside a loop into a per-lane gather, wherever the address is the same in
-// all lanes, so the kernel loads as few words per multiply-add as it can:
+// conv2d forward and input-gradient (linear layers run as 1x1 convolutions), shaped for software
+// adapters (lavapipe, llvmpipe), which run 8 invocations as the SIMD lanes of one CPU
+// thread and turn every storage load inside a loop into a per-lane gather (even where
+// the address is the same in all lanes). A vec4 load costs little more than a scalar
+// one, so the kernels load as few words per multiply-add as they can:
+// - weights are repacked at upload so that a vec4 holds 4 consecutive reduction
+//   channels of one output (see WeightBuffer): [co][tap][ci/4] forward, [ci][tap][co/4]
+//   for the input gradient (made from the first on first use, repack.wgsl), zero-padded
+//   to a multiple of 4;
 // - one invocation owns one pixel (consecutive invocations, consecutive pixels) and a
-//   block of 16 channels, in four vec4 accumulators; no workgroup memory, no barriers;
-// - per reduction step the 8 lanes of a subgroup load 8 different weights in one gather
-//   (lane s the weight of channel s of the block) and share them by subgroupBroadcast,
-//   so a step costs 3 gathers (1 input, 2 weight) for 16 multiply-adds per lane;
+//   block of 32 channels, in eight vec4 accumulators; no workgroup memory, no barriers;
+// - the 8 lanes of a subgroup load the weights of 8 different channels (lane s those of
+//   channel s of each 8-block) and share them by subgroupBroadcast;
 // - kernel taps run outside and channels inside: the padding test and the pixel offset
 //   are paid once per tap; padded taps read a valid word and drop it, so control flow
 //   stays uniform (subgroup operations need it) and the inner loop has no division.
-// Needs subgroups of exactly 8 invocations. Same uniform and bindings as conv2d.wgsl
-// (flags bit0 ReLU, bit1 bias, bit2 accumulate).
+// Needs subgroups of exactly 8 invocations. Same uniform as conv2d.wgsl (flags bit0
+// ReLU, bit1 bias, bit2 accumulate); binding 2 holds this launch's packed weights.
 
 struct Conv2dParams {
     n: u32, cin: u32, h: u32, w: u32,
@@ -20,26 +24,28 @@ struct Conv2dParams {
     pad_w: u32, co_offset: u32, co_count: u32, flags: u32,
 }
 
-@group(0) @binding(0) var<uniform> p: Conv2dParams;
-@group(0) @binding(1) var<storage, read> input: array<f32>; // x, or dY for backward
-// Weights are f32 words, or with HALF (a pipeline constant) f16 pairs packed in u32s
-// (--weights f16): half the memory, f32 arithmetic.
+// Packed weights as f32 vec4s, or with HALF (a pipeline constant, --weights f16) as f16
+// quadruples two to a vec4<u32>.
 override HALF: bool = false;
-@group(0) @binding(2) var<storage, read> weight: array<u32>; // this launch's rows [co_count, cin, kh, kw]
+
+@group(0) @binding(0) var<uniform> p: Conv2dParams;
+@group(0) @binding(1) var<storage, read> input: array<f32>; // x, or dY for the gradients
+@group(0) @binding(2) var<storage, read> weight: array<vec4<u32>>;
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
-@group(0) @binding(4) var<storage, read_write> output: array<f32>; // y, or dx for backward
+@group(0) @binding(4) var<storage, read_write> output: array<f32>; // y, or dx
 
-// Weight i of this launch's chunk, as f32.
-fn wload(i: u32) -> f32 {
+const LANES: u32 = 8u; // pixels per workgroup: one subgroup, so tiny batches waste nothing
+const BLOCK: u32 = 32u; // channels per invocation
+
+// Packed weight group g (4 consecutive reduction channels) as f32.
+fn wload4(g: u32) -> vec4<f32> {
     if (HALF) {
-        let pair = unpack2x16float(weight[i >> 1u]);
-        return select(pair.x, pair.y, (i & 1u) == 1u);
+        let q = weight[g >> 1u];
+        let h = select(q.xy, q.zw, (g & 1u) == 1u);
+        return vec4<f32>(unpack2x16float(h.x), unpack2x16float(h.y));
     }
-    return bitcast<f32>(weight[i]);
+    return bitcast<vec4<f32>>(weight[g]);
 }
-
-const LANES: u32 = 64u; // pixels per workgroup
-const BLOCK: u32 = 16u; // channels per invocation
 
 // a / b for a < 2^24 through a float division, corrected to the exact quotient (CPU
 // drivers have no vector integer division).
@@ -50,7 +56,7 @@ fn fdiv(a: u32, b: u32) -> u32 {
     return q;
 }
 
-// The weights of lanes 4h .. 4h + 3, in every lane.
+// The value of lanes 4h .. 4h + 3, in every lane.
 fn share(w: f32, h: u32) -> vec4<f32> {
     if (h == 0u) {
         return vec4<f32>(subgroupBroadcast(w, 0u), subgroupBroadcast(w, 1u), subgroupBroadcast(w, 2u), subgroupBroadcast(w, 3u));
@@ -58,19 +64,62 @@ fn share(w: f32, h: u32) -> vec4<f32> {
     return vec4<f32>(subgroupBroadcast(w, 4u), subgroupBroadcast(w, 5u), subgroupBroadcast(w, 6u), subgroupBroadcast(w, 7u));
 }
 
-struct Acc { a0: vec4<f32>, a1: vec4<f32>, a2: vec4<f32>, a3: vec4<f32> }
+// Channel j of the block is accumulator j / 4, component j % 4; lane s holds the
+// weights of channels 8t + s (t = 0..3) in w.x, w.y, w.z, w.w.
+struct Acc { a0: vec4<f32>, a1: vec4<f32>, a2: vec4<f32>, a3: vec4<f32>, a4: vec4<f32>, a5: vec4<f32>, a6: vec4<f32>, a7: vec4<f32> }
+
+fn mac(acc: ptr<function, Acc>, x: f32, w: vec4<f32>) {
+    let v = vec4<f32>(x);
+    (*acc).a0 = fma(v, share(w.x, 0u), (*acc).a0);
+    (*acc).a1 = fma(v, share(w.x, 1u), (*acc).a1);
+    (*acc).a2 = fma(v, share(w.y, 0u), (*acc).a2);
+    (*acc).a3 = fma(v, share(w.y, 1u), (*acc).a3);
+    (*acc).a4 = fma(v, share(w.z, 0u), (*acc).a4);
+    (*acc).a5 = fma(v, share(w.z, 1u), (*acc).a5);
+    (*acc).a6 = fma(v, share(w.w, 0u), (*acc).a6);
+    (*acc).a7 = fma(v, share(w.w, 1u), (*acc).a7);
+}
+
+// One step of 4 reduction channels: inputs x, the 4 lanes' weight groups w0..w3.
+fn mac4(acc: ptr<function, Acc>, x: vec4<f32>, w0: vec4<f32>, w1: vec4<f32>, w2: vec4<f32>, w3: vec4<f32>) {
+    mac(acc, x.x, vec4<f32>(w0.x, w1.x, w2.x, w3.x));
+    mac(acc, x.y, vec4<f32>(w0.y, w1.y, w2.y, w3.y));
+    mac(acc, x.z, vec4<f32>(w0.z, w1.z, w2.z, w3.z));
+    mac(acc, x.w, vec4<f32>(w0.w, w1.w, w2.w, w3.w));
+}
+
+fn zero() -> Acc {
+    let z = vec4<f32>(0.0);
+    return Acc(z, z, z, z, z, z, z, z);
+}
 
 fn pick(a: Acc, j: u32) -> f32 {
     switch (j / 4u) {
         case 0u: { return a.a0[j % 4u]; }
         case 1u: { return a.a1[j % 4u]; }
         case 2u: { return a.a2[j % 4u]; }
-        default: { return a.a3[j % 4u]; }
+        case 3u: { return a.a3[j % 4u]; }
+        case 4u: { return a.a4[j % 4u]; }
+        case 5u: { return a.a5[j % 4u]; }
+        case 6u: { return a.a6[j % 4u]; }
+        default: { return a.a7[j % 4u]; }
     }
 }
 
 fn put(i: u32, v: f32) {
     if ((p.flags & 4u) != 0u) { output[i] += v; } else { output[i] = v; }
+}
+
+// Four consecutive channels c .. c + 3 of a plane stack at `off` (stride `plane`); the
+// ones at or past `count`, and all of them where !ok, read 0 (from a valid address).
+fn load4(off: u32, c: u32, plane: u32, count: u32, ok: bool) -> vec4<f32> {
+    let last = count - 1u;
+    return vec4<f32>(
+        select(0.0, input[off + min(c, last) * plane], ok && c < count),
+        select(0.0, input[off + min(c + 1u, last) * plane], ok && c + 1u < count),
+        select(0.0, input[off + min(c + 2u, last) * plane], ok && c + 2u < count),
+        select(0.0, input[off + min(c + 3u, last) * plane], ok && c + 3u < count),
+    );
 }
 
 // This invocation's pixel: batch item, offset in the plane, and whether it exists.
@@ -87,7 +136,7 @@ fn pixel(wid: vec3<u32>, nwg: vec3<u32>, lid: u32, plane: u32, width: u32) -> Pi
 }
 
 // y[b, co, oy, ox] = sum_{ky, kx, ci} x[b, ci, oy*s + ky - pad, ox*s + kx - pad] W[co, ci, ky, kx]
-@compute @workgroup_size(64, 1, 1)
+@compute @workgroup_size(8, 1, 1)
 fn conv2d_forward_cpu(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(num_workgroups) nwg: vec3<u32>,
@@ -97,31 +146,28 @@ fn conv2d_forward_cpu(
     let plane = p.oh * p.ow;
     let px = pixel(wid, nwg, lid, plane, p.ow);
     let hw = p.h * p.w;
-    let khw = p.kh * p.kw;
-    let klen = p.cin * khw;
+    let taps = p.kh * p.kw;
+    let c4n = (p.cin + 3u) / 4u;
     let co0 = wid.y * BLOCK;
-    // lane sid loads the rows of channels co0 + sid and co0 + 8 + sid (clamped: a partial
-    // block reads a valid row and never stores it)
-    let r0 = min(co0 + sid, p.co_count - 1u) * klen;
-    let r1 = min(co0 + 8u + sid, p.co_count - 1u) * klen;
+    // packed rows of channels co0 + 8t + sid, clamped: a partial block reads a valid
+    // row and never stores it
+    let last = p.co_count - 1u;
+    let r0 = min(co0 + sid, last) * taps * c4n;
+    let r1 = min(co0 + 8u + sid, last) * taps * c4n;
+    let r2 = min(co0 + 16u + sid, last) * taps * c4n;
+    let r3 = min(co0 + 24u + sid, last) * taps * c4n;
     let xb = px.b * p.cin * hw;
-    var acc = Acc(vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0));
+    var acc = zero();
     for (var ky = 0u; ky < p.kh; ky++) {
         let iy = i32(px.y * p.stride_h + ky) - i32(p.pad_h);
         for (var kx = 0u; kx < p.kw; kx++) {
             let ix = i32(px.x * p.stride_w + kx) - i32(p.pad_w);
             let ok = iy >= 0 && ix >= 0 && iy < i32(p.h) && ix < i32(p.w);
             let off = xb + select(0u, u32(iy) * p.w + u32(ix), ok);
-            let tap = ky * p.kw + kx;
-            for (var ci = 0u; ci < p.cin; ci++) {
-                let x = vec4<f32>(select(0.0, input[off + ci * hw], ok));
-                let col = ci * khw + tap;
-                let w0 = wload(r0 + col);
-                let w1 = wload(r1 + col);
-                acc.a0 = fma(x, share(w0, 0u), acc.a0);
-                acc.a1 = fma(x, share(w0, 1u), acc.a1);
-                acc.a2 = fma(x, share(w1, 0u), acc.a2);
-                acc.a3 = fma(x, share(w1, 1u), acc.a3);
+            let t = (ky * p.kw + kx) * c4n;
+            for (var c4 = 0u; c4 < c4n; c4++) {
+                let x = load4(off, 4u * c4, hw, p.cin, ok);
+                mac4(&acc, x, wload4(r0 + t + c4), wload4(r1 + t + c4), wload4(r2 + t + c4), wload4(r3 + t + c4));
             }
         }
     }
@@ -138,8 +184,9 @@ fn conv2d_forward_cpu(
 }
 
 // dx[b, ci, iy, ix] = sum_{ky, kx, co} dY[b, co, oy, ox] W[co, ci, ky, kx] where
-// oy * s = iy + pad - ky (and likewise x); co runs over this launch's weight rows.
-@compute @workgroup_size(64, 1, 1)
+// oy * s = iy + pad - ky (and likewise x); co runs over this launch's weight rows, packed
+// [ci][tap][co/4].
+@compute @workgroup_size(8, 1, 1)
 fn conv2d_backward_input_cpu(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(num_workgroups) nwg: vec3<u32>,
@@ -149,13 +196,16 @@ fn conv2d_backward_input_cpu(
     let plane = p.h * p.w;
     let px = pixel(wid, nwg, lid, plane, p.w);
     let ohw = p.oh * p.ow;
-    let khw = p.kh * p.kw;
+    let taps = p.kh * p.kw;
+    let c4n = (p.co_count + 3u) / 4u;
     let ci0 = wid.y * BLOCK;
-    // lane sid loads W[co, ci0 + sid, ky, kx] and W[co, ci0 + 8 + sid, ky, kx]
-    let c0 = min(ci0 + sid, p.cin - 1u) * khw;
-    let c1 = min(ci0 + 8u + sid, p.cin - 1u) * khw;
+    let last = p.cin - 1u;
+    let r0 = min(ci0 + sid, last) * taps * c4n;
+    let r1 = min(ci0 + 8u + sid, last) * taps * c4n;
+    let r2 = min(ci0 + 16u + sid, last) * taps * c4n;
+    let r3 = min(ci0 + 24u + sid, last) * taps * c4n;
     let yb = (px.b * p.cout + p.co_offset) * ohw;
-    var acc = Acc(vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0));
+    var acc = zero();
     for (var ky = 0u; ky < p.kh; ky++) {
         let ty = i32(px.y + p.pad_h) - i32(ky);
         let oy = fdiv(u32(max(ty, 0)), p.stride_h);
@@ -165,16 +215,10 @@ fn conv2d_backward_input_cpu(
             let ox = fdiv(u32(max(tx, 0)), p.stride_w);
             let ok = oky && tx >= 0 && ox * p.stride_w == u32(tx) && ox < p.ow;
             let off = yb + select(0u, oy * p.ow + ox, ok);
-            let tap = ky * p.kw + kx;
-            for (var co = 0u; co < p.co_count; co++) {
-                let g = vec4<f32>(select(0.0, input[off + co * ohw], ok));
-                let col = co * p.cin * khw + tap;
-                let w0 = wload(c0 + col);
-                let w1 = wload(c1 + col);
-                acc.a0 = fma(g, share(w0, 0u), acc.a0);
-                acc.a1 = fma(g, share(w0, 1u), acc.a1);
-                acc.a2 = fma(g, share(w1, 0u), acc.a2);
-                acc.a3 = fma(g, share(w1, 1u), acc.a3);
+            let t = (ky * p.kw + kx) * c4n;
+            for (var c4 = 0u; c4 < c4n; c4++) {
+                let g = load4(off, 4u * c4, ohw, p.co_count, ok);
+                mac4(&acc, g, wload4(r0 + t + c4), wload4(r1 + t + c4), wload4(r2 + t + c4), wload4(r3 + t + c4));
             }
         }
     }

@@ -4,7 +4,7 @@
 mod common;
 use common::{assert_close, ctx, gemm_ctxs, rand_vec};
 
-use netlens::gpu::{Recorder, Tensor, WeightBuffer};
+use netlens::gpu::{Recorder, Tensor, WeightBuffer, WeightLayout};
 use netlens::ops::{self, Conv2dGeom, Pool2d, ReluRule, Windows};
 use netlens::reference as cpu;
 
@@ -13,8 +13,12 @@ fn conv_back(dims: [usize; 4], g: Conv2dGeom, limit: Option<u64>) {
         let k = g.cin * g.kernel.0 * g.kernel.1;
         let w = rand_vec(g.cout * k, 21);
         let wb = match limit {
-            Some(l) => WeightBuffer::upload_limited(c, "w", &w, g.cout, k, None, l).unwrap(),
-            None => WeightBuffer::upload(c, "w", &w, g.cout, k, None).unwrap(),
+            Some(l) => {
+                let layout = WeightLayout::conv(g.kernel.0 * g.kernel.1).limit(l);
+                WeightBuffer::upload_with(c, "w", &w, g.cout, k, None, layout).unwrap()
+            }
+            None => WeightBuffer::upload_conv(c, "w", &w, g.cout, g.kernel.0 * g.kernel.1, None)
+                .unwrap(),
         };
         let (oh, ow) = g.out_hw(dims[2], dims[3]).unwrap();
         let dy = rand_vec(dims[0] * g.cout * oh * ow, 22);
@@ -61,7 +65,7 @@ fn conv2d_backward_odd_strided_padded_batched() {
 
 #[test]
 fn conv2d_backward_split_weights_accumulate() {
-    conv_back([2, 3, 9, 8], geom(3, 9, (3, 3), (1, 1), (1, 1)), Some(200));
+    conv_back([2, 3, 9, 8], geom(3, 9, (3, 3), (1, 1), (1, 1)), Some(600));
     conv_back(
         [1, 4, 6, 6],
         geom(4, 70, (3, 3), (2, 2), (1, 1)),
@@ -73,7 +77,16 @@ fn lin_back(n: usize, k: usize, out: usize, limit: Option<u64>) {
     for c in gemm_ctxs() {
         let w = rand_vec(out * k, 23);
         let wb = match limit {
-            Some(l) => WeightBuffer::upload_limited(c, "fc", &w, out, k, None, l).unwrap(),
+            Some(l) => WeightBuffer::upload_with(
+                c,
+                "fc",
+                &w,
+                out,
+                k,
+                None,
+                WeightLayout::linear().limit(l),
+            )
+            .unwrap(),
             None => WeightBuffer::upload(c, "fc", &w, out, k, None).unwrap(),
         };
         let dy = rand_vec(n * out, 24);
@@ -98,7 +111,7 @@ fn linear_backward_gemv_gemm_and_split() {
     lin_back(1, 37, 11, None);
     lin_back(9, 130, 65, None);
     lin_back(17, 50, 70, None);
-    lin_back(3, 100, 13, Some(400 * 3));
+    lin_back(3, 100, 13, Some(400 * 4)); // 4 rows per chunk
     lin_back(20, 100, 13, Some(400 * 4));
 }
 
@@ -328,8 +341,10 @@ fn forward_accumulate_adds_into_the_target() {
     let (x1, x2) = (rand_vec(2 * 3 * 6 * 7, 34), rand_vec(2 * 3 * 6 * 7, 35));
     let (w1, w2) = (rand_vec(5 * 27, 36), rand_vec(5 * 27, 37));
     let b = rand_vec(5, 38);
-    let wb1 = WeightBuffer::upload(c, "a", &w1, 5, 27, Some(&b)).unwrap();
-    let wb2 = WeightBuffer::upload_limited(c, "b", &w2, 5, 27, None, 27 * 4 * 2).unwrap();
+    let wb1 = WeightBuffer::upload_conv(c, "a", &w1, 5, 9, Some(&b)).unwrap();
+    let split = WeightLayout::conv(9).limit(28 * 4 * 4);
+    let wb2 = WeightBuffer::upload_with(c, "b", &w2, 5, 27, None, split).unwrap();
+    assert!(wb2.chunks.len() > 1);
     let d = [2, 3, 6, 7];
     let (t1, t2) = (
         Tensor::upload(c, &x1, &d).unwrap(),
@@ -338,9 +353,14 @@ fn forward_accumulate_adds_into_the_target() {
     let mut rec = Recorder::new(c, "test");
     let y = ops::conv2d(&mut rec, &t1, &wb1, &g, false).unwrap();
     let y = ops::conv2d_acc(&mut rec, &t2, &wb2, &g, false, Some(&y)).unwrap();
+    // the same matrices as linear layers (their own layout on the CPU-shaped kernels)
+    let lw1 = WeightBuffer::upload(c, "la", &w1, 5, 27, Some(&b)).unwrap();
+    let split = WeightLayout::linear().limit(28 * 4 * 4);
+    let lw2 = WeightBuffer::upload_with(c, "lb", &w2, 5, 27, None, split).unwrap();
+    assert!(lw2.chunks.len() > 1);
     let lx = Tensor::upload(c, &x1[..2 * 27], &[2, 27]).unwrap();
-    let l = ops::linear(&mut rec, &lx, &wb1, false).unwrap();
-    let l = ops::linear_acc(&mut rec, &lx, &wb2, false, Some(&l)).unwrap();
+    let l = ops::linear(&mut rec, &lx, &lw1, false).unwrap();
+    let l = ops::linear_acc(&mut rec, &lx, &lw2, false, Some(&l)).unwrap();
     rec.submit().unwrap();
     let (a, _, _) = cpu::conv2d(&x1, d, &w1, Some(&b), &g, false);
     let (bb, _, _) = cpu::conv2d(&x2, d, &w2, None, &g, false);

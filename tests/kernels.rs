@@ -4,7 +4,7 @@
 mod common;
 use common::{assert_close, ctx, gemm_ctxs, rand_vec};
 
-use netlens::gpu::{Recorder, Tensor, WeightBuffer};
+use netlens::gpu::{Recorder, Tensor, WeightBuffer, WeightLayout};
 use netlens::ops::{self, Conv2dGeom, Pool2d};
 use netlens::reference as cpu;
 
@@ -17,9 +17,12 @@ fn run_conv(dims: [usize; 4], g: Conv2dGeom, relu: bool, bias: bool, limit: Opti
         let b = bias.then_some(b.as_slice());
         let wb = match limit {
             Some(l) => {
-                WeightBuffer::upload_limited(c, "w", &w, g.cout, wlen / g.cout, b, l).unwrap()
+                let layout = WeightLayout::conv(g.kernel.0 * g.kernel.1).limit(l);
+                WeightBuffer::upload_with(c, "w", &w, g.cout, wlen / g.cout, b, layout).unwrap()
             }
-            None => WeightBuffer::upload(c, "w", &w, g.cout, wlen / g.cout, b).unwrap(),
+            None => {
+                WeightBuffer::upload_conv(c, "w", &w, g.cout, g.kernel.0 * g.kernel.1, b).unwrap()
+            }
         };
         if let Some(l) = limit {
             assert!(wb.chunks.len() > 1, "limit {l} should split the weight");
@@ -98,13 +101,14 @@ fn conv2d_odd_padded_batched() {
 
 #[test]
 fn conv2d_split_weights() {
-    // 9 output channels of 3*3*3*4 bytes; a 200-byte limit puts 1 channel per chunk.
+    // 9 output channels of 3*3*3*4 bytes (144 packed for the CPU kernels, which also
+    // keep a transposed copy): 600 bytes split them into 5 + 4 or 4 + 4 + 1.
     run_conv(
         [2, 3, 9, 8],
         geom(3, 9, (3, 3), (1, 1), (1, 1)),
         true,
         true,
-        Some(200),
+        Some(600),
     );
     run_conv(
         [1, 4, 6, 6],
@@ -121,7 +125,10 @@ fn run_linear(n: usize, k: usize, out: usize, relu: bool, limit: Option<u64>) {
         let w = rand_vec(out * k, 5);
         let b = rand_vec(out, 6);
         let wb = match limit {
-            Some(l) => WeightBuffer::upload_limited(c, "fc", &w, out, k, Some(&b), l).unwrap(),
+            Some(l) => {
+                let layout = WeightLayout::linear().limit(l);
+                WeightBuffer::upload_with(c, "fc", &w, out, k, Some(&b), layout).unwrap()
+            }
             None => WeightBuffer::upload(c, "fc", &w, out, k, Some(&b)).unwrap(),
         };
         let xt = Tensor::upload(c, &x, &[n, k]).unwrap();
@@ -150,7 +157,7 @@ fn linear_gemv_and_gemm_paths() {
 
 #[test]
 fn linear_split_weights() {
-    run_linear(2, 100, 13, false, Some(400 * 3)); // 3 rows per chunk
+    run_linear(2, 100, 13, false, Some(400 * 4)); // 4 rows per chunk
     run_linear(20, 100, 13, true, Some(400 * 4)); // GEMM path, split
 }
 
@@ -268,7 +275,7 @@ fn relu_and_softmax() {
 fn wrong_shapes_are_errors() {
     let c = ctx();
     let xt = Tensor::upload(c, &rand_vec(2 * 3 * 4 * 4, 1), &[2, 3, 4, 4]).unwrap();
-    let w = WeightBuffer::upload(c, "w", &rand_vec(8 * 4 * 9, 2), 8, 4 * 9, None).unwrap();
+    let w = WeightBuffer::upload_conv(c, "w", &rand_vec(8 * 4 * 9, 2), 8, 9, None).unwrap();
     let mut rec = Recorder::new(c, "bad");
     let g = geom(4, 8, (3, 3), (1, 1), (1, 1));
     assert!(ops::conv2d(&mut rec, &xt, &w, &g, false).is_err());
@@ -290,19 +297,23 @@ fn f16_weights_match_the_rounded_reference() {
     for c in gemm_ctxs() {
         for (dims, g, limit) in [
             ([2, 5, 9, 11], geom(5, 19, (3, 3), (1, 1), (1, 1)), 1 << 20),
-            (
-                [1, 3, 8, 7],
-                geom(3, 21, (3, 3), (2, 2), (1, 1)),
-                3 * 27 * 2 + 4,
-            ), // 3 rows (81 halves) per chunk
+            // a few rows per chunk, with odd lengths (a zero half ends each chunk)
+            ([1, 3, 8, 7], geom(3, 21, (3, 3), (2, 2), (1, 1)), 600),
         ] {
             let k = g.cin * 9;
             let w = rand_vec(g.cout * k, 31);
             let b = rand_vec(g.cout, 32);
             let x = rand_vec(dims.iter().product(), 33);
-            let wb =
-                WeightBuffer::upload_as(c, "w", &w, g.cout, k, Some(&b), Precision::F16, limit)
-                    .unwrap();
+            let wb = WeightBuffer::upload_with(
+                c,
+                "w",
+                &w,
+                g.cout,
+                k,
+                Some(&b),
+                WeightLayout::conv(9).precision(Precision::F16).limit(limit),
+            )
+            .unwrap();
             assert!(wb.half);
             let wr = round(&w);
             let xt = Tensor::upload(c, &x, &dims).unwrap();
@@ -333,25 +344,29 @@ fn f16_weights_match_the_rounded_reference() {
             let w = rand_vec(out * k, 35);
             let b = rand_vec(out, 36);
             let x = rand_vec(n * k, 37);
-            let wb = WeightBuffer::upload_as(
-                c,
-                "fc",
-                &w,
-                out,
-                k,
-                Some(&b),
-                Precision::F16,
-                (k * 2 * 4 + 4) as u64,
-            )
-            .unwrap();
+            let layout = WeightLayout::linear()
+                .precision(Precision::F16)
+                .limit(((k + 8) * 8) as u64); // 4 rows per chunk
+            let wb = WeightBuffer::upload_with(c, "fc", &w, out, k, Some(&b), layout).unwrap();
             assert!(wb.chunks.len() > 1);
             let xt = Tensor::upload(c, &x, &[n, k]).unwrap();
             let mut rec = Recorder::new(c, "f16 linear");
             let y = ops::linear(&mut rec, &xt, &wb, false).unwrap();
+            let dy = rand_vec(n * out, 38);
+            let dyt = Tensor::upload(c, &dy, &[n, out]).unwrap();
+            let dx = ops::linear_backward_input(&mut rec, &dyt, &wb).unwrap();
             rec.submit().unwrap();
             let want = cpu::linear(&x, n, &round(&w), Some(&b), out, false);
             let what = format!("f16 linear n={n} k={k} {:?}", c.gemm());
             assert_close(&y.read(c).unwrap(), &want, 1e-4, 1e-4, &what);
+            let want = cpu::linear_backward_input(&dy, n, &round(&w), out);
+            assert_close(
+                &dx.read(c).unwrap(),
+                &want,
+                1e-4,
+                1e-4,
+                &format!("{what} backward"),
+            );
         }
     }
 }

@@ -11,7 +11,9 @@ fn every_kernel_validates() {
             .unwrap_or_else(|e| panic!("{file}: {}", e.emit_to_string(kernel.source())));
         naga::valid::Validator::new(
             naga::valid::ValidationFlags::all(),
-            naga::valid::Capabilities::SUBGROUP,
+            // what wgpu grants on native backends: subgroups, unpack2x16float
+            naga::valid::Capabilities::SUBGROUP
+                | naga::valid::Capabilities::SHADER_FLOAT16_IN_FLOAT32,
         )
         .validate(&module)
         .unwrap_or_else(|e| panic!("{file}: {e:?}"));

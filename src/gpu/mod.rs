@@ -5,9 +5,11 @@ pub mod kernels;
 pub mod recorder;
 pub mod tensor;
 mod variant;
+pub mod weights;
 
 pub use context::{Backend, Context};
 pub use kernels::Kernel;
 pub use recorder::Recorder;
-pub use tensor::{Precision, Tensor, WeightBuffer};
+pub use tensor::Tensor;
 pub use variant::Gemm;
+pub use weights::{Precision, WeightBuffer, WeightKind, WeightLayout};

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use crate::array::Array;
 use crate::error::{Error, Result};
-use crate::gpu::{Context, Precision, Recorder, Tensor, WeightBuffer};
+use crate::gpu::{Context, Precision, Recorder, Tensor, WeightBuffer, WeightLayout};
 use crate::model::{LayerKind, Model};
 use crate::ops;
 
@@ -70,34 +70,31 @@ impl Net {
     /// As `new`, storing conv and linear weights at `precision` (f16 halves their
     /// memory; arithmetic stays f32).
     pub fn with_precision(ctx: Arc<Context>, model: Model, precision: Precision) -> Result<Net> {
-        let limit = ctx.max_binding();
         let mut weights = Vec::with_capacity(model.layers.len());
         for l in &model.layers {
             weights.push(match &l.kind {
-                LayerKind::Conv2d { geom, weight, bias } => Some(WeightBuffer::upload_as(
+                LayerKind::Conv2d { geom, weight, bias } => Some(WeightBuffer::upload_with(
                     &ctx,
                     &l.name,
                     weight,
                     geom.cout,
                     weight.len() / geom.cout,
                     bias.as_deref(),
-                    precision,
-                    limit,
+                    WeightLayout::conv(geom.kernel.0 * geom.kernel.1).precision(precision),
                 )?),
                 LayerKind::Linear {
                     in_features,
                     out_features,
                     weight,
                     bias,
-                } => Some(WeightBuffer::upload_as(
+                } => Some(WeightBuffer::upload_with(
                     &ctx,
                     &l.name,
                     weight,
                     *out_features,
                     *in_features,
                     bias.as_deref(),
-                    precision,
-                    limit,
+                    WeightLayout::linear().precision(precision),
                 )?),
                 LayerKind::BatchNorm2d { .. } => {
                     return Err(Error::Other(format!(

@@ -1,12 +1,12 @@
 //! Input-gradient launchers, twins of the forward ones.
 
-use super::conv::{gemm_kernel, Conv2dParams, LinearParams, LINEAR_GEMM_BATCH};
+use super::conv::{check_layout, gemm_kernel, Conv2dParams, LinearParams, LINEAR_GEMM_BATCH};
 use super::pool::params;
 use super::simple::ElementParams;
 use super::{dims4, u32s, Conv2dGeom, Pool2d};
 use crate::error::{Error, Result};
 use crate::gpu::recorder::{grid, Binding};
-use crate::gpu::{Gemm, Kernel, Recorder, Tensor, WeightBuffer};
+use crate::gpu::{Kernel, Recorder, Tensor, WeightBuffer};
 
 /// How a ReLU passes the gradient back.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -35,6 +35,7 @@ pub fn conv2d_backward_input(
             dy.shape
         )));
     }
+    check_layout(w, g, "conv2d backward")?;
     let dx = Tensor::empty(rec.ctx(), &[n, g.cin, h, wd], "conv2d input gradient")?;
     let (kernel, tile) = gemm_kernel(
         rec,
@@ -46,13 +47,15 @@ pub fn conv2d_backward_input(
         let p = Conv2dParams::new(g, n, (h, wd), (oh, ow), ch, if i > 0 { 4 } else { 0 })?;
         let mut gr = grid(tiles);
         gr[1] = g.cin.div_ceil(tile.1) as u32;
+        // the CPU-shaped kernel reads its own transposed packing
+        let weights = w.backward_buffer(rec.ctx(), i)?;
         rec.launch_gemm(
             kernel,
             w.half,
             &p,
             &[
                 Binding::Tensor(dy),
-                Binding::Raw(&ch.buffer),
+                Binding::Raw(&weights),
                 Binding::Raw(&ch.bias),
                 Binding::Tensor(&dx),
             ],
@@ -74,7 +77,7 @@ pub fn linear_backward_input(rec: &mut Recorder, dy: &Tensor, w: &WeightBuffer) 
         }
     };
     let k = w.row_len;
-    if n >= LINEAR_GEMM_BATCH || rec.ctx().gemm() == Gemm::Cpu {
+    if n >= LINEAR_GEMM_BATCH || w.packed {
         let g = Conv2dGeom {
             cin: k,
             cout: w.rows,

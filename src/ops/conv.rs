@@ -5,8 +5,8 @@ use bytemuck::{Pod, Zeroable};
 use super::{conv_out, dims4, u32s};
 use crate::error::{Error, Result};
 use crate::gpu::recorder::Binding;
-use crate::gpu::tensor::WeightChunk;
-use crate::gpu::{Gemm, Kernel, Recorder, Tensor, WeightBuffer};
+use crate::gpu::weights::WeightChunk;
+use crate::gpu::{Gemm, Kernel, Recorder, Tensor, WeightBuffer, WeightKind};
 
 #[repr(C)]
 #[derive(Clone, Copy, Pod, Zeroable)]
@@ -93,8 +93,8 @@ impl Conv2dGeom {
 
 /// The tiled kernel's output tile: pixels x channels per workgroup.
 const TILED: (usize, usize) = (64, 64);
-/// The CPU-shaped kernel's: 64 lanes, one pixel each, 16 channels per lane.
-const CPU: (usize, usize) = (64, 16);
+/// The CPU-shaped kernel's: 8 lanes (one subgroup), one pixel each, 32 channels per lane.
+const CPU: (usize, usize) = (8, 32);
 
 /// The context's variant of a GEMM kernel and its (pixels, channels) per workgroup.
 pub(crate) fn gemm_kernel(rec: &Recorder, tiled: Kernel, cpu: Kernel) -> (Kernel, (usize, usize)) {
@@ -102,6 +102,23 @@ pub(crate) fn gemm_kernel(rec: &Recorder, tiled: Kernel, cpu: Kernel) -> (Kernel
         Gemm::Tiled => (tiled, TILED),
         Gemm::Cpu => (cpu, CPU),
     }
+}
+
+/// Weights laid out for another kernel shape or layer type are refused, not misread.
+pub(crate) fn check_layout(w: &WeightBuffer, g: &Conv2dGeom, what: &str) -> Result<()> {
+    let taps = g.kernel.0 * g.kernel.1;
+    let fits = match w.kind {
+        WeightKind::Conv { taps: t } => t == taps,
+        WeightKind::Linear => taps == 1, // linear layers run as 1x1 convolutions
+    };
+    if !fits || w.rows != g.cout || w.row_len != g.cin * taps {
+        return Err(Error::Shape(format!(
+            "{what}: weights [{}, {}] ({:?}) do not fit a {}x{} convolution of {} -> {} channels \
+             (upload conv weights with WeightBuffer::upload_conv)",
+            w.rows, w.row_len, w.kind, g.kernel.0, g.kernel.1, g.cin, g.cout
+        )));
+    }
+    Ok(())
 }
 
 pub(crate) fn flags(relu: bool, w: &WeightBuffer) -> u32 {
@@ -129,12 +146,13 @@ pub fn conv2d_acc(
     acc: Option<&Tensor>,
 ) -> Result<Tensor> {
     let [n, c, h, wd] = dims4(&x.shape, "conv2d")?;
-    if c != g.cin || w.rows != g.cout || w.row_len != g.cin * g.kernel.0 * g.kernel.1 {
+    if c != g.cin {
         return Err(Error::Shape(format!(
             "conv2d expects {} input channels, got input {:?}",
             g.cin, x.shape
         )));
     }
+    check_layout(w, g, "conv2d")?;
     let (oh, ow) = g.out_hw(h, wd)?;
     let y = match acc {
         Some(t) if t.shape == [n, g.cout, oh, ow] => t.clone(),

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use crate::error::Result;
-use crate::gpu::WeightBuffer;
+use crate::gpu::{WeightBuffer, WeightLayout};
 use crate::graph::Net;
 use crate::model::LayerKind;
 
@@ -72,14 +72,19 @@ impl ModWeights {
             return Ok(w.clone());
         }
         let l = &net.model().layers[layer];
-        let (weight, bias, rows) = match &l.kind {
-            LayerKind::Conv2d { geom, weight, bias } => (weight, bias, geom.cout),
+        let (weight, bias, rows, layout) = match &l.kind {
+            LayerKind::Conv2d { geom, weight, bias } => (
+                weight,
+                bias,
+                geom.cout,
+                WeightLayout::conv(geom.kernel.0 * geom.kernel.1),
+            ),
             LayerKind::Linear {
                 out_features,
                 weight,
                 bias,
                 ..
-            } => (weight, bias, *out_features),
+            } => (weight, bias, *out_features, WeightLayout::linear()),
             other => {
                 return Err(crate::Error::Other(format!(
                     "layer {} ({}) has no weights",
@@ -95,13 +100,14 @@ impl ModWeights {
             }
             _ => None,
         };
-        let buf = Arc::new(WeightBuffer::upload(
+        let buf = Arc::new(WeightBuffer::upload_with(
             net.ctx(),
             &format!("{} {m:?}", l.name),
             &w,
             rows,
             w.len() / rows,
             b.as_deref(),
+            layout,
         )?);
         self.cache.lock().unwrap().insert((layer, m), buf.clone());
         Ok(buf)

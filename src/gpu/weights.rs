@@ -1,0 +1,377 @@
+//! Weight matrices on the device: split by rows under the binding limit, stored as f32 or
+//! f16, and laid out for the context's GEMM kernels (the tiled kernels read PyTorch's
+//! layout; the CPU-shaped ones read vec4 groups of 4 reduction channels).
+
+use std::sync::OnceLock;
+
+use super::context::Context;
+use super::kernels::Kernel;
+use super::recorder::{grid, Binding, Recorder};
+use super::variant::Gemm;
+use crate::error::{Error, Result};
+
+/// How weights are stored on the device; arithmetic is f32 either way.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Precision {
+    #[default]
+    F32,
+    /// IEEE half, two per 32-bit word: half the memory (biases stay f32).
+    F16,
+}
+
+impl std::str::FromStr for Precision {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s.to_ascii_lowercase().as_str() {
+            "f32" | "float32" => Ok(Precision::F32),
+            "f16" | "half" | "float16" => Ok(Precision::F16),
+            other => Err(Error::Other(format!(
+                "unknown weight precision '{other}': use f32 or f16"
+            ))),
+        }
+    }
+}
+
+/// What a weight matrix [rows, row_len] feeds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WeightKind {
+    /// rows = output features, a row = the input features.
+    Linear,
+    /// rows = output channels, a row = [cin, taps], taps = kernel height x width.
+    Conv { taps: usize },
+}
+
+/// How to store a weight matrix.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WeightLayout {
+    pub kind: WeightKind,
+    pub precision: Precision,
+    /// Bytes per buffer; `None`: the device's binding limit (tests force splits with it).
+    pub limit: Option<u64>,
+}
+
+impl WeightLayout {
+    pub fn linear() -> Self {
+        WeightLayout {
+            kind: WeightKind::Linear,
+            precision: Precision::F32,
+            limit: None,
+        }
+    }
+    pub fn conv(taps: usize) -> Self {
+        WeightLayout {
+            kind: WeightKind::Conv { taps },
+            ..Self::linear()
+        }
+    }
+    pub fn precision(self, precision: Precision) -> Self {
+        WeightLayout { precision, ..self }
+    }
+    pub fn limit(self, bytes: u64) -> Self {
+        WeightLayout {
+            limit: Some(bytes),
+            ..self
+        }
+    }
+    fn taps(&self) -> usize {
+        match self.kind {
+            WeightKind::Linear => 1,
+            WeightKind::Conv { taps } => taps,
+        }
+    }
+}
+
+/// A weight matrix [rows, row_len] held in one or more buffers, each under the
+/// binding limit; rows are output channels / features, so a kernel launch per chunk
+/// writes its own slice of the output.
+pub struct WeightBuffer {
+    pub chunks: Vec<WeightChunk>,
+    pub rows: usize,
+    pub row_len: usize,
+    pub kind: WeightKind,
+    /// false: the bias buffers hold zeros and kernels skip them.
+    pub has_bias: bool,
+    /// true: f16 values packed two to a 32-bit word (`Precision::F16`).
+    pub half: bool,
+    /// true: laid out for the CPU-shaped kernels (`Gemm::Cpu`), else PyTorch's layout.
+    pub packed: bool,
+}
+
+pub struct WeightChunk {
+    /// Rows [start, start + rows): PyTorch's layout, or packed [row][tap][ci/4].
+    pub buffer: wgpu::Buffer,
+    /// Packed [ci][tap][row/4] for the CPU-shaped input gradients, made on first use.
+    backward: OnceLock<wgpu::Buffer>,
+    pub bias: wgpu::Buffer,
+    pub start: usize,
+    pub rows: usize,
+}
+
+impl WeightBuffer {
+    /// Uploads a linear layer's `data` ([rows, row_len]) and its optional bias as f32.
+    pub fn upload(
+        ctx: &Context,
+        name: &str,
+        data: &[f32],
+        rows: usize,
+        row_len: usize,
+        bias: Option<&[f32]>,
+    ) -> Result<Self> {
+        Self::upload_with(ctx, name, data, rows, row_len, bias, WeightLayout::linear())
+    }
+
+    /// Uploads a convolution's weights [cout, cin, kh, kw] and optional bias as f32.
+    pub fn upload_conv(
+        ctx: &Context,
+        name: &str,
+        data: &[f32],
+        cout: usize,
+        taps: usize,
+        bias: Option<&[f32]>,
+    ) -> Result<Self> {
+        let row_len = data.len() / cout.max(1);
+        Self::upload_with(
+            ctx,
+            name,
+            data,
+            cout,
+            row_len,
+            bias,
+            WeightLayout::conv(taps),
+        )
+    }
+
+    /// Uploads `data` ([rows, row_len]) as `layout` says, split by rows to fit.
+    pub fn upload_with(
+        ctx: &Context,
+        name: &str,
+        data: &[f32],
+        rows: usize,
+        row_len: usize,
+        bias: Option<&[f32]>,
+        layout: WeightLayout,
+    ) -> Result<Self> {
+        let taps = layout.taps();
+        if data.len() != rows * row_len
+            || bias.is_some_and(|b| b.len() != rows)
+            || taps == 0
+            || !row_len.is_multiple_of(taps)
+        {
+            return Err(Error::Shape(format!(
+                "{name}: {} values for {rows}x{row_len} ({taps} taps)",
+                data.len()
+            )));
+        }
+        let limit = layout
+            .limit
+            .unwrap_or(ctx.max_binding())
+            .min(ctx.max_binding());
+        let half = layout.precision == Precision::F16;
+        let packed = ctx.gemm() == Gemm::Cpu;
+        let pack = Pack {
+            cin: row_len / taps,
+            taps,
+        };
+        let elem = if half { 2 } else { 4 };
+        let bytes = |n: usize| -> u64 {
+            let (fwd, bwd) = if packed {
+                pack.lens(n)
+            } else {
+                (n * row_len, 0)
+            };
+            (padded(fwd, half).max(padded(bwd, half)) * elem) as u64
+        };
+        let mut per_chunk = rows;
+        while per_chunk > 0 && bytes(per_chunk) > limit {
+            // shrink towards what fits, then keep multiples of 4 (no padding inside a split)
+            let guess = (per_chunk as u64 * limit / bytes(per_chunk).max(1)) as usize;
+            per_chunk = if guess >= 4 {
+                (guess.min(per_chunk - 1) / 4) * 4
+            } else {
+                per_chunk - 1
+            };
+        }
+        if per_chunk == 0 {
+            return Err(Error::TooLarge {
+                what: format!("one row of {name}"),
+                bytes: bytes(1),
+                limit,
+                hint: "a single output channel's weights cannot be split further".into(),
+            });
+        }
+        let store = |v: Vec<f32>| -> wgpu::Buffer {
+            if half {
+                create_init(ctx, name, &pack_f16(&v))
+            } else {
+                create_init(ctx, name, &v)
+            }
+        };
+        let mut chunks = Vec::new();
+        let mut start = 0;
+        while start < rows {
+            let n = per_chunk.min(rows - start);
+            let part = &data[start * row_len..(start + n) * row_len];
+            let buffer = if packed {
+                store(pad_to(pack.forward(part, n), half))
+            } else {
+                store(part.to_vec())
+            };
+            let bias = match bias {
+                Some(b) => create_init(ctx, name, &b[start..start + n]),
+                None => create_init(ctx, name, &vec![0.0f32; n]),
+            };
+            chunks.push(WeightChunk {
+                buffer,
+                backward: OnceLock::new(),
+                bias,
+                start,
+                rows: n,
+            });
+            start += n;
+        }
+        Ok(WeightBuffer {
+            chunks,
+            rows,
+            row_len,
+            kind: layout.kind,
+            has_bias: bias.is_some(),
+            half,
+            packed,
+        })
+    }
+
+    /// Reduction channels per tap (the conv's cin, the linear layer's inputs).
+    pub fn cin(&self) -> usize {
+        self.row_len / self.taps()
+    }
+
+    fn taps(&self) -> usize {
+        match self.kind {
+            WeightKind::Linear => 1,
+            WeightKind::Conv { taps } => taps,
+        }
+    }
+
+    /// The buffer an input-gradient launch reads for chunk `i`: the chunk itself, or for
+    /// packed weights their transpose, made on the device at first use and kept.
+    pub(crate) fn backward_buffer(&self, ctx: &Context, i: usize) -> Result<wgpu::Buffer> {
+        let ch = &self.chunks[i];
+        if !self.packed {
+            return Ok(ch.buffer.clone());
+        }
+        if let Some(b) = ch.backward.get() {
+            return Ok(b.clone());
+        }
+        let pack = Pack {
+            cin: self.cin(),
+            taps: self.taps(),
+        };
+        let floats = padded(pack.lens(ch.rows).1, self.half);
+        let bytes = (floats * if self.half { 2 } else { 4 }) as u64;
+        let dst = ctx.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("netlens transposed weights"),
+            size: bytes,
+            usage: wgpu::BufferUsages::STORAGE,
+            mapped_at_creation: false,
+        });
+        let words = (bytes / 4) as u32;
+        let p = RepackParams {
+            rows: ch.rows as u32,
+            cin: pack.cin as u32,
+            taps: pack.taps as u32,
+            c4: (pack.cin.div_ceil(4) * 4) as u32,
+            r4: (ch.rows.div_ceil(4) * 4) as u32,
+            words,
+            _pad: [0; 2],
+        };
+        let mut rec = Recorder::new(ctx, "transposing packed weights");
+        let bindings = [Binding::Raw(&ch.buffer), Binding::Raw(&dst)];
+        rec.launch_gemm(
+            Kernel::TransposePacked,
+            self.half,
+            &p,
+            &bindings,
+            grid(words.div_ceil(64)),
+        );
+        rec.submit()?;
+        Ok(ch.backward.get_or_init(|| dst).clone())
+    }
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct RepackParams {
+    rows: u32,
+    cin: u32,
+    taps: u32,
+    c4: u32,
+    r4: u32,
+    words: u32,
+    _pad: [u32; 2],
+}
+
+/// The CPU-shaped kernels' layouts of rows [s, s + n) of a [rows, cin, taps] matrix.
+struct Pack {
+    cin: usize,
+    taps: usize,
+}
+
+impl Pack {
+    /// (forward, backward) lengths in floats for n rows.
+    fn lens(&self, n: usize) -> (usize, usize) {
+        let fwd = n * self.taps * self.cin.div_ceil(4) * 4;
+        let bwd = self.cin * self.taps * n.div_ceil(4) * 4;
+        (fwd, bwd)
+    }
+
+    /// [row][tap][ci], ci zero-padded to a multiple of 4.
+    fn forward(&self, part: &[f32], n: usize) -> Vec<f32> {
+        let c4 = self.cin.div_ceil(4) * 4;
+        let mut out = vec![0.0; n * self.taps * c4];
+        for r in 0..n {
+            for ci in 0..self.cin {
+                for t in 0..self.taps {
+                    out[(r * self.taps + t) * c4 + ci] = part[(r * self.cin + ci) * self.taps + t];
+                }
+            }
+        }
+        out
+    }
+}
+
+/// Floats a buffer of `len` holds once padded to whole 16-byte words (f16: 8 values).
+fn padded(len: usize, half: bool) -> usize {
+    let per = if half { 8 } else { 4 };
+    len.div_ceil(per).max(1) * per
+}
+
+fn pad_to(mut v: Vec<f32>, half: bool) -> Vec<f32> {
+    v.resize(padded(v.len(), half), 0.0);
+    v
+}
+
+/// f16 values (round to nearest even) two to a word, the first in the low half; an odd
+/// count ends with a zero half.
+pub fn pack_f16(data: &[f32]) -> Vec<u32> {
+    data.chunks(2)
+        .map(|p| {
+            let lo = half::f16::from_f32(p[0]).to_bits() as u32;
+            let hi = p
+                .get(1)
+                .map_or(0, |v| half::f16::from_f32(*v).to_bits() as u32);
+            lo | (hi << 16)
+        })
+        .collect()
+}
+
+fn create_init<T: bytemuck::Pod>(ctx: &Context, name: &str, data: &[T]) -> wgpu::Buffer {
+    let buffer = ctx.device.create_buffer(&wgpu::BufferDescriptor {
+        label: Some(name),
+        size: (std::mem::size_of_val(data) as u64).max(4),
+        usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
+        mapped_at_creation: false,
+    });
+    ctx.queue
+        .write_buffer(&buffer, 0, bytemuck::cast_slice(data));
+    buffer
+}
