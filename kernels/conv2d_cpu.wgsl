@@ -35,7 +35,7 @@ override HALF: bool = false;
 @group(0) @binding(4) var<storage, read_write> output: array<f32>; // y, or dx
 
 const LANES: u32 = 8u; // pixels per workgroup: one subgroup, so tiny batches waste nothing
-const BLOCK: u32 = 32u; // channels per invocation
+const BLOCK: u32 = 64u; // channels per invocation
 
 // Packed weight group g (4 consecutive reduction channels) as f32.
 fn wload4(g: u32) -> vec4<f32> {
@@ -65,10 +65,10 @@ fn share(w: f32, h: u32) -> vec4<f32> {
 }
 
 // Channel j of the block is accumulator j / 4, component j % 4; lane s holds the
-// weights of channels 8t + s (t = 0..3) in w.x, w.y, w.z, w.w.
-struct Acc { a0: vec4<f32>, a1: vec4<f32>, a2: vec4<f32>, a3: vec4<f32>, a4: vec4<f32>, a5: vec4<f32>, a6: vec4<f32>, a7: vec4<f32> }
+// weights of channels 8t + s (t = 0..7) in w.x, w.y, w.z, w.w, u.x, u.y, u.z, u.w.
+struct Acc { a0: vec4<f32>, a1: vec4<f32>, a2: vec4<f32>, a3: vec4<f32>, a4: vec4<f32>, a5: vec4<f32>, a6: vec4<f32>, a7: vec4<f32>, a8: vec4<f32>, a9: vec4<f32>, a10: vec4<f32>, a11: vec4<f32>, a12: vec4<f32>, a13: vec4<f32>, a14: vec4<f32>, a15: vec4<f32> }
 
-fn mac(acc: ptr<function, Acc>, x: f32, w: vec4<f32>) {
+fn mac(acc: ptr<function, Acc>, x: f32, w: vec4<f32>, u: vec4<f32>) {
     let v = vec4<f32>(x);
     (*acc).a0 = fma(v, share(w.x, 0u), (*acc).a0);
     (*acc).a1 = fma(v, share(w.x, 1u), (*acc).a1);
@@ -78,19 +78,27 @@ fn mac(acc: ptr<function, Acc>, x: f32, w: vec4<f32>) {
     (*acc).a5 = fma(v, share(w.z, 1u), (*acc).a5);
     (*acc).a6 = fma(v, share(w.w, 0u), (*acc).a6);
     (*acc).a7 = fma(v, share(w.w, 1u), (*acc).a7);
+    (*acc).a8 = fma(v, share(u.x, 0u), (*acc).a8);
+    (*acc).a9 = fma(v, share(u.x, 1u), (*acc).a9);
+    (*acc).a10 = fma(v, share(u.y, 0u), (*acc).a10);
+    (*acc).a11 = fma(v, share(u.y, 1u), (*acc).a11);
+    (*acc).a12 = fma(v, share(u.z, 0u), (*acc).a12);
+    (*acc).a13 = fma(v, share(u.z, 1u), (*acc).a13);
+    (*acc).a14 = fma(v, share(u.w, 0u), (*acc).a14);
+    (*acc).a15 = fma(v, share(u.w, 1u), (*acc).a15);
 }
 
 // One step of 4 reduction channels: inputs x, the 4 lanes' weight groups w0..w3.
-fn mac4(acc: ptr<function, Acc>, x: vec4<f32>, w0: vec4<f32>, w1: vec4<f32>, w2: vec4<f32>, w3: vec4<f32>) {
-    mac(acc, x.x, vec4<f32>(w0.x, w1.x, w2.x, w3.x));
-    mac(acc, x.y, vec4<f32>(w0.y, w1.y, w2.y, w3.y));
-    mac(acc, x.z, vec4<f32>(w0.z, w1.z, w2.z, w3.z));
-    mac(acc, x.w, vec4<f32>(w0.w, w1.w, w2.w, w3.w));
+fn mac4(acc: ptr<function, Acc>, x: vec4<f32>, w0: vec4<f32>, w1: vec4<f32>, w2: vec4<f32>, w3: vec4<f32>, w4: vec4<f32>, w5: vec4<f32>, w6: vec4<f32>, w7: vec4<f32>) {
+    mac(acc, x.x, vec4<f32>(w0.x, w1.x, w2.x, w3.x), vec4<f32>(w4.x, w5.x, w6.x, w7.x));
+    mac(acc, x.y, vec4<f32>(w0.y, w1.y, w2.y, w3.y), vec4<f32>(w4.y, w5.y, w6.y, w7.y));
+    mac(acc, x.z, vec4<f32>(w0.z, w1.z, w2.z, w3.z), vec4<f32>(w4.z, w5.z, w6.z, w7.z));
+    mac(acc, x.w, vec4<f32>(w0.w, w1.w, w2.w, w3.w), vec4<f32>(w4.w, w5.w, w6.w, w7.w));
 }
 
 fn zero() -> Acc {
     let z = vec4<f32>(0.0);
-    return Acc(z, z, z, z, z, z, z, z);
+    return Acc(z, z, z, z, z, z, z, z, z, z, z, z, z, z, z, z);
 }
 
 fn pick(a: Acc, j: u32) -> f32 {
@@ -102,7 +110,15 @@ fn pick(a: Acc, j: u32) -> f32 {
         case 4u: { return a.a4[j % 4u]; }
         case 5u: { return a.a5[j % 4u]; }
         case 6u: { return a.a6[j % 4u]; }
-        default: { return a.a7[j % 4u]; }
+        case 7u: { return a.a7[j % 4u]; }
+        case 8u: { return a.a8[j % 4u]; }
+        case 9u: { return a.a9[j % 4u]; }
+        case 10u: { return a.a10[j % 4u]; }
+        case 11u: { return a.a11[j % 4u]; }
+        case 12u: { return a.a12[j % 4u]; }
+        case 13u: { return a.a13[j % 4u]; }
+        case 14u: { return a.a14[j % 4u]; }
+        default: { return a.a15[j % 4u]; }
     }
 }
 
@@ -156,6 +172,10 @@ fn conv2d_forward_cpu(
     let r1 = min(co0 + 8u + sid, last) * taps * c4n;
     let r2 = min(co0 + 16u + sid, last) * taps * c4n;
     let r3 = min(co0 + 24u + sid, last) * taps * c4n;
+    let r4 = min(co0 + 32u + sid, last) * taps * c4n;
+    let r5 = min(co0 + 40u + sid, last) * taps * c4n;
+    let r6 = min(co0 + 48u + sid, last) * taps * c4n;
+    let r7 = min(co0 + 56u + sid, last) * taps * c4n;
     let xb = px.b * p.cin * hw;
     var acc = zero();
     for (var ky = 0u; ky < p.kh; ky++) {
@@ -167,7 +187,7 @@ fn conv2d_forward_cpu(
             let t = (ky * p.kw + kx) * c4n;
             for (var c4 = 0u; c4 < c4n; c4++) {
                 let x = load4(off, 4u * c4, hw, p.cin, ok);
-                mac4(&acc, x, wload4(r0 + t + c4), wload4(r1 + t + c4), wload4(r2 + t + c4), wload4(r3 + t + c4));
+                mac4(&acc, x, wload4(r0 + t + c4), wload4(r1 + t + c4), wload4(r2 + t + c4), wload4(r3 + t + c4), wload4(r4 + t + c4), wload4(r5 + t + c4), wload4(r6 + t + c4), wload4(r7 + t + c4));
             }
         }
     }
@@ -204,6 +224,10 @@ fn conv2d_backward_input_cpu(
     let r1 = min(ci0 + 8u + sid, last) * taps * c4n;
     let r2 = min(ci0 + 16u + sid, last) * taps * c4n;
     let r3 = min(ci0 + 24u + sid, last) * taps * c4n;
+    let r4 = min(ci0 + 32u + sid, last) * taps * c4n;
+    let r5 = min(ci0 + 40u + sid, last) * taps * c4n;
+    let r6 = min(ci0 + 48u + sid, last) * taps * c4n;
+    let r7 = min(ci0 + 56u + sid, last) * taps * c4n;
     let yb = (px.b * p.cout + p.co_offset) * ohw;
     var acc = zero();
     for (var ky = 0u; ky < p.kh; ky++) {
@@ -218,7 +242,7 @@ fn conv2d_backward_input_cpu(
             let t = (ky * p.kw + kx) * c4n;
             for (var c4 = 0u; c4 < c4n; c4++) {
                 let g = load4(off, 4u * c4, ohw, p.co_count, ok);
-                mac4(&acc, g, wload4(r0 + t + c4), wload4(r1 + t + c4), wload4(r2 + t + c4), wload4(r3 + t + c4));
+                mac4(&acc, g, wload4(r0 + t + c4), wload4(r1 + t + c4), wload4(r2 + t + c4), wload4(r3 + t + c4), wload4(r4 + t + c4), wload4(r5 + t + c4), wload4(r6 + t + c4), wload4(r7 + t + c4));
             }
         }
     }

@@ -93,8 +93,8 @@ impl Conv2dGeom {
 
 /// The tiled kernel's output tile: pixels x channels per workgroup.
 const TILED: (usize, usize) = (64, 64);
-/// The CPU-shaped kernel's: 8 lanes (one subgroup), one pixel each, 32 channels per lane.
-const CPU: (usize, usize) = (8, 32);
+/// The CPU-shaped kernel's: 8 lanes (one subgroup), one pixel each, 64 channels per lane.
+const CPU: (usize, usize) = (8, 64);
 
 /// The context's variant of a GEMM kernel and its (pixels, channels) per workgroup.
 pub(crate) fn gemm_kernel(rec: &Recorder, tiled: Kernel, cpu: Kernel) -> (Kernel, (usize, usize)) {
