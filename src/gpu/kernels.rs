@@ -123,6 +123,13 @@ impl Kernel {
     }
 }
 
+/// Whether kernels keep wgpu's injected runtime checks (bounds, loop bounding, division
+/// guards): off by default, on with `NETLENS_CHECKED_SHADERS=1` (for debugging a kernel).
+/// Vulkan drivers' robust buffer access applies either way.
+pub fn checked_shaders() -> bool {
+    std::env::var("NETLENS_CHECKED_SHADERS").is_ok_and(|v| !v.is_empty() && v != "0")
+}
+
 pub struct Compiled {
     pub pipeline: wgpu::ComputePipeline,
     pub layout: wgpu::BindGroupLayout,
@@ -147,10 +154,25 @@ impl KernelCache {
             modules
                 .entry(file)
                 .or_insert_with(|| {
-                    device.create_shader_module(wgpu::ShaderModuleDescriptor {
+                    let desc = wgpu::ShaderModuleDescriptor {
                         label: Some(file),
                         source: wgpu::ShaderSource::Wgsl(kernel.source().into()),
-                    })
+                    };
+                    if checked_shaders() {
+                        device.create_shader_module(desc)
+                    } else {
+                        // SAFETY: these are netlens's own kernels, not user input. Every
+                        // storage index is guarded or clamped in the WGSL (the kernel tests
+                        // run odd, padded, strided, batched and split shapes on both GEMM
+                        // variants), every loop runs to a bound from the uniform, and every
+                        // integer divisor is a size the launchers check to be non-zero.
+                        unsafe {
+                            device.create_shader_module_trusted(
+                                desc,
+                                wgpu::ShaderRuntimeChecks::unchecked(),
+                            )
+                        }
+                    }
                 })
                 .clone()
         };
