@@ -5,7 +5,7 @@ use netlens::explain::{method, Target};
 use netlens::{gpu::Context, graph::Net};
 
 fn main() -> netlens::Result<()> {
-    let ctx = Arc::new(Context::from_env()?); // or Context::from_device(device, queue)
+    let ctx = Arc::new(Context::from_env()?); // or Context::from_device(device, queue)?
     let net = Net::new(
         ctx,
         netlens::model::load("models/shapes-vgg.safetensors".as_ref())?,
