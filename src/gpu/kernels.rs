@@ -4,24 +4,6 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-/// One shader file per kernel family, embedded at build time.
-pub const SOURCES: &[(&str, &str)] = &[
-    ("conv2d.wgsl", include_str!("../../kernels/conv2d.wgsl")),
-    (
-        "conv2d_cpu.wgsl",
-        include_str!("../../kernels/conv2d_cpu.wgsl"),
-    ),
-    ("repack.wgsl", include_str!("../../kernels/repack.wgsl")),
-    ("linear.wgsl", include_str!("../../kernels/linear.wgsl")),
-    ("pool.wgsl", include_str!("../../kernels/pool.wgsl")),
-    (
-        "elementwise.wgsl",
-        include_str!("../../kernels/elementwise.wgsl"),
-    ),
-    ("perturb.wgsl", include_str!("../../kernels/perturb.wgsl")),
-    ("lrp.wgsl", include_str!("../../kernels/lrp.wgsl")),
-];
-
 /// How a kernel sees a binding (binding 0 is always the uniform parameters).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Access {
@@ -29,98 +11,70 @@ pub enum Access {
     ReadWrite,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Kernel {
-    Conv2dForward,
-    Conv2dBackwardInput,
-    Conv2dForwardCpu,
-    Conv2dBackwardInputCpu,
-    TransposePacked,
-    LinearForward,
-    LinearBackwardInput,
-    MaxPool2dForward,
-    MaxPool2dBackward,
-    AvgPool2dForward,
-    AvgPool2dBackward,
-    AdaptiveAvgPool2dForward,
-    AdaptiveAvgPool2dBackward,
-    ReluForward,
-    ReluBackward,
-    SoftmaxForward,
-    Occlude,
-    LrpRatio,
-    LrpCombine,
-    LrpClamp,
-}
-
 use Access::{Read as R, ReadWrite as W};
 
-impl Kernel {
-    pub const ALL: &'static [Kernel] = &[
-        Kernel::Conv2dForward,
-        Kernel::Conv2dBackwardInput,
-        Kernel::Conv2dForwardCpu,
-        Kernel::Conv2dBackwardInputCpu,
-        Kernel::TransposePacked,
-        Kernel::LinearForward,
-        Kernel::LinearBackwardInput,
-        Kernel::MaxPool2dForward,
-        Kernel::MaxPool2dBackward,
-        Kernel::AvgPool2dForward,
-        Kernel::AvgPool2dBackward,
-        Kernel::AdaptiveAvgPool2dForward,
-        Kernel::AdaptiveAvgPool2dBackward,
-        Kernel::ReluForward,
-        Kernel::ReluBackward,
-        Kernel::SoftmaxForward,
-        Kernel::Occlude,
-        Kernel::LrpRatio,
-        Kernel::LrpCombine,
-        Kernel::LrpClamp,
-    ];
-
-    /// (shader file, entry point, storage bindings after the uniform)
-    pub fn spec(self) -> (&'static str, &'static str, &'static [Access]) {
-        match self {
-            Kernel::Conv2dForward => ("conv2d.wgsl", "conv2d_forward", &[R, R, R, W]),
-            Kernel::Conv2dBackwardInput => ("conv2d.wgsl", "conv2d_backward_input", &[R, R, R, W]),
-            Kernel::Conv2dForwardCpu => ("conv2d_cpu.wgsl", "conv2d_forward_cpu", &[R, R, R, W]),
-            Kernel::Conv2dBackwardInputCpu => (
-                "conv2d_cpu.wgsl",
-                "conv2d_backward_input_cpu",
-                &[R, R, R, W],
-            ),
-            Kernel::TransposePacked => ("repack.wgsl", "transpose_packed", &[R, W]),
-            Kernel::LinearForward => ("linear.wgsl", "linear_forward", &[R, R, R, W]),
-            Kernel::LinearBackwardInput => ("linear.wgsl", "linear_backward_input", &[R, R, R, W]),
-            Kernel::MaxPool2dForward => ("pool.wgsl", "max_pool2d_forward", &[R, W, W]),
-            Kernel::MaxPool2dBackward => ("pool.wgsl", "max_pool2d_backward", &[R, W, W]),
-            Kernel::AvgPool2dForward => ("pool.wgsl", "avg_pool2d_forward", &[R, W, W]),
-            Kernel::AvgPool2dBackward => ("pool.wgsl", "avg_pool2d_backward", &[R, W, W]),
-            Kernel::AdaptiveAvgPool2dForward => {
-                ("pool.wgsl", "adaptive_avg_pool2d_forward", &[R, W, W])
-            }
-            Kernel::AdaptiveAvgPool2dBackward => {
-                ("pool.wgsl", "adaptive_avg_pool2d_backward", &[R, W, W])
-            }
-            Kernel::ReluForward => ("elementwise.wgsl", "relu_forward", &[R, W]),
-            Kernel::ReluBackward => ("elementwise.wgsl", "relu_backward", &[R, W, W]),
-            Kernel::SoftmaxForward => ("elementwise.wgsl", "softmax_forward", &[R, W]),
-            Kernel::Occlude => ("perturb.wgsl", "occlude", &[R, W]),
-            Kernel::LrpRatio => ("lrp.wgsl", "lrp_ratio", &[R, R, R, R, W]),
-            Kernel::LrpCombine => ("lrp.wgsl", "lrp_combine", &[R, R, R, R, W]),
-            Kernel::LrpClamp => ("lrp.wgsl", "lrp_clamp", &[R, R, R, R, W]),
+/// Declares every kernel once: its name, shader file (under `kernels/`, embedded at build
+/// time), entry point and storage bindings after the uniform. Adding a kernel is one line.
+macro_rules! kernels {
+    ($($name:ident => $file:literal, $entry:literal, [$($a:ident),*];)*) => {
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        pub enum Kernel {
+            $($name,)*
         }
-    }
 
-    pub fn source(self) -> &'static str {
-        let file = self.spec().0;
-        SOURCES
-            .iter()
-            .find(|(f, _)| *f == file)
-            .map(|(_, s)| *s)
-            .expect("kernel file listed in SOURCES")
-    }
+        impl Kernel {
+            pub const ALL: &'static [Kernel] = &[$(Kernel::$name,)*];
+
+            /// (shader file, entry point, storage bindings after the uniform)
+            pub fn spec(self) -> (&'static str, &'static str, &'static [Access]) {
+                match self {
+                    $(Kernel::$name => ($file, $entry, &[$($a),*]),)*
+                }
+            }
+
+            /// The WGSL source of the kernel's file.
+            pub fn source(self) -> &'static str {
+                match self {
+                    $(Kernel::$name => include_str!(concat!("../../kernels/", $file)),)*
+                }
+            }
+        }
+    };
+}
+
+kernels! {
+    Conv2dForward => "conv2d.wgsl", "conv2d_forward", [R, R, R, W];
+    Conv2dBackwardInput => "conv2d.wgsl", "conv2d_backward_input", [R, R, R, W];
+    Conv2dForwardCpu => "conv2d_cpu.wgsl", "conv2d_forward_cpu", [R, R, R, W];
+    Conv2dBackwardInputCpu => "conv2d_cpu.wgsl", "conv2d_backward_input_cpu", [R, R, R, W];
+    TransposePacked => "repack.wgsl", "transpose_packed", [R, W];
+    LinearForward => "linear.wgsl", "linear_forward", [R, R, R, W];
+    LinearBackwardInput => "linear.wgsl", "linear_backward_input", [R, R, R, W];
+    MaxPool2dForward => "pool.wgsl", "max_pool2d_forward", [R, W, W];
+    MaxPool2dBackward => "pool.wgsl", "max_pool2d_backward", [R, W, W];
+    AvgPool2dForward => "pool.wgsl", "avg_pool2d_forward", [R, W, W];
+    AvgPool2dBackward => "pool.wgsl", "avg_pool2d_backward", [R, W, W];
+    AdaptiveAvgPool2dForward => "pool.wgsl", "adaptive_avg_pool2d_forward", [R, W, W];
+    AdaptiveAvgPool2dBackward => "pool.wgsl", "adaptive_avg_pool2d_backward", [R, W, W];
+    ReluForward => "elementwise.wgsl", "relu_forward", [R, W];
+    ReluBackward => "elementwise.wgsl", "relu_backward", [R, W, W];
+    SoftmaxForward => "elementwise.wgsl", "softmax_forward", [R, W];
+    Occlude => "perturb.wgsl", "occlude", [R, W];
+    LrpRatio => "lrp.wgsl", "lrp_ratio", [R, R, R, R, W];
+    LrpCombine => "lrp.wgsl", "lrp_combine", [R, R, R, R, W];
+    LrpClamp => "lrp.wgsl", "lrp_clamp", [R, R, R, R, W];
+    Axpy => "map.wgsl", "axpy", [R, W];
+    Affine => "map.wgsl", "affine", [R, W];
+    Clamp => "map.wgsl", "clamp_range", [R, W];
+    Sigmoid => "map.wgsl", "sigmoid", [R, W];
+    Mix => "map.wgsl", "mix_masked", [R, R, R, W];
+    Adam => "map.wgsl", "adam", [R, W, W, W];
+    Bilinear => "resample.wgsl", "bilinear", [R, W];
+    Blur => "resample.wgsl", "blur", [R, W];
+    Roll => "resample.wgsl", "roll", [R, W, R];
+    ReduceRows => "reduce.wgsl", "reduce_rows", [R, W];
+    TvRows => "reduce.wgsl", "tv_rows", [R, W];
+    TvGrad => "reduce.wgsl", "tv_grad", [R, W];
 }
 
 /// Whether kernels keep wgpu's injected runtime checks (bounds, loop bounding, division

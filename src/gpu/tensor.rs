@@ -127,6 +127,11 @@ impl Tensor {
         &self.buf.buffer
     }
 
+    /// Whether both tensors are views of one buffer.
+    pub fn shares_buffer(&self, other: &Tensor) -> bool {
+        Arc::ptr_eq(&self.buf, &other.buf)
+    }
+
     /// The same buffer seen with another shape of equal size (flatten, views).
     pub fn reshape(&self, shape: &[usize]) -> Result<Tensor> {
         if shape.iter().product::<usize>() != self.len() {

@@ -4,8 +4,11 @@
 mod backward;
 mod conv;
 mod lrp;
+pub mod map;
 mod perturb;
 mod pool;
+pub mod reduce;
+pub mod resample;
 mod simple;
 
 pub use backward::{

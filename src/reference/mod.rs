@@ -1,6 +1,8 @@
 //! Plain-Rust CPU versions of every kernel: the ground truth for kernel tests.
 //! Written for clarity, not speed; all NCHW, f32 storage with f64 accumulation.
 
+pub mod prim;
+
 use crate::ops::{Conv2dGeom, Pool2d};
 
 /// conv2d of x [n, cin, h, w] with w [cout, cin, kh, kw]; returns ([n, cout, oh, ow], oh, ow).

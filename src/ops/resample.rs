@@ -1,0 +1,174 @@
+//! Resampling on the device (kernels/resample.wgsl) and the adjoints backward passes need:
+//! bilinear resize as F.interpolate(mode="bilinear", align_corners=False), separable
+//! Gaussian blur with reflect padding, and per-item roll (translation jitter).
+
+use bytemuck::{Pod, Zeroable};
+
+use super::{dims4, u32s};
+use crate::error::{Error, Result};
+use crate::gpu::recorder::Binding;
+use crate::gpu::{Kernel, Recorder, Tensor};
+
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable, Default)]
+struct ResampleParams {
+    planes: u32,
+    h: u32,
+    w: u32,
+    oh: u32,
+    ow: u32,
+    radius: u32,
+    axis: u32,
+    adjoint: u32,
+    sigma: f32,
+    channels: u32,
+    _pad: [u32; 2],
+}
+
+/// The most taps a blur takes on each side.
+pub const MAX_BLUR_RADIUS: usize = 1024;
+
+fn bilinear_launch(
+    rec: &mut Recorder,
+    x: &Tensor,
+    small: (usize, usize),
+    big: (usize, usize),
+    adjoint: bool,
+) -> Result<Tensor> {
+    let [n, c, h, w] = dims4(&x.shape, "bilinear resize")?;
+    let (from, to) = if adjoint { (big, small) } else { (small, big) };
+    if (h, w) != from || to.0 == 0 || to.1 == 0 {
+        return Err(Error::Shape(format!(
+            "bilinear resize: cannot map {h}x{w} to {}x{}",
+            to.0, to.1
+        )));
+    }
+    let y = Tensor::empty(rec.ctx(), &[n, c, to.0, to.1], "resized planes")?;
+    let p = ResampleParams {
+        planes: u32s(n * c, "planes")?,
+        h: u32s(small.0, "height")?,
+        w: u32s(small.1, "width")?,
+        oh: u32s(big.0, "height")?,
+        ow: u32s(big.1, "width")?,
+        adjoint: adjoint as u32,
+        ..Default::default()
+    };
+    rec.launch_1d(
+        Kernel::Bilinear,
+        &p,
+        &[Binding::Tensor(x), Binding::Tensor(&y)],
+        y.len(),
+    );
+    Ok(y)
+}
+
+/// Every plane of x [N, C, h, w] resized to `size` (up or down), as
+/// `F.interpolate(x, size, mode="bilinear", align_corners=False)`.
+pub fn bilinear(rec: &mut Recorder, x: &Tensor, size: (usize, usize)) -> Result<Tensor> {
+    let [_, _, h, w] = dims4(&x.shape, "bilinear resize")?;
+    bilinear_launch(rec, x, (h, w), size, false)
+}
+
+/// The adjoint (transpose) of `bilinear` from `input_hw`: maps a gradient at the resized
+/// size back to the input size.
+pub fn bilinear_adjoint(
+    rec: &mut Recorder,
+    g: &Tensor,
+    input_hw: (usize, usize),
+) -> Result<Tensor> {
+    let [_, _, h, w] = dims4(&g.shape, "bilinear adjoint")?;
+    bilinear_launch(rec, g, input_hw, (h, w), true)
+}
+
+/// The blur radius netlens uses for a σ: ceil(3σ), at least 1.
+pub fn blur_radius(sigma: f32) -> usize {
+    ((3.0 * sigma).ceil() as usize).max(1)
+}
+
+fn blur_pass(
+    rec: &mut Recorder,
+    x: &Tensor,
+    sigma: f32,
+    radius: usize,
+    axis: u32,
+    adjoint: bool,
+) -> Result<Tensor> {
+    let [n, c, h, w] = dims4(&x.shape, "blur")?;
+    let y = Tensor::empty(rec.ctx(), &x.shape, "blurred planes")?;
+    let p = ResampleParams {
+        planes: u32s(n * c, "planes")?,
+        h: u32s(h, "height")?,
+        w: u32s(w, "width")?,
+        radius: radius as u32,
+        axis,
+        adjoint: adjoint as u32,
+        sigma,
+        ..Default::default()
+    };
+    rec.launch_1d(
+        Kernel::Blur,
+        &p,
+        &[Binding::Tensor(x), Binding::Tensor(&y)],
+        y.len(),
+    );
+    Ok(y)
+}
+
+fn blur_check(x: &Tensor, sigma: f32, radius: usize) -> Result<()> {
+    let [_, _, h, w] = dims4(&x.shape, "blur")?;
+    if !(sigma.is_finite() && sigma > 0.0)
+        || radius == 0
+        || radius > MAX_BLUR_RADIUS
+        || h == 0
+        || w == 0
+    {
+        return Err(Error::Shape(format!(
+            "blur needs sigma > 0 and 1 <= radius <= {MAX_BLUR_RADIUS}, got sigma {sigma}, radius {radius}"
+        )));
+    }
+    Ok(())
+}
+
+/// Separable Gaussian blur of every plane: weights exp(-d²/2σ²) for d in -radius..=radius,
+/// normalised, reflect padding (as torch's "reflect", repeated where the radius passes a
+/// plane's size).
+pub fn blur(rec: &mut Recorder, x: &Tensor, sigma: f32, radius: usize) -> Result<Tensor> {
+    blur_check(x, sigma, radius)?;
+    let t = blur_pass(rec, x, sigma, radius, 0, false)?;
+    blur_pass(rec, &t, sigma, radius, 1, false)
+}
+
+/// The adjoint (transpose) of `blur` with the same σ and radius.
+pub fn blur_adjoint(rec: &mut Recorder, g: &Tensor, sigma: f32, radius: usize) -> Result<Tensor> {
+    blur_check(g, sigma, radius)?;
+    let t = blur_pass(rec, g, sigma, radius, 1, true)?;
+    blur_pass(rec, &t, sigma, radius, 0, true)
+}
+
+/// Rolls item i of x [N, C, H, W] by offsets[i] = (dy, dx) (whole numbers, as torch.roll
+/// over H and W); `adjoint` rolls back.
+pub fn roll(rec: &mut Recorder, x: &Tensor, offsets: &Tensor, adjoint: bool) -> Result<Tensor> {
+    let [n, c, h, w] = dims4(&x.shape, "roll")?;
+    if offsets.shape != [n, 2] {
+        return Err(Error::Shape(format!(
+            "roll: offsets {:?} are not [{n}, 2] (dy, dx per item)",
+            offsets.shape
+        )));
+    }
+    let y = Tensor::empty(rec.ctx(), &x.shape, "rolled planes")?;
+    let p = ResampleParams {
+        planes: u32s(n * c, "planes")?,
+        h: u32s(h, "height")?,
+        w: u32s(w, "width")?,
+        adjoint: adjoint as u32,
+        channels: u32s(c.max(1), "channels")?,
+        ..Default::default()
+    };
+    let bind = [
+        Binding::Tensor(x),
+        Binding::Tensor(&y),
+        Binding::Tensor(offsets),
+    ];
+    rec.launch_1d(Kernel::Roll, &p, &bind, y.len());
+    Ok(y)
+}

@@ -1,0 +1,255 @@
+//! Plain-Rust references for the primitive kernels (map, resample, reduce), in f64. The
+//! adjoints are written in scatter form, independently of the kernels' gathers.
+
+use crate::ops::map::Adam;
+use crate::ops::reduce::Reduction;
+
+/// One Adam step as torch.optim.Adam, in place.
+pub fn adam_step(cfg: &Adam, t: u32, w: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32]) {
+    let (b1, b2) = (cfg.beta1 as f64, cfg.beta2 as f64);
+    let c1 = 1.0 - b1.powi(t as i32);
+    let c2 = 1.0 - b2.powi(t as i32);
+    for i in 0..w.len() {
+        let mut gi = if cfg.maximize {
+            -g[i] as f64
+        } else {
+            g[i] as f64
+        };
+        gi += cfg.weight_decay as f64 * w[i] as f64;
+        let mi = b1 * m[i] as f64 + (1.0 - b1) * gi;
+        let vi = b2 * v[i] as f64 + (1.0 - b2) * gi * gi;
+        m[i] = mi as f32;
+        v[i] = vi as f32;
+        let denom = (vi / c2).sqrt() + cfg.eps as f64;
+        w[i] = (w[i] as f64 - cfg.lr as f64 * (mi / c1) / denom) as f32;
+    }
+}
+
+/// m * a + (1 - m) * b, m [N, mc, H, W] with mc = 1 or C.
+pub fn mix(m: &[f32], a: &[f32], b: &[f32], dims: [usize; 4], mc: usize) -> Vec<f32> {
+    let [_, c, h, w] = dims;
+    (0..a.len())
+        .map(|i| {
+            let (item, q) = (i / (c * h * w), i % (h * w));
+            let mi = if mc == 1 { m[item * h * w + q] } else { m[i] } as f64;
+            (mi * a[i] as f64 + (1.0 - mi) * b[i] as f64) as f32
+        })
+        .collect()
+}
+
+/// PyTorch's bilinear taps (align_corners = False) of output d: (i0, i1, weight of i1).
+fn taps(d: usize, n_in: usize, n_out: usize) -> (usize, usize, f64) {
+    let scale = n_in as f64 / n_out as f64;
+    let s = (scale * (d as f64 + 0.5) - 0.5).max(0.0);
+    let i0 = (s.floor() as usize).min(n_in - 1);
+    let i1 = (i0 + 1).min(n_in - 1);
+    (i0, i1, s - i0 as f64)
+}
+
+/// F.interpolate(mode="bilinear", align_corners=False) of every plane.
+pub fn bilinear(x: &[f32], dims: [usize; 4], oh: usize, ow: usize) -> Vec<f32> {
+    let [n, c, h, w] = dims;
+    let mut out = vec![0f32; n * c * oh * ow];
+    for pl in 0..n * c {
+        for oy in 0..oh {
+            let (y0, y1, ly) = taps(oy, h, oh);
+            for ox in 0..ow {
+                let (x0, x1, lx) = taps(ox, w, ow);
+                let at = |y: usize, xx: usize| x[pl * h * w + y * w + xx] as f64;
+                let v = (1.0 - ly) * ((1.0 - lx) * at(y0, x0) + lx * at(y0, x1))
+                    + ly * ((1.0 - lx) * at(y1, x0) + lx * at(y1, x1));
+                out[pl * oh * ow + oy * ow + ox] = v as f32;
+            }
+        }
+    }
+    out
+}
+
+/// The transpose of `bilinear`: g [N, C, oh, ow] scattered back onto [N, C, h, w].
+pub fn bilinear_adjoint(
+    g: &[f32],
+    n: usize,
+    c: usize,
+    h: usize,
+    w: usize,
+    oh: usize,
+    ow: usize,
+) -> Vec<f32> {
+    let mut out = vec![0f64; n * c * h * w];
+    for pl in 0..n * c {
+        for oy in 0..oh {
+            let (y0, y1, ly) = taps(oy, h, oh);
+            for ox in 0..ow {
+                let (x0, x1, lx) = taps(ox, w, ow);
+                let gv = g[pl * oh * ow + oy * ow + ox] as f64;
+                for (yy, wy) in [(y0, 1.0 - ly), (y1, ly)] {
+                    for (xx, wx) in [(x0, 1.0 - lx), (x1, lx)] {
+                        out[pl * h * w + yy * w + xx] += wy * wx * gv;
+                    }
+                }
+            }
+        }
+    }
+    out.into_iter().map(|v| v as f32).collect()
+}
+
+fn reflect(j: isize, n: usize) -> usize {
+    if n == 1 {
+        return 0;
+    }
+    let period = 2 * (n as isize - 1);
+    let m = j.rem_euclid(period);
+    if m < n as isize {
+        m as usize
+    } else {
+        (period - m) as usize
+    }
+}
+
+fn gauss(sigma: f32, radius: usize) -> Vec<f64> {
+    let r = radius as isize;
+    let k: Vec<f64> = (-r..=r)
+        .map(|d| (-((d * d) as f64) / (2.0 * (sigma as f64).powi(2))).exp())
+        .collect();
+    let s: f64 = k.iter().sum();
+    k.into_iter().map(|v| v / s).collect()
+}
+
+/// One blur pass (or its transpose, scattering) along x (axis 0) or y (axis 1).
+fn blur_pass(x: &[f64], dims: [usize; 4], k: &[f64], axis: usize, adjoint: bool) -> Vec<f64> {
+    let [n, c, h, w] = dims;
+    let r = (k.len() / 2) as isize;
+    let mut out = vec![0f64; x.len()];
+    for pl in 0..n * c {
+        for y in 0..h {
+            for xx in 0..w {
+                let (pos, len) = if axis == 0 { (xx, w) } else { (y, h) };
+                let o = pl * h * w + y * w + xx;
+                for (t, kv) in k.iter().enumerate() {
+                    let j = reflect(pos as isize + t as isize - r, len);
+                    let s = if axis == 0 {
+                        pl * h * w + y * w + j
+                    } else {
+                        pl * h * w + j * w + xx
+                    };
+                    if adjoint {
+                        out[s] += kv * x[o];
+                    } else {
+                        out[o] += kv * x[s];
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Separable Gaussian blur with reflect padding (x pass, then y), or its transpose.
+pub fn blur(x: &[f32], dims: [usize; 4], sigma: f32, radius: usize, adjoint: bool) -> Vec<f32> {
+    let k = gauss(sigma, radius);
+    let x: Vec<f64> = x.iter().map(|v| *v as f64).collect();
+    let (first, second) = if adjoint { (1, 0) } else { (0, 1) };
+    let t = blur_pass(&x, dims, &k, first, adjoint);
+    blur_pass(&t, dims, &k, second, adjoint)
+        .into_iter()
+        .map(|v| v as f32)
+        .collect()
+}
+
+/// torch.roll of each item by (dy, dx) over H and W, or back.
+pub fn roll(x: &[f32], dims: [usize; 4], offsets: &[(isize, isize)], adjoint: bool) -> Vec<f32> {
+    let [n, c, h, w] = dims;
+    let mut out = vec![0f32; x.len()];
+    for item in 0..n {
+        let (mut dy, mut dx) = offsets[item];
+        if adjoint {
+            (dy, dx) = (-dy, -dx);
+        }
+        for ch in 0..c {
+            let pl = (item * c + ch) * h * w;
+            for y in 0..h {
+                for xx in 0..w {
+                    let sy = (y as isize - dy).rem_euclid(h as isize) as usize;
+                    let sx = (xx as isize - dx).rem_euclid(w as isize) as usize;
+                    out[pl + y * w + xx] = x[pl + sy * w + sx];
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Each of `rows` equal rows reduced.
+pub fn reduce(x: &[f32], rows: usize, how: Reduction) -> Vec<f32> {
+    x.chunks(x.len() / rows)
+        .map(|r| {
+            let n = r.len() as f64;
+            let sum: f64 = r.iter().map(|v| *v as f64).sum();
+            (match how {
+                Reduction::Sum => sum,
+                Reduction::Mean => sum / n,
+                Reduction::L1 => r.iter().map(|v| (*v as f64).abs()).sum(),
+                Reduction::L2 => r.iter().map(|v| (*v as f64).powi(2)).sum::<f64>().sqrt(),
+                Reduction::Variance => {
+                    r.iter().map(|v| (*v as f64 - sum / n).powi(2)).sum::<f64>() / n
+                }
+            }) as f32
+        })
+        .collect()
+}
+
+/// Neighbour pairs (a, b) of one item, as flat indices.
+fn pairs(dims: [usize; 4], item: usize) -> Vec<(usize, usize)> {
+    let [_, c, h, w] = dims;
+    let mut v = Vec::new();
+    for ch in 0..c {
+        let pl = (item * c + ch) * h * w;
+        for y in 0..h {
+            for x in 0..w {
+                let i = pl + y * w + x;
+                if x + 1 < w {
+                    v.push((i, i + 1));
+                }
+                if y + 1 < h {
+                    v.push((i, i + w));
+                }
+            }
+        }
+    }
+    v
+}
+
+/// Total variation per item: mean over neighbour pairs of |difference|^β.
+pub fn tv(x: &[f32], dims: [usize; 4], beta: f32) -> Vec<f32> {
+    (0..dims[0])
+        .map(|item| {
+            let p = pairs(dims, item);
+            if p.is_empty() {
+                return 0.0;
+            }
+            let s: f64 = p
+                .iter()
+                .map(|(a, b)| ((x[*b] - x[*a]) as f64).abs().powf(beta as f64))
+                .sum();
+            (s / p.len() as f64) as f32
+        })
+        .collect()
+}
+
+/// d tv / dx, scattered pair by pair.
+pub fn tv_grad(x: &[f32], dims: [usize; 4], beta: f32) -> Vec<f32> {
+    let mut g = vec![0f64; x.len()];
+    let beta = beta as f64;
+    for item in 0..dims[0] {
+        let p = pairs(dims, item);
+        for (a, b) in &p {
+            let d = (x[*b] - x[*a]) as f64;
+            if d != 0.0 {
+                let t = beta * d.abs().powf(beta - 1.0) * d.signum() / p.len() as f64;
+                g[*b] += t;
+                g[*a] -= t;
+            }
+        }
+    }
+    g.into_iter().map(|v| v as f32).collect()
+}

@@ -1,0 +1,327 @@
+//! The primitive kernels of device-resident loops (map, Adam, bilinear resize, blur, roll,
+//! reductions, total variation) against the plain-Rust reference on odd, batched shapes;
+//! every adjoint A^T against <Ax, y> = <x, A^T y>.
+
+mod common;
+use common::{assert_close, ctx, rand_vec};
+
+use netlens::gpu::{Recorder, Tensor};
+use netlens::ops::map::{self, Adam};
+use netlens::ops::reduce::{self, Reduction};
+use netlens::ops::resample;
+use netlens::reference::prim as cpu;
+
+fn up(v: &[f32], shape: &[usize]) -> Tensor {
+    Tensor::upload(ctx(), v, shape).unwrap()
+}
+
+fn read(t: &Tensor) -> Vec<f32> {
+    t.read(ctx()).unwrap()
+}
+
+fn dot(a: &[f32], b: &[f32]) -> f64 {
+    a.iter().zip(b).map(|(x, y)| *x as f64 * *y as f64).sum()
+}
+
+/// <Ax, y> = <x, A^T y> within float tolerance.
+fn assert_adjoint(ax: &[f32], y: &[f32], x: &[f32], aty: &[f32], what: &str) {
+    let (l, r) = (dot(ax, y), dot(x, aty));
+    let scale = ax.iter().map(|v| v.abs() as f64).sum::<f64>().max(1.0);
+    assert!(
+        (l - r).abs() <= 1e-5 * scale,
+        "{what}: <Ax, y> = {l} but <x, A^T y> = {r}"
+    );
+}
+
+#[test]
+fn element_wise_maps() {
+    let c = ctx();
+    let dims = [3, 5, 7, 9];
+    let n: usize = dims.iter().product();
+    let (x, y) = (rand_vec(n, 1), rand_vec(n, 2));
+    let (xt, yt) = (up(&x, &dims), up(&y, &dims));
+    let mut rec = Recorder::new(c, "maps");
+    map::axpy(&mut rec, 0.75, &xt, &yt).unwrap();
+    let af = map::affine(&mut rec, &xt, -2.0, 0.5).unwrap();
+    let cl = map::clamp(&mut rec, &xt, -0.25, 0.5).unwrap();
+    let big: Vec<f32> = x.iter().map(|v| v * 120.0).collect();
+    let sg = map::sigmoid(&mut rec, &up(&big, &dims)).unwrap();
+    rec.submit().unwrap();
+    let want: Vec<f32> = x.iter().zip(&y).map(|(a, b)| 0.75 * a + b).collect();
+    assert_close(&read(&yt), &want, 1e-6, 1e-6, "axpy");
+    let want: Vec<f32> = x.iter().map(|a| -2.0 * a + 0.5).collect();
+    assert_close(&read(&af), &want, 1e-6, 1e-6, "affine");
+    let want: Vec<f32> = x.iter().map(|a| a.clamp(-0.25, 0.5)).collect();
+    assert_close(&read(&cl), &want, 0.0, 0.0, "clamp");
+    let want: Vec<f32> = big
+        .iter()
+        .map(|a| (1.0 / (1.0 + (-*a as f64).exp())) as f32)
+        .collect();
+    let got = read(&sg);
+    assert!(
+        got.iter().all(|v| v.is_finite()),
+        "sigmoid of large |x| stays finite"
+    );
+    assert_close(&got, &want, 1e-6, 1e-5, "sigmoid");
+    // bad input: the same tensor read and written, unequal shapes, a reversed range
+    let mut rec = Recorder::new(c, "bad maps");
+    assert!(map::axpy(&mut rec, 1.0, &xt, &xt).is_err());
+    assert!(map::axpy(&mut rec, 1.0, &xt, &up(&x[..840], &[3, 5, 7, 8])).is_err());
+    assert!(map::clamp(&mut rec, &xt, 1.0, 0.0).is_err());
+    assert!(map::affine(&mut rec, &xt, f32::NAN, 0.0).is_err());
+}
+
+#[test]
+fn mix_broadcasts_the_mask_over_channels() {
+    let dims = [2, 3, 5, 6];
+    let n: usize = dims.iter().product();
+    let (a, b) = (rand_vec(n, 3), rand_vec(n, 4));
+    for mc in [1, 3] {
+        let m: Vec<f32> = rand_vec(2 * mc * 30, 5)
+            .iter()
+            .map(|v| v * 0.5 + 0.5)
+            .collect();
+        let mut rec = Recorder::new(ctx(), "mix");
+        let out = map::mix(
+            &mut rec,
+            &up(&m, &[2, mc, 5, 6]),
+            &up(&a, &dims),
+            &up(&b, &dims),
+        )
+        .unwrap();
+        rec.submit().unwrap();
+        let want = cpu::mix(&m, &a, &b, dims, mc);
+        assert_close(
+            &read(&out),
+            &want,
+            1e-6,
+            1e-6,
+            &format!("mix, mask channels {mc}"),
+        );
+    }
+    let mut rec = Recorder::new(ctx(), "bad mix");
+    let m = up(&rand_vec(2 * 2 * 30, 6), &[2, 2, 5, 6]);
+    assert!(map::mix(&mut rec, &m, &up(&a, &dims), &up(&b, &dims)).is_err());
+}
+
+#[test]
+fn adam_matches_torch_optim_adam() {
+    let dims = [2, 3, 4, 5];
+    let n: usize = dims.iter().product();
+    for cfg in [
+        Adam {
+            lr: 0.1,
+            ..Default::default()
+        },
+        Adam {
+            lr: 0.05,
+            beta1: 0.8,
+            beta2: 0.99,
+            eps: 1e-6,
+            weight_decay: 0.01,
+            maximize: true,
+        },
+    ] {
+        let mut w = rand_vec(n, 7);
+        let (mut m, mut v) = (vec![0.0; n], vec![0.0; n]);
+        let (wt, mt, vt) = (up(&w, &dims), up(&m, &dims), up(&v, &dims));
+        for t in 1..=4 {
+            let g = rand_vec(n, 10 + t as u64);
+            let mut rec = Recorder::new(ctx(), "adam");
+            map::adam_step(&mut rec, &cfg, t, &wt, &up(&g, &dims), &mt, &vt).unwrap();
+            rec.submit().unwrap();
+            cpu::adam_step(&cfg, t, &mut w, &g, &mut m, &mut v);
+        }
+        assert_close(&read(&wt), &w, 1e-6, 1e-5, &format!("adam weights {cfg:?}"));
+        assert_close(&read(&mt), &m, 1e-6, 1e-5, "adam first moment");
+        assert_close(&read(&vt), &v, 1e-7, 1e-5, "adam second moment");
+    }
+    let z = up(&vec![0.0; n], &dims);
+    let mut rec = Recorder::new(ctx(), "bad adam");
+    let bad = Adam {
+        beta1: 1.0,
+        ..Default::default()
+    };
+    assert!(map::adam_step(
+        &mut rec,
+        &bad,
+        1,
+        &z,
+        &up(&vec![0.0; n], &dims),
+        &up(&vec![0.0; n], &dims),
+        &up(&vec![0.0; n], &dims)
+    )
+    .is_err());
+    assert!(map::adam_step(&mut rec, &Adam::default(), 1, &z, &z, &z, &z).is_err());
+}
+
+#[test]
+fn bilinear_resize_and_its_adjoint() {
+    // up, down, odd ratios and a 1-pixel axis, batched
+    for (dims, (oh, ow)) in [
+        ([2, 3, 5, 7], (13, 11)),
+        ([1, 2, 9, 8], (4, 3)),
+        ([3, 1, 1, 6], (5, 17)),
+        ([1, 4, 28, 28], (224, 224)),
+    ] {
+        let [n, c, h, w] = dims;
+        let x = rand_vec(dims.iter().product(), 8);
+        let y = rand_vec(n * c * oh * ow, 9);
+        let mut rec = Recorder::new(ctx(), "bilinear");
+        let ax = resample::bilinear(&mut rec, &up(&x, &dims), (oh, ow)).unwrap();
+        let aty = resample::bilinear_adjoint(&mut rec, &up(&y, &[n, c, oh, ow]), (h, w)).unwrap();
+        rec.submit().unwrap();
+        let (ax, aty) = (read(&ax), read(&aty));
+        assert_close(
+            &ax,
+            &cpu::bilinear(&x, dims, oh, ow),
+            1e-5,
+            1e-5,
+            &format!("bilinear {dims:?} -> {oh}x{ow}"),
+        );
+        let want = cpu::bilinear_adjoint(&y, n, c, h, w, oh, ow);
+        assert_close(
+            &aty,
+            &want,
+            1e-4,
+            1e-5,
+            &format!("bilinear adjoint {dims:?} <- {oh}x{ow}"),
+        );
+        assert_adjoint(&ax, &y, &x, &aty, "bilinear");
+    }
+}
+
+#[test]
+fn blur_with_reflect_padding_and_its_adjoint() {
+    // radii past the plane's size reflect again; 1- and 2-pixel planes included
+    for (dims, sigma, radius) in [
+        ([2, 3, 9, 11], 1.5, 5),
+        ([1, 2, 4, 3], 2.0, 6),
+        ([1, 1, 1, 5], 0.8, 3),
+        ([2, 1, 2, 7], 3.0, 9),
+    ] {
+        let x = rand_vec(dims.iter().product(), 12);
+        let y = rand_vec(dims.iter().product(), 13);
+        let mut rec = Recorder::new(ctx(), "blur");
+        let ax = resample::blur(&mut rec, &up(&x, &dims), sigma, radius).unwrap();
+        let aty = resample::blur_adjoint(&mut rec, &up(&y, &dims), sigma, radius).unwrap();
+        rec.submit().unwrap();
+        let (ax, aty) = (read(&ax), read(&aty));
+        let what = format!("blur {dims:?} sigma {sigma} radius {radius}");
+        assert_close(
+            &ax,
+            &cpu::blur(&x, dims, sigma, radius, false),
+            1e-5,
+            1e-5,
+            &what,
+        );
+        assert_close(
+            &aty,
+            &cpu::blur(&y, dims, sigma, radius, true),
+            1e-5,
+            1e-5,
+            &format!("{what} adjoint"),
+        );
+        assert_adjoint(&ax, &y, &x, &aty, &what);
+    }
+    let mut rec = Recorder::new(ctx(), "bad blur");
+    let t = up(&rand_vec(12, 1), &[1, 1, 3, 4]);
+    assert!(resample::blur(&mut rec, &t, 0.0, 3).is_err());
+    assert!(resample::blur(&mut rec, &t, 1.0, 0).is_err());
+    assert!(resample::blur(&mut rec, &t, 1.0, resample::MAX_BLUR_RADIUS + 1).is_err());
+}
+
+#[test]
+fn roll_per_item_and_back() {
+    let dims = [3, 2, 5, 7];
+    let x = rand_vec(dims.iter().product(), 14);
+    let offs = [(2isize, -3isize), (-6, 9), (0, 1)];
+    let o: Vec<f32> = offs
+        .iter()
+        .flat_map(|(a, b)| [*a as f32, *b as f32])
+        .collect();
+    let ot = up(&o, &[3, 2]);
+    let mut rec = Recorder::new(ctx(), "roll");
+    let r = resample::roll(&mut rec, &up(&x, &dims), &ot, false).unwrap();
+    let back = resample::roll(&mut rec, &r, &ot, true).unwrap();
+    rec.submit().unwrap();
+    assert_close(
+        &read(&r),
+        &cpu::roll(&x, dims, &offs, false),
+        0.0,
+        0.0,
+        "roll",
+    );
+    assert_close(&read(&back), &x, 0.0, 0.0, "roll then its adjoint");
+}
+
+#[test]
+fn reductions_per_row() {
+    let x = rand_vec(6 * 211, 15);
+    for how in [
+        Reduction::Sum,
+        Reduction::Mean,
+        Reduction::L1,
+        Reduction::L2,
+        Reduction::Variance,
+    ] {
+        for rows in [1, 2, 6] {
+            let mut rec = Recorder::new(ctx(), "reduce");
+            let r = reduce::reduce(&mut rec, &up(&x, &[6, 211]), rows, how).unwrap();
+            rec.submit().unwrap();
+            let want = cpu::reduce(&x, rows, how);
+            assert_close(
+                &read(&r),
+                &want,
+                1e-4,
+                1e-5,
+                &format!("{how:?} over {rows} rows"),
+            );
+        }
+    }
+    let mut rec = Recorder::new(ctx(), "bad reduce");
+    assert!(reduce::reduce(&mut rec, &up(&x, &[6, 211]), 4, Reduction::Sum).is_err());
+}
+
+#[test]
+fn total_variation_and_its_gradient() {
+    for (dims, beta) in [
+        ([2, 3, 6, 7], 3.0f32),
+        ([1, 1, 5, 4], 1.0),
+        ([3, 2, 1, 9], 2.0),
+    ] {
+        let x = rand_vec(dims.iter().product(), 16);
+        let xt = up(&x, &dims);
+        let mut rec = Recorder::new(ctx(), "tv");
+        let t = reduce::tv(&mut rec, &xt, beta).unwrap();
+        let g = reduce::tv_grad(&mut rec, &xt, beta).unwrap();
+        rec.submit().unwrap();
+        let what = format!("tv {dims:?} beta {beta}");
+        assert_close(&read(&t), &cpu::tv(&x, dims, beta), 1e-5, 1e-4, &what);
+        let g = read(&g);
+        assert_close(
+            &g,
+            &cpu::tv_grad(&x, dims, beta),
+            1e-5,
+            1e-4,
+            &format!("{what} gradient"),
+        );
+        // the gradient is the derivative of the value: central differences of the reference
+        let per = x.len() / dims[0];
+        for i in [0, per / 2 + 1, x.len() - 1] {
+            let (mut hi, mut lo) = (x.clone(), x.clone());
+            let h = 1e-3;
+            hi[i] += h;
+            lo[i] -= h;
+            let item = i / per;
+            let fd = (cpu::tv(&hi, dims, beta)[item] as f64
+                - cpu::tv(&lo, dims, beta)[item] as f64)
+                / (2.0 * h as f64);
+            assert!(
+                (fd - g[i] as f64).abs() < 2e-3,
+                "{what}: d/dx[{i}] = {} vs finite difference {fd}",
+                g[i]
+            );
+        }
+    }
+}
