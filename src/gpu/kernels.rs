@@ -75,6 +75,7 @@ kernels! {
     ReduceRows => "reduce.wgsl", "reduce_rows", [R, W];
     TvRows => "reduce.wgsl", "tv_rows", [R, W];
     TvGrad => "reduce.wgsl", "tv_grad", [R, W];
+    Objective => "objective.wgsl", "objective", [R, R, W, W];
 }
 
 /// Whether kernels keep wgpu's injected runtime checks (bounds, loop bounding, division

@@ -25,17 +25,41 @@ impl Net {
         relu: ReluRule,
         want: &[usize],
     ) -> Result<Grads> {
-        if seed.shape != tape.logits.shape {
+        let mut rec = Recorder::new(&self.ctx, "backward");
+        let last = self.model.layers.len() - 1;
+        let g = self.record_backward(&mut rec, tape, last, seed, relu, want)?;
+        rec.submit()?;
+        Ok(g)
+    }
+
+    /// Records the walk from layer `from` (whose output `seed` is the gradient of, e.g.
+    /// the last layer of a `record_forward(.., Some(from))`) back to the input into `rec`.
+    pub fn record_backward(
+        &self,
+        rec: &mut Recorder,
+        tape: &Tape,
+        from: usize,
+        seed: &Tensor,
+        relu: ReluRule,
+        want: &[usize],
+    ) -> Result<Grads> {
+        let layers = &self.model.layers;
+        if from >= layers.len() {
             return Err(Error::Shape(format!(
-                "seed {:?} does not match the logits {:?}",
-                seed.shape, tape.logits.shape
+                "layer {from} does not exist; the model has {} layers",
+                layers.len()
             )));
         }
-        let layers = &self.model.layers;
-        let mut rec = Recorder::new(&self.ctx, "backward");
+        let out = tape.outputs[from].as_ref().unwrap_or(&tape.logits);
+        if seed.shape != out.shape {
+            return Err(Error::Shape(format!(
+                "seed {:?} does not match layer {from}'s output {:?}",
+                seed.shape, out.shape
+            )));
+        }
         let mut g = seed.clone();
         let mut kept = Vec::new();
-        for i in (0..layers.len()).rev() {
+        for i in (0..=from).rev() {
             if want.contains(&i) {
                 kept.push((i, g.clone()));
             }
@@ -47,32 +71,29 @@ impl Net {
             let y = tape.output(i)?;
             g = match &layers[i].kind {
                 LayerKind::Conv2d { geom, .. } => ops::conv2d_backward_input(
-                    &mut rec,
+                    rec,
                     &g,
                     self.weights(i),
                     geom,
                     (x.shape[2], x.shape[3]),
                 )?,
-                LayerKind::Linear { .. } => {
-                    ops::linear_backward_input(&mut rec, &g, self.weights(i))?
-                }
-                LayerKind::Relu => ops::relu_backward(&mut rec, y, &g, relu)?,
+                LayerKind::Linear { .. } => ops::linear_backward_input(rec, &g, self.weights(i))?,
+                LayerKind::Relu => ops::relu_backward(rec, y, &g, relu)?,
                 LayerKind::MaxPool2d(p) => {
                     let arg = tape.argmax[i]
                         .as_ref()
                         .ok_or_else(|| Error::Other("tape lacks a max-pool argmax".into()))?;
-                    ops::max_pool2d_backward(&mut rec, &g, arg, p, &x.shape)?
+                    ops::max_pool2d_backward(rec, &g, arg, p, &x.shape)?
                 }
-                LayerKind::AvgPool2d(p) => ops::avg_pool2d_backward(&mut rec, &g, p, &x.shape)?,
+                LayerKind::AvgPool2d(p) => ops::avg_pool2d_backward(rec, &g, p, &x.shape)?,
                 LayerKind::AdaptiveAvgPool2d(_) => {
-                    ops::adaptive_avg_pool2d_backward(&mut rec, &g, &x.shape)?
+                    ops::adaptive_avg_pool2d_backward(rec, &g, &x.shape)?
                 }
                 LayerKind::Flatten => g.reshape(&x.shape)?,
                 LayerKind::Dropout => g,
                 LayerKind::BatchNorm2d { .. } => unreachable!("folded at load"),
             };
         }
-        rec.submit()?;
         Ok(Grads {
             input: g,
             layers: kept,

@@ -35,7 +35,7 @@ impl Keep {
 }
 
 /// What a GPU forward pass leaves behind: kept layer outputs, max-pool argmaxes and the
-/// logits, all on the device.
+/// logits (the last layer run's output), all on the device.
 pub struct Tape {
     pub input: Tensor,
     pub outputs: Vec<Option<Tensor>>,
@@ -192,16 +192,43 @@ impl Net {
 
     /// Runs the network on a device tensor of at most `max_batch` items.
     pub fn forward_gpu(&self, x: &Tensor, keep: &Keep) -> Result<Tape> {
+        let mut rec = Recorder::new(&self.ctx, "forward");
+        let tape = self.record_forward(&mut rec, x, keep, None)?;
+        rec.submit()?;
+        Ok(tape)
+    }
+
+    /// Records a forward pass into `rec` (nothing runs until it is submitted), through
+    /// layer `until` (its index; `None`: the whole network). The tape's `logits` hold the
+    /// last layer's output: the logits, or layer `until`'s output.
+    pub fn record_forward(
+        &self,
+        rec: &mut Recorder,
+        x: &Tensor,
+        keep: &Keep,
+        until: Option<usize>,
+    ) -> Result<Tape> {
         self.max_batch(&x.shape)?;
         let n = self.model.layers.len();
-        let mut rec = Recorder::new(&self.ctx, "forward");
+        let last = match until {
+            Some(u) if u < n => u,
+            Some(u) => {
+                return Err(Error::Shape(format!(
+                    "layer {u} does not exist; the model has {n} layers"
+                )))
+            }
+            None => n - 1,
+        };
         let mut outputs: Vec<Option<Tensor>> = vec![None; n];
         let mut argmax: Vec<Option<Tensor>> = vec![None; n];
         let mut cur = x.clone();
         let mut i = 0;
-        while i < n {
+        while i <= last {
+            // a conv/linear takes its ReLU in when the pre-activation is not wanted (and
+            // it is not the last layer asked for)
             let fuse = keep != &Keep::All
                 && !keep.has(i)
+                && i < last
                 && matches!(
                     self.model.layers.get(i + 1).map(|l| &l.kind),
                     Some(LayerKind::Relu)
@@ -210,26 +237,20 @@ impl Net {
             cur = match &self.model.layers[i].kind {
                 LayerKind::Conv2d { geom, .. } => {
                     relu_done = fuse;
-                    ops::conv2d(
-                        &mut rec,
-                        &cur,
-                        self.weights[i].as_ref().unwrap(),
-                        geom,
-                        fuse,
-                    )?
+                    ops::conv2d(rec, &cur, self.weights(i), geom, fuse)?
                 }
                 LayerKind::Linear { .. } => {
                     relu_done = fuse;
-                    ops::linear(&mut rec, &cur, self.weights[i].as_ref().unwrap(), fuse)?
+                    ops::linear(rec, &cur, self.weights(i), fuse)?
                 }
-                LayerKind::Relu => ops::relu(&mut rec, &cur)?,
+                LayerKind::Relu => ops::relu(rec, &cur)?,
                 LayerKind::MaxPool2d(p) => {
-                    let (y, a) = ops::max_pool2d(&mut rec, &cur, p)?;
+                    let (y, a) = ops::max_pool2d(rec, &cur, p)?;
                     argmax[i] = Some(a);
                     y
                 }
-                LayerKind::AvgPool2d(p) => ops::avg_pool2d(&mut rec, &cur, p)?,
-                LayerKind::AdaptiveAvgPool2d(o) => ops::adaptive_avg_pool2d(&mut rec, &cur, *o)?,
+                LayerKind::AvgPool2d(p) => ops::avg_pool2d(rec, &cur, p)?,
+                LayerKind::AdaptiveAvgPool2d(o) => ops::adaptive_avg_pool2d(rec, &cur, *o)?,
                 LayerKind::Flatten => {
                     let s = &cur.shape;
                     cur.reshape(&[s[0], s[1..].iter().product()])?
@@ -248,7 +269,6 @@ impl Net {
             }
             i += 1;
         }
-        rec.submit()?;
         Ok(Tape {
             input: x.clone(),
             outputs,

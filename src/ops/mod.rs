@@ -5,6 +5,7 @@ mod backward;
 mod conv;
 mod lrp;
 pub mod map;
+pub mod objective;
 mod perturb;
 mod pool;
 pub mod reduce;

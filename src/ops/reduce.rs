@@ -49,7 +49,7 @@ impl Reduction {
 /// x viewed as `rows` rows of equal length, each reduced to one value: [rows]. With
 /// rows = N it reduces items; with rows = N·C, channel planes (per-channel statistics).
 pub fn reduce(rec: &mut Recorder, x: &Tensor, rows: usize, how: Reduction) -> Result<Tensor> {
-    if rows == 0 || x.is_empty() || x.len() % rows != 0 {
+    if rows == 0 || x.is_empty() || !x.len().is_multiple_of(rows) {
         return Err(Error::Shape(format!(
             "reduce: {} values do not split into {rows} non-empty rows",
             x.len()

@@ -160,8 +160,8 @@ pub fn blur(x: &[f32], dims: [usize; 4], sigma: f32, radius: usize, adjoint: boo
 pub fn roll(x: &[f32], dims: [usize; 4], offsets: &[(isize, isize)], adjoint: bool) -> Vec<f32> {
     let [n, c, h, w] = dims;
     let mut out = vec![0f32; x.len()];
-    for item in 0..n {
-        let (mut dy, mut dx) = offsets[item];
+    for (item, &(oy, ox)) in offsets.iter().enumerate().take(n) {
+        let (mut dy, mut dx) = (oy, ox);
         if adjoint {
             (dy, dx) = (-dy, -dx);
         }

@@ -1,0 +1,230 @@
+//! A device-resident loop: forward, objective, backward and an Adam update recorded into
+//! one submission per step, nothing read back until the end; the first steps against the
+//! same loop run on the CPU reference network.
+
+mod common;
+use common::{arc_ctx, rel_l2};
+
+use netlens::gpu::{Recorder, Tensor};
+use netlens::graph::{Keep, Net};
+use netlens::ops::map::{self, Adam};
+use netlens::ops::objective::{objective, Objective, Targets};
+use netlens::ops::ReluRule;
+use netlens::reference::{net as cpu_net, prim as cpu};
+
+fn demo() -> Net {
+    let path = format!(
+        "{}/models/shapes-vgg.safetensors",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    Net::new(
+        arc_ctx(),
+        netlens::model::load(std::path::Path::new(&path)).unwrap(),
+    )
+    .unwrap()
+}
+
+fn sample(net: &Net, name: &str) -> netlens::Array {
+    let path = format!("{}/models/samples/{name}.png", env!("CARGO_MANIFEST_DIR"));
+    netlens::io::image::load(std::path::Path::new(&path), &net.model().meta).unwrap()
+}
+
+/// One ascent step of each item's target log-probability, recorded into `rec`; returns
+/// the objective's value before the step.
+fn step(
+    net: &Net,
+    rec: &mut Recorder,
+    cfg: &Adam,
+    t: u32,
+    state: [&Tensor; 3],
+    targets: &Targets,
+) -> Tensor {
+    let [x, m, v] = state;
+    let tape = net.record_forward(rec, x, &Keep::All, None).unwrap();
+    let (seed, value) = objective(rec, &tape.logits, targets, Objective::LogProb).unwrap();
+    let last = net.model().layers.len() - 1;
+    let g = net
+        .record_backward(rec, &tape, last, &seed, ReluRule::Gradient, &[])
+        .unwrap();
+    map::adam_step(rec, cfg, t, x, &g.input, m, v).unwrap();
+    value
+}
+
+#[test]
+fn adam_ascent_on_the_device_matches_the_cpu_loop_then_runs_300_steps() {
+    let net = demo();
+    let ctx = net.ctx().clone();
+    let (a, b) = (sample(&net, "star"), sample(&net, "cross"));
+    let x0 = netlens::Array::concat(&[a, b]).unwrap();
+    let targets_host = [5usize, 1]; // ring, triangle: far from each input's own class
+    let targets = Targets::classes(&ctx, &targets_host, &[8]).unwrap();
+    let cfg = Adam {
+        lr: 0.05,
+        maximize: true,
+        ..Default::default()
+    };
+    let n = x0.data.len();
+    let x = Tensor::upload(&ctx, &x0.data, &x0.shape).unwrap();
+    let (m, v) = (
+        Tensor::upload(&ctx, &vec![0.0; n], &x0.shape).unwrap(),
+        Tensor::upload(&ctx, &vec![0.0; n], &x0.shape).unwrap(),
+    );
+    // the CPU reference loop, step by step
+    let model = net.model();
+    let (mut xc, mut mc, mut vc) = (x0.data.clone(), vec![0f32; n], vec![0f32; n]);
+    let mut first = None;
+    for t in 1..=5u32 {
+        let mut rec = Recorder::new(&ctx, "ascent step");
+        let value = step(&net, &mut rec, &cfg, t, [&x, &m, &v], &targets);
+        rec.submit().unwrap();
+        let trace = cpu_net::forward(model, &xc, &x0.shape);
+        let (vals, seed) = cpu_net::log_prob(&trace.out.0, 8, &targets_host);
+        let g = cpu_net::backward(model, &trace, &seed);
+        cpu::adam_step(&cfg, t, &mut xc, &g, &mut mc, &mut vc);
+        let got = x.read(&ctx).unwrap();
+        let err = rel_l2(&got, &xc);
+        assert!(
+            err < 1e-4,
+            "step {t}: the device loop is {err:.2e} (relative L2) from the CPU loop"
+        );
+        // and the updates themselves agree, not only the images
+        let du: Vec<f32> = got.iter().zip(&x0.data).map(|(p, q)| p - q).collect();
+        let dc: Vec<f32> = xc.iter().zip(&x0.data).map(|(p, q)| p - q).collect();
+        let uerr = rel_l2(&du, &dc);
+        assert!(uerr < 1e-2, "step {t}: updates differ by {uerr:.2e}");
+        let val = value.read(&ctx).unwrap();
+        assert!(
+            rel_l2(&val, &vals) < 1e-4,
+            "step {t}: objective {val:?} vs {vals:?}"
+        );
+        first.get_or_insert(val);
+    }
+    // 295 more steps with nothing read back, then one read
+    let mut value = None;
+    for t in 6..=300u32 {
+        let mut rec = Recorder::new(&ctx, "ascent step");
+        value = Some(step(&net, &mut rec, &cfg, t, [&x, &m, &v], &targets));
+        rec.submit().unwrap();
+    }
+    let last = value.unwrap().read(&ctx).unwrap();
+    let first = first.unwrap();
+    for (i, (a, z)) in first.iter().zip(&last).enumerate() {
+        assert!(z > a, "item {i}: log-probability went from {a} to {z}");
+        assert!(z.exp() > 0.9, "item {i}: after 300 steps p = {}", z.exp());
+    }
+    assert!(x.read(&ctx).unwrap().iter().all(|v| v.is_finite()));
+}
+
+#[test]
+fn objectives_at_a_layer_seed_the_walk_from_there() {
+    let net = demo();
+    let ctx = net.ctx().clone();
+    let x0 = sample(&net, "ring");
+    let layer = net.model().find("features.8").unwrap(); // a conv in block 3: [96, 16, 16]
+    let x = Tensor::upload(&ctx, &x0.data, &x0.shape).unwrap();
+    let model = net.model();
+    let trace = cpu_net::forward(model, &x0.data, &x0.shape);
+    for kind in [Objective::Unit, Objective::ChannelMean] {
+        let mut rec = Recorder::new(&ctx, "layer objective");
+        let tape = net
+            .record_forward(&mut rec, &x, &Keep::All, Some(layer))
+            .unwrap();
+        let shape = tape.logits.shape.clone();
+        assert_eq!(shape, [1, 96, 16, 16]);
+        let targets = match kind {
+            Objective::Unit => Targets::units(&ctx, &[(7, 5, 9)], &shape[1..]).unwrap(),
+            _ => Targets::classes(&ctx, &[11], &shape[1..]).unwrap(),
+        };
+        let (seed, value) = objective(&mut rec, &tape.logits, &targets, kind).unwrap();
+        let g = net
+            .record_backward(&mut rec, &tape, layer, &seed, ReluRule::Gradient, &[])
+            .unwrap();
+        rec.submit().unwrap();
+        // the CPU: the same seed at that layer, walked back through the layers below it
+        let mut sub = model.clone();
+        sub.layers.truncate(layer + 1);
+        let t2 = cpu_net::forward(&sub, &x0.data, &x0.shape);
+        let z = &t2.out.0;
+        let mut s = vec![0f32; z.len()];
+        let want_value = match kind {
+            Objective::Unit => {
+                s[7 * 256 + 5 * 16 + 9] = 1.0;
+                z[7 * 256 + 5 * 16 + 9]
+            }
+            _ => {
+                s[11 * 256..12 * 256]
+                    .iter_mut()
+                    .for_each(|v| *v = 1.0 / 256.0);
+                z[11 * 256..12 * 256].iter().sum::<f32>() / 256.0
+            }
+        };
+        let want = cpu_net::backward(&sub, &t2, &s);
+        let got = g.input.read(&ctx).unwrap();
+        assert!(
+            rel_l2(&got, &want) < 1e-4,
+            "{kind:?}: gradient {:.2e} from the CPU",
+            rel_l2(&got, &want)
+        );
+        let v = value.read(&ctx).unwrap();
+        assert!(
+            (v[0] - want_value).abs() <= 1e-4 * want_value.abs().max(1.0),
+            "{kind:?}: value {} vs {want_value}",
+            v[0]
+        );
+    }
+    let _ = trace;
+    // targets outside the output are refused before anything runs
+    assert!(Targets::units(&ctx, &[(96, 0, 0)], &[96, 16, 16]).is_err());
+    assert!(Targets::classes(&ctx, &[8], &[8]).is_err());
+}
+
+#[test]
+fn softmax_objectives_match_their_definitions() {
+    let ctx = arc_ctx();
+    let k = 7;
+    let z = common::rand_vec(3 * k, 41)
+        .iter()
+        .map(|v| v * 4.0)
+        .collect::<Vec<f32>>();
+    let zt = Tensor::upload(&ctx, &z, &[3, k]).unwrap();
+    let t = [2usize, 6, 0];
+    let targets = Targets::classes(&ctx, &t, &[k]).unwrap();
+    let (lv, ls) = cpu_net::log_prob(&z, k, &t);
+    for kind in [
+        Objective::Logit,
+        Objective::LogitTimesOnehot,
+        Objective::Prob,
+        Objective::LogProb,
+    ] {
+        let mut rec = Recorder::new(&ctx, "objective");
+        let (seed, value) = objective(&mut rec, &zt, &targets, kind).unwrap();
+        rec.submit().unwrap();
+        let (seed, value) = (seed.read(&ctx).unwrap(), value.read(&ctx).unwrap());
+        let mut want_s = vec![0f32; 3 * k];
+        let mut want_v = vec![0f32; 3];
+        for (r, &c) in t.iter().enumerate() {
+            let p = lv[r].exp();
+            want_v[r] = match kind {
+                Objective::Logit | Objective::LogitTimesOnehot => z[r * k + c],
+                Objective::Prob => p,
+                _ => lv[r],
+            };
+            for j in 0..k {
+                want_s[r * k + j] = match kind {
+                    Objective::Logit => (j == c) as u8 as f32,
+                    Objective::LogitTimesOnehot => {
+                        if j == c {
+                            z[r * k + c]
+                        } else {
+                            0.0
+                        }
+                    }
+                    Objective::Prob => p * ls[r * k + j],
+                    _ => ls[r * k + j],
+                };
+            }
+        }
+        common::assert_close(&seed, &want_s, 1e-6, 1e-5, &format!("{kind:?} seed"));
+        common::assert_close(&value, &want_v, 1e-6, 1e-5, &format!("{kind:?} value"));
+    }
+}
