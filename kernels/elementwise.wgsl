@@ -18,7 +18,7 @@ fn relu_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_work
 // ReLU input-gradient from the forward output y; cols selects the rule:
 // 0 gradient: dy * (y > 0); 1 guided backprop: max(dy, 0) * (y > 0); 2 deconvnet: max(dy, 0).
 // Bindings: input = y, extra = dy, output = dx.
-@group(0) @binding(3) var<storage, read_write> extra: array<f32>;
+@group(0) @binding(3) var<storage, read> extra: array<f32>;
 
 @compute @workgroup_size(64, 1, 1)
 fn relu_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {

@@ -7,11 +7,20 @@ struct LrpParams {
 }
 
 @group(0) @binding(0) var<uniform> p: LrpParams;
+// lrp_combine: four inputs and the output
 @group(0) @binding(1) var<storage, read> x0: array<f32>;
 @group(0) @binding(2) var<storage, read> y0: array<f32>;
 @group(0) @binding(3) var<storage, read> x1: array<f32>;
 @group(0) @binding(4) var<storage, read> y1: array<f32>;
 @group(0) @binding(5) var<storage, read_write> out: array<f32>;
+// lrp_ratio: R, z, z0 and the output; lrp_axpby: two inputs and the output; lrp_clamp:
+// one input and the output
+@group(0) @binding(1) var<storage, read> a0: array<f32>;
+@group(0) @binding(2) var<storage, read> a1: array<f32>;
+@group(0) @binding(3) var<storage, read> a2: array<f32>;
+@group(0) @binding(4) var<storage, read_write> ratio_out: array<f32>;
+@group(0) @binding(3) var<storage, read_write> axpby_out: array<f32>;
+@group(0) @binding(2) var<storage, read_write> clamp_out: array<f32>;
 
 fn index(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
     return gid.x + gid.z * nwg.x * 64u;
@@ -21,34 +30,40 @@ fn stabilize(v: f32) -> f32 {
     return v + select(-p.eps, p.eps, v >= 0.0);
 }
 
-// out = R / s(z) where mode allows it: x0 = R, y0 = z, x1 = the layer's original output
+// out = R / s(z) where mode allows it: a0 = R, a1 = z, a2 = the layer's original output
 // z0; mode 0 everywhere, 1 where z0 > 0, 2 where z0 < 0 (Gamma).
 @compute @workgroup_size(64, 1, 1)
 fn lrp_ratio(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = index(gid, nwg);
     if (i >= p.count) { return; }
     var keep = true;
-    if (p.mode == 1u) { keep = x1[i] > 0.0; }
-    if (p.mode == 2u) { keep = x1[i] < 0.0; }
-    out[i] = select(0.0, x0[i] / stabilize(y0[i]), keep);
+    if (p.mode == 1u) { keep = a2[i] > 0.0; }
+    if (p.mode == 2u) { keep = a2[i] < 0.0; }
+    ratio_out[i] = select(0.0, a0[i] / stabilize(a1[i]), keep);
 }
 
-// out (+)= c0 * x0 * y0 + c1 * x1 * y1 (flags bit 0: accumulate; bit 1: no y, so
-// out = c0 * x0 + c1 * x1).
+// out (+)= c0 * x0 * y0 + c1 * x1 * y1 (flags bit 0: accumulate).
 @compute @workgroup_size(64, 1, 1)
 fn lrp_combine(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = index(gid, nwg);
     if (i >= p.count) { return; }
-    var v = p.c0 * x0[i] + p.c1 * x1[i];
-    if ((p.flags & 2u) == 0u) { v = p.c0 * x0[i] * y0[i] + p.c1 * x1[i] * y1[i]; }
+    var v = p.c0 * x0[i] * y0[i] + p.c1 * x1[i] * y1[i];
     if ((p.flags & 1u) != 0u) { v += out[i]; }
     out[i] = v;
 }
 
-// out = max(x0, 0) (mode 0) or min(x0, 0) (mode 1).
+// out = c0 * a0 + c1 * a1.
+@compute @workgroup_size(64, 1, 1)
+fn lrp_axpby(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = index(gid, nwg);
+    if (i >= p.count) { return; }
+    axpby_out[i] = p.c0 * a0[i] + p.c1 * a1[i];
+}
+
+// out = max(a0, 0) (mode 0) or min(a0, 0) (mode 1).
 @compute @workgroup_size(64, 1, 1)
 fn lrp_clamp(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = index(gid, nwg);
     if (i >= p.count) { return; }
-    out[i] = select(max(x0[i], 0.0), min(x0[i], 0.0), p.mode == 1u);
+    clamp_out[i] = select(max(a0[i], 0.0), min(a0[i], 0.0), p.mode == 1u);
 }

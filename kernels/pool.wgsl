@@ -14,7 +14,8 @@ struct PoolParams {
 @group(0) @binding(0) var<uniform> p: PoolParams;
 @group(0) @binding(1) var<storage, read> input: array<f32>;
 @group(0) @binding(2) var<storage, read_write> output: array<f32>;
-@group(0) @binding(3) var<storage, read_write> argmax: array<u32>;
+@group(0) @binding(3) var<storage, read_write> argmax: array<u32>; // max_pool2d_forward
+@group(0) @binding(3) var<storage, read> argmax_in: array<u32>; // max_pool2d_backward
 
 fn out_index(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
     return gid.x + gid.z * nwg.x * 64u;
@@ -133,7 +134,7 @@ fn max_pool2d_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(n
     for (var oy = ry.x; oy < ry.y; oy++) {
         for (var ox = rx.x; ox < rx.y; ox++) {
             let o = (pl * p.oh + oy) * p.ow + ox;
-            if (argmax[o] == q) { g += input[o]; }
+            if (argmax_in[o] == q) { g += input[o]; }
         }
     }
     output[idx] = g;

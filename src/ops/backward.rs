@@ -135,17 +135,10 @@ fn pool_back(
     }
     let dx = Tensor::empty(rec.ctx(), input, "pool input gradient")?;
     let p = params(&d, o[2], o[3], pool)?;
-    let third = argmax.unwrap_or(&dx);
-    rec.launch_1d(
-        kernel,
-        &p,
-        &[
-            Binding::Tensor(dy),
-            Binding::Tensor(&dx),
-            Binding::Tensor(third),
-        ],
-        dx.len(),
-    );
+    // the max-pool backward also reads the forward's argmax; the others bind only dy, dx
+    let mut bind = vec![Binding::Tensor(dy), Binding::Tensor(&dx)];
+    bind.extend(argmax.map(Binding::Tensor));
+    rec.launch_1d(kernel, &p, &bind, dx.len());
     Ok(dx)
 }
 

@@ -69,7 +69,6 @@ pub fn lrp_ratio(
         Binding::Tensor(r),
         Binding::Tensor(z),
         Binding::Tensor(z0),
-        Binding::Tensor(z0),
         Binding::Tensor(&out),
     ];
     rec.launch_1d(Kernel::LrpRatio, &p, &b, r.len());
@@ -132,13 +131,7 @@ pub fn lrp_clamp(rec: &mut Recorder, x: &Tensor, negative: bool) -> Result<Tenso
         c1: 0.0,
         _pad1: 0.0,
     };
-    let b = [
-        Binding::Tensor(x),
-        Binding::Tensor(x),
-        Binding::Tensor(x),
-        Binding::Tensor(x),
-        Binding::Tensor(&out),
-    ];
+    let b = [Binding::Tensor(x), Binding::Tensor(&out)];
     rec.launch_1d(Kernel::LrpClamp, &p, &b, x.len());
     Ok(out)
 }
@@ -150,7 +143,7 @@ pub fn lrp_axpby(rec: &mut Recorder, c0: f32, x0: &Tensor, c1: f32, x1: &Tensor)
     let p = LrpParams {
         count: u32s(x0.len(), "elements")?,
         mode: 0,
-        flags: 2,
+        flags: 0,
         _pad: 0,
         eps: 0.0,
         c0,
@@ -159,11 +152,9 @@ pub fn lrp_axpby(rec: &mut Recorder, c0: f32, x0: &Tensor, c1: f32, x1: &Tensor)
     };
     let b = [
         Binding::Tensor(x0),
-        Binding::Tensor(x0),
-        Binding::Tensor(x1),
         Binding::Tensor(x1),
         Binding::Tensor(&out),
     ];
-    rec.launch_1d(Kernel::LrpCombine, &p, &b, x0.len());
+    rec.launch_1d(Kernel::LrpAxpby, &p, &b, x0.len());
     Ok(out)
 }

@@ -155,7 +155,7 @@ pub fn avg_pool2d(rec: &mut Recorder, x: &Tensor, pool: &Pool2d) -> Result<Tenso
     rec.launch_1d(
         Kernel::AvgPool2dForward,
         &p,
-        &[Binding::Tensor(x), Binding::Tensor(&y), Binding::Tensor(&y)],
+        &[Binding::Tensor(x), Binding::Tensor(&y)],
         y.len(),
     );
     Ok(y)
@@ -179,7 +179,7 @@ pub fn adaptive_avg_pool2d(rec: &mut Recorder, x: &Tensor, out: (usize, usize)) 
     rec.launch_1d(
         Kernel::AdaptiveAvgPool2dForward,
         &p,
-        &[Binding::Tensor(x), Binding::Tensor(&y), Binding::Tensor(&y)],
+        &[Binding::Tensor(x), Binding::Tensor(&y)],
         y.len(),
     );
     Ok(y)
