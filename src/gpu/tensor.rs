@@ -148,42 +148,65 @@ impl Tensor {
 
     /// Copies the tensor to the host (waits for the GPU).
     pub fn read(&self, ctx: &Context) -> Result<Vec<f32>> {
-        let bytes = self.bytes().max(4);
-        let scope = ctx.device.push_error_scope(wgpu::ErrorFilter::Validation);
-        let staging = ctx.pool.take(
-            &ctx.device,
-            bytes,
-            wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-        );
-        let mut enc = ctx.device.create_command_encoder(&Default::default());
-        enc.copy_buffer_to_buffer(&self.buf.buffer, 0, &staging.buffer, 0, Some(bytes));
-        ctx.queue.submit([enc.finish()]);
-        let (tx, rx) = std::sync::mpsc::channel();
-        staging
-            .buffer
-            .map_async(wgpu::MapMode::Read, 0..bytes, move |r| {
-                let _ = tx.send(r);
-            });
-        if let Some(e) = pollster::block_on(scope.pop()) {
-            return Err(scope_error("reading a tensor back", e));
-        }
-        ctx.device
-            .poll(wgpu::PollType::wait_indefinitely())
-            .map_err(|e| Error::DeviceLost(e.to_string()))?;
-        rx.recv()
-            .map_err(|_| Error::DeviceLost("map callback dropped".into()))?
-            .map_err(|e| Error::DeviceLost(format!("mapping a tensor for reading failed: {e}")))?;
-        let out = {
-            let view = staging
-                .buffer
-                .get_mapped_range(0..bytes)
-                .map_err(|e| Error::DeviceLost(format!("mapped range: {e}")))?;
-            bytemuck::cast_slice::<u8, f32>(&view)[..self.len()].to_vec()
-        };
-        staging.buffer.unmap();
-        ctx.check("reading a tensor back")?;
-        Ok(out)
+        Ok(read_all(ctx, &[self])?.remove(0))
     }
+}
+
+/// Copies several tensors to the host with one submission and one wait (a loop's
+/// progress values, a result and its statistics).
+pub fn read_all(ctx: &Context, tensors: &[&Tensor]) -> Result<Vec<Vec<f32>>> {
+    let offsets: Vec<u64> = tensors
+        .iter()
+        .scan(0u64, |at, t| {
+            let o = *at;
+            *at += t.bytes();
+            Some(o)
+        })
+        .collect();
+    let bytes = tensors.iter().map(|t| t.bytes()).sum::<u64>().max(4);
+    let scope = ctx.device.push_error_scope(wgpu::ErrorFilter::Validation);
+    let staging = ctx.pool.take(
+        &ctx.device,
+        bytes,
+        wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+    );
+    let mut enc = ctx.device.create_command_encoder(&Default::default());
+    for (t, o) in tensors.iter().zip(&offsets) {
+        if t.bytes() > 0 {
+            enc.copy_buffer_to_buffer(&t.buf.buffer, 0, &staging.buffer, *o, Some(t.bytes()));
+        }
+    }
+    ctx.queue.submit([enc.finish()]);
+    let (tx, rx) = std::sync::mpsc::channel();
+    staging
+        .buffer
+        .map_async(wgpu::MapMode::Read, 0..bytes, move |r| {
+            let _ = tx.send(r);
+        });
+    if let Some(e) = pollster::block_on(scope.pop()) {
+        return Err(scope_error("reading tensors back", e));
+    }
+    ctx.device
+        .poll(wgpu::PollType::wait_indefinitely())
+        .map_err(|e| Error::DeviceLost(e.to_string()))?;
+    rx.recv()
+        .map_err(|_| Error::DeviceLost("map callback dropped".into()))?
+        .map_err(|e| Error::DeviceLost(format!("mapping tensors for reading failed: {e}")))?;
+    let out = {
+        let view = staging
+            .buffer
+            .get_mapped_range(0..bytes)
+            .map_err(|e| Error::DeviceLost(format!("mapped range: {e}")))?;
+        let all = bytemuck::cast_slice::<u8, f32>(&view);
+        tensors
+            .iter()
+            .zip(&offsets)
+            .map(|(t, o)| all[(*o / 4) as usize..(*o / 4) as usize + t.len()].to_vec())
+            .collect()
+    };
+    staging.buffer.unmap();
+    ctx.check("reading tensors back")?;
+    Ok(out)
 }
 
 pub(crate) fn bytes_of(shape: &[usize]) -> Result<u64> {
