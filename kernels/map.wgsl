@@ -95,3 +95,13 @@ fn adam(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     adam_v[i] = v;
     adam_w[i] = w - p.a * (m / p.e) / (sqrt(v / p.f) + p.d);
 }
+
+// out = a * b, element-wise
+@group(0) @binding(3) var<storage, read_write> mul_out: array<f32>;
+
+@compute @workgroup_size(64, 1, 1)
+fn multiply(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = index(gid, nwg);
+    if (i >= p.count) { return; }
+    mul_out[i] = mix_m[i] * mix_a[i];
+}

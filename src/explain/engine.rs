@@ -3,8 +3,10 @@
 
 use crate::array::Array;
 use crate::error::{Error, Result};
-use crate::gpu::Tensor;
+use crate::gpu::{Recorder, Tensor};
 use crate::graph::{Keep, Net, Tape};
+use crate::ops::copies::weighted_sum;
+use crate::ops::objective::{objective, Objective, Targets};
 use crate::ops::ReluRule;
 
 use super::argmax_rows;
@@ -112,4 +114,40 @@ pub(crate) fn seed(
         };
     }
     Ok((t, lg, Tensor::upload(net.ctx(), &seed, shape)?))
+}
+
+/// Σ_k w[k] · ∇ logit_target(copy k) over `count` copies of one item [1, C, H, W] that
+/// `make(rec, first, m)` records (copies first .. first + m), streamed through forward and
+/// backward in chunks that fit the device and summed there: one submission per chunk,
+/// nothing read back. Returns the sum, one item on the device.
+pub(crate) fn copies_gradient(
+    net: &Net,
+    item_shape: &[usize],
+    count: usize,
+    target: usize,
+    weights: &Tensor,
+    progress: &indicatif::ProgressBar,
+    mut make: impl FnMut(&mut Recorder, usize, usize) -> Result<Tensor>,
+) -> Result<Tensor> {
+    let mut shape = item_shape.to_vec();
+    shape[0] = count.max(1);
+    let chunk = net.tape_batch(&shape)?;
+    let ctx = net.ctx();
+    let acc = Tensor::upload(ctx, &vec![0.0; item_shape.iter().product()], item_shape)?;
+    let last = net.model().layers.len() - 1;
+    let mut first = 0;
+    while first < count {
+        let m = chunk.min(count - first);
+        let mut rec = Recorder::new(ctx, "copies gradient");
+        let copies = make(&mut rec, first, m)?;
+        let tape = net.record_forward(&mut rec, &copies, &Keep::All, None)?;
+        let targets = Targets::classes(ctx, &vec![target; m], &tape.logits.shape[1..])?;
+        let (seed, _) = objective(&mut rec, &tape.logits, &targets, Objective::Logit)?;
+        let g = net.record_backward(&mut rec, &tape, last, &seed, ReluRule::Gradient, &[])?;
+        weighted_sum(&mut rec, &g.input, weights, first, &acc)?;
+        rec.submit()?;
+        progress.inc(m as u64);
+        first += m;
+    }
+    Ok(acc)
 }

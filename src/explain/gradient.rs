@@ -1,11 +1,15 @@
 //! Gradient-based attributions: gradient, saliency, input x gradient, SmoothGrad,
 //! integrated gradients, guided backprop and deconvnet (Captum's semantics).
 
+use super::engine::copies_gradient;
 use super::{run_gradients, Attribution, Target};
 use crate::array::Array;
 use crate::data::rng::Rng;
 use crate::error::{Error, Result};
+use crate::gpu::{read_all, Recorder, Tensor};
 use crate::graph::Net;
+use crate::ops::copies::{lerp_copies, noisy_copies};
+use crate::ops::map::multiply;
 use crate::ops::ReluRule;
 
 fn hidden() -> indicatif::ProgressBar {
@@ -81,7 +85,9 @@ pub fn gaussian(n: usize, seed: u64) -> Vec<f32> {
 }
 
 /// SmoothGrad: the mean gradient over `samples` copies with Gaussian noise of
-/// σ = noise · (max − min) of each input.
+/// σ = noise · (max − min) of each input. The noisy copies are drawn on the device
+/// (seeded; an item's draws depend only on the seed, so its map is the same in any
+/// batch) and their gradients averaged there.
 pub fn smoothgrad(
     net: &Net,
     x: &Array,
@@ -93,21 +99,38 @@ pub fn smoothgrad(
     if samples == 0 {
         return Err(Error::input("--samples", "must be at least 1"));
     }
+    x.check_finite()?;
+    let ctx = net.ctx();
     let per: usize = x.shape[1..].iter().product();
-    let mut z = gaussian(x.batch() * samples * per, seed);
-    for b in 0..x.batch() {
+    let targets = target.resolve(net, x)?;
+    let weights = Tensor::upload(ctx, &vec![1.0 / samples as f32; samples], &[samples])?;
+    let bar = progress(x.batch() * samples);
+    let mut item_shape = x.shape.clone();
+    item_shape[0] = 1;
+    let mut maps = Vec::with_capacity(x.batch());
+    for (b, &t) in targets.iter().enumerate() {
         let item = &x.data[b * per..(b + 1) * per];
         let (lo, hi) = item
             .iter()
             .fold((f32::MAX, f32::MIN), |(l, h), v| (l.min(*v), h.max(*v)));
         let sigma = noise * (hi - lo);
-        z[b * samples * per..(b + 1) * samples * per]
-            .iter_mut()
-            .for_each(|v| *v *= sigma);
+        let xi = Tensor::upload(ctx, item, &item_shape)?;
+        maps.push(copies_gradient(
+            net,
+            &item_shape,
+            samples,
+            t,
+            &weights,
+            &bar,
+            |rec, first, m| noisy_copies(rec, &xi, sigma, seed, first, m),
+        )?);
     }
-    let mut shape = x.shape.clone();
-    shape[0] *= samples;
-    smoothgrad_with_noise(net, x, target, &Array::new(shape, z)?)
+    let refs: Vec<&Tensor> = maps.iter().collect();
+    let data = read_all(ctx, &refs)?.concat();
+    Ok(Attribution {
+        map: Array::new(x.shape.clone(), data)?,
+        targets,
+    })
 }
 
 /// SmoothGrad with given noise [N * samples, C, H, W] (copies of item i at i * samples + s).
@@ -294,8 +317,9 @@ impl Baseline {
     }
 }
 
-/// Integrated gradients: (x − b) ⊙ Σ_k w_k ∇f(b + α_k (x − b)), all steps of all items
-/// batched on the GPU.
+/// Integrated gradients: (x − b) ⊙ Σ_k w_k ∇f(b + α_k (x − b)). The interpolated copies
+/// are made on the device, streamed through forward and backward in chunks that fit, and
+/// their weighted gradients summed there; one read per call.
 pub fn integrated_gradients(
     net: &Net,
     x: &Array,
@@ -304,55 +328,43 @@ pub fn integrated_gradients(
     steps: usize,
     method: IgMethod,
 ) -> Result<Attribution> {
+    x.check_finite()?;
     let (alphas, weights) = ig_steps(method, steps)?;
     let b = baseline.build(x)?;
     let targets = target.resolve(net, x)?;
+    let ctx = net.ctx();
     let per: usize = x.shape[1..].iter().product();
-    let n = x.batch();
-    let mut scaled = Vec::with_capacity(n * steps * per);
-    for i in 0..n {
-        let (xi, bi) = (
+    let f32s = |v: &[f64]| v.iter().map(|a| *a as f32).collect::<Vec<f32>>();
+    let alphas = Tensor::upload(ctx, &f32s(&alphas), &[steps])?;
+    let weights = Tensor::upload(ctx, &f32s(&weights), &[steps])?;
+    let bar = progress(x.batch() * steps);
+    let mut item_shape = x.shape.clone();
+    item_shape[0] = 1;
+    let mut maps = Vec::with_capacity(x.batch());
+    for (i, &t) in targets.iter().enumerate() {
+        let (xv, bv) = (
             &x.data[i * per..(i + 1) * per],
             &b.data[i * per..(i + 1) * per],
         );
-        for a in &alphas {
-            scaled.extend(
-                xi.iter()
-                    .zip(bi)
-                    .map(|(xv, bv)| bv + (*a as f32) * (xv - bv)),
-            );
-        }
+        let xi = Tensor::upload(ctx, xv, &item_shape)?;
+        let bi = Tensor::upload(ctx, bv, &item_shape)?;
+        let sum = copies_gradient(
+            net,
+            &item_shape,
+            steps,
+            t,
+            &weights,
+            &bar,
+            |rec, first, m| lerp_copies(rec, &xi, &bi, &alphas, first, m),
+        )?;
+        let diff: Vec<f32> = xv.iter().zip(bv).map(|(p, q)| p - q).collect();
+        let diff = Tensor::upload(ctx, &diff, &item_shape)?;
+        let mut rec = Recorder::new(ctx, "integrated gradients");
+        maps.push(multiply(&mut rec, &sum, &diff)?);
+        rec.submit()?;
     }
-    let mut shape = x.shape.clone();
-    shape[0] = n * steps;
-    let scaled = Array::new(shape, scaled)?;
-    let reps: Vec<usize> = targets
-        .iter()
-        .flat_map(|&t| std::iter::repeat_n(t, steps))
-        .collect();
-    let r = run_gradients(
-        net,
-        &scaled,
-        Some(&reps),
-        ReluRule::Gradient,
-        None,
-        &progress(scaled.batch()),
-    )?;
-    let mut out = vec![0f64; n * per];
-    for i in 0..n {
-        for (k, wk) in weights.iter().enumerate() {
-            let g = &r.grad.data[(i * steps + k) * per..(i * steps + k + 1) * per];
-            out[i * per..(i + 1) * per]
-                .iter_mut()
-                .zip(g)
-                .for_each(|(o, gv)| *o += wk * *gv as f64);
-        }
-    }
-    let data = out
-        .iter()
-        .enumerate()
-        .map(|(j, s)| (*s * (x.data[j] - b.data[j]) as f64) as f32)
-        .collect();
+    let refs: Vec<&Tensor> = maps.iter().collect();
+    let data = read_all(ctx, &refs)?.concat();
     Ok(Attribution {
         map: Array::new(x.shape.clone(), data)?,
         targets,

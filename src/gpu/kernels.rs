@@ -70,6 +70,10 @@ kernels! {
     Sigmoid => "map.wgsl", "sigmoid", [R, W];
     Mix => "map.wgsl", "mix_masked", [R, R, R, W];
     Adam => "map.wgsl", "adam", [R, W, W, W];
+    Multiply => "map.wgsl", "multiply", [R, R, W];
+    LerpCopies => "copies.wgsl", "lerp_copies", [R, R, R, W];
+    NoisyCopies => "copies.wgsl", "noisy_copies", [R, W];
+    WeightedSum => "copies.wgsl", "weighted_sum", [R, R, W];
     Bilinear => "resample.wgsl", "bilinear", [R, W];
     Blur => "resample.wgsl", "blur", [R, W];
     Roll => "resample.wgsl", "roll", [R, W, R];

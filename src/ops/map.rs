@@ -233,3 +233,20 @@ pub fn adam_step(
     rec.launch_1d(Kernel::Adam, &p, &bind, w.len());
     Ok(())
 }
+
+/// a ⊙ b.
+pub fn multiply(rec: &mut Recorder, a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    same_shape("multiply", a, b)?;
+    let out = Tensor::empty(rec.ctx(), &a.shape, "product")?;
+    let p = MapParams {
+        count: u32s(a.len(), "elements")?,
+        ..Default::default()
+    };
+    let bind = [
+        Binding::Tensor(a),
+        Binding::Tensor(b),
+        Binding::Tensor(&out),
+    ];
+    rec.launch_1d(Kernel::Multiply, &p, &bind, a.len());
+    Ok(out)
+}

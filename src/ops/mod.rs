@@ -3,6 +3,7 @@
 
 mod backward;
 mod conv;
+pub mod copies;
 mod lrp;
 pub mod map;
 pub mod objective;
