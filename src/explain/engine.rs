@@ -4,6 +4,7 @@
 use crate::array::Array;
 use crate::error::{Error, Result};
 use crate::gpu::{Recorder, Tensor};
+use crate::graph::stream::passes;
 use crate::graph::{Keep, Net, Tape};
 use crate::ops::copies::weighted_sum;
 use crate::ops::objective::{objective, Objective, Targets};
@@ -40,9 +41,8 @@ pub fn run_gradients(
     let ctx = net.ctx();
     let (mut grads, mut logits, mut acts, mut lgrads, mut all_t) =
         (vec![], vec![], vec![], vec![], vec![]);
-    let mut start = 0;
-    while start < x.batch() {
-        let end = (start + chunk).min(x.batch());
+    passes(x.batch(), chunk, progress, |r| {
+        let (start, end) = (r.start, r.end);
         let part = x.slice_batch(start, end);
         let xt = Tensor::upload(ctx, &part.data, &part.shape)?;
         let tape = net.forward_gpu(&xt, &Keep::All)?;
@@ -61,9 +61,8 @@ pub fn run_gradients(
             None => Array::new(tape.logits.shape.clone(), tape.logits.read(ctx)?)?,
         });
         all_t.extend(t);
-        progress.inc((end - start) as u64);
-        start = end;
-    }
+        Ok(())
+    })?;
     let layer = if layer.is_some() {
         Some((Array::concat(&acts)?, Array::concat(&lgrads)?))
     } else {
@@ -135,9 +134,8 @@ pub(crate) fn copies_gradient(
     let ctx = net.ctx();
     let acc = Tensor::upload(ctx, &vec![0.0; item_shape.iter().product()], item_shape)?;
     let last = net.model().layers.len() - 1;
-    let mut first = 0;
-    while first < count {
-        let m = chunk.min(count - first);
+    passes(count, chunk, progress, |r| {
+        let (first, m) = (r.start, r.len());
         let mut rec = Recorder::new(ctx, "copies gradient");
         let copies = make(&mut rec, first, m)?;
         let tape = net.record_forward(&mut rec, &copies, &Keep::All, None)?;
@@ -145,9 +143,7 @@ pub(crate) fn copies_gradient(
         let (seed, _) = objective(&mut rec, &tape.logits, &targets, Objective::Logit)?;
         let g = net.record_backward(&mut rec, &tape, last, &seed, ReluRule::Gradient, &[])?;
         weighted_sum(&mut rec, &g.input, weights, first, &acc)?;
-        rec.submit()?;
-        progress.inc(m as u64);
-        first += m;
-    }
+        rec.submit()
+    })?;
     Ok(acc)
 }

@@ -6,6 +6,7 @@ use super::{Attribution, Target};
 use crate::array::Array;
 use crate::error::Result;
 use crate::gpu::{Recorder, Tensor};
+use crate::graph::stream::passes;
 use crate::graph::{Keep, Net};
 use crate::ops::{self, Windows};
 
@@ -33,9 +34,8 @@ pub fn occlusion(
         let f0 = base_logits.data[b * k + targets[b]];
         let mut sum = vec![0f64; plane];
         let mut count = vec![0u32; plane];
-        let mut first = 0;
-        while first < win.count() {
-            let m = chunk.min(win.count() - first);
+        passes(win.count(), chunk, progress, |r| {
+            let (first, m) = (r.start, r.len());
             let mut rec = Recorder::new(ctx, "occlude");
             let copies = ops::occlude(&mut rec, &xt, b, &win, first, m, baseline)?;
             rec.submit()?;
@@ -50,9 +50,8 @@ pub fn occlusion(
                     }
                 }
             }
-            progress.inc(m as u64);
-            first += m;
-        }
+            Ok(())
+        })?;
         for ch in 0..c {
             for i in 0..plane {
                 out[(b * c + ch) * plane + i] = (sum[i] / count[i].max(1) as f64) as f32;

@@ -2,6 +2,7 @@
 //! GPU, keeping activations on the device, capturing any layer's output by name.
 
 mod backward;
+pub mod stream;
 
 pub use backward::Grads;
 
@@ -293,18 +294,17 @@ impl Net {
         };
         let mut logits = Vec::new();
         let mut caps: Vec<Vec<Array>> = vec![Vec::new(); idx.len()];
-        let mut start = 0;
-        while start < input.batch() {
-            let end = (start + chunk).min(input.batch());
-            let part = input.slice_batch(start, end);
+        let hidden = indicatif::ProgressBar::hidden();
+        stream::passes(input.batch(), chunk, &hidden, |r| {
+            let part = input.slice_batch(r.start, r.end);
             let x = Tensor::upload(&self.ctx, &part.data, &part.shape)?;
             let tape = self.forward_gpu(&x, &keep)?;
             logits.push(read(&self.ctx, &tape.logits)?);
             for (k, &li) in idx.iter().enumerate() {
                 caps[k].push(read(&self.ctx, tape.outputs[li].as_ref().unwrap())?);
             }
-            start = end;
-        }
+            Ok(())
+        })?;
         let captures = capture
             .iter()
             .zip(caps)

@@ -13,6 +13,7 @@ pub use rule::{Rule, RuleParams};
 use crate::array::Array;
 use crate::error::Result;
 use crate::gpu::Tensor;
+use crate::graph::stream::passes;
 use crate::graph::{Keep, Net};
 use weights::ModWeights;
 
@@ -64,9 +65,9 @@ impl<'n> Lrp<'n> {
         let chunk = net.tape_batch(&x.shape)?;
         let (mut inputs, mut all_t) = (Vec::new(), Vec::new());
         let mut layer_parts: Vec<Vec<Array>> = Vec::new();
-        let mut s = 0;
-        while s < x.batch() {
-            let e = (s + chunk).min(x.batch());
+        let hidden = indicatif::ProgressBar::hidden();
+        passes(x.batch(), chunk, &hidden, |r| {
+            let (s, e) = (r.start, r.end);
             let part = x.slice_batch(s, e);
             let tape =
                 net.forward_gpu(&Tensor::upload(ctx, &part.data, &part.shape)?, &Keep::All)?;
@@ -81,8 +82,8 @@ impl<'n> Lrp<'n> {
                 layer_parts[j].push(Array::new(t.shape.clone(), t.read(ctx)?)?);
             }
             all_t.extend(t);
-            s = e;
-        }
+            Ok(())
+        })?;
         let layers = layer_parts
             .iter()
             .enumerate()
