@@ -35,10 +35,10 @@ mod tests {
     #[test]
     fn passes_cover_every_item_once_in_order() {
         let bar = indicatif::ProgressBar::hidden();
-        let r = passes(10, 4, &bar, |r| Ok(r)).unwrap();
+        let r = passes(10, 4, &bar, Ok).unwrap();
         assert_eq!(r, vec![0..4, 4..8, 8..10]);
         assert_eq!(bar.position(), 10);
-        assert!(passes(0, 4, &bar, |r| Ok(r)).unwrap().is_empty());
-        assert!(passes(3, 0, &bar, |r| Ok(r)).is_err());
+        assert!(passes(0, 4, &bar, Ok).unwrap().is_empty());
+        assert!(passes(3, 0, &bar, Ok).is_err());
     }
 }
