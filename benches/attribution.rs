@@ -82,7 +82,7 @@ fn bench(c: &mut Criterion) {
                 &Target::Class(3),
                 (8, 8),
                 (4, 4),
-                0.0,
+                &netlens::explain::gradient::Baseline::Zero,
                 &indicatif::ProgressBar::hidden(),
             )
             .unwrap()

@@ -180,7 +180,16 @@ fn main() -> netlens::Result<()> {
     let hidden = indicatif::ProgressBar::hidden();
     for (w, s) in [(16, 8), (8, 4)] {
         let t = median(reps, || {
-            occlusion(&demo, &x, &Target::Class(3), (w, w), (s, s), 0.0, &hidden).unwrap();
+            occlusion(
+                &demo,
+                &x,
+                &Target::Class(3),
+                (w, w),
+                (s, s),
+                &Baseline::Zero,
+                &hidden,
+            )
+            .unwrap();
         });
         emit(&format!("demo occlusion w{w} s{s}"), t, None);
     }

@@ -240,8 +240,10 @@ fn occluded_copies_match_captum_windows() {
         (4, 4),
         "ceil((11-4)/3)+1, ceil((9-3)/2)+1"
     );
+    let base = rand_vec(n * ch * h * w, 31);
+    let bt = Tensor::upload(c, &base, &[n, ch, h, w]).unwrap();
     let mut rec = Recorder::new(c, "test");
-    let y = ops::occlude(&mut rec, &xt, 1, &win, 2, 9, -0.5).unwrap();
+    let y = ops::occlude(&mut rec, &xt, &bt, 1, &win, 2, 9).unwrap();
     rec.submit().unwrap();
     let got = y.read(c).unwrap();
     for j in 0..9 {
@@ -251,7 +253,7 @@ fn occluded_copies_match_captum_windows() {
                 for xx in 0..w {
                     let inside = (y0..y1).contains(&yy) && (x0..x1).contains(&xx);
                     let want = if inside {
-                        -0.5
+                        base[((ch + cc) * h + yy) * w + xx]
                     } else {
                         x[((ch + cc) * h + yy) * w + xx]
                     };

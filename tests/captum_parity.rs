@@ -149,7 +149,7 @@ fn run_all(model_name: &str, layer: &str, other_layer: &str, occ: (usize, usize)
             &target,
             (occ.0, occ.0),
             (occ.1, occ.1),
-            0.0,
+            &netlens::explain::gradient::Baseline::Zero,
             &indicatif::ProgressBar::hidden(),
         )
         .unwrap();

@@ -41,8 +41,9 @@ pub struct Args {
     /// Integrated gradients: steps
     #[arg(long, default_value_t = 50)]
     steps: usize,
-    /// Integrated gradients: zero, blur (Gaussian, σ = --blur-sigma px) or mean (per channel)
-    #[arg(long, default_value = "zero")]
+    /// Integrated gradients and occlusion: zero, blur (Gaussian, σ = --blur-sigma px), mean
+    /// (per channel) or a number (in the model's input space, after normalisation)
+    #[arg(long, default_value = "zero", allow_hyphen_values = true)]
     baseline: String,
     #[arg(long, default_value_t = 5.0)]
     blur_sigma: f32,
@@ -64,9 +65,9 @@ pub struct Args {
     /// Occlusion: stride in pixels
     #[arg(long, default_value_t = 8)]
     stride: usize,
-    /// Occlusion: value of the occluded pixels
-    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
-    occlusion_baseline: f32,
+    /// Occlusion: value of the occluded pixels (an alias of --baseline NUMBER for occlusion)
+    #[arg(long, allow_negative_numbers = true)]
+    occlusion_baseline: Option<f32>,
     /// LRP: ε of the epsilon rule (composites: on linear layers)
     #[arg(long, default_value_t = 1e-6)]
     epsilon: f32,
@@ -154,16 +155,9 @@ pub fn run(a: Args, gpu: super::Gpu) -> Result<()> {
         noise: a.noise,
         seed: a.seed,
         steps: a.steps,
-        baseline: match a.baseline.as_str() {
-            "zero" => Baseline::Zero,
-            "blur" => Baseline::Blur(a.blur_sigma),
-            "mean" => Baseline::Mean,
-            o => {
-                return Err(Error::input(
-                    "--baseline",
-                    format!("'{o}': use zero, blur or mean"),
-                ))
-            }
+        baseline: match a.baseline.parse::<Baseline>()? {
+            Baseline::Blur(_) => Baseline::Blur(a.blur_sigma),
+            b => b,
         },
         ig_method: a.ig_method.parse::<IgMethod>()?,
         layer: a.layer.clone(),

@@ -280,7 +280,28 @@ pub enum Baseline {
     Blur(f32),
     /// Each channel's mean over the input item.
     Mean,
+    /// This value everywhere (in the model's input space, after normalisation).
+    Value(f32),
     Given(Array),
+}
+
+impl std::str::FromStr for Baseline {
+    type Err = Error;
+    /// `zero`, `mean`, `blur` (σ 5 px; `Baseline::Blur` for another σ) or a number.
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "zero" => Ok(Baseline::Zero),
+            "mean" => Ok(Baseline::Mean),
+            "blur" => Ok(Baseline::Blur(5.0)),
+            o => match o.parse::<f32>() {
+                Ok(v) if v.is_finite() => Ok(Baseline::Value(v)),
+                _ => Err(Error::input(
+                    "--baseline",
+                    format!("'{o}': use zero, blur, mean or a number"),
+                )),
+            },
+        }
+    }
 }
 
 impl Baseline {
@@ -290,6 +311,10 @@ impl Baseline {
             Baseline::Zero => Array {
                 shape: x.shape.clone(),
                 data: vec![0.0; x.data.len()],
+            },
+            Baseline::Value(v) => Array {
+                shape: x.shape.clone(),
+                data: vec![*v; x.data.len()],
             },
             Baseline::Given(b) if b.shape == x.shape => b.clone(),
             Baseline::Given(b) => {
@@ -386,6 +411,19 @@ fn progress(n: usize) -> indicatif::ProgressBar {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn baselines_parse_names_and_numbers() {
+        assert!(matches!("zero".parse::<Baseline>(), Ok(Baseline::Zero)));
+        assert!(matches!("mean".parse::<Baseline>(), Ok(Baseline::Mean)));
+        assert!(matches!("blur".parse::<Baseline>(), Ok(Baseline::Blur(_))));
+        assert!(matches!("-0.5".parse::<Baseline>(), Ok(Baseline::Value(v)) if v == -0.5));
+        assert!("nan".parse::<Baseline>().is_err());
+        assert!("inf".parse::<Baseline>().is_err());
+        assert!("nope".parse::<Baseline>().is_err());
+        let x = Array::new(vec![1, 1, 1, 2], vec![1.0, 3.0]).unwrap();
+        assert_eq!(Baseline::Value(0.25).build(&x).unwrap().data, vec![0.25, 0.25]);
+    }
 
     #[test]
     fn gauss_legendre_matches_numpy() {

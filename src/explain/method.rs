@@ -65,7 +65,9 @@ pub struct Settings {
     pub upsample: Upsample,
     pub window: usize,
     pub stride: usize,
-    pub occlusion_baseline: f32,
+    /// Occlusion's baseline when it differs from `baseline` (the `--occlusion-baseline`
+    /// alias); None: `baseline`.
+    pub occlusion_baseline: Option<f32>,
     /// LRP rule parameters (ε, α, β, γ, low, high).
     pub rule: RuleParams,
     /// LRP: where the walk starts.
@@ -90,7 +92,7 @@ impl Default for Settings {
             upsample: Upsample::Nearest,
             window: 16,
             stride: 8,
-            occlusion_baseline: 0.0,
+            occlusion_baseline: None,
             rule: RuleParams::default(),
             start: Start::Logit,
             rule_overrides: Vec::new(),
@@ -132,7 +134,8 @@ pub fn attribute(
             target,
             (s.window, s.window),
             (s.stride, s.stride),
-            s.occlusion_baseline,
+            &s.occlusion_baseline
+                .map_or_else(|| s.baseline.clone(), Baseline::Value),
             progress,
         ),
         m if m.starts_with("lrp-") => {

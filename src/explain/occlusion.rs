@@ -1,7 +1,9 @@
 //! Occlusion (Captum's `Occlusion`, window over all channels): the attribution of a pixel
 //! is the mean, over the windows covering it, of f(x) − f(x with the window replaced).
-//! The occluded copies are made on the GPU and run as batches.
+//! The occluded copies are made on the GPU and run as batches; the window takes the
+//! baseline's pixels (a constant, a blurred copy, channel means).
 
+use super::gradient::Baseline;
 use super::{Attribution, Target};
 use crate::array::Array;
 use crate::error::Result;
@@ -16,7 +18,7 @@ pub fn occlusion(
     target: &Target,
     window: (usize, usize),
     stride: (usize, usize),
-    baseline: f32,
+    baseline: &Baseline,
     progress: &indicatif::ProgressBar,
 ) -> Result<Attribution> {
     let [n, c, h, w] = [x.shape[0], x.shape[1], x.shape[2], x.shape[3]];
@@ -27,6 +29,8 @@ pub fn occlusion(
     let k = base_logits.shape[1];
     let chunk = net.max_batch(&x.shape)?;
     let xt = Tensor::upload(ctx, &x.data, &x.shape)?;
+    let base = baseline.build(x)?;
+    let bt = Tensor::upload(ctx, &base.data, &base.shape)?;
     let plane = h * w;
     let mut out = vec![0f32; n * c * plane];
     progress.set_length((n * win.count()) as u64);
@@ -37,7 +41,7 @@ pub fn occlusion(
         passes(win.count(), chunk, progress, |r| {
             let (first, m) = (r.start, r.len());
             let mut rec = Recorder::new(ctx, "occlude");
-            let copies = ops::occlude(&mut rec, &xt, b, &win, first, m, baseline)?;
+            let copies = ops::occlude(&mut rec, &xt, &bt, b, &win, first, m)?;
             rec.submit()?;
             let logits = net.forward_gpu(&copies, &Keep::Nothing)?.logits.read(ctx)?;
             for j in 0..m {

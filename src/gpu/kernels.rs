@@ -59,7 +59,7 @@ kernels! {
     ReluForward => "elementwise.wgsl", "relu_forward", [R, W];
     ReluBackward => "elementwise.wgsl", "relu_backward", [R, W, R];
     SoftmaxForward => "elementwise.wgsl", "softmax_forward", [R, W];
-    Occlude => "perturb.wgsl", "occlude", [R, W];
+    Occlude => "perturb.wgsl", "occlude", [R, W, R];
     LrpRatio => "lrp.wgsl", "lrp_ratio", [R, R, R, W];
     LrpCombine => "lrp.wgsl", "lrp_combine", [R, R, R, R, W];
     LrpAxpby => "lrp.wgsl", "lrp_axpby", [R, R, W];

@@ -21,7 +21,7 @@ struct OccludeParams {
     nx: u32,
     first: u32,
     item: u32,
-    baseline: f32,
+    _pad: u32,
 }
 
 /// Sliding occlusion windows as Captum's Occlusion places them: starts 0, s, 2s, ...,
@@ -77,19 +77,27 @@ impl Windows {
     }
 }
 
-/// Copies `first..first + count` of item `item` of `x`, each with its window set to `baseline`.
+/// Copies `first..first + count` of item `item` of `x`, each with its window replaced by
+/// the same pixels of `baseline` (shaped like `x`).
+#[allow(clippy::too_many_arguments)]
 pub fn occlude(
     rec: &mut Recorder,
     x: &Tensor,
+    baseline: &Tensor,
     item: usize,
     win: &Windows,
     first: usize,
     count: usize,
-    baseline: f32,
 ) -> Result<Tensor> {
     let [n, c, h, w] = dims4(&x.shape, "occlude")?;
     if item >= n || first + count > win.count() {
         return Err(Error::Shape("occlusion window out of range".into()));
+    }
+    if baseline.shape != x.shape {
+        return Err(Error::Shape(format!(
+            "occlusion baseline {:?} does not match the input {:?}",
+            baseline.shape, x.shape
+        )));
     }
     let y = Tensor::empty(rec.ctx(), &[count, c, h, w], "occluded copies")?;
     let p = OccludeParams {
@@ -104,12 +112,16 @@ pub fn occlude(
         nx: win.nx as u32,
         first: first as u32,
         item: item as u32,
-        baseline,
+        _pad: 0,
     };
     rec.launch_1d(
         Kernel::Occlude,
         &p,
-        &[Binding::Tensor(x), Binding::Tensor(&y)],
+        &[
+            Binding::Tensor(x),
+            Binding::Tensor(&y),
+            Binding::Tensor(baseline),
+        ],
         y.len(),
     );
     Ok(y)
