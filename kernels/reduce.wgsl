@@ -127,3 +127,23 @@ fn tv_grad(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroup
     let pairs = p.channels * ((p.w - 1u) * p.h + (p.h - 1u) * p.w);
     dst[i] = select(0.0, g / f32(pairs), pairs > 0u);
 }
+
+// Grad-CAM's map: out[n, q] = sum_c w[n, c] act[n, c, q] over the plane's pixels q, ReLU
+// when mode is 1. rows = N, channels = C.
+@group(0) @binding(1) var<storage, read> cam_act: array<f32>;
+@group(0) @binding(2) var<storage, read> cam_w: array<f32>;
+@group(0) @binding(3) var<storage, read_write> cam_out: array<f32>;
+
+@compute @workgroup_size(64, 1, 1)
+fn channel_combination(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = gid.x + gid.z * nwg.x * 64u;
+    let hw = p.h * p.w;
+    if (i >= p.rows * hw) { return; }
+    let n = i / hw;
+    let q = i - n * hw;
+    var s = 0.0;
+    for (var c = 0u; c < p.channels; c++) {
+        s = fma(cam_w[n * p.channels + c], cam_act[(n * p.channels + c) * hw + q], s);
+    }
+    cam_out[i] = select(s, max(s, 0.0), p.mode == 1u);
+}

@@ -162,3 +162,16 @@ fn roll(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     if (sx < 0) { sx += i32(p.w); }
     dst[i] = src[plane * p.h * p.w + u32(sy) * p.w + u32(sx)];
 }
+
+// Nearest resize (F.interpolate(mode="nearest")): dst [planes, oh, ow] from src
+// [planes, h, w], source index min(floor(d * in / out), in - 1) in f32 as PyTorch.
+@compute @workgroup_size(64, 1, 1)
+fn nearest(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = index(gid, nwg);
+    if (i >= p.planes * p.oh * p.ow) { return; }
+    let plane = i / (p.oh * p.ow);
+    let r = i - plane * p.oh * p.ow;
+    let sy = min(u32(floor(f32(r / p.ow) * (f32(p.h) / f32(p.oh)))), p.h - 1u);
+    let sx = min(u32(floor(f32(r % p.ow) * (f32(p.w) / f32(p.ow)))), p.w - 1u);
+    dst[i] = src[plane * p.h * p.w + sy * p.w + sx];
+}

@@ -325,3 +325,31 @@ fn total_variation_and_its_gradient() {
         }
     }
 }
+
+#[test]
+fn nearest_resize_matches_the_host_resize() {
+    use netlens::explain::resample::{resize, Upsample};
+    for (dims, (oh, ow)) in [
+        ([2, 3, 5, 7], (13, 11)),
+        ([1, 2, 9, 8], (4, 3)),
+        ([1, 1, 7, 7], (64, 64)),
+    ] {
+        let x = rand_vec(dims.iter().product(), 17);
+        let mut rec = Recorder::new(ctx(), "nearest");
+        let y = resample::nearest(&mut rec, &up(&x, &dims), (oh, ow)).unwrap();
+        rec.submit().unwrap();
+        let host = resize(
+            &netlens::Array::new(dims.to_vec(), x).unwrap(),
+            oh,
+            ow,
+            Upsample::Nearest,
+        );
+        assert_close(
+            &read(&y),
+            &host.data,
+            0.0,
+            0.0,
+            &format!("nearest {dims:?} -> {oh}x{ow}"),
+        );
+    }
+}

@@ -1,12 +1,15 @@
 //! Grad-CAM and guided Grad-CAM (Captum's LayerGradCam / GuidedGradCam).
 
-use super::resample::{resize, Upsample};
+use super::resample::Upsample;
 use super::{run_gradients, Attribution, Target};
 use crate::array::Array;
 use crate::error::{Error, Result};
-use crate::graph::Net;
+use crate::gpu::{Recorder, Tensor};
+use crate::graph::stream::passes;
+use crate::graph::{Keep, Net};
 use crate::model::LayerKind;
-use crate::ops::ReluRule;
+use crate::ops::objective::{objective, Objective, Targets};
+use crate::ops::{self, ReluRule};
 
 /// The default Grad-CAM layer: the ReLU after the last conv (or the last conv).
 pub fn default_layer(net: &Net) -> Result<usize> {
@@ -24,38 +27,9 @@ pub fn default_layer(net: &Net) -> Result<usize> {
     )
 }
 
-/// Channel weights = spatial mean of the layer gradient; map = Σ_c w_c A_c, [N, 1, h, w]
-/// at the layer's resolution; ReLU only when asked (Captum's default: none).
-pub fn layer_cam(act: &Array, grad: &Array, relu: bool) -> Result<Array> {
-    if act.shape.len() != 4 || act.shape != grad.shape {
-        return Err(Error::Other(format!(
-            "Grad-CAM needs a conv-shaped layer output, got {:?}",
-            act.shape
-        )));
-    }
-    let [n, c, h, w] = [act.shape[0], act.shape[1], act.shape[2], act.shape[3]];
-    let plane = h * w;
-    let mut out = vec![0f32; n * plane];
-    for b in 0..n {
-        for ch in 0..c {
-            let base = (b * c + ch) * plane;
-            let wgt = grad.data[base..base + plane]
-                .iter()
-                .map(|v| *v as f64)
-                .sum::<f64>()
-                / plane as f64;
-            for i in 0..plane {
-                out[b * plane + i] += (wgt * act.data[base + i] as f64) as f32;
-            }
-        }
-    }
-    if relu {
-        out.iter_mut().for_each(|v| *v = v.max(0.0));
-    }
-    Array::new(vec![n, 1, h, w], out)
-}
-
-/// Grad-CAM at layer index `layer`, upsampled to the input size.
+/// Grad-CAM at layer index `layer`, upsampled to the input size, on the device: the
+/// backward walk stops at the layer, the channel weights (spatial means of its gradient),
+/// the weighted sum of its channels and the upsampling run as kernels; one read per pass.
 pub fn grad_cam(
     net: &Net,
     x: &Array,
@@ -64,19 +38,41 @@ pub fn grad_cam(
     relu: bool,
     up: Upsample,
 ) -> Result<Attribution> {
+    x.check_finite()?;
     let t = target.resolve(net, x)?;
-    let r = run_gradients(
-        net,
-        x,
-        Some(&t),
-        ReluRule::Gradient,
-        Some(layer),
-        &indicatif::ProgressBar::hidden(),
-    )?;
-    let (act, grad) = r.layer.expect("layer requested");
-    let cam = layer_cam(&act, &grad, relu)?;
+    let ctx = net.ctx();
+    let last = net.model().layers.len() - 1;
+    if layer > last {
+        return Err(Error::Other(format!("layer {layer} does not exist")));
+    }
+    let size = (x.shape[2], x.shape[3]);
+    let chunk = net.tape_batch(&x.shape)?;
+    let parts = passes(x.batch(), chunk, &indicatif::ProgressBar::hidden(), |r| {
+        let part = x.slice_batch(r.start, r.end);
+        let xt = Tensor::upload(ctx, &part.data, &part.shape)?;
+        let mut rec = Recorder::new(ctx, "grad-cam");
+        let tape = net.record_forward(&mut rec, &xt, &Keep::All, None)?;
+        let targets = Targets::classes(ctx, &t[r.clone()], &tape.logits.shape[1..])?;
+        let (seed, _) = objective(&mut rec, &tape.logits, &targets, Objective::Logit)?;
+        let g = net.record_backward_range(
+            &mut rec,
+            &tape,
+            last,
+            layer + 1,
+            &seed,
+            ReluRule::Gradient,
+            &[],
+        )?;
+        let cam = ops::reduce::grad_cam(&mut rec, tape.output(layer)?, &g.input, relu)?;
+        let map = match up {
+            Upsample::Nearest => ops::resample::nearest(&mut rec, &cam, size)?,
+            Upsample::Bilinear => ops::resample::bilinear(&mut rec, &cam, size)?,
+        };
+        rec.submit()?;
+        Array::new(map.shape.clone(), map.read(ctx)?)
+    })?;
     Ok(Attribution {
-        map: resize(&cam, x.shape[2], x.shape[3], up),
+        map: Array::concat(&parts)?,
         targets: t,
     })
 }

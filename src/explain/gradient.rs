@@ -422,7 +422,10 @@ mod tests {
         assert!("inf".parse::<Baseline>().is_err());
         assert!("nope".parse::<Baseline>().is_err());
         let x = Array::new(vec![1, 1, 1, 2], vec![1.0, 3.0]).unwrap();
-        assert_eq!(Baseline::Value(0.25).build(&x).unwrap().data, vec![0.25, 0.25]);
+        assert_eq!(
+            Baseline::Value(0.25).build(&x).unwrap().data,
+            vec![0.25, 0.25]
+        );
     }
 
     #[test]

@@ -75,11 +75,13 @@ kernels! {
     NoisyCopies => "copies.wgsl", "noisy_copies", [R, W];
     WeightedSum => "copies.wgsl", "weighted_sum", [R, R, W];
     Bilinear => "resample.wgsl", "bilinear", [R, W];
+    Nearest => "resample.wgsl", "nearest", [R, W];
     Blur => "resample.wgsl", "blur", [R, W];
     Roll => "resample.wgsl", "roll", [R, W, R];
     ReduceRows => "reduce.wgsl", "reduce_rows", [R, W];
     TvRows => "reduce.wgsl", "tv_rows", [R, W];
     TvGrad => "reduce.wgsl", "tv_grad", [R, W];
+    ChannelCombination => "reduce.wgsl", "channel_combination", [R, R, W];
     Objective => "objective.wgsl", "objective", [R, R, W, W];
 }
 

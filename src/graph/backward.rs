@@ -9,7 +9,8 @@ use crate::ops::{self, ReluRule};
 
 /// Gradients from a backward walk.
 pub struct Grads {
-    /// d(seed . output) / d input
+    /// d(seed . output) / d input (of the lowest layer walked: the network's input for a
+    /// whole walk)
     pub input: Tensor,
     /// The gradient with respect to each requested layer's output, by layer index.
     pub layers: Vec<(usize, Tensor)>,
@@ -43,10 +44,27 @@ impl Net {
         relu: ReluRule,
         want: &[usize],
     ) -> Result<Grads> {
+        self.record_backward_range(rec, tape, from, 0, seed, relu, want)
+    }
+
+    /// As `record_backward`, walking layers `from` down to `down_to` only: `Grads::input`
+    /// is then the gradient at layer `down_to`'s input (the output of layer
+    /// `down_to - 1`), and nothing below is computed (Grad-CAM needs no more).
+    #[allow(clippy::too_many_arguments)]
+    pub fn record_backward_range(
+        &self,
+        rec: &mut Recorder,
+        tape: &Tape,
+        from: usize,
+        down_to: usize,
+        seed: &Tensor,
+        relu: ReluRule,
+        want: &[usize],
+    ) -> Result<Grads> {
         let layers = &self.model.layers;
-        if from >= layers.len() {
+        if from >= layers.len() || down_to > from + 1 {
             return Err(Error::Shape(format!(
-                "layer {from} does not exist; the model has {} layers",
+                "cannot walk from layer {from} down to layer {down_to}; the model has {} layers",
                 layers.len()
             )));
         }
@@ -59,7 +77,7 @@ impl Net {
         }
         let mut g = seed.clone();
         let mut kept = Vec::new();
-        for i in (0..=from).rev() {
+        for i in (down_to..=from).rev() {
             if want.contains(&i) {
                 kept.push((i, g.clone()));
             }

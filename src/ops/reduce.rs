@@ -115,3 +115,33 @@ pub fn tv_grad(rec: &mut Recorder, x: &Tensor, beta: f32) -> Result<Tensor> {
     );
     Ok(y)
 }
+
+/// Grad-CAM's map from a layer's activations and gradient, both [N, C, H, W]: channel
+/// weights = the spatial mean of the gradient, map = Σ_c w_c A_c ([N, 1, H, W]), ReLU
+/// when `relu`.
+pub fn grad_cam(rec: &mut Recorder, act: &Tensor, grad: &Tensor, relu: bool) -> Result<Tensor> {
+    let [n, c, h, w] = dims4(&act.shape, "Grad-CAM")?;
+    if grad.shape != act.shape || n * c * h * w == 0 {
+        return Err(Error::Shape(format!(
+            "Grad-CAM needs a non-empty conv-shaped layer and its gradient, got {:?} and {:?}",
+            act.shape, grad.shape
+        )));
+    }
+    let weights = reduce(rec, grad, n * c, Reduction::Mean)?;
+    let out = Tensor::empty(rec.ctx(), &[n, 1, h, w], "Grad-CAM map")?;
+    let p = ReduceParams {
+        rows: u32s(n, "batch")?,
+        mode: relu as u32,
+        h: u32s(h, "height")?,
+        w: u32s(w, "width")?,
+        channels: u32s(c, "channels")?,
+        ..Default::default()
+    };
+    let bind = [
+        Binding::Tensor(act),
+        Binding::Tensor(&weights),
+        Binding::Tensor(&out),
+    ];
+    rec.launch_1d(Kernel::ChannelCombination, &p, &bind, out.len());
+    Ok(out)
+}

@@ -172,3 +172,31 @@ pub fn roll(rec: &mut Recorder, x: &Tensor, offsets: &Tensor, adjoint: bool) -> 
     rec.launch_1d(Kernel::Roll, &p, &bind, y.len());
     Ok(y)
 }
+
+/// Every plane of x [N, C, h, w] resized to `size` by nearest neighbour, as
+/// `F.interpolate(x, size, mode="nearest")`.
+pub fn nearest(rec: &mut Recorder, x: &Tensor, size: (usize, usize)) -> Result<Tensor> {
+    let [n, c, h, w] = dims4(&x.shape, "nearest resize")?;
+    if size.0 == 0 || size.1 == 0 || h == 0 || w == 0 {
+        return Err(Error::Shape(format!(
+            "nearest resize: cannot map {h}x{w} to {}x{}",
+            size.0, size.1
+        )));
+    }
+    let y = Tensor::empty(rec.ctx(), &[n, c, size.0, size.1], "resized planes")?;
+    let p = ResampleParams {
+        planes: u32s(n * c, "planes")?,
+        h: u32s(h, "height")?,
+        w: u32s(w, "width")?,
+        oh: u32s(size.0, "height")?,
+        ow: u32s(size.1, "width")?,
+        ..Default::default()
+    };
+    rec.launch_1d(
+        Kernel::Nearest,
+        &p,
+        &[Binding::Tensor(x), Binding::Tensor(&y)],
+        y.len(),
+    );
+    Ok(y)
+}
