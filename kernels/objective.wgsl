@@ -4,7 +4,9 @@
 // Modes: 0 logit z_t (seed one-hot), 1 logit x one-hot (seed z_t at t: LRP's start),
 // 2 softmax probability p_t (seed p_t (onehot - p)), 3 log-probability log p_t
 // (seed onehot - p), 4 a unit z[t, y, x] (seed one-hot there), 5 a channel's mean
-// (seed 1 / HW over channel t).
+// (seed 1 / HW over channel t), 6 the logit of each row's argmax (first maximum; the
+// targets are not read, and value holds the argmax index, so a pass with no given target
+// needs no readback between its forward and backward walks).
 
 struct ObjectiveParams {
     rows: u32, // items
@@ -22,6 +24,23 @@ struct ObjectiveParams {
 @group(0) @binding(4) var<storage, read_write> value: array<f32>; // [N]
 
 var<workgroup> part: array<f32, 64>;
+var<workgroup> part_i: array<u32, 64>;
+
+// The first maximum of part/part_i into slot 0 (larger value, else smaller index).
+fn tree_argmax(lid: u32) {
+    for (var s = 32u; s > 0u; s >>= 1u) {
+        workgroupBarrier();
+        if (lid < s) {
+            let a = part[lid];
+            let b = part[lid + s];
+            if (b > a || (b == a && part_i[lid + s] < part_i[lid])) {
+                part[lid] = b;
+                part_i[lid] = part_i[lid + s];
+            }
+        }
+    }
+    workgroupBarrier();
+}
 
 fn tree_max(lid: u32) {
     for (var s = 32u; s > 0u; s >>= 1u) {
@@ -48,6 +67,21 @@ fn objective(
     let row = wid.x + wid.z * nwg.x;
     if (row >= p.rows) { return; } // uniform per workgroup
     let base = row * p.per;
+    if (p.mode == 6u) {
+        var best = -3.4e38;
+        var at = 0xffffffffu;
+        for (var j = lid; j < p.per; j += 64u) {
+            let v = z[base + j];
+            if (v > best) { best = v; at = j; } // strided ascending: first maximum kept
+        }
+        part[lid] = best;
+        part_i[lid] = at;
+        tree_argmax(lid);
+        let arg = min(part_i[0], p.per - 1u);
+        for (var j = lid; j < p.per; j += 64u) { seed[base + j] = select(0.0, 1.0, j == arg); }
+        if (lid == 0u) { value[row] = f32(arg); }
+        return;
+    }
     let t = select(u32(targets[row]), 0u, p.mode == 4u);
     if (p.mode <= 1u) {
         for (var j = lid; j < p.per; j += 64u) {

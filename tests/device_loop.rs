@@ -231,3 +231,26 @@ fn softmax_objectives_match_their_definitions() {
         common::assert_close(&value, &want_v, 1e-6, 1e-5, &format!("{kind:?} value"));
     }
 }
+
+#[test]
+fn argmax_objective_takes_the_first_maximum() {
+    let ctx = arc_ctx();
+    // rows: a clear maximum, a tie (first wins), a maximum past the first 64 entries
+    let k = 70;
+    let mut z = vec![0f32; 3 * k];
+    z[3] = 2.0;
+    z[k + 5] = 1.5;
+    z[k + 40] = 1.5;
+    z[2 * k + 66] = 0.5;
+    let zt = Tensor::upload(&ctx, &z, &[3, k]).unwrap();
+    let mut rec = Recorder::new(&ctx, "argmax");
+    let (seed, value) = netlens::ops::objective::argmax_objective(&mut rec, &zt).unwrap();
+    rec.submit().unwrap();
+    assert_eq!(value.read(&ctx).unwrap(), vec![3.0, 5.0, 66.0]);
+    let s = seed.read(&ctx).unwrap();
+    for (r, t) in [3usize, 5, 66].iter().enumerate() {
+        for j in 0..k {
+            assert_eq!(s[r * k + j], (j == *t) as u8 as f32, "row {r} class {j}");
+        }
+    }
+}

@@ -3,11 +3,11 @@
 
 use crate::array::Array;
 use crate::error::{Error, Result};
-use crate::gpu::{Recorder, Tensor};
+use crate::gpu::{read_all, Recorder, Tensor};
 use crate::graph::stream::passes;
 use crate::graph::{Keep, Net, Tape};
 use crate::ops::copies::weighted_sum;
-use crate::ops::objective::{objective, Objective, Targets};
+use crate::ops::objective::{argmax_objective, objective, Objective, Targets};
 use crate::ops::ReluRule;
 
 use super::argmax_rows;
@@ -41,26 +41,46 @@ pub fn run_gradients(
     let ctx = net.ctx();
     let (mut grads, mut logits, mut acts, mut lgrads, mut all_t) =
         (vec![], vec![], vec![], vec![], vec![]);
+    let last = net.model().layers.len() - 1;
+    // forward, seed (the given targets, or each item's argmax found on the device) and
+    // backward in one submission per pass; one read per pass
     passes(x.batch(), chunk, progress, |r| {
-        let (start, end) = (r.start, r.end);
-        let part = x.slice_batch(start, end);
+        let part = x.slice_batch(r.start, r.end);
         let xt = Tensor::upload(ctx, &part.data, &part.shape)?;
-        let tape = net.forward_gpu(&xt, &Keep::All)?;
-        let (t, lg, seed) = seed(net, &tape, targets.map(|t| &t[start..end]), false)?;
+        let mut rec = Recorder::new(ctx, "gradients");
+        let tape = net.record_forward(&mut rec, &xt, &Keep::All, None)?;
+        let (seed, value) = match targets {
+            Some(t) => {
+                let t = Targets::classes(ctx, &t[r.clone()], &tape.logits.shape[1..])?;
+                objective(&mut rec, &tape.logits, &t, Objective::Logit)?
+            }
+            None => argmax_objective(&mut rec, &tape.logits)?,
+        };
         let want: Vec<usize> = layer.into_iter().collect();
-        let g = net.backward_gpu(&tape, &seed, relu, &want)?;
-        grads.push(Array::new(g.input.shape.clone(), g.input.read(ctx)?)?);
-        if let Some(li) = layer {
-            let a = tape.output(li)?;
-            acts.push(Array::new(a.shape.clone(), a.read(ctx)?)?);
-            let d = &g.layers[0].1;
-            lgrads.push(Array::new(d.shape.clone(), d.read(ctx)?)?);
+        let g = net.record_backward(&mut rec, &tape, last, &seed, relu, &want)?;
+        rec.submit()?;
+        let mut reads = vec![&g.input, &tape.logits, &value];
+        let kept = match layer {
+            Some(li) => Some((tape.output(li)?, &g.layers[0].1)),
+            None => None,
+        };
+        if let Some((a, d)) = kept {
+            reads.extend([a, d]);
         }
-        logits.push(match lg {
-            Some(lg) => lg,
-            None => Array::new(tape.logits.shape.clone(), tape.logits.read(ctx)?)?,
+        let mut got = read_all(ctx, &reads)?.into_iter();
+        let mut next =
+            |t: &Tensor| Array::new(t.shape.clone(), got.next().expect("one read per tensor"));
+        grads.push(next(&g.input)?);
+        logits.push(next(&tape.logits)?);
+        let v = next(&value)?;
+        all_t.extend(match targets {
+            Some(t) => t[r.clone()].to_vec(),
+            None => v.data.iter().map(|c| *c as usize).collect(),
         });
-        all_t.extend(t);
+        if let Some((a, d)) = kept {
+            acts.push(next(a)?);
+            lgrads.push(next(d)?);
+        }
         Ok(())
     })?;
     let layer = if layer.is_some() {

@@ -25,6 +25,9 @@ pub enum Objective {
     Unit,
     /// The mean of one channel of a layer's output.
     ChannelMean,
+    /// Each row's argmax logit (first maximum): seed one-hot there; the value is the
+    /// argmax index. Takes no targets.
+    ArgmaxLogit,
 }
 
 impl Objective {
@@ -36,6 +39,7 @@ impl Objective {
             Objective::LogProb => 3,
             Objective::Unit => 4,
             Objective::ChannelMean => 5,
+            Objective::ArgmaxLogit => 6,
         }
     }
 }
@@ -56,8 +60,8 @@ impl Targets {
         let count = item_shape.first().copied().unwrap_or(0);
         if let Some(bad) = t.iter().find(|c| **c >= count) {
             return Err(Error::input(
-                "target",
-                format!("{bad} does not exist; the output has {count}"),
+                "--target",
+                format!("class {bad} does not exist; the output has {count}"),
             ));
         }
         let v: Vec<f32> = t.iter().map(|c| *c as f32).collect();
@@ -119,6 +123,38 @@ struct ObjectiveParams {
     _pad: [u32; 3],
 }
 
+/// The seed and the argmax index per row of class scores z [N, classes], for a pass
+/// whose targets are each item's top class.
+pub fn argmax_objective(rec: &mut Recorder, z: &Tensor) -> Result<(Tensor, Tensor)> {
+    let (n, k) = match z.shape.as_slice() {
+        [n, k] if *n > 0 && *k > 0 => (*n, *k),
+        s => {
+            return Err(Error::Shape(format!(
+                "argmax objective needs [N, classes], got {s:?}"
+            )))
+        }
+    };
+    let none = Tensor::empty(rec.ctx(), &[n], "no targets")?;
+    let seed = Tensor::empty(rec.ctx(), &z.shape, "objective seed")?;
+    let value = Tensor::empty(rec.ctx(), &[n], "argmax")?;
+    let p = ObjectiveParams {
+        rows: u32s(n, "batch")?,
+        per: u32s(k, "classes")?,
+        plane: 1,
+        mode: 6,
+        width: 1,
+        _pad: [0; 3],
+    };
+    let bind = [
+        Binding::Tensor(z),
+        Binding::Tensor(&none),
+        Binding::Tensor(&seed),
+        Binding::Tensor(&value),
+    ];
+    rec.launch(Kernel::Objective, &p, &bind, grid(p.rows));
+    Ok((seed, value))
+}
+
 /// The seed d objective / d z (shaped like z) and the objective's value per item ([N]),
 /// for z a layer's output [N, classes] or [N, C, H, W].
 pub fn objective(
@@ -135,6 +171,9 @@ pub fn objective(
             targets.item_shape,
             z.shape
         )));
+    }
+    if kind == Objective::ArgmaxLogit {
+        return argmax_objective(rec, z);
     }
     if targets.units != (kind == Objective::Unit) {
         return Err(Error::Shape(format!(
