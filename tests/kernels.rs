@@ -176,7 +176,7 @@ fn run_pool(dims: [usize; 4], p: Pool2d, quantize: bool) {
     let (wm, warg, oh, ow) = cpu::max_pool2d(&x, dims, &p);
     assert_eq!(ym.shape, vec![dims[0], dims[1], oh, ow]);
     assert_close(&ym.read(c).unwrap(), &wm, 0.0, 0.0, "max_pool2d values");
-    let got_arg: Vec<u32> = am.read(c).unwrap().iter().map(|v| v.to_bits()).collect();
+    let got_arg: Vec<u32> = am.read_u32(c).unwrap();
     assert_eq!(got_arg, warg, "max_pool2d argmax for {dims:?} {p:?}");
     let (wa, _, _) = cpu::avg_pool2d(&x, dims, &p);
     assert_close(

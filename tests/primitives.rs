@@ -353,3 +353,59 @@ fn nearest_resize_matches_the_host_resize() {
         );
     }
 }
+
+#[test]
+fn histograms_accumulate_into_u32_counts() {
+    use netlens::ops::select;
+    let c = ctx();
+    let rows = 3;
+    let (a, b) = (rand_vec(rows * 517, 18), rand_vec(rows * 517, 19));
+    let counts = Tensor::upload_u32(c, &vec![0; rows * 10], &[rows, 10]).unwrap();
+    let mut rec = Recorder::new(c, "histogram");
+    select::histogram(&mut rec, &up(&a, &[rows, 517]), rows, -0.8, 0.6, &counts).unwrap();
+    select::histogram(&mut rec, &up(&b, &[rows, 517]), rows, -0.8, 0.6, &counts).unwrap();
+    rec.submit().unwrap();
+    let got = counts.read_u32(c).unwrap();
+    let (ha, hb) = (
+        cpu::histogram(&a, rows, -0.8, 0.6, 10),
+        cpu::histogram(&b, rows, -0.8, 0.6, 10),
+    );
+    let want: Vec<u32> = ha.iter().zip(&hb).map(|(p, q)| p + q).collect();
+    assert_eq!(got, want);
+    assert_eq!(got.iter().sum::<u32>() as usize, 2 * rows * 517);
+    assert!(counts.read(c).is_err(), "u32 tensors are read as u32");
+    let mut rec = Recorder::new(c, "bad histogram");
+    assert!(select::histogram(&mut rec, &up(&a, &[rows, 517]), rows, 0.6, -0.8, &counts).is_err());
+    let f = up(&vec![0.0; rows * 10], &[rows, 10]);
+    assert!(select::histogram(&mut rec, &up(&a, &[rows, 517]), rows, -0.8, 0.6, &f).is_err());
+}
+
+#[test]
+fn top_k_per_row_with_indices() {
+    use netlens::ops::select;
+    let c = ctx();
+    let rows = 4;
+    let per = 1000;
+    let mut x = rand_vec(rows * per, 20);
+    // ties across invocations' shares: the smaller index ranks first
+    x[5] = 2.0;
+    x[5 + 64] = 2.0;
+    x[per + 999] = 3.0;
+    for k in [1, 7, 16] {
+        let mut rec = Recorder::new(c, "top-k");
+        let (v, i) = select::top_k(&mut rec, &up(&x, &[rows, per]), rows, k).unwrap();
+        rec.submit().unwrap();
+        let (wv, wi) = cpu::top_k(&x, rows, k);
+        assert_eq!(i.read_u32(c).unwrap(), wi, "top-{k} indices");
+        assert_close(
+            &v.read(c).unwrap(),
+            &wv,
+            0.0,
+            0.0,
+            &format!("top-{k} values"),
+        );
+    }
+    let mut rec = Recorder::new(c, "bad top-k");
+    assert!(select::top_k(&mut rec, &up(&x, &[rows, per]), rows, 17).is_err());
+    assert!(select::top_k(&mut rec, &up(&x[..12], &[4, 3]), 4, 4).is_err());
+}

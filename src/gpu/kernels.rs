@@ -82,6 +82,8 @@ kernels! {
     TvRows => "reduce.wgsl", "tv_rows", [R, W];
     TvGrad => "reduce.wgsl", "tv_grad", [R, W];
     ChannelCombination => "reduce.wgsl", "channel_combination", [R, R, W];
+    Histogram => "select.wgsl", "histogram", [R, W];
+    TopK => "select.wgsl", "top_k", [R, W, W];
     Objective => "objective.wgsl", "objective", [R, R, W, W];
 }
 

@@ -81,11 +81,20 @@ impl Drop for PooledBuffer {
     }
 }
 
-/// An f32 tensor on the GPU (NCHW or [N, features]). Cloning shares the buffer.
+/// A tensor's element type: f32 values, or u32 indices and counts (4 bytes each).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DType {
+    F32,
+    U32,
+}
+
+/// A tensor on the GPU (NCHW or [N, features]), f32 unless made as u32. Cloning shares
+/// the buffer.
 #[derive(Clone)]
 pub struct Tensor {
     pub(crate) buf: Arc<PooledBuffer>,
     pub shape: Vec<usize>,
+    pub dtype: DType,
 }
 
 impl Tensor {
@@ -97,7 +106,30 @@ impl Tensor {
         Ok(Tensor {
             buf: Arc::new(buf),
             shape: shape.to_vec(),
+            dtype: DType::F32,
         })
+    }
+
+    /// An uninitialised u32 tensor (indices, counts).
+    pub fn empty_u32(ctx: &Context, shape: &[usize], what: &str) -> Result<Tensor> {
+        Ok(Tensor {
+            dtype: DType::U32,
+            ..Self::empty(ctx, shape, what)?
+        })
+    }
+
+    /// A u32 tensor holding `data`.
+    pub fn upload_u32(ctx: &Context, data: &[u32], shape: &[usize]) -> Result<Tensor> {
+        if shape.iter().product::<usize>() != data.len() {
+            return Err(Error::Shape(format!(
+                "{} values do not fill shape {shape:?}",
+                data.len()
+            )));
+        }
+        let t = Self::empty_u32(ctx, shape, "input tensor")?;
+        ctx.queue
+            .write_buffer(&t.buf.buffer, 0, bytemuck::cast_slice(data));
+        Ok(t)
     }
 
     pub fn upload(ctx: &Context, data: &[f32], shape: &[usize]) -> Result<Tensor> {
@@ -143,17 +175,38 @@ impl Tensor {
         Ok(Tensor {
             buf: self.buf.clone(),
             shape: shape.to_vec(),
+            dtype: self.dtype,
         })
     }
 
-    /// Copies the tensor to the host (waits for the GPU).
+    /// Copies an f32 tensor to the host (waits for the GPU).
     pub fn read(&self, ctx: &Context) -> Result<Vec<f32>> {
+        if self.dtype != DType::F32 {
+            return Err(Error::Shape(
+                "this tensor holds u32 values: use read_u32".into(),
+            ));
+        }
         Ok(read_all(ctx, &[self])?.remove(0))
+    }
+
+    /// Copies a u32 tensor to the host (waits for the GPU).
+    pub fn read_u32(&self, ctx: &Context) -> Result<Vec<u32>> {
+        if self.dtype != DType::U32 {
+            return Err(Error::Shape(
+                "this tensor holds f32 values: use read".into(),
+            ));
+        }
+        Ok(read_all(ctx, &[self])?
+            .remove(0)
+            .into_iter()
+            .map(f32::to_bits)
+            .collect())
     }
 }
 
 /// Copies several tensors to the host with one submission and one wait (a loop's
-/// progress values, a result and its statistics).
+/// progress values, a result and its statistics). u32 tensors come back as their bits in
+/// f32s (`f32::to_bits` recovers them).
 pub fn read_all(ctx: &Context, tensors: &[&Tensor]) -> Result<Vec<Vec<f32>>> {
     let offsets: Vec<u64> = tensors
         .iter()

@@ -11,6 +11,7 @@ mod perturb;
 mod pool;
 pub mod reduce;
 pub mod resample;
+pub mod select;
 mod simple;
 
 pub use backward::{

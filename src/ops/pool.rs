@@ -131,7 +131,7 @@ pub fn max_pool2d(rec: &mut Recorder, x: &Tensor, pool: &Pool2d) -> Result<(Tens
     let (oh, ow) = pool.out_hw(d[2], d[3])?;
     let shape = [d[0], d[1], oh, ow];
     let y = Tensor::empty(rec.ctx(), &shape, "max_pool2d output")?;
-    let arg = Tensor::empty(rec.ctx(), &shape, "max_pool2d argmax")?;
+    let arg = Tensor::empty_u32(rec.ctx(), &shape, "max_pool2d argmax")?;
     let p = params(&d, oh, ow, Some(pool))?;
     rec.launch_1d(
         Kernel::MaxPool2dForward,

@@ -253,3 +253,32 @@ pub fn tv_grad(x: &[f32], dims: [usize; 4], beta: f32) -> Vec<f32> {
     }
     g.into_iter().map(|v| v as f32).collect()
 }
+
+/// Counts per row into `bins` equal bins over [lo, hi) (below lo: the first, at or above
+/// hi: the last), as the kernel bins them (f32 arithmetic).
+pub fn histogram(x: &[f32], rows: usize, lo: f32, hi: f32, bins: usize) -> Vec<u32> {
+    let per = x.len() / rows;
+    let mut counts = vec![0u32; rows * bins];
+    for (i, v) in x.iter().enumerate() {
+        let t = (v - lo) / (hi - lo) * bins as f32;
+        let b = t.clamp(0.0, (bins - 1) as f32) as usize;
+        counts[(i / per) * bins + b] += 1;
+    }
+    counts
+}
+
+/// Each row's k largest values and their indices, largest first, ties by smaller index.
+pub fn top_k(x: &[f32], rows: usize, k: usize) -> (Vec<f32>, Vec<u32>) {
+    let per = x.len() / rows;
+    let (mut vals, mut idx) = (Vec::new(), Vec::new());
+    for r in 0..rows {
+        let mut order: Vec<usize> = (0..per).collect();
+        let row = &x[r * per..(r + 1) * per];
+        order.sort_by(|&a, &b| row[b].total_cmp(&row[a]).then(a.cmp(&b)));
+        for &j in &order[..k] {
+            vals.push(row[j]);
+            idx.push(j as u32);
+        }
+    }
+    (vals, idx)
+}
