@@ -12,7 +12,8 @@ struct ResampleParams {
     adjoint: u32, // 1: apply the adjoint (transpose) of the forward map
     sigma: f32,
     channels: u32, // roll: C, to find each plane's item
-    _pad0: u32, _pad1: u32,
+    replicate: u32, // blur: 1 replicates the border instead of reflecting (forward only)
+    _pad1: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: ResampleParams;
@@ -121,7 +122,9 @@ fn blur(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     var acc = 0.0;
     if (p.adjoint == 0u) {
         for (var d = -rad; d <= rad; d++) {
-            acc += gauss(d) * src[base + reflect(i32(pos) + d, n) * stride];
+            var j = reflect(i32(pos) + d, n);
+            if (p.replicate == 1u) { j = u32(clamp(i32(pos) + d, 0, i32(n) - 1)); }
+            acc += gauss(d) * src[base + j * stride];
         }
     } else if (n == 1u) {
         acc = norm * src[base];

@@ -409,3 +409,22 @@ fn top_k_per_row_with_indices() {
     assert!(select::top_k(&mut rec, &up(&x, &[rows, per]), rows, 17).is_err());
     assert!(select::top_k(&mut rec, &up(&x[..12], &[4, 3]), 4, 4).is_err());
 }
+
+#[test]
+fn blur_baseline_on_the_device_equals_the_host_one() {
+    use netlens::explain::gradient::Baseline;
+    let dims = [2, 3, 11, 8];
+    let x = netlens::Array::new(dims.to_vec(), rand_vec(dims.iter().product(), 21)).unwrap();
+    for sigma in [0.7f32, 2.0, 5.0] {
+        let b = Baseline::Blur(sigma);
+        let got = b.on_device(ctx(), &x, &up(&x.data, &dims)).unwrap();
+        let want = b.build(&x).unwrap();
+        assert_close(
+            &read(&got),
+            &want.data,
+            1e-5,
+            1e-5,
+            &format!("blur baseline sigma {sigma}"),
+        );
+    }
+}

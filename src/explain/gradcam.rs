@@ -4,11 +4,11 @@ use super::resample::Upsample;
 use super::{run_gradients, Attribution, Target};
 use crate::array::Array;
 use crate::error::{Error, Result};
-use crate::gpu::{Recorder, Tensor};
+use crate::gpu::{read_all, Recorder, Tensor};
 use crate::graph::stream::passes;
 use crate::graph::{Keep, Net};
 use crate::model::LayerKind;
-use crate::ops::objective::{objective, Objective, Targets};
+use crate::ops::objective::{argmax_objective, objective, Objective, Targets};
 use crate::ops::{self, ReluRule};
 
 /// The default Grad-CAM layer: the ReLU after the last conv (or the last conv).
@@ -39,7 +39,8 @@ pub fn grad_cam(
     up: Upsample,
 ) -> Result<Attribution> {
     x.check_finite()?;
-    let t = target.resolve(net, x)?;
+    // given targets, or each item's argmax found on the device in the same pass
+    let fixed = target.fixed(x.batch());
     let ctx = net.ctx();
     let last = net.model().layers.len() - 1;
     if layer > last {
@@ -52,8 +53,13 @@ pub fn grad_cam(
         let xt = Tensor::upload(ctx, &part.data, &part.shape)?;
         let mut rec = Recorder::new(ctx, "grad-cam");
         let tape = net.record_forward(&mut rec, &xt, &Keep::All, None)?;
-        let targets = Targets::classes(ctx, &t[r.clone()], &tape.logits.shape[1..])?;
-        let (seed, _) = objective(&mut rec, &tape.logits, &targets, Objective::Logit)?;
+        let (seed, value) = match &fixed {
+            Some(t) => {
+                let t = Targets::classes(ctx, &t[r.clone()], &tape.logits.shape[1..])?;
+                objective(&mut rec, &tape.logits, &t, Objective::Logit)?
+            }
+            None => argmax_objective(&mut rec, &tape.logits)?,
+        };
         let g = net.record_backward_range(
             &mut rec,
             &tape,
@@ -69,11 +75,23 @@ pub fn grad_cam(
             Upsample::Bilinear => ops::resample::bilinear(&mut rec, &cam, size)?,
         };
         rec.submit()?;
-        Array::new(map.shape.clone(), map.read(ctx)?)
+        let mut got = read_all(ctx, &[&map, &value])?.into_iter();
+        let m = Array::new(map.shape.clone(), got.next().expect("the map"))?;
+        let t: Vec<usize> = match &fixed {
+            Some(t) => t[r.clone()].to_vec(),
+            None => got
+                .next()
+                .expect("the argmax")
+                .iter()
+                .map(|c| *c as usize)
+                .collect(),
+        };
+        Ok((m, t))
     })?;
+    let (maps, t): (Vec<Array>, Vec<Vec<usize>>) = parts.into_iter().unzip();
     Ok(Attribution {
-        map: Array::concat(&parts)?,
-        targets: t,
+        map: Array::concat(&maps)?,
+        targets: t.concat(),
     })
 }
 
@@ -85,8 +103,8 @@ pub fn guided_grad_cam(
     layer: usize,
     up: Upsample,
 ) -> Result<Attribution> {
-    let t = target.resolve(net, x)?;
-    let cam = grad_cam(net, x, &Target::Each(t.clone()), layer, true, up)?;
+    let cam = grad_cam(net, x, target, layer, true, up)?;
+    let t = cam.targets.clone();
     let gb = run_gradients(
         net,
         x,

@@ -6,10 +6,12 @@ use super::{run_gradients, Attribution, Target};
 use crate::array::Array;
 use crate::data::rng::Rng;
 use crate::error::{Error, Result};
+use crate::gpu::Context;
 use crate::gpu::{read_all, Recorder, Tensor};
 use crate::graph::Net;
 use crate::ops::copies::{lerp_copies, noisy_copies};
-use crate::ops::map::multiply;
+use crate::ops::map::{affine, axpy, multiply};
+use crate::ops::resample::{blur_radius, blur_replicate};
 use crate::ops::ReluRule;
 
 fn hidden() -> indicatif::ProgressBar {
@@ -305,6 +307,31 @@ impl std::str::FromStr for Baseline {
 }
 
 impl Baseline {
+    /// The baseline of item i alone (a given baseline's item i; the others as they are).
+    pub fn item(&self, i: usize) -> Baseline {
+        match self {
+            Baseline::Given(b) if b.batch() > i => Baseline::Given(b.slice_batch(i, i + 1)),
+            other => other.clone(),
+        }
+    }
+
+    /// The baseline of `x` on the device, `xt` being `x` there: the blur runs as a kernel
+    /// (replicated border, radius ceil(3σ)); the others are made on the host.
+    pub fn on_device(&self, ctx: &Context, x: &Array, xt: &Tensor) -> Result<Tensor> {
+        match self {
+            Baseline::Blur(sigma) if *sigma > 0.0 => {
+                let mut rec = Recorder::new(ctx, "blur baseline");
+                let b = blur_replicate(&mut rec, xt, *sigma, blur_radius(*sigma))?;
+                rec.submit()?;
+                Ok(b)
+            }
+            _ => {
+                let b = self.build(x)?;
+                Tensor::upload(ctx, &b.data, &b.shape)
+            }
+        }
+    }
+
     pub fn build(&self, x: &Array) -> Result<Array> {
         let (h, w) = (x.shape[2], x.shape[3]);
         Ok(match self {
@@ -355,10 +382,8 @@ pub fn integrated_gradients(
 ) -> Result<Attribution> {
     x.check_finite()?;
     let (alphas, weights) = ig_steps(method, steps)?;
-    let b = baseline.build(x)?;
     let targets = target.resolve(net, x)?;
     let ctx = net.ctx();
-    let per: usize = x.shape[1..].iter().product();
     let f32s = |v: &[f64]| v.iter().map(|a| *a as f32).collect::<Vec<f32>>();
     let alphas = Tensor::upload(ctx, &f32s(&alphas), &[steps])?;
     let weights = Tensor::upload(ctx, &f32s(&weights), &[steps])?;
@@ -367,12 +392,9 @@ pub fn integrated_gradients(
     item_shape[0] = 1;
     let mut maps = Vec::with_capacity(x.batch());
     for (i, &t) in targets.iter().enumerate() {
-        let (xv, bv) = (
-            &x.data[i * per..(i + 1) * per],
-            &b.data[i * per..(i + 1) * per],
-        );
-        let xi = Tensor::upload(ctx, xv, &item_shape)?;
-        let bi = Tensor::upload(ctx, bv, &item_shape)?;
+        let xv = x.slice_batch(i, i + 1);
+        let xi = Tensor::upload(ctx, &xv.data, &item_shape)?;
+        let bi = baseline.item(i).on_device(ctx, &xv, &xi)?;
         let sum = copies_gradient(
             net,
             &item_shape,
@@ -382,9 +404,9 @@ pub fn integrated_gradients(
             &bar,
             |rec, first, m| lerp_copies(rec, &xi, &bi, &alphas, first, m),
         )?;
-        let diff: Vec<f32> = xv.iter().zip(bv).map(|(p, q)| p - q).collect();
-        let diff = Tensor::upload(ctx, &diff, &item_shape)?;
         let mut rec = Recorder::new(ctx, "integrated gradients");
+        let diff = affine(&mut rec, &xi, 1.0, 0.0)?;
+        axpy(&mut rec, -1.0, &bi, &diff)?;
         maps.push(multiply(&mut rec, &sum, &diff)?);
         rec.submit()?;
     }

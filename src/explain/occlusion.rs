@@ -29,8 +29,7 @@ pub fn occlusion(
     let k = base_logits.shape[1];
     let chunk = net.max_batch(&x.shape)?;
     let xt = Tensor::upload(ctx, &x.data, &x.shape)?;
-    let base = baseline.build(x)?;
-    let bt = Tensor::upload(ctx, &base.data, &base.shape)?;
+    let bt = baseline.on_device(ctx, x, &xt)?;
     let plane = h * w;
     let mut out = vec![0f32; n * c * plane];
     progress.set_length((n * win.count()) as u64);

@@ -22,7 +22,8 @@ struct ResampleParams {
     adjoint: u32,
     sigma: f32,
     channels: u32,
-    _pad: [u32; 2],
+    replicate: u32,
+    _pad: u32,
 }
 
 /// The most taps a blur takes on each side.
@@ -93,6 +94,19 @@ fn blur_pass(
     axis: u32,
     adjoint: bool,
 ) -> Result<Tensor> {
+    blur_pass_padded(rec, x, sigma, radius, axis, adjoint, false)
+}
+
+/// One pass; `replicate` clamps to the border instead of reflecting (forward only).
+fn blur_pass_padded(
+    rec: &mut Recorder,
+    x: &Tensor,
+    sigma: f32,
+    radius: usize,
+    axis: u32,
+    adjoint: bool,
+    replicate: bool,
+) -> Result<Tensor> {
     let [n, c, h, w] = dims4(&x.shape, "blur")?;
     let y = Tensor::empty(rec.ctx(), &x.shape, "blurred planes")?;
     let p = ResampleParams {
@@ -103,6 +117,7 @@ fn blur_pass(
         axis,
         adjoint: adjoint as u32,
         sigma,
+        replicate: replicate as u32,
         ..Default::default()
     };
     rec.launch_1d(
@@ -136,6 +151,14 @@ pub fn blur(rec: &mut Recorder, x: &Tensor, sigma: f32, radius: usize) -> Result
     blur_check(x, sigma, radius)?;
     let t = blur_pass(rec, x, sigma, radius, 0, false)?;
     blur_pass(rec, &t, sigma, radius, 1, false)
+}
+
+/// As `blur` with the border replicated instead of reflected (the integrated-gradients and
+/// occlusion `blur` baseline, as netlens has always made it).
+pub fn blur_replicate(rec: &mut Recorder, x: &Tensor, sigma: f32, radius: usize) -> Result<Tensor> {
+    blur_check(x, sigma, radius)?;
+    let t = blur_pass_padded(rec, x, sigma, radius, 0, false, true)?;
+    blur_pass_padded(rec, &t, sigma, radius, 1, false, true)
 }
 
 /// The adjoint (transpose) of `blur` with the same σ and radius.
