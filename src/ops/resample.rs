@@ -26,6 +26,20 @@ struct ResampleParams {
     _pad: u32,
 }
 
+impl ResampleParams {
+    /// N·C planes of h x w mapped to oh x ow (equal for the same-size maps).
+    fn planes(planes: usize, hw: (usize, usize), out: (usize, usize)) -> Result<Self> {
+        Ok(ResampleParams {
+            planes: u32s(planes, "planes")?,
+            h: u32s(hw.0, "height")?,
+            w: u32s(hw.1, "width")?,
+            oh: u32s(out.0, "height")?,
+            ow: u32s(out.1, "width")?,
+            ..Default::default()
+        })
+    }
+}
+
 /// The most taps a blur takes on each side.
 pub const MAX_BLUR_RADIUS: usize = 1024;
 
@@ -46,13 +60,8 @@ fn bilinear_launch(
     }
     let y = Tensor::empty(rec.ctx(), &[n, c, to.0, to.1], "resized planes")?;
     let p = ResampleParams {
-        planes: u32s(n * c, "planes")?,
-        h: u32s(small.0, "height")?,
-        w: u32s(small.1, "width")?,
-        oh: u32s(big.0, "height")?,
-        ow: u32s(big.1, "width")?,
         adjoint: adjoint as u32,
-        ..Default::default()
+        ..ResampleParams::planes(n * c, small, big)?
     };
     rec.launch_1d(
         Kernel::Bilinear,
@@ -110,15 +119,12 @@ fn blur_pass_padded(
     let [n, c, h, w] = dims4(&x.shape, "blur")?;
     let y = Tensor::empty(rec.ctx(), &x.shape, "blurred planes")?;
     let p = ResampleParams {
-        planes: u32s(n * c, "planes")?,
-        h: u32s(h, "height")?,
-        w: u32s(w, "width")?,
         radius: radius as u32,
         axis,
         adjoint: adjoint as u32,
         sigma,
         replicate: replicate as u32,
-        ..Default::default()
+        ..ResampleParams::planes(n * c, (h, w), (h, w))?
     };
     rec.launch_1d(
         Kernel::Blur,
@@ -180,12 +186,9 @@ pub fn roll(rec: &mut Recorder, x: &Tensor, offsets: &Tensor, adjoint: bool) -> 
     }
     let y = Tensor::empty(rec.ctx(), &x.shape, "rolled planes")?;
     let p = ResampleParams {
-        planes: u32s(n * c, "planes")?,
-        h: u32s(h, "height")?,
-        w: u32s(w, "width")?,
         adjoint: adjoint as u32,
         channels: u32s(c.max(1), "channels")?,
-        ..Default::default()
+        ..ResampleParams::planes(n * c, (h, w), (h, w))?
     };
     let bind = [
         Binding::Tensor(x),
@@ -207,14 +210,7 @@ pub fn nearest(rec: &mut Recorder, x: &Tensor, size: (usize, usize)) -> Result<T
         )));
     }
     let y = Tensor::empty(rec.ctx(), &[n, c, size.0, size.1], "resized planes")?;
-    let p = ResampleParams {
-        planes: u32s(n * c, "planes")?,
-        h: u32s(h, "height")?,
-        w: u32s(w, "width")?,
-        oh: u32s(size.0, "height")?,
-        ow: u32s(size.1, "width")?,
-        ..Default::default()
-    };
+    let p = ResampleParams::planes(n * c, (h, w), size)?;
     rec.launch_1d(
         Kernel::Nearest,
         &p,
