@@ -4,7 +4,6 @@
 use super::engine::copies_gradient;
 use super::{run_gradients, Attribution, Target};
 use crate::array::Array;
-use crate::data::rng::Rng;
 use crate::error::{Error, Result};
 use crate::gpu::Context;
 use crate::gpu::{read_all, Recorder, Tensor};
@@ -72,18 +71,6 @@ pub fn input_x_gradient(net: &Net, x: &Array, target: &Target) -> Result<Attribu
         .zip(&x.data)
         .for_each(|(g, v)| *g *= v);
     Ok(a)
-}
-
-/// Standard normal draws (Box–Muller) from the deterministic generator.
-pub fn gaussian(n: usize, seed: u64) -> Vec<f32> {
-    let mut r = Rng::new(seed);
-    (0..n)
-        .map(|_| {
-            let u1 = r.unit().max(1e-300);
-            let u2 = r.unit();
-            ((-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()) as f32
-        })
-        .collect()
 }
 
 /// SmoothGrad: the mean gradient over `samples` copies with Gaussian noise of

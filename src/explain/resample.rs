@@ -1,6 +1,5 @@
-//! Resampling maps to the input size (PyTorch's F.interpolate) and Gaussian blur.
-
-use crate::array::Array;
+//! The up-sampling modes (the kernels are ops::resample) and the host Gaussian blur of
+//! the `blur` baseline.
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Upsample {
@@ -21,45 +20,6 @@ impl std::str::FromStr for Upsample {
                 format!("'{o}': use nearest or bilinear"),
             )),
         }
-    }
-}
-
-/// Resizes every plane of an NCHW array to (oh, ow).
-pub fn resize(a: &Array, oh: usize, ow: usize, mode: Upsample) -> Array {
-    let [n, c, h, w] = [a.shape[0], a.shape[1], a.shape[2], a.shape[3]];
-    let mut out = Vec::with_capacity(n * c * oh * ow);
-    let (sy, sx) = (h as f64 / oh as f64, w as f64 / ow as f64);
-    for plane in a.data.chunks(h * w) {
-        for y in 0..oh {
-            for x in 0..ow {
-                let v = match mode {
-                    Upsample::Nearest => {
-                        let iy = ((y as f64 * sy).floor() as usize).min(h - 1);
-                        let ix = ((x as f64 * sx).floor() as usize).min(w - 1);
-                        plane[iy * w + ix]
-                    }
-                    Upsample::Bilinear => {
-                        let src = |d: usize, s: f64, n: usize| {
-                            let f = ((d as f64 + 0.5) * s - 0.5).max(0.0);
-                            let i0 = (f.floor() as usize).min(n - 1);
-                            let i1 = (i0 + 1).min(n - 1);
-                            (i0, i1, f - i0 as f64)
-                        };
-                        let (y0, y1, fy) = src(y, sy, h);
-                        let (x0, x1, fx) = src(x, sx, w);
-                        let p = |yy: usize, xx: usize| plane[yy * w + xx] as f64;
-                        ((1.0 - fy) * ((1.0 - fx) * p(y0, x0) + fx * p(y0, x1))
-                            + fy * ((1.0 - fx) * p(y1, x0) + fx * p(y1, x1)))
-                            as f32
-                    }
-                };
-                out.push(v);
-            }
-        }
-    }
-    Array {
-        shape: vec![n, c, oh, ow],
-        data: out,
     }
 }
 

@@ -282,3 +282,21 @@ pub fn top_k(x: &[f32], rows: usize, k: usize) -> (Vec<f32>, Vec<u32>) {
     }
     (vals, idx)
 }
+
+/// F.interpolate(mode="nearest") of every plane: source index min(floor(d · in / out),
+/// in − 1), the scale in f32 as PyTorch computes it.
+pub fn nearest(x: &[f32], dims: [usize; 4], oh: usize, ow: usize) -> Vec<f32> {
+    let [n, c, h, w] = dims;
+    let src = |d: usize, n_in: usize, n_out: usize| {
+        ((d as f32 * (n_in as f32 / n_out as f32)).floor() as usize).min(n_in - 1)
+    };
+    let mut out = Vec::with_capacity(n * c * oh * ow);
+    for pl in 0..n * c {
+        for oy in 0..oh {
+            for ox in 0..ow {
+                out.push(x[pl * h * w + src(oy, h, oh) * w + src(ox, w, ow)]);
+            }
+        }
+    }
+    out
+}
