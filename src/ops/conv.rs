@@ -219,7 +219,7 @@ pub fn linear_acc(
             w.row_len
         )));
     }
-    if n >= LINEAR_GEMM_BATCH || rec.ctx().gemm() == Gemm::Cpu {
+    if n >= LINEAR_GEMM_BATCH || w.packed {
         let g = Conv2dGeom {
             cin: k,
             cout: w.rows,

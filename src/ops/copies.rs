@@ -4,6 +4,7 @@
 
 use bytemuck::{Pod, Zeroable};
 
+use super::map::distinct;
 use super::u32s;
 use crate::error::{Error, Result};
 use crate::gpu::recorder::Binding;
@@ -118,7 +119,8 @@ pub fn weighted_sum(
     acc: &Tensor,
 ) -> Result<()> {
     let m = g.shape.first().copied().unwrap_or(0);
-    if m == 0 || acc.len() * m != g.len() || first + m > weights.len() || acc.shares_buffer(g) {
+    distinct("weighted sum", &[g, weights, acc])?;
+    if m == 0 || acc.len() * m != g.len() || first + m > weights.len() {
         return Err(Error::Shape(format!(
             "weighted sum: rows {:?} with weights {:?} from {first} do not fit {:?}",
             g.shape, weights.shape, acc.shape
