@@ -18,13 +18,23 @@ pub const POOLS: &[(&str, [usize; 4])] = &[
     ("pool1 b8", [8, 64, 224, 224]),
     ("pool4 b8", [8, 512, 28, 28]),
 ];
-/// The remaining distinct conv shapes of VGG16 at batch 1 (name, [n, cin, h, w], cout).
-pub const CONVS_MORE: &[(&str, [usize; 4], usize)] = &[
-    ("conv1_1 b1", [1, 3, 224, 224], 64),
-    ("conv2_1 b1", [1, 64, 112, 112], 128),
-    ("conv2_2 b1", [1, 128, 112, 112], 128),
-    ("conv3_1 b1", [1, 128, 56, 56], 256),
-    ("conv4_1 b1", [1, 256, 28, 28], 512),
-    ("conv4_2 b1", [1, 512, 28, 28], 512),
-    ("conv5_2 b1", [1, 512, 14, 14], 512),
+/// Every distinct 3x3 conv of VGG16 at 224, batch 1 (name, [n, cin, h, w], cout); the
+/// speed table's shapes (tools/speed_table.py keeps its own copy in step).
+pub const VGG16_CONVS: &[(&str, [usize; 4], usize)] = &[
+    ("conv1_1", [1, 3, 224, 224], 64),
+    ("conv1_2", [1, 64, 224, 224], 64),
+    ("conv2_1", [1, 64, 112, 112], 128),
+    ("conv2_2", [1, 128, 112, 112], 128),
+    ("conv3_1", [1, 128, 56, 56], 256),
+    ("conv3_2", [1, 256, 56, 56], 256),
+    ("conv4_1", [1, 256, 28, 28], 512),
+    ("conv4_2", [1, 512, 28, 28], 512),
+    ("conv5_1", [1, 512, 14, 14], 512),
 ];
+
+/// Deterministic values in [-0.5, 0.5) for weights and inputs of timing runs.
+pub fn fill(n: usize) -> Vec<f32> {
+    (0..n)
+        .map(|i| ((i * 7919) % 1000) as f32 / 1000.0 - 0.5)
+        .collect()
+}

@@ -9,15 +9,10 @@ use netlens::ops::{self, Conv2dGeom, Pool2d};
 
 #[path = "common.rs"]
 mod common;
+use common::fill;
 
 fn ctx() -> Arc<Context> {
     Arc::new(Context::from_env().expect("a wgpu adapter"))
-}
-
-fn fill(n: usize) -> Vec<f32> {
-    (0..n)
-        .map(|i| ((i * 7919) % 1000) as f32 / 1000.0 - 0.5)
-        .collect()
 }
 
 fn benches(c: &mut Criterion) {

@@ -7,19 +7,14 @@ use netlens::ops::{self, Conv2dGeom};
 
 #[path = "../benches/common.rs"]
 mod common;
-
-fn fill(n: usize) -> Vec<f32> {
-    (0..n)
-        .map(|i| ((i * 7919) % 1000) as f32 / 1000.0 - 0.5)
-        .collect()
-}
+use common::fill;
 
 fn main() -> netlens::Result<()> {
     let reps: usize = std::env::args().nth(1).map_or(2, |s| s.parse().unwrap());
     let only = std::env::args().nth(2);
     let ctx = Context::from_env()?;
     println!("{} gemm={}", ctx.adapter_name(), ctx.gemm().name());
-    for (name, d, cout) in common::CONVS.iter().chain(common::CONVS_MORE) {
+    for (name, d, cout) in common::VGG16_CONVS {
         if only.as_ref().is_some_and(|o| !name.contains(o.as_str())) {
             continue;
         }

@@ -17,30 +17,16 @@ use netlens::model::zoo;
 use netlens::ops::{self, Conv2dGeom, ReluRule};
 use netlens::Array;
 
-/// (name, [n, cin, h, w], cout): every distinct 3x3 conv of VGG16 at 224, batch 1.
-const CONVS: &[(&str, [usize; 4], usize)] = &[
-    ("conv1_1", [1, 3, 224, 224], 64),
-    ("conv1_2", [1, 64, 224, 224], 64),
-    ("conv2_1", [1, 64, 112, 112], 128),
-    ("conv2_2", [1, 128, 112, 112], 128),
-    ("conv3_1", [1, 128, 56, 56], 256),
-    ("conv3_2", [1, 256, 56, 56], 256),
-    ("conv4_1", [1, 256, 28, 28], 512),
-    ("conv4_2", [1, 512, 28, 28], 512),
-    ("conv5_1", [1, 512, 14, 14], 512),
-];
+#[path = "../benches/common.rs"]
+mod common;
+use common::{fill, VGG16_CONVS as CONVS};
+
 /// (name, batch, in, out)
 const LINEARS: &[(&str, usize, usize, usize)] = &[
     ("fc6", 1, 25088, 4096),
     ("fc7", 1, 4096, 4096),
     ("fc8", 1, 4096, 1000),
 ];
-
-fn fill(n: usize) -> Vec<f32> {
-    (0..n)
-        .map(|i| ((i * 7919) % 1000) as f32 / 1000.0 - 0.5)
-        .collect()
-}
 
 /// Median seconds of `reps` runs after one warm-up run.
 fn median(reps: usize, mut f: impl FnMut()) -> f64 {
