@@ -105,3 +105,37 @@ fn multiply(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgrou
     if (i >= p.count) { return; }
     mul_out[i] = mix_m[i] * mix_a[i];
 }
+
+// x = clamp(x, a, b) in place
+@group(0) @binding(1) var<storage, read_write> own: array<f32>;
+
+@compute @workgroup_size(64, 1, 1)
+fn clamp_own(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = index(gid, nwg);
+    if (i >= p.count) { return; }
+    own[i] = min(max(own[i], p.a), p.b);
+}
+
+// The mask's gradient of mix: out[n, 0, v] = sum over c of g * (a - b) at [n, c, v];
+// one thread per mask element (count = N * plane).
+@compute @workgroup_size(64, 1, 1)
+fn mix_grad(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = index(gid, nwg);
+    if (i >= p.count) { return; }
+    let item = i / p.plane;
+    let v = i - item * p.plane;
+    var s = 0.0;
+    for (var c = 0u; c < p.channels; c++) {
+        let j = (item * p.channels + c) * p.plane + v;
+        s = fma(mix_m[j], mix_a[j] - mix_b[j], s);
+    }
+    mix_out[i] = s;
+}
+
+// y[plane + i] = x[i]: a row into a history buffer (plane = the row's offset)
+@compute @workgroup_size(64, 1, 1)
+fn store_row(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = index(gid, nwg);
+    if (i >= p.count) { return; }
+    y[p.plane + i] = x[i];
+}

@@ -105,6 +105,64 @@ fn mix_broadcasts_the_mask_over_channels() {
 }
 
 #[test]
+fn mix_gradient_in_place_clamp_and_history_rows() {
+    let dims = [3, 3, 5, 7];
+    let n: usize = dims.iter().product();
+    let (g, a, b) = (rand_vec(n, 7), rand_vec(n, 8), rand_vec(n, 9));
+    let x = rand_vec(35 * 3, 10);
+    let xt = up(&x, &[3, 1, 5, 7]);
+    let hist = up(&vec![-9.0; 4 * 105], &[4, 105]);
+    let mut rec = Recorder::new(ctx(), "mask steps");
+    let gm = map::mix_grad(&mut rec, &up(&g, &dims), &up(&a, &dims), &up(&b, &dims)).unwrap();
+    map::store_row(&mut rec, &xt, &hist, 2).unwrap();
+    map::clamp_in_place(&mut rec, &xt, -0.2, 0.3).unwrap();
+    map::store_row(&mut rec, &xt, &hist, 3).unwrap();
+    rec.submit().unwrap();
+    assert_close(
+        &read(&gm),
+        &cpu::mix_grad(&g, &a, &b, dims),
+        1e-6,
+        1e-5,
+        "mix gradient",
+    );
+    // the mix gradient is the adjoint of m -> mix(m, a, b) - b = m (a - b)
+    let m = rand_vec(3 * 35, 11);
+    let zero = vec![0.0; n];
+    let mut rec = Recorder::new(ctx(), "mix as a linear map");
+    let am = map::mix(
+        &mut rec,
+        &up(&m, &[3, 1, 5, 7]),
+        &up(&a, &dims),
+        &up(&b, &dims),
+    )
+    .unwrap();
+    let bm = map::mix(
+        &mut rec,
+        &up(&zero[..3 * 35], &[3, 1, 5, 7]),
+        &up(&a, &dims),
+        &up(&b, &dims),
+    )
+    .unwrap();
+    rec.submit().unwrap();
+    let lin: Vec<f32> = read(&am)
+        .iter()
+        .zip(read(&bm))
+        .map(|(p, q)| p - q)
+        .collect();
+    assert_adjoint(&lin, &g, &m, &read(&gm), "mix gradient");
+    let clamped: Vec<f32> = x.iter().map(|v| v.clamp(-0.2, 0.3)).collect();
+    assert_close(&read(&xt), &clamped, 0.0, 0.0, "clamp in place");
+    let h = read(&hist);
+    assert!(h[..210].iter().all(|v| *v == -9.0), "other rows untouched");
+    assert_close(&h[210..315], &x, 0.0, 0.0, "history row 2");
+    assert_close(&h[315..], &clamped, 0.0, 0.0, "history row 3");
+    let mut rec = Recorder::new(ctx(), "bad rows");
+    assert!(map::store_row(&mut rec, &xt, &hist, 4).is_err());
+    assert!(map::store_row(&mut rec, &hist, &hist, 0).is_err());
+    assert!(map::clamp_in_place(&mut rec, &xt, 1.0, 0.0).is_err());
+}
+
+#[test]
 fn adam_matches_torch_optim_adam() {
     let dims = [2, 3, 4, 5];
     let n: usize = dims.iter().product();

@@ -4,6 +4,7 @@ mod accuracy;
 mod attribute;
 mod classify;
 mod info;
+mod mask;
 mod synth;
 
 use std::sync::Arc;
@@ -40,6 +41,8 @@ enum Command {
     Classify(classify::Args),
     /// Attribution maps: gradients, SmoothGrad, IG, guided backprop, Grad-CAM, occlusion
     Attribute(Box<attribute::Args>),
+    /// Learned perturbation masks (Fong & Vedaldi 2017): deletion and preservation games
+    Mask(Box<mask::Args>),
     /// Write the procedural concept dataset (Broden layout)
     Synth(synth::Args),
     /// Top-1 accuracy of a model over a generated dataset
@@ -70,6 +73,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Info(a) => info::run(a),
         Command::Classify(a) => classify::run(a, backend),
         Command::Attribute(a) => attribute::run(*a, backend),
+        Command::Mask(a) => mask::run(*a, backend),
         Command::Synth(a) => synth::run(a),
         Command::Accuracy(a) => accuracy::run(a, backend),
     }

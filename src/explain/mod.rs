@@ -5,6 +5,7 @@ mod engine;
 pub mod gradcam;
 pub mod gradient;
 pub mod lrp;
+pub mod mask;
 pub mod method;
 pub mod occlusion;
 pub mod resample;

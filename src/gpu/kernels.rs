@@ -71,6 +71,9 @@ kernels! {
     Mix => "map.wgsl", "mix_masked", [R, R, R, W];
     Adam => "map.wgsl", "adam", [R, W, W, W];
     Multiply => "map.wgsl", "multiply", [R, R, W];
+    ClampOwn => "map.wgsl", "clamp_own", [W];
+    MixGrad => "map.wgsl", "mix_grad", [R, R, R, W];
+    StoreRow => "map.wgsl", "store_row", [R, W];
     LerpCopies => "copies.wgsl", "lerp_copies", [R, R, R, W];
     NoisyCopies => "copies.wgsl", "noisy_copies", [R, W];
     WeightedSum => "copies.wgsl", "weighted_sum", [R, R, W];

@@ -4,6 +4,7 @@ pub mod font;
 pub mod heatmap;
 pub mod image;
 pub mod npy;
+pub mod plot;
 
 use std::path::Path;
 

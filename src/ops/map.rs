@@ -250,3 +250,68 @@ pub fn multiply(rec: &mut Recorder, a: &Tensor, b: &Tensor) -> Result<Tensor> {
     rec.launch_1d(Kernel::Multiply, &p, &bind, a.len());
     Ok(out)
 }
+
+/// x clamped to [lo, hi] in place (a projected step's projection).
+pub fn clamp_in_place(rec: &mut Recorder, x: &Tensor, lo: f32, hi: f32) -> Result<()> {
+    if lo.is_nan() || hi.is_nan() || lo > hi {
+        return Err(Error::Shape(format!(
+            "clamp needs lo <= hi, got [{lo}, {hi}]"
+        )));
+    }
+    let p = MapParams {
+        count: u32s(x.len(), "elements")?,
+        a: lo,
+        b: hi,
+        ..Default::default()
+    };
+    rec.launch_1d(Kernel::ClampOwn, &p, &[Binding::Tensor(x)], x.len());
+    Ok(())
+}
+
+/// The gradient of `mix(m, a, b)` with respect to a one-channel mask m [N, 1, H, W]:
+/// Σ_c g ⊙ (a − b) for g, a, b [N, C, H, W].
+pub fn mix_grad(rec: &mut Recorder, g: &Tensor, a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    same_shape("mix gradient", a, b)?;
+    same_shape("mix gradient", g, a)?;
+    let [n, c, h, w] = super::dims4(&a.shape, "mix gradient")?;
+    let out = Tensor::empty(rec.ctx(), &[n, 1, h, w], "mask gradient")?;
+    let p = MapParams {
+        count: u32s(n * h * w, "mask elements")?,
+        plane: u32s(h * w, "plane")?,
+        channels: u32s(c, "channels")?,
+        ..Default::default()
+    };
+    let bind = [
+        Binding::Tensor(g),
+        Binding::Tensor(a),
+        Binding::Tensor(b),
+        Binding::Tensor(&out),
+    ];
+    rec.launch_1d(Kernel::MixGrad, &p, &bind, n * h * w);
+    Ok(out)
+}
+
+/// Copies x (all of it) into row `row` of `history` [rows, x.len()]: a value per step kept
+/// on the device and read once at the end.
+pub fn store_row(rec: &mut Recorder, x: &Tensor, history: &Tensor, row: usize) -> Result<()> {
+    let per = x.len();
+    if history.shape.len() != 2 || history.shape[1] != per || row >= history.shape[0] {
+        return Err(Error::Shape(format!(
+            "store_row: row {row} of {} values does not fit a history {:?}",
+            per, history.shape
+        )));
+    }
+    distinct("store_row", &[x, history])?;
+    let p = MapParams {
+        count: u32s(per, "elements")?,
+        plane: u32s(row * per, "history offset")?,
+        ..Default::default()
+    };
+    rec.launch_1d(
+        Kernel::StoreRow,
+        &p,
+        &[Binding::Tensor(x), Binding::Tensor(history)],
+        per,
+    );
+    Ok(())
+}

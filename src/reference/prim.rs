@@ -37,6 +37,17 @@ pub fn mix(m: &[f32], a: &[f32], b: &[f32], dims: [usize; 4], mc: usize) -> Vec<
         .collect()
 }
 
+/// d mix / d m for a one-channel mask: Σ_c g (a − b), [N, 1, H, W].
+pub fn mix_grad(g: &[f32], a: &[f32], b: &[f32], dims: [usize; 4]) -> Vec<f32> {
+    let [n, c, h, w] = dims;
+    let mut out = vec![0.0f64; n * h * w];
+    for (i, gi) in g.iter().enumerate() {
+        let (item, q) = (i / (c * h * w), i % (h * w));
+        out[item * h * w + q] += *gi as f64 * (a[i] as f64 - b[i] as f64);
+    }
+    out.into_iter().map(|v| v as f32).collect()
+}
+
 /// PyTorch's bilinear taps (align_corners = False) of output d: (i0, i1, weight of i1).
 fn taps(d: usize, n_in: usize, n_out: usize) -> (usize, usize, f64) {
     let scale = n_in as f64 / n_out as f64;
