@@ -1,10 +1,11 @@
 //! The README's mask numbers: deletion or preservation masks on the demo model for the
 //! shipped samples and a freshly generated set, scored against the object masks.
-//! cargo run --release --example mask_study -- [deletion|preservation] [COUNT] [SEED] [k=v ...]
+//! cargo run --release --example mask_study -- [deletion|preservation|extremal] [COUNT] [SEED] [k=v ...]
 //! (k=v overrides: mask=, l1=, tv=, init=, iters=, lr=, jitter=, score=)
 use std::sync::Arc;
 
 use netlens::data::synth::render_one;
+use netlens::explain::mask::extremal::{extremal_perturbation, ExtremalSettings, Variant};
 use netlens::explain::mask::{meaningful_perturbation, Game, MaskSettings};
 use netlens::explain::Target;
 use netlens::gpu::Context;
@@ -57,8 +58,73 @@ fn generated(net: &Net, count: usize, seed: u64) -> Vec<Item> {
         .collect()
 }
 
+/// Extremal preserve masks at three areas: the area reached (TorchRay's measure) against
+/// the target, and the target's probability on what the mask keeps.
+fn extremal(net: &Net, sets: Vec<(&str, Vec<Item>)>) -> netlens::Result<()> {
+    let s = ExtremalSettings {
+        areas: vec![0.05, 0.1, 0.2],
+        ..ExtremalSettings::new(Variant::Preserve, (64, 64))
+    };
+    println!("{s:?}");
+    let names = net.model().meta.classes.clone().unwrap_or_default();
+    for (set, items) in sets {
+        let x = Array::concat(&items.iter().map(|i| i.x.clone()).collect::<Vec<_>>())?;
+        let targets = Target::Each(items.iter().map(|i| i.class).collect());
+        let t0 = std::time::Instant::now();
+        let r = extremal_perturbation(net, &x, &targets, &s, &indicatif::ProgressBar::hidden())?;
+        println!(
+            "\n{set} ({} items, {:.1} s)",
+            items.len(),
+            t0.elapsed().as_secs_f64()
+        );
+        println!("item              class      area  reached  p(phi)  ok");
+        let (mut ok, mut rows) = (0, 0);
+        for (k, m) in r.items.iter().enumerate() {
+            let it = &items[k / 3];
+            if !m.explainable {
+                if k % 3 == 0 {
+                    println!(
+                        "{:<17} {:<9} not explainable (p {:.3} on the blurred input)",
+                        it.name,
+                        names.get(it.class).map_or("?", |s| s.as_str()),
+                        m.p_baseline
+                    );
+                }
+                continue;
+            }
+            let (t, a) = (m.area_target.unwrap(), m.area.unwrap());
+            let pass = (a - t).abs() <= 0.02;
+            rows += 1;
+            ok += pass as usize;
+            println!(
+                "{:<17} {:<9} {:>5.2} {:>8.3} {:>7.3}  {}",
+                it.name,
+                names.get(it.class).map_or("?", |s| s.as_str()),
+                t,
+                a,
+                m.p_perturbed,
+                if pass { "yes" } else { "NO" }
+            );
+        }
+        println!("{set}: {ok} of {rows} explainable masks within 0.02 of their area");
+    }
+    Ok(())
+}
+
 fn main() -> netlens::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(|s| s.as_str()) == Some("extremal") {
+        let count = args.get(1).map_or(8, |s| s.parse().expect("a count"));
+        let seed = args.get(2).map_or(2026, |s| s.parse().expect("a seed"));
+        let ctx = Arc::new(Context::from_env()?);
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/models/shapes-vgg.safetensors");
+        let net = Net::new(ctx, netlens::model::load(path.as_ref())?)?;
+        let sets = vec![
+            ("shipped samples", samples(&net)),
+            ("generated", generated(&net, count, seed)),
+        ];
+        return extremal(&net, sets);
+    }
     let game: Game = args.first().map_or("deletion", |s| s.as_str()).parse()?;
     let count = args.get(1).map_or(32, |s| s.parse().expect("a count"));
     let seed = args.get(2).map_or(2026, |s| s.parse().expect("a seed"));

@@ -139,3 +139,56 @@ fn store_row(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgro
     if (i >= p.count) { return; }
     y[p.plane + i] = x[i];
 }
+
+// SGD with momentum in place, as torch.optim.SGD: buf = g on the first step (flags bit0),
+// else b * buf + (1 - c) * g; w -= a * buf. Uniform: a lr, b momentum, c dampening.
+@group(0) @binding(1) var<storage, read> sgd_g: array<f32>;
+@group(0) @binding(2) var<storage, read_write> sgd_w: array<f32>;
+@group(0) @binding(3) var<storage, read_write> sgd_buf: array<f32>;
+
+@compute @workgroup_size(64, 1, 1)
+fn sgd(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = index(gid, nwg);
+    if (i >= p.count) { return; }
+    let g = sgd_g[i];
+    var b = g;
+    if ((p.flags & 1u) == 0u) { b = fma(p.b, sgd_buf[i], (1.0 - p.c) * g); }
+    sgd_buf[i] = b;
+    sgd_w[i] = sgd_w[i] - p.a * b;
+}
+
+// out = a + b * x + c * y + d * z, element-wise over three inputs (a loss from its terms)
+@group(0) @binding(1) var<storage, read> lin_x: array<f32>;
+@group(0) @binding(2) var<storage, read> lin_y: array<f32>;
+@group(0) @binding(3) var<storage, read> lin_z: array<f32>;
+@group(0) @binding(4) var<storage, read_write> lin_out: array<f32>;
+
+@compute @workgroup_size(64, 1, 1)
+fn combine3(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = index(gid, nwg);
+    if (i >= p.count) { return; }
+    lin_out[i] = p.a + p.b * lin_x[i] + p.c * lin_y[i] + p.d * lin_z[i];
+}
+
+// Best iterate, step 1: rows of x (plane = row length) whose loss beats the best so far
+// are copied into best_x. Step 2 (min_into) then lowers the best losses.
+@group(0) @binding(1) var<storage, read> kb_x: array<f32>;
+@group(0) @binding(2) var<storage, read> kb_loss: array<f32>;
+@group(0) @binding(3) var<storage, read> kb_best: array<f32>;
+@group(0) @binding(4) var<storage, read_write> kb_best_x: array<f32>;
+
+@compute @workgroup_size(64, 1, 1)
+fn copy_if_better(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = index(gid, nwg);
+    if (i >= p.count) { return; }
+    let row = i / p.plane;
+    if (kb_loss[row] < kb_best[row]) { kb_best_x[i] = kb_x[i]; }
+}
+
+// y = min(y, x)
+@compute @workgroup_size(64, 1, 1)
+fn min_into(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = index(gid, nwg);
+    if (i >= p.count) { return; }
+    y[i] = min(y[i], x[i]);
+}

@@ -102,7 +102,8 @@ fn gauss(d: i32) -> f32 {
 }
 
 // One pass of a separable Gaussian blur along p.axis (weights exp(-d^2 / 2 sigma^2),
-// d = -radius..radius, normalised), reflect padding; src and dst both [planes, h, w].
+// d = -radius..radius, normalised), reflect padding (replicate = 1: replicated border,
+// 2: zeros, forward only); src and dst both [planes, h, w].
 @compute @workgroup_size(64, 1, 1)
 fn blur(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = index(gid, nwg);
@@ -124,6 +125,12 @@ fn blur(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
         for (var d = -rad; d <= rad; d++) {
             var j = reflect(i32(pos) + d, n);
             if (p.replicate == 1u) { j = u32(clamp(i32(pos) + d, 0, i32(n) - 1)); }
+            if (p.replicate == 2u) {
+                // zero padding: taps outside the plane add nothing
+                let q = i32(pos) + d;
+                if (q < 0 || q >= i32(n)) { continue; }
+                j = u32(q);
+            }
             acc += gauss(d) * src[base + j * stride];
         }
     } else if (n == 1u) {
@@ -177,4 +184,14 @@ fn nearest(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroup
     let sy = min(u32(floor(f32(r / p.ow) * (f32(p.h) / f32(p.oh)))), p.h - 1u);
     let sx = min(u32(floor(f32(r % p.ow) * (f32(p.w) / f32(p.ow)))), p.w - 1u);
     dst[i] = src[plane * p.h * p.w + sy * p.w + sx];
+}
+
+// Mirror every plane left to right (torch.flip(x, dims=(3,))); its own adjoint.
+@compute @workgroup_size(64, 1, 1)
+fn flip_x(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = index(gid, nwg);
+    if (i >= p.planes * p.h * p.w) { return; }
+    let row = i / p.w;
+    let x = i - row * p.w;
+    dst[i] = src[row * p.w + p.w - 1u - x];
 }

@@ -66,6 +66,7 @@ fn first_ten_iterations_match_the_pytorch_loop() {
             let s = MaskSettings {
                 iterations: k,
                 jitter: 0,
+                keep_best: false, // the reference returns the last iterate
                 ..MaskSettings::new(game, (64, 64))
             };
             let r =

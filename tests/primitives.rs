@@ -163,6 +163,41 @@ fn mix_gradient_in_place_clamp_and_history_rows() {
 }
 
 #[test]
+fn combined_losses_and_the_best_iterate_per_row() {
+    let (x, y, z) = (rand_vec(6, 20), rand_vec(6, 21), rand_vec(6, 22));
+    let rows = rand_vec(6 * 5, 23);
+    let (xt, best_x) = (up(&rows, &[6, 5]), up(&[7.0; 30], &[6, 5]));
+    let best = up(&[0.5, -9.0, 0.5, -9.0, 0.5, -9.0], &[6]);
+    let mut rec = Recorder::new(ctx(), "best");
+    let loss = map::combine3(
+        &mut rec,
+        [&up(&x, &[6]), &up(&y, &[6]), &up(&z, &[6])],
+        [0.5, 2.0, -1.0, 3.0],
+    )
+    .unwrap();
+    map::keep_best(&mut rec, &xt, &loss, &best_x, &best).unwrap();
+    rec.submit().unwrap();
+    let want: Vec<f32> = (0..6)
+        .map(|i| 0.5 + 2.0 * x[i] - y[i] + 3.0 * z[i])
+        .collect();
+    assert_close(&read(&loss), &want, 1e-6, 1e-6, "combine3");
+    let (bx, b) = (read(&best_x), read(&best));
+    for r in 0..6 {
+        let old = if r % 2 == 0 { 0.5 } else { -9.0 };
+        let better = want[r] < old;
+        let row = if better {
+            &rows[r * 5..r * 5 + 5]
+        } else {
+            &[7.0; 5][..]
+        };
+        assert_close(&bx[r * 5..r * 5 + 5], row, 0.0, 0.0, &format!("row {r}"));
+        assert_close(&b[r..r + 1], &[want[r].min(old)], 1e-6, 0.0, "best loss");
+    }
+    let mut rec = Recorder::new(ctx(), "bad best");
+    assert!(map::keep_best(&mut rec, &xt, &up(&[0.0; 5], &[5]), &best_x, &best).is_err());
+}
+
+#[test]
 fn adam_matches_torch_optim_adam() {
     let dims = [2, 3, 4, 5];
     let n: usize = dims.iter().product();

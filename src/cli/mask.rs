@@ -6,6 +6,7 @@ use serde_json::json;
 
 use crate::array::Array;
 use crate::error::{Error, Result};
+use crate::explain::mask::extremal::{extremal_perturbation, ExtremalSettings, Pyramid, Variant};
 use crate::explain::mask::{meaningful_perturbation, Game, MaskSettings, Masks, Perturbation};
 use crate::explain::Target;
 use crate::io;
@@ -17,17 +18,37 @@ pub struct Args {
     /// Images (PNG/JPEG) or .npy float32 [N, C, H, W]; all must share one size
     #[arg(required = true)]
     inputs: Vec<PathBuf>,
-    /// deletion (the smallest region whose removal destroys the score) or preservation
-    /// (the smallest region that alone keeps it)
+    /// deletion (the smallest region whose removal destroys the score), preservation
+    /// (the smallest region that alone keeps it), or extremal (TorchRay's extremal
+    /// perturbations: the region of a given area that keeps the score highest)
     #[arg(long, default_value = "deletion")]
     game: String,
+    /// extremal: target areas, comma-separated, each in (0, 1); one mask per item and area
+    #[arg(long, value_delimiter = ',', default_value = "0.1")]
+    area: Vec<f32>,
+    /// extremal: preserve, delete or dual
+    #[arg(long, default_value = "preserve")]
+    variant: String,
+    /// extremal: pyramid levels, in 2..=64
+    #[arg(long, default_value_t = 8)]
+    levels: usize,
+    /// extremal: parameter cell every STEP pixels (default 7 · side / 224)
+    #[arg(long)]
+    step: Option<usize>,
+    /// extremal: width σ of each cell's bump in pixels (default 21 · side / 224)
+    #[arg(long)]
+    sigma: Option<f32>,
+    /// extremal: no horizontal flip every other step
+    #[arg(long)]
+    no_jitter: bool,
     /// Class to explain (default: each input's top class)
     #[arg(long)]
     target: Option<usize>,
-    /// What replaces deleted pixels: blur, constant or noise
+    /// What replaces deleted pixels: blur, constant or noise (extremal: blur or fade)
     #[arg(long, default_value = "blur")]
     perturbation: String,
-    /// blur: σ in pixels (default 10 · side / 224), in (0, side]
+    /// blur: σ in pixels (default 10 · side / 224), in (0, side]; extremal: the pyramid's
+    /// largest σ (default 20 · side / 224)
     #[arg(long)]
     blur_sigma: Option<f32>,
     /// constant: mean (each channel's image mean) or a number in the model's input space
@@ -52,12 +73,12 @@ pub struct Args {
     /// β of the total variation, in [1, 10]
     #[arg(long, default_value_t = 3.0)]
     tv_beta: f32,
-    /// Adam's learning rate, in (0, 10]
-    #[arg(long, default_value_t = 0.05)]
-    lr: f32,
-    /// Iterations, in 1..=100000
-    #[arg(long, default_value_t = 300)]
-    iterations: usize,
+    /// Learning rate, in (0, 10] (default: Adam 0.05; extremal: SGD 0.01)
+    #[arg(long)]
+    lr: Option<f32>,
+    /// Iterations, in 1..=100000 (default 300; extremal 800)
+    #[arg(long)]
+    iterations: Option<usize>,
     /// Random shift per step in pixels (default 4 · side / 224), at most side / 2
     #[arg(long)]
     jitter: Option<usize>,
@@ -71,6 +92,9 @@ pub struct Args {
     /// is below this, in (0, 1]
     #[arg(long, default_value_t = 0.5)]
     explainable_below: f32,
+    /// Return the last iterate, not each item's best (lowest objective seen)
+    #[arg(long)]
+    last_iterate: bool,
     /// The final masks at input resolution, float32 [N, 1, H, W] in [0, 1], 1 = kept
     #[arg(long, value_name = "MASK.npy")]
     out: Option<PathBuf>,
@@ -123,12 +147,13 @@ fn settings(a: &Args, game: Game, hw: (usize, usize)) -> Result<MaskSettings> {
     s.l1 = a.l1.unwrap_or(s.l1);
     s.tv = a.tv.unwrap_or(s.tv);
     s.tv_beta = a.tv_beta;
-    s.lr = a.lr;
-    s.iterations = a.iterations;
+    s.lr = a.lr.unwrap_or(s.lr);
+    s.iterations = a.iterations.unwrap_or(s.iterations);
     s.jitter = a.jitter.unwrap_or(s.jitter);
     s.init = a.init.unwrap_or(s.init);
     s.seed = a.seed;
     s.explainable_below = a.explainable_below;
+    s.keep_best = !a.last_iterate;
     s.check(hw.0, hw.1)?;
     Ok(s)
 }
@@ -145,8 +170,56 @@ fn bar(total: u64) -> indicatif::ProgressBar {
     b
 }
 
+fn extremal_settings(a: &Args, hw: (usize, usize)) -> Result<ExtremalSettings> {
+    let variant = match a.variant.as_str() {
+        "preserve" => Variant::Preserve,
+        "delete" => Variant::Delete,
+        "dual" => Variant::Dual,
+        o => {
+            return Err(Error::input(
+                "--variant",
+                format!("'{o}': use preserve, delete or dual"),
+            ))
+        }
+    };
+    let mut s = ExtremalSettings::new(variant, hw);
+    s.pyramid = match a.perturbation.as_str() {
+        "blur" => Pyramid::Blur,
+        "fade" => Pyramid::Fade,
+        o => {
+            return Err(Error::input(
+                "--perturbation",
+                format!("'{o}': extremal perturbations use blur or fade"),
+            ))
+        }
+    };
+    s.areas = a.area.clone();
+    s.levels = a.levels;
+    s.max_blur = a.blur_sigma.unwrap_or(s.max_blur);
+    s.step = a.step.unwrap_or(s.step);
+    s.sigma = a.sigma.unwrap_or(s.sigma);
+    s.iterations = a.iterations.unwrap_or(s.iterations);
+    s.lr = a.lr.unwrap_or(s.lr);
+    s.jitter = !a.no_jitter;
+    s.explainable_below = a.explainable_below;
+    s.check(hw.0, hw.1)?;
+    Ok(s)
+}
+
+/// What the outputs need to know about the run.
+pub(crate) struct Run {
+    deletion: bool,
+    extremal: bool,
+    settings: String,
+}
+
 pub fn run(a: Args, gpu: super::Gpu) -> Result<()> {
-    let game: Game = a.game.parse()?;
+    let extremal = a.game == "extremal";
+    let game: Game = if extremal {
+        Game::Preservation
+    } else {
+        a.game.parse()?
+    };
     let outputs = [&a.out, &a.perturbed, &a.json, &a.heatmap, &a.curves];
     for o in outputs.into_iter().flatten() {
         if o.exists() && !a.overwrite {
@@ -168,22 +241,35 @@ pub fn run(a: Args, gpu: super::Gpu) -> Result<()> {
             "all inputs must have the same size; run them separately",
         )
     })?;
-    let s = settings(&a, game, (x.shape[2], x.shape[3]))?;
-    let net = super::open_net(gpu, model)?;
+    let hw = (x.shape[2], x.shape[3]);
     let target = a.target.map_or(Target::Argmax, Target::Class);
     let progress = bar(0);
-    let r = meaningful_perturbation(&net, &x, &target, &s, &progress)?;
+    let (net, r, run) = if extremal {
+        let s = extremal_settings(&a, hw)?;
+        let net = super::open_net(gpu, model)?;
+        let r = extremal_perturbation(&net, &x, &target, &s, &progress)?;
+        let run = Run {
+            deletion: s.variant == Variant::Delete,
+            extremal: true,
+            settings: format!("{s:?}"),
+        };
+        (net, r, run)
+    } else {
+        let s = settings(&a, game, hw)?;
+        let net = super::open_net(gpu, model)?;
+        let r = meaningful_perturbation(&net, &x, &target, &s, &progress)?;
+        let run = Run {
+            deletion: game == Game::Deletion,
+            extremal: false,
+            settings: format!("{s:?}"),
+        };
+        (net, r, run)
+    };
     progress.finish_and_clear();
-    write_outputs(&a, &net, &x, &s, &r)
+    write_outputs(&a, &net, &x, &run, &r)
 }
 
-fn write_outputs(
-    a: &Args,
-    net: &crate::graph::Net,
-    x: &Array,
-    s: &MaskSettings,
-    r: &Masks,
-) -> Result<()> {
+fn write_outputs(a: &Args, net: &crate::graph::Net, x: &Array, s: &Run, r: &Masks) -> Result<()> {
     if let Some(o) = &a.out {
         io::write_new(o, &io::npy::to_bytes(&r.mask), a.overwrite)?;
     }
@@ -191,19 +277,25 @@ fn write_outputs(
         io::write_new(o, &io::npy::to_bytes(&r.perturbed), a.overwrite)?;
     }
     if let Some(h) = &a.heatmap {
-        let explanation = match s.game {
-            Game::Deletion => Array {
+        let explanation = if s.deletion {
+            Array {
                 shape: r.mask.shape.clone(),
                 data: r.mask.data.iter().map(|m| 1.0 - m).collect(),
-            },
-            Game::Preservation => r.mask.clone(),
+            }
+        } else {
+            r.mask.clone()
         };
-        let title = match s.game {
-            Game::Deletion => "deleted (1-m)",
-            Game::Preservation => "kept (m)",
+        let title = if s.deletion {
+            "deleted (1-m)"
+        } else {
+            "kept (m)"
         };
+        // extremal: one row per item and area, each beside its item
+        let per = r.mask.batch() / x.batch().max(1);
+        let rows: Vec<usize> = (0..r.mask.batch()).map(|k| k / per.max(1)).collect();
+        let shown = crate::explain::mask::gather(x, &rows);
         let fig = io::heatmap::figure(
-            x,
+            &shown,
             &net.model().meta,
             &[(title.into(), explanation)],
             a.overlay,
@@ -228,13 +320,21 @@ fn write_outputs(
         .iter()
         .enumerate()
         .map(|(i, it)| {
-            json!({"input": i, "target": it.target, "target_name": net.model().class_name(it.target),
+            let per = r.items.len() / x.batch().max(1);
+            json!({"input": i / per.max(1), "target": it.target, "target_name": net.model().class_name(it.target),
                    "explainable": it.explainable, "p_input": it.p_input, "p_baseline": it.p_baseline,
-                   "p_perturbed": it.p_perturbed, "kept": it.kept, "iterations": it.loss.len(),
-                   "loss": it.loss, "prob": it.prob})
+                   "p_perturbed": it.p_perturbed, "kept": it.kept, "area_target": it.area_target, "area": it.area,
+                   "iterations": it.loss.len(), "loss": it.loss, "prob": it.prob})
         })
         .collect();
-    let doc = json!({"game": format!("{:?}", s.game).to_lowercase(), "settings": format!("{s:?}"), "items": rows});
+    let game = if s.extremal {
+        "extremal".to_string()
+    } else if s.deletion {
+        "deletion".into()
+    } else {
+        "preservation".into()
+    };
+    let doc = json!({"game": game, "settings": s.settings, "items": rows});
     if let Some(j) = &a.json {
         io::write_new(
             j,
@@ -245,8 +345,12 @@ fn write_outputs(
     for (i, it) in r.items.iter().enumerate() {
         let name = net.model().class_name(it.target);
         if it.explainable {
+            let area = match (it.area_target, it.area) {
+                (Some(t), Some(a)) => format!(" (area {t}: reached {a:.3})"),
+                _ => String::new(),
+            };
             println!(
-                "{i}: {name}: p {:.4} -> {:.4} with {:.1}% of the image kept",
+                "{i}: {name}{area}: p {:.4} -> {:.4} with {:.1}% of the image kept",
                 it.p_input,
                 it.p_perturbed,
                 100.0 * it.kept

@@ -74,6 +74,16 @@ kernels! {
     ClampOwn => "map.wgsl", "clamp_own", [W];
     MixGrad => "map.wgsl", "mix_grad", [R, R, R, W];
     StoreRow => "map.wgsl", "store_row", [R, W];
+    Sgd => "map.wgsl", "sgd", [R, W, W];
+    Combine3 => "map.wgsl", "combine3", [R, R, R, W];
+    CopyIfBetter => "map.wgsl", "copy_if_better", [R, R, R, W];
+    MinInto => "map.wgsl", "min_into", [R, W];
+    FlipX => "resample.wgsl", "flip_x", [R, W];
+    SmoothMask => "extremal.wgsl", "smooth_mask", [R, W, W];
+    SmoothMaskGrad => "extremal.wgsl", "smooth_mask_grad", [R, R, R, W];
+    PyramidMix => "extremal.wgsl", "pyramid_mix", [R, R, W];
+    PyramidMixGrad => "extremal.wgsl", "pyramid_mix_grad", [R, R, R, W];
+    AreaRegulariser => "extremal.wgsl", "area_regulariser", [R, R, W, W];
     LerpCopies => "copies.wgsl", "lerp_copies", [R, R, R, W];
     NoisyCopies => "copies.wgsl", "noisy_copies", [R, W];
     WeightedSum => "copies.wgsl", "weighted_sum", [R, R, W];

@@ -315,3 +315,119 @@ pub fn store_row(rec: &mut Recorder, x: &Tensor, history: &Tensor, row: usize) -
     );
     Ok(())
 }
+
+/// torch.optim.SGD's settings with momentum (no Nesterov, no weight decay).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Sgd {
+    pub lr: f32,
+    pub momentum: f32,
+    pub dampening: f32,
+}
+
+/// One SGD step in place on w with gradient g and momentum buffer buf; `first` starts the
+/// buffer at g, as torch does.
+pub fn sgd_step(
+    rec: &mut Recorder,
+    cfg: &Sgd,
+    first: bool,
+    w: &Tensor,
+    g: &Tensor,
+    buf: &Tensor,
+) -> Result<()> {
+    let ok = cfg.lr.is_finite()
+        && cfg.lr >= 0.0
+        && (0.0..1.0).contains(&cfg.momentum)
+        && (0.0..=1.0).contains(&cfg.dampening);
+    if !ok {
+        return Err(Error::Shape(format!(
+            "SGD needs lr >= 0, momentum in [0, 1), dampening in [0, 1]; got {cfg:?}"
+        )));
+    }
+    same_shape("sgd gradient", w, g)?;
+    same_shape("sgd momentum", w, buf)?;
+    distinct("sgd", &[w, g, buf])?;
+    let p = MapParams {
+        count: u32s(w.len(), "elements")?,
+        a: cfg.lr,
+        b: cfg.momentum,
+        c: cfg.dampening,
+        flags: first as u32,
+        ..Default::default()
+    };
+    let bind = [Binding::Tensor(g), Binding::Tensor(w), Binding::Tensor(buf)];
+    rec.launch_1d(Kernel::Sgd, &p, &bind, w.len());
+    Ok(())
+}
+
+/// a + b·x + c·y + d·z element-wise (a loss from its per-item terms).
+pub fn combine3(
+    rec: &mut Recorder,
+    [x, y, z]: [&Tensor; 3],
+    [a, b, c, d]: [f32; 4],
+) -> Result<Tensor> {
+    same_shape("combine3", x, y)?;
+    same_shape("combine3", x, z)?;
+    for (what, v) in [("a", a), ("b", b), ("c", c), ("d", d)] {
+        finite(&format!("combine3's {what}"), v)?;
+    }
+    let out = Tensor::empty(rec.ctx(), &x.shape, "combination")?;
+    let p = MapParams {
+        count: u32s(x.len(), "elements")?,
+        a,
+        b,
+        c,
+        d,
+        ..Default::default()
+    };
+    let bind = [
+        Binding::Tensor(x),
+        Binding::Tensor(y),
+        Binding::Tensor(z),
+        Binding::Tensor(&out),
+    ];
+    rec.launch_1d(Kernel::Combine3, &p, &bind, x.len());
+    Ok(out)
+}
+
+/// Keeps the best iterate per row: where loss[r] < best[r], row r of x [R, ...] is copied
+/// into best_x, and best = min(best, loss). Rows are x's first dimension.
+pub fn keep_best(
+    rec: &mut Recorder,
+    x: &Tensor,
+    loss: &Tensor,
+    best_x: &Tensor,
+    best: &Tensor,
+) -> Result<()> {
+    let rows = x.shape.first().copied().unwrap_or(0);
+    same_shape("keep_best", x, best_x)?;
+    if rows == 0 || loss.shape != [rows] || best.shape != [rows] {
+        return Err(Error::Shape(format!(
+            "keep_best: losses {:?} and best {:?} need one value per row of {:?}",
+            loss.shape, best.shape, x.shape
+        )));
+    }
+    distinct("keep_best", &[x, loss, best_x, best])?;
+    let p = MapParams {
+        count: u32s(x.len(), "elements")?,
+        plane: u32s(x.len() / rows, "row length")?,
+        ..Default::default()
+    };
+    let bind = [
+        Binding::Tensor(x),
+        Binding::Tensor(loss),
+        Binding::Tensor(best),
+        Binding::Tensor(best_x),
+    ];
+    rec.launch_1d(Kernel::CopyIfBetter, &p, &bind, x.len());
+    let p = MapParams {
+        count: rows as u32,
+        ..Default::default()
+    };
+    rec.launch_1d(
+        Kernel::MinInto,
+        &p,
+        &[Binding::Tensor(loss), Binding::Tensor(best)],
+        rows,
+    );
+    Ok(())
+}

@@ -4,6 +4,7 @@
 mod backward;
 mod conv;
 pub mod copies;
+pub mod extremal;
 mod lrp;
 pub mod map;
 pub mod objective;

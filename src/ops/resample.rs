@@ -116,6 +116,33 @@ fn blur_pass_padded(
     adjoint: bool,
     replicate: bool,
 ) -> Result<Tensor> {
+    if adjoint {
+        return blur_pass_any(rec, x, sigma, radius, axis, true, 0);
+    }
+    blur_pass_mode(rec, x, sigma, radius, axis, replicate as u32)
+}
+
+/// A forward pass with border mode 0 reflect, 1 replicate, 2 zeros.
+fn blur_pass_mode(
+    rec: &mut Recorder,
+    x: &Tensor,
+    sigma: f32,
+    radius: usize,
+    axis: u32,
+    mode: u32,
+) -> Result<Tensor> {
+    blur_pass_any(rec, x, sigma, radius, axis, false, mode)
+}
+
+fn blur_pass_any(
+    rec: &mut Recorder,
+    x: &Tensor,
+    sigma: f32,
+    radius: usize,
+    axis: u32,
+    adjoint: bool,
+    mode: u32,
+) -> Result<Tensor> {
     let [n, c, h, w] = dims4(&x.shape, "blur")?;
     let y = Tensor::empty(rec.ctx(), &x.shape, "blurred planes")?;
     let p = ResampleParams {
@@ -123,7 +150,7 @@ fn blur_pass_padded(
         axis,
         adjoint: adjoint as u32,
         sigma,
-        replicate: replicate as u32,
+        replicate: mode,
         ..ResampleParams::planes(n * c, (h, w), (h, w))?
     };
     rec.launch_1d(
@@ -165,6 +192,27 @@ pub fn blur_replicate(rec: &mut Recorder, x: &Tensor, sigma: f32, radius: usize)
     blur_check(x, sigma, radius)?;
     let t = blur_pass_padded(rec, x, sigma, radius, 0, false, true)?;
     blur_pass_padded(rec, &t, sigma, radius, 1, false, true)
+}
+
+/// As `blur` with zeros outside the plane (TorchRay's `imsmooth`, padding "constant").
+pub fn blur_zero(rec: &mut Recorder, x: &Tensor, sigma: f32, radius: usize) -> Result<Tensor> {
+    blur_check(x, sigma, radius)?;
+    let t = blur_pass_mode(rec, x, sigma, radius, 0, 2)?;
+    blur_pass_mode(rec, &t, sigma, radius, 1, 2)
+}
+
+/// Every plane mirrored left to right (torch.flip over W); its own adjoint.
+pub fn flip_x(rec: &mut Recorder, x: &Tensor) -> Result<Tensor> {
+    let [n, c, h, w] = dims4(&x.shape, "flip")?;
+    let y = Tensor::empty(rec.ctx(), &x.shape, "flipped planes")?;
+    let p = ResampleParams::planes(n * c, (h, w), (h, w))?;
+    rec.launch_1d(
+        Kernel::FlipX,
+        &p,
+        &[Binding::Tensor(x), Binding::Tensor(&y)],
+        y.len(),
+    );
+    Ok(y)
 }
 
 /// The adjoint (transpose) of `blur` with the same σ and radius.

@@ -1,6 +1,7 @@
 //! Plain-Rust CPU versions of every kernel: the ground truth for kernel tests.
 //! Written for clarity, not speed; all NCHW, f32 storage with f64 accumulation.
 
+pub mod extremal;
 pub mod net;
 pub mod prim;
 

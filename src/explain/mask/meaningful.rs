@@ -10,7 +10,9 @@ use crate::data::rng::Rng;
 use crate::error::Result;
 use crate::gpu::{read_all, Recorder, Tensor};
 use crate::graph::{Keep, Net};
-use crate::ops::map::{adam_step, affine, axpy, clamp_in_place, mix, mix_grad, store_row, Adam};
+use crate::ops::map::{
+    adam_step, affine, axpy, clamp_in_place, combine3, keep_best, mix, mix_grad, store_row, Adam,
+};
 use crate::ops::objective::{objective, Objective, Targets};
 use crate::ops::reduce::{reduce, tv, tv_grad, Reduction};
 use crate::ops::resample::{bilinear, bilinear_adjoint, roll};
@@ -117,13 +119,19 @@ impl<'a> Problem<'a> {
         Ok(Step { grad, score, prob })
     }
 
-    /// Each item's objective from its mask mean, TV and score.
-    fn loss(&self, area: f32, tv: f32, score: f32) -> f32 {
+    /// The objective = a + b·mean(m) + c·TV + d·score: [a, b, c, d].
+    fn loss_coefficients(&self) -> [f32; 4] {
         let s = self.s;
         match s.game {
-            Game::Deletion => s.l1 * (1.0 - area) + s.tv * tv + score,
-            Game::Preservation => s.l1 * area + s.tv * tv - score,
+            Game::Deletion => [s.l1, -s.l1, s.tv, 1.0],
+            Game::Preservation => [0.0, s.l1, s.tv, -1.0],
         }
+    }
+
+    /// Each item's objective from its mask mean, TV and score.
+    fn loss(&self, area: f32, tv: f32, score: f32) -> f32 {
+        let [a, b, c, d] = self.loss_coefficients();
+        a + b * area + c * tv + d * score
     }
 }
 
@@ -173,6 +181,9 @@ pub struct MaskRun<'a> {
     hist: History,
     adam: Adam,
     t: usize,
+    /// The best iterate so far and its objective per item.
+    best_m: Tensor,
+    best_loss: Tensor,
 }
 
 impl<'a> MaskRun<'a> {
@@ -198,8 +209,11 @@ impl<'a> MaskRun<'a> {
         let zeros = vec![0.0; n * side * side];
         let shape = [n, 1, side, side];
         let row = || Tensor::upload(ctx, &vec![0.0; s.iterations * n], &[s.iterations, n]);
+        let start = vec![s.init; zeros.len()];
         Ok(MaskRun {
-            m: Tensor::upload(ctx, &vec![s.init; zeros.len()], &shape)?,
+            m: Tensor::upload(ctx, &start, &shape)?,
+            best_m: Tensor::upload(ctx, &start, &shape)?,
+            best_loss: Tensor::upload(ctx, &vec![f32::MAX; n], &[n])?,
             mom: Tensor::upload(ctx, &zeros, &shape)?,
             vel: Tensor::upload(ctx, &zeros, &shape)?,
             hist: History {
@@ -250,6 +264,10 @@ impl<'a> MaskRun<'a> {
         ] {
             store_row(&mut rec, value, row, t)?;
         }
+        if s.keep_best {
+            let loss = combine3(&mut rec, [&area, &tv_m, &step.score], p.loss_coefficients())?;
+            keep_best(&mut rec, &self.m, &loss, &self.best_m, &self.best_loss)?;
+        }
         adam_step(
             &mut rec,
             &self.adam,
@@ -272,7 +290,12 @@ impl<'a> MaskRun<'a> {
         let ctx = p.net.ctx();
         let [n, _, h, w] = p.dims;
         let mut rec = Recorder::new(ctx, "final masks");
-        let up = bilinear(&mut rec, &self.m, (h, w))?;
+        let m = if p.s.keep_best && steps > 0 {
+            &self.best_m
+        } else {
+            &self.m
+        };
+        let up = bilinear(&mut rec, m, (h, w))?;
         let phi = mix(&mut rec, &up, &p.xt, &p.et)?;
         let tape = p.net.record_forward(&mut rec, &phi, &Keep::Nothing, None)?;
         let (_, prob) = objective(&mut rec, &tape.logits, &p.tg, Objective::Prob)?;
@@ -295,6 +318,8 @@ impl<'a> MaskRun<'a> {
                     p_baseline: f32::NAN,
                     p_perturbed: out[2][i],
                     kept: out[3][i],
+                    area_target: None,
+                    area: None,
                     explainable: true,
                     loss: (0..steps)
                         .map(|t| p.loss(area[t], tvv[t], score[t]))

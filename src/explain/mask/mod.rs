@@ -2,6 +2,7 @@
 //! deletion and preservation games) as device-resident loops. A mask m ∈ [0, 1] (1 = the
 //! pixel is kept) blends the input with a perturbed copy: Φ(x₀; m) = m ⊙ x₀ + (1 − m) ⊙ η.
 
+pub mod extremal;
 mod meaningful;
 mod settings;
 
@@ -28,6 +29,12 @@ pub struct MaskItem {
     pub p_perturbed: f32,
     /// The mean of the final mask at input resolution (the kept share of the image).
     pub kept: f32,
+    /// Extremal perturbations: the area this row was optimised for, and the area reached,
+    /// both as TorchRay measures them: the mean of its mask over the input and the margin
+    /// around it (its mask is the kept region for preserve and dual, the deleted one for
+    /// delete).
+    pub area_target: Option<f32>,
+    pub area: Option<f32>,
     /// False when η alone already keeps the prediction (p_baseline at or above
     /// `explainable_below`): no mask of this perturbation can explain the item, so none
     /// is learned; its mask is all ones and its Φ is x₀.
@@ -100,6 +107,8 @@ pub fn meaningful_perturbation(
             p_baseline: p_baseline[i],
             p_perturbed: p_input[i],
             kept: 1.0,
+            area_target: None,
+            area: None,
             explainable: false,
             loss: Vec::new(),
             prob: Vec::new(),
@@ -138,7 +147,7 @@ pub fn meaningful_perturbation(
 }
 
 /// Items `idx` of a batch, in that order.
-pub(crate) fn gather(x: &Array, idx: &[usize]) -> Array {
+pub fn gather(x: &Array, idx: &[usize]) -> Array {
     let per = x.data.len() / x.batch().max(1);
     let mut shape = x.shape.clone();
     shape[0] = idx.len();

@@ -99,6 +99,9 @@ pub struct MaskSettings {
     pub seed: u64,
     /// An item is explainable when the target's probability on η is below this.
     pub explainable_below: f32,
+    /// Return each item's best iterate (lowest objective seen) rather than the last one:
+    /// a guard against masks that overshoot into a saturated region and drift.
+    pub keep_best: bool,
 }
 
 impl MaskSettings {
@@ -132,6 +135,7 @@ impl MaskSettings {
             init,
             seed: 0,
             explainable_below: 0.5,
+            keep_best: true,
         }
     }
 
