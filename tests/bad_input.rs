@@ -439,3 +439,93 @@ fn lrp_cli_flags() {
         "logit or onehot",
     );
 }
+
+#[test]
+fn mask_cli_writes_every_output_and_refuses_bad_settings() {
+    let m = fixture("small.safetensors");
+    let x = npy("mask_in.npy", &[2, 3, 17, 15], 0.3);
+    let names = ["mask.npy", "phi.npy", "mask.json", "mask.png", "curves.png"];
+    let paths: Vec<String> = names.iter().map(|n| tmp(n).display().to_string()).collect();
+    for p in &paths {
+        let _ = std::fs::remove_file(p);
+    }
+    let flags = ["--out", "--perturbed", "--json", "--heatmap", "--curves"];
+    let mut args = vec![
+        "mask",
+        &m,
+        &x,
+        "--iterations",
+        "3",
+        "--explainable-below",
+        "1",
+    ];
+    for (f, p) in flags.iter().zip(&paths) {
+        args.push(f);
+        args.push(p);
+    }
+    let (code, err) = netlens(&args);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        netlens::io::npy::read(paths[0].as_ref()).unwrap().shape,
+        vec![2, 1, 17, 15]
+    );
+    assert_eq!(
+        netlens::io::npy::read(paths[1].as_ref()).unwrap().shape,
+        vec![2, 3, 17, 15]
+    );
+    let doc: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&paths[2]).unwrap()).unwrap();
+    assert_eq!(doc["items"][1]["loss"].as_array().unwrap().len(), 3);
+    assert!(image::open(&paths[3]).is_ok() && image::open(&paths[4]).is_ok());
+    expect_error(&args, "exists");
+    // extremal: one mask per item and area
+    let out = tmp("ext.npy");
+    let _ = std::fs::remove_file(&out);
+    let (code, err) = netlens(&[
+        "mask",
+        &m,
+        &x,
+        "--game",
+        "extremal",
+        "--area",
+        "0.1,0.3",
+        "--iterations",
+        "2",
+        "--explainable-below",
+        "1",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        netlens::io::npy::read(&out).unwrap().shape,
+        vec![4, 1, 17, 15]
+    );
+    for (bad, needle) in [
+        (vec!["--game", "erase"], "--game"),
+        (vec!["--perturbation", "ink"], "--perturbation"),
+        (vec!["--score", "loss"], "--score"),
+        (vec!["--mask-size", "0"], "--mask-size"),
+        (vec!["--lr", "nan"], "--lr"),
+        (vec!["--tv-beta", "0"], "--tv-beta"),
+        (vec!["--jitter", "30"], "--jitter"),
+        (vec!["--init", "2"], "--init"),
+        (vec!["--blur-sigma", "-1"], "--blur-sigma"),
+        (
+            vec!["--perturbation", "constant", "--baseline", "grey"],
+            "--baseline",
+        ),
+        (vec!["--game", "extremal", "--area", "1.5"], "--area"),
+        (vec!["--game", "extremal", "--variant", "both"], "--variant"),
+        (vec!["--game", "extremal", "--levels", "1"], "--levels"),
+        (
+            vec!["--game", "extremal", "--perturbation", "noise"],
+            "--perturbation",
+        ),
+        (vec!["--target", "99"], "--target"),
+    ] {
+        let mut a = vec!["mask", m.as_str(), x.as_str()];
+        a.extend(bad.iter().copied());
+        expect_error(&a, needle);
+    }
+}

@@ -36,7 +36,7 @@ pub struct Args {
     #[arg(long)]
     step: Option<usize>,
     /// extremal: width σ of each cell's bump in pixels (default 21 · side / 224)
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     sigma: Option<f32>,
     /// extremal: no horizontal flip every other step
     #[arg(long)]
@@ -49,13 +49,13 @@ pub struct Args {
     perturbation: String,
     /// blur: σ in pixels (default 10 · side / 224), in (0, side]; extremal: the pyramid's
     /// largest σ (default 20 · side / 224)
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     blur_sigma: Option<f32>,
     /// constant: mean (each channel's image mean) or a number in the model's input space
     #[arg(long, default_value = "mean", allow_hyphen_values = true)]
     baseline: String,
     /// noise: σ of the Gaussian noise in the model's input space, in (0, 100]
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = 1.0, allow_negative_numbers = true)]
     noise_sigma: f32,
     /// The score: prob (softmax probability), logprob or logit (default: deletion prob,
     /// preservation logprob)
@@ -65,16 +65,16 @@ pub struct Args {
     #[arg(long)]
     mask_size: Option<usize>,
     /// λ₁, weight of the mask's mean, in [0, 1e6] (default: deletion 2.56, preservation 1)
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     l1: Option<f32>,
     /// λ₂, weight of TV_β (mean over neighbouring cells of |Δm|^β), in [0, 1e6] (default 4.8)
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     tv: Option<f32>,
     /// β of the total variation, in [1, 10]
-    #[arg(long, default_value_t = 3.0)]
+    #[arg(long, default_value_t = 3.0, allow_negative_numbers = true)]
     tv_beta: f32,
     /// Learning rate, in (0, 10] (default: Adam 0.05; extremal: SGD 0.01)
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     lr: Option<f32>,
     /// Iterations, in 1..=100000 (default 300; extremal 800)
     #[arg(long)]
@@ -83,14 +83,14 @@ pub struct Args {
     #[arg(long)]
     jitter: Option<usize>,
     /// The mask's starting value in [0, 1] (default: deletion 0, preservation 1)
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     init: Option<f32>,
     /// Seed of the jitter and the noise
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// An item is explainable when its target's probability on the fully perturbed input
     /// is below this, in (0, 1]
-    #[arg(long, default_value_t = 0.5)]
+    #[arg(long, default_value_t = 0.5, allow_negative_numbers = true)]
     explainable_below: f32,
     /// Return the last iterate, not each item's best (lowest objective seen)
     #[arg(long)]
