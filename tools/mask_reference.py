@@ -33,7 +33,7 @@ SAMPLES = ["star", "cross", "triangle"]
 # netlens's defaults for a 64 x 64 input (MaskSettings::new)
 SETTINGS = {"mask_size": 16, "tv": 4.8, "tv_beta": 3.0, "lr": 0.05, "blur_sigma": 10 * 64 / 224}
 INIT = {"deletion": 0.0, "preservation": 1.0}
-L1 = {"deletion": 2.56, "preservation": 1.0}
+L1 = {"deletion": 2.56, "preservation": 0.3}
 
 
 def model(dtype):

@@ -64,7 +64,7 @@ pub struct Args {
     /// Mask side in cells (default side / 8, at least 16), in 1..=side
     #[arg(long)]
     mask_size: Option<usize>,
-    /// λ₁, weight of the mask's mean, in [0, 1e6] (default: deletion 2.56, preservation 1)
+    /// λ₁, weight of the mask's mean, in [0, 1e6] (default: deletion 2.56, preservation 0.3)
     #[arg(long, allow_negative_numbers = true)]
     l1: Option<f32>,
     /// λ₂, weight of TV_β (mean over neighbouring cells of |Δm|^β), in [0, 1e6] (default 4.8)

@@ -118,7 +118,7 @@ impl MaskSettings {
         let side = h.min(w);
         let (l1, score, init) = match game {
             Game::Deletion => (2.56, Score::Prob, 0.0),
-            Game::Preservation => (1.0, Score::LogProb, 1.0),
+            Game::Preservation => (0.3, Score::LogProb, 1.0),
         };
         let sf = side as f32;
         MaskSettings {
