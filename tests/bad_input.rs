@@ -529,3 +529,63 @@ fn mask_cli_writes_every_output_and_refuses_bad_settings() {
         expect_error(&a, needle);
     }
 }
+
+#[test]
+fn evaluate_cli_scores_maps_and_refuses_bad_settings() {
+    let m = fixture("small.safetensors");
+    let x = npy("eval_in.npy", &[2, 3, 17, 15], 0.3);
+    let map = npy("eval_map.npy", &[2, 1, 17, 15], 0.5);
+    let bad_map = npy("eval_bad_map.npy", &[1, 1, 17, 15], 0.5);
+    let (json, csv) = (tmp("eval.json"), tmp("eval.csv"));
+    let _ = std::fs::remove_file(&json);
+    let _ = std::fs::remove_file(&csv);
+    let (code, err) = netlens(&[
+        "evaluate",
+        &m,
+        &x,
+        "--maps",
+        &map,
+        "--metric",
+        "aopc,deletion,insertion",
+        "--order",
+        "morf,lerf,random",
+        "--region",
+        "4",
+        "--step",
+        "64",
+        "--json",
+        json.to_str().unwrap(),
+        "--csv",
+        csv.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let doc: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    // 2 inputs x (3 AOPC orders + deletion + insertion)
+    assert_eq!(doc["results"].as_array().unwrap().len(), 10);
+    assert_eq!(doc["summary"].as_array().unwrap().len(), 5);
+    // 5 x 4 patches of 4 px: K = 20 steps, 21 scores; deletion: ceil(255 / 64) = 4 steps
+    assert_eq!(doc["results"][0]["curve"].as_array().unwrap().len(), 21);
+    let csv_text = std::fs::read_to_string(&csv).unwrap();
+    assert_eq!(csv_text.lines().count(), 11);
+    for (bad, needle) in [
+        (vec!["--maps", map.as_str(), "--metric", "auc"], "--metric"),
+        (vec!["--maps", map.as_str(), "--order", "best"], "--order"),
+        (
+            vec!["--maps", map.as_str(), "--perturbation", "ink"],
+            "--perturbation",
+        ),
+        (vec!["--maps", map.as_str(), "--region", "0"], "--region"),
+        (vec!["--maps", map.as_str(), "--step", "0"], "--step"),
+        (
+            vec!["--maps", map.as_str(), "--metric", "pointing"],
+            "pointing",
+        ),
+        (vec!["--methods", "nope"], "nope"),
+        (vec![], "--maps"),
+        (vec!["--maps", bad_map.as_str()], "--maps"),
+    ] {
+        let mut a = vec!["evaluate", m.as_str(), x.as_str()];
+        a.extend(bad.iter().copied());
+        expect_error(&a, needle);
+    }
+}

@@ -3,6 +3,7 @@
 mod accuracy;
 mod attribute;
 mod classify;
+mod evaluate;
 mod info;
 mod mask;
 mod synth;
@@ -41,6 +42,8 @@ enum Command {
     Classify(classify::Args),
     /// Attribution maps: gradients, SmoothGrad, IG, guided backprop, Grad-CAM, occlusion
     Attribute(Box<attribute::Args>),
+    /// Faithfulness of attribution maps: AOPC (region perturbation), deletion, insertion
+    Evaluate(Box<evaluate::Args>),
     /// Learned perturbation masks (Fong & Vedaldi 2017): deletion and preservation games
     Mask(Box<mask::Args>),
     /// Write the procedural concept dataset (Broden layout)
@@ -74,6 +77,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Classify(a) => classify::run(a, backend),
         Command::Attribute(a) => attribute::run(*a, backend),
         Command::Mask(a) => mask::run(*a, backend),
+        Command::Evaluate(a) => evaluate::run(*a, backend),
         Command::Synth(a) => synth::run(a),
         Command::Accuracy(a) => accuracy::run(a, backend),
     }

@@ -2,6 +2,7 @@
 //! noisy copies, interpolation steps and occluded copies run as GPU batches.
 
 mod engine;
+pub mod faithfulness;
 pub mod gradcam;
 pub mod gradient;
 pub mod lrp;

@@ -60,6 +60,7 @@ kernels! {
     ReluBackward => "elementwise.wgsl", "relu_backward", [R, W, R];
     SoftmaxForward => "elementwise.wgsl", "softmax_forward", [R, W];
     Occlude => "perturb.wgsl", "occlude", [R, W, R];
+    Ranked => "perturb.wgsl", "ranked", [R, R, R, R, W];
     LrpRatio => "lrp.wgsl", "lrp_ratio", [R, R, R, W];
     LrpCombine => "lrp.wgsl", "lrp_combine", [R, R, R, R, W];
     LrpAxpby => "lrp.wgsl", "lrp_axpby", [R, R, W];

@@ -126,3 +126,61 @@ pub fn occlude(
     );
     Ok(y)
 }
+
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable, Default)]
+struct RankedParams {
+    count: u32,
+    per: u32,
+    plane: u32,
+    first: u32,
+    insert: u32,
+    _pad: [u32; 3],
+}
+
+/// Copies first..first+m of one item x [1, C, H, W]: copy j has every pixel whose unit rank
+/// (`rank`, u32 [H·W]) is below `thresholds[first + j]` (u32) replaced by the substitute
+/// `sub` (like x); with `insert`, the substitute with those pixels restored from x.
+pub fn ranked_copies(
+    rec: &mut Recorder,
+    x: &Tensor,
+    sub: &Tensor,
+    rank: &Tensor,
+    thresholds: &Tensor,
+    (first, m): (usize, usize),
+    insert: bool,
+) -> Result<Tensor> {
+    let [n, c, h, w] = dims4(&x.shape, "ranked copies")?;
+    let plane = h * w;
+    if n != 1 || sub.shape != x.shape || rank.shape != [plane] || m == 0 {
+        return Err(Error::Shape(format!(
+            "ranked copies need one item, a substitute like it and a rank per pixel; got {:?}, {:?}, {:?}",
+            x.shape, sub.shape, rank.shape
+        )));
+    }
+    if thresholds.shape.len() != 1 || first + m > thresholds.len() {
+        return Err(Error::Shape(format!(
+            "copies {first}..{} need as many thresholds, got {:?}",
+            first + m,
+            thresholds.shape
+        )));
+    }
+    let out = Tensor::empty(rec.ctx(), &[m, c, h, w], "ranked copies")?;
+    let p = RankedParams {
+        count: u32s(out.len(), "copy elements")?,
+        per: u32s(c * plane, "item")?,
+        plane: u32s(plane, "plane")?,
+        first: first as u32,
+        insert: insert as u32,
+        ..Default::default()
+    };
+    let bind = [
+        Binding::Tensor(x),
+        Binding::Tensor(sub),
+        Binding::Tensor(rank),
+        Binding::Tensor(thresholds),
+        Binding::Tensor(&out),
+    ];
+    rec.launch_1d(Kernel::Ranked, &p, &bind, out.len());
+    Ok(out)
+}
