@@ -3,7 +3,7 @@
 //! same loop run on the CPU reference network.
 
 mod common;
-use common::{arc_ctx, rel_l2};
+use common::{arc_ctx, demo, rel_l2, samples};
 
 use netlens::gpu::{read_all, Recorder, Tensor};
 use netlens::graph::{Keep, Net};
@@ -11,23 +11,6 @@ use netlens::ops::map::{self, Adam};
 use netlens::ops::objective::{objective, Objective, Targets};
 use netlens::ops::ReluRule;
 use netlens::reference::{net as cpu_net, prim as cpu};
-
-fn demo() -> Net {
-    let path = format!(
-        "{}/models/shapes-vgg.safetensors",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    Net::new(
-        arc_ctx(),
-        netlens::model::load(std::path::Path::new(&path)).unwrap(),
-    )
-    .unwrap()
-}
-
-fn sample(net: &Net, name: &str) -> netlens::Array {
-    let path = format!("{}/models/samples/{name}.png", env!("CARGO_MANIFEST_DIR"));
-    netlens::io::image::load(std::path::Path::new(&path), &net.model().meta).unwrap()
-}
 
 /// One ascent step of each item's target log-probability, recorded into `rec`; returns
 /// the objective's value before the step.
@@ -54,8 +37,7 @@ fn step(
 fn adam_ascent_on_the_device_matches_the_cpu_loop_then_runs_300_steps() {
     let net = demo();
     let ctx = net.ctx().clone();
-    let (a, b) = (sample(&net, "star"), sample(&net, "cross"));
-    let x0 = netlens::Array::concat(&[a, b]).unwrap();
+    let x0 = samples(&net, &["star", "cross"]);
     let targets_host = [5usize, 1]; // ring, triangle: far from each input's own class
     let targets = Targets::classes(&ctx, &targets_host, &[8]).unwrap();
     // eps 1e-6 rather than torch's 1e-8: Adam's first steps move a pixel by about ±lr
@@ -128,7 +110,7 @@ fn adam_ascent_on_the_device_matches_the_cpu_loop_then_runs_300_steps() {
 fn objectives_at_a_layer_seed_the_walk_from_there() {
     let net = demo();
     let ctx = net.ctx().clone();
-    let x0 = sample(&net, "ring");
+    let x0 = samples(&net, &["ring"]);
     let layer = net.model().find("features.8").unwrap(); // a conv in block 3: [96, 16, 16]
     let x = Tensor::upload(&ctx, &x0.data, &x0.shape).unwrap();
     let model = net.model();

@@ -10,30 +10,16 @@
 //! 1e-3 relative L2.
 
 mod common;
-use common::{arc_ctx, fixture, load_tensors, rel_l2};
+use common::{demo, fixture, load_tensors, rel_l2, samples};
 
 use netlens::explain::mask::extremal::{extremal_perturbation, ExtremalSettings, Variant};
 use netlens::explain::Target;
-use netlens::graph::Net;
-
-fn demo() -> Net {
-    let path = format!(
-        "{}/models/shapes-vgg.safetensors",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    Net::new(
-        arc_ctx(),
-        netlens::model::load(std::path::Path::new(&path)).unwrap(),
-    )
-    .unwrap()
-}
 
 #[test]
 fn twenty_iterations_match_torchray() {
     let net = demo();
     let want = load_tensors(&fixture("extremal.safetensors"));
-    let p = format!("{}/models/samples/star.png", env!("CARGO_MANIFEST_DIR"));
-    let x = netlens::io::image::load(std::path::Path::new(&p), &net.model().meta).unwrap();
+    let x = samples(&net, &["star"]);
     let target = want["target"].data[0] as usize;
     for (variant, key) in [
         (Variant::Preserve, "preserve"),
@@ -79,6 +65,18 @@ fn up(v: &[f32], shape: &[usize]) -> netlens::gpu::Tensor {
     netlens::gpu::Tensor::upload(common::ctx(), v, shape).unwrap()
 }
 
+/// d f / d x_i by central differences with step h, for every i.
+fn central_differences(x: &[f64], h: f64, f: impl Fn(&[f64]) -> f64) -> Vec<f32> {
+    (0..x.len())
+        .map(|i| {
+            let (mut a, mut b) = (x.to_vec(), x.to_vec());
+            a[i] += h;
+            b[i] -= h;
+            ((f(&a) - f(&b)) / (2.0 * h)) as f32
+        })
+        .collect()
+}
+
 fn f64s(v: &[f32]) -> Vec<f64> {
     v.iter().map(|x| *x as f64).collect()
 }
@@ -117,14 +115,7 @@ fn smooth_masks_and_their_gradient_match_the_reference() {
             .sum()
     };
     let h = 1e-5;
-    let num: Vec<f32> = (0..base.len())
-        .map(|i| {
-            let (mut a, mut b) = (base.clone(), base.clone());
-            a[i] += h;
-            b[i] -= h;
-            ((dot(&a) - dot(&b)) / (2.0 * h)) as f32
-        })
-        .collect();
+    let num = central_differences(&base, h, dot);
     let e = rel_l2(&gp, &num);
     assert!(
         e < 1e-3,
@@ -223,14 +214,7 @@ fn pyramid_blend_and_its_gradient_match_the_reference() {
         let h = 1e-6;
         let dot = |f: &[f64]| -> f64 { mix(f).iter().zip(&gb).map(|(a, b)| a * *b as f64).sum() };
         let base = f64s(&full);
-        let num: Vec<f32> = (0..base.len())
-            .map(|i| {
-                let (mut a, mut b) = (base.clone(), base.clone());
-                a[i] += h;
-                b[i] -= h;
-                ((dot(&a) - dot(&b)) / (2.0 * h)) as f32
-            })
-            .collect();
+        let num = central_differences(&base, h, dot);
         let e = rel_l2(&gm, &num);
         assert!(
             e < 1e-4,

@@ -3,25 +3,12 @@
 //! and deletion / insertion curves, for gradient and random maps on the demo model.
 
 mod common;
-use common::{arc_ctx, fixture, load_tensors};
+use common::{demo, fixture, load_tensors, samples};
 
 use netlens::explain::faithfulness::{
     aopc, deletion_insertion, unit_ranks, Order, Score, Substrate,
 };
-use netlens::graph::Net;
 use netlens::Array;
-
-fn demo() -> Net {
-    let path = format!(
-        "{}/models/shapes-vgg.safetensors",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    Net::new(
-        arc_ctx(),
-        netlens::model::load(std::path::Path::new(&path)).unwrap(),
-    )
-    .unwrap()
-}
 
 fn close(got: &[f32], want: &[f32], what: &str) {
     assert_eq!(got.len(), want.len(), "{what}: curve length");
@@ -40,14 +27,7 @@ fn close(got: &[f32], want: &[f32], what: &str) {
 fn curves_match_the_reference() {
     let net = demo();
     let want = load_tensors(&fixture("faithfulness.safetensors"));
-    let items: Vec<Array> = ["star", "cross", "triangle"]
-        .iter()
-        .map(|s| {
-            let p = format!("{}/models/samples/{s}.png", env!("CARGO_MANIFEST_DIR"));
-            netlens::io::image::load(std::path::Path::new(&p), &net.model().meta).unwrap()
-        })
-        .collect();
-    let x = Array::concat(&items).unwrap();
+    let x = samples(&net, &["star", "cross", "triangle"]);
     let targets: Vec<usize> = want["target"].data.iter().map(|t| *t as usize).collect();
     let bar = indicatif::ProgressBar::hidden();
     for name in ["gradient", "random"] {

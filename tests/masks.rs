@@ -3,7 +3,7 @@
 //! unexplainable items, batching and bad settings.
 
 mod common;
-use common::{arc_ctx, fixture, load_tensors, rel_l2};
+use common::{arc_ctx, demo, fixture, load_tensors, rel_l2, samples};
 
 use netlens::explain::mask::{
     filler, meaningful_perturbation, objective_gradient, Game, MaskSettings, Perturbation, Score,
@@ -13,29 +13,6 @@ use netlens::gpu::Tensor;
 use netlens::graph::Net;
 use netlens::reference::prim as cpu;
 use netlens::Array;
-
-fn demo() -> Net {
-    let path = format!(
-        "{}/models/shapes-vgg.safetensors",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    Net::new(
-        arc_ctx(),
-        netlens::model::load(std::path::Path::new(&path)).unwrap(),
-    )
-    .unwrap()
-}
-
-fn samples(net: &Net, names: &[&str]) -> Array {
-    let items: Vec<Array> = names
-        .iter()
-        .map(|n| {
-            let p = format!("{}/models/samples/{n}.png", env!("CARGO_MANIFEST_DIR"));
-            netlens::io::image::load(std::path::Path::new(&p), &net.model().meta).unwrap()
-        })
-        .collect();
-    Array::concat(&items).unwrap()
-}
 
 fn hidden() -> indicatif::ProgressBar {
     indicatif::ProgressBar::hidden()

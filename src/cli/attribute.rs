@@ -4,7 +4,6 @@ use std::path::{Path, PathBuf};
 
 use serde_json::json;
 
-use crate::array::Array;
 use crate::error::{Error, Result};
 use crate::explain::gradient::{Baseline, IgMethod};
 use crate::explain::lrp::{describe, Rule, RuleParams, Start};
@@ -130,26 +129,9 @@ pub fn run(a: Args, gpu: super::Gpu) -> Result<()> {
     if let Some(o) = &a.out {
         outputs.extend(a.method.iter().map(|m| out_path(o, m, several)));
     }
-    for o in &outputs {
-        if o.exists() && !a.overwrite {
-            return Err(Error::Other(format!(
-                "{} exists; pass --overwrite to replace it",
-                o.display()
-            )));
-        }
-    }
+    super::refuse_existing(outputs.iter().map(|p| p.as_path()), a.overwrite)?;
     let model = super::load_model(&a.model)?;
-    let items: Vec<Array> = a
-        .inputs
-        .iter()
-        .map(|p| io::load_input(p, &model.meta))
-        .collect::<Result<_>>()?;
-    let x = Array::concat(&items).map_err(|_| {
-        Error::input(
-            "inputs",
-            "all inputs must have the same size; run them separately",
-        )
-    })?;
+    let x = super::load_inputs(&a.inputs, &model.meta)?;
     let settings = Settings {
         samples: a.samples,
         noise: a.noise,

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use serde_json::json;
 
 use crate::array::Array;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::io;
 
 #[derive(clap::Args)]
@@ -40,12 +40,7 @@ struct Group {
 
 pub fn run(a: Args, gpu: super::Gpu) -> Result<()> {
     if let Some(out) = &a.logits {
-        if out.exists() && !a.overwrite {
-            return Err(Error::Other(format!(
-                "{} exists; pass --overwrite to replace it",
-                out.display()
-            )));
-        }
+        super::refuse_existing([out.as_path()], a.overwrite)?;
     }
     let model = super::load_model(&a.model)?;
     let mut groups: Vec<Group> = Vec::new();

@@ -112,14 +112,13 @@ pub fn mean_ci(v: &[f64]) -> (f64, f64) {
 }
 
 pub fn run(a: Args, gpu: super::Gpu) -> Result<()> {
-    for o in [&a.json, &a.csv, &a.plot].into_iter().flatten() {
-        if o.exists() && !a.overwrite {
-            return Err(Error::Other(format!(
-                "{} exists; pass --overwrite to replace it",
-                o.display()
-            )));
-        }
-    }
+    super::refuse_existing(
+        [&a.json, &a.csv, &a.plot]
+            .into_iter()
+            .flatten()
+            .map(|p| p.as_path()),
+        a.overwrite,
+    )?;
     for m in &a.metric {
         if !["aopc", "deletion", "insertion", "pointing"].contains(&m.as_str()) {
             return Err(Error::input(
@@ -165,19 +164,7 @@ pub fn run(a: Args, gpu: super::Gpu) -> Result<()> {
     };
     let x = match &dataset {
         Some(d) => d.x.clone(),
-        None => {
-            let items: Vec<Array> = a
-                .inputs
-                .iter()
-                .map(|p| io::load_input(p, &model.meta))
-                .collect::<Result<_>>()?;
-            Array::concat(&items).map_err(|_| {
-                Error::input(
-                    "inputs",
-                    "all inputs must have the same size; run them separately",
-                )
-            })?
-        }
+        None => super::load_inputs(&a.inputs, &model.meta)?,
     };
     if a.metric.iter().any(|m| m == "pointing") && dataset.is_none() {
         return Err(Error::input(

@@ -221,26 +221,12 @@ pub fn run(a: Args, gpu: super::Gpu) -> Result<()> {
         a.game.parse()?
     };
     let outputs = [&a.out, &a.perturbed, &a.json, &a.heatmap, &a.curves];
-    for o in outputs.into_iter().flatten() {
-        if o.exists() && !a.overwrite {
-            return Err(Error::Other(format!(
-                "{} exists; pass --overwrite to replace it",
-                o.display()
-            )));
-        }
-    }
+    super::refuse_existing(
+        outputs.into_iter().flatten().map(|p| p.as_path()),
+        a.overwrite,
+    )?;
     let model = super::load_model(&a.model)?;
-    let items: Vec<Array> = a
-        .inputs
-        .iter()
-        .map(|p| io::load_input(p, &model.meta))
-        .collect::<Result<_>>()?;
-    let x = Array::concat(&items).map_err(|_| {
-        Error::input(
-            "inputs",
-            "all inputs must have the same size; run them separately",
-        )
-    })?;
+    let x = super::load_inputs(&a.inputs, &model.meta)?;
     let hw = (x.shape[2], x.shape[3]);
     let target = a.target.map_or(Target::Argmax, Target::Class);
     let progress = bar(0);

@@ -98,3 +98,36 @@ pub(crate) fn open_net(gpu: Gpu, model: crate::model::Model) -> Result<Net> {
 pub(crate) fn load_model(path: &std::path::Path) -> Result<crate::model::Model> {
     crate::model::load(path)
 }
+
+/// Refuses to start when an output exists and `--overwrite` was not given.
+pub(crate) fn refuse_existing<'p>(
+    outputs: impl IntoIterator<Item = &'p std::path::Path>,
+    overwrite: bool,
+) -> Result<()> {
+    for o in outputs {
+        if o.exists() && !overwrite {
+            return Err(crate::error::Error::Other(format!(
+                "{} exists; pass --overwrite to replace it",
+                o.display()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The inputs (images or .npy batches) as one batch; all must share one size.
+pub(crate) fn load_inputs(
+    paths: &[std::path::PathBuf],
+    meta: &crate::model::ModelMeta,
+) -> Result<crate::Array> {
+    let items: Vec<crate::Array> = paths
+        .iter()
+        .map(|p| crate::io::load_input(p, meta))
+        .collect::<Result<_>>()?;
+    crate::Array::concat(&items).map_err(|_| {
+        crate::error::Error::input(
+            "inputs",
+            "all inputs must have the same size; run them separately",
+        )
+    })
+}

@@ -95,53 +95,23 @@ pub fn blur_radius(sigma: f32) -> usize {
     ((3.0 * sigma).ceil() as usize).max(1)
 }
 
+/// How a blur pass reads past the plane's edge (the kernel's `replicate` field).
+#[derive(Clone, Copy)]
+enum Border {
+    Reflect = 0,
+    Replicate = 1,
+    /// Taps outside add nothing (forward only).
+    Zero = 2,
+}
+
+/// One separable pass along `axis` (0: x, 1: y); the adjoint reflects.
 fn blur_pass(
     rec: &mut Recorder,
     x: &Tensor,
-    sigma: f32,
-    radius: usize,
+    (sigma, radius): (f32, usize),
     axis: u32,
     adjoint: bool,
-) -> Result<Tensor> {
-    blur_pass_padded(rec, x, sigma, radius, axis, adjoint, false)
-}
-
-/// One pass; `replicate` clamps to the border instead of reflecting (forward only).
-fn blur_pass_padded(
-    rec: &mut Recorder,
-    x: &Tensor,
-    sigma: f32,
-    radius: usize,
-    axis: u32,
-    adjoint: bool,
-    replicate: bool,
-) -> Result<Tensor> {
-    if adjoint {
-        return blur_pass_any(rec, x, sigma, radius, axis, true, 0);
-    }
-    blur_pass_mode(rec, x, sigma, radius, axis, replicate as u32)
-}
-
-/// A forward pass with border mode 0 reflect, 1 replicate, 2 zeros.
-fn blur_pass_mode(
-    rec: &mut Recorder,
-    x: &Tensor,
-    sigma: f32,
-    radius: usize,
-    axis: u32,
-    mode: u32,
-) -> Result<Tensor> {
-    blur_pass_any(rec, x, sigma, radius, axis, false, mode)
-}
-
-fn blur_pass_any(
-    rec: &mut Recorder,
-    x: &Tensor,
-    sigma: f32,
-    radius: usize,
-    axis: u32,
-    adjoint: bool,
-    mode: u32,
+    border: Border,
 ) -> Result<Tensor> {
     let [n, c, h, w] = dims4(&x.shape, "blur")?;
     let y = Tensor::empty(rec.ctx(), &x.shape, "blurred planes")?;
@@ -150,7 +120,7 @@ fn blur_pass_any(
         axis,
         adjoint: adjoint as u32,
         sigma,
-        replicate: mode,
+        replicate: border as u32,
         ..ResampleParams::planes(n * c, (h, w), (h, w))?
     };
     rec.launch_1d(
@@ -160,6 +130,19 @@ fn blur_pass_any(
         y.len(),
     );
     Ok(y)
+}
+
+/// Both forward passes (x, then y) after checking σ and the radius.
+fn blur_2d(
+    rec: &mut Recorder,
+    x: &Tensor,
+    sigma: f32,
+    radius: usize,
+    border: Border,
+) -> Result<Tensor> {
+    blur_check(x, sigma, radius)?;
+    let t = blur_pass(rec, x, (sigma, radius), 0, false, border)?;
+    blur_pass(rec, &t, (sigma, radius), 1, false, border)
 }
 
 fn blur_check(x: &Tensor, sigma: f32, radius: usize) -> Result<()> {
@@ -181,24 +164,18 @@ fn blur_check(x: &Tensor, sigma: f32, radius: usize) -> Result<()> {
 /// normalised, reflect padding (as torch's "reflect", repeated where the radius passes a
 /// plane's size).
 pub fn blur(rec: &mut Recorder, x: &Tensor, sigma: f32, radius: usize) -> Result<Tensor> {
-    blur_check(x, sigma, radius)?;
-    let t = blur_pass(rec, x, sigma, radius, 0, false)?;
-    blur_pass(rec, &t, sigma, radius, 1, false)
+    blur_2d(rec, x, sigma, radius, Border::Reflect)
 }
 
 /// As `blur` with the border replicated instead of reflected (the integrated-gradients and
 /// occlusion `blur` baseline, as netlens has always made it).
 pub fn blur_replicate(rec: &mut Recorder, x: &Tensor, sigma: f32, radius: usize) -> Result<Tensor> {
-    blur_check(x, sigma, radius)?;
-    let t = blur_pass_padded(rec, x, sigma, radius, 0, false, true)?;
-    blur_pass_padded(rec, &t, sigma, radius, 1, false, true)
+    blur_2d(rec, x, sigma, radius, Border::Replicate)
 }
 
 /// As `blur` with zeros outside the plane (TorchRay's `imsmooth`, padding "constant").
 pub fn blur_zero(rec: &mut Recorder, x: &Tensor, sigma: f32, radius: usize) -> Result<Tensor> {
-    blur_check(x, sigma, radius)?;
-    let t = blur_pass_mode(rec, x, sigma, radius, 0, 2)?;
-    blur_pass_mode(rec, &t, sigma, radius, 1, 2)
+    blur_2d(rec, x, sigma, radius, Border::Zero)
 }
 
 /// Every plane mirrored left to right (torch.flip over W); its own adjoint.
@@ -218,8 +195,8 @@ pub fn flip_x(rec: &mut Recorder, x: &Tensor) -> Result<Tensor> {
 /// The adjoint (transpose) of `blur` with the same σ and radius.
 pub fn blur_adjoint(rec: &mut Recorder, g: &Tensor, sigma: f32, radius: usize) -> Result<Tensor> {
     blur_check(g, sigma, radius)?;
-    let t = blur_pass(rec, g, sigma, radius, 1, true)?;
-    blur_pass(rec, &t, sigma, radius, 0, true)
+    let t = blur_pass(rec, g, (sigma, radius), 1, true, Border::Reflect)?;
+    blur_pass(rec, &t, (sigma, radius), 0, true, Border::Reflect)
 }
 
 /// Rolls item i of x [N, C, H, W] by offsets[i] = (dy, dx) (whole numbers, as torch.roll

@@ -96,3 +96,28 @@ pub fn arc_ctx() -> std::sync::Arc<Context> {
     CTX.get_or_init(|| std::sync::Arc::new(Context::from_env().expect("a wgpu adapter")))
         .clone()
 }
+
+/// The shipped demo model on the shared device.
+pub fn demo() -> netlens::graph::Net {
+    let path = format!(
+        "{}/models/shapes-vgg.safetensors",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    netlens::graph::Net::new(
+        arc_ctx(),
+        netlens::model::load(std::path::Path::new(&path)).unwrap(),
+    )
+    .unwrap()
+}
+
+/// Shipped samples (models/samples/NAME.png) preprocessed for `net`, as one batch.
+pub fn samples(net: &netlens::graph::Net, names: &[&str]) -> netlens::Array {
+    let items: Vec<netlens::Array> = names
+        .iter()
+        .map(|n| {
+            let p = format!("{}/models/samples/{n}.png", env!("CARGO_MANIFEST_DIR"));
+            netlens::io::image::load(std::path::Path::new(&p), &net.model().meta).unwrap()
+        })
+        .collect();
+    netlens::Array::concat(&items).unwrap()
+}

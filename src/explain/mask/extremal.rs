@@ -138,28 +138,31 @@ impl ExtremalSettings {
     }
 }
 
+/// Pyramid level l of x (0: the most perturbed, levels − 1: x itself), recorded.
+fn level(rec: &mut Recorder, xt: &Tensor, s: &ExtremalSettings, l: usize) -> Result<Tensor> {
+    let t = l as f32 / (s.levels - 1) as f32;
+    let flat = [xt.len()];
+    match s.pyramid {
+        Pyramid::Fade => crate::ops::map::affine(rec, xt, t, 0.0)?.reshape(&flat),
+        Pyramid::Blur => {
+            let sigma = (1.0 - t) * s.max_blur;
+            if sigma > 0.0 {
+                blur_zero(rec, xt, sigma, (4.0 * sigma).ceil() as usize)?.reshape(&flat)
+            } else {
+                xt.reshape(&flat)
+            }
+        }
+    }
+}
+
 /// The pyramid [levels, N, C, h, w] of x on the device.
 fn build_pyramid(net: &Net, xt: &Tensor, s: &ExtremalSettings) -> Result<Tensor> {
     let ctx = net.ctx();
-    let per = xt.len();
-    let pyr = Tensor::empty(ctx, &[s.levels, per], "perturbation pyramid")?;
+    let pyr = Tensor::empty(ctx, &[s.levels, xt.len()], "perturbation pyramid")?;
     let mut rec = Recorder::new(ctx, "pyramid");
-    let flat = xt.reshape(&[per])?;
     for l in 0..s.levels {
-        let t = l as f32 / (s.levels - 1) as f32;
-        let level = match s.pyramid {
-            Pyramid::Fade => crate::ops::map::affine(&mut rec, xt, t, 0.0)?.reshape(&[per])?,
-            Pyramid::Blur => {
-                let sigma = (1.0 - t) * s.max_blur;
-                if sigma > 0.0 {
-                    let r = (4.0 * sigma).ceil() as usize;
-                    blur_zero(&mut rec, xt, sigma, r)?.reshape(&[per])?
-                } else {
-                    flat.clone()
-                }
-            }
-        };
-        store_row(&mut rec, &level, &pyr, l)?;
+        let v = level(&mut rec, xt, s, l)?;
+        store_row(&mut rec, &v, &pyr, l)?;
     }
     rec.submit()?;
     let mut shape = vec![s.levels];
@@ -182,11 +185,12 @@ pub fn extremal_perturbation(
     let targets = target.resolve(net, x)?;
     let a = s.areas.len();
     let xt = Tensor::upload(net.ctx(), &x.data, &x.shape)?;
-    let pyr = build_pyramid(net, &xt, s)?;
-    let bottom = Array::new(
-        x.shape.clone(),
-        pyr.read(net.ctx())?[..x.data.len()].to_vec(),
-    )?;
+    // the fully perturbed input alone (pyramid level 0) decides who is explainable; each
+    // pass builds its own items' pyramid
+    let mut rec = Recorder::new(net.ctx(), "pyramid level 0");
+    let bottom_t = level(&mut rec, &xt, s, 0)?;
+    rec.submit()?;
+    let bottom = Array::new(x.shape.clone(), bottom_t.read(net.ctx())?)?;
     let p_input = probabilities(net, x, &targets)?;
     let p_baseline = probabilities(net, &bottom, &targets)?;
     let keep: Vec<usize> = (0..n)
