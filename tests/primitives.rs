@@ -515,3 +515,61 @@ fn blur_baseline_on_the_device_equals_the_host_one() {
         );
     }
 }
+
+#[test]
+fn visualisation_steps() {
+    use netlens::ops::visualize::{clamp_channels, clip_small, pixel_bounds, Clip};
+    let c = ctx();
+    let dims = [3, 3, 13, 11];
+    let n: usize = dims.iter().product();
+    let x: Vec<f32> = rand_vec(n, 31).iter().map(|v| 3.0 * v).collect();
+    let g = rand_vec(n, 32);
+    // the pixel range per channel
+    let bounds = pixel_bounds(&[0.485, 0.456, 0.406], &[0.229, 0.224, 0.225]).unwrap();
+    let t = up(&x, &dims);
+    let mut rec = Recorder::new(c, "clamp");
+    clamp_channels(&mut rec, &t, &up(&bounds, &[3, 2])).unwrap();
+    rec.submit().unwrap();
+    let want: Vec<f32> = x
+        .iter()
+        .enumerate()
+        .map(|(i, v)| {
+            let ch = (i / (13 * 11)) % 3;
+            v.clamp(bounds[2 * ch], bounds[2 * ch + 1])
+        })
+        .collect();
+    assert_close(&read(&t), &want, 0.0, 0.0, "clamp_channels");
+    assert!(
+        want.iter().zip(&x).any(|(a, b)| a != b),
+        "the test clamps nothing"
+    );
+    // clipping by norm and by contribution, at several percentiles
+    for (how, pct) in [
+        (Clip::Norm, 50.0),
+        (Clip::Norm, 0.0),
+        (Clip::Norm, 100.0),
+        (Clip::Contribution, 90.0),
+        (Clip::Contribution, 33.3),
+    ] {
+        let t = up(&x, &dims);
+        let gt = up(&g, &dims);
+        let mut rec = Recorder::new(c, "clip");
+        clip_small(&mut rec, &t, how, Some(&gt), pct).unwrap();
+        rec.submit().unwrap();
+        let mut want = x.clone();
+        let gg = (how == Clip::Contribution).then_some(&g[..]);
+        cpu::clip_small(&mut want, gg, dims, pct);
+        let got = read(&t);
+        assert_close(&got, &want, 0.0, 0.0, &format!("clip_small {how:?} {pct}"));
+        let zeros = got.iter().filter(|v| **v == 0.0).count();
+        let expect = ((pct / 100.0 * (13.0 * 11.0 - 1.0)) as f32).ceil() as usize * 9;
+        assert!(
+            zeros.abs_diff(expect) <= 9,
+            "{how:?} {pct}: {zeros} zeros, about {expect} expected"
+        );
+    }
+    let t = up(&x, &dims);
+    let mut rec = Recorder::new(c, "clip");
+    assert!(clip_small(&mut rec, &t, Clip::Contribution, None, 50.0).is_err());
+    assert!(clip_small(&mut rec, &t, Clip::Norm, None, 101.0).is_err());
+}

@@ -6,6 +6,7 @@ mod classify;
 mod evaluate;
 mod info;
 mod mask;
+mod maximize;
 mod synth;
 
 use std::sync::Arc;
@@ -46,6 +47,8 @@ enum Command {
     Evaluate(Box<evaluate::Args>),
     /// Learned perturbation masks (Fong & Vedaldi 2017): deletion and preservation games
     Mask(Box<mask::Args>),
+    /// Images that maximise a class score or a unit (class models, unit visualisation)
+    Maximize(Box<maximize::Args>),
     /// Write the procedural concept dataset (Broden layout)
     Synth(synth::Args),
     /// Top-1 accuracy of a model over a generated dataset
@@ -78,6 +81,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Attribute(a) => attribute::run(*a, backend),
         Command::Mask(a) => mask::run(*a, backend),
         Command::Evaluate(a) => evaluate::run(*a, backend),
+        Command::Maximize(a) => maximize::run(*a, backend),
         Command::Synth(a) => synth::run(a),
         Command::Accuracy(a) => accuracy::run(a, backend),
     }
@@ -130,4 +134,17 @@ pub(crate) fn load_inputs(
             "all inputs must have the same size; run them separately",
         )
     })
+}
+
+/// A progress bar on a terminal (hidden otherwise), counting `unit`.
+pub(crate) fn progress(label: &str, unit: &str) -> indicatif::ProgressBar {
+    if !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        return indicatif::ProgressBar::hidden();
+    }
+    let b = indicatif::ProgressBar::new(0);
+    let t = format!("{label} {{bar:30}} {{pos}}/{{len}} {unit} {{elapsed}}");
+    if let Ok(style) = indicatif::ProgressStyle::with_template(&t) {
+        b.set_style(style);
+    }
+    b
 }

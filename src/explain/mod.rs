@@ -10,6 +10,7 @@ pub mod mask;
 pub mod method;
 pub mod occlusion;
 pub mod resample;
+pub mod visualize;
 
 pub(crate) use engine::seed;
 pub use engine::{run_gradients, GradRun};

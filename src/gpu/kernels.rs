@@ -99,6 +99,8 @@ kernels! {
     Histogram => "select.wgsl", "histogram", [R, W];
     TopK => "select.wgsl", "top_k", [R, W, W];
     Objective => "objective.wgsl", "objective", [R, R, W, W];
+    ClampChannels => "visualize.wgsl", "clamp_channels", [R, W];
+    ClipSmall => "visualize.wgsl", "clip_small", [R, W, W];
 }
 
 /// Whether kernels keep wgpu's injected runtime checks (bounds, loop bounding, division

@@ -1,6 +1,7 @@
 //! Reading inputs (images, .npy) and writing outputs (.npy, JSON).
 
 pub mod font;
+pub mod grid;
 pub mod heatmap;
 pub mod image;
 pub mod npy;

@@ -14,6 +14,7 @@ pub mod reduce;
 pub mod resample;
 pub mod select;
 mod simple;
+pub mod visualize;
 
 pub use backward::{
     adaptive_avg_pool2d_backward, avg_pool2d_backward, conv2d_backward_input,

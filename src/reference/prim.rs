@@ -311,3 +311,40 @@ pub fn nearest(x: &[f32], dims: [usize; 4], oh: usize, ow: usize) -> Vec<f32> {
     }
     out
 }
+
+/// numpy's percentile (linear interpolation) of v.
+pub fn percentile(v: &[f32], pct: f32) -> f32 {
+    let mut s = v.to_vec();
+    s.sort_by(|a, b| a.total_cmp(b));
+    let pos = pct as f64 / 100.0 * (s.len() - 1) as f64;
+    let lo = pos.floor() as usize;
+    let hi = (lo + 1).min(s.len() - 1);
+    (s[lo] as f64 + (pos - lo as f64) * (s[hi] as f64 - s[lo] as f64)) as f32
+}
+
+/// Yosinski et al.'s clipping: pixels of each item whose score (norm over channels, or
+/// |Σ_c x g| when g is given) is below the item's percentile are set to 0.
+pub fn clip_small(x: &mut [f32], g: Option<&[f32]>, dims: [usize; 4], pct: f32) {
+    let [n, c, h, w] = dims;
+    let plane = h * w;
+    for i in 0..n {
+        let at = |ch: usize, v: usize| (i * c + ch) * plane + v;
+        let s: Vec<f32> = (0..plane)
+            .map(|v| match g {
+                None => (0..c).map(|ch| x[at(ch, v)].powi(2)).sum::<f32>().sqrt(),
+                Some(g) => (0..c)
+                    .map(|ch| x[at(ch, v)] * g[at(ch, v)])
+                    .sum::<f32>()
+                    .abs(),
+            })
+            .collect();
+        let t = percentile(&s, pct);
+        for (v, sv) in s.iter().enumerate() {
+            if *sv < t {
+                for ch in 0..c {
+                    x[at(ch, v)] = 0.0;
+                }
+            }
+        }
+    }
+}

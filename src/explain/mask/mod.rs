@@ -3,7 +3,7 @@
 //! pixel is kept) blends the input with a perturbed copy: Φ(x₀; m) = m ⊙ x₀ + (1 − m) ⊙ η.
 
 pub mod extremal;
-mod meaningful;
+pub(crate) mod meaningful;
 mod settings;
 
 pub use meaningful::{objective_gradient, MaskRun};

@@ -1,0 +1,244 @@
+//! Activation maximisation on the device: each step (jitter, forward to the objective's
+//! layer, objective, backward, update, pixel range, blur, clipping) is one submission;
+//! nothing is read back until the end. Objectives of one kind at one layer run as a batch.
+
+use crate::array::Array;
+use crate::data::rng::Rng;
+use crate::error::{Error, Result};
+use crate::explain::mask::meaningful::jitter_offsets;
+use crate::gpu::{read_all, Recorder, Tensor};
+use crate::graph::{Keep, Net};
+use crate::ops::map::{adam_step, affine, axpy, store_row, Adam};
+use crate::ops::objective::{objective, Objective, Targets};
+use crate::ops::resample::{blur, blur_radius, roll};
+use crate::ops::visualize::{clamp_channels, clip_small, pixel_bounds, Clip};
+use crate::ops::{self, ReluRule};
+
+use super::{Goal, MaximizeSettings, Optimizer};
+
+/// Images that maximise their objectives, with how they got there.
+pub struct Maximized {
+    pub goals: Vec<Goal>,
+    /// [N, C, H, W] in the model's input space (normalised); every pixel maps into [0, 1].
+    pub images: Array,
+    /// Each objective's value at its final image.
+    pub values: Vec<f32>,
+    /// [steps, N]: the objective's value at each step's (jittered) input.
+    pub history: Array,
+    /// [N, classes]: the model's softmax at each final image.
+    pub probs: Array,
+}
+
+/// Maximises each goal from its own start image; `progress` advances one per item-step.
+pub fn maximize(
+    net: &Net,
+    goals: &[Goal],
+    s: &MaximizeSettings,
+    progress: &indicatif::ProgressBar,
+) -> Result<Maximized> {
+    s.check()?;
+    if goals.is_empty() {
+        return Err(Error::input("--objective", "no objective given"));
+    }
+    let model = net.model();
+    let c = model.in_channels;
+    let (h, w) = s.size;
+    let one = [1, c, h, w];
+    net.max_batch(&one)?;
+    let classes = model.num_classes();
+    let n = goals.len();
+    let mut images = vec![0f32; n * c * h * w];
+    let mut values = vec![0f32; n];
+    let mut history = vec![0f32; s.steps * n];
+    let mut probs = vec![0f32; n * classes];
+    // groups: one objective kind at one layer
+    let mut groups: Vec<(Objective, usize, Vec<usize>)> = Vec::new();
+    for (i, g) in goals.iter().enumerate() {
+        match groups
+            .iter_mut()
+            .find(|(k, l, _)| *k == g.kind && *l == g.layer)
+        {
+            Some(grp) => grp.2.push(i),
+            None => groups.push((g.kind, g.layer, vec![i])),
+        }
+    }
+    let chunk = net.tape_batch(&one)?;
+    progress.set_length((n * s.steps) as u64);
+    for (kind, layer, ids) in groups {
+        for part in ids.chunks(chunk) {
+            let r = run_pass(net, goals, part, kind, layer, s, progress)?;
+            let per = c * h * w;
+            for (j, &id) in part.iter().enumerate() {
+                images[id * per..(id + 1) * per].copy_from_slice(&r.images[j * per..(j + 1) * per]);
+                values[id] = r.values[j];
+                probs[id * classes..(id + 1) * classes]
+                    .copy_from_slice(&r.probs[j * classes..(j + 1) * classes]);
+                for t in 0..s.steps {
+                    history[t * n + id] = r.history[t * part.len() + j];
+                }
+            }
+        }
+    }
+    let images = Array::new(vec![n, c, h, w], images)?;
+    images.check_finite().map_err(|_| {
+        Error::Other("maximisation diverged (non-finite pixels); lower --lr".into())
+    })?;
+    Ok(Maximized {
+        goals: goals.to_vec(),
+        images,
+        values,
+        history: Array::new(vec![s.steps, n], history)?,
+        probs: Array::new(vec![n, classes], probs)?,
+    })
+}
+
+struct Pass {
+    images: Vec<f32>,
+    values: Vec<f32>,
+    history: Vec<f32>,
+    probs: Vec<f32>,
+}
+
+fn targets(
+    net: &Net,
+    goals: &[Goal],
+    ids: &[usize],
+    kind: Objective,
+    shape: &[usize],
+) -> Result<Targets> {
+    let ctx = net.ctx();
+    if kind == Objective::Unit {
+        let u: Vec<(usize, usize, usize)> = ids
+            .iter()
+            .map(|&i| {
+                let (y, x) = goals[i].at.unwrap_or((0, 0));
+                (goals[i].target, y, x)
+            })
+            .collect();
+        Targets::units(ctx, &u, &shape[1..])
+    } else {
+        let t: Vec<usize> = ids.iter().map(|&i| goals[i].target).collect();
+        Targets::classes(ctx, &t, &shape[1..])
+    }
+}
+
+fn run_pass(
+    net: &Net,
+    goals: &[Goal],
+    ids: &[usize],
+    kind: Objective,
+    layer: usize,
+    s: &MaximizeSettings,
+    progress: &indicatif::ProgressBar,
+) -> Result<Pass> {
+    let ctx = net.ctx();
+    let model = net.model();
+    let (b, c, (h, w)) = (ids.len(), model.in_channels, s.size);
+    let shape = [b, c, h, w];
+    let out_shape = model.output_shapes(&shape)?[layer].clone();
+    let tg = targets(net, goals, ids, kind, &out_shape)?;
+    let bounds = Tensor::upload(
+        ctx,
+        &pixel_bounds(&model.meta.mean, &model.meta.std)?,
+        &[c, 2],
+    )?;
+    // the start: the mean image, plus seeded noise per item
+    let per = c * h * w;
+    let mut x0 = vec![0f32; b * per];
+    if s.init_noise > 0.0 {
+        for (j, &id) in ids.iter().enumerate() {
+            let mut r = Rng::derive(s.seed ^ 0x7669_7a00, id as u64);
+            for v in &mut x0[j * per..(j + 1) * per] {
+                let (u1, u2) = (r.unit().max(1e-12), r.unit());
+                *v = s.init_noise
+                    * ((-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()) as f32;
+            }
+        }
+    }
+    let mut x = Tensor::upload(ctx, &x0, &shape)?;
+    let zeros = vec![0f32; b * per];
+    let (m, v) = (
+        Tensor::upload(ctx, &zeros, &shape)?,
+        Tensor::upload(ctx, &zeros, &shape)?,
+    );
+    let history = Tensor::empty(ctx, &[s.steps, b], "objective history")?;
+    let radius = blur_radius(s.blur_sigma);
+    {
+        let mut rec = Recorder::new(ctx, "start");
+        clamp_channels(&mut rec, &x, &bounds)?;
+        rec.submit()?;
+    }
+    for t in 1..=s.steps {
+        let mut rec = Recorder::new(ctx, "maximize step");
+        let offsets = match s.jitter {
+            0 => None,
+            j => Some(Tensor::upload(
+                ctx,
+                &jitter_offsets(s.seed, t, ids, j),
+                &[b, 2],
+            )?),
+        };
+        let input = match &offsets {
+            Some(o) => roll(&mut rec, &x, o, false)?,
+            None => x.clone(),
+        };
+        let tape = net.record_forward(&mut rec, &input, &Keep::All, Some(layer))?;
+        let (seed, value) = objective(&mut rec, &tape.logits, &tg, kind)?;
+        let g = net.record_backward(&mut rec, &tape, layer, &seed, ReluRule::Gradient, &[])?;
+        let gx = match &offsets {
+            Some(o) => roll(&mut rec, &g.input, o, true)?,
+            None => g.input,
+        };
+        store_row(&mut rec, &value, &history, t - 1)?;
+        match s.optimizer {
+            Optimizer::Adam { lr } => {
+                let cfg = Adam {
+                    lr,
+                    maximize: true,
+                    weight_decay: 2.0 * s.l2,
+                    ..Default::default()
+                };
+                adam_step(&mut rec, &cfg, t as u32, &x, &gx, &m, &v)?;
+            }
+            Optimizer::Sgd { lr } => {
+                axpy(&mut rec, lr, &gx, &x)?;
+                if s.l2 > 0.0 {
+                    x = affine(&mut rec, &x, 1.0 - 2.0 * lr * s.l2, 0.0)?;
+                }
+            }
+        }
+        clamp_channels(&mut rec, &x, &bounds)?;
+        if s.blur_every > 0 && t % s.blur_every == 0 {
+            x = blur(&mut rec, &x, s.blur_sigma, radius)?;
+        }
+        if s.clip_norm_pct > 0.0 {
+            clip_small(&mut rec, &x, Clip::Norm, None, s.clip_norm_pct)?;
+        }
+        if s.clip_contrib_pct > 0.0 {
+            clip_small(
+                &mut rec,
+                &x,
+                Clip::Contribution,
+                Some(&gx),
+                s.clip_contrib_pct,
+            )?;
+        }
+        rec.submit()?;
+        progress.inc(b as u64);
+    }
+    // the final images, unjittered: the objective and the class probabilities
+    let mut rec = Recorder::new(ctx, "maximize result");
+    let tape = net.record_forward(&mut rec, &x, &Keep::All, None)?;
+    let z = tape.output(layer)?;
+    let (_, value) = objective(&mut rec, z, &tg, kind)?;
+    let p = ops::softmax(&mut rec, &tape.logits)?;
+    rec.submit()?;
+    let mut out = read_all(ctx, &[&x, &value, &history, &p])?.into_iter();
+    let mut next = || out.next().expect("four tensors read");
+    Ok(Pass {
+        images: next(),
+        values: next(),
+        history: next(),
+        probs: next(),
+    })
+}

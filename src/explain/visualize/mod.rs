@@ -1,0 +1,11 @@
+//! Visualising what units and classes respond to: activation maximisation (Simonyan et
+//! al. 2014, Yosinski et al. 2015), filters and feature maps, maximally activating
+//! patches, and feature-space neighbours and embeddings.
+
+mod maximize;
+mod objective;
+mod settings;
+
+pub use maximize::{maximize, Maximized};
+pub use objective::Goal;
+pub use settings::{MaximizeSettings, Optimizer, Preset};
