@@ -96,3 +96,86 @@ fn clip_small(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_i
         }
     }
 }
+
+// Top patches: per channel of a batch x [B, C, P], the k best (value, image, position)
+// among the running list (run_*, [C, k]) and the batch's values (images base .. base + B),
+// best first: larger value, then smaller image, then smaller position. One workgroup per
+// channel; step j picks the best candidate strictly after step j - 1's pick. Empty slots
+// have image 0xffffffff and are never picked.
+@group(0) @binding(1) var<storage, read> top_x: array<f32>;
+@group(0) @binding(2) var<storage, read> run_v: array<f32>;
+@group(0) @binding(3) var<storage, read> run_i: array<u32>; // [C, k, 2] (image, position)
+@group(0) @binding(4) var<storage, read_write> out_v: array<f32>;
+@group(0) @binding(5) var<storage, read_write> out_i: array<u32>;
+
+struct TopParams {
+    items: u32, channels: u32, plane: u32, k: u32,
+    base: u32, _p0: u32, _p1: u32, _p2: u32,
+}
+@group(0) @binding(0) var<uniform> tp: TopParams;
+
+const NONE: u32 = 0xffffffffu;
+var<workgroup> best_v: array<f32, 64>;
+var<workgroup> best_im: array<u32, 64>;
+var<workgroup> best_pos: array<u32, 64>;
+
+// Whether (v, im, pos) ranks before (bv, bim, bpos); NONE images rank last.
+fn before(v: f32, im: u32, pos: u32, bv: f32, bim: u32, bpos: u32) -> bool {
+    if (im == NONE) { return false; }
+    if (bim == NONE) { return true; }
+    if (v != bv) { return v > bv; }
+    if (im != bim) { return im < bim; }
+    return pos < bpos;
+}
+
+@compute @workgroup_size(64, 1, 1)
+fn unit_top_k(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid3: vec3<u32>) {
+    let lid = lid3.x;
+    let c = wid.x;
+    if (c >= tp.channels) { return; }
+    var pv = 0.0;
+    var pim = NONE; // nothing picked yet: every candidate is after it
+    var ppos = 0u;
+    let batch = tp.items * tp.plane;
+    for (var j = 0u; j < tp.k; j++) {
+        var bv = 0.0;
+        var bim = NONE;
+        var bpos = 0u;
+        for (var e = lid; e < tp.k + batch; e += 64u) {
+            var v: f32; var im: u32; var pos: u32;
+            if (e < tp.k) {
+                v = run_v[c * tp.k + e];
+                im = run_i[2u * (c * tp.k + e)];
+                pos = run_i[2u * (c * tp.k + e) + 1u];
+            } else {
+                let b = (e - tp.k) / tp.plane;
+                pos = (e - tp.k) - b * tp.plane;
+                im = tp.base + b;
+                v = top_x[(b * tp.channels + c) * tp.plane + pos];
+            }
+            let after_prev = pim == NONE || before(pv, pim, ppos, v, im, pos);
+            if (after_prev && before(v, im, pos, bv, bim, bpos)) {
+                bv = v; bim = im; bpos = pos;
+            }
+        }
+        best_v[lid] = bv; best_im[lid] = bim; best_pos[lid] = bpos;
+        for (var s = 32u; s > 0u; s >>= 1u) {
+            workgroupBarrier();
+            if (lid < s) {
+                let o = lid + s;
+                if (before(best_v[o], best_im[o], best_pos[o], best_v[lid], best_im[lid], best_pos[lid])) {
+                    best_v[lid] = best_v[o]; best_im[lid] = best_im[o]; best_pos[lid] = best_pos[o];
+                }
+            }
+        }
+        workgroupBarrier();
+        pv = best_v[0]; pim = best_im[0]; ppos = best_pos[0];
+        workgroupBarrier();
+        if (lid == 0u) {
+            out_v[c * tp.k + j] = pv;
+            out_i[2u * (c * tp.k + j)] = pim;
+            out_i[2u * (c * tp.k + j) + 1u] = ppos;
+        }
+        if (pim == NONE) { pim = 0u; pv = -3.0e38; ppos = NONE; } // exhausted: nothing is after
+    }
+}

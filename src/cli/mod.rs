@@ -7,6 +7,7 @@ mod evaluate;
 mod info;
 mod mask;
 mod maximize;
+mod patches;
 mod synth;
 
 use std::sync::Arc;
@@ -49,6 +50,8 @@ enum Command {
     Mask(Box<mask::Args>),
     /// Images that maximise a class score or a unit (class models, unit visualisation)
     Maximize(Box<maximize::Args>),
+    /// Each unit's maximally activating patches over a dataset
+    TopPatches(Box<patches::Args>),
     /// Write the procedural concept dataset (Broden layout)
     Synth(synth::Args),
     /// Top-1 accuracy of a model over a generated dataset
@@ -82,6 +85,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Mask(a) => mask::run(*a, backend),
         Command::Evaluate(a) => evaluate::run(*a, backend),
         Command::Maximize(a) => maximize::run(*a, backend),
+        Command::TopPatches(a) => patches::run(*a, backend),
         Command::Synth(a) => synth::run(a),
         Command::Accuracy(a) => accuracy::run(a, backend),
     }

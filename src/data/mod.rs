@@ -2,6 +2,7 @@
 //! directories.
 
 pub mod broden;
+pub mod folder;
 pub mod render;
 pub mod rng;
 pub mod shapes;

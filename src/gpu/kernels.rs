@@ -101,6 +101,7 @@ kernels! {
     Objective => "objective.wgsl", "objective", [R, R, W, W];
     ClampChannels => "visualize.wgsl", "clamp_channels", [R, W];
     ClipSmall => "visualize.wgsl", "clip_small", [R, W, W];
+    UnitTopK => "visualize.wgsl", "unit_top_k", [R, R, R, W, W];
 }
 
 /// Whether kernels keep wgpu's injected runtime checks (bounds, loop bounding, division

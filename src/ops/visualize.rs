@@ -129,3 +129,77 @@ pub fn clip_small(
     rec.launch(Kernel::ClipSmall, &p, &bind, grid(p.items));
     Ok(())
 }
+
+/// The k best (value, image, position) of each channel seen so far, on the device.
+pub struct TopList {
+    /// [C, k], best first.
+    pub values: Tensor,
+    /// [C, k, 2] u32: (image, position in the plane); image 0xffffffff marks an empty slot.
+    pub index: Tensor,
+    pub k: usize,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable, Default)]
+struct TopParams {
+    items: u32,
+    channels: u32,
+    plane: u32,
+    k: u32,
+    base: u32,
+    _pad: [u32; 3],
+}
+
+impl TopList {
+    /// An empty list of k (1 to 1024) slots per channel.
+    pub fn new(ctx: &crate::gpu::Context, channels: usize, k: usize) -> Result<TopList> {
+        if !(1..=1024).contains(&k) {
+            return Err(Error::input("--k", format!("{k} is outside [1, 1024]")));
+        }
+        Ok(TopList {
+            values: Tensor::upload(ctx, &vec![0.0; channels * k], &[channels, k])?,
+            index: Tensor::upload_u32(ctx, &vec![u32::MAX; channels * k * 2], &[channels, k, 2])?,
+            k,
+        })
+    }
+
+    /// Merges the activations x [B, C, H, W] (or [B, F]) of images base .. base + B.
+    pub fn merge(&self, rec: &mut Recorder, x: &Tensor, base: usize) -> Result<TopList> {
+        let (b, c) = (x.shape[0], x.shape.get(1).copied().unwrap_or(0));
+        let plane: usize = x.shape[2..].iter().product();
+        if self.values.shape != [c, self.k] || b == 0 {
+            return Err(Error::Shape(format!(
+                "top patches: activations {:?} do not fit a list of {:?}",
+                x.shape, self.values.shape
+            )));
+        }
+        if c > 65535 || base + b >= u32::MAX as usize {
+            return Err(Error::Shape(format!(
+                "top patches: {c} channels or {} images are too many",
+                base + b
+            )));
+        }
+        let out = TopList {
+            values: Tensor::empty(rec.ctx(), &[c, self.k], "top values")?,
+            index: Tensor::empty_u32(rec.ctx(), &[c, self.k, 2], "top positions")?,
+            k: self.k,
+        };
+        let p = TopParams {
+            items: u32s(b, "batch")?,
+            channels: u32s(c, "channels")?,
+            plane: u32s(plane.max(1), "plane")?,
+            k: self.k as u32,
+            base: u32s(base, "image index")?,
+            ..Default::default()
+        };
+        let bind = [
+            Binding::Tensor(x),
+            Binding::Tensor(&self.values),
+            Binding::Tensor(&self.index),
+            Binding::Tensor(&out.values),
+            Binding::Tensor(&out.index),
+        ];
+        rec.launch(Kernel::UnitTopK, &p, &bind, grid(p.channels));
+        Ok(out)
+    }
+}

@@ -4,8 +4,10 @@
 
 mod maximize;
 mod objective;
+mod patches;
 mod settings;
 
 pub use maximize::{maximize, Maximized};
 pub use objective::Goal;
+pub use patches::{receptive_field, top_patches, Patch};
 pub use settings::{MaximizeSettings, Optimizer, Preset};
