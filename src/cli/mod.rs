@@ -4,6 +4,7 @@ mod accuracy;
 mod attribute;
 mod classify;
 mod evaluate;
+mod features;
 mod info;
 mod mask;
 mod maximize;
@@ -52,6 +53,10 @@ enum Command {
     Maximize(Box<maximize::Args>),
     /// Each unit's maximally activating patches over a dataset
     TopPatches(Box<patches::Args>),
+    /// A 2-D embedding (PCA or t-SNE) of a layer's features over a dataset
+    Embed(Box<features::EmbedArgs>),
+    /// The nearest dataset images of query images in a layer's features
+    Neighbors(Box<features::NeighborArgs>),
     /// Write the procedural concept dataset (Broden layout)
     Synth(synth::Args),
     /// Top-1 accuracy of a model over a generated dataset
@@ -86,6 +91,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Evaluate(a) => evaluate::run(*a, backend),
         Command::Maximize(a) => maximize::run(*a, backend),
         Command::TopPatches(a) => patches::run(*a, backend),
+        Command::Embed(a) => features::embed(*a, backend),
+        Command::Neighbors(a) => features::neighbors_cmd(*a, backend),
         Command::Synth(a) => synth::run(a),
         Command::Accuracy(a) => accuracy::run(a, backend),
     }
