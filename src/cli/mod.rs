@@ -5,6 +5,7 @@ mod attribute;
 mod classify;
 mod evaluate;
 mod features;
+mod filters;
 mod info;
 mod mask;
 mod maximize;
@@ -57,6 +58,10 @@ enum Command {
     Embed(Box<features::EmbedArgs>),
     /// The nearest dataset images of query images in a layer's features
     Neighbors(Box<features::NeighborArgs>),
+    /// A conv layer's filters as an RGB grid
+    Filters(filters::FilterArgs),
+    /// A layer's feature maps for one input, as a grid
+    Activations(Box<filters::ActivationArgs>),
     /// Write the procedural concept dataset (Broden layout)
     Synth(synth::Args),
     /// Top-1 accuracy of a model over a generated dataset
@@ -93,6 +98,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::TopPatches(a) => patches::run(*a, backend),
         Command::Embed(a) => features::embed(*a, backend),
         Command::Neighbors(a) => features::neighbors_cmd(*a, backend),
+        Command::Filters(a) => filters::filters(a),
+        Command::Activations(a) => filters::activations(*a, backend),
         Command::Synth(a) => synth::run(a),
         Command::Accuracy(a) => accuracy::run(a, backend),
     }

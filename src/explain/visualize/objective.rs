@@ -102,13 +102,25 @@ impl Goal {
         })
     }
 
-    /// Parses a comma-separated list.
+    /// Parses a comma-separated list; `channel:LAYER:*` stands for every channel of the
+    /// layer (one image per unit).
     pub fn parse_list(text: &str, model: &Model, shape: &[usize]) -> Result<Vec<Goal>> {
-        let goals: Vec<Goal> = text
-            .split(',')
-            .filter(|s| !s.trim().is_empty())
-            .map(|s| Goal::parse(s, model, shape))
-            .collect::<Result<_>>()?;
+        let mut goals = Vec::new();
+        for s in text.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            match s
+                .strip_prefix("channel:")
+                .and_then(|r| r.strip_suffix(":*"))
+            {
+                Some(layer) => {
+                    let i = model.find(layer)?;
+                    let c = model.output_shapes(shape)?[i].get(1).copied().unwrap_or(0);
+                    for k in 0..c {
+                        goals.push(Goal::parse(&format!("channel:{layer}:{k}"), model, shape)?);
+                    }
+                }
+                None => goals.push(Goal::parse(s, model, shape)?),
+            }
+        }
         if goals.is_empty() {
             return Err(Error::input("--objective", "no objective given"));
         }
