@@ -301,7 +301,8 @@ pub fn pca(x: &Array, k: usize) -> Result<Pca> {
 
 /// Exact t-SNE (van der Maaten & Hinton 2008) of the rows of x [N, D] to 2-D: perplexity
 /// by bisection per row, early exaggeration 12 for the first 250 of `steps` iterations,
-/// learning rate 200, momentum 0.5 then 0.8, gains; seeded N(0, 1e-4²) start.
+/// learning rate max(N / 48, 50) (sklearn's "auto"), momentum 0.5 then 0.8, gains;
+/// seeded N(0, 1e-4²) start.
 pub fn tsne(x: &Array, perplexity: f64, steps: usize, seed: u64) -> Result<Array> {
     let (n, d) = match x.shape.as_slice() {
         [n, d] => (*n, *d),
@@ -391,6 +392,7 @@ pub fn tsne(x: &Array, perplexity: f64, steps: usize, seed: u64) -> Result<Array
     let mut upd = vec![0f64; 2 * n];
     let mut gains = vec![1f64; 2 * n];
     let mut num = vec![0f64; n * n];
+    let lr = (n as f64 / 48.0).max(50.0);
     for t in 0..steps {
         let exag = if t < 250 { 12.0 } else { 1.0 };
         let mom = if t < 250 { 0.5 } else { 0.8 };
@@ -422,7 +424,7 @@ pub fn tsne(x: &Array, perplexity: f64, steps: usize, seed: u64) -> Result<Array
                     gains[a] * 0.8
                 };
                 gains[a] = gains[a].max(0.01);
-                upd[a] = mom * upd[a] - 200.0 * gains[a] * g;
+                upd[a] = mom * upd[a] - lr * gains[a] * g;
             }
         }
         for a in 0..2 * n {
