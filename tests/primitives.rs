@@ -562,7 +562,7 @@ fn visualisation_steps() {
         let got = read(&t);
         assert_close(&got, &want, 0.0, 0.0, &format!("clip_small {how:?} {pct}"));
         let zeros = got.iter().filter(|v| **v == 0.0).count();
-        let expect = ((pct / 100.0 * (13.0 * 11.0 - 1.0)) as f32).ceil() as usize * 9;
+        let expect = (pct / 100.0 * (13.0 * 11.0 - 1.0)).ceil() as usize * 9;
         assert!(
             zeros.abs_diff(expect) <= 9,
             "{how:?} {pct}: {zeros} zeros, about {expect} expected"

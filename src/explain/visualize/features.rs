@@ -226,9 +226,9 @@ pub fn pca(x: &Array, k: usize) -> Result<Pca> {
     }
     x.check_finite()?;
     let mut mean = vec![0f64; d];
-    for i in 0..n {
-        for j in 0..d {
-            mean[j] += x.data[i * d + j] as f64 / n as f64;
+    for row in x.data.chunks_exact(d) {
+        for (m, v) in mean.iter_mut().zip(row) {
+            *m += *v as f64 / n as f64;
         }
     }
     let xc: Vec<f64> = (0..n * d)
@@ -308,7 +308,7 @@ pub fn tsne(x: &Array, perplexity: f64, steps: usize, seed: u64) -> Result<Array
         [n, d] => (*n, *d),
         s => return Err(Error::Shape(format!("t-SNE needs [N, D] rows, got {s:?}"))),
     };
-    if n < 4 || n > 5000 {
+    if !(4..=5000).contains(&n) {
         return Err(Error::input(
             "t-SNE",
             format!("{n} points: use 4 to 5000 (PCA has no limit)"),

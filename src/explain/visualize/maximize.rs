@@ -64,9 +64,9 @@ pub fn maximize(
     }
     let chunk = net.tape_batch(&one)?;
     progress.set_length((n * s.steps) as u64);
-    for (kind, layer, ids) in groups {
+    for (_, _, ids) in groups {
         for part in ids.chunks(chunk) {
-            let r = run_pass(net, goals, part, kind, layer, s, progress)?;
+            let r = run_pass(net, goals, part, s, progress)?;
             let per = c * h * w;
             for (j, &id) in part.iter().enumerate() {
                 images[id * per..(id + 1) * per].copy_from_slice(&r.images[j * per..(j + 1) * per]);
@@ -126,70 +126,143 @@ fn run_pass(
     net: &Net,
     goals: &[Goal],
     ids: &[usize],
-    kind: Objective,
-    layer: usize,
     s: &MaximizeSettings,
     progress: &indicatif::ProgressBar,
 ) -> Result<Pass> {
-    let ctx = net.ctx();
-    let model = net.model();
-    let (b, c, (h, w)) = (ids.len(), model.in_channels, s.size);
-    let shape = [b, c, h, w];
-    let out_shape = model.output_shapes(&shape)?[layer].clone();
-    let tg = targets(net, goals, ids, kind, &out_shape)?;
-    let bounds = Tensor::upload(
-        ctx,
-        &pixel_bounds(&model.meta.mean, &model.meta.std)?,
-        &[c, 2],
-    )?;
-    // the start: the mean image, plus seeded noise per item
-    let per = c * h * w;
-    let mut x0 = vec![0f32; b * per];
-    if s.init_noise > 0.0 {
-        for (j, &id) in ids.iter().enumerate() {
-            let mut r = Rng::derive(s.seed ^ 0x7669_7a00, id as u64);
-            for v in &mut x0[j * per..(j + 1) * per] {
-                let (u1, u2) = (r.unit().max(1e-12), r.unit());
-                *v = s.init_noise
-                    * ((-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()) as f32;
+    let mut run = MaximizeRun::with_ids(net, goals, ids, s)?;
+    for _ in 0..s.steps {
+        run.step()?;
+        progress.inc(ids.len() as u64);
+    }
+    run.finish()
+}
+
+/// One batch of objectives of one kind at one layer, stepped on the device: each `step`
+/// records and submits one iteration and reads nothing back.
+pub struct MaximizeRun<'a> {
+    net: &'a Net,
+    s: MaximizeSettings,
+    ids: Vec<usize>,
+    kind: Objective,
+    layer: usize,
+    tg: Targets,
+    bounds: Tensor,
+    x: Tensor,
+    m: Tensor,
+    v: Tensor,
+    history: Tensor,
+    radius: usize,
+    t: usize,
+}
+
+impl<'a> MaximizeRun<'a> {
+    /// A run over `goals`, which must share one objective kind and layer (as
+    /// `maximize` groups them); history rows beyond `s.steps` are not kept.
+    pub fn new(net: &'a Net, goals: &[Goal], s: &MaximizeSettings) -> Result<MaximizeRun<'a>> {
+        let ids: Vec<usize> = (0..goals.len()).collect();
+        Self::with_ids(net, goals, &ids, s)
+    }
+
+    fn with_ids(
+        net: &'a Net,
+        goals: &[Goal],
+        ids: &[usize],
+        s: &MaximizeSettings,
+    ) -> Result<MaximizeRun<'a>> {
+        s.check()?;
+        let first = goals
+            .get(ids[0])
+            .ok_or_else(|| Error::input("--objective", "no objective given"))?;
+        let (kind, layer) = (first.kind, first.layer);
+        if ids
+            .iter()
+            .any(|&i| goals[i].kind != kind || goals[i].layer != layer)
+        {
+            return Err(Error::Shape(
+                "a maximisation run needs one objective kind at one layer".into(),
+            ));
+        }
+        let ctx = net.ctx();
+        let model = net.model();
+        let (b, c, (h, w)) = (ids.len(), model.in_channels, s.size);
+        let shape = [b, c, h, w];
+        let out_shape = model.output_shapes(&shape)?[layer].clone();
+        let tg = targets(net, goals, ids, kind, &out_shape)?;
+        let bounds = Tensor::upload(
+            ctx,
+            &pixel_bounds(&model.meta.mean, &model.meta.std)?,
+            &[c, 2],
+        )?;
+        // the start: the mean image, plus seeded noise per item
+        let per = c * h * w;
+        let mut x0 = vec![0f32; b * per];
+        if s.init_noise > 0.0 {
+            for (j, &id) in ids.iter().enumerate() {
+                let mut r = Rng::derive(s.seed ^ 0x7669_7a00, id as u64);
+                for v in &mut x0[j * per..(j + 1) * per] {
+                    let (u1, u2) = (r.unit().max(1e-12), r.unit());
+                    *v = s.init_noise
+                        * ((-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()) as f32;
+                }
             }
         }
-    }
-    let mut x = Tensor::upload(ctx, &x0, &shape)?;
-    let zeros = vec![0f32; b * per];
-    let (m, v) = (
-        Tensor::upload(ctx, &zeros, &shape)?,
-        Tensor::upload(ctx, &zeros, &shape)?,
-    );
-    let history = Tensor::empty(ctx, &[s.steps, b], "objective history")?;
-    let radius = blur_radius(s.blur_sigma);
-    {
+        let x = Tensor::upload(ctx, &x0, &shape)?;
+        let zeros = vec![0f32; b * per];
+        let (m, v) = (
+            Tensor::upload(ctx, &zeros, &shape)?,
+            Tensor::upload(ctx, &zeros, &shape)?,
+        );
+        let history = Tensor::empty(ctx, &[s.steps, b], "objective history")?;
         let mut rec = Recorder::new(ctx, "start");
         clamp_channels(&mut rec, &x, &bounds)?;
         rec.submit()?;
+        Ok(MaximizeRun {
+            net,
+            s: s.clone(),
+            ids: ids.to_vec(),
+            kind,
+            layer,
+            tg,
+            bounds,
+            x,
+            m,
+            v,
+            history,
+            radius: blur_radius(s.blur_sigma),
+            t: 0,
+        })
     }
-    for t in 1..=s.steps {
+
+    /// Records and submits one step.
+    pub fn step(&mut self) -> Result<()> {
+        let (net, s) = (self.net, &self.s);
+        let ctx = net.ctx();
+        let b = self.ids.len();
+        self.t += 1;
+        let t = self.t;
         let mut rec = Recorder::new(ctx, "maximize step");
         let offsets = match s.jitter {
             0 => None,
             j => Some(Tensor::upload(
                 ctx,
-                &jitter_offsets(s.seed, t, ids, j),
+                &jitter_offsets(s.seed, t, &self.ids, j),
                 &[b, 2],
             )?),
         };
         let input = match &offsets {
-            Some(o) => roll(&mut rec, &x, o, false)?,
-            None => x.clone(),
+            Some(o) => roll(&mut rec, &self.x, o, false)?,
+            None => self.x.clone(),
         };
-        let tape = net.record_forward(&mut rec, &input, &Keep::All, Some(layer))?;
-        let (seed, value) = objective(&mut rec, &tape.logits, &tg, kind)?;
-        let g = net.record_backward(&mut rec, &tape, layer, &seed, ReluRule::Gradient, &[])?;
+        let tape = net.record_forward(&mut rec, &input, &Keep::All, Some(self.layer))?;
+        let (seed, value) = objective(&mut rec, &tape.logits, &self.tg, self.kind)?;
+        let g = net.record_backward(&mut rec, &tape, self.layer, &seed, ReluRule::Gradient, &[])?;
         let gx = match &offsets {
             Some(o) => roll(&mut rec, &g.input, o, true)?,
             None => g.input,
         };
-        store_row(&mut rec, &value, &history, t - 1)?;
+        if t <= s.steps {
+            store_row(&mut rec, &value, &self.history, t - 1)?;
+        }
         match s.optimizer {
             Optimizer::Adam { lr } => {
                 let cfg = Adam {
@@ -198,47 +271,52 @@ fn run_pass(
                     weight_decay: 2.0 * s.l2,
                     ..Default::default()
                 };
-                adam_step(&mut rec, &cfg, t as u32, &x, &gx, &m, &v)?;
+                adam_step(&mut rec, &cfg, t as u32, &self.x, &gx, &self.m, &self.v)?;
             }
             Optimizer::Sgd { lr } => {
-                axpy(&mut rec, lr, &gx, &x)?;
+                axpy(&mut rec, lr, &gx, &self.x)?;
                 if s.l2 > 0.0 {
-                    x = affine(&mut rec, &x, 1.0 - 2.0 * lr * s.l2, 0.0)?;
+                    self.x = affine(&mut rec, &self.x, 1.0 - 2.0 * lr * s.l2, 0.0)?;
                 }
             }
         }
-        clamp_channels(&mut rec, &x, &bounds)?;
+        clamp_channels(&mut rec, &self.x, &self.bounds)?;
         if s.blur_every > 0 && t % s.blur_every == 0 {
-            x = blur(&mut rec, &x, s.blur_sigma, radius)?;
+            self.x = blur(&mut rec, &self.x, s.blur_sigma, self.radius)?;
         }
         if s.clip_norm_pct > 0.0 {
-            clip_small(&mut rec, &x, Clip::Norm, None, s.clip_norm_pct)?;
+            clip_small(&mut rec, &self.x, Clip::Norm, None, s.clip_norm_pct)?;
         }
         if s.clip_contrib_pct > 0.0 {
             clip_small(
                 &mut rec,
-                &x,
+                &self.x,
                 Clip::Contribution,
                 Some(&gx),
                 s.clip_contrib_pct,
             )?;
         }
-        rec.submit()?;
-        progress.inc(b as u64);
+        rec.submit()
     }
-    // the final images, unjittered: the objective and the class probabilities
-    let mut rec = Recorder::new(ctx, "maximize result");
-    let tape = net.record_forward(&mut rec, &x, &Keep::All, None)?;
-    let z = tape.output(layer)?;
-    let (_, value) = objective(&mut rec, z, &tg, kind)?;
-    let p = ops::softmax(&mut rec, &tape.logits)?;
-    rec.submit()?;
-    let mut out = read_all(ctx, &[&x, &value, &history, &p])?.into_iter();
-    let mut next = || out.next().expect("four tensors read");
-    Ok(Pass {
-        images: next(),
-        values: next(),
-        history: next(),
-        probs: next(),
-    })
+
+    /// The final images, unjittered, with their objective values and class probabilities.
+    fn finish(self) -> Result<Pass> {
+        let ctx = self.net.ctx();
+        let mut rec = Recorder::new(ctx, "maximize result");
+        let tape = self
+            .net
+            .record_forward(&mut rec, &self.x, &Keep::All, None)?;
+        let z = tape.output(self.layer)?;
+        let (_, value) = objective(&mut rec, z, &self.tg, self.kind)?;
+        let p = ops::softmax(&mut rec, &tape.logits)?;
+        rec.submit()?;
+        let mut out = read_all(ctx, &[&self.x, &value, &self.history, &p])?.into_iter();
+        let mut next = || out.next().expect("four tensors read");
+        Ok(Pass {
+            images: next(),
+            values: next(),
+            history: next(),
+            probs: next(),
+        })
+    }
 }

@@ -9,7 +9,7 @@ mod patches;
 mod settings;
 
 pub use features::{features, neighbors, pca, tsne, Metric, Pca};
-pub use maximize::{maximize, Maximized};
+pub use maximize::{maximize, MaximizeRun, Maximized};
 pub use objective::Goal;
 pub use patches::{receptive_field, top_patches, Patch};
 pub use settings::{MaximizeSettings, Optimizer, Preset};

@@ -1,0 +1,72 @@
+//! One activation-maximisation step (forward to the objective, log-probability seed,
+//! backward, Adam, pixel-range clamp, history row: one submission) against a bare forward
+//! + backward of the same batch: the eight class models of the demo model. Goal: at most
+//! 1.2x. A regularised step (jitter, blur, norm clipping) is timed too.
+//! tools/maximize_reference.py times a Lucent-style PyTorch loop on the same machine.
+
+use std::sync::Arc;
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use netlens::explain::visualize::{Goal, MaximizeRun, MaximizeSettings, Preset};
+use netlens::gpu::{Context, Recorder, Tensor};
+use netlens::graph::{Keep, Net};
+use netlens::ops::ReluRule;
+
+fn bench(c: &mut Criterion) {
+    let ctx = Arc::new(Context::from_env().expect("a wgpu adapter"));
+    eprintln!(
+        "GPU: {} (GEMM kernels: {})",
+        ctx.adapter_name(),
+        ctx.gemm().name()
+    );
+    let root = env!("CARGO_MANIFEST_DIR");
+    let model =
+        netlens::model::load(format!("{root}/models/shapes-vgg.safetensors").as_ref()).unwrap();
+    let net = Net::new(ctx.clone(), model).unwrap();
+    let text: Vec<String> = (0..8).map(|k| format!("logprob:{k}")).collect();
+    let goals = Goal::parse_list(&text.join(","), net.model(), &[1, 3, 64, 64]).unwrap();
+    let xt = Tensor::upload(&ctx, &vec![0.1; 8 * 3 * 64 * 64], &[8, 3, 64, 64]).unwrap();
+    let mut seed = vec![0f32; 8 * 8];
+    (0..8).for_each(|i| seed[i * 8 + i] = 1.0);
+    let seed = Tensor::upload(&ctx, &seed, &[8, 8]).unwrap();
+    let last = net.model().layers.len() - 1;
+    let mut g = c.benchmark_group("maximize_b8");
+    g.sample_size(20);
+    g.bench_function("forward + backward", |b| {
+        b.iter(|| {
+            let mut rec = Recorder::new(&ctx, "bare");
+            let tape = net.record_forward(&mut rec, &xt, &Keep::All, None).unwrap();
+            let _g = net
+                .record_backward(&mut rec, &tape, last, &seed, ReluRule::Gradient, &[])
+                .unwrap();
+            rec.submit().unwrap();
+            ctx.wait().unwrap();
+        })
+    });
+    let s = MaximizeSettings::preset(Preset::Simonyan, (64, 64));
+    let mut run = MaximizeRun::new(&net, &goals, &s).unwrap();
+    g.bench_function("maximize step", |b| {
+        b.iter(|| {
+            run.step().unwrap();
+            ctx.wait().unwrap();
+        })
+    });
+    let r = MaximizeSettings {
+        jitter: 4,
+        blur_every: 1,
+        blur_sigma: 0.5,
+        clip_norm_pct: 50.0,
+        ..s
+    };
+    let mut run = MaximizeRun::new(&net, &goals, &r).unwrap();
+    g.bench_function("regularised step (jitter, blur, clip)", |b| {
+        b.iter(|| {
+            run.step().unwrap();
+            ctx.wait().unwrap();
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(maximize, bench);
+criterion_main!(maximize);
