@@ -1,8 +1,8 @@
 //! One activation-maximisation step (forward to the objective, log-probability seed,
-//! backward, Adam, pixel-range clamp, history row: one submission) against a bare forward
-//! + backward of the same batch: the eight class models of the demo model. Goal: at most
-//! 1.2x. A regularised step (jitter, blur, norm clipping) is timed too.
-//! tools/maximize_reference.py times a Lucent-style PyTorch loop on the same machine.
+//! backward, Adam, pixel-range clamp, history row: one submission) against a bare
+//! forward and backward of the same batch: the eight class models of the demo model.
+//! Goal: at most 1.2x. A regularised step (jitter, blur, norm clipping) is timed too;
+//! tools/maximize_reference.py times PyTorch and Lucent loops on the same machine.
 
 use std::sync::Arc;
 

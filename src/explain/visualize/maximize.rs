@@ -281,7 +281,7 @@ impl<'a> MaximizeRun<'a> {
             }
         }
         clamp_channels(&mut rec, &self.x, &self.bounds)?;
-        if s.blur_every > 0 && t % s.blur_every == 0 {
+        if s.blur_every > 0 && t.is_multiple_of(s.blur_every) {
             self.x = blur(&mut rec, &self.x, s.blur_sigma, self.radius)?;
         }
         if s.clip_norm_pct > 0.0 {
