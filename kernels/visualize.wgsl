@@ -179,3 +179,16 @@ fn unit_top_k(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_i
         if (pim == NONE) { pim = 0u; pv = -3.0e38; ppos = NONE; } // exhausted: nothing is after
     }
 }
+
+// y[n, c, v] = x[n, c, v] * ab[2c] + ab[2c + 1]: the model's normalisation and its adjoint.
+@group(0) @binding(1) var<storage, read> aff_x: array<f32>;
+@group(0) @binding(2) var<storage, read> aff_ab: array<f32>;
+@group(0) @binding(3) var<storage, read_write> aff_y: array<f32>;
+
+@compute @workgroup_size(64, 1, 1)
+fn channel_affine(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = index(gid, nwg);
+    if (i >= p.items * p.channels * p.plane) { return; }
+    let c = (i / p.plane) % p.channels;
+    aff_y[i] = fma(aff_x[i], aff_ab[2u * c], aff_ab[2u * c + 1u]);
+}

@@ -573,3 +573,97 @@ fn visualisation_steps() {
     assert!(clip_small(&mut rec, &t, Clip::Contribution, None, 50.0).is_err());
     assert!(clip_small(&mut rec, &t, Clip::Norm, None, 101.0).is_err());
 }
+
+#[test]
+fn fourier_image_colour_and_warps() {
+    use netlens::ops::fourier::{self, Affine};
+    let c = ctx();
+    // odd and even sizes, batched
+    for (n, ch, h, w) in [(2, 3, 8, 8), (1, 3, 7, 9), (3, 2, 5, 4)] {
+        let w2 = w / 2 + 1;
+        let p = rand_vec(n * ch * h * w2 * 2, 41);
+        let scale = fourier::spectrum_scale(h, w, 1.0);
+        let (pt, st) = (up(&p, &[n, ch, h, w2, 2]), up(&scale, &[h, w2]));
+        let mut rec = Recorder::new(c, "fft");
+        let x = fourier::spectrum_image(&mut rec, &pt, &st, (h, w)).unwrap();
+        let g = up(&rand_vec(n * ch * h * w, 42), &[n, ch, h, w]);
+        let gp = fourier::spectrum_image_adjoint(&mut rec, &g, &st).unwrap();
+        rec.submit().unwrap();
+        let want = cpu::spectrum_image(&p, &scale, n * ch, h, w);
+        assert_close(
+            &read(&x),
+            &want,
+            1e-5,
+            1e-4,
+            &format!("spectrum image {h}x{w}"),
+        );
+        assert_adjoint(&read(&x), &read(&g), &p, &read(&gp), "spectrum image");
+    }
+    // colour: sigmoid(M v) and its adjoint (a linearisation check)
+    let dims = [2, 3, 5, 7];
+    let len: usize = dims.iter().product();
+    let v = rand_vec(len, 43);
+    let m = fourier::color_matrix();
+    let mt = up(&m, &[3, 3]);
+    let g = rand_vec(len, 44);
+    let mut rec = Recorder::new(c, "colour");
+    let pix = fourier::color_sigmoid(&mut rec, &up(&v, &dims), &mt).unwrap();
+    let gv = fourier::color_sigmoid_adjoint(&mut rec, &up(&g, &dims), &pix, &mt).unwrap();
+    rec.submit().unwrap();
+    let (pix, gv) = (read(&pix), read(&gv));
+    let plane = 35;
+    for i in 0..len {
+        let (item, cc, at) = (i / (3 * plane), (i / plane) % 3, i % plane);
+        let z: f32 = (0..3)
+            .map(|k| m[3 * cc + k] * v[(item * 3 + k) * plane + at])
+            .sum();
+        assert!(
+            (pix[i] - 1.0 / (1.0 + (-z).exp())).abs() < 1e-6,
+            "colour {i}"
+        );
+    }
+    let eps = 1e-3;
+    let bumped: Vec<f32> = v.iter().zip(&g).map(|(a, b)| a + eps * b).collect();
+    let mut rec = Recorder::new(c, "colour");
+    let pix2 = fourier::color_sigmoid(&mut rec, &up(&bumped, &dims), &mt).unwrap();
+    rec.submit().unwrap();
+    let lin: f64 = dot(&gv, &g);
+    let fd: f64 = read(&pix2)
+        .iter()
+        .zip(&pix)
+        .zip(&g)
+        .map(|((a, b), gg)| ((a - b) / eps) as f64 * *gg as f64)
+        .sum();
+    assert!(
+        (lin - fd).abs() < 2e-2 * lin.abs().max(1.0),
+        "colour adjoint {lin} vs {fd}"
+    );
+    // warps: shift with a fill, scale down with zero padding, rotation; forward against the
+    // reference, adjoint against <Ax, y> = <x, A^T y>
+    let dims = [2, 3, 11, 13];
+    let len: usize = dims.iter().product();
+    let x = rand_vec(len, 45);
+    let (cs, sn) = (0.3f32.cos() * 1.07, 0.3f32.sin() * 1.07);
+    for (a, out, fill) in [
+        (Affine::shift(-3.0, 2.0), (14, 9), 0.5),
+        (Affine([1.3, 0.0, -2.2, 0.0, 1.25, -1.4]), (9, 12), 0.0),
+        (Affine([cs, -sn, 2.0, sn, cs, -1.0]), (11, 13), 0.0),
+    ] {
+        let mut rec = Recorder::new(c, "warp");
+        let y = fourier::warp(&mut rec, &up(&x, &dims), &a, out, fill).unwrap();
+        let gy = rand_vec(2 * 3 * out.0 * out.1, 46);
+        let gx =
+            fourier::warp_adjoint(&mut rec, &up(&gy, &[2, 3, out.0, out.1]), &a, (11, 13)).unwrap();
+        rec.submit().unwrap();
+        let want = cpu::warp(&x, 6, (11, 13), out, a.0, fill);
+        assert_close(&read(&y), &want, 1e-5, 1e-5, &format!("warp {a:?}"));
+        let zero_fill = cpu::warp(&x, 6, (11, 13), out, a.0, 0.0);
+        assert_adjoint(
+            &zero_fill,
+            &gy,
+            &x,
+            &read(&gx),
+            &format!("warp adjoint {a:?}"),
+        );
+    }
+}

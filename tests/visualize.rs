@@ -294,3 +294,63 @@ fn tsne_and_neighbours_keep_clusters_apart() {
     let y2 = tsne(&x, 5.0, 500, 1).unwrap();
     assert_close(&y.data, &y2.data, 0.0, 0.0, "t-SNE determinism");
 }
+
+#[test]
+fn lucid_parametrisation_and_transforms_match_lucent() {
+    use netlens::explain::visualize::transforms::{apply, Draw};
+    use netlens::ops::fourier;
+    let want = load_tensors(&fixture("lucid.safetensors"));
+    let ctx = common::ctx();
+    for name in ["even", "odd"] {
+        let p = &want[&format!("{name}.spectrum")];
+        let pix = &want[&format!("{name}.pixels")];
+        let (h, w) = (pix.shape[2], pix.shape[3]);
+        let scale = fourier::spectrum_scale(h, w, 1.0);
+        let mut rec = Recorder::new(ctx, "lucid");
+        let st = Tensor::upload(ctx, &scale, &[h, w / 2 + 1]).unwrap();
+        let v = fourier::spectrum_image(
+            &mut rec,
+            &Tensor::upload(ctx, &p.data, &p.shape).unwrap(),
+            &st,
+            (h, w),
+        )
+        .unwrap();
+        let m = Tensor::upload(ctx, &fourier::color_matrix(), &[3, 3]).unwrap();
+        let got = fourier::color_sigmoid(&mut rec, &v, &m).unwrap();
+        rec.submit().unwrap();
+        assert_close(
+            &got.read(ctx).unwrap(),
+            &pix.data,
+            1e-5,
+            1e-4,
+            &format!("{name} pixels"),
+        );
+    }
+    let x = &want["t.input"];
+    for seed in [0, 3, 6, 8, 11] {
+        let c = &want[&format!("t{seed}.choices")].data;
+        let draw = Draw {
+            jitter8: (c[0] as usize, c[1] as usize),
+            scale: ((c[2] as f64 - 1.0) * 50.0 + 5.0).round() as usize,
+            angle: c[3] as i32,
+            jitter4: (c[4] as usize, c[5] as usize),
+        };
+        let out = &want[&format!("t{seed}.output")];
+        let mut rec = Recorder::new(ctx, "transforms");
+        let a = apply(
+            &mut rec,
+            &Tensor::upload(ctx, &x.data, &x.shape).unwrap(),
+            &draw,
+        )
+        .unwrap();
+        rec.submit().unwrap();
+        assert_eq!(a.output.shape, out.shape, "seed {seed}: {draw:?}");
+        assert_close(
+            &a.output.read(ctx).unwrap(),
+            &out.data,
+            1e-4,
+            1e-4,
+            &format!("seed {seed}: {draw:?}"),
+        );
+    }
+}

@@ -6,7 +6,9 @@ use std::path::PathBuf;
 use serde_json::json;
 
 use crate::error::{Error, Result};
-use crate::explain::visualize::{maximize, Goal, MaximizeSettings, Optimizer, Preset};
+use crate::explain::visualize::{
+    maximize, Goal, MaximizeSettings, Optimizer, Param, Preset, Transforms,
+};
 use crate::io;
 
 #[derive(clap::Args)]
@@ -17,10 +19,27 @@ pub struct Args {
     /// channel's mean) or unit:LAYER:C:Y:X; one image per objective
     #[arg(long, required = true)]
     objective: String,
-    /// simonyan (Adam 0.05, λ 1e-4, 500 steps from the mean image) or yosinski (gradient
-    /// ascent, blur σ 0.5 every 4 steps, pixels under the 50th norm percentile clipped)
+    /// simonyan (Adam 0.05, λ 1e-4, 500 steps from the mean image), yosinski (gradient
+    /// ascent, blur σ 0.5 every 4 steps, pixels under the 50th norm percentile clipped) or
+    /// lucid (Fourier-space image, decorrelated colour, Lucent's standard transforms,
+    /// Adam 0.05, 512 steps)
     #[arg(long, default_value = "simonyan")]
     preset: String,
+    /// pixel (the image itself) or fft (Lucid's Fourier-space image)
+    #[arg(long)]
+    param: Option<String>,
+    /// none, or standard (Lucent's: pad 12, jitter 8, scale 0.9-1.1, rotate ±10°, jitter 4)
+    #[arg(long)]
+    transforms: Option<String>,
+    /// fft: the spectrum's decay power, in [0, 4] (default 1)
+    #[arg(long, allow_negative_numbers = true)]
+    decay: Option<f32>,
+    /// fft: σ of the spectrum's Gaussian start, in [1e-6, 10] (default 0.01)
+    #[arg(long, allow_negative_numbers = true)]
+    init_sd: Option<f32>,
+    /// fft: no colour decorrelation
+    #[arg(long)]
+    no_decorrelate: bool,
     /// Image size HxW (default: the model's input size), each side 8 to 2048
     #[arg(long)]
     size: Option<String>,
@@ -95,6 +114,38 @@ fn settings(a: &Args, size: (usize, usize)) -> Result<MaximizeSettings> {
             return Err(Error::input(
                 "--optimizer",
                 format!("'{o}': use adam or sgd"),
+            ))
+        }
+    };
+    s.param = match (a.param.as_deref(), s.param) {
+        (None, p) => p,
+        (Some("pixel"), _) => Param::Pixel,
+        (Some("fft"), p) => p,
+        (Some(o), _) => return Err(Error::input("--param", format!("'{o}': use pixel or fft"))),
+    };
+    if a.param.as_deref() == Some("fft") || matches!(s.param, Param::Fourier { .. }) {
+        let (d, sd, dec) = match s.param {
+            Param::Fourier {
+                decay,
+                sd,
+                decorrelate,
+            } => (decay, sd, decorrelate),
+            Param::Pixel => (1.0, 0.01, true),
+        };
+        s.param = Param::Fourier {
+            decay: a.decay.unwrap_or(d),
+            sd: a.init_sd.unwrap_or(sd),
+            decorrelate: dec && !a.no_decorrelate,
+        };
+    }
+    s.transforms = match a.transforms.as_deref() {
+        None => s.transforms,
+        Some("none") => Transforms::None,
+        Some("standard") => Transforms::Standard,
+        Some(o) => {
+            return Err(Error::input(
+                "--transforms",
+                format!("'{o}': use none or standard"),
             ))
         }
     };

@@ -102,6 +102,15 @@ kernels! {
     ClampChannels => "visualize.wgsl", "clamp_channels", [R, W];
     ClipSmall => "visualize.wgsl", "clip_small", [R, W, W];
     UnitTopK => "visualize.wgsl", "unit_top_k", [R, R, R, W, W];
+    ChannelAffine => "visualize.wgsl", "channel_affine", [R, R, W];
+    FftCols => "fourier.wgsl", "fft_cols", [R, R, W];
+    FftColsAdjoint => "fourier.wgsl", "fft_cols_adjoint", [R, R, W];
+    FftRows => "fourier.wgsl", "fft_rows", [R, W];
+    FftRowsAdjoint => "fourier.wgsl", "fft_rows_adjoint", [R, W];
+    ColorSigmoid => "fourier.wgsl", "color_sigmoid", [R, R, W];
+    ColorSigmoidAdjoint => "fourier.wgsl", "color_sigmoid_adjoint", [R, R, W, R];
+    Warp => "warp.wgsl", "warp", [R, W];
+    WarpAdjoint => "warp.wgsl", "warp_adjoint", [R, W];
 }
 
 /// Whether kernels keep wgpu's injected runtime checks (bounds, loop bounding, division

@@ -5,6 +5,7 @@ mod backward;
 mod conv;
 pub mod copies;
 pub mod extremal;
+pub mod fourier;
 mod lrp;
 pub mod map;
 pub mod objective;

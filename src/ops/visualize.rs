@@ -203,3 +203,29 @@ impl TopList {
         Ok(out)
     }
 }
+
+/// y = x · ab[c, 0] + ab[c, 1] per channel of x [N, C, H, W] (the model's normalisation
+/// with ab = (1/std, −mean/std), its adjoint with (1/std, 0)).
+pub fn channel_affine(rec: &mut Recorder, x: &Tensor, ab: &Tensor) -> Result<Tensor> {
+    let [n, c, h, w] = dims(x, "channel_affine")?;
+    if ab.shape != [c, 2] {
+        return Err(Error::Shape(format!(
+            "channel_affine: {:?} is not [{c}, 2]",
+            ab.shape
+        )));
+    }
+    let y = Tensor::empty(rec.ctx(), &x.shape, "channel affine")?;
+    let p = VisParams {
+        items: u32s(n, "batch")?,
+        channels: u32s(c, "channels")?,
+        plane: u32s(h * w, "plane")?,
+        ..Default::default()
+    };
+    rec.launch_1d(
+        Kernel::ChannelAffine,
+        &p,
+        &[Binding::Tensor(x), Binding::Tensor(ab), Binding::Tensor(&y)],
+        x.len(),
+    );
+    Ok(y)
+}

@@ -348,3 +348,76 @@ pub fn clip_small(x: &mut [f32], g: Option<&[f32]>, dims: [usize; 4], pct: f32) 
         }
     }
 }
+
+/// torch.fft.irfftn(scale ⊙ P, s=(h, w), norm="ortho") / 4 for P [planes, h, w/2+1, 2]:
+/// a complex inverse DFT along y, then irfft along x (imaginary parts of the DC and, for
+/// even w, Nyquist columns ignored), in f64.
+pub fn spectrum_image(p: &[f32], scale: &[f32], planes: usize, h: usize, w: usize) -> Vec<f32> {
+    use std::f64::consts::TAU;
+    let w2 = w / 2 + 1;
+    let mut out = vec![0f32; planes * h * w];
+    for pl in 0..planes {
+        for y in 0..h {
+            let col: Vec<(f64, f64)> = (0..w2)
+                .map(|k| {
+                    (0..h).fold((0.0, 0.0), |(re, im), ky| {
+                        let s = scale[ky * w2 + k] as f64;
+                        let at = 2 * ((pl * h + ky) * w2 + k);
+                        let (a, b) = (s * p[at] as f64, s * p[at + 1] as f64);
+                        let t = TAU * (ky * y) as f64 / h as f64;
+                        (
+                            re + a * t.cos() - b * t.sin(),
+                            im + a * t.sin() + b * t.cos(),
+                        )
+                    })
+                })
+                .collect();
+            for j in 0..w {
+                let mut acc = col[0].0;
+                for (k, c) in col.iter().enumerate().skip(1) {
+                    let t = TAU * (k * j) as f64 / w as f64;
+                    let v = c.0 * t.cos() - c.1 * t.sin();
+                    acc += if 2 * k == w { v } else { 2.0 * v };
+                }
+                out[(pl * h + y) * w + j] = (acc / (4.0 * ((h * w) as f64).sqrt())) as f32;
+            }
+        }
+    }
+    out
+}
+
+/// Bilinear warp of planes [planes, h, w] to (oh, ow) at m's sample points, outside taps
+/// reading `fill`.
+pub fn warp(
+    x: &[f32],
+    planes: usize,
+    hw: (usize, usize),
+    out: (usize, usize),
+    m: [f32; 6],
+    fill: f32,
+) -> Vec<f32> {
+    let (h, w) = hw;
+    let mut y = vec![0f32; planes * out.0 * out.1];
+    for pl in 0..planes {
+        let tap = |yy: i64, xx: i64| -> f64 {
+            if yy < 0 || xx < 0 || yy >= h as i64 || xx >= w as i64 {
+                fill as f64
+            } else {
+                x[(pl * h + yy as usize) * w + xx as usize] as f64
+            }
+        };
+        for oy in 0..out.0 {
+            for ox in 0..out.1 {
+                let sx = m[0] as f64 * ox as f64 + m[1] as f64 * oy as f64 + m[2] as f64;
+                let sy = m[3] as f64 * ox as f64 + m[4] as f64 * oy as f64 + m[5] as f64;
+                let (x0, y0) = (sx.floor(), sy.floor());
+                let (fx, fy) = (sx - x0, sy - y0);
+                let (xi, yi) = (x0 as i64, y0 as i64);
+                let v = (1.0 - fy) * ((1.0 - fx) * tap(yi, xi) + fx * tap(yi, xi + 1))
+                    + fy * ((1.0 - fx) * tap(yi + 1, xi) + fx * tap(yi + 1, xi + 1));
+                y[(pl * out.0 + oy) * out.1 + ox] = v as f32;
+            }
+        }
+    }
+    y
+}

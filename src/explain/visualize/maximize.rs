@@ -8,13 +8,18 @@ use crate::error::{Error, Result};
 use crate::explain::mask::meaningful::jitter_offsets;
 use crate::gpu::{read_all, Recorder, Tensor};
 use crate::graph::{Keep, Net};
+use crate::ops::fourier::{
+    color_matrix, color_sigmoid, color_sigmoid_adjoint, spectrum_image, spectrum_image_adjoint,
+    spectrum_scale,
+};
 use crate::ops::map::{adam_step, affine, axpy, store_row, Adam};
 use crate::ops::objective::{objective, Objective, Targets};
 use crate::ops::resample::{blur, blur_radius, roll};
-use crate::ops::visualize::{clamp_channels, clip_small, pixel_bounds, Clip};
+use crate::ops::visualize::{channel_affine, clamp_channels, clip_small, pixel_bounds, Clip};
 use crate::ops::{self, ReluRule};
 
-use super::{Goal, MaximizeSettings, Optimizer};
+use super::transforms::{apply, Draw};
+use super::{Goal, MaximizeSettings, Optimizer, Param, Transforms};
 
 /// Images that maximise their objectives, with how they got there.
 pub struct Maximized {
@@ -99,20 +104,27 @@ struct Pass {
     probs: Vec<f32>,
 }
 
+/// Each item's target for a layer output of shape `shape` ([N, ...]); unit positions
+/// given for `base` ([N, C, H, W]) scale with the output when transforms resize it.
 fn targets(
     net: &Net,
     goals: &[Goal],
     ids: &[usize],
     kind: Objective,
     shape: &[usize],
+    base: &[usize],
 ) -> Result<Targets> {
     let ctx = net.ctx();
     if kind == Objective::Unit {
+        let at = |v: usize, axis: usize| match (shape.get(axis), base.get(axis)) {
+            (Some(&now), Some(&was)) if was > 0 => (v * now / was).min(now.saturating_sub(1)),
+            _ => v,
+        };
         let u: Vec<(usize, usize, usize)> = ids
             .iter()
             .map(|&i| {
                 let (y, x) = goals[i].at.unwrap_or((0, 0));
-                (goals[i].target, y, x)
+                (goals[i].target, at(y, 2), at(x, 3))
             })
             .collect();
         Targets::units(ctx, &u, &shape[1..])
@@ -143,11 +155,20 @@ pub struct MaximizeRun<'a> {
     net: &'a Net,
     s: MaximizeSettings,
     ids: Vec<usize>,
+    goals: Vec<Goal>,
     kind: Objective,
     layer: usize,
     tg: Targets,
+    out_shape: Vec<usize>,
     bounds: Tensor,
+    /// The parameters: the image in input space (pixel), or the half spectra (fft).
     x: Tensor,
+    fourier: Option<Fourier>,
+    /// Per channel (a, b) of: pixels to input (1/std, −mean/std), input gradients to
+    /// pixel gradients (1/std, 0), pixel gradients to input-space ones (std, 0).
+    to_input: Tensor,
+    grad_to_pixel: Tensor,
+    grad_to_input: Tensor,
     m: Tensor,
     v: Tensor,
     history: Tensor,
@@ -187,12 +208,31 @@ impl<'a> MaximizeRun<'a> {
         let (b, c, (h, w)) = (ids.len(), model.in_channels, s.size);
         let shape = [b, c, h, w];
         let out_shape = model.output_shapes(&shape)?[layer].clone();
-        let tg = targets(net, goals, ids, kind, &out_shape)?;
+        let tg = targets(net, goals, ids, kind, &out_shape, &out_shape)?;
         let bounds = Tensor::upload(
             ctx,
             &pixel_bounds(&model.meta.mean, &model.meta.std)?,
             &[c, 2],
         )?;
+        let (mean, std) = (&model.meta.mean, &model.meta.std);
+        let pairs = |f: &dyn Fn(f32, f32) -> [f32; 2]| -> Result<Tensor> {
+            let v: Vec<f32> = (0..c).flat_map(|k| f(mean[k], std[k])).collect();
+            Tensor::upload(ctx, &v, &[c, 2])
+        };
+        let to_input = pairs(&|m, s| [1.0 / s, -m / s])?;
+        let grad_to_pixel = pairs(&|_, s| [1.0 / s, 0.0])?;
+        let grad_to_input = pairs(&|_, s| [s, 0.0])?;
+        if let Param::Fourier {
+            decorrelate: true, ..
+        } = s.param
+        {
+            if c != 3 {
+                return Err(Error::input(
+                    "--param",
+                    format!("decorrelated colour needs 3 input channels; the model has {c}"),
+                ));
+            }
+        }
         // the start: the mean image, plus seeded noise per item
         let per = c * h * w;
         let mut x0 = vec![0f32; b * per];
@@ -206,25 +246,53 @@ impl<'a> MaximizeRun<'a> {
                 }
             }
         }
-        let x = Tensor::upload(ctx, &x0, &shape)?;
-        let zeros = vec![0f32; b * per];
+        let (x, fourier) = match s.param {
+            Param::Pixel => (Tensor::upload(ctx, &x0, &shape)?, None),
+            Param::Fourier {
+                decay,
+                sd,
+                decorrelate,
+            } => {
+                let f = Fourier::new(net, (h, w), decay, decorrelate)?;
+                let per = c * h * (w / 2 + 1) * 2;
+                let mut p0 = vec![0f32; b * per];
+                for (j, &id) in ids.iter().enumerate() {
+                    let mut r = Rng::derive(s.seed ^ 0x6666_7400, id as u64);
+                    for v in &mut p0[j * per..(j + 1) * per] {
+                        let (u1, u2) = (r.unit().max(1e-12), r.unit());
+                        *v = sd
+                            * ((-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()) as f32;
+                    }
+                }
+                (Tensor::upload(ctx, &p0, &[b, c, h, w / 2 + 1, 2])?, Some(f))
+            }
+        };
+        let zeros = vec![0f32; x.len()];
         let (m, v) = (
-            Tensor::upload(ctx, &zeros, &shape)?,
-            Tensor::upload(ctx, &zeros, &shape)?,
+            Tensor::upload(ctx, &zeros, &x.shape)?,
+            Tensor::upload(ctx, &zeros, &x.shape)?,
         );
         let history = Tensor::empty(ctx, &[s.steps, b], "objective history")?;
-        let mut rec = Recorder::new(ctx, "start");
-        clamp_channels(&mut rec, &x, &bounds)?;
-        rec.submit()?;
+        if fourier.is_none() {
+            let mut rec = Recorder::new(ctx, "start");
+            clamp_channels(&mut rec, &x, &bounds)?;
+            rec.submit()?;
+        }
         Ok(MaximizeRun {
             net,
             s: s.clone(),
             ids: ids.to_vec(),
+            goals: goals.to_vec(),
             kind,
             layer,
             tg,
+            out_shape,
             bounds,
             x,
+            fourier,
+            to_input,
+            grad_to_pixel,
+            grad_to_input,
             m,
             v,
             history,
@@ -241,6 +309,9 @@ impl<'a> MaximizeRun<'a> {
         self.t += 1;
         let t = self.t;
         let mut rec = Recorder::new(ctx, "maximize step");
+        let draw = (s.transforms == Transforms::Standard)
+            .then(|| Draw::sample(&mut Rng::derive(s.seed ^ 0x6c75_6369, t as u64)));
+        let plain = self.fourier.is_none() && draw.is_none();
         let offsets = match s.jitter {
             0 => None,
             j => Some(Tensor::upload(
@@ -249,16 +320,58 @@ impl<'a> MaximizeRun<'a> {
                 &[b, 2],
             )?),
         };
-        let input = match &offsets {
-            Some(o) => roll(&mut rec, &self.x, o, false)?,
-            None => self.x.clone(),
+        // the model's input: the image jittered, or the pixels transformed and normalised
+        let (input, pix, applied) = if plain {
+            let input = match &offsets {
+                Some(o) => roll(&mut rec, &self.x, o, false)?,
+                None => self.x.clone(),
+            };
+            (input, None, None)
+        } else {
+            let pix = self.pixels(&mut rec)?;
+            let applied = match &draw {
+                Some(d) => Some(apply(&mut rec, &pix, d)?),
+                None => None,
+            };
+            let shown = applied.as_ref().map_or(&pix, |a| &a.output);
+            (
+                channel_affine(&mut rec, shown, &self.to_input)?,
+                Some(pix),
+                applied,
+            )
         };
         let tape = net.record_forward(&mut rec, &input, &Keep::All, Some(self.layer))?;
-        let (seed, value) = objective(&mut rec, &tape.logits, &self.tg, self.kind)?;
+        let fresh;
+        let tg = if tape.logits.shape == self.out_shape {
+            &self.tg
+        } else {
+            fresh = targets(
+                net,
+                &self.goals,
+                &self.ids,
+                self.kind,
+                &tape.logits.shape,
+                &self.out_shape,
+            )?;
+            &fresh
+        };
+        let (seed, value) = objective(&mut rec, &tape.logits, tg, self.kind)?;
         let g = net.record_backward(&mut rec, &tape, self.layer, &seed, ReluRule::Gradient, &[])?;
-        let gx = match &offsets {
-            Some(o) => roll(&mut rec, &g.input, o, true)?,
-            None => g.input,
+        let gx = if plain {
+            match &offsets {
+                Some(o) => roll(&mut rec, &g.input, o, true)?,
+                None => g.input,
+            }
+        } else {
+            let gp = channel_affine(&mut rec, &g.input, &self.grad_to_pixel)?;
+            let gp = match &applied {
+                Some(a) => a.adjoint(&mut rec, &gp)?,
+                None => gp,
+            };
+            match (&self.fourier, &pix) {
+                (Some(f), Some(pix)) => f.adjoint(&mut rec, &gp, pix)?,
+                _ => channel_affine(&mut rec, &gp, &self.grad_to_input)?,
+            }
         };
         if t <= s.steps {
             store_row(&mut rec, &value, &self.history, t - 1)?;
@@ -280,7 +393,9 @@ impl<'a> MaximizeRun<'a> {
                 }
             }
         }
-        clamp_channels(&mut rec, &self.x, &self.bounds)?;
+        if self.fourier.is_none() {
+            clamp_channels(&mut rec, &self.x, &self.bounds)?;
+        }
         if s.blur_every > 0 && t.is_multiple_of(s.blur_every) {
             self.x = blur(&mut rec, &self.x, s.blur_sigma, self.radius)?;
         }
@@ -299,18 +414,38 @@ impl<'a> MaximizeRun<'a> {
         rec.submit()
     }
 
+    /// The images in pixel space ([0, 1]) before any transform.
+    fn pixels(&self, rec: &mut Recorder) -> Result<Tensor> {
+        match &self.fourier {
+            Some(f) => f.pixels(rec, &self.x),
+            None => {
+                let (mean, std) = (&self.net.model().meta.mean, &self.net.model().meta.std);
+                let v: Vec<f32> = mean.iter().zip(std).flat_map(|(m, s)| [*s, *m]).collect();
+                let to_pixel = Tensor::upload(rec.ctx(), &v, &[v.len() / 2, 2])?;
+                channel_affine(rec, &self.x, &to_pixel)
+            }
+        }
+    }
+
     /// The final images, unjittered, with their objective values and class probabilities.
     fn finish(self) -> Result<Pass> {
         let ctx = self.net.ctx();
         let mut rec = Recorder::new(ctx, "maximize result");
+        let image = match &self.fourier {
+            Some(_) => {
+                let pix = self.pixels(&mut rec)?;
+                channel_affine(&mut rec, &pix, &self.to_input)?
+            }
+            None => self.x.clone(),
+        };
         let tape = self
             .net
-            .record_forward(&mut rec, &self.x, &Keep::All, None)?;
+            .record_forward(&mut rec, &image, &Keep::All, None)?;
         let z = tape.output(self.layer)?;
         let (_, value) = objective(&mut rec, z, &self.tg, self.kind)?;
         let p = ops::softmax(&mut rec, &tape.logits)?;
         rec.submit()?;
-        let mut out = read_all(ctx, &[&self.x, &value, &self.history, &p])?.into_iter();
+        let mut out = read_all(ctx, &[&image, &value, &self.history, &p])?.into_iter();
         let mut next = || out.next().expect("four tensors read");
         Ok(Pass {
             images: next(),
@@ -318,5 +453,44 @@ impl<'a> MaximizeRun<'a> {
             history: next(),
             probs: next(),
         })
+    }
+}
+
+/// Lucid's Fourier-space image: spectrum scale and colour matrix on the device.
+struct Fourier {
+    hw: (usize, usize),
+    scale: Tensor,
+    color: Tensor,
+}
+
+impl Fourier {
+    fn new(net: &Net, hw: (usize, usize), decay: f32, decorrelate: bool) -> Result<Fourier> {
+        let ctx = net.ctx();
+        let m = if decorrelate {
+            color_matrix()
+        } else {
+            [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]
+        };
+        Ok(Fourier {
+            hw,
+            scale: Tensor::upload(
+                ctx,
+                &spectrum_scale(hw.0, hw.1, decay),
+                &[hw.0, hw.1 / 2 + 1],
+            )?,
+            color: Tensor::upload(ctx, &m, &[3, 3])?,
+        })
+    }
+
+    /// Pixels in [0, 1] from the half spectra p.
+    fn pixels(&self, rec: &mut Recorder, p: &Tensor) -> Result<Tensor> {
+        let v = spectrum_image(rec, p, &self.scale, self.hw)?;
+        color_sigmoid(rec, &v, &self.color)
+    }
+
+    /// The gradient at the spectra from the gradient g at the pixels `pix`.
+    fn adjoint(&self, rec: &mut Recorder, g: &Tensor, pix: &Tensor) -> Result<Tensor> {
+        let gv = color_sigmoid_adjoint(rec, g, pix, &self.color)?;
+        spectrum_image_adjoint(rec, &gv, &self.scale)
     }
 }

@@ -7,9 +7,10 @@ mod maximize;
 mod objective;
 mod patches;
 mod settings;
+pub mod transforms;
 
 pub use features::{features, neighbors, pca, tsne, Metric, Pca};
 pub use maximize::{maximize, MaximizeRun, Maximized};
 pub use objective::Goal;
 pub use patches::{receptive_field, top_patches, Patch};
-pub use settings::{MaximizeSettings, Optimizer, Preset};
+pub use settings::{MaximizeSettings, Optimizer, Param, Preset, Transforms};

@@ -11,6 +11,31 @@ pub enum Optimizer {
     Sgd { lr: f32 },
 }
 
+/// How the image is parametrised.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Param {
+    /// The image itself, in the model's input space, clamped to the pixel range.
+    Pixel,
+    /// Lucid's Fourier-space image: a half spectrum scaled by 1 / |f|^decay, inverse
+    /// transformed (÷ 4), colour decorrelated (optionally) and squashed by a sigmoid.
+    Fourier {
+        /// The spectrum's decay power: 0 to 4 (Lucid: 1).
+        decay: f32,
+        /// σ of the spectrum's Gaussian start: (0, 10] (Lucid: 0.01).
+        sd: f32,
+        decorrelate: bool,
+    },
+}
+
+/// Random transformations applied before each step's forward pass.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Transforms {
+    None,
+    /// Lucent's standard_transforms: pad 12 with grey, jitter 8, scale 0.9–1.1, rotate
+    /// −10°–10°, jitter 4 (one draw per step, shared by the batch).
+    Standard,
+}
+
 /// A preset: where the defaults come from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Preset {
@@ -21,6 +46,9 @@ pub enum Preset {
     /// blur σ 0.5 every 4 steps, pixels under the 50th norm percentile clipped; gradient
     /// ascent.
     Yosinski,
+    /// Lucid / Lucent's render_vis: Fourier-space image with decorrelated colour, the
+    /// standard transforms, Adam 0.05, 512 steps, no L2.
+    Lucid,
 }
 
 impl std::str::FromStr for Preset {
@@ -29,9 +57,10 @@ impl std::str::FromStr for Preset {
         match s {
             "simonyan" => Ok(Preset::Simonyan),
             "yosinski" => Ok(Preset::Yosinski),
+            "lucid" => Ok(Preset::Lucid),
             _ => Err(Error::input(
                 "--preset",
-                format!("'{s}': use simonyan or yosinski"),
+                format!("'{s}': use simonyan, yosinski or lucid"),
             )),
         }
     }
@@ -45,6 +74,8 @@ pub struct MaximizeSettings {
     /// Steps: 1 to 100 000.
     pub steps: usize,
     pub optimizer: Optimizer,
+    pub param: Param,
+    pub transforms: Transforms,
     /// λ of the penalty λ‖x‖² on the input-space image: 0 to 10.
     pub l2: f32,
     /// Blur the image every this many steps (0: never).
@@ -69,6 +100,8 @@ impl MaximizeSettings {
             size,
             steps: 500,
             optimizer: Optimizer::Adam { lr: 0.05 },
+            param: Param::Pixel,
+            transforms: Transforms::None,
             l2: 1e-4,
             blur_every: 0,
             blur_sigma: 0.0,
@@ -86,6 +119,17 @@ impl MaximizeSettings {
                 blur_every: 4,
                 blur_sigma: 0.5,
                 clip_norm_pct: 50.0,
+                ..base
+            },
+            Preset::Lucid => MaximizeSettings {
+                steps: 512,
+                param: Param::Fourier {
+                    decay: 1.0,
+                    sd: 0.01,
+                    decorrelate: true,
+                },
+                transforms: Transforms::Standard,
+                l2: 0.0,
                 ..base
             },
         }
@@ -127,6 +171,21 @@ impl MaximizeSettings {
         range("--clip-norm-pct", self.clip_norm_pct, 0.0, 99.9)?;
         range("--clip-contrib-pct", self.clip_contrib_pct, 0.0, 99.9)?;
         range("--init-noise", self.init_noise, 0.0, 10.0)?;
+        if let Param::Fourier { decay, sd, .. } = self.param {
+            range("--decay", decay, 0.0, 4.0)?;
+            range("--init-sd", sd, 1e-6, 10.0)?;
+            let pixel_only = self.blur_every > 0
+                || self.clip_norm_pct > 0.0
+                || self.clip_contrib_pct > 0.0
+                || self.jitter > 0
+                || self.init_noise > 0.0;
+            if pixel_only {
+                return Err(Error::input(
+                    "--param",
+                    "blur, clipping, --jitter and --init-noise act on pixel images; with fft use --transforms standard",
+                ));
+            }
+        }
         if 2 * self.jitter >= h.min(w) {
             return Err(Error::input(
                 "--jitter",
