@@ -1,7 +1,8 @@
 //! One activation-maximisation step (forward to the objective, log-probability seed,
 //! backward, Adam, pixel-range clamp, history row: one submission) against a bare
 //! forward and backward of the same batch: the eight class models of the demo model.
-//! Goal: at most 1.2x. A regularised step (jitter, blur, norm clipping) is timed too;
+//! Goal: at most 1.2x. A regularised step (jitter, blur, norm clipping) and a Lucid step
+//! (Fourier image, standard transforms: the model sees ~90 px images) are timed too;
 //! tools/maximize_reference.py times PyTorch and Lucent loops on the same machine.
 
 use std::sync::Arc;
@@ -60,6 +61,14 @@ fn bench(c: &mut Criterion) {
     };
     let mut run = MaximizeRun::new(&net, &goals, &r).unwrap();
     g.bench_function("regularised step (jitter, blur, clip)", |b| {
+        b.iter(|| {
+            run.step().unwrap();
+            ctx.wait().unwrap();
+        })
+    });
+    let l = MaximizeSettings::preset(Preset::Lucid, (64, 64));
+    let mut run = MaximizeRun::new(&net, &goals, &l).unwrap();
+    g.bench_function("lucid step (fft image, transforms)", |b| {
         b.iter(|| {
             run.step().unwrap();
             ctx.wait().unwrap();

@@ -354,3 +354,45 @@ fn lucid_parametrisation_and_transforms_match_lucent() {
         );
     }
 }
+
+#[test]
+fn the_lucid_preset_raises_its_objective_through_transforms() {
+    let net = demo();
+    let m = net.model();
+    // a class through the transforms (each step sees another draw: compare averages)
+    let goals = Goal::parse_list("logprob:3,logprob:5", m, &[1, 3, 64, 64]).unwrap();
+    let mut s = MaximizeSettings::preset(Preset::Lucid, (64, 64));
+    s.steps = 40;
+    s.seed = 5;
+    let r = maximize(&net, &goals, &s, &hidden()).unwrap();
+    for (i, g) in goals.iter().enumerate() {
+        let h: Vec<f32> = (0..s.steps).map(|t| r.history.data[t * 2 + i]).collect();
+        let (a, b) = (
+            h[..5].iter().sum::<f32>() / 5.0,
+            h[35..].iter().sum::<f32>() / 5.0,
+        );
+        assert!(b > a + 0.5, "{}: {a} -> {b} over {h:?}", g.text);
+    }
+    // sigmoid pixels: strictly inside the pixel range
+    let bounds = pixel_bounds(&m.meta.mean, &m.meta.std).unwrap();
+    for (i, v) in r.images.data.iter().enumerate() {
+        let c = (i / 4096) % 3;
+        assert!(
+            *v > bounds[2 * c] && *v < bounds[2 * c + 1],
+            "pixel {i} = {v}"
+        );
+    }
+    // a unit's channel through the Fourier parametrisation alone climbs step by step
+    let goals = Goal::parse_list("channel:features.8:5", m, &[1, 3, 64, 64]).unwrap();
+    s.transforms = netlens::explain::visualize::Transforms::None;
+    s.steps = 30;
+    let r = maximize(&net, &goals, &s, &hidden()).unwrap();
+    let h = &r.history.data;
+    assert!(h.windows(2).filter(|w| w[1] > w[0]).count() >= 25, "{h:?}");
+    assert!(r.values[0] > h[0] + 0.1, "{} -> {}", h[0], r.values[0]);
+    // the fft parametrisation refuses the pixel regularisers
+    let mut bad = s.clone();
+    bad.blur_every = 4;
+    bad.blur_sigma = 1.0;
+    assert!(maximize(&net, &goals, &bad, &hidden()).is_err());
+}
