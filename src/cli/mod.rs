@@ -3,6 +3,7 @@
 mod accuracy;
 mod attribute;
 mod classify;
+mod dissect;
 mod evaluate;
 mod features;
 mod filters;
@@ -62,6 +63,8 @@ enum Command {
     Filters(filters::FilterArgs),
     /// A layer's feature maps for one input, as a grid
     Activations(Box<filters::ActivationArgs>),
+    /// Network dissection: unit–concept IoUs over a Broden-layout dataset, shardable
+    Dissect(Box<dissect::Args>),
     /// Write the procedural concept dataset (Broden layout)
     Synth(synth::Args),
     /// Top-1 accuracy of a model over a generated dataset
@@ -100,6 +103,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Neighbors(a) => features::neighbors_cmd(*a, backend),
         Command::Filters(a) => filters::filters(a),
         Command::Activations(a) => filters::activations(*a, backend),
+        Command::Dissect(a) => dissect::run(*a, backend),
         Command::Synth(a) => synth::run(a),
         Command::Accuracy(a) => accuracy::run(a, backend),
     }

@@ -1,6 +1,7 @@
 //! Attribution methods. Each takes a batch of inputs and returns a batch of maps; the
 //! noisy copies, interpolation steps and occluded copies run as GPU batches.
 
+pub mod dissect;
 mod engine;
 pub mod faithfulness;
 pub mod gradcam;

@@ -111,6 +111,9 @@ kernels! {
     ColorSigmoidAdjoint => "fourier.wgsl", "color_sigmoid_adjoint", [R, R, W, R];
     Warp => "warp.wgsl", "warp", [R, W];
     WarpAdjoint => "warp.wgsl", "warp_adjoint", [R, W];
+    DissectActive => "dissect.wgsl", "dissect_active", [R, R, W];
+    DissectTally => "dissect.wgsl", "dissect_tally", [R, R, R, R, W, W, W, R];
+    DissectUnitCategories => "dissect.wgsl", "dissect_unit_categories", [R, R, R, W];
 }
 
 /// Whether kernels keep wgpu's injected runtime checks (bounds, loop bounding, division

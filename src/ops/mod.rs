@@ -4,6 +4,7 @@
 mod backward;
 mod conv;
 pub mod copies;
+pub mod dissect;
 pub mod extremal;
 pub mod fourier;
 mod lrp;
