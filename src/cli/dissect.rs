@@ -10,7 +10,6 @@ use crate::explain::dissect::{
     Concepts, Header, Layer, LayerResult, Settings, State, Union,
 };
 
-
 #[derive(clap::Args)]
 #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
 pub struct Args {
@@ -120,7 +119,10 @@ fn settings(o: &Opts, batch: usize, top: usize) -> Result<Settings> {
 fn parse_shard(s: &str) -> Result<(usize, usize)> {
     let bad = || Error::input("--shard", format!("'{s}' is not i/n (e.g. 0/4)"));
     let (i, n) = s.split_once('/').ok_or_else(bad)?;
-    Ok((i.trim().parse().map_err(|_| bad())?, n.trim().parse().map_err(|_| bad())?))
+    Ok((
+        i.trim().parse().map_err(|_| bad())?,
+        n.trim().parse().map_err(|_| bad())?,
+    ))
 }
 
 fn model_id(path: &Path, net_params: usize) -> String {
@@ -155,33 +157,44 @@ pub fn run(a: Args, gpu: super::Gpu) -> Result<()> {
         Some((i, n)) => dissect::shard_range(data.len(), i, n)?,
         None => (0, data.len()),
     };
-    let header = |stage: &str, ranges: Vec<(usize, usize)>, keep: Vec<usize>, totals: Vec<u64>| Header {
-        version: 1,
-        stage: stage.into(),
-        model: model_id(&model_path, net.model().param_count()),
-        model_path: model_path.display().to_string(),
-        dataset: data_id(&data),
-        data_path: data_path.display().to_string(),
-        images: data.len(),
-        layers: layers.clone(),
-        quantile: s.quantile,
-        top: s.top,
-        ranges,
-        keep,
-        totals,
-    };
+    let header =
+        |stage: &str, ranges: Vec<(usize, usize)>, keep: Vec<usize>, totals: Vec<u64>| Header {
+            version: 1,
+            stage: stage.into(),
+            model: model_id(&model_path, net.model().param_count()),
+            model_path: model_path.display().to_string(),
+            dataset: data_id(&data),
+            data_path: data_path.display().to_string(),
+            images: data.len(),
+            layers: layers.clone(),
+            quantile: s.quantile,
+            top: s.top,
+            ranges,
+            keep,
+            totals,
+        };
     // thresholds given: the count pass (of a shard, or of everything)
     if let Some(tdir) = &a.thresholds {
         let (h, st) = load_state(tdir)?;
         let State::Thresholds(q) = st else {
-            return Err(Error::input("--thresholds", format!("{} holds counts, not thresholds", tdir.display())));
+            return Err(Error::input(
+                "--thresholds",
+                format!("{} holds counts, not thresholds", tdir.display()),
+            ));
         };
-        check_same(&h, &header("thresholds", vec![], h.keep.clone(), h.totals.clone()), tdir)?;
+        check_same(
+            &h,
+            &header("thresholds", vec![], h.keep.clone(), h.totals.clone()),
+            tdir,
+        )?;
         let covered: usize = q.ranges.iter().map(|r| r.1 - r.0).sum();
         if covered != data.len() {
             return Err(Error::input(
                 "--thresholds",
-                format!("covers {covered} of {} images: merge every threshold shard first", data.len()),
+                format!(
+                    "covers {covered} of {} images: merge every threshold shard first",
+                    data.len()
+                ),
             ));
         }
         let thresholds = q.thresholds()?;
@@ -191,8 +204,18 @@ pub fn run(a: Args, gpu: super::Gpu) -> Result<()> {
         let top: Vec<_> = q.layers.iter().map(|l| l.top.clone()).collect();
         if shard.is_some() {
             let h = header("counts", c.ranges.clone(), h.keep.clone(), h.totals.clone());
-            save_state(&out, &h, &State::Counts { counts: c, top }, a.opts.overwrite)?;
-            eprintln!("wrote the count state of images {}..{} to {}", range.0, range.1, out.display());
+            save_state(
+                &out,
+                &h,
+                &State::Counts { counts: c, top },
+                a.opts.overwrite,
+            )?;
+            eprintln!(
+                "wrote the count state of images {}..{} to {}",
+                range.0,
+                range.1,
+                out.display()
+            );
             return Ok(());
         }
         let r = results(&data, &layers, &top, &c, &s)?;
@@ -209,7 +232,12 @@ pub fn run(a: Args, gpu: super::Gpu) -> Result<()> {
             q.layers.iter().map(|l| l.total).collect(),
         );
         save_state(&out, &h, &State::Thresholds(q), a.opts.overwrite)?;
-        eprintln!("wrote the threshold state of images {}..{} to {}", range.0, range.1, out.display());
+        eprintln!(
+            "wrote the threshold state of images {}..{} to {}",
+            range.0,
+            range.1,
+            out.display()
+        );
         return Ok(());
     }
     refuse(&out, &layers, &a.opts)?;
@@ -220,7 +248,10 @@ pub fn run(a: Args, gpu: super::Gpu) -> Result<()> {
 }
 
 fn refuse(out: &Path, layers: &[Layer], o: &Opts) -> Result<()> {
-    let files: Vec<PathBuf> = layers.iter().map(|l| out.join(&l.name).join("iou.npy")).collect();
+    let files: Vec<PathBuf> = layers
+        .iter()
+        .map(|l| out.join(&l.name).join("iou.npy"))
+        .collect();
     super::refuse_existing(files.iter().map(PathBuf::as_path), o.overwrite)
 }
 
@@ -238,7 +269,13 @@ fn check_same(a: &Header, b: &Header, path: &Path) -> Result<()> {
         return differ("a dataset of", &a.dataset, &b.dataset);
     }
     if a.layers != b.layers {
-        let names = |h: &Header| h.layers.iter().map(|l| l.name.clone()).collect::<Vec<_>>().join(",");
+        let names = |h: &Header| {
+            h.layers
+                .iter()
+                .map(|l| l.name.clone())
+                .collect::<Vec<_>>()
+                .join(",")
+        };
         return differ("layers", &names(a), &names(b));
     }
     if a.quantile != b.quantile || a.top != b.top {
@@ -260,8 +297,15 @@ fn finish(
     s: &Settings,
     o: &Opts,
 ) -> Result<()> {
-    refuse(out, &r.iter().map(|x| x.layer.clone()).collect::<Vec<_>>(), o)?;
-    println!("{:<16} {:>6} {:>10} {:>7}  per category (detectors/unique)", "layer", "units", "detectors", "unique");
+    refuse(
+        out,
+        &r.iter().map(|x| x.layer.clone()).collect::<Vec<_>>(),
+        o,
+    )?;
+    println!(
+        "{:<16} {:>6} {:>10} {:>7}  per category (detectors/unique)",
+        "layer", "units", "detectors", "unique"
+    );
     for x in r {
         let dir = out.join(&x.layer.name);
         write_files(x, &dir, s)?;
@@ -281,8 +325,8 @@ fn finish(
             "{:<16} {:>6} {:>10} {:>7}  {}",
             x.layer.name,
             x.layer.units,
-            sum["detectors"],
-            sum["unique_detectors"],
+            sum["detectors"].as_u64().unwrap_or(0),
+            sum["unique_detectors"].as_u64().unwrap_or(0),
             cats.join(", ")
         );
     }
@@ -292,7 +336,9 @@ fn finish(
 
 fn merge(m: MergeArgs) -> Result<()> {
     let mut it = m.parts.iter();
-    let first = it.next().ok_or_else(|| Error::input("merge", "give the shards' directories"))?;
+    let first = it
+        .next()
+        .ok_or_else(|| Error::input("merge", "give the shards' directories"))?;
     let (h0, mut st) = load_state(first)?;
     for p in it {
         let (h, other) = load_state(p)?;
@@ -301,7 +347,10 @@ fn merge(m: MergeArgs) -> Result<()> {
             (State::Thresholds(a), State::Thresholds(b)) => a.merge(&b)?,
             (State::Counts { counts: a, top: ta }, State::Counts { counts: b, top: tb }) => {
                 if *ta != tb {
-                    return Err(Error::input(p.display(), "was counted against other thresholds"));
+                    return Err(Error::input(
+                        p.display(),
+                        "was counted against other thresholds",
+                    ));
                 }
                 a.merge(&b)?
             }
@@ -313,7 +362,10 @@ fn merge(m: MergeArgs) -> Result<()> {
             }
         }
     }
-    let data_path = m.data.clone().unwrap_or_else(|| PathBuf::from(&h0.data_path));
+    let data_path = m
+        .data
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(&h0.data_path));
     match st {
         State::Thresholds(q) => {
             let covered: usize = q.ranges.iter().map(|r| r.1 - r.0).sum();
@@ -348,16 +400,26 @@ fn merge(m: MergeArgs) -> Result<()> {
         State::Counts { counts, top } => {
             let data = Concepts::open(&data_path)?;
             let s = settings(&m.opts, 32, h0.top.max(1))?;
-            let s = Settings { quantile: h0.quantile, ..s };
+            let s = Settings {
+                quantile: h0.quantile,
+                ..s
+            };
             if data_id(&data) != h0.dataset {
                 return Err(Error::input(
                     data_path.display(),
-                    format!("holds {}, the shards saw {}; pass --data", data_id(&data), h0.dataset),
+                    format!(
+                        "holds {}, the shards saw {}; pass --data",
+                        data_id(&data),
+                        h0.dataset
+                    ),
                 ));
             }
             let r = results(&data, &h0.layers, &top, &counts, &s)?;
             let meta = if m.opts.html {
-                let mp = m.model.clone().unwrap_or_else(|| PathBuf::from(&h0.model_path));
+                let mp = m
+                    .model
+                    .clone()
+                    .unwrap_or_else(|| PathBuf::from(&h0.model_path));
                 crate::model::load(&mp)?.meta
             } else {
                 crate::model::ModelMeta::default()
@@ -366,4 +428,3 @@ fn merge(m: MergeArgs) -> Result<()> {
         }
     }
 }
-

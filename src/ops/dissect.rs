@@ -70,7 +70,11 @@ impl Tally {
     ) -> Result<()> {
         let (b, u, h, w) = match act.shape.as_slice() {
             [b, u, h, w] if b * u * h * w > 0 => (*b, *u, *h, *w),
-            s => return Err(Error::Shape(format!("dissect: maps {s:?} are not [B, U, h, w]"))),
+            s => {
+                return Err(Error::Shape(format!(
+                    "dissect: maps {s:?} are not [B, U, h, w]"
+                )))
+            }
         };
         let (planes, sh, sw) = match labels.shape.as_slice() {
             [lb, k, sh, sw] if *lb == b && k * sh * sw > 0 => (*k, *sh, *sw),

@@ -23,7 +23,9 @@ pub struct Counts {
 impl Counts {
     pub fn merge(&mut self, other: &Counts) -> Result<()> {
         let bits = |t: &[Vec<f32>]| -> Vec<Vec<u32>> {
-            t.iter().map(|v| v.iter().map(|x| x.to_bits()).collect()).collect()
+            t.iter()
+                .map(|v| v.iter().map(|x| x.to_bits()).collect())
+                .collect()
         };
         if bits(&other.thresholds) != bits(&self.thresholds) {
             return Err(Error::input(
@@ -32,7 +34,10 @@ impl Counts {
             ));
         }
         if other.both.len() != self.both.len() || other.pixels.len() != self.pixels.len() {
-            return Err(Error::input("dissect merge", "the states dissect different layers or datasets"));
+            return Err(Error::input(
+                "dissect merge",
+                "the states dissect different layers or datasets",
+            ));
         }
         for r in &other.ranges {
             if self.ranges.iter().any(|s| s.0 < r.1 && r.0 < s.1) {
@@ -50,7 +55,10 @@ impl Counts {
         add(&mut self.both, &other.both);
         add(&mut self.hit, &other.hit);
         add(&mut self.annotated, &other.annotated);
-        self.pixels.iter_mut().zip(&other.pixels).for_each(|(p, q)| *p += q);
+        self.pixels
+            .iter_mut()
+            .zip(&other.pixels)
+            .for_each(|(p, q)| *p += q);
         self.ranges.extend(other.ranges.iter().copied());
         self.ranges.sort();
         Ok(())
@@ -71,7 +79,10 @@ pub fn count_pass(
     let ctx = net.ctx();
     let model = net.model();
     if thresholds.len() != layers.len()
-        || thresholds.iter().zip(layers).any(|(t, l)| t.len() != l.units)
+        || thresholds
+            .iter()
+            .zip(layers)
+            .any(|(t, l)| t.len() != l.units)
     {
         return Err(Error::input(
             "--thresholds",
@@ -79,7 +90,10 @@ pub fn count_pass(
         ));
     }
     if let Some(t) = thresholds.iter().flatten().find(|t| !t.is_finite()) {
-        return Err(Error::input("--thresholds", format!("hold {t}, not a finite value")));
+        return Err(Error::input(
+            "--thresholds",
+            format!("hold {t}, not a finite value"),
+        ));
     }
     let cats = data.broden.categories.len();
     let rec0 = Recorder::new(ctx, "dissect counters");
@@ -97,9 +111,18 @@ pub fn count_pass(
     let mut tallies = fresh(&rec0)?;
     rec0.submit()?;
     let mut out = Counts {
-        both: layers.iter().map(|l| vec![0; l.units * data.labels]).collect(),
-        hit: layers.iter().map(|l| vec![0; l.units * cats.max(1)]).collect(),
-        annotated: layers.iter().map(|l| vec![0; l.units * cats.max(1)]).collect(),
+        both: layers
+            .iter()
+            .map(|l| vec![0; l.units * data.labels])
+            .collect(),
+        hit: layers
+            .iter()
+            .map(|l| vec![0; l.units * cats.max(1)])
+            .collect(),
+        annotated: layers
+            .iter()
+            .map(|l| vec![0; l.units * cats.max(1)])
+            .collect(),
         pixels: vec![0; data.labels],
         thresholds: thresholds.to_vec(),
         ranges: vec![range],
@@ -115,8 +138,14 @@ pub fn count_pass(
             let both = &host[2 * i];
             let c = &host[2 * i + 1];
             let half = c.len() / 2;
-            out.both[i].iter_mut().zip(both).for_each(|(a, b)| *a += b.to_bits() as u64);
-            out.hit[i].iter_mut().zip(&c[..half]).for_each(|(a, b)| *a += b.to_bits() as u64);
+            out.both[i]
+                .iter_mut()
+                .zip(both)
+                .for_each(|(a, b)| *a += b.to_bits() as u64);
+            out.hit[i]
+                .iter_mut()
+                .zip(&c[..half])
+                .for_each(|(a, b)| *a += b.to_bits() as u64);
             out.annotated[i]
                 .iter_mut()
                 .zip(&c[half..])
@@ -137,7 +166,12 @@ pub fn count_pass(
     let mut start = range.0;
     while start < range.1 {
         let end = (start + chunk).min(range.1);
-        let (planes_data, planes, annotated, pixels) = data.planes(start, end)?;
+        let super::data::Planes {
+            labels: planes_data,
+            planes,
+            annotated,
+            pixels,
+        } = data.planes(start, end)?;
         let growth = ((end - start) * planes * sh * sw) as u64;
         if pending + growth > u32::MAX as u64 {
             flush(&tallies, &mut out)?;
@@ -147,7 +181,10 @@ pub fn count_pass(
             pending = 0;
         }
         pending += growth;
-        out.pixels.iter_mut().zip(&pixels).for_each(|(a, b)| *a += b);
+        out.pixels
+            .iter_mut()
+            .zip(&pixels)
+            .for_each(|(a, b)| *a += b);
         let x = data.load(start, end, &model.meta)?;
         x.check_finite()?;
         let xt = Tensor::upload(ctx, &x.data, &x.shape)?;

@@ -9,6 +9,18 @@ use crate::data::folder::ImageSet;
 use crate::error::{Error, Result};
 use crate::model::ModelMeta;
 
+/// The label planes of a run of images.
+pub struct Planes {
+    /// [images, planes, sh, sw] global label numbers (0: none).
+    pub labels: Vec<u32>,
+    /// Planes per image: the most any image has, at least 1; missing ones are 0.
+    pub planes: usize,
+    /// Each image's annotated categories as bits.
+    pub annotated: Vec<u32>,
+    /// Each label's pixels (image-level labels count the whole image).
+    pub pixels: Vec<u64>,
+}
+
 pub struct Concepts {
     pub broden: Broden,
     pub images: ImageSet,
@@ -57,7 +69,10 @@ impl Concepts {
         if labels > 1 << 20 {
             return Err(Error::input(
                 root.join("label.csv").display(),
-                format!("label numbers reach {}; at most 2^20 are supported", labels - 1),
+                format!(
+                    "label numbers reach {}; at most 2^20 are supported",
+                    labels - 1
+                ),
             ));
         }
         let mut label_cats = vec![0u32; labels];
@@ -89,10 +104,8 @@ impl Concepts {
         self.images.load(start, end, meta)
     }
 
-    /// Label planes [end − start, planes, sh, sw] (planes: the most any image has, at
-    /// least 1; missing ones are 0), each image's annotated categories as bits, and the
-    /// pixels of each label (image-level labels count the whole image).
-    pub fn planes(&self, start: usize, end: usize) -> Result<(Vec<u32>, usize, Vec<u32>, Vec<u64>)> {
+    /// The label planes of images start..end.
+    pub fn planes(&self, start: usize, end: usize) -> Result<Planes> {
         let plane = self.mask.0 * self.mask.1;
         let mut per_image = Vec::with_capacity(end - start);
         let mut annotated = Vec::with_capacity(end - start);
@@ -131,6 +144,11 @@ impl Concepts {
             }
         }
         pixels[0] = 0;
-        Ok((out, planes, annotated, pixels))
+        Ok(Planes {
+            labels: out,
+            planes,
+            annotated,
+            pixels,
+        })
     }
 }

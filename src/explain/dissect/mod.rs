@@ -12,7 +12,7 @@ mod result;
 mod state;
 
 pub use counts::{count_pass, Counts};
-pub use data::Concepts;
+pub use data::{Concepts, Planes};
 pub use quantile::{quantile_pass, LayerQuantile, Quantiles, TopImage};
 pub use report::write_report;
 pub use result::{summary, write_files, LayerResult, UnitLabel};
@@ -79,7 +79,10 @@ impl Settings {
             ));
         }
         if !(0.0..=1.0).contains(&self.iou) {
-            return Err(Error::input("--iou", format!("{} is outside [0, 1]", self.iou)));
+            return Err(Error::input(
+                "--iou",
+                format!("{} is outside [0, 1]", self.iou),
+            ));
         }
         if !(1..=256).contains(&self.batch) {
             return Err(Error::input(
@@ -88,7 +91,10 @@ impl Settings {
             ));
         }
         if !(1..=32).contains(&self.top) {
-            return Err(Error::input("--top", format!("{} is outside 1..=32", self.top)));
+            return Err(Error::input(
+                "--top",
+                format!("{} is outside 1..=32", self.top),
+            ));
         }
         Ok(())
     }
@@ -110,7 +116,10 @@ pub fn layers(net: &Net, names: &[String]) -> Result<Vec<Layer>> {
     let (ih, iw) = model.meta.input_size;
     let shapes = model.output_shapes(&[1, model.in_channels, ih, iw])?;
     if names.is_empty() {
-        return Err(Error::input("--layer", "name at least one layer to dissect"));
+        return Err(Error::input(
+            "--layer",
+            "name at least one layer to dissect",
+        ));
     }
     let mut out: Vec<Layer> = Vec::new();
     for name in names {
@@ -124,7 +133,9 @@ pub fn layers(net: &Net, names: &[String]) -> Result<Vec<Layer>> {
         {
             return Err(Error::input(
                 "--layer",
-                format!("{name} outputs {s:?}, not spatial maps; dissect a conv, ReLU or pool layer"),
+                format!(
+                    "{name} outputs {s:?}, not spatial maps; dissect a conv, ReLU or pool layer"
+                ),
             ));
         }
         if out.iter().any(|l| l.index == index) {
@@ -170,7 +181,15 @@ pub fn dissect(
     settings.check()?;
     let q = quantile_pass(net, data, layers, settings, (0, data.len()), progress)?;
     let thresholds = q.thresholds()?;
-    let c = count_pass(net, data, layers, &thresholds, settings, (0, data.len()), progress)?;
+    let c = count_pass(
+        net,
+        data,
+        layers,
+        &thresholds,
+        settings,
+        (0, data.len()),
+        progress,
+    )?;
     let top: Vec<_> = q.layers.iter().map(|l| l.top.clone()).collect();
     result::results(data, layers, &top, &c, settings)
 }

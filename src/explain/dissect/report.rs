@@ -34,7 +34,13 @@ fn picture(data: &Concepts, i: usize, meta: &ModelMeta) -> Result<image::RgbImag
 
 /// The image dimmed outside the unit's mask (its map up-sampled to the image and
 /// thresholded), with the mask's edge drawn, scaled up by `scale`.
-fn outlined(img: &image::RgbImage, map: &[f32], hw: (usize, usize), t: f32, scale: u32) -> image::RgbImage {
+fn outlined(
+    img: &image::RgbImage,
+    map: &[f32],
+    hw: (usize, usize),
+    t: f32,
+    scale: u32,
+) -> image::RgbImage {
     let (w, h) = img.dimensions();
     let up = crate::reference::prim::bilinear(map, [1, 1, hw.0, hw.1], h as usize, w as usize);
     let inside = |x: i64, y: i64| {
@@ -86,8 +92,11 @@ pub fn write_report(
             })
             .collect::<Result<_>>()?;
         let (tw, th) = tiles.first().map_or((1, 1), |t| t.dimensions());
-        let mut strip =
-            image::RgbImage::from_pixel((tw + 4) * tiles.len().max(1) as u32, th, image::Rgb([255, 255, 255]));
+        let mut strip = image::RgbImage::from_pixel(
+            (tw + 4) * tiles.len().max(1) as u32,
+            th,
+            image::Rgb([255, 255, 255]),
+        );
         for (k, t) in tiles.iter().enumerate() {
             image::imageops::replace(&mut strip, t, (k as u32 * (tw + 4)) as i64, 0);
         }
@@ -117,8 +126,10 @@ a unit is a detector when its best IoU exceeds {iou}. {det} detectors, {uniq} un
     if let Some(cats) = summary["categories"].as_object() {
         for (c, v) in cats {
             if let Some(labels) = v["labels"].as_object() {
-                let mut ls: Vec<(&String, usize)> =
-                    labels.iter().map(|(k, n)| (k, n.as_u64().unwrap_or(0) as usize)).collect();
+                let mut ls: Vec<(&String, usize)> = labels
+                    .iter()
+                    .map(|(k, n)| (k, n.as_u64().unwrap_or(0) as usize))
+                    .collect();
                 ls.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
                 for (l, n) in ls {
                     bars.push((c.clone(), l.clone(), n));
@@ -132,9 +143,11 @@ a unit is a detector when its best IoU exceeds {iou}. {det} detectors, {uniq} un
         html,
         "<h2>Detectors per concept</h2>\n<svg id=\"summary-chart\" width=\"{}\" height=\"{}\" xmlns=\"http://www.w3.org/2000/svg\">\n",
         bars.len().max(1) * bw + 40,
-        chart_h + 90
+        chart_h + 100
     );
-    let palette = ["#4c78a8", "#f58518", "#54a24b", "#e45756", "#72b7b2", "#b279a2", "#ff9da6", "#9d755d"];
+    let palette = [
+        "#4c78a8", "#f58518", "#54a24b", "#e45756", "#72b7b2", "#b279a2", "#ff9da6", "#9d755d",
+    ];
     let cat_names: Vec<&String> = data.broden.categories.iter().collect();
     for (k, (c, l, n)) in bars.iter().enumerate() {
         let hgt = n * chart_h / most;
@@ -144,14 +157,14 @@ a unit is a detector when its best IoU exceeds {iou}. {det} detectors, {uniq} un
             html,
             "<rect class=\"bar\" x=\"{x}\" y=\"{}\" width=\"{}\" height=\"{hgt}\" fill=\"{colour}\"><title>{} ({}): {n}</title></rect>\
 <text x=\"{}\" y=\"{}\">{n}</text><text transform=\"translate({},{}) rotate(60)\">{}</text>",
-            10 + chart_h - hgt,
+            20 + chart_h - hgt,
             bw - 4,
             esc(l),
             esc(c),
             x + 4,
-            6 + chart_h - hgt,
+            16 + chart_h - hgt,
             x + 4,
-            chart_h + 16,
+            chart_h + 28,
             esc(l)
         );
     }
@@ -169,7 +182,9 @@ a unit is a detector when its best IoU exceeds {iou}. {det} detectors, {uniq} un
         let b = &r.best[u];
         let (label, cat, iou) = b
             .first()
-            .map_or(("-".to_string(), String::new(), 0.0), |x| (x.name.clone(), x.category.clone(), x.iou));
+            .map_or(("-".to_string(), String::new(), 0.0), |x| {
+                (x.name.clone(), x.category.clone(), x.iou)
+            });
         let others: Vec<String> = b
             .iter()
             .skip(1)

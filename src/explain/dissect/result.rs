@@ -131,13 +131,18 @@ pub fn write_files(r: &LayerResult, dir: &Path, settings: &Settings) -> Result<(
         std::fs::write(&p, crate::io::npy::to_bytes(&a)).map_err(|e| Error::io(&p, e))
     };
     npy("iou.npy", Array::new(vec![units, r.labels], r.iou.clone())?)?;
-    npy("thresholds.npy", Array::new(vec![units], r.thresholds.clone())?)?;
+    npy(
+        "thresholds.npy",
+        Array::new(vec![units], r.thresholds.clone())?,
+    )?;
     let mut csv = String::from("unit,label,category,iou,label2,iou2,label3,iou3\n");
     for u in r.order() {
         let b = &r.best[u];
-        let get = |k: usize| b.get(k).map_or((String::new(), String::new()), |x| {
-            (x.name.clone(), format!("{:.6}", x.iou))
-        });
+        let get = |k: usize| {
+            b.get(k).map_or((String::new(), String::new()), |x| {
+                (x.name.clone(), format!("{:.6}", x.iou))
+            })
+        };
         let (l1, i1) = get(0);
         let (l2, i2) = get(1);
         let (l3, i3) = get(2);
@@ -147,8 +152,11 @@ pub fn write_files(r: &LayerResult, dir: &Path, settings: &Settings) -> Result<(
     let p = dir.join("units.csv");
     std::fs::write(&p, csv).map_err(|e| Error::io(&p, e))?;
     let p = dir.join("summary.json");
-    std::fs::write(&p, serde_json::to_string_pretty(&summary(r, settings)).unwrap_or_default())
-        .map_err(|e| Error::io(&p, e))
+    std::fs::write(
+        &p,
+        serde_json::to_string_pretty(&summary(r, settings)).unwrap_or_default(),
+    )
+    .map_err(|e| Error::io(&p, e))
 }
 
 /// Detector counts: in all, and per category (units, and unique concepts).

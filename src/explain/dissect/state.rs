@@ -81,12 +81,18 @@ impl Out {
 /// `overwrite`).
 pub fn save_state(dir: &Path, header: &Header, state: &State, overwrite: bool) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    let mut out = Out { tensors: Vec::new() };
+    let mut out = Out {
+        tensors: Vec::new(),
+    };
     match state {
         State::Thresholds(q) => {
             for (i, l) in q.layers.iter().enumerate() {
                 let n = l.largest.iter().map(Vec::len).min().unwrap_or(0);
-                let flat: Vec<f32> = l.largest.iter().flat_map(|v| v[..n].iter().copied()).collect();
+                let flat: Vec<f32> = l
+                    .largest
+                    .iter()
+                    .flat_map(|v| v[..n].iter().copied())
+                    .collect();
                 out.f32(format!("l{i}.largest"), vec![l.layer.units, n], &flat);
                 out.top(i, &l.layer, &l.top);
             }
@@ -94,10 +100,22 @@ pub fn save_state(dir: &Path, header: &Header, state: &State, overwrite: bool) -
         State::Counts { counts, top } => {
             for (i, l) in header.layers.iter().enumerate() {
                 let cats = counts.hit[i].len() / l.units;
-                out.u64(format!("l{i}.both"), vec![l.units, counts.both[i].len() / l.units], &counts.both[i]);
+                out.u64(
+                    format!("l{i}.both"),
+                    vec![l.units, counts.both[i].len() / l.units],
+                    &counts.both[i],
+                );
                 out.u64(format!("l{i}.hit"), vec![l.units, cats], &counts.hit[i]);
-                out.u64(format!("l{i}.annotated"), vec![l.units, cats], &counts.annotated[i]);
-                out.f32(format!("l{i}.thresholds"), vec![l.units], &counts.thresholds[i]);
+                out.u64(
+                    format!("l{i}.annotated"),
+                    vec![l.units, cats],
+                    &counts.annotated[i],
+                );
+                out.f32(
+                    format!("l{i}.thresholds"),
+                    vec![l.units],
+                    &counts.thresholds[i],
+                );
                 out.top(i, l, &top[i]);
             }
             out.u64("pixels".into(), vec![counts.pixels.len()], &counts.pixels);
@@ -191,17 +209,27 @@ pub fn load_state(dir: &Path) -> Result<(Header, State)> {
     let path = dir.join(FILE);
     let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
     let bad = |m: String| Error::input(path.display(), m);
-    let st = SafeTensors::deserialize(&bytes)
-        .map_err(|e| bad(format!("is not a dissection state ({e}); was it truncated?")))?;
+    let st = SafeTensors::deserialize(&bytes).map_err(|e| {
+        bad(format!(
+            "is not a dissection state ({e}); was it truncated?"
+        ))
+    })?;
     let (_, meta) = SafeTensors::read_metadata(&bytes).map_err(|e| bad(e.to_string()))?;
     let header: Header = meta
         .metadata()
         .as_ref()
         .and_then(|m| m.get(KEY))
-        .ok_or_else(|| bad(format!("has no '{KEY}' header; it was not written by netlens dissect")))
+        .ok_or_else(|| {
+            bad(format!(
+                "has no '{KEY}' header; it was not written by netlens dissect"
+            ))
+        })
         .and_then(|h| serde_json::from_str(h).map_err(|e| bad(format!("header: {e}"))))?;
     if header.version != 1 {
-        return Err(bad(format!("state version {} is not 1; use the netlens that wrote it", header.version)));
+        return Err(bad(format!(
+            "state version {} is not 1; use the netlens that wrote it",
+            header.version
+        )));
     }
     if header.keep.len() != header.layers.len() || header.totals.len() != header.layers.len() {
         return Err(bad("header lists are inconsistent".into()));
@@ -217,7 +245,10 @@ pub fn load_state(dir: &Path) -> Result<(Header, State)> {
                 }
                 let mut lq = LayerQuantile::from_parts(
                     l.clone(),
-                    v.chunks(n.max(1)).take(l.units).map(<[f32]>::to_vec).collect(),
+                    v.chunks(n.max(1))
+                        .take(l.units)
+                        .map(<[f32]>::to_vec)
+                        .collect(),
                     header.totals[i],
                     header.keep[i],
                     read_top(&st, i, l, &path)?,
