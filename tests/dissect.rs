@@ -48,13 +48,18 @@ fn np_quantile(v: &mut [f32], level: f64) -> f32 {
     let hi = (lo + 1).min(v.len() - 1);
     let t = p - lo as f64;
     let (a, b) = (v[lo] as f64, v[hi] as f64);
-    (if t >= 0.5 { b - (b - a) * (1.0 - t) } else { a + (b - a) * t }) as f32
+    (if t >= 0.5 {
+        b - (b - a) * (1.0 - t)
+    } else {
+        a + (b - a) * t
+    }) as f32
 }
 
 /// Bilinear (align_corners = False) of one map at mask pixel (y, x), in f32 as the
 /// kernel computes it.
 fn up(map: &[f32], h: usize, w: usize, sh: usize, sw: usize, y: usize, x: usize) -> f32 {
-    let src = |d: usize, n: usize, m: usize| ((d as f32 + 0.5) * (n as f32 / m as f32) - 0.5).max(0.0);
+    let src =
+        |d: usize, n: usize, m: usize| ((d as f32 + 0.5) * (n as f32 / m as f32) - 0.5).max(0.0);
     let (sy, sx) = (src(y, h, sh), src(x, w, sw));
     let (y0, x0) = ((sy as usize).min(h - 1), (sx as usize).min(w - 1));
     let (y1, x1) = ((y0 + 1).min(h - 1), (x0 + 1).min(w - 1));
@@ -67,7 +72,13 @@ fn up(map: &[f32], h: usize, w: usize, sh: usize, sw: usize, y: usize, x: usize)
 
 /// Brute force: every activation held at once, sorted for the quantile, every mask pixel
 /// compared with every label plane. Returns (thresholds, IoU [units, labels]).
-fn brute_force(net: &Net, data: &Concepts, layer: &str, q: f64, union: Union) -> (Vec<f32>, Vec<f32>) {
+fn brute_force(
+    net: &Net,
+    data: &Concepts,
+    layer: &str,
+    q: f64,
+    union: Union,
+) -> (Vec<f32>, Vec<f32>) {
     let m = net.model();
     let x = data.load(0, data.len(), &m.meta).unwrap();
     let f = net.forward(&x, &[layer.to_string()]).unwrap();
@@ -91,12 +102,22 @@ fn brute_force(net: &Net, data: &Concepts, layer: &str, q: f64, union: Union) ->
         let planes: Vec<(usize, Vec<u32>)> = cats
             .iter()
             .enumerate()
-            .flat_map(|(ci, c)| data.broden.masks(r, c).unwrap().into_iter().map(move |p| (ci, p)))
+            .flat_map(|(ci, c)| {
+                data.broden
+                    .masks(r, c)
+                    .unwrap()
+                    .into_iter()
+                    .map(move |p| (ci, p))
+            })
             .collect();
         for (_, p) in &planes {
-            p.iter().filter(|l| **l > 0).for_each(|l| pixels[*l as usize] += 1.0);
+            p.iter()
+                .filter(|l| **l > 0)
+                .for_each(|l| pixels[*l as usize] += 1.0);
         }
-        let annotated: Vec<bool> = (0..cats.len()).map(|ci| planes.iter().any(|p| p.0 == ci)).collect();
+        let annotated: Vec<bool> = (0..cats.len())
+            .map(|ci| planes.iter().any(|p| p.0 == ci))
+            .collect();
         for u in 0..u_n {
             let map = &a.data[(b * u_n + u) * h * w..(b * u_n + u + 1) * h * w];
             let mut size = 0f64;
@@ -162,7 +183,10 @@ fn thresholds_and_iou_match_brute_force() {
         for (res, name) in r.iter().zip(&names) {
             let (thr, iou) = brute_force(&net, &data, name, q, union);
             for (u, (a, b)) in res.thresholds.iter().zip(&thr).enumerate() {
-                assert!((a - b).abs() <= 1e-6 * b.abs().max(1.0), "{name} unit {u}: threshold {a} vs {b}");
+                assert!(
+                    (a - b).abs() <= 1e-6 * b.abs().max(1.0),
+                    "{name} unit {u}: threshold {a} vs {b}"
+                );
             }
             let mut worst = 0f32;
             for (a, b) in res.iou.iter().zip(&iou) {
@@ -170,9 +194,15 @@ fn thresholds_and_iou_match_brute_force() {
             }
             // a pixel whose up-sampled value sits within rounding of the threshold may
             // fall either side; a few such pixels move an IoU by far less than 2e-3
-            assert!(worst < 2e-3, "{name} q {q} {union:?}: IoU differs by {worst}");
+            assert!(
+                worst < 2e-3,
+                "{name} q {q} {union:?}: IoU differs by {worst}"
+            );
             let nonzero = iou.iter().filter(|v| **v > 0.0).count();
-            assert!(nonzero > res.layer.units, "{name}: too few non-zero IoUs to mean anything ({nonzero})");
+            assert!(
+                nonzero > res.layer.units,
+                "{name}: too few non-zero IoUs to mean anything ({nonzero})"
+            );
         }
     }
 }
@@ -248,19 +278,43 @@ fn planted_detectors_get_their_concepts() {
     let r = &dissect(&net, &data, &layers, &s, &hidden()).unwrap()[0];
     assert_eq!(r.thresholds, vec![0.0; 3]);
     let b0 = &r.best[0][0];
-    assert_eq!((b0.name.as_str(), b0.category.as_str()), ("red", "color"), "{:?}", r.best[0]);
+    assert_eq!(
+        (b0.name.as_str(), b0.category.as_str()),
+        ("red", "color"),
+        "{:?}",
+        r.best[0]
+    );
     assert!(b0.iou >= 0.5, "red unit: IoU {}", b0.iou);
     let b1 = &r.best[1][0];
-    assert_eq!((b1.name.as_str(), b1.category.as_str()), ("square", "object"), "{:?}", r.best[1]);
+    assert_eq!(
+        (b1.name.as_str(), b1.category.as_str()),
+        ("square", "object"),
+        "{:?}",
+        r.best[1]
+    );
     assert!(b1.iou >= 0.5, "square unit: IoU {}", b1.iou);
-    assert!(r.best[2].is_empty() && !r.is_detector(2), "the dead unit: {:?}", r.best[2]);
+    assert!(
+        r.best[2].is_empty() && !r.is_detector(2),
+        "the dead unit: {:?}",
+        r.best[2]
+    );
     assert_eq!(r.order()[2], 2);
     // the whole-image scene labels count every pixel of their images
     let scene = r.iou[r.labels + 6];
     assert!(scene > 0.0 && scene < 0.5, "square unit vs indoor: {scene}");
 }
 
-fn header(net: &Net, data: &Concepts, layers: &[dissect::Layer], s: &Settings, stage: &str, keep: Vec<usize>, totals: Vec<u64>, ranges: Vec<(usize, usize)>) -> Header {
+#[allow(clippy::too_many_arguments)]
+fn header(
+    net: &Net,
+    data: &Concepts,
+    layers: &[dissect::Layer],
+    s: &Settings,
+    stage: &str,
+    keep: Vec<usize>,
+    totals: Vec<u64>,
+    ranges: Vec<(usize, usize)>,
+) -> Header {
     Header {
         version: 1,
         stage: stage.into(),
@@ -298,10 +352,21 @@ fn sharded_equals_unsharded_bit_for_bit() {
     for i in [2, 0, 1] {
         let range = dissect::shard_range(data.len(), i, n).unwrap();
         let q = quantile_pass(&net, &data, &layers, &s, range, &hidden()).unwrap();
-        let h = header(&net, &data, &layers, &s, "thresholds", q.layers.iter().map(|l| l.keep).collect(), q.layers.iter().map(|l| l.total).collect(), q.ranges.clone());
+        let h = header(
+            &net,
+            &data,
+            &layers,
+            &s,
+            "thresholds",
+            q.layers.iter().map(|l| l.keep).collect(),
+            q.layers.iter().map(|l| l.total).collect(),
+            q.ranges.clone(),
+        );
         let d = state_dir.join(format!("q{i}"));
         save_state(&d, &h, &State::Thresholds(q), false).unwrap();
-        let State::Thresholds(back) = load_state(&d).unwrap().1 else { panic!("stage") };
+        let State::Thresholds(back) = load_state(&d).unwrap().1 else {
+            panic!("stage")
+        };
         match &mut merged {
             None => merged = Some(back),
             Some(m) => m.merge(&back).unwrap(),
@@ -314,10 +379,21 @@ fn sharded_equals_unsharded_bit_for_bit() {
         let range = dissect::shard_range(data.len(), i, n).unwrap();
         let c = count_pass(&net, &data, &layers, &thresholds, &s, range, &hidden()).unwrap();
         let top: Vec<_> = q.layers.iter().map(|l| l.top.clone()).collect();
-        let h = header(&net, &data, &layers, &s, "counts", vec![0; 2], vec![0; 2], c.ranges.clone());
+        let h = header(
+            &net,
+            &data,
+            &layers,
+            &s,
+            "counts",
+            vec![0; 2],
+            vec![0; 2],
+            c.ranges.clone(),
+        );
         let d = state_dir.join(format!("c{i}"));
         save_state(&d, &h, &State::Counts { counts: c, top }, false).unwrap();
-        let State::Counts { counts: back, .. } = load_state(&d).unwrap().1 else { panic!("stage") };
+        let State::Counts { counts: back, .. } = load_state(&d).unwrap().1 else {
+            panic!("stage")
+        };
         match &mut counts {
             None => counts = Some(back),
             Some(m) => m.merge(&back).unwrap(),
@@ -327,7 +403,12 @@ fn sharded_equals_unsharded_bit_for_bit() {
     let sharded = results(&data, &layers, &top, &counts.unwrap(), &s).unwrap();
     for (a, b) in whole.iter().zip(&sharded) {
         let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
-        assert_eq!(bits(&a.thresholds), bits(&b.thresholds), "{}: thresholds", a.layer.name);
+        assert_eq!(
+            bits(&a.thresholds),
+            bits(&b.thresholds),
+            "{}: thresholds",
+            a.layer.name
+        );
         assert_eq!(bits(&a.iou), bits(&b.iou), "{}: IoU", a.layer.name);
         assert_eq!(a.top, b.top, "{}: top images", a.layer.name);
         assert!(a.iou.iter().any(|v| *v > 0.0));
@@ -371,7 +452,12 @@ fn ok(args: &[&str]) {
 fn chromium_dom(page: &Path) -> String {
     let bin = ["chromium", "chromium-browser", "google-chrome"]
         .into_iter()
-        .find(|b| std::process::Command::new(b).arg("--version").output().is_ok_and(|o| o.status.success()))
+        .find(|b| {
+            std::process::Command::new(b)
+                .arg("--version")
+                .output()
+                .is_ok_and(|o| o.status.success())
+        })
         .expect("headless Chromium is needed for the report test: apt-get install -y chromium");
     let o = std::process::Command::new(bin)
         .args([
@@ -385,7 +471,11 @@ fn chromium_dom(page: &Path) -> String {
         .arg(format!("file://{}", page.canonicalize().unwrap().display()))
         .output()
         .unwrap();
-    assert!(o.status.success(), "chromium: {}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        o.status.success(),
+        "chromium: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
@@ -406,21 +496,61 @@ fn command_line_shards_merge_to_the_same_files_and_the_report_renders() {
     };
     run(&["--out", &out("whole"), "--html"]);
     for i in 0..2 {
-        run(&["--shard", &format!("{i}/2"), "--out", &out(&format!("q{i}"))]);
+        run(&[
+            "--shard",
+            &format!("{i}/2"),
+            "--out",
+            &out(&format!("q{i}")),
+        ]);
     }
-    ok(&["dissect", "merge", &out("q1"), &out("q0"), "--out", &out("thr")]);
+    ok(&[
+        "dissect",
+        "merge",
+        &out("q1"),
+        &out("q0"),
+        "--out",
+        &out("thr"),
+    ]);
     for i in 0..2 {
-        run(&["--shard", &format!("{i}/2"), "--thresholds", &out("thr"), "--out", &out(&format!("c{i}"))]);
+        run(&[
+            "--shard",
+            &format!("{i}/2"),
+            "--thresholds",
+            &out("thr"),
+            "--out",
+            &out(&format!("c{i}")),
+        ]);
     }
-    ok(&["dissect", "merge", &out("c0"), &out("c1"), "--out", &out("merged"), "--html"]);
+    ok(&[
+        "dissect",
+        "merge",
+        &out("c0"),
+        &out("c1"),
+        "--out",
+        &out("merged"),
+        "--html",
+    ]);
     for layer in ["features.9", "features.12"] {
-        for f in ["iou.npy", "thresholds.npy", "units.csv", "summary.json", "report.html", "units/unit-0007.png"] {
+        for f in [
+            "iou.npy",
+            "thresholds.npy",
+            "units.csv",
+            "summary.json",
+            "report.html",
+            "units/unit-0007.png",
+        ] {
             let a = std::fs::read(base.join("whole").join(layer).join(f)).unwrap();
             let b = std::fs::read(base.join("merged").join(layer).join(f)).unwrap();
-            assert!(a == b, "{layer}/{f} differs between the whole and the merged run");
+            assert!(
+                a == b,
+                "{layer}/{f} differs between the whole and the merged run"
+            );
         }
         let th = std::fs::read(base.join("thr").join(layer).join("thresholds.npy")).unwrap();
-        assert_eq!(th, std::fs::read(base.join("whole").join(layer).join("thresholds.npy")).unwrap());
+        assert_eq!(
+            th,
+            std::fs::read(base.join("whole").join(layer).join("thresholds.npy")).unwrap()
+        );
     }
     let csv = std::fs::read_to_string(base.join("whole/features.12/units.csv")).unwrap();
     assert!(csv.starts_with("unit,label,category,iou,label2,iou2,label3,iou3\n"));
@@ -443,16 +573,47 @@ fn command_line_shards_merge_to_the_same_files_and_the_report_renders() {
     let (q0, c0, x, y) = (out("q0"), out("c0"), out("x"), out("y"));
     let bad = [
         vec!["dissect", "merge", &q0, &c0, "--out", &x],
-        vec!["dissect", model, d, "--layer", "features.9", "--out", &y, "--shard", "2/2"],
-        vec!["dissect", model, d, "--layer", "features.9", "--out", &y, "--quantile", "0.7"],
+        vec![
+            "dissect",
+            model,
+            d,
+            "--layer",
+            "features.9",
+            "--out",
+            &y,
+            "--shard",
+            "2/2",
+        ],
+        vec![
+            "dissect",
+            model,
+            d,
+            "--layer",
+            "features.9",
+            "--out",
+            &y,
+            "--quantile",
+            "0.7",
+        ],
         vec!["dissect", model, d, "--layer", "classifier.0", "--out", &y],
         vec!["dissect", model, d, "--layer", "nope", "--out", &y],
-        vec!["dissect", model, "/nonexistent", "--layer", "features.9", "--out", &y],
+        vec![
+            "dissect",
+            model,
+            "/nonexistent",
+            "--layer",
+            "features.9",
+            "--out",
+            &y,
+        ],
     ];
     for b in bad {
         let r = netlens(&b);
         let err = String::from_utf8_lossy(&r.stderr);
-        assert!(!r.status.success() && !err.contains("panicked"), "{b:?}: {err}");
+        assert!(
+            !r.status.success() && !err.contains("panicked"),
+            "{b:?}: {err}"
+        );
     }
     let _ = std::fs::remove_dir_all(&base);
     let _ = std::fs::remove_dir_all(&dir);

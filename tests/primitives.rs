@@ -612,15 +612,12 @@ fn fourier_image_colour_and_warps() {
     rec.submit().unwrap();
     let (pix, gv) = (read(&pix), read(&gv));
     let plane = 35;
-    for i in 0..len {
+    for (i, p) in pix.iter().enumerate() {
         let (item, cc, at) = (i / (3 * plane), (i / plane) % 3, i % plane);
         let z: f32 = (0..3)
             .map(|k| m[3 * cc + k] * v[(item * 3 + k) * plane + at])
             .sum();
-        assert!(
-            (pix[i] - 1.0 / (1.0 + (-z).exp())).abs() < 1e-6,
-            "colour {i}"
-        );
+        assert!((p - 1.0 / (1.0 + (-z).exp())).abs() < 1e-6, "colour {i}");
     }
     let eps = 1e-3;
     let bumped: Vec<f32> = v.iter().zip(&g).map(|(a, b)| a + eps * b).collect();
