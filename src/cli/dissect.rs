@@ -175,6 +175,9 @@ pub fn run(a: Args, gpu: super::Gpu) -> Result<()> {
         };
     // thresholds given: the count pass (of a shard, or of everything)
     if let Some(tdir) = &a.thresholds {
+        if shard.is_none() {
+            refuse(&out, &layers, &a.opts)?;
+        }
         let (h, st) = load_state(tdir)?;
         let State::Thresholds(q) = st else {
             return Err(Error::input(
