@@ -39,14 +39,7 @@ impl Counts {
                 "the states dissect different layers or datasets",
             ));
         }
-        for r in &other.ranges {
-            if self.ranges.iter().any(|s| s.0 < r.1 && r.0 < s.1) {
-                return Err(Error::input(
-                    "dissect merge",
-                    format!("images {}..{} appear in two states", r.0, r.1),
-                ));
-            }
-        }
+        super::check_disjoint(&self.ranges, &other.ranges)?;
         let add = |a: &mut Vec<Vec<u64>>, b: &Vec<Vec<u64>>| {
             for (x, y) in a.iter_mut().zip(b) {
                 x.iter_mut().zip(y).for_each(|(p, q)| *p += q);

@@ -152,6 +152,19 @@ pub fn layers(net: &Net, names: &[String]) -> Result<Vec<Layer>> {
     Ok(out)
 }
 
+/// Refuses to merge states whose image ranges overlap (an image counted twice).
+pub(crate) fn check_disjoint(mine: &[(usize, usize)], other: &[(usize, usize)]) -> Result<()> {
+    for r in other {
+        if mine.iter().any(|s| s.0 < r.1 && r.0 < s.1) {
+            return Err(Error::input(
+                "dissect merge",
+                format!("images {}..{} appear in two states", r.0, r.1),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Images [start, end) of shard i (0-based) of n over `count` images.
 pub fn shard_range(count: usize, i: usize, n: usize) -> Result<(usize, usize)> {
     if n == 0 || i >= n {

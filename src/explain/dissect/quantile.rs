@@ -214,14 +214,7 @@ impl Quantiles {
                 "the states were made with different --quantile or --layer settings",
             ));
         }
-        for r in &other.ranges {
-            if self.ranges.iter().any(|s| s.0 < r.1 && r.0 < s.1) {
-                return Err(Error::input(
-                    "dissect merge",
-                    format!("images {}..{} appear in two states", r.0, r.1),
-                ));
-            }
-        }
+        super::check_disjoint(&self.ranges, &other.ranges)?;
         for (a, b) in self.layers.iter_mut().zip(&other.layers) {
             a.merge(b, self.top)?;
         }
