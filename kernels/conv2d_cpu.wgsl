@@ -8,7 +8,7 @@
 //   for the input gradient (made from the first on first use, repack.wgsl), zero-padded
 //   to a multiple of 4;
 // - one invocation owns one pixel (consecutive invocations, consecutive pixels) and a
-//   block of 32 channels, in eight vec4 accumulators; no workgroup memory, no barriers;
+//   block of 64 channels, in sixteen vec4 accumulators; no workgroup memory, no barriers;
 // - the 8 lanes of a subgroup load the weights of 8 different channels (lane s those of
 //   channel s of each 8-block) and share them by subgroupBroadcast;
 // - kernel taps run outside and channels inside: the padding test and the pixel offset

@@ -583,9 +583,58 @@ fn evaluate_cli_scores_maps_and_refuses_bad_settings() {
         (vec!["--methods", "nope"], "nope"),
         (vec![], "--maps"),
         (vec!["--maps", bad_map.as_str()], "--maps"),
+        (
+            vec!["--maps", map.as_str(), "--save-maps", "/tmp"],
+            "--save-maps",
+        ),
     ] {
         let mut a = vec!["evaluate", m.as_str(), x.as_str()];
         a.extend(bad.iter().copied());
         expect_error(&a, needle);
     }
+}
+
+#[test]
+fn evaluate_cli_saved_maps_score_the_same() {
+    let m = fixture("small.safetensors");
+    let x = npy("eval_saved_in.npy", &[2, 3, 17, 15], 0.3);
+    let dir = tmp("eval_saved_maps");
+    let _ = std::fs::remove_dir_all(&dir);
+    let d = dir.to_str().unwrap();
+    let score = |args: &[&str], out: &str| -> Vec<f64> {
+        let json = tmp(out);
+        let _ = std::fs::remove_file(&json);
+        let mut a = vec!["evaluate", m.as_str(), x.as_str(), "--region", "4"];
+        a.extend(args.iter().copied());
+        a.extend(["--json", json.to_str().unwrap()]);
+        let (code, err) = netlens(&a);
+        assert_eq!(code, 0, "{err}");
+        let doc: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+        let rows = doc["results"].as_array().unwrap().clone();
+        rows.iter().map(|r| r["value"].as_f64().unwrap()).collect()
+    };
+    let computed = score(
+        &["--methods", "gradient", "--save-maps", d],
+        "eval_saved_a.json",
+    );
+    let saved = dir.join("gradient.npy");
+    let again = score(&["--maps", saved.to_str().unwrap()], "eval_saved_b.json");
+    assert_eq!(computed.len(), 2);
+    for (a, b) in computed.iter().zip(&again) {
+        assert!((a - b).abs() < 1e-6, "{computed:?} vs {again:?}");
+    }
+    // the saved map is the user's now: a second run does not replace it silently
+    expect_error(
+        &[
+            "evaluate",
+            m.as_str(),
+            x.as_str(),
+            "--methods",
+            "gradient",
+            "--save-maps",
+            d,
+        ],
+        "exists",
+    );
 }

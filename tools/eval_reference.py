@@ -7,8 +7,8 @@ insertion curves with their AUC.
       gradient of the target logit, and a seeded random map), the AOPC curves (region 8,
       20 steps; MoRF and LeRF; constant 0, mean and blur σ 5 substrates) and the deletion
       (constant 0) and insertion (blur σ 5) curves at 1% of the pixels per step
-  python3 tools/eval_reference.py --time   times AOPC MoRF of gradient maps on the 8
-      samples (region 8, every patch, constant 0) in float32
+  python3 tools/eval_reference.py --time   times the workload of `cargo bench --bench
+      evaluate` (AOPC MoRF and deletion of two gradient maps on the 8 samples) in float32
 """
 import json
 import math
@@ -96,8 +96,10 @@ def main():
 
 
 def timing():
-    """AOPC MoRF (region 8, every patch: 65 copies per image, constant 0) of the gradient
-    map on the 8 samples in float32, what `netlens evaluate ... --metric aopc` runs."""
+    """The workload of `cargo bench --bench evaluate`, in float32: on the 8 samples, the
+    gradient and input x gradient maps of each sample's class, scored by AOPC MoRF (region
+    16: 16 patches, 17 forwards, constant 0) and by deletion (256 pixels a step: 17
+    forwards, constant 0). Prints (images x methods x forwards) per second for each."""
     import time
     torch.set_num_threads(int(os.environ.get("THREADS", torch.get_num_threads())))
     net = model(torch.float32)
@@ -110,16 +112,22 @@ def timing():
     xg = x.clone().requires_grad_(True)
     net(xg).gather(1, target.view(-1, 1)).sum().backward()
     g = xg.grad.detach()
-    t = time.perf_counter()
-    copies = 0
-    for i in range(x.shape[0]):
-        rank, units = ranks(g[i].sum(0).double().numpy(), REGION, True)
-        th = list(range(units + 1))
-        curve(net, x[i:i + 1], torch.zeros_like(x[i:i + 1]), rank, th, int(target[i]))
-        copies += len(th)
-    dt = time.perf_counter() - t
-    print(json.dumps({"torch": torch.__version__, "threads": torch.get_num_threads(), "images": x.shape[0],
-                      "copies": copies, "seconds": dt, "copies_per_second": copies / dt}))
+    maps = [g, g * x]
+    zero = torch.zeros_like(x[:1])
+    out = {"torch": torch.__version__, "threads": torch.get_num_threads(), "images": x.shape[0],
+           "methods": len(maps)}
+    for metric, region in [("aopc", 16), ("deletion", 1)]:
+        t = time.perf_counter()
+        forwards = 0
+        for m in maps:
+            for i in range(x.shape[0]):
+                rank, units = ranks(m[i].sum(0).double().numpy(), region, True)
+                th = list(range(units + 1)) if metric == "aopc" else [min(k * 256, 4096) for k in range(17)]
+                curve(net, x[i:i + 1], zero, rank, th, int(target[i]))
+                forwards += len(th)
+        dt = time.perf_counter() - t
+        out[metric] = {"forwards": forwards, "seconds": dt, "forwards_per_second": forwards / dt}
+    print(json.dumps(out))
 
 
 if __name__ == "__main__":

@@ -79,6 +79,10 @@ pub struct Args {
     /// The mean curve of each method, one panel per metric and order
     #[arg(long, value_name = "FIG.png")]
     plot: Option<PathBuf>,
+    /// With --methods: write each computed map to DIR/METHOD.npy (float32 [N, C, H, W]),
+    /// to score again later with --maps DIR/METHOD.npy without recomputing it
+    #[arg(long, value_name = "DIR")]
+    save_maps: Option<PathBuf>,
     /// Replace output files that exist
     #[arg(long)]
     overwrite: bool,
@@ -138,6 +142,21 @@ pub fn run(a: Args, gpu: super::Gpu) -> Result<()> {
             crate::explain::method::check_name(m)?;
         }
     }
+    let saved: Vec<PathBuf> = match &a.save_maps {
+        Some(_) if a.methods.is_empty() => {
+            return Err(Error::input(
+                "--save-maps",
+                "saves the maps that --methods computes; with --maps they are already files",
+            ))
+        }
+        Some(d) => a
+            .methods
+            .iter()
+            .map(|m| d.join(format!("{m}.npy")))
+            .collect(),
+        None => Vec::new(),
+    };
+    super::refuse_existing(saved.iter().map(|p| p.as_path()), a.overwrite)?;
     let orders: Vec<Order> = a
         .order
         .iter()
@@ -200,8 +219,16 @@ pub fn run(a: Args, gpu: super::Gpu) -> Result<()> {
             Ok((name, io::npy::read(p)?))
         })
         .collect::<Result<_>>()?;
-    for m in &a.methods {
-        maps.push((m.clone(), method_map(&net, m, &x, &targets, a.seed)?));
+    if let Some(d) = &a.save_maps {
+        std::fs::create_dir_all(d)
+            .map_err(|e| Error::Other(format!("cannot create --save-maps {}: {e}", d.display())))?;
+    }
+    for (i, m) in a.methods.iter().enumerate() {
+        let map = method_map(&net, m, &x, &targets, a.seed)?;
+        if let Some(p) = saved.get(i) {
+            io::write_new(p, &io::npy::to_bytes(&map), a.overwrite)?;
+        }
+        maps.push((m.clone(), map));
     }
     let bar = indicatif::ProgressBar::hidden();
     if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
