@@ -27,6 +27,15 @@ impl Accuracy {
 pub fn accuracy(net: &Net, dir: &Path, batch: usize, progress: bool) -> Result<Accuracy> {
     let path = dir.join("labels.csv");
     let rows = read_csv(&path)?;
+    if rows.is_empty() {
+        return Err(Error::input(
+            path.display(),
+            "lists no images; an accuracy over none would mean nothing",
+        ));
+    }
+    if batch == 0 {
+        return Err(Error::input("--batch", "must be at least 1"));
+    }
     let bar = indicatif::ProgressBar::new(rows.len() as u64);
     if !progress {
         bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
@@ -36,7 +45,7 @@ pub fn accuracy(net: &Net, dir: &Path, batch: usize, progress: bool) -> Result<A
         total: 0,
         per_class: BTreeMap::new(),
     };
-    for chunk in rows.chunks(batch.max(1)) {
+    for chunk in rows.chunks(batch) {
         let mut items = Vec::new();
         let mut want = Vec::new();
         for row in chunk {

@@ -638,3 +638,207 @@ fn evaluate_cli_saved_maps_score_the_same() {
         "exists",
     );
 }
+
+/// small.safetensors with its metadata edited and tensors replaced or added.
+fn edited_model(
+    name: &str,
+    edit: impl Fn(&mut serde_json::Value),
+    tensors: &[(&str, Dtype, Vec<usize>, Vec<u8>)],
+) -> String {
+    let bytes = std::fs::read(fixture("small.safetensors")).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let (_, header) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
+    let mut meta: serde_json::Value =
+        serde_json::from_str(&header.metadata().as_ref().unwrap()["netlens"]).unwrap();
+    edit(&mut meta);
+    let mut views: Vec<(String, TensorView)> = st
+        .iter()
+        .filter(|(n, _)| !tensors.iter().any(|t| t.0 == *n))
+        .map(|(n, v)| (n.to_string(), v))
+        .collect();
+    for (n, d, s, b) in tensors {
+        views.push((n.to_string(), TensorView::new(*d, s.clone(), b).unwrap()));
+    }
+    let m = std::collections::HashMap::from([("netlens".to_string(), meta.to_string())]);
+    let p = tmp(name);
+    safetensors::serialize_to_file(views, Some(m), &p).unwrap();
+    p.display().to_string()
+}
+
+fn f32_bytes(v: &[f32]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+/// Issue 14's list of inputs that were accepted, aborted or blamed the wrong thing: each
+/// is now a clear error naming the file, field or flag, before any work.
+#[test]
+fn models_with_absurd_or_broken_contents_are_refused() {
+    let x = npy("v_in.npy", &[1, 3, 17, 15], 0.3);
+    let classify = |m: &str, needle: &str| expect_error(&["classify", m, x.as_str()], needle);
+    let m = edited_model(
+        "v_size.safetensors",
+        |j| j["input_size"] = 100_000.into(),
+        &[],
+    );
+    classify(&m, "input_size");
+    let m = edited_model(
+        "v_resize.safetensors",
+        |j| j["resize"] = 1_000_000_000.into(),
+        &[],
+    );
+    classify(&m, "resize");
+    let m = edited_model(
+        "v_type.safetensors",
+        |j| j["input_size"] = "abc".into(),
+        &[],
+    );
+    classify(&m, "field 'input_size'");
+    let m = edited_model(
+        "v_pool.safetensors",
+        |j| j["layers"][4]["kernel"] = 0.into(),
+        &[],
+    );
+    classify(&m, "body.4: kernel");
+    let m = edited_model(
+        "v_dup.safetensors",
+        |j| j["layers"][3]["name"] = "body.1".into(),
+        &[],
+    );
+    classify(&m, "two layers are named 'body.1'");
+    // non-finite weights in each stored precision
+    let w = |v: Vec<u8>, d: Dtype| vec![("body.0.bias", d, vec![v.len() * 8 / d.bitsize()], v)];
+    let mut bias = vec![0.0f32; 4];
+    let st = std::fs::read(fixture("small.safetensors")).unwrap();
+    let n = safetensors::SafeTensors::deserialize(&st)
+        .unwrap()
+        .tensor("body.0.bias")
+        .unwrap()
+        .shape()[0];
+    bias.resize(n, 0.0);
+    bias[1] = f32::NAN;
+    let m = edited_model(
+        "v_nan32.safetensors",
+        |_| {},
+        &w(f32_bytes(&bias), Dtype::F32),
+    );
+    classify(&m, "body.0.bias");
+    let mut h: Vec<u8> = vec![0; 2 * n];
+    h[2..4].copy_from_slice(&half::f16::INFINITY.to_le_bytes());
+    let m = edited_model("v_inf16.safetensors", |_| {}, &w(h, Dtype::F16));
+    classify(&m, "inf");
+    let mut b: Vec<u8> = vec![0; 2 * n];
+    b[0..2].copy_from_slice(&half::bf16::NAN.to_le_bytes());
+    let m = edited_model("v_nanbf16.safetensors", |_| {}, &w(b, Dtype::BF16));
+    classify(&m, "NaN");
+    // a batch norm with a negative variance
+    let bn = |name: &'static str, v: f32| (name, Dtype::F32, vec![n], f32_bytes(&vec![v; n]));
+    let layers_with_bn = |j: &mut serde_json::Value| {
+        let layers = j["layers"].as_array_mut().unwrap();
+        layers.insert(1, serde_json::json!({"type": "batchnorm2d", "name": "bn"}));
+    };
+    let m = edited_model(
+        "v_bn.safetensors",
+        layers_with_bn,
+        &[
+            bn("bn.running_mean", 0.0),
+            bn("bn.running_var", -1.0),
+            bn("bn.weight", 1.0),
+            bn("bn.bias", 0.0),
+        ],
+    );
+    classify(&m, "negative");
+}
+
+#[test]
+fn flags_files_and_outputs_are_checked_before_any_work() {
+    let m = fixture("small.safetensors");
+    let x = npy("f_in.npy", &[1, 3, 17, 15], 0.3);
+    let attr = |extra: &[&str], needle: &str| {
+        let mut a = vec!["attribute", m.as_str(), x.as_str()];
+        a.extend(extra.iter().copied());
+        expect_error(&a, needle);
+    };
+    attr(
+        &["--method", "lrp-epsilon", "--epsilon", "NaN"],
+        "--epsilon",
+    );
+    attr(&["--method", "lrp-epsilon", "--epsilon", "-1"], "--epsilon");
+    attr(&["--method", "lrp-gamma", "--gamma", "-1"], "--gamma");
+    attr(&["--method", "smoothgrad", "--noise", "NaN"], "--noise");
+    let blur = ["--method", "integrated-gradients", "--baseline", "blur"];
+    attr(
+        &[&blur[..], &["--blur-sigma", "-5"]].concat(),
+        "--blur-sigma",
+    );
+    attr(
+        &[
+            "--method",
+            "lrp-epsilon-gamma-box",
+            "--low",
+            "3",
+            "--high",
+            "-3",
+        ],
+        "--low",
+    );
+    let nodir = tmp("no-such-dir").join("map.npy");
+    attr(
+        &["--method", "gradient", "--out", nodir.to_str().unwrap()],
+        "does not exist",
+    );
+    expect_error(&["classify", &m, &x, "--top", "0"], "--top");
+    // a JPEG cut in half decoded as grey before
+    let img = image::RgbImage::from_fn(256, 192, |x, y| {
+        image::Rgb([(x * 7 + y * 3) as u8, (x ^ y) as u8, (x * y) as u8])
+    });
+    let mut jpg = Vec::new();
+    img.write_to(
+        &mut std::io::Cursor::new(&mut jpg),
+        image::ImageFormat::Jpeg,
+    )
+    .unwrap();
+    let whole = tmp("whole.jpg");
+    std::fs::write(&whole, &jpg).unwrap();
+    let (code, err) = netlens(&["classify", &m, whole.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    let cut = tmp("cut.jpg");
+    std::fs::write(&cut, &jpg[..jpg.len() / 2]).unwrap();
+    expect_error(&["classify", &m, cut.to_str().unwrap()], "truncated");
+    // an empty dataset has no accuracy
+    let empty = tmp("empty-data");
+    std::fs::create_dir_all(&empty).unwrap();
+    std::fs::write(empty.join("labels.csv"), "image,class,name\n").unwrap();
+    expect_error(&["accuracy", &m, empty.to_str().unwrap()], "no images");
+}
+
+#[test]
+fn synth_quotes_its_csv_and_a_closed_pipe_ends_quietly() {
+    let out = tmp("split-data");
+    let _ = std::fs::remove_dir_all(&out);
+    let (code, err) = netlens(&[
+        "synth",
+        "--out",
+        out.to_str().unwrap(),
+        "--count",
+        "2",
+        "--split",
+        "a,b\"c",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let text = std::fs::read_to_string(out.join("index.csv")).unwrap();
+    let row = text.lines().nth(1).unwrap();
+    let cols = netlens::data::broden::split_csv(row);
+    assert_eq!(cols.len(), 12, "{row}");
+    assert_eq!(cols[1], "a,b\"c");
+    // `netlens info M | head -1`: stdout closed after the first line
+    let mut child = Command::new(env!("CARGO_BIN_EXE_netlens"))
+        .args(["info", &fixture("small.safetensors")])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+}

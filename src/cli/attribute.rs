@@ -32,7 +32,7 @@ pub struct Args {
     #[arg(long, default_value_t = 50)]
     samples: usize,
     /// SmoothGrad: noise σ as a fraction of the input's (max − min)
-    #[arg(long, default_value_t = 0.15)]
+    #[arg(long, default_value_t = 0.15, allow_negative_numbers = true)]
     noise: f32,
     /// SmoothGrad: random seed
     #[arg(long, default_value_t = 0)]
@@ -44,7 +44,7 @@ pub struct Args {
     /// (per channel) or a number (in the model's input space, after normalisation)
     #[arg(long, default_value = "zero", allow_hyphen_values = true)]
     baseline: String,
-    #[arg(long, default_value_t = 5.0)]
+    #[arg(long, default_value_t = 5.0, allow_negative_numbers = true)]
     blur_sigma: f32,
     /// Integrated gradients: gausslegendre, riemann_left, riemann_right, riemann_middle, riemann_trapezoid
     #[arg(long, default_value = "gausslegendre")]
@@ -68,16 +68,16 @@ pub struct Args {
     #[arg(long, allow_negative_numbers = true)]
     occlusion_baseline: Option<f32>,
     /// LRP: ε of the epsilon rule (composites: on linear layers)
-    #[arg(long, default_value_t = 1e-6)]
+    #[arg(long, default_value_t = 1e-6, allow_negative_numbers = true)]
     epsilon: f32,
     /// LRP: α of alpha-beta (α − β = 1)
-    #[arg(long, default_value_t = 2.0)]
+    #[arg(long, default_value_t = 2.0, allow_negative_numbers = true)]
     alpha: f32,
     /// LRP: β of alpha-beta
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = 1.0, allow_negative_numbers = true)]
     beta: f32,
     /// LRP: γ of the gamma rule
-    #[arg(long, default_value_t = 0.25)]
+    #[arg(long, default_value_t = 0.25, allow_negative_numbers = true)]
     gamma: f32,
     /// LRP: lowest input value for z^B (epsilon-gamma-box's first layer)
     #[arg(long, default_value_t = -3.0, allow_negative_numbers = true)]
@@ -130,8 +130,6 @@ pub fn run(a: Args, gpu: super::Gpu) -> Result<()> {
         outputs.extend(a.method.iter().map(|m| out_path(o, m, several)));
     }
     super::refuse_existing(outputs.iter().map(|p| p.as_path()), a.overwrite)?;
-    let model = super::load_model(&a.model)?;
-    let x = super::load_inputs(&a.inputs, &model.meta)?;
     let settings = Settings {
         samples: a.samples,
         noise: a.noise,
@@ -170,6 +168,7 @@ pub fn run(a: Args, gpu: super::Gpu) -> Result<()> {
         layer_relevance: a.layer_relevance.is_some(),
     };
     let mut settings = settings;
+    settings.check()?;
     for r in &a.rules {
         let (layer, rule) = r.split_once('=').ok_or_else(|| {
             Error::input(
@@ -181,6 +180,8 @@ pub fn run(a: Args, gpu: super::Gpu) -> Result<()> {
             .rule_overrides
             .push((layer.to_string(), Rule::parse(rule, &settings.rule)?));
     }
+    let model = super::load_model(&a.model)?;
+    let x = super::load_inputs(&a.inputs, &model.meta)?;
     let net = super::open_net(gpu, model)?;
     let target = match a.target {
         Some(k) => Target::Class(k),

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use serde_json::json;
 
 use crate::array::Array;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::io;
 
 #[derive(clap::Args)]
@@ -39,6 +39,12 @@ struct Group {
 }
 
 pub fn run(a: Args, gpu: super::Gpu) -> Result<()> {
+    if a.top == 0 {
+        return Err(Error::input("--top", "must be at least 1"));
+    }
+    if a.batch == Some(0) {
+        return Err(Error::input("--batch", "must be at least 1"));
+    }
     if let Some(out) = &a.logits {
         super::refuse_existing([out.as_path()], a.overwrite)?;
     }
@@ -93,7 +99,7 @@ pub fn run(a: Args, gpu: super::Gpu) -> Result<()> {
             order.sort_by(|x, y| row[*y].total_cmp(&row[*x]));
             let top: Vec<_> = order
                 .iter()
-                .take(a.top.max(1))
+                .take(a.top)
                 .map(|&c| json!({"class": c, "name": net.model().class_name(c), "prob": row[c], "logit": logit[c]}))
                 .collect();
             results.push(json!({"input": src, "index": idx, "top": top}));

@@ -156,6 +156,10 @@ pub fn run(a: Args, gpu: super::Gpu) -> Result<()> {
             .collect(),
         None => Vec::new(),
     };
+    if let Some(d) = &a.save_maps {
+        std::fs::create_dir_all(d)
+            .map_err(|e| Error::Other(format!("cannot create --save-maps {}: {e}", d.display())))?;
+    }
     super::refuse_existing(saved.iter().map(|p| p.as_path()), a.overwrite)?;
     let orders: Vec<Order> = a
         .order
@@ -219,10 +223,6 @@ pub fn run(a: Args, gpu: super::Gpu) -> Result<()> {
             Ok((name, io::npy::read(p)?))
         })
         .collect::<Result<_>>()?;
-    if let Some(d) = &a.save_maps {
-        std::fs::create_dir_all(d)
-            .map_err(|e| Error::Other(format!("cannot create --save-maps {}: {e}", d.display())))?;
-    }
     for (i, m) in a.methods.iter().enumerate() {
         let map = method_map(&net, m, &x, &targets, a.seed)?;
         if let Some(p) = saved.get(i) {

@@ -4,6 +4,7 @@ mod accuracy;
 mod attribute;
 mod classify;
 mod dissect;
+mod doctor;
 mod evaluate;
 mod features;
 mod filters;
@@ -69,6 +70,8 @@ enum Command {
     Synth(synth::Args),
     /// Top-1 accuracy of a model over a generated dataset
     Accuracy(accuracy::Args),
+    /// The GPU adapter, backend, driver, limits and kernel variants netlens finds here
+    Doctor,
 }
 
 /// Where and how a command runs its network.
@@ -106,6 +109,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Dissect(a) => dissect::run(*a, backend),
         Command::Synth(a) => synth::run(a),
         Command::Accuracy(a) => accuracy::run(a, backend),
+        Command::Doctor => doctor::run(backend),
     }
 }
 
@@ -125,12 +129,21 @@ pub(crate) fn load_model(path: &std::path::Path) -> Result<crate::model::Model> 
     crate::model::load(path)
 }
 
-/// Refuses to start when an output exists and `--overwrite` was not given.
+/// Refuses to start when an output exists and `--overwrite` was not given, or when its
+/// directory does not exist (so that nothing fails after the work is done).
 pub(crate) fn refuse_existing<'p>(
     outputs: impl IntoIterator<Item = &'p std::path::Path>,
     overwrite: bool,
 ) -> Result<()> {
     for o in outputs {
+        let parent = o.parent().filter(|p| !p.as_os_str().is_empty());
+        if let Some(d) = parent.filter(|d| !d.is_dir()) {
+            return Err(crate::error::Error::Other(format!(
+                "{}: the directory {} does not exist; create it first",
+                o.display(),
+                d.display()
+            )));
+        }
         if o.exists() && !overwrite {
             return Err(crate::error::Error::Other(format!(
                 "{} exists; pass --overwrite to replace it",

@@ -46,6 +46,16 @@ pub struct Broden {
     pub records: Vec<Record>,
 }
 
+/// One CSV field as written: quoted (inner quotes doubled) when it holds a comma or a
+/// quote. Line breaks are refused by the writers, since readers split lines first.
+pub fn csv_field(s: &str) -> String {
+    if s.contains([',', '"']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
 /// Splits a CSV line, honouring double quotes.
 pub fn split_csv(line: &str) -> Vec<String> {
     let mut out = vec![String::new()];

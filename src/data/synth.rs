@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use super::broden::{mask_image, INDEX_COLUMNS};
+use super::broden::{csv_field, mask_image, INDEX_COLUMNS};
 use super::render::{render, sample, Rendered};
 use super::rng::Rng;
 use super::vocab::{self, SHAPES};
@@ -41,6 +41,10 @@ pub fn generate(out: &Path, opts: &Options, progress: &indicatif::ProgressBar) -
             format!("{} is outside 16..=1024", opts.size),
         ));
     }
+    if opts.split.contains(['\n', '\r']) {
+        return Err(Error::input("--split", "must be one line of text"));
+    }
+    let split = csv_field(&opts.split);
     let img_dir = out.join("images").join("synth");
     std::fs::create_dir_all(&img_dir).map_err(|e| Error::io(&img_dir, e))?;
     let labels = vocab::all_labels();
@@ -80,7 +84,7 @@ pub fn generate(out: &Path, opts: &Options, progress: &indicatif::ProgressBar) -
         let _ = writeln!(
             index,
             "{stem}.png,{},{s},{s},{s},{s},{},{},{},,,{}",
-            opts.split, cols[0], cols[1], cols[2], cols[3]
+            split, cols[0], cols[1], cols[2], cols[3]
         );
         let _ = writeln!(classes, "{stem}.png,{},{}", r.class, SHAPES[r.class]);
         progress.inc(1);

@@ -78,6 +78,73 @@ pub struct Settings {
     pub layer_relevance: bool,
 }
 
+impl Settings {
+    /// Checks every numeric setting against its valid range, naming the CLI flag, so
+    /// that nothing starts with a value that would give NaN maps or run for hours:
+    /// samples and steps 1..=10000; noise, ε, α, β and γ finite and ≥ 0 (noise ≤ 100);
+    /// the blur baseline's σ in (0, 256]; window and stride 1..=4096; occlusion baseline
+    /// finite; low < high, both finite.
+    pub fn check(&self) -> Result<()> {
+        let count = |flag: &str, v: usize| -> Result<()> {
+            if (1..=10_000).contains(&v) {
+                return Ok(());
+            }
+            Err(Error::input(flag, format!("{v} must be in 1..=10000")))
+        };
+        let nonneg = |flag: &str, v: f32, max: Option<f32>| -> Result<()> {
+            if v.is_finite() && v >= 0.0 && max.is_none_or(|m| v <= m) {
+                return Ok(());
+            }
+            let range = max.map_or("≥ 0".to_string(), |m| format!("in [0, {m}]"));
+            Err(Error::input(
+                flag,
+                format!("{v} must be a finite number {range}"),
+            ))
+        };
+        count("--samples", self.samples)?;
+        count("--steps", self.steps)?;
+        nonneg("--noise", self.noise, Some(100.0))?;
+        let r = &self.rule;
+        nonneg("--epsilon", r.epsilon, None)?;
+        nonneg("--alpha", r.alpha, None)?;
+        nonneg("--beta", r.beta, None)?;
+        nonneg("--gamma", r.gamma, None)?;
+        if !(r.low.is_finite() && r.high.is_finite() && r.low < r.high) {
+            return Err(Error::input(
+                "--low/--high",
+                format!("{} and {}: need finite low < high", r.low, r.high),
+            ));
+        }
+        if let Baseline::Blur(sigma) = self.baseline {
+            if !(sigma > 0.0 && sigma <= 256.0) {
+                return Err(Error::input(
+                    "--blur-sigma",
+                    format!("{sigma} must be in (0, 256]"),
+                ));
+            }
+        }
+        if let Baseline::Value(v) = self.baseline {
+            if !v.is_finite() {
+                return Err(Error::input("--baseline", format!("{v} must be finite")));
+            }
+        }
+        if let Some(v) = self.occlusion_baseline {
+            if !v.is_finite() {
+                return Err(Error::input(
+                    "--occlusion-baseline",
+                    format!("{v} must be finite"),
+                ));
+            }
+        }
+        for (flag, v) in [("--window", self.window), ("--stride", self.stride)] {
+            if !(1..=4096).contains(&v) {
+                return Err(Error::input(flag, format!("{v} must be in 1..=4096")));
+            }
+        }
+        Ok(())
+    }
+}
+
 impl Default for Settings {
     fn default() -> Self {
         Settings {
@@ -110,6 +177,7 @@ pub fn attribute(
     s: &Settings,
     progress: &indicatif::ProgressBar,
 ) -> Result<Attribution> {
+    s.check()?;
     let layer = || -> Result<usize> {
         match &s.layer {
             Some(l) => net.model().find(l),
@@ -168,6 +236,7 @@ pub fn relevance(
     target: &Target,
     s: &Settings,
 ) -> Result<lrp::Relevance> {
+    s.check()?;
     let rules = lrp_rules(net, method, s)?;
     Lrp::new(net).relevance(
         x,

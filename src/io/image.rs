@@ -13,26 +13,43 @@ use crate::model::ModelMeta;
 pub const MAX_SIDE: u32 = 16384;
 
 pub fn load(path: &Path, meta: &ModelMeta) -> Result<Array> {
-    let reader = image::ImageReader::open(path)
-        .map_err(|e| Error::io(path, e))?
-        .with_guessed_format()
-        .map_err(|e| Error::io(path, e))?;
-    let (w, h) = reader
-        .into_dimensions()
-        .map_err(|e| Error::input(path.display(), format!("cannot decode image: {e}")))?;
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let bad = |e: &dyn std::fmt::Display| {
+        Error::input(path.display(), format!("cannot decode image: {e}"))
+    };
+    let reader = || {
+        image::ImageReader::new(std::io::Cursor::new(&bytes))
+            .with_guessed_format()
+            .map_err(|e| Error::io(path, e))
+    };
+    let (w, h) = reader()?.into_dimensions().map_err(|e| bad(&e))?;
     if w > MAX_SIDE || h > MAX_SIDE {
         return Err(Error::input(
             path.display(),
             format!("image is {w}x{h}; at most {MAX_SIDE} pixels a side"),
         ));
     }
-    let img = image::ImageReader::open(path)
-        .map_err(|e| Error::io(path, e))?
-        .with_guessed_format()
-        .map_err(|e| Error::io(path, e))?
-        .decode()
-        .map_err(|e| Error::input(path.display(), format!("cannot decode image: {e}")))?;
+    if jpeg_truncated(&bytes) {
+        return Err(bad(
+            &"the JPEG ends before its last scan does (truncated file?)",
+        ));
+    }
+    let img = reader()?.decode().map_err(|e| bad(&e))?;
     preprocess(&img.to_rgb8(), meta)
+}
+
+/// A JPEG whose last scan (SOS marker FF DA) is not followed by an end-of-image marker
+/// (FF D9). The decoder fills the missing part with grey and reports success. Inside a
+/// scan every FF byte is followed by 00 or a restart marker, so neither marker can occur
+/// by chance there.
+fn jpeg_truncated(b: &[u8]) -> bool {
+    if !b.starts_with(&[0xFF, 0xD8, 0xFF]) {
+        return false;
+    }
+    let Some(sos) = b.windows(2).rposition(|m| m == [0xFF, 0xDA]) else {
+        return true;
+    };
+    !b[sos..].windows(2).any(|m| m == [0xFF, 0xD9])
 }
 
 /// Resize (shorter side to `meta.resize`), center crop to `meta.input_size`, scale to

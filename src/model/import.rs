@@ -88,8 +88,19 @@ pub fn load_bytes(bytes: &[u8], name: &str) -> Result<Model> {
     let (_, header) =
         SafeTensors::read_metadata(bytes).map_err(|e| Error::model(name, e.to_string()))?;
     let spec: ModelSpec = match header.metadata().as_ref().and_then(|m| m.get("netlens")) {
-        Some(json) => serde_json::from_str(json)
-            .map_err(|e| Error::model(name, format!("metadata key 'netlens' is not valid: {e}")))?,
+        Some(json) => {
+            let mut de = serde_json::Deserializer::from_str(json);
+            serde_path_to_error::deserialize(&mut de).map_err(|e| {
+                Error::model(
+                    name,
+                    format!(
+                        "metadata key 'netlens', field '{}': {}",
+                        e.path(),
+                        e.inner()
+                    ),
+                )
+            })?
+        }
         None => ModelSpec::default(),
     };
     if spec.format.is_some_and(|f| f > 1) {
@@ -124,6 +135,16 @@ pub fn load_bytes(bytes: &[u8], name: &str) -> Result<Model> {
                 ))
             }
         };
+        let data: Vec<f32> = data;
+        if let Some(i) = data.iter().position(|v| !v.is_finite()) {
+            return Err(Error::model(
+                name,
+                format!(
+                    "tensor '{tname}' holds {} at index {i}; every weight must be finite (a damaged file or a diverged training run)",
+                    data[i]
+                ),
+            ));
+        }
         map.insert(
             tname.to_string(),
             Raw {
@@ -174,11 +195,29 @@ pub fn load_bytes(bytes: &[u8], name: &str) -> Result<Model> {
     }
     if meta.mean.len() != in_channels
         || meta.std.len() != in_channels
-        || meta.std.iter().any(|s| *s <= 0.0)
+        || meta.std.iter().any(|s| !(s.is_finite() && *s > 0.0))
+        || meta.mean.iter().any(|m| !m.is_finite())
     {
         return Err(Error::model(
             name,
-            format!("mean/std must have {in_channels} entries with std > 0"),
+            format!("mean/std must have {in_channels} finite entries with std > 0"),
+        ));
+    }
+    let (h, w) = meta.input_size;
+    if !(1..=MAX_SIDE).contains(&h) || !(1..=MAX_SIDE).contains(&w) {
+        return Err(Error::model(
+            name,
+            format!("metadata input_size {h}x{w}: each side must be in 1..={MAX_SIDE}"),
+        ));
+    }
+    if !(1..=2 * MAX_SIDE).contains(&meta.resize) {
+        return Err(Error::model(
+            name,
+            format!(
+                "metadata resize {} must be in 1..={}",
+                meta.resize,
+                2 * MAX_SIDE
+            ),
         ));
     }
     meta.classes = spec.classes;
@@ -264,9 +303,22 @@ fn linear(t: &mut Tensors, name: &str) -> Result<LayerKind> {
 }
 
 fn batchnorm(t: &mut Tensors, name: &str, channels: usize, eps: f32) -> Result<LayerKind> {
+    let var = t.vec(&format!("{name}.running_var"), channels)?;
+    if let Some(v) = var.iter().find(|v| **v < 0.0) {
+        return Err(Error::model(
+            &t.path,
+            format!("batch norm {name}: running_var holds {v}; a variance cannot be negative"),
+        ));
+    }
+    if !(eps.is_finite() && eps >= 0.0) {
+        return Err(Error::model(
+            &t.path,
+            format!("batch norm {name}: eps {eps} must be a finite number ≥ 0"),
+        ));
+    }
     Ok(LayerKind::BatchNorm2d {
         mean: t.vec(&format!("{name}.running_mean"), channels)?,
-        var: t.vec(&format!("{name}.running_var"), channels)?,
+        var,
         gamma: t.vec(&format!("{name}.weight"), channels)?,
         beta: t.vec(&format!("{name}.bias"), channels)?,
         eps,
@@ -323,6 +375,7 @@ fn from_spec(specs: &[LayerSpec], t: &mut Tensors) -> Result<Vec<Layer>> {
                     ceil_mode: *ceil_mode,
                     count_include_pad: true,
                 };
+                check_pool(t, name, &p)?;
                 layer(name, LayerKind::MaxPool2d(p))
             }
             LayerSpec::Avgpool2d {
@@ -341,18 +394,53 @@ fn from_spec(specs: &[LayerSpec], t: &mut Tensors) -> Result<Vec<Layer>> {
                     ceil_mode: *ceil_mode,
                     count_include_pad: *count_include_pad,
                 };
+                check_pool(t, name, &p)?;
                 layer(name, LayerKind::AvgPool2d(p))
             }
             LayerSpec::AdaptiveAvgpool2d { name, output } => {
-                layer(name, LayerKind::AdaptiveAvgPool2d(output.hw()))
+                let (h, w) = output.hw();
+                if !(1..=MAX_SIDE).contains(&h) || !(1..=MAX_SIDE).contains(&w) {
+                    return Err(Error::model(
+                        &t.path,
+                        format!("layer {name}: output {h}x{w} must be in 1..={MAX_SIDE} per side"),
+                    ));
+                }
+                layer(name, LayerKind::AdaptiveAvgPool2d((h, w)))
             }
             LayerSpec::Flatten { name } => layer(name, LayerKind::Flatten),
             LayerSpec::Linear { name } => layer(name, linear(t, name)?),
             LayerSpec::Dropout { name } => layer(name, LayerKind::Dropout),
         };
+        if layers.iter().any(|o: &Layer| o.name == l.name) {
+            return Err(Error::model(
+                &t.path,
+                format!(
+                    "two layers are named '{}'; layer names must be unique",
+                    l.name
+                ),
+            ));
+        }
         layers.push(l);
     }
     Ok(layers)
+}
+
+/// The largest image side, kernel or metadata size a model may state.
+pub const MAX_SIDE: usize = 4096;
+
+/// A pool's kernel and stride are in 1..=MAX_SIDE.
+fn check_pool(t: &Tensors, name: &str, p: &Pool2d) -> Result<()> {
+    let sides = [p.kernel.0, p.kernel.1, p.stride.0, p.stride.1];
+    if sides.iter().any(|v| !(1..=MAX_SIDE).contains(v)) {
+        return Err(Error::model(
+            &t.path,
+            format!(
+                "layer {name}: kernel {:?} and stride {:?} must be in 1..={MAX_SIDE}",
+                p.kernel, p.stride
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// Parses `prefix.N.rest` names into N -> {rest}.

@@ -6,7 +6,7 @@ use serde::Deserialize;
 
 /// A size given as one number or as [h, w].
 #[derive(Clone, Copy, Debug, Deserialize)]
-#[serde(untagged)]
+#[serde(untagged, expecting = "a size: one whole number or [h, w]")]
 pub enum Pair {
     One(usize),
     Two([usize; 2]),
