@@ -842,3 +842,127 @@ fn synth_quotes_its_csv_and_a_closed_pipe_ends_quietly() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!err.contains("panicked"), "{err}");
 }
+
+/// Every numeric flag of every command refuses NaN and infinity, naming the flag, before
+/// any work (whether or not the chosen mode reads it).
+#[test]
+fn every_numeric_flag_refuses_nan_and_infinity() {
+    let m = fixture("small.safetensors");
+    let x = npy("nf_in.npy", &[1, 3, 17, 15], 0.3);
+    let data = tmp("nf-data");
+    if !data.join("index.csv").exists() {
+        let (code, err) = netlens(&[
+            "synth",
+            "--out",
+            data.to_str().unwrap(),
+            "--count",
+            "4",
+            "--size",
+            "32",
+        ]);
+        assert_eq!(code, 0, "{err}");
+    }
+    let d = data.to_str().unwrap();
+    let out = tmp("nf-out.npy");
+    let o = out.to_str().unwrap();
+    let dir = tmp("nf-dir");
+    let od = dir.to_str().unwrap();
+    let cases: &[(&[&str], &[&str])] = &[
+        (
+            &["maximize", &m, "--objective", "class:0", "--out", o],
+            &[
+                "--size",
+                "--steps",
+                "--lr",
+                "--l2",
+                "--blur-every",
+                "--blur-sigma",
+                "--clip-norm-pct",
+                "--clip-contrib-pct",
+                "--jitter",
+                "--init-noise",
+                "--decay",
+                "--init-sd",
+            ],
+        ),
+        (
+            &["mask", &m, &x, "--out", o],
+            &[
+                "--area",
+                "--levels",
+                "--step",
+                "--sigma",
+                "--blur-sigma",
+                "--baseline",
+                "--noise-sigma",
+                "--mask-size",
+                "--l1",
+                "--tv",
+                "--tv-beta",
+                "--lr",
+                "--iterations",
+                "--jitter",
+                "--init",
+                "--explainable-below",
+            ],
+        ),
+        (
+            &["attribute", &m, &x, "--method", "gradient", "--out", o],
+            &[
+                "--samples",
+                "--noise",
+                "--steps",
+                "--blur-sigma",
+                "--window",
+                "--stride",
+                "--occlusion-baseline",
+                "--epsilon",
+                "--alpha",
+                "--beta",
+                "--gamma",
+                "--low",
+                "--high",
+            ],
+        ),
+        (
+            &["evaluate", &m, &x, "--methods", "gradient"],
+            &[
+                "--tolerance",
+                "--region",
+                "--steps",
+                "--baseline",
+                "--blur-sigma",
+                "--step",
+            ],
+        ),
+        (
+            &["top-patches", &m, d, "--layer", "body.1", "--out", od],
+            &["--k"],
+        ),
+        (
+            &["embed", &m, d, "--layer", "body.1", "--npy", o],
+            &["--perplexity", "--steps"],
+        ),
+        (&["neighbors", &m, d, &x, "--layer", "body.1"], &["--k"]),
+        (
+            &["dissect", &m, d, "--layer", "body.1", "--out", od],
+            &["--quantile", "--iou", "--batch", "--top"],
+        ),
+        (&["classify", &m, &x], &["--top", "--batch"]),
+        (&["accuracy", &m, d], &["--batch"]),
+        (&["synth", "--out", od], &["--count", "--size"]),
+    ];
+    for (base, flags) in cases {
+        for flag in *flags {
+            for v in ["NaN", "inf"] {
+                let mut a = base.to_vec();
+                let arg = format!("{flag}={v}");
+                a.push(&arg);
+                let (code, err) = netlens(&a);
+                assert!(code == 1 || code == 2, "{a:?} exited {code}: {err}");
+                assert!(err.contains(flag), "{a:?}: {flag} not named in: {err}");
+            }
+        }
+    }
+    assert!(!out.exists() && !dir.exists(), "a refused run wrote output");
+}

@@ -123,6 +123,11 @@ pub fn run(a: Args, gpu: super::Gpu) -> Result<()> {
             .map(|p| p.as_path()),
         a.overwrite,
     )?;
+    if let Some(t) = a.tolerance {
+        super::check_range("--tolerance", t, 0.0, 1e5, false)?;
+    }
+    super::check_range("--blur-sigma", a.blur_sigma, 0.0, 256.0, true)?;
+    super::check_range("--baseline", a.baseline, -1e6, 1e6, false)?;
     for m in &a.metric {
         if !["aopc", "deletion", "insertion", "pointing"].contains(&m.as_str()) {
             return Err(Error::input(

@@ -152,6 +152,12 @@ fn scatter(
 }
 
 pub fn embed(a: EmbedArgs, gpu: super::Gpu) -> Result<()> {
+    if !(a.perplexity.is_finite() && a.perplexity >= 1.0) {
+        return Err(crate::error::Error::input(
+            "--perplexity",
+            format!("{} must be a number ≥ 1 (below (N - 1) / 3)", a.perplexity),
+        ));
+    }
     let outputs = [&a.out, &a.npy, &a.json];
     super::refuse_existing(outputs.iter().filter_map(|o| o.as_deref()), a.overwrite)?;
     if outputs.iter().all(|o| o.is_none()) {

@@ -213,7 +213,44 @@ pub(crate) struct Run {
     settings: String,
 }
 
+/// Every numeric flag in its range, whether or not this game reads it, so that a typo
+/// never passes silently.
+fn check_flags(a: &Args) -> Result<()> {
+    use super::check_range;
+    for &v in &a.area {
+        if !(v.is_finite() && v > 0.0 && v < 1.0) {
+            return Err(Error::input("--area", format!("{v} must be in (0, 1)")));
+        }
+    }
+    if !(2..=64).contains(&a.levels) {
+        return Err(Error::input(
+            "--levels",
+            format!("{} must be in 2..=64", a.levels),
+        ));
+    }
+    if a.step == Some(0) {
+        return Err(Error::input("--step", "must be at least 1 pixel"));
+    }
+    if let Some(v) = a.sigma {
+        check_range("--sigma", v, 0.0, 1000.0, true)?;
+    }
+    if let Some(v) = a.blur_sigma {
+        check_range("--blur-sigma", v, 0.0, 4096.0, true)?;
+    }
+    if a.baseline != "mean" {
+        let v: f32 = a.baseline.parse().map_err(|_| {
+            Error::input(
+                "--baseline",
+                format!("'{}': use mean or a number", a.baseline),
+            )
+        })?;
+        check_range("--baseline", v, -1e6, 1e6, false)?;
+    }
+    check_range("--noise-sigma", a.noise_sigma, 0.0, 100.0, true)
+}
+
 pub fn run(a: Args, gpu: super::Gpu) -> Result<()> {
+    check_flags(&a)?;
     let extremal = a.game == "extremal";
     let game: Game = if extremal {
         Game::Preservation

@@ -28,6 +28,12 @@ pub struct Args {
 }
 
 pub fn run(a: Args) -> Result<()> {
+    if !(1..=10_000_000).contains(&a.count) {
+        return Err(Error::input(
+            "--count",
+            format!("{} must be in 1..=10000000", a.count),
+        ));
+    }
     if a.out.exists() && !a.overwrite {
         let non_empty = std::fs::read_dir(&a.out)
             .map_err(|e| Error::io(&a.out, e))?
