@@ -15,7 +15,10 @@
 //   are paid once per tap; padded taps read a valid word and drop it, so control flow
 //   stays uniform (subgroup operations need it) and the inner loop has no division.
 // Needs subgroups of exactly 8 invocations. Same uniform as conv2d.wgsl (flags bit0
-// ReLU, bit1 bias, bit2 accumulate); binding 2 holds this launch's packed weights.
+// ReLU, bit1 bias, bit2 accumulate); binding 2 holds this launch's packed weights, read
+// through wload4 and set up by winit, which a prelude file defines: a storage buffer
+// (conv2d_cpu_buffer.wgsl) or, where the CPU lacks AVX-512, a texture
+// (conv2d_cpu_texture.wgsl).
 
 struct Conv2dParams {
     n: u32, cin: u32, h: u32, w: u32,
@@ -24,28 +27,13 @@ struct Conv2dParams {
     pad_w: u32, co_offset: u32, co_count: u32, flags: u32,
 }
 
-// Packed weights as f32 vec4s, or with HALF (a pipeline constant, --weights f16) as f16
-// quadruples two to a vec4<u32>.
-override HALF: bool = false;
-
 @group(0) @binding(0) var<uniform> p: Conv2dParams;
 @group(0) @binding(1) var<storage, read> input: array<f32>; // x, or dY for the gradients
-@group(0) @binding(2) var<storage, read> weight: array<vec4<u32>>;
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
 @group(0) @binding(4) var<storage, read_write> output: array<f32>; // y, or dx
 
 const LANES: u32 = 8u; // pixels per workgroup: one subgroup, so tiny batches waste nothing
 const BLOCK: u32 = 64u; // channels per invocation
-
-// Packed weight group g (4 consecutive reduction channels) as f32.
-fn wload4(g: u32) -> vec4<f32> {
-    if (HALF) {
-        let q = weight[g >> 1u];
-        let h = select(q.xy, q.zw, (g & 1u) == 1u);
-        return vec4<f32>(unpack2x16float(h.x), unpack2x16float(h.y));
-    }
-    return bitcast<vec4<f32>>(weight[g]);
-}
 
 // a / b for a < 2^24 through a float division, corrected to the exact quotient (CPU
 // drivers have no vector integer division).
@@ -159,6 +147,7 @@ fn conv2d_forward_cpu(
     @builtin(local_invocation_index) lid: u32,
     @builtin(subgroup_invocation_id) sid: u32,
 ) {
+    winit();
     let plane = p.oh * p.ow;
     let px = pixel(wid, nwg, lid, plane, p.ow);
     let hw = p.h * p.w;
@@ -213,6 +202,7 @@ fn conv2d_backward_input_cpu(
     @builtin(local_invocation_index) lid: u32,
     @builtin(subgroup_invocation_id) sid: u32,
 ) {
+    winit();
     let plane = p.h * p.w;
     let px = pixel(wid, nwg, lid, plane, p.w);
     let ohw = p.oh * p.ow;

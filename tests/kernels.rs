@@ -119,6 +119,26 @@ fn conv2d_split_weights() {
     );
 }
 
+/// Weights of more than one texture row (18432 vec4 groups, rows of 16384 on most
+/// adapters) for the texture variant, and of one odd partial row.
+#[test]
+fn conv_weights_over_one_texture_row() {
+    run_conv(
+        [2, 128, 5, 6],
+        geom(128, 64, (3, 3), (1, 1), (1, 1)),
+        true,
+        true,
+        None,
+    );
+    run_conv(
+        [1, 7, 5, 5],
+        geom(7, 3, (3, 3), (1, 1), (0, 0)),
+        false,
+        true,
+        None,
+    );
+}
+
 fn run_linear(n: usize, k: usize, out: usize, relu: bool, limit: Option<u64>) {
     for c in gemm_ctxs() {
         let x = rand_vec(n * k, 4);

@@ -174,9 +174,10 @@ impl Context {
         let limits = device.limits();
         let features = device.features();
         let gemm = match Gemm::from_env()? {
-            Some(Gemm::Cpu) if !Gemm::cpu_supported(info, features) => {
+            Some(g) if g.packed() && !Gemm::cpu_supported(info, features) => {
                 return Err(Error::Other(format!(
-                    "NETLENS_GEMM=cpu needs subgroups of 8 lanes; {} has {}..{} (subgroups {}): unset NETLENS_GEMM",
+                    "NETLENS_GEMM={} needs subgroups of 8 lanes; {} has {}..{} (subgroups {}): unset NETLENS_GEMM",
+                    g.name(),
                     info.name,
                     info.subgroup_min_size,
                     info.subgroup_max_size,
@@ -221,8 +222,8 @@ impl Context {
         self.gemm
     }
 
-    /// Forces a GEMM variant (tests and benches run both on one adapter); `Cpu` only
-    /// where the device supports it, else the context keeps its own.
+    /// Forces a GEMM variant (tests and benches run each on one adapter); `Cpu` and
+    /// `CpuTex` only where the device supports them, else the context keeps its own.
     pub fn with_gemm(mut self, gemm: Gemm) -> Self {
         if gemm == Gemm::Tiled
             || Gemm::cpu_supported(&self.device.adapter_info(), self.device.features())

@@ -9,14 +9,17 @@ use std::sync::{Arc, Mutex};
 pub enum Access {
     Read,
     ReadWrite,
+    /// A 2-D float texture read with textureLoad.
+    Texture,
 }
 
-use Access::{Read as R, ReadWrite as W};
+use Access::{Read as R, ReadWrite as W, Texture as T};
 
 /// Declares every kernel once: its name, shader file (under `kernels/`, embedded at build
-/// time), entry point and storage bindings after the uniform. Adding a kernel is one line.
+/// time; `FILE after PRELUDE` joins two), entry point and bindings after the uniform. Adding
+/// a kernel is one line.
 macro_rules! kernels {
-    ($($name:ident => $file:literal, $entry:literal, [$($a:ident),*];)*) => {
+    ($($name:ident => $file:literal $(after $pre:literal)?, $entry:literal, [$($a:ident),*];)*) => {
         #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
         pub enum Kernel {
             $($name,)*
@@ -28,14 +31,17 @@ macro_rules! kernels {
             /// (shader file, entry point, storage bindings after the uniform)
             pub fn spec(self) -> (&'static str, &'static str, &'static [Access]) {
                 match self {
-                    $(Kernel::$name => ($file, $entry, &[$($a),*]),)*
+                    $(Kernel::$name => (concat!($($pre, "+",)? $file), $entry, &[$($a),*]),)*
                 }
             }
 
             /// The WGSL source of the kernel's file.
             pub fn source(self) -> &'static str {
                 match self {
-                    $(Kernel::$name => include_str!(concat!("../../kernels/", $file)),)*
+                    $(Kernel::$name => concat!(
+                        $(include_str!(concat!("../../kernels/", $pre)),)?
+                        include_str!(concat!("../../kernels/", $file))
+                    ),)*
                 }
             }
         }
@@ -45,8 +51,10 @@ macro_rules! kernels {
 kernels! {
     Conv2dForward => "conv2d.wgsl", "conv2d_forward", [R, R, R, W];
     Conv2dBackwardInput => "conv2d.wgsl", "conv2d_backward_input", [R, R, R, W];
-    Conv2dForwardCpu => "conv2d_cpu.wgsl", "conv2d_forward_cpu", [R, R, R, W];
-    Conv2dBackwardInputCpu => "conv2d_cpu.wgsl", "conv2d_backward_input_cpu", [R, R, R, W];
+    Conv2dForwardCpu => "conv2d_cpu.wgsl" after "conv2d_cpu_buffer.wgsl", "conv2d_forward_cpu", [R, R, R, W];
+    Conv2dBackwardInputCpu => "conv2d_cpu.wgsl" after "conv2d_cpu_buffer.wgsl", "conv2d_backward_input_cpu", [R, R, R, W];
+    Conv2dForwardCpuTex => "conv2d_cpu.wgsl" after "conv2d_cpu_texture.wgsl", "conv2d_forward_cpu", [R, T, R, W];
+    Conv2dBackwardInputCpuTex => "conv2d_cpu.wgsl" after "conv2d_cpu_texture.wgsl", "conv2d_backward_input_cpu", [R, T, R, W];
     TransposePacked => "repack.wgsl", "transpose_packed", [R, W];
     LinearForward => "linear.wgsl", "linear_forward", [R, R, R, W];
     LinearBackwardInput => "linear.wgsl", "linear_backward_input", [R, R, R, W];
@@ -180,16 +188,24 @@ impl KernelCache {
             count: None,
         }];
         for (i, a) in access.iter().enumerate() {
-            entries.push(wgpu::BindGroupLayoutEntry {
-                binding: i as u32 + 1,
-                visibility: wgpu::ShaderStages::COMPUTE,
-                ty: wgpu::BindingType::Buffer {
+            let ty = match a {
+                Access::Texture => wgpu::BindingType::Texture {
+                    sample_type: wgpu::TextureSampleType::Float { filterable: false },
+                    view_dimension: wgpu::TextureViewDimension::D2,
+                    multisampled: false,
+                },
+                _ => wgpu::BindingType::Buffer {
                     ty: wgpu::BufferBindingType::Storage {
                         read_only: *a == Access::Read,
                     },
                     has_dynamic_offset: false,
                     min_binding_size: None,
                 },
+            };
+            entries.push(wgpu::BindGroupLayoutEntry {
+                binding: i as u32 + 1,
+                visibility: wgpu::ShaderStages::COMPUTE,
+                ty,
                 count: None,
             });
         }

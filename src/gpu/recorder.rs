@@ -9,17 +9,24 @@ use super::kernels::Kernel;
 use super::tensor::{PooledBuffer, Tensor};
 use crate::error::Result;
 
-/// A buffer bound to a launch: a pooled tensor (kept alive until submit) or a weight.
+/// A resource bound to a launch: a pooled tensor (kept alive until submit), a weight
+/// buffer, or a weight texture.
 pub enum Binding<'t> {
     Tensor(&'t Tensor),
     Raw(&'t wgpu::Buffer),
+    Texture(&'t wgpu::TextureView),
+}
+
+enum Resource {
+    Buffer(wgpu::Buffer, u64),
+    Texture(wgpu::TextureView),
 }
 
 struct Launch {
     kernel: Kernel,
     half: bool,
     params: (u64, u64),
-    buffers: Vec<(wgpu::Buffer, u64)>,
+    resources: Vec<Resource>,
     groups: [u32; 3],
 }
 
@@ -70,21 +77,22 @@ impl<'c> Recorder<'c> {
         let offset = self.params.len().div_ceil(align) * align;
         self.params.resize(offset, 0);
         self.params.extend_from_slice(bytemuck::bytes_of(params));
-        let buffers = bindings
+        let resources = bindings
             .iter()
             .map(|b| match b {
                 Binding::Tensor(t) => {
                     self.keep.push(t.buf.clone());
-                    (t.buffer().clone(), t.bytes().max(4))
+                    Resource::Buffer(t.buffer().clone(), t.bytes().max(4))
                 }
-                Binding::Raw(buf) => ((*buf).clone(), buf.size()),
+                Binding::Raw(buf) => Resource::Buffer((*buf).clone(), buf.size()),
+                Binding::Texture(v) => Resource::Texture((*v).clone()),
             })
             .collect();
         self.launches.push(Launch {
             kernel,
             half,
             params: (offset as u64, std::mem::size_of::<P>() as u64),
-            buffers,
+            resources,
             groups,
         });
     }
@@ -137,14 +145,20 @@ impl<'c> Recorder<'c> {
                         size: NonZeroU64::new(l.params.1),
                     }),
                 }];
-                for (i, (buf, size)) in l.buffers.iter().enumerate() {
+                for (i, r) in l.resources.iter().enumerate() {
+                    let resource = match r {
+                        Resource::Buffer(buf, size) => {
+                            wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                                buffer: buf,
+                                offset: 0,
+                                size: NonZeroU64::new(*size),
+                            })
+                        }
+                        Resource::Texture(v) => wgpu::BindingResource::TextureView(v),
+                    };
                     entries.push(wgpu::BindGroupEntry {
                         binding: i as u32 + 1,
-                        resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
-                            buffer: buf,
-                            offset: 0,
-                            size: NonZeroU64::new(*size),
-                        }),
+                        resource,
                     });
                 }
                 let bg = ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {

@@ -7,7 +7,6 @@ use std::sync::OnceLock;
 use super::context::Context;
 use super::kernels::Kernel;
 use super::recorder::{grid, Binding, Recorder};
-use super::variant::Gemm;
 use crate::error::{Error, Result};
 
 /// How weights are stored on the device; arithmetic is f32 either way.
@@ -93,7 +92,8 @@ pub struct WeightBuffer {
     pub has_bias: bool,
     /// true: f16 values packed two to a 32-bit word (`Precision::F16`).
     pub half: bool,
-    /// true: laid out for the CPU-shaped kernels (`Gemm::Cpu`), else PyTorch's layout.
+    /// true: laid out for the CPU-shaped kernels (`Gemm::Cpu`, `CpuTex`), else PyTorch's
+    /// layout.
     pub packed: bool,
 }
 
@@ -102,6 +102,9 @@ pub struct WeightChunk {
     pub buffer: wgpu::Buffer,
     /// Packed [ci][tap][row/4] for the CPU-shaped input gradients, made on first use.
     backward: OnceLock<wgpu::Buffer>,
+    /// `buffer` and `backward` as textures for `Gemm::CpuTex`, made on first use.
+    texture: OnceLock<wgpu::TextureView>,
+    backward_texture: OnceLock<wgpu::TextureView>,
     pub bias: wgpu::Buffer,
     pub start: usize,
     pub rows: usize,
@@ -167,7 +170,7 @@ impl WeightBuffer {
             .unwrap_or(ctx.max_binding())
             .min(ctx.max_binding());
         let half = layout.precision == Precision::F16;
-        let packed = ctx.gemm() == Gemm::Cpu;
+        let packed = ctx.gemm().packed();
         let pack = Pack {
             cin: row_len / taps,
             taps,
@@ -223,6 +226,8 @@ impl WeightBuffer {
             chunks.push(WeightChunk {
                 buffer,
                 backward: OnceLock::new(),
+                texture: OnceLock::new(),
+                backward_texture: OnceLock::new(),
                 bias,
                 start,
                 rows: n,
@@ -252,6 +257,26 @@ impl WeightBuffer {
         }
     }
 
+    /// Chunk `i`'s forward weights as a texture (`Gemm::CpuTex`), made on first use.
+    pub(crate) fn forward_texture(&self, ctx: &Context, i: usize) -> Result<wgpu::TextureView> {
+        let ch = &self.chunks[i];
+        if let Some(t) = ch.texture.get() {
+            return Ok(t.clone());
+        }
+        let t = texture_from(ctx, &ch.buffer, self.half)?;
+        Ok(ch.texture.get_or_init(|| t).clone())
+    }
+
+    /// Chunk `i`'s input-gradient weights as a texture (`Gemm::CpuTex`).
+    pub(crate) fn backward_texture(&self, ctx: &Context, i: usize) -> Result<wgpu::TextureView> {
+        let ch = &self.chunks[i];
+        if let Some(t) = ch.backward_texture.get() {
+            return Ok(t.clone());
+        }
+        let t = texture_from(ctx, &self.backward_buffer(ctx, i)?, self.half)?;
+        Ok(ch.backward_texture.get_or_init(|| t).clone())
+    }
+
     /// The buffer an input-gradient launch reads for chunk `i`: the chunk itself, or for
     /// packed weights their transpose, made on the device at first use and kept.
     pub(crate) fn backward_buffer(&self, ctx: &Context, i: usize) -> Result<wgpu::Buffer> {
@@ -271,7 +296,7 @@ impl WeightBuffer {
         let dst = ctx.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("netlens transposed weights"),
             size: bytes,
-            usage: wgpu::BufferUsages::STORAGE,
+            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
             mapped_at_creation: false,
         });
         let words = (bytes / 4) as u32;
@@ -368,10 +393,92 @@ fn create_init<T: bytemuck::Pod>(ctx: &Context, name: &str, data: &[T]) -> wgpu:
     let buffer = ctx.device.create_buffer(&wgpu::BufferDescriptor {
         label: Some(name),
         size: (std::mem::size_of_val(data) as u64).max(4),
-        usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
+        usage: wgpu::BufferUsages::STORAGE
+            | wgpu::BufferUsages::COPY_DST
+            | wgpu::BufferUsages::COPY_SRC,
         mapped_at_creation: false,
     });
     ctx.queue
         .write_buffer(&buffer, 0, bytemuck::cast_slice(data));
     buffer
+}
+
+/// A packed weight buffer as a 2-D texture, one vec4 group per texel (rgba32float, or
+/// rgba16float for f16 pairs), group g at (g mod W, g / W) for a power-of-two width W.
+fn texture_from(ctx: &Context, buf: &wgpu::Buffer, half: bool) -> Result<wgpu::TextureView> {
+    let texel: u64 = if half { 8 } else { 16 };
+    let groups = buf.size() / texel;
+    let max = ctx.limits.max_texture_dimension_2d.min(16384) as u64;
+    let max_w = 1u64 << (63 - max.leading_zeros()); // the largest power of two <= max
+                                                    // at least 32 texels: a row of a multi-row copy must be a multiple of 256 bytes
+    let width = groups.next_power_of_two().clamp(32, max_w.max(32));
+    let height = groups.div_ceil(width);
+    if height > max {
+        return Err(Error::TooLarge {
+            what: "a weight texture".into(),
+            bytes: buf.size(),
+            limit: max_w * max * texel,
+            hint: "the weights of one chunk exceed the adapter's largest texture; use NETLENS_GEMM=cpu".into(),
+        });
+    }
+    let size = |w: u64, h: u64| wgpu::Extent3d {
+        width: w as u32,
+        height: h as u32,
+        depth_or_array_layers: 1,
+    };
+    let texture = ctx.device.create_texture(&wgpu::TextureDescriptor {
+        label: Some("netlens weight texture"),
+        size: size(width, height),
+        mip_level_count: 1,
+        sample_count: 1,
+        dimension: wgpu::TextureDimension::D2,
+        format: if half {
+            wgpu::TextureFormat::Rgba16Float
+        } else {
+            wgpu::TextureFormat::Rgba32Float
+        },
+        usage: wgpu::TextureUsages::TEXTURE_BINDING | wgpu::TextureUsages::COPY_DST,
+        view_formats: &[],
+    });
+    let mut enc = ctx
+        .device
+        .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+            label: Some("netlens weight texture"),
+        });
+    let at = |row: u64| wgpu::TexelCopyTextureInfo {
+        texture: &texture,
+        mip_level: 0,
+        origin: wgpu::Origin3d {
+            x: 0,
+            y: row as u32,
+            z: 0,
+        },
+        aspect: wgpu::TextureAspect::All,
+    };
+    let full = groups / width;
+    if full > 0 {
+        let from = wgpu::TexelCopyBufferInfo {
+            buffer: buf,
+            layout: wgpu::TexelCopyBufferLayout {
+                offset: 0,
+                bytes_per_row: Some((width * texel) as u32),
+                rows_per_image: Some(full as u32),
+            },
+        };
+        enc.copy_buffer_to_texture(from, at(0), size(width, full));
+    }
+    let rest = groups - full * width;
+    if rest > 0 {
+        let from = wgpu::TexelCopyBufferInfo {
+            buffer: buf,
+            layout: wgpu::TexelCopyBufferLayout {
+                offset: full * width * texel,
+                bytes_per_row: None,
+                rows_per_image: None,
+            },
+        };
+        enc.copy_buffer_to_texture(from, at(full), size(rest, 1));
+    }
+    ctx.queue.submit([enc.finish()]);
+    Ok(texture.create_view(&wgpu::TextureViewDescriptor::default()))
 }

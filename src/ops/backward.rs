@@ -39,8 +39,11 @@ pub fn conv2d_backward_input(
     let dx = Tensor::empty(rec.ctx(), &[n, g.cin, h, wd], "conv2d input gradient")?;
     let (kernel, tile) = gemm_kernel(
         rec,
-        Kernel::Conv2dBackwardInput,
-        Kernel::Conv2dBackwardInputCpu,
+        [
+            Kernel::Conv2dBackwardInput,
+            Kernel::Conv2dBackwardInputCpu,
+            Kernel::Conv2dBackwardInputCpuTex,
+        ],
     );
     let tiles = u32s((n * h * wd).div_ceil(tile.0), "pixel tiles")?;
     for (i, ch) in w.chunks.iter().enumerate() {
@@ -48,14 +51,22 @@ pub fn conv2d_backward_input(
         let mut gr = grid(tiles);
         gr[1] = g.cin.div_ceil(tile.1) as u32;
         // the CPU-shaped kernel reads its own transposed packing
-        let weights = w.backward_buffer(rec.ctx(), i)?;
+        let buffer = w.backward_buffer(rec.ctx(), i)?;
+        let texture = match kernel {
+            Kernel::Conv2dBackwardInputCpuTex => Some(w.backward_texture(rec.ctx(), i)?),
+            _ => None,
+        };
+        let weights = match &texture {
+            Some(t) => Binding::Texture(t),
+            None => Binding::Raw(&buffer),
+        };
         rec.launch_gemm(
             kernel,
             w.half,
             &p,
             &[
                 Binding::Tensor(dy),
-                Binding::Raw(&weights),
+                weights,
                 Binding::Raw(&ch.bias),
                 Binding::Tensor(&dx),
             ],

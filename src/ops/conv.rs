@@ -96,11 +96,13 @@ const TILED: (usize, usize) = (64, 64);
 /// The CPU-shaped kernel's: 8 lanes (one subgroup), one pixel each, 64 channels per lane.
 const CPU: (usize, usize) = (8, 64);
 
-/// The context's variant of a GEMM kernel and its (pixels, channels) per workgroup.
-pub(crate) fn gemm_kernel(rec: &Recorder, tiled: Kernel, cpu: Kernel) -> (Kernel, (usize, usize)) {
+/// The context's variant of a GEMM kernel (tiled, CPU-shaped, CPU-shaped with texture
+/// weights) and its (pixels, channels) per workgroup.
+pub(crate) fn gemm_kernel(rec: &Recorder, kernels: [Kernel; 3]) -> (Kernel, (usize, usize)) {
     match rec.ctx().gemm() {
-        Gemm::Tiled => (tiled, TILED),
-        Gemm::Cpu => (cpu, CPU),
+        Gemm::Tiled => (kernels[0], TILED),
+        Gemm::Cpu => (kernels[1], CPU),
+        Gemm::CpuTex => (kernels[2], CPU),
     }
 }
 
@@ -166,19 +168,34 @@ pub fn conv2d_acc(
     };
     let accumulate = if acc.is_some() { 4 } else { 0 };
     let m = n * oh * ow;
-    let (kernel, tile) = gemm_kernel(rec, Kernel::Conv2dForward, Kernel::Conv2dForwardCpu);
+    let (kernel, tile) = gemm_kernel(
+        rec,
+        [
+            Kernel::Conv2dForward,
+            Kernel::Conv2dForwardCpu,
+            Kernel::Conv2dForwardCpuTex,
+        ],
+    );
     let m_tiles = u32s(m.div_ceil(tile.0), "conv2d pixel tiles")?;
-    for ch in &w.chunks {
+    for (i, ch) in w.chunks.iter().enumerate() {
         let p = Conv2dParams::new(g, n, (h, wd), (oh, ow), ch, flags(relu, w) | accumulate)?;
         let mut grid = crate::gpu::recorder::grid(m_tiles);
         grid[1] = ch.rows.div_ceil(tile.1) as u32;
+        let texture = match kernel {
+            Kernel::Conv2dForwardCpuTex => Some(w.forward_texture(rec.ctx(), i)?),
+            _ => None,
+        };
+        let weights = match &texture {
+            Some(t) => Binding::Texture(t),
+            None => Binding::Raw(&ch.buffer),
+        };
         rec.launch_gemm(
             kernel,
             w.half,
             &p,
             &[
                 Binding::Tensor(x),
-                Binding::Raw(&ch.buffer),
+                weights,
                 Binding::Raw(&ch.bias),
                 Binding::Tensor(&y),
             ],

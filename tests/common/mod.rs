@@ -12,10 +12,12 @@ pub fn ctx() -> &'static Context {
 }
 
 /// One device per GEMM variant this adapter runs (the tiled one always, the CPU-shaped
-/// one where subgroups are 8 wide), so kernel tests cover both on one machine.
+/// ones, buffer and texture weights, where subgroups are 8 wide), so kernel tests cover
+/// every variant on one machine.
 pub fn gemm_ctxs() -> Vec<&'static Context> {
     static TILED: OnceLock<Context> = OnceLock::new();
     static CPU: OnceLock<Context> = OnceLock::new();
+    static CPU_TEX: OnceLock<Context> = OnceLock::new();
     let open = |g: Gemm| {
         Context::from_env()
             .expect("a wgpu adapter (install mesa-vulkan-drivers)")
@@ -23,11 +25,10 @@ pub fn gemm_ctxs() -> Vec<&'static Context> {
     };
     let tiled = TILED.get_or_init(|| open(Gemm::Tiled));
     let cpu = CPU.get_or_init(|| open(Gemm::Cpu));
-    if cpu.gemm() == Gemm::Cpu {
-        vec![tiled, cpu]
-    } else {
-        vec![tiled]
+    if cpu.gemm() != Gemm::Cpu {
+        return vec![tiled];
     }
+    vec![tiled, cpu, CPU_TEX.get_or_init(|| open(Gemm::CpuTex))]
 }
 
 /// Deterministic pseudo-random values in [-1, 1).
