@@ -255,7 +255,7 @@ fn refuse(out: &Path, layers: &[Layer], o: &Opts) -> Result<()> {
         .iter()
         .map(|l| out.join(&l.name).join("iou.npy"))
         .collect();
-    super::refuse_existing(files.iter().map(PathBuf::as_path), o.overwrite)
+    super::refuse_existing_files(files.iter().map(PathBuf::as_path), o.overwrite)
 }
 
 fn check_same(a: &Header, b: &Header, path: &Path) -> Result<()> {

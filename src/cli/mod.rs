@@ -157,6 +157,17 @@ pub(crate) fn refuse_existing<'p>(
                 d.display()
             )));
         }
+        refuse_existing_files([o], overwrite)?;
+    }
+    Ok(())
+}
+
+/// As `refuse_existing`, for outputs in directories the command creates itself.
+pub(crate) fn refuse_existing_files<'p>(
+    outputs: impl IntoIterator<Item = &'p std::path::Path>,
+    overwrite: bool,
+) -> Result<()> {
+    for o in outputs {
         if o.exists() && !overwrite {
             return Err(crate::error::Error::Other(format!(
                 "{} exists; pass --overwrite to replace it",
