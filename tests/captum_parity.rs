@@ -18,11 +18,21 @@ use netlens::{model, Array};
 
 const TOL: f64 = 1e-4;
 
+/// Item by item (a good item cannot hide a bad one): relative L2 under TOL.
 fn check(name: &str, a: &Attribution, want: &Array, targets: &[usize]) {
     assert_eq!(a.map.shape, want.shape, "{name}");
     assert_eq!(a.targets, targets, "{name} targets");
-    let e = rel_l2(&a.map.data, &want.data);
-    assert!(e < TOL, "{name}: rel L2 {e:.2e}");
+    let per = want.data.len() / want.batch();
+    for (i, (got, w)) in a
+        .map
+        .data
+        .chunks(per)
+        .zip(want.data.chunks(per))
+        .enumerate()
+    {
+        let e = rel_l2(got, w);
+        assert!(e < TOL, "{name} item {i}: rel L2 {e:.2e}");
+    }
 }
 
 fn run_all(model_name: &str, layer: &str, other_layer: &str, occ: (usize, usize)) {
@@ -40,10 +50,17 @@ fn run_all(model_name: &str, layer: &str, other_layer: &str, occ: (usize, usize)
         "the default Grad-CAM layer is the ReLU after the last conv"
     );
     let other = net.model().find(other_layer).unwrap();
+    // every fixture tensor is compared or used as an input, and each batch size present
+    // runs all 14 comparisons: a fixture key that goes missing or unread fails the test
+    let used = std::cell::RefCell::new(std::collections::BTreeSet::new());
+    let mut batches = 0;
     for b in ["b1", "b2", "b3"] {
         let Some(x) = io.get(&format!("input.{b}")) else {
             continue;
         };
+        batches += 1;
+        used.borrow_mut().insert(format!("input.{b}"));
+        used.borrow_mut().insert(format!("target.{b}"));
         let targets: Vec<usize> = io[&format!("target.{b}")]
             .data
             .iter()
@@ -55,7 +72,12 @@ fn run_all(model_name: &str, layer: &str, other_layer: &str, occ: (usize, usize)
         } else {
             Target::Each(targets.clone())
         };
-        let want = |k: &str| &io[&format!("{k}.{b}")];
+        let want = |k: &str| {
+            let key = format!("{k}.{b}");
+            used.borrow_mut().insert(key.clone());
+            io.get(&key)
+                .unwrap_or_else(|| panic!("fixture key {key} missing"))
+        };
         let tag = |k: &str| format!("{model_name} {b} {k}");
         check(
             &tag("gradient"),
@@ -155,6 +177,12 @@ fn run_all(model_name: &str, layer: &str, other_layer: &str, occ: (usize, usize)
         .unwrap();
         check(&tag("occlusion"), &oc, want("occlusion"), &targets);
     }
+    assert_eq!(batches, 2, "{model_name}: a batch-1 and a batched fixture");
+    let unread: Vec<&String> = io.keys().filter(|k| !used.borrow().contains(*k)).collect();
+    assert!(
+        unread.is_empty(),
+        "{model_name}: fixture keys never compared: {unread:?}"
+    );
 }
 
 #[test]
