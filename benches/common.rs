@@ -1,5 +1,39 @@
-//! Shapes shared by the kernel benches and tools/bench_torch.py (keep them in step).
+//! Shapes shared by the kernel benches and tools/bench_torch.py (keep them in step), and
+//! the demo model the loop benches run.
 #![allow(dead_code)]
+
+use std::sync::Arc;
+
+use netlens::gpu::Context;
+use netlens::graph::Net;
+use netlens::Array;
+
+/// The wgpu device (its adapter and GEMM variant printed) and the demo model on it.
+pub fn demo_net() -> (Arc<Context>, Net) {
+    let ctx = Arc::new(Context::from_env().expect("a wgpu adapter"));
+    eprintln!(
+        "GPU: {} (GEMM kernels: {})",
+        ctx.adapter_name(),
+        ctx.gemm().name()
+    );
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/models/shapes-vgg.safetensors");
+    let model = netlens::model::load(std::path::Path::new(path)).unwrap();
+    let net = Net::new(ctx.clone(), model).unwrap();
+    (ctx, net)
+}
+
+/// The demo model's sample images `models/samples/NAME.png`, as one batch.
+pub fn samples(net: &Net, names: &[&str]) -> Array {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let items: Vec<Array> = names
+        .iter()
+        .map(|s| {
+            let p = format!("{root}/models/samples/{s}.png");
+            netlens::io::image::load(p.as_ref(), &net.model().meta).unwrap()
+        })
+        .collect();
+    Array::concat(&items).unwrap()
+}
 
 /// (name, [n, cin, h, w], cout): 3x3 convs, padding 1, from VGG16.
 pub const CONVS: &[(&str, [usize; 4], usize)] = &[

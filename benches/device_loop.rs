@@ -2,28 +2,17 @@
 //! update: one submission, nothing read back) against a bare forward + backward from a
 //! fixed seed, on the demo model at batch 8. The iteration should cost at most 1.1x.
 
-use std::sync::Arc;
+mod common;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use netlens::gpu::{Context, Recorder, Tensor};
-use netlens::graph::{Keep, Net};
+use netlens::gpu::{Recorder, Tensor};
+use netlens::graph::Keep;
 use netlens::ops::map::{self, Adam};
 use netlens::ops::objective::{objective, Objective, Targets};
 use netlens::ops::ReluRule;
 
 fn bench(c: &mut Criterion) {
-    let ctx = Arc::new(Context::from_env().expect("a wgpu adapter"));
-    eprintln!(
-        "GPU: {} (GEMM kernels: {})",
-        ctx.adapter_name(),
-        ctx.gemm().name()
-    );
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/models/shapes-vgg.safetensors");
-    let net = Net::new(
-        ctx.clone(),
-        netlens::model::load(std::path::Path::new(path)).unwrap(),
-    )
-    .unwrap();
+    let (ctx, net) = common::demo_net();
     let n = 8;
     let shape = [n, 3, 64, 64];
     let len = shape.iter().product();

@@ -6,14 +6,12 @@
 //! machine (skipped, with a note, where python3 or torch is missing) and the ratio is
 //! printed.
 
-use std::sync::Arc;
+mod common;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use netlens::explain::faithfulness::{aopc, deletion_insertion, Order, Score, Substrate};
 use netlens::explain::method::{attribute, Settings};
 use netlens::explain::Target;
-use netlens::gpu::Context;
-use netlens::graph::Net;
 use netlens::Array;
 
 /// The demo model's classes, in class order (tools/train_demo.py).
@@ -25,26 +23,8 @@ const REGION: usize = 16;
 const STEP: usize = 256;
 
 fn bench(c: &mut Criterion) {
-    let ctx = Arc::new(Context::from_env().expect("a wgpu adapter"));
-    eprintln!(
-        "GPU: {} (GEMM kernels: {})",
-        ctx.adapter_name(),
-        ctx.gemm().name()
-    );
-    let root = env!("CARGO_MANIFEST_DIR");
-    let net = Net::new(
-        ctx.clone(),
-        netlens::model::load(format!("{root}/models/shapes-vgg.safetensors").as_ref()).unwrap(),
-    )
-    .unwrap();
-    let items: Vec<Array> = SHAPES
-        .iter()
-        .map(|s| {
-            let p = format!("{root}/models/samples/{s}.png");
-            netlens::io::image::load(p.as_ref(), &net.model().meta).unwrap()
-        })
-        .collect();
-    let x = Array::concat(&items).unwrap();
+    let (_ctx, net) = common::demo_net();
+    let x = common::samples(&net, &SHAPES);
     let targets: Vec<usize> = (0..SHAPES.len()).collect();
     let bar = indicatif::ProgressBar::hidden();
     let maps: Vec<Array> = METHODS

@@ -4,36 +4,18 @@
 //! the demo model with three samples. Goal: at most 1.2x. tools/mask_reference.py --time
 //! times the PyTorch loop on the same samples.
 
-use std::sync::Arc;
+mod common;
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use netlens::explain::mask::{filler, Game, MaskRun, MaskSettings};
-use netlens::gpu::{Context, Recorder, Tensor};
-use netlens::graph::{Keep, Net};
+use netlens::gpu::{Recorder, Tensor};
+use netlens::graph::Keep;
 use netlens::ops::ReluRule;
 use netlens::Array;
 
 fn bench(c: &mut Criterion) {
-    let ctx = Arc::new(Context::from_env().expect("a wgpu adapter"));
-    eprintln!(
-        "GPU: {} (GEMM kernels: {})",
-        ctx.adapter_name(),
-        ctx.gemm().name()
-    );
-    let root = env!("CARGO_MANIFEST_DIR");
-    let net = Net::new(
-        ctx.clone(),
-        netlens::model::load(format!("{root}/models/shapes-vgg.safetensors").as_ref()).unwrap(),
-    )
-    .unwrap();
-    let items: Vec<Array> = ["star", "cross", "triangle"]
-        .iter()
-        .map(|s| {
-            let p = format!("{root}/models/samples/{s}.png");
-            netlens::io::image::load(p.as_ref(), &net.model().meta).unwrap()
-        })
-        .collect();
-    let x = Array::concat(&items).unwrap();
+    let (ctx, net) = common::demo_net();
+    let x = common::samples(&net, &["star", "cross", "triangle"]);
     let s = MaskSettings {
         iterations: 100_000,
         ..MaskSettings::new(Game::Deletion, (64, 64))

@@ -5,25 +5,16 @@
 //! (Fourier image, standard transforms: the model sees ~90 px images) are timed too;
 //! tools/maximize_reference.py times PyTorch and Lucent loops on the same machine.
 
-use std::sync::Arc;
+mod common;
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use netlens::explain::visualize::{Goal, MaximizeRun, MaximizeSettings, Preset};
-use netlens::gpu::{Context, Recorder, Tensor};
-use netlens::graph::{Keep, Net};
+use netlens::gpu::{Recorder, Tensor};
+use netlens::graph::Keep;
 use netlens::ops::ReluRule;
 
 fn bench(c: &mut Criterion) {
-    let ctx = Arc::new(Context::from_env().expect("a wgpu adapter"));
-    eprintln!(
-        "GPU: {} (GEMM kernels: {})",
-        ctx.adapter_name(),
-        ctx.gemm().name()
-    );
-    let root = env!("CARGO_MANIFEST_DIR");
-    let model =
-        netlens::model::load(format!("{root}/models/shapes-vgg.safetensors").as_ref()).unwrap();
-    let net = Net::new(ctx.clone(), model).unwrap();
+    let (ctx, net) = common::demo_net();
     let text: Vec<String> = (0..8).map(|k| format!("logprob:{k}")).collect();
     let goals = Goal::parse_list(&text.join(","), net.model(), &[1, 3, 64, 64]).unwrap();
     let xt = Tensor::upload(&ctx, &vec![0.1; 8 * 3 * 64 * 64], &[8, 3, 64, 64]).unwrap();
