@@ -58,3 +58,17 @@ impl Error {
         }
     }
 }
+
+/// Ok when `v` is a finite number in [lo, hi] (lo itself excluded with `open_lo`); else an
+/// input error naming `what` (a flag or a field) and the range.
+pub fn check_range(what: &str, v: f32, lo: f32, hi: f32, open_lo: bool) -> Result<()> {
+    let above = if open_lo { v > lo } else { v >= lo };
+    if v.is_finite() && above && v <= hi {
+        return Ok(());
+    }
+    let l = if open_lo { "(" } else { "[" };
+    Err(Error::input(
+        what,
+        format!("{v} must be a number in {l}{lo}, {hi}]"),
+    ))
+}

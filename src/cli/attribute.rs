@@ -121,7 +121,7 @@ fn out_path(base: &Path, method: &str, several: bool) -> PathBuf {
 }
 
 pub fn run(a: Args, gpu: super::Gpu) -> Result<()> {
-    super::check_range("--blur-sigma", a.blur_sigma, 0.0, 256.0, true)?;
+    crate::error::check_range("--blur-sigma", a.blur_sigma, 0.0, 256.0, true)?;
     for m in &a.method {
         check_name(m)?;
     }

@@ -124,10 +124,10 @@ pub fn run(a: Args, gpu: super::Gpu) -> Result<()> {
         a.overwrite,
     )?;
     if let Some(t) = a.tolerance {
-        super::check_range("--tolerance", t, 0.0, 1e5, false)?;
+        crate::error::check_range("--tolerance", t, 0.0, 1e5, false)?;
     }
-    super::check_range("--blur-sigma", a.blur_sigma, 0.0, 256.0, true)?;
-    super::check_range("--baseline", a.baseline, -1e6, 1e6, false)?;
+    crate::error::check_range("--blur-sigma", a.blur_sigma, 0.0, 256.0, true)?;
+    crate::error::check_range("--baseline", a.baseline, -1e6, 1e6, false)?;
     for m in &a.metric {
         if !["aopc", "deletion", "insertion", "pointing"].contains(&m.as_str()) {
             return Err(Error::input(
@@ -154,17 +154,17 @@ pub fn run(a: Args, gpu: super::Gpu) -> Result<()> {
                 "saves the maps that --methods computes; with --maps they are already files",
             ))
         }
-        Some(d) => a
-            .methods
-            .iter()
-            .map(|m| d.join(format!("{m}.npy")))
-            .collect(),
+        Some(d) => {
+            std::fs::create_dir_all(d).map_err(|e| {
+                Error::Other(format!("cannot create --save-maps {}: {e}", d.display()))
+            })?;
+            a.methods
+                .iter()
+                .map(|m| d.join(format!("{m}.npy")))
+                .collect()
+        }
         None => Vec::new(),
     };
-    if let Some(d) = &a.save_maps {
-        std::fs::create_dir_all(d)
-            .map_err(|e| Error::Other(format!("cannot create --save-maps {}: {e}", d.display())))?;
-    }
     super::refuse_existing(saved.iter().map(|p| p.as_path()), a.overwrite)?;
     let orders: Vec<Order> = a
         .order

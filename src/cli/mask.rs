@@ -216,7 +216,7 @@ pub(crate) struct Run {
 /// Every numeric flag in its range, whether or not this game reads it, so that a typo
 /// never passes silently.
 fn check_flags(a: &Args) -> Result<()> {
-    use super::check_range;
+    use crate::error::check_range;
     for &v in &a.area {
         if !(v.is_finite() && v > 0.0 && v < 1.0) {
             return Err(Error::input("--area", format!("{v} must be in (0, 1)")));

@@ -124,10 +124,10 @@ fn settings(a: &Args, size: (usize, usize)) -> Result<MaximizeSettings> {
         (Some(o), _) => return Err(Error::input("--param", format!("'{o}': use pixel or fft"))),
     };
     if let Some(v) = a.decay {
-        super::check_range("--decay", v, 0.0, 4.0, false)?;
+        crate::error::check_range("--decay", v, 0.0, 4.0, false)?;
     }
     if let Some(v) = a.init_sd {
-        super::check_range("--init-sd", v, 1e-6, 10.0, false)?;
+        crate::error::check_range("--init-sd", v, 1e-6, 10.0, false)?;
     }
     if a.param.as_deref() == Some("fft") || matches!(s.param, Param::Fourier { .. }) {
         let (d, sd, dec) = match s.param {

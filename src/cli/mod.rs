@@ -129,19 +129,6 @@ pub(crate) fn load_model(path: &std::path::Path) -> Result<crate::model::Model> 
     crate::model::load(path)
 }
 
-/// A flag's value when it is a finite number in [lo, hi] (an open end with `open`).
-pub(crate) fn check_range(flag: &str, v: f32, lo: f32, hi: f32, open_lo: bool) -> Result<()> {
-    let above = if open_lo { v > lo } else { v >= lo };
-    if v.is_finite() && above && v <= hi {
-        return Ok(());
-    }
-    let l = if open_lo { "(" } else { "[" };
-    Err(crate::error::Error::input(
-        flag,
-        format!("{v} must be a number in {l}{lo}, {hi}]"),
-    ))
-}
-
 /// Refuses to start when an output exists and `--overwrite` was not given, or when its
 /// directory does not exist (so that nothing fails after the work is done).
 pub(crate) fn refuse_existing<'p>(

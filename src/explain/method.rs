@@ -7,7 +7,7 @@ use super::occlusion::occlusion;
 use super::resample::Upsample;
 use super::{Attribution, Target};
 use crate::array::Array;
-use crate::error::{Error, Result};
+use crate::error::{check_range, Error, Result};
 use crate::graph::Net;
 use crate::ops::ReluRule;
 
@@ -91,24 +91,15 @@ impl Settings {
             }
             Err(Error::input(flag, format!("{v} must be in 1..=10000")))
         };
-        let nonneg = |flag: &str, v: f32, max: Option<f32>| -> Result<()> {
-            if v.is_finite() && v >= 0.0 && max.is_none_or(|m| v <= m) {
-                return Ok(());
-            }
-            let range = max.map_or("≥ 0".to_string(), |m| format!("in [0, {m}]"));
-            Err(Error::input(
-                flag,
-                format!("{v} must be a finite number {range}"),
-            ))
-        };
+        let nonneg = |flag: &str, v: f32, max: f32| check_range(flag, v, 0.0, max, false);
         count("--samples", self.samples)?;
         count("--steps", self.steps)?;
-        nonneg("--noise", self.noise, Some(100.0))?;
+        nonneg("--noise", self.noise, 100.0)?;
         let r = &self.rule;
-        nonneg("--epsilon", r.epsilon, None)?;
-        nonneg("--alpha", r.alpha, None)?;
-        nonneg("--beta", r.beta, None)?;
-        nonneg("--gamma", r.gamma, None)?;
+        nonneg("--epsilon", r.epsilon, f32::INFINITY)?;
+        nonneg("--alpha", r.alpha, f32::INFINITY)?;
+        nonneg("--beta", r.beta, f32::INFINITY)?;
+        nonneg("--gamma", r.gamma, f32::INFINITY)?;
         if !(r.low.is_finite() && r.high.is_finite() && r.low < r.high) {
             return Err(Error::input(
                 "--low/--high",
@@ -116,12 +107,7 @@ impl Settings {
             ));
         }
         if let Baseline::Blur(sigma) = self.baseline {
-            if !(sigma > 0.0 && sigma <= 256.0) {
-                return Err(Error::input(
-                    "--blur-sigma",
-                    format!("{sigma} must be in (0, 256]"),
-                ));
-            }
+            check_range("--blur-sigma", sigma, 0.0, 256.0, true)?;
         }
         if let Baseline::Value(v) = self.baseline {
             if !v.is_finite() {

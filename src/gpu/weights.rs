@@ -7,6 +7,7 @@ use std::sync::OnceLock;
 use super::context::Context;
 use super::kernels::Kernel;
 use super::recorder::{grid, Binding, Recorder};
+use super::variant::Gemm;
 use crate::error::{Error, Result};
 
 /// How weights are stored on the device; arithmetic is f32 either way.
@@ -257,24 +258,27 @@ impl WeightBuffer {
         }
     }
 
-    /// Chunk `i`'s forward weights as a texture (`Gemm::CpuTex`), made on first use.
-    pub(crate) fn forward_texture(&self, ctx: &Context, i: usize) -> Result<wgpu::TextureView> {
+    /// What a forward launch over chunk `i` binds as its weights: the chunk's buffer, or
+    /// under `Gemm::CpuTex` that buffer as a texture, made on first use and kept.
+    pub(crate) fn forward_source(&self, ctx: &Context, i: usize) -> Result<WeightSource> {
         let ch = &self.chunks[i];
-        if let Some(t) = ch.texture.get() {
-            return Ok(t.clone());
+        if ctx.gemm() != Gemm::CpuTex {
+            return Ok(WeightSource::Buffer(ch.buffer.clone()));
         }
-        let t = texture_from(ctx, &ch.buffer, self.half)?;
-        Ok(ch.texture.get_or_init(|| t).clone())
+        let t = cached(&ch.texture, || texture_from(ctx, &ch.buffer, self.half))?;
+        Ok(WeightSource::Texture(t))
     }
 
-    /// Chunk `i`'s input-gradient weights as a texture (`Gemm::CpuTex`).
-    pub(crate) fn backward_texture(&self, ctx: &Context, i: usize) -> Result<wgpu::TextureView> {
-        let ch = &self.chunks[i];
-        if let Some(t) = ch.backward_texture.get() {
-            return Ok(t.clone());
+    /// As `forward_source`, for an input-gradient launch (`backward_buffer`'s layout).
+    pub(crate) fn backward_source(&self, ctx: &Context, i: usize) -> Result<WeightSource> {
+        let buffer = self.backward_buffer(ctx, i)?;
+        if ctx.gemm() != Gemm::CpuTex {
+            return Ok(WeightSource::Buffer(buffer));
         }
-        let t = texture_from(ctx, &self.backward_buffer(ctx, i)?, self.half)?;
-        Ok(ch.backward_texture.get_or_init(|| t).clone())
+        let t = cached(&self.chunks[i].backward_texture, || {
+            texture_from(ctx, &buffer, self.half)
+        })?;
+        Ok(WeightSource::Texture(t))
     }
 
     /// The buffer an input-gradient launch reads for chunk `i`: the chunk itself, or for
@@ -284,9 +288,11 @@ impl WeightBuffer {
         if !self.packed {
             return Ok(ch.buffer.clone());
         }
-        if let Some(b) = ch.backward.get() {
-            return Ok(b.clone());
-        }
+        cached(&ch.backward, || self.transpose(ctx, ch))
+    }
+
+    /// Chunk `ch`'s packed weights transposed to [ci][tap][row/4] on the device.
+    fn transpose(&self, ctx: &Context, ch: &WeightChunk) -> Result<wgpu::Buffer> {
         let pack = Pack {
             cin: self.cin(),
             taps: self.taps(),
@@ -319,8 +325,32 @@ impl WeightBuffer {
             grid(words.div_ceil(64)),
         );
         rec.submit()?;
-        Ok(ch.backward.get_or_init(|| dst).clone())
+        Ok(dst)
     }
+}
+
+/// What a GEMM launch binds as its weights.
+pub(crate) enum WeightSource {
+    Buffer(wgpu::Buffer),
+    Texture(wgpu::TextureView),
+}
+
+impl WeightSource {
+    pub(crate) fn binding(&self) -> Binding<'_> {
+        match self {
+            WeightSource::Buffer(b) => Binding::Raw(b),
+            WeightSource::Texture(t) => Binding::Texture(t),
+        }
+    }
+}
+
+/// The value in `cell`, made by `make` on first use (an error leaves the cell empty).
+fn cached<T: Clone>(cell: &OnceLock<T>, make: impl FnOnce() -> Result<T>) -> Result<T> {
+    if let Some(v) = cell.get() {
+        return Ok(v.clone());
+    }
+    let v = make()?;
+    Ok(cell.get_or_init(|| v).clone())
 }
 
 #[repr(C)]

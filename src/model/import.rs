@@ -111,7 +111,7 @@ pub fn load_bytes(bytes: &[u8], name: &str) -> Result<Model> {
     }
     let mut map = HashMap::new();
     for (tname, view) in st.iter() {
-        let data = match view.dtype() {
+        let data: Vec<f32> = match view.dtype() {
             Dtype::F32 => view
                 .data()
                 .chunks_exact(4)
@@ -135,7 +135,6 @@ pub fn load_bytes(bytes: &[u8], name: &str) -> Result<Model> {
                 ))
             }
         };
-        let data: Vec<f32> = data;
         if let Some(i) = data.iter().position(|v| !v.is_finite()) {
             return Err(Error::model(
                 name,

@@ -50,23 +50,15 @@ pub fn conv2d_backward_input(
         let p = Conv2dParams::new(g, n, (h, wd), (oh, ow), ch, if i > 0 { 4 } else { 0 })?;
         let mut gr = grid(tiles);
         gr[1] = g.cin.div_ceil(tile.1) as u32;
-        // the CPU-shaped kernel reads its own transposed packing
-        let buffer = w.backward_buffer(rec.ctx(), i)?;
-        let texture = match kernel {
-            Kernel::Conv2dBackwardInputCpuTex => Some(w.backward_texture(rec.ctx(), i)?),
-            _ => None,
-        };
-        let weights = match &texture {
-            Some(t) => Binding::Texture(t),
-            None => Binding::Raw(&buffer),
-        };
+        // the CPU-shaped kernels read their own transposed packing
+        let weights = w.backward_source(rec.ctx(), i)?;
         rec.launch_gemm(
             kernel,
             w.half,
             &p,
             &[
                 Binding::Tensor(dy),
-                weights,
+                weights.binding(),
                 Binding::Raw(&ch.bias),
                 Binding::Tensor(&dx),
             ],

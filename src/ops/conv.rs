@@ -181,21 +181,14 @@ pub fn conv2d_acc(
         let p = Conv2dParams::new(g, n, (h, wd), (oh, ow), ch, flags(relu, w) | accumulate)?;
         let mut grid = crate::gpu::recorder::grid(m_tiles);
         grid[1] = ch.rows.div_ceil(tile.1) as u32;
-        let texture = match kernel {
-            Kernel::Conv2dForwardCpuTex => Some(w.forward_texture(rec.ctx(), i)?),
-            _ => None,
-        };
-        let weights = match &texture {
-            Some(t) => Binding::Texture(t),
-            None => Binding::Raw(&ch.buffer),
-        };
+        let weights = w.forward_source(rec.ctx(), i)?;
         rec.launch_gemm(
             kernel,
             w.half,
             &p,
             &[
                 Binding::Tensor(x),
-                weights,
+                weights.binding(),
                 Binding::Raw(&ch.bias),
                 Binding::Tensor(&y),
             ],

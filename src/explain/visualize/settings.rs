@@ -1,6 +1,6 @@
 //! Settings of activation maximisation, with each source's published defaults as presets.
 
-use crate::error::{Error, Result};
+use crate::error::{check_range, Error, Result};
 
 /// How the image is updated each step.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -137,13 +137,7 @@ impl MaximizeSettings {
 
     /// Refuses settings outside their stated ranges.
     pub fn check(&self) -> Result<()> {
-        let range = |what: &str, v: f32, lo: f32, hi: f32| -> Result<()> {
-            if v.is_finite() && (lo..=hi).contains(&v) {
-                Ok(())
-            } else {
-                Err(Error::input(what, format!("{v} is outside [{lo}, {hi}]")))
-            }
-        };
+        let range = |what: &str, v: f32, lo: f32, hi: f32| check_range(what, v, lo, hi, false);
         let (h, w) = self.size;
         if !(8..=2048).contains(&h) || !(8..=2048).contains(&w) {
             return Err(Error::input(
