@@ -6,6 +6,8 @@ pub mod data;
 pub mod error;
 pub mod eval;
 pub mod explain;
+#[doc(hidden)]
+pub mod fuzz;
 pub mod gpu;
 pub mod graph;
 pub mod io;

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
+use crate::io::image::{decode_rgb, MAX_SIDE};
 
 pub const INDEX_COLUMNS: &[&str] = &[
     "image", "split", "ih", "iw", "sh", "sw", "color", "object", "part", "material", "scene",
@@ -39,6 +40,7 @@ pub struct Record {
     pub fields: BTreeMap<String, Vec<Field>>,
 }
 
+#[derive(Debug)]
 pub struct Broden {
     pub root: PathBuf,
     pub labels: BTreeMap<u32, Label>,
@@ -78,6 +80,11 @@ pub fn split_csv(line: &str) -> Vec<String> {
 /// Reads a CSV file with a header into rows of (column -> value).
 pub fn read_csv(path: &Path) -> Result<Vec<BTreeMap<String, String>>> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    parse_csv(&text, path)
+}
+
+/// Parses CSV text with a header into rows of (column -> value); `path` names it in errors.
+pub fn parse_csv(text: &str, path: &Path) -> Result<Vec<BTreeMap<String, String>>> {
     let mut lines = text.lines().filter(|l| !l.trim().is_empty());
     let header = split_csv(
         lines
@@ -100,13 +107,35 @@ fn num<T: std::str::FromStr>(row: &BTreeMap<String, String>, key: &str, path: &P
         })
 }
 
+/// An image or mask side from the index: 1..=[`MAX_SIDE`] like any decoded image.
+fn side(row: &BTreeMap<String, String>, key: &str, path: &Path) -> Result<usize> {
+    let v: usize = num(row, key, path)?;
+    if !(1..=MAX_SIDE as usize).contains(&v) {
+        return Err(Error::input(
+            path.display(),
+            format!("column '{key}' is {v}; sides must be 1..={MAX_SIDE} (row {row:?})"),
+        ));
+    }
+    Ok(v)
+}
+
 impl Broden {
     /// Opens a Broden-format directory (`index.csv`, `label.csv`, `images/`).
     pub fn open(root: &Path) -> Result<Broden> {
+        let read = |name: &str| {
+            let path = root.join(name);
+            std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))
+        };
+        Broden::parse(root, &read("label.csv")?, &read("index.csv")?)
+    }
+
+    /// Builds the dataset from the texts of `label.csv` and `index.csv` (for a dataset at
+    /// `root`; nothing is read from disk here).
+    pub fn parse(root: &Path, label_csv: &str, index_csv: &str) -> Result<Broden> {
         let lpath = root.join("label.csv");
         let mut labels = BTreeMap::new();
         let mut categories: Vec<String> = Vec::new();
-        for row in read_csv(&lpath)? {
+        for row in parse_csv(label_csv, &lpath)? {
             let number: u32 = num(&row, "number", &lpath)?;
             let cats: Vec<String> = row
                 .get("category")
@@ -133,7 +162,7 @@ impl Broden {
         }
         let ipath = root.join("index.csv");
         let mut records = Vec::new();
-        for row in read_csv(&ipath)? {
+        for row in parse_csv(index_csv, &ipath)? {
             let mut fields = BTreeMap::new();
             for cat in ["color", "object", "part", "material", "scene", "texture"] {
                 let v = row.get(cat).map(String::as_str).unwrap_or("");
@@ -156,10 +185,10 @@ impl Broden {
                     .cloned()
                     .ok_or_else(|| Error::input(ipath.display(), "no 'image' column"))?,
                 split: row.get("split").cloned().unwrap_or_default(),
-                ih: num(&row, "ih", &ipath)?,
-                iw: num(&row, "iw", &ipath)?,
-                sh: num(&row, "sh", &ipath)?,
-                sw: num(&row, "sw", &ipath)?,
+                ih: side(&row, "ih", &ipath)?,
+                iw: side(&row, "iw", &ipath)?,
+                sh: side(&row, "sh", &ipath)?,
+                sw: side(&row, "sw", &ipath)?,
                 fields,
             });
         }
@@ -206,9 +235,8 @@ impl Broden {
 
 /// A Broden mask: label = red + 256 * green.
 pub fn read_mask(path: &Path) -> Result<(u32, u32, Vec<u32>)> {
-    let img = image::open(path)
-        .map_err(|e| Error::input(path.display(), format!("cannot read mask: {e}")))?
-        .to_rgb8();
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let img = decode_rgb(&bytes, &path.display().to_string())?;
     let (w, h) = img.dimensions();
     Ok((
         w,

@@ -14,28 +14,52 @@ pub const MAX_SIDE: u32 = 16384;
 
 pub fn load(path: &Path, meta: &ModelMeta) -> Result<Array> {
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    let bad = |e: &dyn std::fmt::Display| {
-        Error::input(path.display(), format!("cannot decode image: {e}"))
-    };
+    decode(&bytes, &path.display().to_string(), meta)
+}
+
+/// Decodes an image file's bytes (`name` is used in errors) and preprocesses it.
+pub fn decode(bytes: &[u8], name: &str, meta: &ModelMeta) -> Result<Array> {
+    preprocess(&decode_rgb(bytes, name)?, meta)
+}
+
+/// Most pixels a file can hold per byte: deflate (PNG) expands at most 1032:1 and a 1-bit
+/// PNG packs 8 pixels a byte; a baseline JPEG needs at least two bits per 8x8 block.
+const MAX_PIXELS_PER_BYTE: u64 = 8300;
+/// Pixels always allowed, whatever the file size (a 4096² image).
+const MIN_PIXELS: u64 = 4096 * 4096;
+
+/// Decodes PNG or JPEG bytes to RGB after checking the header's size claims: each side at
+/// most [`MAX_SIDE`], and no more pixels than the file's size can hold, so a small corrupt
+/// file cannot make the decoder allocate gigabytes.
+pub fn decode_rgb(bytes: &[u8], name: &str) -> Result<image::RgbImage> {
+    let bad = |e: &dyn std::fmt::Display| Error::input(name, format!("cannot decode image: {e}"));
     let reader = || {
-        image::ImageReader::new(std::io::Cursor::new(&bytes))
+        image::ImageReader::new(std::io::Cursor::new(bytes))
             .with_guessed_format()
-            .map_err(|e| Error::io(path, e))
+            .map_err(|e| bad(&e))
     };
     let (w, h) = reader()?.into_dimensions().map_err(|e| bad(&e))?;
-    if w > MAX_SIDE || h > MAX_SIDE {
+    if w == 0 || h == 0 || w > MAX_SIDE || h > MAX_SIDE {
         return Err(Error::input(
-            path.display(),
-            format!("image is {w}x{h}; at most {MAX_SIDE} pixels a side"),
+            name,
+            format!("image is {w}x{h}; each side must be 1..={MAX_SIDE} pixels"),
         ));
     }
-    if jpeg_truncated(&bytes) {
+    let pixels = w as u64 * h as u64;
+    if pixels > MIN_PIXELS.max(MAX_PIXELS_PER_BYTE * bytes.len() as u64) {
+        return Err(bad(&format_args!(
+            "the header says {w}x{h} pixels, more than a {}-byte file can hold \
+             (truncated or corrupt?)",
+            bytes.len()
+        )));
+    }
+    if jpeg_truncated(bytes) {
         return Err(bad(
             &"the JPEG ends before its last scan does (truncated file?)",
         ));
     }
     let img = reader()?.decode().map_err(|e| bad(&e))?;
-    preprocess(&img.to_rgb8(), meta)
+    Ok(img.to_rgb8())
 }
 
 /// A JPEG whose last scan (SOS marker FF DA) is not followed by an end-of-image marker
@@ -62,13 +86,24 @@ pub fn preprocess(img: &image::RgbImage, meta: &ModelMeta) -> Result<Array> {
         )));
     }
     let (w, h) = img.dimensions();
+    if w == 0 || h == 0 {
+        return Err(Error::Other("the image is empty (0 pixels)".into()));
+    }
     let (ch, cw) = (meta.input_size.0 as u32, meta.input_size.1 as u32);
-    let short = meta.resize.max(ch as usize).max(cw as usize) as u32;
+    let short = meta.resize.max(ch as usize).max(cw as usize) as u64;
     let (nw, nh) = if w <= h {
-        (short, ((h as u64 * short as u64) / w as u64) as u32)
+        (short, h as u64 * short / w as u64)
     } else {
-        (((w as u64 * short as u64) / h as u64) as u32, short)
+        (w as u64 * short / h as u64, short)
     };
+    // A thin image scaled up to `short` on its narrow side would be huge on the other.
+    let limit = (MAX_SIDE as u64).max(short);
+    if nw.max(nh) > limit {
+        return Err(Error::Other(format!(
+            "a {w}x{h} image resized to {short} on its shorter side would be {nw}x{nh};              its aspect ratio is too extreme (at most {limit} pixels on the longer side)"
+        )));
+    }
+    let (nw, nh) = (nw as u32, nh as u32);
     let resized = if (nw, nh) == (w, h) {
         img.clone()
     } else {

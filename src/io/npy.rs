@@ -18,7 +18,7 @@ pub fn parse(bytes: &[u8]) -> std::result::Result<Array, String> {
         return Err("not a .npy file (bad magic)".into());
     }
     let major = bytes[6];
-    let (hlen, start) = match major {
+    let (hlen, start): (usize, usize) = match major {
         1 => (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10),
         2 | 3 if bytes.len() >= 12 => (
             u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize,
@@ -49,17 +49,22 @@ pub fn parse(bytes: &[u8]) -> std::result::Result<Array, String> {
                 .map_err(|_| format!("bad shape entry '{s}'"))
         })
         .collect::<std::result::Result<_, _>>()?;
-    let n = shape
+    // Non-zero sides too: code downstream multiplies any run of them (per-item sizes).
+    shape
         .iter()
-        .try_fold(1usize, |a, &d| a.checked_mul(d))
+        .try_fold(1usize, |a, &d| a.checked_mul(d.max(1)))
         .ok_or("shape overflows")?;
+    let n: usize = shape.iter().product();
     let body = &bytes[start + hlen..];
     let data: Vec<f32> = match descr {
         "<f4" | "|f4" | ">f4" => {
-            let b = body.get(..n * 4).ok_or(format!(
-                "truncated data: {} bytes for {n} float32 values",
-                body.len()
-            ))?;
+            let b = n
+                .checked_mul(4)
+                .and_then(|len| body.get(..len))
+                .ok_or(format!(
+                    "truncated data: {} bytes for {n} float32 values",
+                    body.len()
+                ))?;
             let be = descr.starts_with('>');
             b.chunks_exact(4)
                 .map(|c| {
@@ -73,10 +78,13 @@ pub fn parse(bytes: &[u8]) -> std::result::Result<Array, String> {
                 .collect()
         }
         "<f8" | ">f8" => {
-            let b = body.get(..n * 8).ok_or(format!(
-                "truncated data: {} bytes for {n} float64 values",
-                body.len()
-            ))?;
+            let b = n
+                .checked_mul(8)
+                .and_then(|len| body.get(..len))
+                .ok_or(format!(
+                    "truncated data: {} bytes for {n} float64 values",
+                    body.len()
+                ))?;
             let be = descr.starts_with('>');
             b.chunks_exact(8)
                 .map(|c| {

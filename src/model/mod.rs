@@ -6,7 +6,7 @@ mod spec;
 pub mod zoo;
 
 pub use canonize::fold_batchnorm;
-pub use import::load;
+pub use import::{load, load_bytes};
 pub use spec::LayerSpec;
 
 use crate::error::{Error, Result};

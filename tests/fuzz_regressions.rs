@@ -1,0 +1,176 @@
+//! The fuzz targets' seeds and kept crash inputs (fuzz/seeds, fuzz/regressions) run through
+//! the same entry points as `cargo fuzz`, plus the size-claim cases the fuzzing work fixed:
+//! each must be refused with a clear error, before anything sized by it is allocated.
+
+use std::path::{Path, PathBuf};
+
+use netlens::data::broden::Broden;
+use netlens::io::{image as img, npy};
+use netlens::model::ModelMeta;
+
+/// A fuzz target: its name and its entry point.
+type Target = (&'static str, fn(&[u8]));
+
+const TARGETS: &[Target] = &[
+    ("model_load", netlens::fuzz::model_load),
+    ("npy_parse", netlens::fuzz::npy_parse),
+    ("image_decode", netlens::fuzz::image_decode),
+    ("broden_csv", netlens::fuzz::broden_csv),
+];
+
+fn files(dir: &str, target: &str) -> Vec<PathBuf> {
+    let d = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fuzz")
+        .join(dir)
+        .join(target);
+    let mut v: Vec<PathBuf> = std::fs::read_dir(&d)
+        .map(|r| r.map(|e| e.unwrap().path()).collect())
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+#[test]
+fn every_seed_and_kept_crash_runs_through_its_target() {
+    let mut n = 0;
+    for (target, run) in TARGETS {
+        let seeds = files("seeds", target);
+        assert!(!seeds.is_empty(), "no seeds for {target}");
+        for f in seeds.iter().chain(&files("regressions", target)) {
+            run(&std::fs::read(f).unwrap());
+            n += 1;
+        }
+    }
+    assert!(n >= 15, "only {n} inputs");
+}
+
+#[test]
+fn seeds_are_valid_inputs() {
+    for f in files("seeds", "model_load") {
+        let m = netlens::model::load_bytes(&std::fs::read(&f).unwrap(), "seed");
+        assert!(m.is_ok(), "{}: {:?}", f.display(), m.err());
+    }
+    for f in files("seeds", "npy_parse") {
+        assert!(
+            npy::parse(&std::fs::read(&f).unwrap()).is_ok(),
+            "{}",
+            f.display()
+        );
+    }
+    let meta = ModelMeta::default();
+    for f in files("seeds", "image_decode") {
+        let r = img::decode(&std::fs::read(&f).unwrap(), "seed", &meta);
+        assert!(r.is_ok(), "{}: {:?}", f.display(), r.err());
+    }
+    let text = std::fs::read_to_string(&files("seeds", "broden_csv")[0]).unwrap();
+    let (label, index) = text.split_once('\0').unwrap();
+    let b = Broden::parse(Path::new("seed"), label, index).unwrap();
+    assert_eq!(b.records.len(), 2);
+    assert_eq!(b.label_name(2), "big, round");
+    assert_eq!(b.records[1].image, "b,c.png");
+}
+
+fn npy_with_shape(shape: &str) -> Vec<u8> {
+    let mut h = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': {shape}, }}");
+    while (h.len() + 11) % 64 != 0 {
+        h.push(' ');
+    }
+    h.push('\n');
+    let mut b = b"\x93NUMPY\x01\x00".to_vec();
+    b.extend((h.len() as u16).to_le_bytes());
+    b.extend(h.as_bytes());
+    b.extend([0u8; 16]);
+    b
+}
+
+#[test]
+fn npy_shapes_that_overflow_are_refused() {
+    // n * 4 bytes overflowed usize for n above 2^62; a zero side hid the overflow of the
+    // others, which per-item sizes downstream then multiplied.
+    for shape in ["(4611686018427387905,)", "(0, 4294967296, 4294967296)"] {
+        let e = npy::parse(&npy_with_shape(shape)).unwrap_err();
+        assert!(
+            e.contains("overflow") || e.contains("truncated"),
+            "{shape}: {e}"
+        );
+    }
+    assert_eq!(npy::parse(&npy_with_shape("(2, 2)")).unwrap().shape, [2, 2]);
+    assert!(npy::parse(&npy_with_shape("(5,)"))
+        .unwrap_err()
+        .contains("truncated"));
+}
+
+fn crc32(bytes: &[u8]) -> u32 {
+    let mut c = !0u32;
+    for &b in bytes {
+        c ^= b as u32;
+        for _ in 0..8 {
+            c = (c >> 1) ^ (0xEDB8_8320 & (c & 1).wrapping_neg());
+        }
+    }
+    !c
+}
+
+fn png(w: u32, h: u32) -> Vec<u8> {
+    let mut out = Vec::new();
+    image::RgbImage::new(w, h)
+        .write_to(&mut std::io::Cursor::new(&mut out), image::ImageFormat::Png)
+        .unwrap();
+    out
+}
+
+/// A PNG whose header claims `w` x `h` over the pixel data of a 2x2 image.
+fn lying_png(w: u32, h: u32) -> Vec<u8> {
+    let mut b = png(2, 2);
+    b[16..20].copy_from_slice(&w.to_be_bytes());
+    b[20..24].copy_from_slice(&h.to_be_bytes());
+    let crc = crc32(&b[12..29]);
+    b[29..33].copy_from_slice(&crc.to_be_bytes());
+    b
+}
+
+#[test]
+fn image_headers_claiming_more_than_the_file_holds_are_refused() {
+    let meta = ModelMeta::default();
+    let e = img::decode(&lying_png(16000, 16000), "lie.png", &meta).unwrap_err();
+    let msg = e.to_string();
+    assert!(
+        msg.contains("16000x16000") && msg.contains("can hold"),
+        "{msg}"
+    );
+    let e = img::decode(&lying_png(20000, 4), "wide.png", &meta).unwrap_err();
+    assert!(e.to_string().contains("1..=16384"), "{e}");
+    // JPEG: the frame header's height and width patched to 16000.
+    let mut j = Vec::new();
+    image::RgbImage::new(8, 8)
+        .write_to(&mut std::io::Cursor::new(&mut j), image::ImageFormat::Jpeg)
+        .unwrap();
+    let sof = j.windows(2).position(|m| m == [0xFF, 0xC0]).unwrap();
+    j[sof + 5..sof + 9].copy_from_slice(&[0x3E, 0x80, 0x3E, 0x80]);
+    let e = img::decode(&j, "lie.jpg", &meta).unwrap_err();
+    assert!(e.to_string().contains("can hold"), "{e}");
+    // An honest 4096x4 file passes the size check and fails on its aspect ratio.
+    assert!(img::decode(&png(4096, 4), "ok.png", &meta)
+        .is_err_and(|e| e.to_string().contains("aspect ratio")));
+    assert!(img::decode(&png(300, 200), "ok.png", &meta).is_ok());
+}
+
+#[test]
+fn thin_images_that_would_resize_to_gigabytes_are_refused() {
+    // 1 x 2000 with the shorter side brought to 256 would be 256 x 512000 (393 MB).
+    let meta = ModelMeta::default();
+    let e = img::decode(&png(1, 2000), "thin.png", &meta).unwrap_err();
+    assert!(e.to_string().contains("aspect ratio"), "{e}");
+    assert!(img::decode(&png(40, 2000), "tall.png", &meta).is_ok());
+}
+
+#[test]
+fn broden_sides_out_of_range_are_refused() {
+    let label = "number,name,category\n1,red,color(1)\n";
+    for sides in ["0,64,64,64", "64,64,1000000000000,64", "64,64,64,x"] {
+        let index = format!("image,split,ih,iw,sh,sw,color\na.png,train,{sides},1\n");
+        let e = Broden::parse(Path::new("d"), label, &index).unwrap_err();
+        let msg = e.to_string();
+        assert!(msg.contains("index.csv") && msg.contains("column"), "{msg}");
+    }
+}
