@@ -267,6 +267,19 @@ impl Context {
     pub fn trim_pool(&self) {
         self.pool.clear();
     }
+
+    /// Bounds the bytes the buffer pool keeps in free buffers (default
+    /// [`DEFAULT_POOL_LIMIT`](super::tensor::DEFAULT_POOL_LIMIT), 1 GiB); buffers freed
+    /// over it go back to the driver. A host application sharing its device lowers it.
+    pub fn with_pool_limit(self, bytes: u64) -> Self {
+        self.pool.set_limit(bytes);
+        self
+    }
+
+    /// The buffer pool's byte counts: in use by tensors, and kept free for reuse.
+    pub fn pool_stats(&self) -> super::tensor::PoolStats {
+        self.pool.stats()
+    }
 }
 
 pub(crate) fn classify(context: &str, message: String) -> Error {

@@ -10,6 +10,6 @@ pub mod weights;
 pub use context::{Backend, Context};
 pub use kernels::Kernel;
 pub use recorder::Recorder;
-pub use tensor::{read_all, DType, Tensor};
+pub use tensor::{read_all, DType, PoolStats, Tensor};
 pub use variant::Gemm;
 pub use weights::{Precision, WeightBuffer, WeightKind, WeightLayout};

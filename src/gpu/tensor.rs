@@ -10,13 +10,42 @@ const USAGE: wgpu::BufferUsages = wgpu::BufferUsages::STORAGE
     .union(wgpu::BufferUsages::COPY_SRC)
     .union(wgpu::BufferUsages::COPY_DST);
 
-/// Free buffers by (size class, usage bits).
-type FreeLists = Mutex<HashMap<(u64, u32), Vec<wgpu::Buffer>>>;
+/// Default bound on the bytes a pool keeps in free buffers ([`BufferPool::set_limit`]).
+pub const DEFAULT_POOL_LIMIT: u64 = 1 << 30;
 
-/// Buffers freed by dropped tensors, by (size class, usage), ready for reuse.
+/// The pool's free buffers by (size class, usage bits), and its byte counts.
 #[derive(Default)]
+struct Free {
+    lists: HashMap<(u64, u32), Vec<wgpu::Buffer>>,
+    free_bytes: u64,
+    live_bytes: u64,
+    limit: u64,
+}
+
+/// Buffers freed by dropped tensors, by (size class, usage), ready for reuse. The free
+/// ones hold at most the pool's limit in bytes: a buffer coming back over it is dropped.
 pub struct BufferPool {
-    free: Arc<FreeLists>,
+    free: Arc<Mutex<Free>>,
+}
+
+impl Default for BufferPool {
+    fn default() -> Self {
+        BufferPool {
+            free: Arc::new(Mutex::new(Free {
+                limit: DEFAULT_POOL_LIMIT,
+                ..Free::default()
+            })),
+        }
+    }
+}
+
+/// A pool's byte counts: buffers handed out and not yet back, and free ones kept.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PoolStats {
+    pub live_bytes: u64,
+    pub free_bytes: u64,
+    pub free_buffers: usize,
+    pub limit: u64,
 }
 
 /// Size classes: 4 steps per power of two, so reuse wastes at most 25%.
@@ -36,12 +65,15 @@ impl BufferPool {
     ) -> PooledBuffer {
         let class = size_class(bytes);
         let key = (class, usage.bits());
-        let reused = self
-            .free
-            .lock()
-            .unwrap()
-            .get_mut(&key)
-            .and_then(|v| v.pop());
+        let reused = {
+            let mut f = self.free.lock().unwrap();
+            f.live_bytes += class;
+            let b = f.lists.get_mut(&key).and_then(|v| v.pop());
+            if b.is_some() {
+                f.free_bytes -= class;
+            }
+            b
+        };
         let buffer = reused.unwrap_or_else(|| {
             device.create_buffer(&wgpu::BufferDescriptor {
                 label: Some("netlens pooled"),
@@ -57,8 +89,35 @@ impl BufferPool {
         }
     }
 
+    /// Drops every free buffer.
     pub(crate) fn clear(&self) {
-        self.free.lock().unwrap().clear();
+        let mut f = self.free.lock().unwrap();
+        f.lists.clear();
+        f.free_bytes = 0;
+    }
+
+    /// Bounds the bytes kept in free buffers (dropping free ones over it now).
+    pub(crate) fn set_limit(&self, bytes: u64) {
+        let mut f = self.free.lock().unwrap();
+        f.limit = bytes;
+        while f.free_bytes > f.limit {
+            let Some(key) = f.lists.iter().find(|(_, v)| !v.is_empty()).map(|(k, _)| *k) else {
+                break;
+            };
+            if f.lists.get_mut(&key).and_then(|v| v.pop()).is_some() {
+                f.free_bytes -= key.0;
+            }
+        }
+    }
+
+    pub(crate) fn stats(&self) -> PoolStats {
+        let f = self.free.lock().unwrap();
+        PoolStats {
+            live_bytes: f.live_bytes,
+            free_bytes: f.free_bytes,
+            free_buffers: f.lists.values().map(Vec::len).sum(),
+            limit: f.limit,
+        }
     }
 }
 
@@ -66,18 +125,25 @@ impl BufferPool {
 pub struct PooledBuffer {
     pub(crate) buffer: wgpu::Buffer,
     key: (u64, u32),
-    home: std::sync::Weak<FreeLists>,
+    home: std::sync::Weak<Mutex<Free>>,
 }
 
 impl Drop for PooledBuffer {
     fn drop(&mut self) {
-        if let Some(home) = self.home.upgrade() {
-            home.lock()
-                .unwrap()
-                .entry(self.key)
-                .or_default()
-                .push(self.buffer.clone());
+        let Some(home) = self.home.upgrade() else {
+            return;
+        };
+        let mut f = home.lock().unwrap();
+        f.live_bytes -= self.key.0;
+        if f.free_bytes + self.key.0 > f.limit {
+            // over the bound: dropped, wgpu frees it once queued work is done with it
+            return;
         }
+        f.free_bytes += self.key.0;
+        f.lists
+            .entry(self.key)
+            .or_default()
+            .push(self.buffer.clone());
     }
 }
 
