@@ -88,12 +88,18 @@ fn bilinear(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgrou
     dst[i] = acc;
 }
 
+// a mod n in [0, n) for n > 0. `%` only sees non-negative operands: GLSL (wgpu's GL
+// backend) leaves the remainder of a negative operand undefined.
+fn wrap(a: i32, n: i32) -> i32 {
+    if (a >= 0) { return a % n; }
+    return n - 1 - (-1 - a) % n;
+}
+
 // Reflect padding of index j on an axis of n (period 2(n - 1); n = 1 maps to 0).
 fn reflect(j: i32, n: u32) -> u32 {
     if (n == 1u) { return 0u; }
     let period = 2 * (i32(n) - 1);
-    var m = j % period;
-    if (m < 0) { m += period; }
+    let m = wrap(j, period);
     return u32(select(period - m, m, m < i32(n)));
 }
 
@@ -142,8 +148,7 @@ fn blur(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
             for (var k = 0; k < 2; k++) {
                 if (k == 1 && (pos == 0u || pos == n - 1u)) { break; } // one preimage
                 let tgt = select(period - i32(pos), i32(pos), k == 0);
-                var o = (tgt - d) % period;
-                if (o < 0) { o += period; }
+                let o = wrap(tgt - d, period);
                 if (o < i32(n)) { acc += gauss(d) * src[base + u32(o) * stride]; }
             }
         }
@@ -166,10 +171,8 @@ fn roll(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     let sign = select(1, -1, p.adjoint == 1u);
     let dy = sign * i32(round(offsets[2u * item]));
     let dx = sign * i32(round(offsets[2u * item + 1u]));
-    var sy = (i32(r / p.w) - dy) % i32(p.h);
-    if (sy < 0) { sy += i32(p.h); }
-    var sx = (i32(r % p.w) - dx) % i32(p.w);
-    if (sx < 0) { sx += i32(p.w); }
+    let sy = wrap(i32(r / p.w) - dy, i32(p.h));
+    let sx = wrap(i32(r % p.w) - dx, i32(p.w));
     dst[i] = src[plane * p.h * p.w + u32(sy) * p.w + u32(sx)];
 }
 
