@@ -74,15 +74,7 @@ fn forced_low_limits_split_or_fail_typed_and_leave_the_host_device_usable() {
     }
     // and everything keeps working: netlens on the same context, the host on its device
     assert_eq!(gradient(&net, &x).unwrap(), small);
-    let buf = device.create_buffer(&wgpu::BufferDescriptor {
-        label: None,
-        size: 16,
-        usage: wgpu::BufferUsages::COPY_DST,
-        mapped_at_creation: false,
-    });
-    queue.write_buffer(&buf, 0, &[0u8; 16]);
-    queue.submit([]);
-    device.poll(wgpu::PollType::wait_indefinitely()).unwrap();
+    common::host_device_still_works(&device, &queue);
     assert!(
         host_errors.lock().unwrap().is_empty(),
         "{:?}",

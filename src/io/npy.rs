@@ -56,15 +56,18 @@ pub fn parse(bytes: &[u8]) -> std::result::Result<Array, String> {
         .ok_or("shape overflows")?;
     let n: usize = shape.iter().product();
     let body = &bytes[start + hlen..];
+    // the first n values of `width` bytes, or an error when the file holds fewer
+    let values = |width: usize, kind: &str| {
+        n.checked_mul(width)
+            .and_then(|len| body.get(..len))
+            .ok_or(format!(
+                "truncated data: {} bytes for {n} {kind} values",
+                body.len()
+            ))
+    };
     let data: Vec<f32> = match descr {
         "<f4" | "|f4" | ">f4" => {
-            let b = n
-                .checked_mul(4)
-                .and_then(|len| body.get(..len))
-                .ok_or(format!(
-                    "truncated data: {} bytes for {n} float32 values",
-                    body.len()
-                ))?;
+            let b = values(4, "float32")?;
             let be = descr.starts_with('>');
             b.chunks_exact(4)
                 .map(|c| {
@@ -78,13 +81,7 @@ pub fn parse(bytes: &[u8]) -> std::result::Result<Array, String> {
                 .collect()
         }
         "<f8" | ">f8" => {
-            let b = n
-                .checked_mul(8)
-                .and_then(|len| body.get(..len))
-                .ok_or(format!(
-                    "truncated data: {} bytes for {n} float64 values",
-                    body.len()
-                ))?;
+            let b = values(8, "float64")?;
             let be = descr.starts_with('>');
             b.chunks_exact(8)
                 .map(|c| {

@@ -122,3 +122,19 @@ pub fn samples(net: &netlens::graph::Net, names: &[&str]) -> netlens::Array {
         .collect();
     netlens::Array::concat(&items).unwrap()
 }
+
+/// Asserts a host application's device still works after netlens ran on it: a buffer is
+/// made, written and submitted, and the queue drains.
+pub fn host_device_still_works(device: &wgpu::Device, queue: &wgpu::Queue) {
+    let buf = device.create_buffer(&wgpu::BufferDescriptor {
+        label: None,
+        size: 16,
+        usage: wgpu::BufferUsages::COPY_DST,
+        mapped_at_creation: false,
+    });
+    queue.write_buffer(&buf, 0, &[0u8; 16]);
+    queue.submit([]);
+    device
+        .poll(wgpu::PollType::wait_indefinitely())
+        .expect("the host's device drains its queue");
+}
