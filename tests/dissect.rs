@@ -14,7 +14,7 @@ use netlens::explain::dissect::{
     Settings, State, Union,
 };
 use netlens::graph::Net;
-use netlens::model::{Layer, LayerKind, Model, ModelMeta};
+use netlens::model::{Layer, LayerKind, Model, ModelMeta, Src};
 use netlens::ops::Conv2dGeom;
 
 fn hidden() -> indicatif::ProgressBar {
@@ -237,11 +237,13 @@ fn planted() -> Net {
                     weight: w,
                     bias: Some(vec![-0.2, -2.0, -1.0]),
                 },
+                inputs: vec![Src::Input],
                 folded_bn: None,
             },
             Layer {
                 name: "relu".into(),
                 kind: LayerKind::Relu,
+                inputs: vec![Src::Layer(0)],
                 folded_bn: None,
             },
         ],

@@ -72,6 +72,42 @@ def models():
                             "bn1.running_mean", "bn1.running_var"]}
     st["fc.weight"], st["fc.bias"] = w(2, 4 * 8 * 8), w(2)
     put("model_load", "linear-head", save(st, metadata=small))
+    residual()
+
+
+def residual():
+    # Skip connections: named inputs, an identity and a projection sum, a BN in a block.
+    # Its own generator, so the seeds drawn after it stay as they were.
+    r = np.random.default_rng(8)
+
+    def rw(*shape):
+        return (r.standard_normal(shape) * 0.1).astype(np.float32)
+
+    layers = [
+        {"type": "conv2d", "name": "c1", "kernel": 3, "padding": 1},
+        {"type": "relu", "name": "r1"},
+        {"type": "conv2d", "name": "c2", "kernel": 3, "padding": 1},
+        {"type": "batchnorm2d", "name": "bn2"},
+        {"type": "add", "name": "s1", "inputs": ["bn2", "r1"]},
+        {"type": "relu", "name": "r2"},
+        {"type": "conv2d", "name": "c3", "kernel": 3, "stride": 2, "padding": 1},
+        {"type": "conv2d", "name": "proj", "kernel": 1, "stride": 2, "inputs": ["r2"]},
+        {"type": "add", "name": "s2", "inputs": ["c3", "proj", "proj"]},
+        {"type": "adaptive_avgpool2d", "name": "gap", "output": 1},
+        {"type": "flatten", "name": "f"},
+        {"type": "linear", "name": "fc"},
+    ]
+    t = {
+        "c1.weight": rw(4, 3, 3, 3), "c1.bias": rw(4),
+        "c2.weight": rw(4, 4, 3, 3), "c2.bias": rw(4),
+        "bn2.weight": rw(4) + 1, "bn2.bias": rw(4),
+        "bn2.running_mean": rw(4), "bn2.running_var": np.abs(rw(4)) + 1,
+        "c3.weight": rw(6, 4, 3, 3), "c3.bias": rw(6),
+        "proj.weight": rw(6, 4, 1, 1), "proj.bias": rw(6),
+        "fc.weight": rw(2, 6), "fc.bias": rw(2),
+    }
+    meta = {"format": 1, "layers": layers, "input_size": [9, 8]}
+    put("model_load", "residual", save(t, metadata={"netlens": json.dumps(meta)}))
 
 
 def npy_bytes(a, version=(1, 0)):

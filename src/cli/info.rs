@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use serde_json::json;
 
 use crate::error::{Error, Result};
+use crate::model::Src;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -45,8 +46,10 @@ pub fn run(a: Args) -> Result<()> {
             .zip(&shapes)
             .enumerate()
             .map(|(i, (l, s))| {
+                let inputs: Vec<&str> = l.inputs.iter().map(|s| m.src_name(*s)).collect();
                 json!({"index": i, "name": m.output_name(i), "type": l.kind.type_name(),
-                       "output_shape": s, "params": l.kind.param_count(), "folded": l.folded_bn.as_ref().map(|_| &l.name)})
+                       "inputs": inputs, "output_shape": s, "params": l.kind.param_count(),
+                       "folded": l.folded_bn.as_ref().map(|_| &l.name)})
             })
             .collect();
         let doc = json!({
@@ -80,8 +83,15 @@ pub fn run(a: Args) -> Result<()> {
             .map(|d| d.to_string())
             .collect::<Vec<_>>()
             .join("x");
+        // a layer that does not read the one before it names what it reads
+        let reads = if l.inputs == [Src::before(i)] {
+            String::new()
+        } else {
+            let names: Vec<&str> = l.inputs.iter().map(|s| m.src_name(*s)).collect();
+            format!("  <- {}", names.join(" + "))
+        };
         println!(
-            "{i:>4}  {:<16} {ty:<18} {shape:<20} {:>12}",
+            "{i:>4}  {:<16} {ty:<18} {shape:<20} {:>12}{reads}",
             m.output_name(i),
             l.kind.param_count()
         );

@@ -11,20 +11,23 @@ use crate::model::LayerKind;
 use crate::ops::objective::{argmax_objective, objective, Objective, Targets};
 use crate::ops::{self, ReluRule};
 
-/// The default Grad-CAM layer: the ReLU after the last conv (or the last conv).
+/// The default Grad-CAM layer: the ReLU after the last conv (or the last conv); where
+/// that conv feeds a residual sum, the sum's ReLU (a torchvision ResNet's `layer4`).
 pub fn default_layer(net: &Net) -> Result<usize> {
     let layers = &net.model().layers;
-    let conv = layers
+    let mut at = layers
         .iter()
         .rposition(|l| matches!(l.kind, LayerKind::Conv2d { .. }))
         .ok_or_else(|| Error::Other("the model has no conv layer for Grad-CAM".into()))?;
-    Ok(
-        if matches!(layers.get(conv + 1).map(|l| &l.kind), Some(LayerKind::Relu)) {
-            conv + 1
-        } else {
-            conv
-        },
-    )
+    // on through its ReLU, and through a residual sum and the ReLU after it
+    let readers = net.model().consumers();
+    while let [next] = readers[at][..] {
+        if !matches!(layers[next].kind, LayerKind::Relu | LayerKind::Add) {
+            break;
+        }
+        at = next;
+    }
+    Ok(at)
 }
 
 /// Grad-CAM at layer index `layer`, upsampled to the input size, on the device: the

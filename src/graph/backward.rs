@@ -4,7 +4,7 @@
 use super::{Net, Tape};
 use crate::error::{Error, Result};
 use crate::gpu::{Recorder, Tensor};
-use crate::model::LayerKind;
+use crate::model::{LayerKind, Src};
 use crate::ops::{self, ReluRule};
 
 /// Gradients from a backward walk.
@@ -75,19 +75,22 @@ impl Net {
                 seed.shape, out.shape
             )));
         }
-        let mut g = seed.clone();
+        // gradients at each layer's output, summed over its readers as they are walked
+        let mut gs: Vec<Option<Tensor>> = vec![None; layers.len()];
+        let mut g_input: Option<Tensor> = None;
+        gs[from] = Some(seed.clone());
         let mut kept = Vec::new();
         for i in (down_to..=from).rev() {
+            let Some(g) = gs[i].take() else {
+                continue; // nothing walked so far reads this layer
+            };
             if want.contains(&i) {
                 kept.push((i, g.clone()));
             }
-            let x = if i == 0 {
-                &tape.input
-            } else {
-                tape.output(i - 1)?
-            };
+            let srcs = &layers[i].inputs;
+            let x = tape.src(srcs[0])?;
             let y = tape.output(i)?;
-            g = match &layers[i].kind {
+            let gx = match &layers[i].kind {
                 LayerKind::Conv2d { geom, .. } => ops::conv2d_backward_input(
                     rec,
                     &g,
@@ -108,18 +111,56 @@ impl Net {
                     ops::adaptive_avg_pool2d_backward(rec, &g, &x.shape)?
                 }
                 LayerKind::Flatten => g.reshape(&x.shape)?,
-                LayerKind::Dropout => g,
+                LayerKind::Dropout | LayerKind::Add => g, // a sum passes g to every input
                 LayerKind::BatchNorm2d { .. } => unreachable!("folded at load"),
             };
+            for s in srcs {
+                let slot = match *s {
+                    Src::Input => &mut g_input,
+                    Src::Layer(j) => &mut gs[j],
+                };
+                accumulate(rec, slot, gx.clone())?;
+            }
         }
+        let input = if down_to == 0 {
+            g_input
+        } else {
+            gs[down_to - 1].take()
+        };
+        let input = match input {
+            Some(t) => t,
+            None => {
+                // no path from the seed reaches there: the gradient is zero
+                let shape = &tape.src(Src::before(down_to))?.shape;
+                Tensor::upload(&self.ctx, &vec![0.0; shape.iter().product()], shape)?
+            }
+        };
         Ok(Grads {
-            input: g,
+            input,
             layers: kept,
         })
     }
 }
 
+/// Adds `t` into a gradient (or relevance) slot: set when empty, summed when another
+/// reader of the same output already left one there.
+pub(crate) fn accumulate(rec: &mut Recorder, slot: &mut Option<Tensor>, t: Tensor) -> Result<()> {
+    *slot = Some(match slot.take() {
+        None => t,
+        Some(prev) => ops::add(rec, &prev, &t)?,
+    });
+    Ok(())
+}
+
 impl Tape {
+    /// What `src` holds: the input, or a layer's output (kept with `Keep::All`).
+    pub fn src(&self, src: Src) -> Result<&Tensor> {
+        match src {
+            Src::Input => Ok(&self.input),
+            Src::Layer(j) => self.output(j),
+        }
+    }
+
     /// Layer i's output; the tape must have been recorded with `Keep::All`.
     pub fn output(&self, i: usize) -> Result<&Tensor> {
         self.outputs[i].as_ref().ok_or_else(|| {

@@ -1,9 +1,11 @@
-//! The graph runner: uploads a model's weights once and runs its layer sequence on the
-//! GPU, keeping activations on the device, capturing any layer's output by name.
+//! The graph runner: uploads a model's weights once and runs its layers (in topological
+//! order, each reading the outputs it names) on the GPU, keeping activations on the
+//! device, capturing any layer's output by name.
 
 mod backward;
 pub mod stream;
 
+pub(crate) use backward::accumulate;
 pub use backward::Grads;
 
 use std::sync::Arc;
@@ -11,7 +13,7 @@ use std::sync::Arc;
 use crate::array::Array;
 use crate::error::{Error, Result};
 use crate::gpu::{Context, Precision, Recorder, Tensor, WeightBuffer, WeightLayout};
-use crate::model::{LayerKind, Model};
+use crate::model::{LayerKind, Model, Src};
 use crate::ops;
 
 /// Which layer outputs a GPU forward pass keeps.
@@ -54,6 +56,8 @@ pub struct Forward {
 pub struct Net {
     ctx: Arc<Context>,
     model: Model,
+    /// Each layer's readers (from the model's wiring).
+    consumers: Vec<Vec<usize>>,
     weights: Vec<Option<WeightBuffer>>,
     batch_cap: Option<usize>,
     tape_budget: u64,
@@ -71,6 +75,7 @@ impl Net {
     /// As `new`, storing conv and linear weights at `precision` (f16 halves their
     /// memory; arithmetic stays f32).
     pub fn with_precision(ctx: Arc<Context>, model: Model, precision: Precision) -> Result<Net> {
+        model.check_graph()?;
         let mut weights = Vec::with_capacity(model.layers.len());
         for l in &model.layers {
             weights.push(match &l.kind {
@@ -109,6 +114,7 @@ impl Net {
         ctx.check("uploading weights")?;
         Ok(Net {
             ctx,
+            consumers: model.consumers(),
             model,
             weights,
             batch_cap: None,
@@ -220,54 +226,88 @@ impl Net {
             }
             None => n - 1,
         };
+        let layers = &self.model.layers;
         let mut outputs: Vec<Option<Tensor>> = vec![None; n];
         let mut argmax: Vec<Option<Tensor>> = vec![None; n];
+        // outputs still to be read by a later layer, dropped after their last reader
+        let mut live: Vec<Option<Tensor>> = vec![None; n];
+        let last_read: Vec<usize> = (0..n)
+            .map(|j| self.consumers[j].iter().copied().max().unwrap_or(j))
+            .collect();
         let mut cur = x.clone();
         let mut i = 0;
         while i <= last {
+            let ins: Vec<Tensor> = layers[i]
+                .inputs
+                .iter()
+                .map(|s| match *s {
+                    Src::Input => Ok(x.clone()),
+                    Src::Layer(j) => live[j].clone().ok_or_else(|| {
+                        Error::Other(format!("layer {i} reads layer {j}, which was not run"))
+                    }),
+                })
+                .collect::<Result<_>>()?;
+            let a = &ins[0];
             // a conv/linear takes its ReLU in when the pre-activation is not wanted (and
-            // it is not the last layer asked for)
+            // it is not the last layer asked for) and only that ReLU reads it
             let fuse = keep != &Keep::All
                 && !keep.has(i)
                 && i < last
-                && matches!(
-                    self.model.layers.get(i + 1).map(|l| &l.kind),
-                    Some(LayerKind::Relu)
-                );
+                && self.consumers[i] == [i + 1]
+                && matches!(layers.get(i + 1).map(|l| &l.kind), Some(LayerKind::Relu));
             let mut relu_done = false;
-            cur = match &self.model.layers[i].kind {
+            let y = match &layers[i].kind {
                 LayerKind::Conv2d { geom, .. } => {
                     relu_done = fuse;
-                    ops::conv2d(rec, &cur, self.weights(i), geom, fuse)?
+                    ops::conv2d(rec, a, self.weights(i), geom, fuse)?
                 }
                 LayerKind::Linear { .. } => {
                     relu_done = fuse;
-                    ops::linear(rec, &cur, self.weights(i), fuse)?
+                    ops::linear(rec, a, self.weights(i), fuse)?
                 }
-                LayerKind::Relu => ops::relu(rec, &cur)?,
+                LayerKind::Relu => ops::relu(rec, a)?,
                 LayerKind::MaxPool2d(p) => {
-                    let (y, a) = ops::max_pool2d(rec, &cur, p)?;
-                    argmax[i] = Some(a);
+                    let (y, arg) = ops::max_pool2d(rec, a, p)?;
+                    argmax[i] = Some(arg);
                     y
                 }
-                LayerKind::AvgPool2d(p) => ops::avg_pool2d(rec, &cur, p)?,
-                LayerKind::AdaptiveAvgPool2d(o) => ops::adaptive_avg_pool2d(rec, &cur, *o)?,
+                LayerKind::AvgPool2d(p) => ops::avg_pool2d(rec, a, p)?,
+                LayerKind::AdaptiveAvgPool2d(o) => ops::adaptive_avg_pool2d(rec, a, *o)?,
                 LayerKind::Flatten => {
-                    let s = &cur.shape;
-                    cur.reshape(&[s[0], s[1..].iter().product()])?
+                    let s = &a.shape;
+                    a.reshape(&[s[0], s[1..].iter().product()])?
                 }
-                LayerKind::Dropout => cur,
+                LayerKind::Dropout => a.clone(),
+                LayerKind::Add => {
+                    let mut sum = ops::add(rec, &ins[0], &ins[1])?;
+                    for t in &ins[2..] {
+                        sum = ops::add(rec, &sum, t)?;
+                    }
+                    sum
+                }
                 LayerKind::BatchNorm2d { .. } => unreachable!("rejected in Net::new"),
             };
+            drop(ins);
+            for s in &layers[i].inputs {
+                if let Src::Layer(j) = *s {
+                    if last_read[j] <= i + relu_done as usize {
+                        live[j] = None;
+                    }
+                }
+            }
             if keep.has(i) {
-                outputs[i] = Some(cur.clone());
+                outputs[i] = Some(y.clone());
             }
             if relu_done {
                 i += 1; // the ReLU ran inside the conv/linear
                 if keep.has(i) {
-                    outputs[i] = Some(cur.clone());
+                    outputs[i] = Some(y.clone());
                 }
             }
+            if last_read[i] > i {
+                live[i] = Some(y.clone());
+            }
+            cur = y;
             i += 1;
         }
         Ok(Tape {

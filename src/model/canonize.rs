@@ -1,12 +1,14 @@
 //! Canonizers: rewrite a model into an equivalent one the kernels run directly.
 
-use super::{LayerKind, Model};
+use super::{LayerKind, Model, Src};
 use crate::error::{Error, Result};
 
 /// Folds each eval-mode BatchNorm2d into the conv before it:
 /// W' = W * s, b' = (b - mean) * s + beta with s = gamma / sqrt(var + eps).
 /// The BN layer disappears; the conv now outputs what BN did (see `Layer::folded_bn`).
+/// The BN must read a conv that nothing else reads.
 pub fn fold_batchnorm(model: &mut Model) -> Result<()> {
+    model.check_graph()?;
     let mut i = 0;
     while i < model.layers.len() {
         if let LayerKind::BatchNorm2d {
@@ -20,12 +22,21 @@ pub fn fold_batchnorm(model: &mut Model) -> Result<()> {
             let (mean, var, gamma, beta, eps) =
                 (mean.clone(), var.clone(), gamma.clone(), beta.clone(), *eps);
             let bn_name = model.layers[i].name.clone();
-            let prev = i.checked_sub(1).map(|p| &mut model.layers[p]);
-            let Some(prev) = prev else {
-                return Err(Error::Other(format!(
-                    "batch norm {bn_name} has no conv before it to fold into"
-                )));
+            let p = match model.layers[i].inputs[..] {
+                [Src::Layer(p)] => p,
+                _ => {
+                    return Err(Error::Other(format!(
+                        "batch norm {bn_name} has no conv before it to fold into"
+                    )))
+                }
             };
+            if model.consumers()[p].len() > 1 {
+                return Err(Error::Other(format!(
+                    "batch norm {bn_name} cannot be folded into {}: other layers read that conv's output too",
+                    model.layers[p].name
+                )));
+            }
+            let prev = &mut model.layers[p];
             let LayerKind::Conv2d { geom, weight, bias } = &mut prev.kind else {
                 return Err(Error::Other(format!(
                     "batch norm {bn_name} follows {} ({}), not a conv; only conv + batch norm is supported",
@@ -51,7 +62,7 @@ pub fn fold_batchnorm(model: &mut Model) -> Result<()> {
             }
             *bias = Some(new_bias);
             prev.folded_bn = Some(bn_name);
-            model.layers.remove(i);
+            model.remove_layer(i, Src::Layer(p));
         } else {
             i += 1;
         }

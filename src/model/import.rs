@@ -6,8 +6,8 @@ use std::path::Path;
 
 use safetensors::{Dtype, SafeTensors};
 
-use super::spec::{LayerSpec, ModelSpec};
-use super::{fold_batchnorm, Layer, LayerKind, Model, ModelMeta};
+use super::spec::{LayerEntry, LayerSpec, ModelSpec};
+use super::{fold_batchnorm, Layer, LayerKind, Model, ModelMeta, Src};
 use crate::error::{Error, Result};
 use crate::ops::{Conv2dGeom, Pool2d};
 
@@ -331,18 +331,64 @@ fn last_channels(layers: &[Layer]) -> Option<usize> {
     })
 }
 
+/// A layer reading the one before it (the wiring is set where the list is complete).
 fn layer(name: impl Into<String>, kind: LayerKind) -> Layer {
     Layer {
         name: name.into(),
         kind,
+        inputs: Vec::new(),
         folded_bn: None,
     }
 }
 
-fn from_spec(specs: &[LayerSpec], t: &mut Tensors) -> Result<Vec<Layer>> {
+/// Each layer's inputs: those its entry names, else the layer before it.
+fn wire(entries: &[LayerEntry], layers: &mut [Layer], path: &str) -> Result<()> {
+    for i in 0..layers.len() {
+        let inputs = match &entries[i].inputs {
+            None => vec![Src::before(i)],
+            Some(names) => names
+                .iter()
+                .map(|n| {
+                    if n == "input" {
+                        return Ok(Src::Input);
+                    }
+                    match layers[..i].iter().position(|l| &l.name == n) {
+                        Some(j) => Ok(Src::Layer(j)),
+                        None => Err(Error::model(
+                            path,
+                            format!(
+                                "layer {} reads '{n}', which is not a layer listed before it (nor \"input\")",
+                                layers[i].name
+                            ),
+                        )),
+                    }
+                })
+                .collect::<Result<_>>()?,
+        };
+        let arity_ok = match layers[i].kind {
+            LayerKind::Add => inputs.len() >= 2,
+            _ => inputs.len() == 1,
+        };
+        if !arity_ok {
+            return Err(Error::model(
+                path,
+                format!(
+                    "layer {} ({}) lists {} inputs; an add takes two or more, every other layer one",
+                    layers[i].name,
+                    layers[i].kind.type_name(),
+                    inputs.len()
+                ),
+            ));
+        }
+        layers[i].inputs = inputs;
+    }
+    Ok(())
+}
+
+fn from_spec(entries: &[LayerEntry], t: &mut Tensors) -> Result<Vec<Layer>> {
     let mut layers = Vec::new();
-    for s in specs {
-        let l = match s {
+    for e in entries {
+        let l = match &e.layer {
             LayerSpec::Conv2d {
                 name,
                 kernel,
@@ -409,6 +455,7 @@ fn from_spec(specs: &[LayerSpec], t: &mut Tensors) -> Result<Vec<Layer>> {
             LayerSpec::Flatten { name } => layer(name, LayerKind::Flatten),
             LayerSpec::Linear { name } => layer(name, linear(t, name)?),
             LayerSpec::Dropout { name } => layer(name, LayerKind::Dropout),
+            LayerSpec::Add { name } => layer(name, LayerKind::Add),
         };
         if layers.iter().any(|o: &Layer| o.name == l.name) {
             return Err(Error::model(
@@ -421,6 +468,7 @@ fn from_spec(specs: &[LayerSpec], t: &mut Tensors) -> Result<Vec<Layer>> {
         }
         layers.push(l);
     }
+    wire(entries, &mut layers, &t.path)?;
     Ok(layers)
 }
 
@@ -577,5 +625,8 @@ fn torchvision(t: &mut Tensors) -> Result<(Vec<Layer>, String)> {
     } else {
         depth.to_string()
     };
+    for (i, l) in layers.iter_mut().enumerate() {
+        l.inputs = vec![Src::before(i)];
+    }
     Ok((layers, arch))
 }

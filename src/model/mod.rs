@@ -1,4 +1,5 @@
-//! The host-side model: a VGG-style layer sequence with its weights and metadata.
+//! The host-side model: layers with their weights, each naming the outputs it reads (a
+//! VGG is a plain sequence; residual sums make a DAG), and preprocessing metadata.
 
 mod canonize;
 mod import;
@@ -41,6 +42,8 @@ pub enum LayerKind {
     },
     /// Identity at inference.
     Dropout,
+    /// The element-wise sum of two or more inputs of one shape (a residual connection).
+    Add,
 }
 
 impl LayerKind {
@@ -55,6 +58,7 @@ impl LayerKind {
             LayerKind::Flatten => "Flatten",
             LayerKind::Linear { .. } => "Linear",
             LayerKind::Dropout => "Dropout",
+            LayerKind::Add => "Add",
         }
     }
 
@@ -69,11 +73,30 @@ impl LayerKind {
     }
 }
 
+/// Where a layer's input comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Src {
+    /// The network's input.
+    Input,
+    /// The output of the layer with this index (always an earlier layer).
+    Layer(usize),
+}
+
+impl Src {
+    /// The source of layer `i`'s input in a plain sequence: the layer before it.
+    pub fn before(i: usize) -> Src {
+        i.checked_sub(1).map_or(Src::Input, Src::Layer)
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct Layer {
     /// torchvision module name (`features.0`, `avgpool`, `classifier.6`) or the metadata's.
     pub name: String,
     pub kind: LayerKind,
+    /// The outputs this layer reads, in order: one for every kind but `Add`. Layers are
+    /// stored in an order where every input comes earlier (a topological order).
+    pub inputs: Vec<Src>,
     /// Set on a conv whose batch norm was folded into it: the BN layer's name. The layer
     /// then outputs what the BN layer did; the conv's own output no longer exists.
     pub folded_bn: Option<String>,
@@ -171,22 +194,119 @@ impl Model {
         l.folded_bn.as_deref().unwrap_or(&l.name)
     }
 
+    /// The name of what `src` holds: `input`, or the layer's output name.
+    pub fn src_name(&self, src: Src) -> &str {
+        match src {
+            Src::Input => "input",
+            Src::Layer(j) => self.output_name(j),
+        }
+    }
+
     /// Each layer's output shape for an input shape, or an error naming the layer that
     /// cannot take it.
     pub fn output_shapes(&self, input: &[usize]) -> Result<Vec<Vec<usize>>> {
-        let mut shape = input.to_vec();
-        let mut out = Vec::with_capacity(self.layers.len());
+        self.check_graph()?;
+        let mut out: Vec<Vec<usize>> = Vec::with_capacity(self.layers.len());
         for l in &self.layers {
-            shape = layer_output(l, &shape).map_err(|e| {
+            let ins: Vec<&[usize]> = l
+                .inputs
+                .iter()
+                .map(|s| match *s {
+                    Src::Input => input,
+                    Src::Layer(j) => &out[j][..],
+                })
+                .collect();
+            let shape = layer_output(l, &ins).map_err(|e| {
                 Error::Shape(format!("layer {} ({}): {e}", l.name, l.kind.type_name()))
             })?;
-            out.push(shape.clone());
+            out.push(shape);
         }
         Ok(out)
     }
+
+    /// The shape of what `src` holds, given every layer's output shape.
+    pub fn src_shape<'a>(src: Src, input: &'a [usize], shapes: &'a [Vec<usize>]) -> &'a [usize] {
+        match src {
+            Src::Input => input,
+            Src::Layer(j) => &shapes[j],
+        }
+    }
+
+    /// Checks the wiring: every input is an earlier layer or the network input, `Add`
+    /// takes two or more, every other kind exactly one.
+    pub fn check_graph(&self) -> Result<()> {
+        for (i, l) in self.layers.iter().enumerate() {
+            let arity_ok = match l.kind {
+                LayerKind::Add => l.inputs.len() >= 2,
+                _ => l.inputs.len() == 1,
+            };
+            if !arity_ok {
+                return Err(Error::Other(format!(
+                    "layer {} ({}) has {} inputs; an add takes two or more, every other layer one",
+                    l.name,
+                    l.kind.type_name(),
+                    l.inputs.len()
+                )));
+            }
+            if let Some(Src::Layer(j)) = l
+                .inputs
+                .iter()
+                .find(|s| matches!(s, Src::Layer(j) if *j >= i))
+            {
+                let what = self
+                    .layers
+                    .get(*j)
+                    .map_or("a missing layer", |o| o.name.as_str());
+                return Err(Error::Other(format!(
+                    "layer {} reads {what}, which does not come before it; list layers so that every input comes first",
+                    l.name
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether every layer reads the one before it (a plain sequence, like VGG).
+    pub fn is_sequential(&self) -> bool {
+        self.layers
+            .iter()
+            .enumerate()
+            .all(|(i, l)| l.inputs == [Src::before(i)])
+    }
+
+    /// The layers that read each layer's output, in order.
+    pub fn consumers(&self) -> Vec<Vec<usize>> {
+        let mut out = vec![Vec::new(); self.layers.len()];
+        for (i, l) in self.layers.iter().enumerate() {
+            for s in &l.inputs {
+                if let Src::Layer(j) = *s {
+                    if !out[j].contains(&i) {
+                        out[j].push(i);
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// Removes layer `i`, whose readers read `to` instead (a folded batch norm's readers
+    /// read its conv); later indices shift down by one.
+    pub(crate) fn remove_layer(&mut self, i: usize, to: Src) {
+        self.layers.remove(i);
+        for l in &mut self.layers {
+            for s in &mut l.inputs {
+                *s = match *s {
+                    Src::Layer(j) if j == i => to,
+                    Src::Layer(j) if j > i => Src::Layer(j - 1),
+                    other => other,
+                };
+            }
+        }
+    }
 }
 
-fn layer_output(l: &Layer, s: &[usize]) -> std::result::Result<Vec<usize>, String> {
+fn layer_output(l: &Layer, ins: &[&[usize]]) -> std::result::Result<Vec<usize>, String> {
+    let s = ins[0];
     let nchw = || -> std::result::Result<[usize; 4], String> {
         match s {
             [n, c, h, w] => Ok([*n, *c, *h, *w]),
@@ -210,6 +330,12 @@ fn layer_output(l: &Layer, s: &[usize]) -> std::result::Result<Vec<usize>, Strin
             s.to_vec()
         }
         LayerKind::Relu | LayerKind::Dropout => s.to_vec(),
+        LayerKind::Add => {
+            if let Some(o) = ins.iter().find(|o| **o != s) {
+                return Err(format!("adds inputs of different shapes, {s:?} and {o:?}"));
+            }
+            s.to_vec()
+        }
         LayerKind::MaxPool2d(p) | LayerKind::AvgPool2d(p) => {
             let [n, c, h, w] = nchw()?;
             let (oh, ow) = p.out_hw(h, w).map_err(|e| e.to_string())?;

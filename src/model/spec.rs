@@ -1,8 +1,11 @@
 //! The `__metadata__` schema: a JSON document under the key `netlens` describing the
-//! layer sequence and preprocessing. Every field is optional; without `layers` the
-//! tensor names must follow torchvision's VGG.
+//! layers (each reading the one before it unless it names its `inputs`) and
+//! preprocessing. Every field is optional; without `layers` the tensor names must follow
+//! torchvision's VGG.
 
-use serde::Deserialize;
+use serde::de::Error as _;
+use serde::{Deserialize, Deserializer};
+use serde_json::Value;
 
 /// A size given as one number or as [h, w].
 #[derive(Clone, Copy, Debug, Deserialize)]
@@ -88,6 +91,32 @@ pub enum LayerSpec {
     Dropout {
         name: String,
     },
+    /// The sum of its inputs (a residual connection); needs `inputs`.
+    Add {
+        name: String,
+    },
+}
+
+/// A layer and, optionally, the outputs it reads (`"inputs": ["layer name", ...]`, the
+/// network's input being `"input"`); without `inputs` a layer reads the one before it.
+#[derive(Clone, Debug)]
+pub struct LayerEntry {
+    pub layer: LayerSpec,
+    pub inputs: Option<Vec<String>>,
+}
+
+impl<'de> Deserialize<'de> for LayerEntry {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let mut fields = serde_json::Map::<String, Value>::deserialize(d)?;
+        let inputs = match fields.remove("inputs") {
+            None => None,
+            Some(v) => Some(Vec::<String>::deserialize(v).map_err(|e| {
+                D::Error::custom(format!("inputs: {e} (expected a list of layer names)"))
+            })?),
+        };
+        let layer = LayerSpec::deserialize(Value::Object(fields)).map_err(D::Error::custom)?;
+        Ok(LayerEntry { layer, inputs })
+    }
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -96,7 +125,7 @@ pub struct ModelSpec {
     #[serde(default)]
     pub format: Option<u32>,
     pub arch: Option<String>,
-    pub layers: Option<Vec<LayerSpec>>,
+    pub layers: Option<Vec<LayerEntry>>,
     pub input_size: Option<Pair>,
     pub resize: Option<usize>,
     pub mean: Option<Vec<f32>>,

@@ -1,6 +1,6 @@
 //! torchvision VGG architectures with random weights, for benchmarks and size tests.
 
-use super::{Layer, LayerKind, Model, ModelMeta};
+use super::{Layer, LayerKind, Model, ModelMeta, Src};
 use crate::ops::{Conv2dGeom, Pool2d};
 
 /// torchvision's VGG configurations: channel counts, 0 for 'M' (max-pool).
@@ -48,6 +48,7 @@ pub fn vgg_random(depth: u32, hidden: usize, classes: usize, seed: u64) -> Optio
         layers.push(Layer {
             name,
             kind,
+            inputs: vec![Src::before(layers.len())],
             folded_bn: None,
         })
     };

@@ -26,7 +26,7 @@ pub use conv::{conv2d, conv2d_acc, linear, linear_acc, Conv2dGeom, LINEAR_GEMM_B
 pub use lrp::{lrp_axpby, lrp_clamp, lrp_combine, lrp_ratio, Keep as LrpKeep};
 pub use perturb::{occlude, ranked_copies, Windows};
 pub use pool::{adaptive_avg_pool2d, avg_pool2d, max_pool2d, pool_out, Pool2d};
-pub use simple::{relu, softmax};
+pub use simple::{add, relu, softmax};
 
 use crate::error::{Error, Result};
 

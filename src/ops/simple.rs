@@ -31,6 +31,18 @@ pub fn relu(rec: &mut Recorder, x: &Tensor) -> Result<Tensor> {
     Ok(y)
 }
 
+/// a + b, element-wise (tensors of one shape): a residual sum's forward, and gradients
+/// and relevances meeting where a layer's output has several readers.
+pub fn add(rec: &mut Recorder, a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    if a.shape != b.shape {
+        return Err(Error::Shape(format!(
+            "cannot add tensors of shapes {:?} and {:?}",
+            a.shape, b.shape
+        )));
+    }
+    super::lrp_axpby(rec, 1.0, a, 1.0, b)
+}
+
 /// Softmax over the last axis of [N, classes].
 pub fn softmax(rec: &mut Recorder, x: &Tensor) -> Result<Tensor> {
     let (rows, cols) = match x.shape.as_slice() {

@@ -2,9 +2,10 @@
 //! device-resident loops (forward, objective, backward, update), layer by layer.
 
 use super::*;
-use crate::model::{LayerKind, Model};
+use crate::model::{LayerKind, Model, Src};
 
-/// What a CPU forward pass keeps for the backward one: every layer's input and shape.
+/// What a CPU forward pass keeps for the backward one: every layer's first input and
+/// shape (an add's inputs all have that shape).
 pub struct Trace {
     inputs: Vec<(Vec<f32>, Vec<usize>)>,
     argmax: Vec<Option<(Vec<u32>, usize)>>,
@@ -18,10 +19,16 @@ fn dims4(s: &[usize]) -> [usize; 4] {
 
 /// The model's forward pass on x (shape `dims`), through every layer.
 pub fn forward(model: &Model, x: &[f32], dims: &[usize]) -> Trace {
+    let mut outs: Vec<(Vec<f32>, Vec<usize>)> = Vec::new();
     let (mut cur, mut shape) = (x.to_vec(), dims.to_vec());
     let mut inputs = Vec::new();
     let mut argmax = Vec::new();
+    let get = |outs: &[(Vec<f32>, Vec<usize>)], s: Src| match s {
+        Src::Input => (x.to_vec(), dims.to_vec()),
+        Src::Layer(j) => outs[j].clone(),
+    };
     for l in &model.layers {
+        (cur, shape) = get(&outs, l.inputs[0]);
         inputs.push((cur.clone(), shape.clone()));
         let mut arg = None;
         (cur, shape) = match &l.kind {
@@ -64,9 +71,17 @@ pub fn forward(model: &Model, x: &[f32], dims: &[usize]) -> Trace {
                 (cur, vec![shape[0], f])
             }
             LayerKind::Dropout => (cur, shape),
+            LayerKind::Add => {
+                for s in &l.inputs[1..] {
+                    let (other, _) = get(&outs, *s);
+                    cur.iter_mut().zip(&other).for_each(|(a, b)| *a += b);
+                }
+                (cur, shape)
+            }
             LayerKind::BatchNorm2d { .. } => panic!("fold batch norms first (model::load does)"),
         };
         argmax.push(arg);
+        outs.push((cur.clone(), shape.clone()));
     }
     Trace {
         inputs,
@@ -77,10 +92,14 @@ pub fn forward(model: &Model, x: &[f32], dims: &[usize]) -> Trace {
 
 /// d(seed . output) / d input: the gradient walk over a trace.
 pub fn backward(model: &Model, trace: &Trace, seed: &[f32]) -> Vec<f32> {
-    let mut g = seed.to_vec();
+    let n = model.layers.len();
+    let mut gs: Vec<Option<Vec<f32>>> = vec![None; n];
+    gs[n - 1] = Some(seed.to_vec());
+    let mut g_input: Option<Vec<f32>> = None;
     for (i, l) in model.layers.iter().enumerate().rev() {
+        let Some(g) = gs[i].take() else { continue };
         let (x, shape) = &trace.inputs[i];
-        g = match &l.kind {
+        let g = match &l.kind {
             LayerKind::Conv2d { geom, weight, .. } => {
                 conv2d_backward_input(&g, dims4(shape), weight, geom)
             }
@@ -96,11 +115,21 @@ pub fn backward(model: &Model, trace: &Trace, seed: &[f32]) -> Vec<f32> {
             }
             LayerKind::AvgPool2d(p) => avg_pool2d_backward(&g, dims4(shape), p),
             LayerKind::AdaptiveAvgPool2d(o) => adaptive_avg_pool2d_backward(&g, dims4(shape), *o),
-            LayerKind::Flatten | LayerKind::Dropout => g,
+            LayerKind::Flatten | LayerKind::Dropout | LayerKind::Add => g,
             LayerKind::BatchNorm2d { .. } => panic!("fold batch norms first"),
         };
+        for s in &l.inputs {
+            let slot = match *s {
+                Src::Input => &mut g_input,
+                Src::Layer(j) => &mut gs[j],
+            };
+            match slot {
+                Some(acc) => acc.iter_mut().zip(&g).for_each(|(a, b)| *a += b),
+                None => *slot = Some(g.clone()),
+            }
+        }
     }
-    g
+    g_input.unwrap_or_else(|| vec![0.0; trace.inputs[0].0.len()])
 }
 
 /// Log-softmax of row `r`'s target and its seed (onehot - p), per row of [N, K] logits.

@@ -97,7 +97,10 @@ pub fn assign(
                 Composite::Single(r) => r.clone(),
                 _ => eps.clone(),
             },
-            LayerKind::AvgPool2d(_) | LayerKind::AdaptiveAvgPool2d(_) => Rule::Norm,
+            // Zennit's base layer map: Norm on sums and average pools
+            LayerKind::AvgPool2d(_) | LayerKind::AdaptiveAvgPool2d(_) | LayerKind::Add => {
+                Rule::Norm
+            }
             LayerKind::MaxPool2d(_) => Rule::Gradient,
             LayerKind::Relu | LayerKind::Flatten | LayerKind::Dropout => Rule::Pass,
             LayerKind::BatchNorm2d { .. } => Rule::Pass, // never present: folded at load

@@ -5,8 +5,8 @@ use super::rule::{Rule, STABILIZER};
 use super::weights::{Mod, ModWeights};
 use crate::error::{Error, Result};
 use crate::gpu::{Recorder, Tensor, WeightBuffer};
-use crate::graph::{Net, Tape};
-use crate::model::LayerKind;
+use crate::graph::{accumulate, Net, Tape};
+use crate::model::{LayerKind, Src};
 use crate::ops::{self, LrpKeep, ReluRule};
 
 struct Affine<'a> {
@@ -53,24 +53,66 @@ fn constant(net: &Net, shape: &[usize], v: f32) -> Result<Tensor> {
 }
 
 /// Whether each layer's input is non-negative by construction (it comes from a ReLU,
-/// possibly through pools, flatten or dropout). There a⁻ = 0, so the rules' negative-input
-/// terms vanish: z+, αβ and γ then cost one extra forward and one or two backward GEMMs.
+/// possibly through pools, flatten, dropout or sums of such). There a⁻ = 0, so the rules'
+/// negative-input terms vanish: z+, αβ and γ then cost one extra forward and one or two
+/// backward GEMMs.
 pub fn nonnegative_inputs(net: &Net) -> Vec<bool> {
-    let mut out = Vec::with_capacity(net.model().layers.len());
-    let mut nonneg = false; // the network input may be negative
-    for l in &net.model().layers {
-        out.push(nonneg);
-        nonneg = match l.kind {
+    let layers = &net.model().layers;
+    let mut out_nonneg: Vec<bool> = Vec::with_capacity(layers.len());
+    let mut in_nonneg = Vec::with_capacity(layers.len());
+    for l in layers {
+        // the network input may be negative
+        let nonneg = l.inputs.iter().all(|s| match *s {
+            Src::Input => false,
+            Src::Layer(j) => out_nonneg[j],
+        });
+        in_nonneg.push(nonneg);
+        out_nonneg.push(match l.kind {
             LayerKind::Relu => true,
             LayerKind::MaxPool2d(_)
             | LayerKind::AvgPool2d(_)
             | LayerKind::AdaptiveAvgPool2d(_)
             | LayerKind::Flatten
-            | LayerKind::Dropout => nonneg,
+            | LayerKind::Dropout
+            | LayerKind::Add => nonneg,
             _ => false,
-        };
+        });
     }
-    out
+    in_nonneg
+}
+
+/// Relevance at each input of a sum from relevance `r` at its output: shares in
+/// proportion to the inputs' contributions (Norm, as Zennit's `Sum`; Epsilon with its ε),
+/// or all of `r` to every input (Gradient, Pass).
+fn add_rule(
+    net: &Net,
+    rec: &mut Recorder,
+    tape: &Tape,
+    i: usize,
+    rule: &Rule,
+    r: &Tensor,
+) -> Result<Vec<Tensor>> {
+    let l = &net.model().layers[i];
+    let eps = match rule {
+        Rule::Norm => STABILIZER,
+        Rule::Epsilon(e) => *e,
+        Rule::Gradient | Rule::Pass => return Ok(vec![r.clone(); l.inputs.len()]),
+        _ => {
+            return Err(Error::Other(format!(
+                "rule {rule} cannot apply to {} (Add); use norm, epsilon, gradient or pass",
+                l.name
+            )))
+        }
+    };
+    let z = tape.output(i)?;
+    let g = ops::lrp_ratio(rec, r, z, z, LrpKeep::All, eps)?;
+    l.inputs
+        .iter()
+        .map(|s| {
+            let x = tape.src(*s)?;
+            ops::lrp_combine(rec, 1.0, x, &g, 0.0, x, &g, None)
+        })
+        .collect()
 }
 
 /// Relevance at the input of layer `i` from relevance `r` at its output.
@@ -86,11 +128,7 @@ fn layer_rule(
     nonneg: bool,
 ) -> Result<Tensor> {
     let layers = &net.model().layers;
-    let a = if i == 0 {
-        &tape.input
-    } else {
-        tape.output(i - 1)?
-    };
+    let a = tape.src(layers[i].inputs[0])?;
     let z0 = tape.output(i)?;
     let kind = &layers[i].kind;
     let affine = matches!(kind, LayerKind::Conv2d { .. } | LayerKind::Linear { .. });
@@ -315,16 +353,47 @@ pub fn walk(
         )));
     }
     let nonneg = nonnegative_inputs(net);
+    let layers = &net.model().layers;
     let mut rec = Recorder::new(net.ctx(), "lrp");
-    let mut r = seed.clone();
-    let mut at = Vec::new();
+    // relevance at each layer's output, summed over its readers as they are walked
+    let mut rs: Vec<Option<Tensor>> = vec![None; n];
+    let mut r_input: Option<Tensor> = None;
+    rs[n - 1] = Some(seed.clone());
+    let mut at: Vec<Option<Tensor>> = vec![None; n];
     for i in (0..n).rev() {
+        let Some(r) = rs[i].take() else { continue };
         if keep {
-            at.push(r.clone());
+            at[i] = Some(r.clone());
         }
-        r = layer_rule(net, mw, &mut rec, tape, i, &rules[i], &r, nonneg[i])?;
+        let parts = match layers[i].kind {
+            LayerKind::Add => add_rule(net, &mut rec, tape, i, &rules[i], &r)?,
+            _ => vec![layer_rule(
+                net, mw, &mut rec, tape, i, &rules[i], &r, nonneg[i],
+            )?],
+        };
+        for (s, part) in layers[i].inputs.iter().zip(parts) {
+            let slot = match *s {
+                Src::Input => &mut r_input,
+                Src::Layer(j) => &mut rs[j],
+            };
+            accumulate(&mut rec, slot, part)?;
+        }
     }
     rec.submit()?;
-    at.reverse();
+    let r = match r_input {
+        Some(r) => r,
+        None => constant(net, &tape.input.shape, 0.0)?,
+    };
+    let at = if keep {
+        at.into_iter()
+            .zip(net.model().output_shapes(&tape.input.shape)?)
+            .map(|(t, shape)| match t {
+                Some(t) => Ok(t),
+                None => constant(net, &shape, 0.0),
+            })
+            .collect::<Result<_>>()?
+    } else {
+        Vec::new()
+    };
     Ok((r, at))
 }

@@ -6,7 +6,7 @@ use crate::data::folder::ImageSet;
 use crate::error::{Error, Result};
 use crate::gpu::{Recorder, Tensor};
 use crate::graph::{Keep, Net};
-use crate::model::{LayerKind, Model};
+use crate::model::{LayerKind, Model, Src};
 use crate::ops::visualize::TopList;
 
 /// One of a unit's best positions.
@@ -32,13 +32,15 @@ fn field_1d(
     b: usize,
 ) -> Result<(usize, usize)> {
     let shapes = model.output_shapes(input)?;
-    let (mut lo, mut hi) = (a as i64, b as i64);
+    // the span each layer's output is needed over, widened backwards from `layer`; where
+    // paths meet (a residual sum's inputs) the spans are joined
+    let mut span: Vec<Option<(i64, i64)>> = vec![None; layer + 1];
+    span[layer] = Some((a as i64, b as i64));
+    let mut at_input: Option<(i64, i64)> = None;
     for i in (0..=layer).rev() {
-        let in_shape = if i == 0 {
-            input.to_vec()
-        } else {
-            shapes[i - 1].clone()
-        };
+        let Some((lo, hi)) = span[i] else { continue };
+        let l = &model.layers[i];
+        let in_shape = Model::src_shape(l.inputs[0], input, &shapes);
         let size = in_shape.get(2 + axis).copied().unwrap_or(1) as i64;
         let window = |k: usize, s: usize, p: usize| {
             (
@@ -46,32 +48,36 @@ fn field_1d(
                 hi * s as i64 - p as i64 + k as i64 - 1,
             )
         };
-        (lo, hi) = match &model.layers[i].kind {
+        let pick = |t: (usize, usize)| if axis == 0 { t.0 } else { t.1 };
+        let (mut lo, mut hi) = match &l.kind {
             LayerKind::Conv2d { geom, .. } => {
-                let pick = |t: (usize, usize)| if axis == 0 { t.0 } else { t.1 };
                 window(pick(geom.kernel), pick(geom.stride), pick(geom.padding))
             }
             LayerKind::MaxPool2d(p) | LayerKind::AvgPool2d(p) => {
-                let pick = |t: (usize, usize)| if axis == 0 { t.0 } else { t.1 };
                 window(pick(p.kernel), pick(p.stride), pick(p.padding))
             }
             LayerKind::AdaptiveAvgPool2d(o) => {
                 let out = if axis == 0 { o.0 } else { o.1 } as i64;
                 ((lo * size) / out, ((hi + 1) * size + out - 1) / out - 1)
             }
+            // below a flatten everything is seen
             LayerKind::Flatten | LayerKind::Linear { .. } => (0, size - 1),
-            LayerKind::Relu | LayerKind::Dropout | LayerKind::BatchNorm2d { .. } => (lo, hi),
+            LayerKind::Relu
+            | LayerKind::Dropout
+            | LayerKind::Add
+            | LayerKind::BatchNorm2d { .. } => (lo, hi),
         };
         lo = lo.clamp(0, size - 1);
         hi = hi.clamp(0, size - 1);
-        // below a flatten everything is seen
-        if matches!(
-            model.layers[i].kind,
-            LayerKind::Flatten | LayerKind::Linear { .. }
-        ) {
-            (lo, hi) = (0, size - 1);
+        for s in &l.inputs {
+            let slot = match *s {
+                Src::Input => &mut at_input,
+                Src::Layer(j) => &mut span[j],
+            };
+            *slot = Some(slot.map_or((lo, hi), |(l0, h0)| (l0.min(lo), h0.max(hi))));
         }
     }
+    let (lo, hi) = at_input.ok_or_else(|| Error::Other("layer does not read the input".into()))?;
     Ok((lo as usize, hi as usize + 1))
 }
 
