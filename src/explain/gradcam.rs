@@ -20,8 +20,7 @@ pub fn default_layer(net: &Net) -> Result<usize> {
         .rposition(|l| matches!(l.kind, LayerKind::Conv2d { .. }))
         .ok_or_else(|| Error::Other("the model has no conv layer for Grad-CAM".into()))?;
     // on through its ReLU, and through a residual sum and the ReLU after it
-    let readers = net.model().consumers();
-    while let [next] = readers[at][..] {
+    while let [next] = net.consumers()[at][..] {
         if !matches!(layers[next].kind, LayerKind::Relu | LayerKind::Add) {
             break;
         }

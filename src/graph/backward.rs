@@ -115,11 +115,7 @@ impl Net {
                 LayerKind::BatchNorm2d { .. } => unreachable!("folded at load"),
             };
             for s in srcs {
-                let slot = match *s {
-                    Src::Input => &mut g_input,
-                    Src::Layer(j) => &mut gs[j],
-                };
-                accumulate(rec, slot, gx.clone())?;
+                accumulate(rec, &mut gs, &mut g_input, *s, gx.clone())?;
             }
         }
         let input = if down_to == 0 {
@@ -142,9 +138,19 @@ impl Net {
     }
 }
 
-/// Adds `t` into a gradient (or relevance) slot: set when empty, summed when another
-/// reader of the same output already left one there.
-pub(crate) fn accumulate(rec: &mut Recorder, slot: &mut Option<Tensor>, t: Tensor) -> Result<()> {
+/// Adds `t` into the gradient (or relevance) at `src`, one of the layers' outputs or the
+/// network input: set when empty, summed when another reader already left one there.
+pub(crate) fn accumulate(
+    rec: &mut Recorder,
+    layers: &mut [Option<Tensor>],
+    input: &mut Option<Tensor>,
+    src: Src,
+    t: Tensor,
+) -> Result<()> {
+    let slot = match src {
+        Src::Input => input,
+        Src::Layer(j) => &mut layers[j],
+    };
     *slot = Some(match slot.take() {
         None => t,
         Some(prev) => ops::add(rec, &prev, &t)?,

@@ -156,6 +156,10 @@ impl Net {
     pub fn model(&self) -> &Model {
         &self.model
     }
+    /// The layers that read each layer's output (`Model::consumers`, computed once).
+    pub fn consumers(&self) -> &[Vec<usize>] {
+        &self.consumers
+    }
     pub fn ctx(&self) -> &Arc<Context> {
         &self.ctx
     }

@@ -341,7 +341,8 @@ fn layer(name: impl Into<String>, kind: LayerKind) -> Layer {
     }
 }
 
-/// Each layer's inputs: those its entry names, else the layer before it.
+/// Each layer's inputs: those its entry names, else the layer before it. (How many a
+/// layer may take is `Model::check_graph`'s to say, once the list is complete.)
 fn wire(entries: &[LayerEntry], layers: &mut [Layer], path: &str) -> Result<()> {
     for i in 0..layers.len() {
         let inputs = match &entries[i].inputs {
@@ -365,21 +366,6 @@ fn wire(entries: &[LayerEntry], layers: &mut [Layer], path: &str) -> Result<()> 
                 })
                 .collect::<Result<_>>()?,
         };
-        let arity_ok = match layers[i].kind {
-            LayerKind::Add => inputs.len() >= 2,
-            _ => inputs.len() == 1,
-        };
-        if !arity_ok {
-            return Err(Error::model(
-                path,
-                format!(
-                    "layer {} ({}) lists {} inputs; an add takes two or more, every other layer one",
-                    layers[i].name,
-                    layers[i].kind.type_name(),
-                    inputs.len()
-                ),
-            ));
-        }
         layers[i].inputs = inputs;
     }
     Ok(())

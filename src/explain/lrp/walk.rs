@@ -372,11 +372,7 @@ pub fn walk(
             )?],
         };
         for (s, part) in layers[i].inputs.iter().zip(parts) {
-            let slot = match *s {
-                Src::Input => &mut r_input,
-                Src::Layer(j) => &mut rs[j],
-            };
-            accumulate(&mut rec, slot, part)?;
+            accumulate(&mut rec, &mut rs, &mut r_input, *s, part)?;
         }
     }
     rec.submit()?;
