@@ -18,7 +18,7 @@
 // ReLU, bit1 bias, bit2 accumulate); binding 2 holds this launch's packed weights, read
 // through wload4 and set up by winit, which a prelude file defines: a storage buffer
 // (conv2d_cpu_buffer.wgsl) or, where the CPU lacks AVX-512, a texture
-// (conv2d_cpu_texture.wgsl).
+// (conv2d_cpu_texture.wgsl). Shared helpers (pixel, accumulators): conv2d_cpu_common.wgsl.
 
 struct Conv2dParams {
     n: u32, cin: u32, h: u32, w: u32,
@@ -32,18 +32,6 @@ struct Conv2dParams {
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
 @group(0) @binding(4) var<storage, read_write> output: array<f32>; // y, or dx
 
-const LANES: u32 = 8u; // pixels per workgroup: one subgroup, so tiny batches waste nothing
-const BLOCK: u32 = 64u; // channels per invocation
-
-// a / b for a < 2^24 through a float division, corrected to the exact quotient (CPU
-// drivers have no vector integer division).
-fn fdiv(a: u32, b: u32) -> u32 {
-    var q = u32(f32(a) / f32(b));
-    if (q * b > a) { q -= 1u; }
-    if ((q + 1u) * b <= a) { q += 1u; }
-    return q;
-}
-
 // The value of lanes 4h .. 4h + 3, in every lane.
 fn share(w: f32, h: u32) -> vec4<f32> {
     if (h == 0u) {
@@ -52,10 +40,8 @@ fn share(w: f32, h: u32) -> vec4<f32> {
     return vec4<f32>(subgroupBroadcast(w, 4u), subgroupBroadcast(w, 5u), subgroupBroadcast(w, 6u), subgroupBroadcast(w, 7u));
 }
 
-// Channel j of the block is accumulator j / 4, component j % 4; lane s holds the
-// weights of channels 8t + s (t = 0..7) in w.x, w.y, w.z, w.w, u.x, u.y, u.z, u.w.
-struct Acc { a0: vec4<f32>, a1: vec4<f32>, a2: vec4<f32>, a3: vec4<f32>, a4: vec4<f32>, a5: vec4<f32>, a6: vec4<f32>, a7: vec4<f32>, a8: vec4<f32>, a9: vec4<f32>, a10: vec4<f32>, a11: vec4<f32>, a12: vec4<f32>, a13: vec4<f32>, a14: vec4<f32>, a15: vec4<f32> }
-
+// Lane s holds the weights of channels 8t + s (t = 0..7) in w.x, w.y, w.z, w.w, u.x,
+// u.y, u.z, u.w.
 fn mac(acc: ptr<function, Acc>, x: f32, w: vec4<f32>, u: vec4<f32>) {
     let v = vec4<f32>(x);
     (*acc).a0 = fma(v, share(w.x, 0u), (*acc).a0);
@@ -84,59 +70,8 @@ fn mac4(acc: ptr<function, Acc>, x: vec4<f32>, w0: vec4<f32>, w1: vec4<f32>, w2:
     mac(acc, x.w, vec4<f32>(w0.w, w1.w, w2.w, w3.w), vec4<f32>(w4.w, w5.w, w6.w, w7.w));
 }
 
-fn zero() -> Acc {
-    let z = vec4<f32>(0.0);
-    return Acc(z, z, z, z, z, z, z, z, z, z, z, z, z, z, z, z);
-}
-
-fn pick(a: Acc, j: u32) -> f32 {
-    switch (j / 4u) {
-        case 0u: { return a.a0[j % 4u]; }
-        case 1u: { return a.a1[j % 4u]; }
-        case 2u: { return a.a2[j % 4u]; }
-        case 3u: { return a.a3[j % 4u]; }
-        case 4u: { return a.a4[j % 4u]; }
-        case 5u: { return a.a5[j % 4u]; }
-        case 6u: { return a.a6[j % 4u]; }
-        case 7u: { return a.a7[j % 4u]; }
-        case 8u: { return a.a8[j % 4u]; }
-        case 9u: { return a.a9[j % 4u]; }
-        case 10u: { return a.a10[j % 4u]; }
-        case 11u: { return a.a11[j % 4u]; }
-        case 12u: { return a.a12[j % 4u]; }
-        case 13u: { return a.a13[j % 4u]; }
-        case 14u: { return a.a14[j % 4u]; }
-        default: { return a.a15[j % 4u]; }
-    }
-}
-
 fn put(i: u32, v: f32) {
     if ((p.flags & 4u) != 0u) { output[i] += v; } else { output[i] = v; }
-}
-
-// Four consecutive channels c .. c + 3 of a plane stack at `off` (stride `plane`); the
-// ones at or past `count`, and all of them where !ok, read 0 (from a valid address).
-fn load4(off: u32, c: u32, plane: u32, count: u32, ok: bool) -> vec4<f32> {
-    let last = count - 1u;
-    return vec4<f32>(
-        select(0.0, input[off + min(c, last) * plane], ok && c < count),
-        select(0.0, input[off + min(c + 1u, last) * plane], ok && c + 1u < count),
-        select(0.0, input[off + min(c + 2u, last) * plane], ok && c + 2u < count),
-        select(0.0, input[off + min(c + 3u, last) * plane], ok && c + 3u < count),
-    );
-}
-
-// This invocation's pixel: batch item, offset in the plane, and whether it exists.
-struct Pixel { b: u32, q: u32, y: u32, x: u32, live: bool }
-
-fn pixel(wid: vec3<u32>, nwg: vec3<u32>, lid: u32, plane: u32, width: u32) -> Pixel {
-    let m = (wid.x + wid.z * nwg.x) * LANES + lid;
-    let live = m < p.n * plane;
-    let mm = select(0u, m, live); // lanes past the end compute pixel 0 and store nothing
-    let b = fdiv(mm, plane);
-    let q = mm - b * plane;
-    let y = fdiv(q, width);
-    return Pixel(b, q, y, q - y * width, live);
 }
 
 // y[b, co, oy, ox] = sum_{ky, kx, ci} x[b, ci, oy*s + ky - pad, ox*s + kx - pad] W[co, ci, ky, kx]

@@ -35,3 +35,31 @@ fn transpose_packed(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_
         dst[w] = element(w);
     }
 }
+
+// Element e of the blocked input-gradient layout [ci/64][tap][r4/4][co % 4][ci % 64]
+// (conv2d_cpu_uniform.wgsl), from the blocked forward one [row/64][tap][c4/4][ci % 4][row % 64].
+fn element_blocked(e: u32) -> u32 {
+    let j = e % 64u;
+    let s = (e / 64u) % 4u;
+    let rest = e / 256u;
+    let o4 = rest % (p.r4 / 4u);
+    let rest2 = rest / (p.r4 / 4u);
+    let t = rest2 % p.taps;
+    let ci = (rest2 / p.taps) * 64u + j;
+    let co = o4 * 4u + s;
+    if (co >= p.rows || ci >= p.cin) { return 0u; }
+    let i = (((co / 64u) * p.taps + t) * p.c4 + ci) * 64u + co % 64u;
+    if (HALF) { return (src[i >> 1u] >> (16u * (i & 1u))) & 0xffffu; }
+    return src[i];
+}
+
+@compute @workgroup_size(64, 1, 1)
+fn transpose_blocked(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let w = gid.x + gid.z * nwg.x * 64u;
+    if (w >= p.words) { return; }
+    if (HALF) {
+        dst[w] = element_blocked(2u * w) | (element_blocked(2u * w + 1u) << 16u);
+    } else {
+        dst[w] = element_blocked(w);
+    }
+}

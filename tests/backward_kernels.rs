@@ -2,7 +2,7 @@
 //! and split shapes.
 
 mod common;
-use common::{assert_close, ctx, gemm_ctxs, rand_vec};
+use common::{assert_close, can_split, ctx, gemm_ctxs, rand_vec};
 
 use netlens::gpu::{Recorder, Tensor, WeightBuffer, WeightLayout};
 use netlens::ops::{self, Conv2dGeom, Pool2d, ReluRule, Windows};
@@ -338,38 +338,39 @@ fn lrp_elementwise_kernels() {
 
 #[test]
 fn forward_accumulate_adds_into_the_target() {
-    let c = ctx();
-    let g = geom(3, 5, (3, 3), (1, 1), (1, 1));
-    let (x1, x2) = (rand_vec(2 * 3 * 6 * 7, 34), rand_vec(2 * 3 * 6 * 7, 35));
-    let (w1, w2) = (rand_vec(5 * 27, 36), rand_vec(5 * 27, 37));
-    let b = rand_vec(5, 38);
-    let wb1 = WeightBuffer::upload_conv(c, "a", &w1, 5, 9, Some(&b)).unwrap();
-    let split = WeightLayout::conv(9).limit(28 * 4 * 4);
-    let wb2 = WeightBuffer::upload_with(c, "b", &w2, 5, 27, None, split).unwrap();
-    assert!(wb2.chunks.len() > 1);
-    let d = [2, 3, 6, 7];
-    let (t1, t2) = (
-        Tensor::upload(c, &x1, &d).unwrap(),
-        Tensor::upload(c, &x2, &d).unwrap(),
-    );
-    let mut rec = Recorder::new(c, "test");
-    let y = ops::conv2d(&mut rec, &t1, &wb1, &g, false).unwrap();
-    let y = ops::conv2d_acc(&mut rec, &t2, &wb2, &g, false, Some(&y)).unwrap();
-    // the same matrices as linear layers (their own layout on the CPU-shaped kernels)
-    let lw1 = WeightBuffer::upload(c, "la", &w1, 5, 27, Some(&b)).unwrap();
-    let split = WeightLayout::linear().limit(28 * 4 * 4);
-    let lw2 = WeightBuffer::upload_with(c, "lb", &w2, 5, 27, None, split).unwrap();
-    assert!(lw2.chunks.len() > 1);
-    let lx = Tensor::upload(c, &x1[..2 * 27], &[2, 27]).unwrap();
-    let l = ops::linear(&mut rec, &lx, &lw1, false).unwrap();
-    let l = ops::linear_acc(&mut rec, &lx, &lw2, false, Some(&l)).unwrap();
-    rec.submit().unwrap();
-    let (a, _, _) = cpu::conv2d(&x1, d, &w1, Some(&b), &g, false);
-    let (bb, _, _) = cpu::conv2d(&x2, d, &w2, None, &g, false);
-    let want: Vec<f32> = a.iter().zip(&bb).map(|(p, q)| p + q).collect();
-    assert_close(&y.read(c).unwrap(), &want, 1e-4, 1e-4, "conv2d accumulate");
-    let la = cpu::linear(&x1[..54], 2, &w1, Some(&b), 5, false);
-    let lb = cpu::linear(&x1[..54], 2, &w2, None, 5, false);
-    let want: Vec<f32> = la.iter().zip(&lb).map(|(p, q)| p + q).collect();
-    assert_close(&l.read(c).unwrap(), &want, 1e-4, 1e-4, "linear accumulate");
+    for c in gemm_ctxs() {
+        let g = geom(3, 5, (3, 3), (1, 1), (1, 1));
+        let (x1, x2) = (rand_vec(2 * 3 * 6 * 7, 34), rand_vec(2 * 3 * 6 * 7, 35));
+        let (w1, w2) = (rand_vec(5 * 27, 36), rand_vec(5 * 27, 37));
+        let b = rand_vec(5, 38);
+        let wb1 = WeightBuffer::upload_conv(c, "a", &w1, 5, 9, Some(&b)).unwrap();
+        let split = WeightLayout::conv(9).limit(28 * 4 * 4);
+        let wb2 = WeightBuffer::upload_with(c, "b", &w2, 5, 27, None, split).unwrap();
+        assert!(wb2.chunks.len() > 1 || !can_split(c, 5));
+        let d = [2, 3, 6, 7];
+        let (t1, t2) = (
+            Tensor::upload(c, &x1, &d).unwrap(),
+            Tensor::upload(c, &x2, &d).unwrap(),
+        );
+        let mut rec = Recorder::new(c, "test");
+        let y = ops::conv2d(&mut rec, &t1, &wb1, &g, false).unwrap();
+        let y = ops::conv2d_acc(&mut rec, &t2, &wb2, &g, false, Some(&y)).unwrap();
+        // the same matrices as linear layers (their own layout on the CPU-shaped kernels)
+        let lw1 = WeightBuffer::upload(c, "la", &w1, 5, 27, Some(&b)).unwrap();
+        let split = WeightLayout::linear().limit(28 * 4 * 4);
+        let lw2 = WeightBuffer::upload_with(c, "lb", &w2, 5, 27, None, split).unwrap();
+        assert!(lw2.chunks.len() > 1 || !can_split(c, 5));
+        let lx = Tensor::upload(c, &x1[..2 * 27], &[2, 27]).unwrap();
+        let l = ops::linear(&mut rec, &lx, &lw1, false).unwrap();
+        let l = ops::linear_acc(&mut rec, &lx, &lw2, false, Some(&l)).unwrap();
+        rec.submit().unwrap();
+        let (a, _, _) = cpu::conv2d(&x1, d, &w1, Some(&b), &g, false);
+        let (bb, _, _) = cpu::conv2d(&x2, d, &w2, None, &g, false);
+        let want: Vec<f32> = a.iter().zip(&bb).map(|(p, q)| p + q).collect();
+        assert_close(&y.read(c).unwrap(), &want, 1e-4, 1e-4, "conv2d accumulate");
+        let la = cpu::linear(&x1[..54], 2, &w1, Some(&b), 5, false);
+        let lb = cpu::linear(&x1[..54], 2, &w2, None, 5, false);
+        let want: Vec<f32> = la.iter().zip(&lb).map(|(p, q)| p + q).collect();
+        assert_close(&l.read(c).unwrap(), &want, 1e-4, 1e-4, "linear accumulate");
+    }
 }

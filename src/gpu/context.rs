@@ -173,20 +173,24 @@ impl Context {
     ) -> Result<Self> {
         let limits = device.limits();
         let features = device.features();
-        let gemm = match Gemm::from_env()? {
-            Some(g) if g.packed() && !Gemm::cpu_supported(info, features) => {
-                return Err(Error::Other(format!(
-                    "NETLENS_GEMM={} needs subgroups of 8 lanes; {} has {}..{} (subgroups {}): unset NETLENS_GEMM",
+        let gemm =
+            match Gemm::from_env()? {
+                Some(g) if !g.supported(info, features, &limits) => {
+                    return Err(Error::Other(format!(
+                    "NETLENS_GEMM={} needs {}; {} has subgroups of {}..{} lanes ({}) and {} KiB \
+                     uniform bindings: unset NETLENS_GEMM",
                     g.name(),
+                    g.needs(),
                     info.name,
                     info.subgroup_min_size,
                     info.subgroup_max_size,
                     if features.contains(wgpu::Features::SUBGROUP) { "on" } else { "off" },
+                    limits.max_uniform_buffer_binding_size / 1024,
                 )))
-            }
-            Some(g) => g,
-            None => Gemm::for_device(info, features),
-        };
+                }
+                Some(g) => g,
+                None => Gemm::for_device(info, features, &limits),
+            };
         Ok(Context {
             kernels: KernelCache::default(),
             pool: BufferPool::default(),
@@ -222,12 +226,11 @@ impl Context {
         self.gemm
     }
 
-    /// Forces a GEMM variant (tests and benches run each on one adapter); `Cpu` and
-    /// `CpuTex` only where the device supports them, else the context keeps its own.
+    /// Forces a GEMM variant (tests and benches run each on one adapter), where the
+    /// device supports it; else the context keeps its own.
     pub fn with_gemm(mut self, gemm: Gemm) -> Self {
-        if gemm == Gemm::Tiled
-            || Gemm::cpu_supported(&self.device.adapter_info(), self.device.features())
-        {
+        let info = self.device.adapter_info();
+        if gemm.supported(&info, self.device.features(), &self.limits) {
             self.gemm = gemm;
         }
         self
@@ -235,11 +238,15 @@ impl Context {
 
     /// The largest storage binding netlens uses on this device, in bytes.
     pub fn max_binding(&self) -> u64 {
-        let device = self
-            .limits
-            .max_storage_buffer_binding_size
-            .min(self.limits.max_buffer_size);
+        let device = self.device_binding_limit();
         self.binding_cap.map_or(device, |c| c.min(device))
+    }
+
+    /// The device's largest storage binding, in bytes, whatever cap netlens sets.
+    pub(crate) fn device_binding_limit(&self) -> u64 {
+        self.limits
+            .max_storage_buffer_binding_size
+            .min(self.limits.max_buffer_size)
     }
 
     /// Turns pending uncaptured errors and device loss into a typed error.

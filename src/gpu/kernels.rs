@@ -11,15 +11,17 @@ pub enum Access {
     ReadWrite,
     /// A 2-D float texture read with textureLoad.
     Texture,
+    /// A 64 KiB window of a uniform buffer.
+    Uniform,
 }
 
-use Access::{Read as R, ReadWrite as W, Texture as T};
+use Access::{Read as R, ReadWrite as W, Texture as T, Uniform as U};
 
 /// Declares every kernel once: its name, shader file (under `kernels/`, embedded at build
-/// time; `FILE after PRELUDE` joins two), entry point and bindings after the uniform. Adding
-/// a kernel is one line.
+/// time; `FILE after [A, B]` puts preludes before it), entry point and bindings after the
+/// uniform. Adding a kernel is one line.
 macro_rules! kernels {
-    ($($name:ident => $file:literal $(after $pre:literal)?, $entry:literal, [$($a:ident),*];)*) => {
+    ($($name:ident => $file:literal $(after [$($pre:literal),+])?, $entry:literal, [$($a:ident),*];)*) => {
         #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
         pub enum Kernel {
             $($name,)*
@@ -31,7 +33,7 @@ macro_rules! kernels {
             /// (shader file, entry point, storage bindings after the uniform)
             pub fn spec(self) -> (&'static str, &'static str, &'static [Access]) {
                 match self {
-                    $(Kernel::$name => (concat!($($pre, "+",)? $file), $entry, &[$($a),*]),)*
+                    $(Kernel::$name => (concat!($($($pre, "+",)+)? $file), $entry, &[$($a),*]),)*
                 }
             }
 
@@ -39,7 +41,7 @@ macro_rules! kernels {
             pub fn source(self) -> &'static str {
                 match self {
                     $(Kernel::$name => concat!(
-                        $(include_str!(concat!("../../kernels/", $pre)),)?
+                        $($(include_str!(concat!("../../kernels/", $pre)),)+)?
                         include_str!(concat!("../../kernels/", $file))
                     ),)*
                 }
@@ -51,11 +53,14 @@ macro_rules! kernels {
 kernels! {
     Conv2dForward => "conv2d.wgsl", "conv2d_forward", [R, R, R, W];
     Conv2dBackwardInput => "conv2d.wgsl", "conv2d_backward_input", [R, R, R, W];
-    Conv2dForwardCpu => "conv2d_cpu.wgsl" after "conv2d_cpu_buffer.wgsl", "conv2d_forward_cpu", [R, R, R, W];
-    Conv2dBackwardInputCpu => "conv2d_cpu.wgsl" after "conv2d_cpu_buffer.wgsl", "conv2d_backward_input_cpu", [R, R, R, W];
-    Conv2dForwardCpuTex => "conv2d_cpu.wgsl" after "conv2d_cpu_texture.wgsl", "conv2d_forward_cpu", [R, T, R, W];
-    Conv2dBackwardInputCpuTex => "conv2d_cpu.wgsl" after "conv2d_cpu_texture.wgsl", "conv2d_backward_input_cpu", [R, T, R, W];
+    Conv2dForwardCpu => "conv2d_cpu.wgsl" after ["conv2d_cpu_buffer.wgsl", "conv2d_cpu_common.wgsl"], "conv2d_forward_cpu", [R, R, R, W];
+    Conv2dBackwardInputCpu => "conv2d_cpu.wgsl" after ["conv2d_cpu_buffer.wgsl", "conv2d_cpu_common.wgsl"], "conv2d_backward_input_cpu", [R, R, R, W];
+    Conv2dForwardCpuTex => "conv2d_cpu.wgsl" after ["conv2d_cpu_texture.wgsl", "conv2d_cpu_common.wgsl"], "conv2d_forward_cpu", [R, T, R, W];
+    Conv2dBackwardInputCpuTex => "conv2d_cpu.wgsl" after ["conv2d_cpu_texture.wgsl", "conv2d_cpu_common.wgsl"], "conv2d_backward_input_cpu", [R, T, R, W];
+    Conv2dForwardUniform => "conv2d_cpu_uniform.wgsl" after ["conv2d_cpu_common.wgsl"], "conv2d_forward_uniform", [R, U, R, W];
+    Conv2dBackwardInputUniform => "conv2d_cpu_uniform.wgsl" after ["conv2d_cpu_common.wgsl"], "conv2d_backward_input_uniform", [R, U, R, W];
     TransposePacked => "repack.wgsl", "transpose_packed", [R, W];
+    TransposeBlocked => "repack.wgsl", "transpose_blocked", [R, W];
     LinearForward => "linear.wgsl", "linear_forward", [R, R, R, W];
     LinearBackwardInput => "linear.wgsl", "linear_backward_input", [R, R, R, W];
     MaxPool2dForward => "pool.wgsl", "max_pool2d_forward", [R, W, W];
@@ -193,6 +198,11 @@ impl KernelCache {
                     sample_type: wgpu::TextureSampleType::Float { filterable: false },
                     view_dimension: wgpu::TextureViewDimension::D2,
                     multisampled: false,
+                },
+                Access::Uniform => wgpu::BindingType::Buffer {
+                    ty: wgpu::BufferBindingType::Uniform,
+                    has_dynamic_offset: false,
+                    min_binding_size: None,
                 },
                 _ => wgpu::BindingType::Buffer {
                     ty: wgpu::BufferBindingType::Storage {

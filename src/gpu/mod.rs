@@ -11,5 +11,5 @@ pub use context::{Backend, Context};
 pub use kernels::Kernel;
 pub use recorder::Recorder;
 pub use tensor::{read_all, DType, PoolStats, Tensor};
-pub use variant::Gemm;
+pub use variant::{Gemm, Packing, WINDOW_BYTES};
 pub use weights::{Precision, WeightBuffer, WeightKind, WeightLayout};

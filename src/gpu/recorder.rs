@@ -10,15 +10,18 @@ use super::tensor::{PooledBuffer, Tensor};
 use crate::error::Result;
 
 /// A resource bound to a launch: a pooled tensor (kept alive until submit), a weight
-/// buffer, or a weight texture.
+/// buffer, a weight texture, or a window of `WINDOW_BYTES` at an offset of a weight buffer.
+#[derive(Clone, Copy)]
 pub enum Binding<'t> {
     Tensor(&'t Tensor),
     Raw(&'t wgpu::Buffer),
     Texture(&'t wgpu::TextureView),
+    Window(&'t wgpu::Buffer, u64),
 }
 
 enum Resource {
-    Buffer(wgpu::Buffer, u64),
+    /// buffer, offset, size
+    Buffer(wgpu::Buffer, u64, u64),
     Texture(wgpu::TextureView),
 }
 
@@ -82,9 +85,12 @@ impl<'c> Recorder<'c> {
             .map(|b| match b {
                 Binding::Tensor(t) => {
                     self.keep.push(t.buf.clone());
-                    Resource::Buffer(t.buffer().clone(), t.bytes().max(4))
+                    Resource::Buffer(t.buffer().clone(), 0, t.bytes().max(4))
                 }
-                Binding::Raw(buf) => Resource::Buffer((*buf).clone(), buf.size()),
+                Binding::Raw(buf) => Resource::Buffer((*buf).clone(), 0, buf.size()),
+                Binding::Window(buf, offset) => {
+                    Resource::Buffer((*buf).clone(), *offset, super::WINDOW_BYTES)
+                }
                 Binding::Texture(v) => Resource::Texture((*v).clone()),
             })
             .collect();
@@ -147,10 +153,10 @@ impl<'c> Recorder<'c> {
                 }];
                 for (i, r) in l.resources.iter().enumerate() {
                     let resource = match r {
-                        Resource::Buffer(buf, size) => {
+                        Resource::Buffer(buf, offset, size) => {
                             wgpu::BindingResource::Buffer(wgpu::BufferBinding {
                                 buffer: buf,
-                                offset: 0,
+                                offset: *offset,
                                 size: NonZeroU64::new(*size),
                             })
                         }

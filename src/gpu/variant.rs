@@ -5,6 +5,22 @@ use std::str::FromStr;
 
 use crate::error::{Error, Result};
 
+/// Bytes of weights one launch of the uniform-window kernels sees (the WGSL's
+/// `array<vec4<u32>, 4096>`).
+pub const WINDOW_BYTES: u64 = 65536;
+
+/// How a weight matrix is laid out on the device.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Packing {
+    /// PyTorch's: [rows, cin, taps] (the tiled kernels).
+    Rows,
+    /// vec4s of 4 reduction channels, [row][tap][ci/4] (`Cpu`, `CpuTex`).
+    Vec4,
+    /// Blocks of 64 rows for uniform windows, [row/64][tap][ci/4][ci % 4][row % 64]
+    /// (`CpuUniform`).
+    Blocked,
+}
+
 /// The shape of GEMM kernels a device runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Gemm {
@@ -16,21 +32,57 @@ pub enum Gemm {
     /// `Cpu` with the packed weights in textures: for software adapters on CPUs without
     /// AVX-512, where lavapipe's storage-buffer loads stall (about 3x slower).
     CpuTex,
+    /// CPU-shaped without subgroups: every lane reads the weights from 64 KiB uniform
+    /// windows, which CPU drivers load once and broadcast. For software adapters whose
+    /// subgroups are not 8 wide or missing (llvmpipe through GL).
+    CpuUniform,
 }
 
 impl Gemm {
     /// The variant for a device: for a CPU-backed adapter whose subgroups are 8 lanes
     /// wide (the kernel shares weights across exactly 8) `Cpu`, or `CpuTex` on an x86
-    /// CPU without AVX-512; `Tiled` otherwise.
-    pub fn for_device(info: &wgpu::AdapterInfo, features: wgpu::Features) -> Self {
-        if info.device_type == wgpu::DeviceType::Cpu && Self::cpu_supported(info, features) {
+    /// CPU without AVX-512; for another CPU-backed adapter `CpuUniform` where its uniform
+    /// bindings hold 64 KiB; `Tiled` otherwise.
+    pub fn for_device(
+        info: &wgpu::AdapterInfo,
+        features: wgpu::Features,
+        limits: &wgpu::Limits,
+    ) -> Self {
+        if info.device_type != wgpu::DeviceType::Cpu {
+            Gemm::Tiled
+        } else if Self::cpu_supported(info, features) {
             if Self::textures_faster() {
                 Gemm::CpuTex
             } else {
                 Gemm::Cpu
             }
+        } else if Self::uniform_supported(limits) {
+            Gemm::CpuUniform
         } else {
             Gemm::Tiled
+        }
+    }
+
+    /// Whether a device runs this variant.
+    pub fn supported(
+        self,
+        info: &wgpu::AdapterInfo,
+        features: wgpu::Features,
+        limits: &wgpu::Limits,
+    ) -> bool {
+        match self {
+            Gemm::Tiled => true,
+            Gemm::Cpu | Gemm::CpuTex => Self::cpu_supported(info, features),
+            Gemm::CpuUniform => Self::uniform_supported(limits),
+        }
+    }
+
+    /// What a device lacks for this variant, for error messages.
+    pub fn needs(self) -> &'static str {
+        match self {
+            Gemm::Tiled => "nothing",
+            Gemm::Cpu | Gemm::CpuTex => "subgroups of exactly 8 lanes",
+            Gemm::CpuUniform => "64 KiB uniform bindings at 256-byte offsets",
         }
     }
 
@@ -49,9 +101,20 @@ impl Gemm {
         }
     }
 
-    /// Whether the variant reads packed (CPU-shaped) weights.
-    pub fn packed(self) -> bool {
-        matches!(self, Gemm::Cpu | Gemm::CpuTex)
+    /// How the variant's kernels read weights.
+    pub fn packing(self) -> Packing {
+        match self {
+            Gemm::Tiled => Packing::Rows,
+            Gemm::Cpu | Gemm::CpuTex => Packing::Vec4,
+            Gemm::CpuUniform => Packing::Blocked,
+        }
+    }
+
+    /// Whether the uniform-window kernels can run: 64 KiB uniform bindings whose offsets
+    /// may be any multiple of 256 bytes (a window starts at a reduction step).
+    pub fn uniform_supported(limits: &wgpu::Limits) -> bool {
+        limits.max_uniform_buffer_binding_size >= WINDOW_BYTES
+            && limits.min_uniform_buffer_offset_alignment <= 256
     }
 
     /// Whether the CPU-shaped kernels can run: subgroups enabled, exactly 8 lanes.
@@ -61,8 +124,8 @@ impl Gemm {
             && info.subgroup_max_size == 8
     }
 
-    /// `NETLENS_GEMM` (`cpu`, `cpu-tex`, `tiled`, or `auto`/unset for the adapter's
-    /// choice).
+    /// `NETLENS_GEMM` (`cpu`, `cpu-tex`, `cpu-uniform`, `tiled`, or `auto`/unset for the
+    /// adapter's choice).
     pub fn from_env() -> Result<Option<Self>> {
         match std::env::var("NETLENS_GEMM") {
             Ok(v) if !v.is_empty() && !v.eq_ignore_ascii_case("auto") => v.parse().map(Some),
@@ -75,6 +138,7 @@ impl Gemm {
             Gemm::Tiled => "tiled",
             Gemm::Cpu => "cpu",
             Gemm::CpuTex => "cpu-tex",
+            Gemm::CpuUniform => "cpu-uniform",
         }
     }
 }
@@ -86,8 +150,9 @@ impl FromStr for Gemm {
             "tiled" | "gpu" => Ok(Gemm::Tiled),
             "cpu" => Ok(Gemm::Cpu),
             "cpu-tex" | "cputex" => Ok(Gemm::CpuTex),
+            "cpu-uniform" | "cpuuniform" => Ok(Gemm::CpuUniform),
             other => Err(Error::Other(format!(
-                "unknown GEMM variant '{other}' (NETLENS_GEMM): use auto, tiled, cpu or cpu-tex"
+                "unknown GEMM variant '{other}' (NETLENS_GEMM): use auto, tiled, cpu, cpu-tex or cpu-uniform"
             ))),
         }
     }

@@ -7,7 +7,7 @@ use std::sync::OnceLock;
 use super::context::Context;
 use super::kernels::Kernel;
 use super::recorder::{grid, Binding, Recorder};
-use super::variant::Gemm;
+use super::variant::{Gemm, Packing, WINDOW_BYTES};
 use crate::error::{Error, Result};
 
 /// How weights are stored on the device; arithmetic is f32 either way.
@@ -93,15 +93,14 @@ pub struct WeightBuffer {
     pub has_bias: bool,
     /// true: f16 values packed two to a 32-bit word (`Precision::F16`).
     pub half: bool,
-    /// true: laid out for the CPU-shaped kernels (`Gemm::Cpu`, `CpuTex`), else PyTorch's
-    /// layout.
-    pub packed: bool,
+    /// The layout the context's GEMM kernels read.
+    pub packing: Packing,
 }
 
 pub struct WeightChunk {
-    /// Rows [start, start + rows): PyTorch's layout, or packed [row][tap][ci/4].
+    /// Rows [start, start + rows) as `Packing` says.
     pub buffer: wgpu::Buffer,
-    /// Packed [ci][tap][row/4] for the CPU-shaped input gradients, made on first use.
+    /// The transposed packing for the CPU-shaped input gradients, made on first use.
     backward: OnceLock<wgpu::Buffer>,
     /// `buffer` and `backward` as textures for `Gemm::CpuTex`, made on first use.
     texture: OnceLock<wgpu::TextureView>,
@@ -166,31 +165,34 @@ impl WeightBuffer {
                 data.len()
             )));
         }
-        let limit = layout
-            .limit
-            .unwrap_or(ctx.max_binding())
-            .min(ctx.max_binding());
         let half = layout.precision == Precision::F16;
-        let packed = ctx.gemm().packed();
+        let packing = ctx.gemm().packing();
         let pack = Pack {
             cin: row_len / taps,
             taps,
+            half,
         };
         let elem = if half { 2 } else { 4 };
         let bytes = |n: usize| -> u64 {
-            let (fwd, bwd) = if packed {
-                pack.lens(n)
-            } else {
-                (n * row_len, 0)
-            };
-            (padded(fwd, half).max(padded(bwd, half)) * elem) as u64
+            let (fwd, bwd) = pack.lens(packing, n);
+            (fwd.max(bwd) * elem) as u64
         };
+        let mut limit = layout
+            .limit
+            .unwrap_or(ctx.max_binding())
+            .min(ctx.max_binding());
+        // Blocked chunks hold whole blocks of 64 rows and a window's tail: a cap set below
+        // that (tests, with_binding_limit) gives way, the device's own limit does not.
+        let unit = if packing == Packing::Blocked { 64 } else { 4 };
+        if packing == Packing::Blocked {
+            limit = limit.max(bytes(rows.min(64)).min(ctx.device_binding_limit()));
+        }
         let mut per_chunk = rows;
         while per_chunk > 0 && bytes(per_chunk) > limit {
-            // shrink towards what fits, then keep multiples of 4 (no padding inside a split)
+            // shrink towards what fits, then keep whole units (no padding inside a split)
             let guess = (per_chunk as u64 * limit / bytes(per_chunk).max(1)) as usize;
-            per_chunk = if guess >= 4 {
-                (guess.min(per_chunk - 1) / 4) * 4
+            per_chunk = if guess >= unit {
+                (guess.min(per_chunk - 1) / unit) * unit
             } else {
                 per_chunk - 1
             };
@@ -203,11 +205,16 @@ impl WeightBuffer {
                 hint: "a single output channel's weights cannot be split further".into(),
             });
         }
+        // uniform windows read the blocked layout
+        let usage = match packing {
+            Packing::Blocked => wgpu::BufferUsages::UNIFORM,
+            _ => wgpu::BufferUsages::empty(),
+        };
         let store = |v: Vec<f32>| -> wgpu::Buffer {
             if half {
-                create_init(ctx, name, &pack_f16(&v))
+                create_init(ctx, name, &pack_f16(&v), usage)
             } else {
-                create_init(ctx, name, &v)
+                create_init(ctx, name, &v, usage)
             }
         };
         let mut chunks = Vec::new();
@@ -215,14 +222,11 @@ impl WeightBuffer {
         while start < rows {
             let n = per_chunk.min(rows - start);
             let part = &data[start * row_len..(start + n) * row_len];
-            let buffer = if packed {
-                store(pad_to(pack.forward(part, n), half))
-            } else {
-                store(part.to_vec())
-            };
+            let buffer = store(pack.forward(packing, part, n));
+            let none = wgpu::BufferUsages::empty();
             let bias = match bias {
-                Some(b) => create_init(ctx, name, &b[start..start + n]),
-                None => create_init(ctx, name, &vec![0.0f32; n]),
+                Some(b) => create_init(ctx, name, &b[start..start + n], none),
+                None => create_init(ctx, name, &vec![0.0f32; n], none),
             };
             chunks.push(WeightChunk {
                 buffer,
@@ -242,7 +246,7 @@ impl WeightBuffer {
             kind: layout.kind,
             has_bias: bias.is_some(),
             half,
-            packed,
+            packing,
         })
     }
 
@@ -285,24 +289,30 @@ impl WeightBuffer {
     /// packed weights their transpose, made on the device at first use and kept.
     pub(crate) fn backward_buffer(&self, ctx: &Context, i: usize) -> Result<wgpu::Buffer> {
         let ch = &self.chunks[i];
-        if !self.packed {
+        if self.packing == Packing::Rows {
             return Ok(ch.buffer.clone());
         }
         cached(&ch.backward, || self.transpose(ctx, ch))
     }
 
-    /// Chunk `ch`'s packed weights transposed to [ci][tap][row/4] on the device.
+    /// Chunk `ch`'s packed weights transposed on the device: [ci][tap][row/4] from
+    /// `Vec4`, [ci/64][tap][row/4][row % 4][ci % 64] from `Blocked`.
     fn transpose(&self, ctx: &Context, ch: &WeightChunk) -> Result<wgpu::Buffer> {
         let pack = Pack {
             cin: self.cin(),
             taps: self.taps(),
+            half: self.half,
         };
-        let floats = padded(pack.lens(ch.rows).1, self.half);
+        let floats = pack.lens(self.packing, ch.rows).1;
         let bytes = (floats * if self.half { 2 } else { 4 }) as u64;
+        let (kernel, uniform) = match self.packing {
+            Packing::Blocked => (Kernel::TransposeBlocked, wgpu::BufferUsages::UNIFORM),
+            _ => (Kernel::TransposePacked, wgpu::BufferUsages::empty()),
+        };
         let dst = ctx.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("netlens transposed weights"),
             size: bytes,
-            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
+            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | uniform,
             mapped_at_creation: false,
         });
         let words = (bytes / 4) as u32;
@@ -317,13 +327,7 @@ impl WeightBuffer {
         };
         let mut rec = Recorder::new(ctx, "transposing packed weights");
         let bindings = [Binding::Raw(&ch.buffer), Binding::Raw(&dst)];
-        rec.launch_gemm(
-            Kernel::TransposePacked,
-            self.half,
-            &p,
-            &bindings,
-            grid(words.div_ceil(64)),
-        );
+        rec.launch_gemm(kernel, self.half, &p, &bindings, grid(words.div_ceil(64)));
         rec.submit()?;
         Ok(dst)
     }
@@ -365,28 +369,51 @@ struct RepackParams {
     _pad: [u32; 2],
 }
 
-/// The CPU-shaped kernels' layouts of rows [s, s + n) of a [rows, cin, taps] matrix.
+/// The layouts of rows [s, s + n) of a [rows, cin, taps] matrix.
 struct Pack {
     cin: usize,
     taps: usize,
+    half: bool,
 }
 
 impl Pack {
-    /// (forward, backward) lengths in floats for n rows.
-    fn lens(&self, n: usize) -> (usize, usize) {
-        let fwd = n * self.taps * self.cin.div_ceil(4) * 4;
-        let bwd = self.cin * self.taps * n.div_ceil(4) * 4;
-        (fwd, bwd)
+    /// (forward, backward) lengths in values for n rows, padded to whole 16-byte words;
+    /// `Blocked` adds a window's worth so every window binding is whole.
+    fn lens(&self, packing: Packing, n: usize) -> (usize, usize) {
+        let (taps, cin) = (self.taps, self.cin);
+        let (fwd, bwd) = match packing {
+            Packing::Rows => (n * cin * taps, 0),
+            Packing::Vec4 => (
+                n * taps * cin.div_ceil(4) * 4,
+                cin * taps * n.div_ceil(4) * 4,
+            ),
+            Packing::Blocked => {
+                let tail = WINDOW_BYTES as usize / if self.half { 2 } else { 4 };
+                (
+                    n.div_ceil(64) * 64 * taps * cin.div_ceil(4) * 4 + tail,
+                    cin.div_ceil(64) * 64 * taps * n.div_ceil(4) * 4 + tail,
+                )
+            }
+        };
+        (padded(fwd, self.half), padded(bwd, self.half))
     }
 
-    /// [row][tap][ci], ci zero-padded to a multiple of 4.
-    fn forward(&self, part: &[f32], n: usize) -> Vec<f32> {
-        let c4 = self.cin.div_ceil(4) * 4;
-        let mut out = vec![0.0; n * self.taps * c4];
+    /// The forward layout of `part` (n rows): PyTorch's; [row][tap][ci] with ci
+    /// zero-padded to a multiple of 4 (`Vec4`); [row/64][tap][ci][row % 64] with rows
+    /// zero-padded to 64 (`Blocked`). Padded to `lens`.
+    fn forward(&self, packing: Packing, part: &[f32], n: usize) -> Vec<f32> {
+        let (taps, cin) = (self.taps, self.cin);
+        let c4 = cin.div_ceil(4) * 4;
+        let mut out = vec![0.0; self.lens(packing, n).0];
         for r in 0..n {
-            for ci in 0..self.cin {
-                for t in 0..self.taps {
-                    out[(r * self.taps + t) * c4 + ci] = part[(r * self.cin + ci) * self.taps + t];
+            for ci in 0..cin {
+                for t in 0..taps {
+                    let i = match packing {
+                        Packing::Rows => (r * cin + ci) * taps + t,
+                        Packing::Vec4 => (r * taps + t) * c4 + ci,
+                        Packing::Blocked => ((r / 64 * taps + t) * c4 + ci) * 64 + r % 64,
+                    };
+                    out[i] = part[(r * cin + ci) * taps + t];
                 }
             }
         }
@@ -394,15 +421,10 @@ impl Pack {
     }
 }
 
-/// Floats a buffer of `len` holds once padded to whole 16-byte words (f16: 8 values).
+/// Values a buffer of `len` holds once padded to whole 16-byte words (f16: 8 values).
 fn padded(len: usize, half: bool) -> usize {
     let per = if half { 8 } else { 4 };
     len.div_ceil(per).max(1) * per
-}
-
-fn pad_to(mut v: Vec<f32>, half: bool) -> Vec<f32> {
-    v.resize(padded(v.len(), half), 0.0);
-    v
 }
 
 /// f16 values (round to nearest even) two to a word, the first in the low half; an odd
@@ -419,13 +441,19 @@ pub fn pack_f16(data: &[f32]) -> Vec<u32> {
         .collect()
 }
 
-fn create_init<T: bytemuck::Pod>(ctx: &Context, name: &str, data: &[T]) -> wgpu::Buffer {
+fn create_init<T: bytemuck::Pod>(
+    ctx: &Context,
+    name: &str,
+    data: &[T],
+    usage: wgpu::BufferUsages,
+) -> wgpu::Buffer {
     let buffer = ctx.device.create_buffer(&wgpu::BufferDescriptor {
         label: Some(name),
         size: (std::mem::size_of_val(data) as u64).max(4),
         usage: wgpu::BufferUsages::STORAGE
             | wgpu::BufferUsages::COPY_DST
-            | wgpu::BufferUsages::COPY_SRC,
+            | wgpu::BufferUsages::COPY_SRC
+            | usage,
         mapped_at_creation: false,
     });
     ctx.queue

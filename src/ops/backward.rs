@@ -1,12 +1,14 @@
 //! Input-gradient launchers, twins of the forward ones.
 
-use super::conv::{check_layout, gemm_kernel, Conv2dParams, LinearParams, LINEAR_GEMM_BATCH};
+use super::conv::{
+    check_layout, gemm_kernel, launch_windows, Conv2dParams, LinearParams, LINEAR_GEMM_BATCH,
+};
 use super::pool::params;
 use super::simple::ElementParams;
 use super::{dims4, u32s, Conv2dGeom, Pool2d};
 use crate::error::{Error, Result};
 use crate::gpu::recorder::{grid, Binding};
-use crate::gpu::{Kernel, Recorder, Tensor, WeightBuffer};
+use crate::gpu::{Kernel, Packing, Recorder, Tensor, WeightBuffer};
 
 /// How a ReLU passes the gradient back.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -43,11 +45,32 @@ pub fn conv2d_backward_input(
             Kernel::Conv2dBackwardInput,
             Kernel::Conv2dBackwardInputCpu,
             Kernel::Conv2dBackwardInputCpuTex,
+            Kernel::Conv2dBackwardInputUniform,
         ],
     );
     let tiles = u32s((n * h * wd).div_ceil(tile.0), "pixel tiles")?;
     for (i, ch) in w.chunks.iter().enumerate() {
         let p = Conv2dParams::new(g, n, (h, wd), (oh, ow), ch, if i > 0 { 4 } else { 0 })?;
+        if w.packing == Packing::Blocked {
+            let steps = g.kernel.0 * g.kernel.1 * ch.rows.div_ceil(4);
+            let weights = w.backward_buffer(rec.ctx(), i)?;
+            let binds = [
+                Binding::Tensor(dy),
+                Binding::Raw(&ch.bias),
+                Binding::Tensor(&dx),
+            ];
+            launch_windows(
+                rec,
+                kernel,
+                w.half,
+                p,
+                &weights,
+                (g.cin, steps),
+                binds,
+                tiles,
+            )?;
+            continue;
+        }
         let mut gr = grid(tiles);
         gr[1] = g.cin.div_ceil(tile.1) as u32;
         // the CPU-shaped kernels read their own transposed packing
@@ -80,7 +103,7 @@ pub fn linear_backward_input(rec: &mut Recorder, dy: &Tensor, w: &WeightBuffer) 
         }
     };
     let k = w.row_len;
-    if n >= LINEAR_GEMM_BATCH || w.packed {
+    if n >= LINEAR_GEMM_BATCH || w.packing != Packing::Rows {
         let g = Conv2dGeom {
             cin: k,
             cout: w.rows,

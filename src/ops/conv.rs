@@ -6,7 +6,7 @@ use super::{conv_out, dims4, u32s};
 use crate::error::{Error, Result};
 use crate::gpu::recorder::Binding;
 use crate::gpu::weights::WeightChunk;
-use crate::gpu::{Gemm, Kernel, Recorder, Tensor, WeightBuffer, WeightKind};
+use crate::gpu::{Gemm, Kernel, Packing, Recorder, Tensor, WeightBuffer, WeightKind, WINDOW_BYTES};
 
 #[repr(C)]
 #[derive(Clone, Copy, Pod, Zeroable)]
@@ -97,13 +97,75 @@ const TILED: (usize, usize) = (64, 64);
 const CPU: (usize, usize) = (8, 64);
 
 /// The context's variant of a GEMM kernel (tiled, CPU-shaped, CPU-shaped with texture
-/// weights) and its (pixels, channels) per workgroup.
-pub(crate) fn gemm_kernel(rec: &Recorder, kernels: [Kernel; 3]) -> (Kernel, (usize, usize)) {
+/// weights, CPU-shaped with uniform windows) and its (pixels, channels) per workgroup.
+pub(crate) fn gemm_kernel(rec: &Recorder, kernels: [Kernel; 4]) -> (Kernel, (usize, usize)) {
     match rec.ctx().gemm() {
         Gemm::Tiled => (kernels[0], TILED),
         Gemm::Cpu => (kernels[1], CPU),
         Gemm::CpuTex => (kernels[2], CPU),
+        Gemm::CpuUniform => (kernels[3], CPU),
     }
+}
+
+/// The uniform-window kernels' parameters: a conv launch's, and which steps of which
+/// channel block the window holds.
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct WindowParams {
+    conv: Conv2dParams,
+    s0: u32,
+    s1: u32,
+    block: u32,
+    _pad: u32,
+}
+
+/// Launches a uniform-window GEMM (`Gemm::CpuUniform`) over one weight chunk laid out
+/// as `Packing::Blocked`: per block of 64 outputs, the reduction in windows of
+/// `WINDOW_BYTES`. `outputs` outputs (blocks of 64), `steps` reduction steps (tap x 4
+/// channels) per block. A window resumes the sums the one before stored (the first too,
+/// with flag 4: adding to the output), the last adds the bias and applies the ReLU; so a
+/// ReLU cannot follow an accumulation. `bindings`: input, bias, output.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn launch_windows(
+    rec: &mut Recorder,
+    kernel: Kernel,
+    half: bool,
+    base: Conv2dParams,
+    weights: &wgpu::Buffer,
+    (outputs, steps): (usize, usize),
+    [x, bias, y]: [Binding; 3],
+    pixel_groups: u32,
+) -> Result<()> {
+    let elem = if half { 2 } else { 4 };
+    let step_bytes = 256 * elem;
+    let per = (WINDOW_BYTES / step_bytes) as usize;
+    let windows = steps.div_ceil(per);
+    let flags = base.flags;
+    for b in 0..outputs.div_ceil(64) {
+        let block_at = (b * steps) as u64 * step_bytes;
+        for k in 0..windows {
+            let (s0, s1) = (k * per, ((k + 1) * per).min(steps));
+            let (first, last) = (k == 0, k + 1 == windows);
+            let f = (flags & 3 & if last { 3 } else { 0 }) | (flags & 4) | ((!first as u32) << 2);
+            let p = WindowParams {
+                conv: Conv2dParams { flags: f, ..base },
+                s0: s0 as u32,
+                s1: s1 as u32,
+                block: b as u32,
+                _pad: 0,
+            };
+            let offset = block_at + s0 as u64 * step_bytes;
+            let binds = [x, Binding::Window(weights, offset), bias, y];
+            rec.launch_gemm(
+                kernel,
+                half,
+                &p,
+                &binds,
+                crate::gpu::recorder::grid(pixel_groups),
+            );
+        }
+    }
+    Ok(())
 }
 
 /// Weights laid out for another kernel shape or layer type are refused, not misread.
@@ -174,11 +236,37 @@ pub fn conv2d_acc(
             Kernel::Conv2dForward,
             Kernel::Conv2dForwardCpu,
             Kernel::Conv2dForwardCpuTex,
+            Kernel::Conv2dForwardUniform,
         ],
     );
     let m_tiles = u32s(m.div_ceil(tile.0), "conv2d pixel tiles")?;
     for (i, ch) in w.chunks.iter().enumerate() {
         let p = Conv2dParams::new(g, n, (h, wd), (oh, ow), ch, flags(relu, w) | accumulate)?;
+        if w.packing == Packing::Blocked {
+            if relu && acc.is_some() {
+                return Err(Error::Other(
+                    "conv2d: the cpu-uniform kernels cannot fuse a ReLU into an accumulation"
+                        .into(),
+                ));
+            }
+            let steps = g.kernel.0 * g.kernel.1 * g.cin.div_ceil(4);
+            let binds = [
+                Binding::Tensor(x),
+                Binding::Raw(&ch.bias),
+                Binding::Tensor(&y),
+            ];
+            launch_windows(
+                rec,
+                kernel,
+                w.half,
+                p,
+                &ch.buffer,
+                (ch.rows, steps),
+                binds,
+                m_tiles,
+            )?;
+            continue;
+        }
         let mut grid = crate::gpu::recorder::grid(m_tiles);
         grid[1] = ch.rows.div_ceil(tile.1) as u32;
         let weights = w.forward_source(rec.ctx(), i)?;
@@ -229,7 +317,7 @@ pub fn linear_acc(
             w.row_len
         )));
     }
-    if n >= LINEAR_GEMM_BATCH || w.packed {
+    if n >= LINEAR_GEMM_BATCH || w.packing != Packing::Rows {
         let g = Conv2dGeom {
             cin: k,
             cout: w.rows,

@@ -11,24 +11,30 @@ pub fn ctx() -> &'static Context {
     CTX.get_or_init(|| Context::from_env().expect("a wgpu adapter (install mesa-vulkan-drivers)"))
 }
 
-/// One device per GEMM variant this adapter runs (the tiled one always, the CPU-shaped
-/// ones, buffer and texture weights, where subgroups are 8 wide), so kernel tests cover
-/// every variant on one machine.
+/// One device per GEMM variant this adapter runs (the tiled one always; the CPU-shaped
+/// ones, buffer and texture weights, where subgroups are 8 wide; the uniform-window one
+/// where uniform bindings hold 64 KiB), so kernel tests cover every variant on one machine.
 pub fn gemm_ctxs() -> Vec<&'static Context> {
-    static TILED: OnceLock<Context> = OnceLock::new();
-    static CPU: OnceLock<Context> = OnceLock::new();
-    static CPU_TEX: OnceLock<Context> = OnceLock::new();
-    let open = |g: Gemm| {
-        Context::from_env()
-            .expect("a wgpu adapter (install mesa-vulkan-drivers)")
-            .with_gemm(g)
-    };
-    let tiled = TILED.get_or_init(|| open(Gemm::Tiled));
-    let cpu = CPU.get_or_init(|| open(Gemm::Cpu));
-    if cpu.gemm() != Gemm::Cpu {
-        return vec![tiled];
-    }
-    vec![tiled, cpu, CPU_TEX.get_or_init(|| open(Gemm::CpuTex))]
+    static CTXS: OnceLock<Vec<Context>> = OnceLock::new();
+    CTXS.get_or_init(|| {
+        [Gemm::Tiled, Gemm::Cpu, Gemm::CpuTex, Gemm::CpuUniform]
+            .into_iter()
+            .filter_map(|g| {
+                let c = Context::from_env()
+                    .expect("a wgpu adapter (install mesa-vulkan-drivers)")
+                    .with_gemm(g);
+                (c.gemm() == g).then_some(c)
+            })
+            .collect()
+    })
+    .iter()
+    .collect()
+}
+
+/// Whether a forced binding limit can split `rows` weight rows on `c`: the uniform-window
+/// kernels' blocked layout splits no finer than blocks of 64 rows.
+pub fn can_split(c: &Context, rows: usize) -> bool {
+    c.gemm() != Gemm::CpuUniform || rows > 64
 }
 
 /// Deterministic pseudo-random values in [-1, 1).

@@ -1,0 +1,70 @@
+// Helpers shared by the CPU-shaped conv kernels (conv2d_cpu.wgsl, conv2d_cpu_uniform.wgsl):
+// each invocation owns one output pixel (LANES consecutive pixels per workgroup) and a
+// block of BLOCK channels in sixteen vec4 accumulators. The kernel file declares the
+// uniform `p` (Conv2dParams' fields first) and the `input` binding.
+
+const LANES: u32 = 8u; // pixels per workgroup: one SIMD row of a CPU driver
+const BLOCK: u32 = 64u; // channels per invocation
+
+// a / b for a < 2^24 through a float division, corrected to the exact quotient (CPU
+// drivers have no vector integer division).
+fn fdiv(a: u32, b: u32) -> u32 {
+    var q = u32(f32(a) / f32(b));
+    if (q * b > a) { q -= 1u; }
+    if ((q + 1u) * b <= a) { q += 1u; }
+    return q;
+}
+
+// Channel j of the block is accumulator j / 4, component j % 4.
+struct Acc { a0: vec4<f32>, a1: vec4<f32>, a2: vec4<f32>, a3: vec4<f32>, a4: vec4<f32>, a5: vec4<f32>, a6: vec4<f32>, a7: vec4<f32>, a8: vec4<f32>, a9: vec4<f32>, a10: vec4<f32>, a11: vec4<f32>, a12: vec4<f32>, a13: vec4<f32>, a14: vec4<f32>, a15: vec4<f32> }
+
+fn zero() -> Acc {
+    let z = vec4<f32>(0.0);
+    return Acc(z, z, z, z, z, z, z, z, z, z, z, z, z, z, z, z);
+}
+
+fn pick(a: Acc, j: u32) -> f32 {
+    switch (j / 4u) {
+        case 0u: { return a.a0[j % 4u]; }
+        case 1u: { return a.a1[j % 4u]; }
+        case 2u: { return a.a2[j % 4u]; }
+        case 3u: { return a.a3[j % 4u]; }
+        case 4u: { return a.a4[j % 4u]; }
+        case 5u: { return a.a5[j % 4u]; }
+        case 6u: { return a.a6[j % 4u]; }
+        case 7u: { return a.a7[j % 4u]; }
+        case 8u: { return a.a8[j % 4u]; }
+        case 9u: { return a.a9[j % 4u]; }
+        case 10u: { return a.a10[j % 4u]; }
+        case 11u: { return a.a11[j % 4u]; }
+        case 12u: { return a.a12[j % 4u]; }
+        case 13u: { return a.a13[j % 4u]; }
+        case 14u: { return a.a14[j % 4u]; }
+        default: { return a.a15[j % 4u]; }
+    }
+}
+
+// Four consecutive channels c .. c + 3 of a plane stack at `off` (stride `plane`); the
+// ones at or past `count`, and all of them where !ok, read 0 (from a valid address).
+fn load4(off: u32, c: u32, plane: u32, count: u32, ok: bool) -> vec4<f32> {
+    let last = count - 1u;
+    return vec4<f32>(
+        select(0.0, input[off + min(c, last) * plane], ok && c < count),
+        select(0.0, input[off + min(c + 1u, last) * plane], ok && c + 1u < count),
+        select(0.0, input[off + min(c + 2u, last) * plane], ok && c + 2u < count),
+        select(0.0, input[off + min(c + 3u, last) * plane], ok && c + 3u < count),
+    );
+}
+
+// This invocation's pixel: batch item, offset in the plane, and whether it exists.
+struct Pixel { b: u32, q: u32, y: u32, x: u32, live: bool }
+
+fn pixel(wid: vec3<u32>, nwg: vec3<u32>, lid: u32, plane: u32, width: u32) -> Pixel {
+    let m = (wid.x + wid.z * nwg.x) * LANES + lid;
+    let live = m < p.n * plane;
+    let mm = select(0u, m, live); // lanes past the end compute pixel 0 and store nothing
+    let b = fdiv(mm, plane);
+    let q = mm - b * plane;
+    let y = fdiv(q, width);
+    return Pixel(b, q, y, q - y * width, live);
+}

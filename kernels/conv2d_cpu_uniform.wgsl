@@ -1,0 +1,179 @@
+// conv2d forward and input-gradient shaped for software adapters without 8-lane subgroups
+// (llvmpipe through GL): the CPU-shaped kernels of conv2d_cpu.wgsl, with the weights read
+// from a uniform buffer instead of shared across lanes. CPU drivers load a uniform word
+// whose address is the same in every lane once and broadcast it (a storage or texture
+// load inside a loop is a per-lane gather), so each invocation reads all 64 channels'
+// weights itself at the cost of a broadcast per multiply-add.
+// - A uniform binding holds at most 64 KiB, so a launch sees one window of the weights:
+//   one block of 64 output channels and a run of reduction steps, a step being one tap
+//   and 4 reduction channels. Weights are laid out for that (WeightBuffer, blocked):
+//   [block][tap][ci/4][ci % 4][64 channels], each vec4 four consecutive channels; the
+//   input gradient's twin [ci block][tap][co/4][co % 4][64 ci] is made on first use
+//   (repack.wgsl).
+// - The launcher splits the reduction into windows. A window after the first resumes the
+//   sums where the one before stored them (so every variant sums in the same order); the
+//   last adds the bias and applies the ReLU.
+// - One invocation owns one pixel and the block's 64 channels (conv2d_cpu_common.wgsl).
+
+struct UniformConvParams {
+    n: u32, cin: u32, h: u32, w: u32,
+    cout: u32, oh: u32, ow: u32, kh: u32,
+    kw: u32, stride_h: u32, stride_w: u32, pad_h: u32,
+    pad_w: u32, co_offset: u32, co_count: u32, flags: u32, // bit0 ReLU, bit1 bias, bit2 resume
+    s0: u32, s1: u32, block: u32, _pad: u32, // this window's steps [s0, s1) of channel block `block`
+}
+
+override HALF: bool = false; // f16 weights, two to a word (--weights f16)
+
+@group(0) @binding(0) var<uniform> p: UniformConvParams;
+@group(0) @binding(1) var<storage, read> input: array<f32>; // x, or dY for the gradients
+@group(0) @binding(2) var<uniform> weight: array<vec4<u32>, 4096>; // one 64 KiB window
+@group(0) @binding(3) var<storage, read> bias: array<f32>;
+@group(0) @binding(4) var<storage, read_write> output: array<f32>; // y, or dx
+
+// Weights of 4 consecutive channels, group g of the window.
+fn wl(g: u32) -> vec4<f32> {
+    if (HALF) {
+        let q = weight[g >> 1u];
+        let h = select(q.xy, q.zw, (g & 1u) == 1u);
+        return vec4<f32>(unpack2x16float(h.x), unpack2x16float(h.y));
+    }
+    return bitcast<vec4<f32>>(weight[g]);
+}
+
+// acc += x * the 64 weights of groups g .. g + 15.
+fn mac64(acc: ptr<function, Acc>, x: f32, g: u32) {
+    let v = vec4<f32>(x);
+    (*acc).a0 = fma(v, wl(g), (*acc).a0);
+    (*acc).a1 = fma(v, wl(g + 1u), (*acc).a1);
+    (*acc).a2 = fma(v, wl(g + 2u), (*acc).a2);
+    (*acc).a3 = fma(v, wl(g + 3u), (*acc).a3);
+    (*acc).a4 = fma(v, wl(g + 4u), (*acc).a4);
+    (*acc).a5 = fma(v, wl(g + 5u), (*acc).a5);
+    (*acc).a6 = fma(v, wl(g + 6u), (*acc).a6);
+    (*acc).a7 = fma(v, wl(g + 7u), (*acc).a7);
+    (*acc).a8 = fma(v, wl(g + 8u), (*acc).a8);
+    (*acc).a9 = fma(v, wl(g + 9u), (*acc).a9);
+    (*acc).a10 = fma(v, wl(g + 10u), (*acc).a10);
+    (*acc).a11 = fma(v, wl(g + 11u), (*acc).a11);
+    (*acc).a12 = fma(v, wl(g + 12u), (*acc).a12);
+    (*acc).a13 = fma(v, wl(g + 13u), (*acc).a13);
+    (*acc).a14 = fma(v, wl(g + 14u), (*acc).a14);
+    (*acc).a15 = fma(v, wl(g + 15u), (*acc).a15);
+}
+
+// One step: 4 reduction channels x against the window's step at group g.
+fn step(acc: ptr<function, Acc>, x: vec4<f32>, g: u32) {
+    mac64(acc, x.x, g);
+    mac64(acc, x.y, g + 16u);
+    mac64(acc, x.z, g + 32u);
+    mac64(acc, x.w, g + 48u);
+}
+
+// The window's steps of tap t: [first, end) among its c4n steps.
+fn steps_of(t: u32, c4n: u32) -> vec2<u32> {
+    let base = t * c4n;
+    return vec2<u32>(max(p.s0, base) - base, min(p.s1, base + c4n) - base);
+}
+
+// Output channel c of a plane stack at `base` (stride `plane`), 0 at or past `count`.
+fn partial(base: u32, plane: u32, c: u32, count: u32) -> f32 {
+    return select(0.0, output[base + min(c, count - 1u) * plane], c < count);
+}
+
+fn partial4(base: u32, plane: u32, c: u32, count: u32) -> vec4<f32> {
+    return vec4<f32>(partial(base, plane, c, count), partial(base, plane, c + 1u, count),
+        partial(base, plane, c + 2u, count), partial(base, plane, c + 3u, count));
+}
+
+// The sums earlier windows stored for channels c0 .. c0 + 63 (flag bit2), else zeros.
+fn resume(base: u32, plane: u32, c0: u32, count: u32, live: bool) -> Acc {
+    if ((p.flags & 4u) == 0u || !live) { return zero(); }
+    return Acc(partial4(base, plane, c0, count), partial4(base, plane, c0 + 4u, count),
+        partial4(base, plane, c0 + 8u, count), partial4(base, plane, c0 + 12u, count),
+        partial4(base, plane, c0 + 16u, count), partial4(base, plane, c0 + 20u, count),
+        partial4(base, plane, c0 + 24u, count), partial4(base, plane, c0 + 28u, count),
+        partial4(base, plane, c0 + 32u, count), partial4(base, plane, c0 + 36u, count),
+        partial4(base, plane, c0 + 40u, count), partial4(base, plane, c0 + 44u, count),
+        partial4(base, plane, c0 + 48u, count), partial4(base, plane, c0 + 52u, count),
+        partial4(base, plane, c0 + 56u, count), partial4(base, plane, c0 + 60u, count));
+}
+
+// Stores the block's channels from c0 (below `count`) at base + c * plane, with the bias
+// and the ReLU where this launch's flags ask.
+fn finish(acc: Acc, base: u32, plane: u32, c0: u32, count: u32) {
+    for (var j = 0u; j < BLOCK; j++) {
+        let c = c0 + j;
+        if (c >= count) { break; }
+        var v = pick(acc, j);
+        if ((p.flags & 2u) != 0u) { v += bias[c]; }
+        if ((p.flags & 1u) != 0u) { v = max(v, 0.0); }
+        output[base + c * plane] = v;
+    }
+}
+
+// y[b, co, oy, ox] = sum_{ky, kx, ci} x[b, ci, oy*s + ky - pad, ox*s + kx - pad] W[co, ci, ky, kx]
+@compute @workgroup_size(8, 1, 1)
+fn conv2d_forward_uniform(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let plane = p.oh * p.ow;
+    let px = pixel(wid, nwg, lid, plane, p.ow);
+    let hw = p.h * p.w;
+    let c4n = (p.cin + 3u) / 4u;
+    let xb = px.b * p.cin * hw;
+    let yb = (px.b * p.cout + p.co_offset) * plane + px.q;
+    var acc = resume(yb, plane, p.block * BLOCK, p.co_count, px.live);
+    let t1 = (p.s1 + c4n - 1u) / c4n;
+    for (var t = p.s0 / c4n; t < t1; t++) {
+        let ky = t / p.kw;
+        let kx = t - ky * p.kw;
+        let iy = i32(px.y * p.stride_h + ky) - i32(p.pad_h);
+        let ix = i32(px.x * p.stride_w + kx) - i32(p.pad_w);
+        let ok = iy >= 0 && ix >= 0 && iy < i32(p.h) && ix < i32(p.w);
+        let off = xb + select(0u, u32(iy) * p.w + u32(ix), ok);
+        let r = steps_of(t, c4n);
+        for (var c4 = r.x; c4 < r.y; c4++) {
+            step(&acc, load4(off, 4u * c4, hw, p.cin, ok), (t * c4n + c4 - p.s0) * 64u);
+        }
+    }
+    if (!px.live) { return; }
+    finish(acc, yb, plane, p.block * BLOCK, p.co_count);
+}
+
+// dx[b, ci, iy, ix] = sum_{ky, kx, co} dY[b, co, oy, ox] W[co, ci, ky, kx] where
+// oy * s = iy + pad - ky (and likewise x); co runs over this launch's weight rows.
+@compute @workgroup_size(8, 1, 1)
+fn conv2d_backward_input_uniform(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let plane = p.h * p.w;
+    let px = pixel(wid, nwg, lid, plane, p.w);
+    let ohw = p.oh * p.ow;
+    let c4n = (p.co_count + 3u) / 4u;
+    let yb = (px.b * p.cout + p.co_offset) * ohw;
+    let xb = px.b * p.cin * plane + px.q;
+    var acc = resume(xb, plane, p.block * BLOCK, p.cin, px.live);
+    let t1 = (p.s1 + c4n - 1u) / c4n;
+    for (var t = p.s0 / c4n; t < t1; t++) {
+        let ky = t / p.kw;
+        let kx = t - ky * p.kw;
+        let ty = i32(px.y + p.pad_h) - i32(ky);
+        let oy = fdiv(u32(max(ty, 0)), p.stride_h);
+        let tx = i32(px.x + p.pad_w) - i32(kx);
+        let ox = fdiv(u32(max(tx, 0)), p.stride_w);
+        let ok = ty >= 0 && oy * p.stride_h == u32(ty) && oy < p.oh
+            && tx >= 0 && ox * p.stride_w == u32(tx) && ox < p.ow;
+        let off = yb + select(0u, oy * p.ow + ox, ok);
+        let r = steps_of(t, c4n);
+        for (var c4 = r.x; c4 < r.y; c4++) {
+            step(&acc, load4(off, 4u * c4, ohw, p.co_count, ok), (t * c4n + c4 - p.s0) * 64u);
+        }
+    }
+    if (!px.live) { return; }
+    finish(acc, xb, plane, p.block * BLOCK, p.cin);
+}
