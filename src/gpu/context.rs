@@ -238,15 +238,11 @@ impl Context {
 
     /// The largest storage binding netlens uses on this device, in bytes.
     pub fn max_binding(&self) -> u64 {
-        let device = self.device_binding_limit();
-        self.binding_cap.map_or(device, |c| c.min(device))
-    }
-
-    /// The device's largest storage binding, in bytes, whatever cap netlens sets.
-    pub(crate) fn device_binding_limit(&self) -> u64 {
-        self.limits
+        let device = self
+            .limits
             .max_storage_buffer_binding_size
-            .min(self.limits.max_buffer_size)
+            .min(self.limits.max_buffer_size);
+        self.binding_cap.map_or(device, |c| c.min(device))
     }
 
     /// Turns pending uncaptured errors and device loss into a typed error.

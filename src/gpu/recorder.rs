@@ -10,13 +10,13 @@ use super::tensor::{PooledBuffer, Tensor};
 use crate::error::Result;
 
 /// A resource bound to a launch: a pooled tensor (kept alive until submit), a weight
-/// buffer, a weight texture, or a window of `WINDOW_BYTES` at an offset of a weight buffer.
+/// buffer, a weight texture, or a range (offset, bytes) of a weight buffer.
 #[derive(Clone, Copy)]
 pub enum Binding<'t> {
     Tensor(&'t Tensor),
     Raw(&'t wgpu::Buffer),
     Texture(&'t wgpu::TextureView),
-    Window(&'t wgpu::Buffer, u64),
+    Range(&'t wgpu::Buffer, u64, u64),
 }
 
 enum Resource {
@@ -88,8 +88,8 @@ impl<'c> Recorder<'c> {
                     Resource::Buffer(t.buffer().clone(), 0, t.bytes().max(4))
                 }
                 Binding::Raw(buf) => Resource::Buffer((*buf).clone(), 0, buf.size()),
-                Binding::Window(buf, offset) => {
-                    Resource::Buffer((*buf).clone(), *offset, super::WINDOW_BYTES)
+                Binding::Range(buf, offset, size) => {
+                    Resource::Buffer((*buf).clone(), *offset, *size)
                 }
                 Binding::Texture(v) => Resource::Texture((*v).clone()),
             })

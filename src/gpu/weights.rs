@@ -181,11 +181,21 @@ impl WeightBuffer {
             .limit
             .unwrap_or(ctx.max_binding())
             .min(ctx.max_binding());
-        // Blocked chunks hold whole blocks of 64 rows and a window's tail: a cap set below
-        // that (tests, with_binding_limit) gives way, the device's own limit does not.
+        // Blocked chunks hold whole blocks of 64 rows and a window's tail, and are bound only
+        // in ranges (windows, the transpose's pieces): a block may pass the binding limit,
+        // not the largest buffer.
         let unit = if packing == Packing::Blocked { 64 } else { 4 };
         if packing == Packing::Blocked {
-            limit = limit.max(bytes(rows.min(64)).min(ctx.device_binding_limit()));
+            limit = limit.max(bytes(rows.min(64)));
+            let max = ctx.limits.max_buffer_size;
+            if bytes(rows.min(64)) > max {
+                return Err(Error::TooLarge {
+                    what: format!("a block of 64 rows of {name}"),
+                    bytes: bytes(rows.min(64)),
+                    limit: max,
+                    hint: "use NETLENS_GEMM=tiled, which splits by single rows".into(),
+                });
+            }
         }
         let mut per_chunk = rows;
         while per_chunk > 0 && bytes(per_chunk) > limit {
@@ -315,19 +325,50 @@ impl WeightBuffer {
             usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | uniform,
             mapped_at_creation: false,
         });
-        let words = (bytes / 4) as u32;
-        let p = RepackParams {
+        let words = bytes / 4;
+        let base = RepackParams {
             rows: ch.rows as u32,
             cin: pack.cin as u32,
             taps: pack.taps as u32,
             c4: (pack.cin.div_ceil(4) * 4) as u32,
             r4: (ch.rows.div_ceil(4) * 4) as u32,
-            words,
-            _pad: [0; 2],
+            words: words as u32,
+            src_lo: 0,
+            src_words: (ch.buffer.size() / 4) as u32,
+            dst_lo: 0,
+            _pad: [0; 3],
         };
         let mut rec = Recorder::new(ctx, "transposing packed weights");
-        let bindings = [Binding::Raw(&ch.buffer), Binding::Raw(&dst)];
-        rec.launch_gemm(kernel, self.half, &p, &bindings, grid(words.div_ceil(64)));
+        if self.packing != Packing::Blocked {
+            let bindings = [Binding::Raw(&ch.buffer), Binding::Raw(&dst)];
+            let groups = grid(base.words.div_ceil(64));
+            rec.launch_gemm(kernel, self.half, &base, &bindings, groups);
+        } else {
+            // blocked chunks hold whole blocks of 64 rows, which may pass the binding limit:
+            // bind ranges of both buffers, every output range against every source range
+            let align = ctx.limits.min_storage_buffer_offset_alignment.max(256) as u64;
+            let piece = (ctx.max_binding() / align * align / 4).max(align / 4);
+            let src_words = ch.buffer.size() / 4;
+            for d in (0..words).step_by(piece as usize) {
+                let dn = piece.min(words - d);
+                for s in (0..src_words).step_by(piece as usize) {
+                    let sn = piece.min(src_words - s);
+                    let p = RepackParams {
+                        words: dn as u32,
+                        src_lo: s as u32,
+                        src_words: sn as u32,
+                        dst_lo: d as u32,
+                        ..base
+                    };
+                    let bindings = [
+                        Binding::Range(&ch.buffer, s * 4, sn * 4),
+                        Binding::Range(&dst, d * 4, dn * 4),
+                    ];
+                    let groups = grid((dn as u32).div_ceil(64));
+                    rec.launch_gemm(kernel, self.half, &p, &bindings, groups);
+                }
+            }
+        }
         rec.submit()?;
         Ok(dst)
     }
@@ -366,7 +407,10 @@ struct RepackParams {
     c4: u32,
     r4: u32,
     words: u32,
-    _pad: [u32; 2],
+    src_lo: u32,
+    src_words: u32,
+    dst_lo: u32,
+    _pad: [u32; 3],
 }
 
 /// The layouts of rows [s, s + n) of a [rows, cin, taps] matrix.

@@ -155,7 +155,7 @@ pub(crate) fn launch_windows(
                 _pad: 0,
             };
             let offset = block_at + s0 as u64 * step_bytes;
-            let binds = [x, Binding::Window(weights, offset), bias, y];
+            let binds = [x, Binding::Range(weights, offset, WINDOW_BYTES), bias, y];
             rec.launch_gemm(
                 kernel,
                 half,
