@@ -1,6 +1,6 @@
 // Helpers shared by the CPU-shaped conv kernels (conv2d_cpu.wgsl, conv2d_cpu_uniform.wgsl):
-// each invocation owns one output pixel (LANES consecutive pixels per workgroup) and a
-// block of BLOCK channels in sixteen vec4 accumulators. The kernel file declares the
+// each invocation owns one or two output pixels (LANES consecutive pixels per workgroup
+// and pixel) and a block of BLOCK channels in sixteen vec4 accumulators per pixel. The kernel file declares the
 // uniform `p` (Conv2dParams' fields first) and the `input` binding.
 
 const LANES: u32 = 8u; // pixels per workgroup: one SIMD row of a CPU driver
@@ -60,7 +60,11 @@ fn load4(off: u32, c: u32, plane: u32, count: u32, ok: bool) -> vec4<f32> {
 struct Pixel { b: u32, q: u32, y: u32, x: u32, live: bool }
 
 fn pixel(wid: vec3<u32>, nwg: vec3<u32>, lid: u32, plane: u32, width: u32) -> Pixel {
-    let m = (wid.x + wid.z * nwg.x) * LANES + lid;
+    return pixel_at((wid.x + wid.z * nwg.x) * LANES + lid, plane, width);
+}
+
+// Output pixel m of the batch (planes of `plane` pixels, rows of `width`).
+fn pixel_at(m: u32, plane: u32, width: u32) -> Pixel {
     let live = m < p.n * plane;
     let mm = select(0u, m, live); // lanes past the end compute pixel 0 and store nothing
     let b = fdiv(mm, plane);

@@ -95,6 +95,8 @@ impl Conv2dGeom {
 const TILED: (usize, usize) = (64, 64);
 /// The CPU-shaped kernel's: 8 lanes (one subgroup), one pixel each, 64 channels per lane.
 const CPU: (usize, usize) = (8, 64);
+/// The uniform-window kernel's: 8 lanes of two pixels each, 64 channels.
+const UNIFORM: (usize, usize) = (16, 64);
 
 /// The context's variant of a GEMM kernel (tiled, CPU-shaped, CPU-shaped with texture
 /// weights, CPU-shaped with uniform windows) and its (pixels, channels) per workgroup.
@@ -103,7 +105,7 @@ pub(crate) fn gemm_kernel(rec: &Recorder, kernels: [Kernel; 4]) -> (Kernel, (usi
         Gemm::Tiled => (kernels[0], TILED),
         Gemm::Cpu => (kernels[1], CPU),
         Gemm::CpuTex => (kernels[2], CPU),
-        Gemm::CpuUniform => (kernels[3], CPU),
+        Gemm::CpuUniform => (kernels[3], UNIFORM),
     }
 }
 
