@@ -479,3 +479,32 @@ fn many_windows_blocks_and_chunks() {
         }
     }
 }
+
+/// Weights uploaded for one context's GEMM layout are refused by a context whose kernels
+/// read another, with a message that says so.
+#[test]
+fn weights_of_another_variant_are_refused() {
+    let ctxs = gemm_ctxs();
+    let g = geom(3, 5, (3, 3), (1, 1), (1, 1));
+    let x = rand_vec(3 * 36, 1);
+    for a in &ctxs {
+        for b in &ctxs {
+            // (buffers of one device never reach another's kernels: the check comes first)
+            let same = std::ptr::eq(*a, *b);
+            if !same && a.gemm().packing() == b.gemm().packing() {
+                continue;
+            }
+            let w = WeightBuffer::upload_conv(a, "w", &rand_vec(5 * 27, 2), 5, 9, None).unwrap();
+            let xt = Tensor::upload(b, &x, &[1, 3, 6, 6]).unwrap();
+            let mut rec = Recorder::new(b, "mixed");
+            let r = ops::conv2d(&mut rec, &xt, &w, &g, false);
+            if same {
+                assert!(r.is_ok(), "{:?}", a.gemm());
+                rec.submit().unwrap();
+            } else {
+                let e = r.err().expect("a layout mismatch is an error").to_string();
+                assert!(e.contains("another context"), "{e}");
+            }
+        }
+    }
+}

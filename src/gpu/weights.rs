@@ -449,13 +449,16 @@ impl Pack {
         let (taps, cin) = (self.taps, self.cin);
         let c4 = cin.div_ceil(4) * 4;
         let mut out = vec![0.0; self.lens(packing, n).0];
+        if packing == Packing::Rows {
+            out[..part.len()].copy_from_slice(part);
+            return out;
+        }
         for r in 0..n {
             for ci in 0..cin {
                 for t in 0..taps {
                     let i = match packing {
-                        Packing::Rows => (r * cin + ci) * taps + t,
                         Packing::Vec4 => (r * taps + t) * c4 + ci,
-                        Packing::Blocked => ((r / 64 * taps + t) * c4 + ci) * 64 + r % 64,
+                        _ => ((r / 64 * taps + t) * c4 + ci) * 64 + r % 64,
                     };
                     out[i] = part[(r * cin + ci) * taps + t];
                 }

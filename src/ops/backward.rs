@@ -1,7 +1,8 @@
 //! Input-gradient launchers, twins of the forward ones.
 
 use super::conv::{
-    check_layout, gemm_kernel, launch_windows, Conv2dParams, LinearParams, LINEAR_GEMM_BATCH,
+    check_layout, check_packing, gemm_kernel, launch_windows, Conv2dParams, LinearParams,
+    LINEAR_GEMM_BATCH,
 };
 use super::pool::params;
 use super::simple::ElementParams;
@@ -38,6 +39,7 @@ pub fn conv2d_backward_input(
         )));
     }
     check_layout(w, g, "conv2d backward")?;
+    check_packing(rec, w, "conv2d backward")?;
     let dx = Tensor::empty(rec.ctx(), &[n, g.cin, h, wd], "conv2d input gradient")?;
     let (kernel, tile) = gemm_kernel(
         rec,
@@ -68,7 +70,7 @@ pub fn conv2d_backward_input(
                 (g.cin, steps),
                 binds,
                 tiles,
-            )?;
+            );
             continue;
         }
         let mut gr = grid(tiles);

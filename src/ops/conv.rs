@@ -137,7 +137,7 @@ pub(crate) fn launch_windows(
     (outputs, steps): (usize, usize),
     [x, bias, y]: [Binding; 3],
     pixel_groups: u32,
-) -> Result<()> {
+) {
     let elem = if half { 2 } else { 4 };
     let step_bytes = 256 * elem;
     let per = (WINDOW_BYTES / step_bytes) as usize;
@@ -166,6 +166,19 @@ pub(crate) fn launch_windows(
                 crate::gpu::recorder::grid(pixel_groups),
             );
         }
+    }
+}
+
+/// Weights laid out for another context's GEMM kernels are refused, not misread.
+pub(crate) fn check_packing(rec: &Recorder, w: &WeightBuffer, what: &str) -> Result<()> {
+    let gemm = rec.ctx().gemm();
+    if w.packing != gemm.packing() {
+        return Err(Error::Shape(format!(
+            "{what}: weights laid out as {:?} for another context; this one runs the {} GEMMs \
+             (upload the weights with the context that runs them)",
+            w.packing,
+            gemm.name()
+        )));
     }
     Ok(())
 }
@@ -219,6 +232,7 @@ pub fn conv2d_acc(
         )));
     }
     check_layout(w, g, "conv2d")?;
+    check_packing(rec, w, "conv2d")?;
     let (oh, ow) = g.out_hw(h, wd)?;
     let y = match acc {
         Some(t) if t.shape == [n, g.cout, oh, ow] => t.clone(),
@@ -266,7 +280,7 @@ pub fn conv2d_acc(
                 (ch.rows, steps),
                 binds,
                 m_tiles,
-            )?;
+            );
             continue;
         }
         let mut grid = crate::gpu::recorder::grid(m_tiles);
