@@ -1,7 +1,8 @@
 //! The README's mask numbers: deletion or preservation masks on the demo model for the
 //! shipped samples and a freshly generated set, scored against the object masks.
 //! cargo run --release --example mask_study -- [deletion|preservation|extremal] [COUNT] [SEED] [k=v ...]
-//! (k=v overrides: mask=, l1=, tv=, init=, iters=, lr=, jitter=, score=)
+//! (k=v overrides: mask=, l1=, tv=, init=, iters=, lr=, jitter=, score=; extremal: weight=,
+//! growth=, iters=)
 use std::sync::Arc;
 
 use netlens::data::synth::render_one;
@@ -60,11 +61,21 @@ fn generated(net: &Net, count: usize, seed: u64) -> Vec<Item> {
 
 /// Extremal preserve masks at three areas: the area reached (TorchRay's measure) against
 /// the target, and the target's probability on what the mask keeps.
-fn extremal(net: &Net, sets: Vec<(&str, Vec<Item>)>) -> netlens::Result<()> {
-    let s = ExtremalSettings {
+fn extremal(net: &Net, sets: Vec<(&str, Vec<Item>)>, overrides: &[String]) -> netlens::Result<()> {
+    let mut s = ExtremalSettings {
         areas: vec![0.05, 0.1, 0.2],
         ..ExtremalSettings::new(Variant::Preserve, (64, 64))
     };
+    for kv in overrides {
+        let (k, v) = kv.split_once('=').expect("k=v");
+        let f: f32 = v.parse().expect("a number");
+        match k {
+            "weight" => s.regul_weight = f,
+            "growth" => s.regul_growth = f,
+            "iters" => s.iterations = f as usize,
+            o => panic!("unknown setting {o}"),
+        }
+    }
     println!("{s:?}");
     let names = net.model().meta.classes.clone().unwrap_or_default();
     for (set, items) in sets {
@@ -123,7 +134,7 @@ fn main() -> netlens::Result<()> {
             ("shipped samples", samples(&net)),
             ("generated", generated(&net, count, seed)),
         ];
-        return extremal(&net, sets);
+        return extremal(&net, sets, &args[args.len().min(3)..]);
     }
     let game: Game = args.first().map_or("deletion", |s| s.as_str()).parse()?;
     let count = args.get(1).map_or(32, |s| s.parse().expect("a count"));

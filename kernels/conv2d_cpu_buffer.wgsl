@@ -1,19 +1,12 @@
 // Prelude of conv2d_cpu.wgsl: the packed weights in a storage buffer, as f32 vec4s, or
 // with HALF (a pipeline constant, --weights f16) as f16 quadruples two to a vec4<u32>.
 
-override HALF: bool = false;
-
 @group(0) @binding(2) var<storage, read> weight: array<vec4<u32>>;
 
 fn winit() {}
 
 // Packed weight group g (4 consecutive reduction channels) as f32.
 fn wload4(g: u32) -> vec4<f32> {
-    if (HALF) {
-        let q = weight[g >> 1u];
-        let h = select(q.xy, q.zw, (g & 1u) == 1u);
-        return vec4<f32>(unpack2x16float(h.x), unpack2x16float(h.y));
-    }
-    return bitcast<vec4<f32>>(weight[g]);
+    return unpack4(weight[select(g, g >> 1u, HALF)], g);
 }
 

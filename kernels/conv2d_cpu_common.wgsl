@@ -3,6 +3,8 @@
 // and pixel) and a block of BLOCK channels in sixteen vec4 accumulators per pixel. The kernel file declares the
 // uniform `p` (Conv2dParams' fields first) and the `input` binding.
 
+override HALF: bool = false; // f16 weights (--weights f16), a pipeline constant
+
 const LANES: u32 = 8u; // pixels per workgroup: one SIMD row of a CPU driver
 const BLOCK: u32 = 64u; // channels per invocation
 
@@ -13,6 +15,16 @@ fn fdiv(a: u32, b: u32) -> u32 {
     if (q * b > a) { q -= 1u; }
     if ((q + 1u) * b <= a) { q += 1u; }
     return q;
+}
+
+// The four weights of group g (4 consecutive reduction channels) from the word q that
+// holds it: f32s, or with HALF two groups of f16s per word, g's in the low half if g is even.
+fn unpack4(q: vec4<u32>, g: u32) -> vec4<f32> {
+    if (HALF) {
+        let h = select(q.xy, q.zw, (g & 1u) == 1u);
+        return vec4<f32>(unpack2x16float(h.x), unpack2x16float(h.y));
+    }
+    return bitcast<vec4<f32>>(q);
 }
 
 // Channel j of the block is accumulator j / 4, component j % 4.

@@ -4,7 +4,8 @@
 // over the lanes that, without AVX-512, passes every word through the stack; a texel
 // fetch is a vector gather, about three times faster on AVX2 (README, Benchmarks).
 
-override HALF: bool = false; // the texture's format converts halves; kept for the pipeline
+// (HALF, declared in conv2d_cpu_common.wgsl, is unused here: the texture's format converts
+// halves.)
 
 @group(0) @binding(2) var weight: texture_2d<f32>;
 

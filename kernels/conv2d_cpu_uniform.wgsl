@@ -25,8 +25,6 @@ struct UniformConvParams {
     s0: u32, s1: u32, block: u32, _pad: u32, // this window's steps [s0, s1) of channel block `block`
 }
 
-override HALF: bool = false; // f16 weights, two to a word (--weights f16)
-
 @group(0) @binding(0) var<uniform> p: UniformConvParams;
 @group(0) @binding(1) var<storage, read> input: array<f32>; // x, or dY for the gradients
 @group(0) @binding(2) var<uniform> weight: array<vec4<u32>, 4096>; // one 64 KiB window
@@ -35,12 +33,7 @@ override HALF: bool = false; // f16 weights, two to a word (--weights f16)
 
 // Weights of 4 consecutive channels, group g of the window.
 fn wl(g: u32) -> vec4<f32> {
-    if (HALF) {
-        let q = weight[g >> 1u];
-        let h = select(q.xy, q.zw, (g & 1u) == 1u);
-        return vec4<f32>(unpack2x16float(h.x), unpack2x16float(h.y));
-    }
-    return bitcast<vec4<f32>>(weight[g]);
+    return unpack4(weight[select(g, g >> 1u, HALF)], g);
 }
 
 // a += x * the 64 weights of groups g .. g + 15, and b += y * the same.

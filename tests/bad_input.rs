@@ -519,6 +519,14 @@ fn mask_cli_writes_every_output_and_refuses_bad_settings() {
         (vec!["--game", "extremal", "--variant", "both"], "--variant"),
         (vec!["--game", "extremal", "--levels", "1"], "--levels"),
         (
+            vec!["--game", "extremal", "--regul-weight", "-1"],
+            "--regul-weight",
+        ),
+        (
+            vec!["--game", "extremal", "--regul-growth", "0.9"],
+            "--regul-growth",
+        ),
+        (
             vec!["--game", "extremal", "--perturbation", "noise"],
             "--perturbation",
         ),
@@ -904,6 +912,8 @@ fn every_numeric_flag_refuses_nan_and_infinity() {
                 "--jitter",
                 "--init",
                 "--explainable-below",
+                "--regul-weight",
+                "--regul-growth",
             ],
         ),
         (

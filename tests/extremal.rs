@@ -33,7 +33,7 @@ fn twenty_iterations_match_torchray() {
             max_blur: 20.0,
             iterations: 5,
             explainable_below: 1.0,
-            ..ExtremalSettings::new(variant, (64, 64))
+            ..ExtremalSettings::torchray(variant, (64, 64))
         };
         let r = extremal_perturbation(
             &net,

@@ -506,5 +506,18 @@ fn weights_of_another_variant_are_refused() {
                 assert!(e.contains("another context"), "{e}");
             }
         }
+        // cpu-uniform adds the ReLU in its last window, so it cannot follow an accumulation
+        let w = WeightBuffer::upload_conv(a, "w", &rand_vec(5 * 27, 2), 5, 9, None).unwrap();
+        let xt = Tensor::upload(a, &x, &[1, 3, 6, 6]).unwrap();
+        let acc = Tensor::upload(a, &vec![0.0; 5 * 36], &[1, 5, 6, 6]).unwrap();
+        let mut rec = Recorder::new(a, "relu after acc");
+        let r = ops::conv2d_acc(&mut rec, &xt, &w, &g, true, Some(&acc));
+        if a.gemm() == netlens::gpu::Gemm::CpuUniform {
+            let e = r.err().expect("ReLU after an accumulation is refused");
+            assert!(e.to_string().contains("cannot fuse"), "{e}");
+        } else {
+            assert!(r.is_ok(), "{:?}: {:?}", a.gemm(), r.err());
+            rec.submit().unwrap();
+        }
     }
 }

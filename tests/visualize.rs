@@ -22,12 +22,17 @@ fn hidden() -> indicatif::ProgressBar {
 }
 
 #[test]
-fn class_models_reach_every_class_with_the_default_preset() {
+fn class_models_reach_every_class_in_350_steps_of_the_default_preset() {
     let net = demo();
     let m = net.model();
     let text: Vec<String> = (0..8).map(|k| format!("logprob:{k}")).collect();
     let goals = Goal::parse_list(&text.join(","), m, &[1, 3, 64, 64]).unwrap();
-    let s = MaximizeSettings::preset(Preset::Simonyan, (64, 64));
+    // the preset runs 500 steps; the slowest classes (circle, ring) pass p = 0.95 by about
+    // step 250 on lavapipe, so 350 keep a margin at 70% of the time
+    let s = MaximizeSettings {
+        steps: 350,
+        ..MaximizeSettings::preset(Preset::Simonyan, (64, 64))
+    };
     let r = maximize(&net, &goals, &s, &hidden()).unwrap();
     for k in 0..8 {
         let p = r.probs.data[k * 8 + k];

@@ -38,6 +38,13 @@ pub struct Args {
     /// extremal: width σ of each cell's bump in pixels (default 21 · side / 224)
     #[arg(long, allow_negative_numbers = true)]
     sigma: Option<f32>,
+    /// extremal: starting weight of the area regulariser, in [0, 1e6] (TorchRay: 300)
+    #[arg(long, allow_negative_numbers = true)]
+    regul_weight: Option<f32>,
+    /// extremal: the area weight's growth per step, in [1, 1.1] (default 1.007; TorchRay:
+    /// 1.0035)
+    #[arg(long, allow_negative_numbers = true)]
+    regul_growth: Option<f32>,
     /// extremal: no horizontal flip every other step
     #[arg(long)]
     no_jitter: bool,
@@ -200,6 +207,8 @@ fn extremal_settings(a: &Args, hw: (usize, usize)) -> Result<ExtremalSettings> {
     s.sigma = a.sigma.unwrap_or(s.sigma);
     s.iterations = a.iterations.unwrap_or(s.iterations);
     s.lr = a.lr.unwrap_or(s.lr);
+    s.regul_weight = a.regul_weight.unwrap_or(s.regul_weight);
+    s.regul_growth = a.regul_growth.unwrap_or(s.regul_growth);
     s.jitter = !a.no_jitter;
     s.explainable_below = a.explainable_below;
     s.check(hw.0, hw.1)?;
@@ -236,6 +245,12 @@ fn check_flags(a: &Args) -> Result<()> {
     }
     if let Some(v) = a.blur_sigma {
         check_range("--blur-sigma", v, 0.0, 4096.0, true)?;
+    }
+    if let Some(v) = a.regul_weight {
+        check_range("--regul-weight", v, 0.0, 1e6, false)?;
+    }
+    if let Some(v) = a.regul_growth {
+        check_range("--regul-growth", v, 1.0, 1.1, false)?;
     }
     if a.baseline != "mean" {
         let v: f32 = a.baseline.parse().map_err(|_| {

@@ -1,8 +1,7 @@
 //! Input-gradient launchers, twins of the forward ones.
 
 use super::conv::{
-    check_layout, check_packing, gemm_kernel, launch_windows, Conv2dParams, LinearParams,
-    LINEAR_GEMM_BATCH,
+    check_layout, gemm_kernel, launch_windows, Conv2dParams, LinearParams, LINEAR_GEMM_BATCH,
 };
 use super::pool::params;
 use super::simple::ElementParams;
@@ -38,8 +37,7 @@ pub fn conv2d_backward_input(
             dy.shape
         )));
     }
-    check_layout(w, g, "conv2d backward")?;
-    check_packing(rec, w, "conv2d backward")?;
+    check_layout(rec, w, g, "conv2d backward")?;
     let dx = Tensor::empty(rec.ctx(), &[n, g.cin, h, wd], "conv2d input gradient")?;
     let (kernel, tile) = gemm_kernel(
         rec,

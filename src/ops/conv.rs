@@ -169,22 +169,14 @@ pub(crate) fn launch_windows(
     }
 }
 
-/// Weights laid out for another context's GEMM kernels are refused, not misread.
-pub(crate) fn check_packing(rec: &Recorder, w: &WeightBuffer, what: &str) -> Result<()> {
-    let gemm = rec.ctx().gemm();
-    if w.packing != gemm.packing() {
-        return Err(Error::Shape(format!(
-            "{what}: weights laid out as {:?} for another context; this one runs the {} GEMMs \
-             (upload the weights with the context that runs them)",
-            w.packing,
-            gemm.name()
-        )));
-    }
-    Ok(())
-}
-
-/// Weights laid out for another kernel shape or layer type are refused, not misread.
-pub(crate) fn check_layout(w: &WeightBuffer, g: &Conv2dGeom, what: &str) -> Result<()> {
+/// Weights laid out for another kernel shape, layer type or context's GEMM kernels are
+/// refused, not misread.
+pub(crate) fn check_layout(
+    rec: &Recorder,
+    w: &WeightBuffer,
+    g: &Conv2dGeom,
+    what: &str,
+) -> Result<()> {
     let taps = g.kernel.0 * g.kernel.1;
     let fits = match w.kind {
         WeightKind::Conv { taps: t } => t == taps,
@@ -195,6 +187,15 @@ pub(crate) fn check_layout(w: &WeightBuffer, g: &Conv2dGeom, what: &str) -> Resu
             "{what}: weights [{}, {}] ({:?}) do not fit a {}x{} convolution of {} -> {} channels \
              (upload conv weights with WeightBuffer::upload_conv)",
             w.rows, w.row_len, w.kind, g.kernel.0, g.kernel.1, g.cin, g.cout
+        )));
+    }
+    let gemm = rec.ctx().gemm();
+    if w.packing != gemm.packing() {
+        return Err(Error::Shape(format!(
+            "{what}: weights laid out as {:?} for another context; this one runs the {} GEMMs \
+             (upload the weights with the context that runs them)",
+            w.packing,
+            gemm.name()
         )));
     }
     Ok(())
@@ -231,8 +232,7 @@ pub fn conv2d_acc(
             g.cin, x.shape
         )));
     }
-    check_layout(w, g, "conv2d")?;
-    check_packing(rec, w, "conv2d")?;
+    check_layout(rec, w, g, "conv2d")?;
     let (oh, ow) = g.out_hw(h, wd)?;
     let y = match acc {
         Some(t) if t.shape == [n, g.cout, oh, ow] => t.clone(),
