@@ -88,7 +88,7 @@ fn extremal(net: &Net, sets: Vec<(&str, Vec<Item>)>, overrides: &[String]) -> ne
             items.len(),
             t0.elapsed().as_secs_f64()
         );
-        println!("item              class      area  reached  p(phi)  ok");
+        println!("item              class      area  reached  >=0.5  p(phi)  ok");
         let (mut ok, mut rows) = (0, 0);
         for (k, m) in r.items.iter().enumerate() {
             let it = &items[k / 3];
@@ -108,11 +108,12 @@ fn extremal(net: &Net, sets: Vec<(&str, Vec<Item>)>, overrides: &[String]) -> ne
             rows += 1;
             ok += pass as usize;
             println!(
-                "{:<17} {:<9} {:>5.2} {:>8.3} {:>7.3}  {}",
+                "{:<17} {:<9} {:>5.2} {:>8.3} {:>6.3} {:>7.3}  {}",
                 it.name,
                 names.get(it.class).map_or("?", |s| s.as_str()),
                 t,
                 a,
+                m.area_above_half.unwrap(),
                 m.p_perturbed,
                 if pass { "yes" } else { "NO" }
             );

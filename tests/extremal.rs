@@ -43,6 +43,14 @@ fn twenty_iterations_match_torchray() {
             &indicatif::ProgressBar::hidden(),
         )
         .unwrap();
+        for it in &r.items {
+            // five steps from all ones: most of each mask (input and margin) is still near 1
+            let (a, h) = (it.area.unwrap(), it.area_above_half.unwrap());
+            assert!(
+                a > 0.5 && a <= 1.0 && h >= a - 0.05 && h <= 1.0,
+                "{key}: {a} {h}"
+            );
+        }
         let torchray = &want[&format!("{key}.mask")].data;
         let mut mask = r.mask.data.clone();
         if variant == Variant::Delete {

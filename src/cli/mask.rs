@@ -361,7 +361,7 @@ fn write_outputs(a: &Args, net: &crate::graph::Net, x: &Array, s: &Run, r: &Mask
             let per = r.items.len() / x.batch().max(1);
             json!({"input": i / per.max(1), "target": it.target, "target_name": net.model().class_name(it.target),
                    "explainable": it.explainable, "p_input": it.p_input, "p_baseline": it.p_baseline,
-                   "p_perturbed": it.p_perturbed, "kept": it.kept, "area_target": it.area_target, "area": it.area,
+                   "p_perturbed": it.p_perturbed, "kept": it.kept, "area_target": it.area_target, "area": it.area, "area_above_half": it.area_above_half,
                    "iterations": it.loss.len(), "loss": it.loss, "prob": it.prob})
         })
         .collect();
@@ -383,8 +383,10 @@ fn write_outputs(a: &Args, net: &crate::graph::Net, x: &Array, s: &Run, r: &Mask
     for (i, it) in r.items.iter().enumerate() {
         let name = net.model().class_name(it.target);
         if it.explainable {
-            let area = match (it.area_target, it.area) {
-                (Some(t), Some(a)) => format!(" (area {t}: reached {a:.3})"),
+            let area = match (it.area_target, it.area, it.area_above_half) {
+                (Some(t), Some(a), Some(h)) => {
+                    format!(" (area {t}: reached {a:.3}, {h:.3} at or above 0.5)")
+                }
                 _ => String::new(),
             };
             println!(

@@ -236,6 +236,7 @@ pub fn extremal_perturbation(
             kept: 1.0,
             area_target: Some(s.areas[r % a]),
             area: None,
+            area_above_half: None,
             explainable: false,
             loss: Vec::new(),
             prob: Vec::new(),
@@ -386,6 +387,7 @@ fn optimise(
             }
         }
     }
+    let full_plane = |r: usize| &out[0][r * geo.oh * geo.ow..(r + 1) * geo.oh * geo.ow];
     let items = (0..k)
         .map(|r| {
             let kept = mask[r * plane..(r + 1) * plane].iter().sum::<f32>() / plane as f32;
@@ -407,11 +409,10 @@ fn optimise(
                 p_perturbed: out[2][r],
                 kept,
                 area_target: Some(s.areas[r % a]),
-                area: Some(
-                    out[0][r * geo.oh * geo.ow..(r + 1) * geo.oh * geo.ow]
-                        .iter()
-                        .sum::<f32>()
-                        / (geo.oh * geo.ow) as f32,
+                area: Some(full_plane(r).iter().sum::<f32>() / full_plane(r).len() as f32),
+                area_above_half: Some(
+                    full_plane(r).iter().filter(|v| **v >= 0.5).count() as f32
+                        / full_plane(r).len() as f32,
                 ),
                 explainable: true,
                 loss,

@@ -320,6 +320,7 @@ impl<'a> MaskRun<'a> {
                     kept: out[3][i],
                     area_target: None,
                     area: None,
+                    area_above_half: None,
                     explainable: true,
                     loss: (0..steps)
                         .map(|t| p.loss(area[t], tvv[t], score[t]))

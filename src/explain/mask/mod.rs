@@ -35,6 +35,12 @@ pub struct MaskItem {
     /// delete).
     pub area_target: Option<f32>,
     pub area: Option<f32>,
+    /// Extremal perturbations: the share of the same mask at or above 0.5. The ranking
+    /// regulariser's ideal is a step (that share at 1, the rest at 0); a smooth mask's
+    /// soft edges put the best step where the mask crosses 0.5, while the tail of each
+    /// edge outside it adds to `area` (so `area` runs over its target by a share that
+    /// grows with the mask's outline; README, Masks).
+    pub area_above_half: Option<f32>,
     /// False when η alone already keeps the prediction (p_baseline at or above
     /// `explainable_below`): no mask of this perturbation can explain the item, so none
     /// is learned; its mask is all ones and its Φ is x₀.
@@ -109,6 +115,7 @@ pub fn meaningful_perturbation(
             kept: 1.0,
             area_target: None,
             area: None,
+            area_above_half: None,
             explainable: false,
             loss: Vec::new(),
             prob: Vec::new(),
