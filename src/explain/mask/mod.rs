@@ -35,11 +35,8 @@ pub struct MaskItem {
     /// delete).
     pub area_target: Option<f32>,
     pub area: Option<f32>,
-    /// Extremal perturbations: the share of the same mask at or above 0.5. The ranking
-    /// regulariser's ideal is a step (that share at 1, the rest at 0); a smooth mask's
-    /// soft edges put the best step where the mask crosses 0.5, while the tail of each
-    /// edge outside it adds to `area` (so `area` runs over its target by a share that
-    /// grows with the mask's outline; README, Masks).
+    /// Extremal perturbations: the share of the same mask at or above 0.5, the area of the
+    /// region the mask keeps when read as a hard mask.
     pub area_above_half: Option<f32>,
     /// False when η alone already keeps the prediction (p_baseline at or above
     /// `explainable_below`): no mask of this perturbation can explain the item, so none
