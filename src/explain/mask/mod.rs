@@ -35,8 +35,8 @@ pub struct MaskItem {
     /// delete).
     pub area_target: Option<f32>,
     pub area: Option<f32>,
-    /// Extremal perturbations: the share of the same mask at or above 0.5, the area of the
-    /// region the mask keeps when read as a hard mask.
+    /// Extremal perturbations: the share of the same mask at or above 0.5 (its area read as
+    /// a hard mask).
     pub area_above_half: Option<f32>,
     /// False when η alone already keeps the prediction (p_baseline at or above
     /// `explainable_below`): no mask of this perturbation can explain the item, so none
