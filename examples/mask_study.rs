@@ -1,8 +1,8 @@
 //! The README's mask numbers: deletion or preservation masks on the demo model for the
 //! shipped samples and a freshly generated set, scored against the object masks.
 //! cargo run --release --example mask_study -- [deletion|preservation|extremal] [COUNT] [SEED] [k=v ...]
-//! (k=v overrides: mask=, l1=, tv=, init=, iters=, lr=, jitter=, score=; extremal: weight=,
-//! growth=, iters=)
+//! (k=v overrides: mask=, l1=, tv=, init=, iters=, lr=, jitter=, seed= (the jitter's), score=;
+//! extremal: weight=, growth=, iters=)
 use std::sync::Arc;
 
 use netlens::data::synth::render_one;
@@ -159,6 +159,7 @@ fn main() -> netlens::Result<()> {
             "iters" => s.iterations = f as usize,
             "lr" => s.lr = f,
             "jitter" => s.jitter = f as usize,
+            "seed" => s.seed = f as u64,
             o => panic!("unknown setting {o}"),
         }
     }

@@ -44,6 +44,7 @@ fn first_ten_iterations_match_the_pytorch_loop() {
                 iterations: k,
                 jitter: 0,
                 keep_best: false, // the reference returns the last iterate
+                lr: 0.05,         // the reference's rate for both games
                 ..MaskSettings::new(game, (64, 64))
             };
             let r =
@@ -165,6 +166,38 @@ fn unexplainable_items_are_reported_and_batches_split_like_single_items() {
     assert!(e < 1e-5, "same item, same mask: {e:.2e}");
     assert!(r.mask.data.iter().all(|v| (0.0..=1.0).contains(v)));
     assert!(r.items[0].loss.len() == 12 && r.items[0].prob.len() == 12);
+}
+
+#[test]
+fn the_best_iterate_is_chosen_among_unshifted_steps_only() {
+    let net = demo();
+    let x = samples(&net, &["star", "cross"]);
+    let t = Target::Each(vec![3, 4]);
+    let run = |iterations, keep_best| {
+        let s = MaskSettings {
+            iterations,
+            keep_best,
+            jitter: 2,
+            ..MaskSettings::new(Game::Deletion, (64, 64))
+        };
+        meaningful_perturbation(&net, &x, &t, &s, &hidden()).unwrap()
+    };
+    // six steps: 0 and 4 are unshifted (UNSHIFTED_EVERY = 4), 1-3 and 5 jittered
+    let best = run(6, true);
+    let fourth = run(4, false); // the iterate step 4 starts from
+    for it in &best.items {
+        // from all deleted, L1 lowers the objective every step: a jittered step 5 would win
+        assert!(
+            it.loss[5] < it.loss[4] && it.loss[4] < it.loss[0],
+            "{:?}",
+            it.loss
+        );
+    }
+    let e = rel_l2(&best.mask.data, &fourth.mask.data);
+    assert!(
+        e < 1e-6,
+        "the best iterate is not step 4's: relative L2 {e:.2e}"
+    );
 }
 
 #[test]

@@ -30,7 +30,8 @@ from vgg_like import TorchvisionVGG  # noqa: E402
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 SAMPLES = ["star", "cross", "triangle"]
-# netlens's defaults for a 64 x 64 input (MaskSettings::new)
+# netlens's defaults for a 64 x 64 input (MaskSettings::new), but Adam's rate 0.05 for both
+# games (netlens's deletion default is now 0.03; tests/masks.rs sets 0.05 to match)
 SETTINGS = {"mask_size": 16, "tv": 4.8, "tv_beta": 3.0, "lr": 0.05, "blur_sigma": 10 * 64 / 224}
 INIT = {"deletion": 0.0, "preservation": 1.0}
 L1 = {"deletion": 2.56, "preservation": 0.3}

@@ -80,10 +80,10 @@ pub struct Args {
     /// β of the total variation, in [1, 10]
     #[arg(long, default_value_t = 3.0, allow_negative_numbers = true)]
     tv_beta: f32,
-    /// Learning rate, in (0, 10] (default: Adam 0.05; extremal: SGD 0.01)
+    /// Learning rate, in (0, 10] (default: Adam 0.03 deletion, 0.05 preservation; extremal: SGD 0.01)
     #[arg(long, allow_negative_numbers = true)]
     lr: Option<f32>,
-    /// Iterations, in 1..=100000 (default 300; extremal 800)
+    /// Iterations, in 1..=100000 (default: deletion 500, preservation 300, extremal 800)
     #[arg(long)]
     iterations: Option<usize>,
     /// Random shift per step in pixels (default 4 · side / 224), at most side / 2
@@ -99,7 +99,8 @@ pub struct Args {
     /// is below this, in (0, 1]
     #[arg(long, default_value_t = 0.5, allow_negative_numbers = true)]
     explainable_below: f32,
-    /// Return the last iterate, not each item's best (lowest objective seen)
+    /// Return the last iterate, not each item's best (lowest objective seen; with jitter,
+    /// among the unshifted steps, every 4th)
     #[arg(long)]
     last_iterate: bool,
     /// The final masks at input resolution, float32 [N, 1, H, W] in [0, 1], 1 = kept

@@ -18,6 +18,10 @@ use crate::ops::reduce::{reduce, tv, tv_grad, Reduction};
 use crate::ops::resample::{bilinear, bilinear_adjoint, roll};
 use crate::ops::ReluRule;
 
+/// With jitter on, every this-many-th step (from the first) is not shifted; only those
+/// steps can become the best iterate.
+pub const UNSHIFTED_EVERY: usize = 4;
+
 /// Per-step values kept on the device: [iterations, n] each.
 struct History {
     area: Tensor,
@@ -245,12 +249,15 @@ impl<'a> MaskRun<'a> {
         let ctx = p.net.ctx();
         let n = p.dims[0];
         let mut rec = Recorder::new(ctx, "mask step");
-        let offsets = match s.jitter {
-            0 => None,
-            j => {
-                let o = jitter_offsets(s.seed, t, &self.ids, j);
-                Some(Tensor::upload(ctx, &o, &[n, 2])?)
-            }
+        // Every UNSHIFTED_EVERY-th step is not jittered, and only those steps can become the
+        // best iterate: their score is that of the Φ `finish` reports, so a lucky shift
+        // cannot select a mask.
+        let unshifted = s.jitter == 0 || t % UNSHIFTED_EVERY == 0;
+        let offsets = if unshifted {
+            None
+        } else {
+            let o = jitter_offsets(s.seed, t, &self.ids, s.jitter);
+            Some(Tensor::upload(ctx, &o, &[n, 2])?)
         };
         let step = p.record(&mut rec, &self.m, offsets.as_ref())?;
         let area = reduce(&mut rec, &self.m, n, Reduction::Mean)?;
@@ -264,7 +271,7 @@ impl<'a> MaskRun<'a> {
         ] {
             store_row(&mut rec, value, row, t)?;
         }
-        if s.keep_best {
+        if s.keep_best && unshifted {
             let loss = combine3(&mut rec, [&area, &tv_m, &step.score], p.loss_coefficients())?;
             keep_best(&mut rec, &self.m, &loss, &self.best_m, &self.best_loss)?;
         }

@@ -100,7 +100,8 @@ pub struct MaskSettings {
     /// An item is explainable when the target's probability on η is below this.
     pub explainable_below: f32,
     /// Return each item's best iterate (lowest objective seen) rather than the last one:
-    /// a guard against masks that overshoot into a saturated region and drift.
+    /// a guard against masks that overshoot into a saturated region and drift. With
+    /// jitter, only the unshifted steps (every `meaningful::UNSHIFTED_EVERY`-th) count.
     pub keep_best: bool,
 }
 
@@ -110,15 +111,16 @@ impl MaskSettings {
     /// cannot outline a shape: 28 at 224², 16 for the 64² demo model). The rest reproduce
     /// the paper's behaviour on the demo model (README, "Masks"): its softmax is saturated
     /// (p ≈ 1), which has no gradient at m = 1, so deletion starts from everything deleted
-    /// (m = 0) and preservation from everything kept (m = 1); Adam's rate is 0.05, as at
-    /// 0.1 some masks overshoot into the saturated region and the L1 term then carries
-    /// them to all kept (deletion) or all deleted (preservation); preservation scores
-    /// the log-probability, whose gradient does not vanish as p falls.
+    /// (m = 0) and preservation from everything kept (m = 1); Adam's rate is 0.05 for
+    /// preservation (300 steps) and 0.03 for deletion (500 steps), as faster masks overshoot
+    /// into the saturated region and the L1 term then carries them to all kept (deletion)
+    /// or all deleted (preservation); preservation scores the log-probability, whose
+    /// gradient does not vanish as p falls.
     pub fn new(game: Game, (h, w): (usize, usize)) -> MaskSettings {
         let side = h.min(w);
-        let (l1, score, init) = match game {
-            Game::Deletion => (2.56, Score::Prob, 0.0),
-            Game::Preservation => (0.3, Score::LogProb, 1.0),
+        let (l1, score, init, lr, iterations) = match game {
+            Game::Deletion => (2.56, Score::Prob, 0.0, 0.03, 500),
+            Game::Preservation => (0.3, Score::LogProb, 1.0, 0.05, 300),
         };
         let sf = side as f32;
         MaskSettings {
@@ -129,8 +131,8 @@ impl MaskSettings {
             l1,
             tv: 4.8,
             tv_beta: 3.0,
-            lr: 0.05,
-            iterations: 300,
+            lr,
+            iterations,
             jitter: (4.0 * sf / 224.0).round() as usize,
             init,
             seed: 0,
