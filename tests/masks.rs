@@ -7,6 +7,7 @@ use common::{arc_ctx, demo, fixture, load_tensors, rel_l2, samples};
 
 use netlens::explain::mask::{
     filler, meaningful_perturbation, objective_gradient, Game, MaskSettings, Perturbation, Score,
+    UNSHIFTED_EVERY,
 };
 use netlens::explain::Target;
 use netlens::gpu::Tensor;
@@ -182,7 +183,8 @@ fn the_best_iterate_is_chosen_among_unshifted_steps_only() {
         };
         meaningful_perturbation(&net, &x, &t, &s, &hidden()).unwrap()
     };
-    // six steps: 0 and 4 are unshifted (UNSHIFTED_EVERY = 4), 1-3 and 5 jittered
+    // six steps: 0 and 4 are unshifted, 1-3 and 5 jittered
+    assert_eq!(UNSHIFTED_EVERY, 4);
     let best = run(6, true);
     let fourth = run(4, false); // the iterate step 4 starts from
     for it in &best.items {

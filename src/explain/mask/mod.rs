@@ -6,7 +6,7 @@ pub mod extremal;
 pub(crate) mod meaningful;
 mod settings;
 
-pub use meaningful::{objective_gradient, MaskRun};
+pub use meaningful::{objective_gradient, MaskRun, UNSHIFTED_EVERY};
 pub use settings::{Game, MaskSettings, Perturbation, Score};
 
 use crate::array::Array;

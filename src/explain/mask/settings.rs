@@ -101,7 +101,7 @@ pub struct MaskSettings {
     pub explainable_below: f32,
     /// Return each item's best iterate (lowest objective seen) rather than the last one:
     /// a guard against masks that overshoot into a saturated region and drift. With
-    /// jitter, only the unshifted steps (every `meaningful::UNSHIFTED_EVERY`-th) count.
+    /// jitter, only the unshifted steps (every `UNSHIFTED_EVERY`-th) count.
     pub keep_best: bool,
 }
 
