@@ -1,4 +1,4 @@
-// conv2d forward and input-gradient as implicit GEMMs, batched, sharing one tiled loop.
+// conv2d forward and input-gradient as implicit GEMMs for GPUs, batched, sharing one loop.
 // forward:        y[m, co] = sum_k A[m, k] W[co, k] (+ bias), m = (b, oy, ox), k = (ci, ky, kx)
 // backward_input: dx[m, ci] = sum_k dY[m, k] W[co, ci, ky, kx], m = (b, iy, ix), k = (co, ky, kx)
 // Operands are read straight from NCHW tensors (im2col on the fly); padding reads 0.
@@ -6,6 +6,10 @@
 // bindings hold only that chunk, so weights over the binding limit are split; backward
 // launches after the first accumulate into dx (flags bit 2; forward honours it too, for
 // sums of convolutions such as LRP's W+ a+ + W- a-).
+// Split-K: with `splits` > 1, workgroup row y = n_tile + n_tiles * s sums the reduction
+// slice [s * k_chunk, (s + 1) * k_chunk) and stores it raw (flags bit 3) into a scratch
+// [splits][n][m] bound as the output; `conv2d_split_sum` then adds the slices in order and
+// applies bias, ReLU and accumulation, so small layers (batch 1 at 14x14) fill a GPU.
 
 struct Conv2dParams {
     n: u32, cin: u32, h: u32, w: u32,
@@ -14,14 +18,20 @@ struct Conv2dParams {
     pad_w: u32, co_offset: u32, co_count: u32, flags: u32, // bit0 ReLU, bit1 bias, bit2 accumulate
 }
 
-@group(0) @binding(0) var<uniform> p: Conv2dParams;
-@group(0) @binding(1) var<storage, read> input: array<f32>; // x, or dY for backward
+struct GemmParams {
+    c: Conv2dParams,
+    splits: u32, k_chunk: u32, // k_chunk: a multiple of BK
+    mode: u32, _pad: u32,      // FORWARD or BACKWARD_INPUT (read by conv2d_split_sum)
+}
+
+@group(0) @binding(0) var<uniform> u: GemmParams;
+@group(0) @binding(1) var<storage, read> input: array<f32>; // x, dY, or the split scratch
 // Weights are f32 words, or with HALF (a pipeline constant) f16 pairs packed in u32s
 // (--weights f16): half the memory, f32 arithmetic.
 override HALF: bool = false;
 @group(0) @binding(2) var<storage, read> weight: array<u32>;
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
-@group(0) @binding(4) var<storage, read_write> output: array<f32>; // y, or dx for backward
+@group(0) @binding(4) var<storage, read_write> output: array<f32>; // y, dx, or the scratch
 
 // Weight i of this launch's chunk, as f32.
 fn wload(i: u32) -> f32 {
@@ -32,18 +42,19 @@ fn wload(i: u32) -> f32 {
     return bitcast<f32>(weight[i]);
 }
 
-const BM: u32 = 64u; // output pixels per tile
-const BN: u32 = 64u; // output channels per tile
-const BK: u32 = 16u; // reduction slice
+const BM: u32 = 128u; // output pixels per tile
+const BN: u32 = 64u;  // output channels per tile
+const BK: u32 = 8u;   // reduction slice
+const PARTIAL: u32 = 8u; // flags bit 3: store raw split sums
 
-var<workgroup> tile_a: array<f32, 1024>; // [BK][BM]
-var<workgroup> tile_b: array<f32, 1024>; // [BK][BN]
+// Two buffers of [BK][BM] and [BK][BN] as vec4s along m and n: 12 KiB in all.
+var<workgroup> tile_a: array<vec4<f32>, 512>;
+var<workgroup> tile_b: array<vec4<f32>, 256>;
 
 const FORWARD: u32 = 0u;
 const BACKWARD_INPUT: u32 = 1u;
 
-// a / b for a < 2^24 through a float reciprocal, corrected to the exact quotient
-// (CPU drivers have no vector integer division; GPUs prefer this too).
+// a / b for a < 2^24 through a float reciprocal, corrected to the exact quotient.
 fn fdiv(a: u32, b: u32, inv: f32) -> u32 {
     var q = u32(f32(a) * inv);
     if (q * b > a) { q -= 1u; }
@@ -56,17 +67,18 @@ fn fdiv(a: u32, b: u32, inv: f32) -> u32 {
 struct Pixel { b: u32, y: i32, x: i32, ok: bool }
 
 fn pixel(mode: u32, m: u32, m_total: u32) -> Pixel {
-    var w = p.ow;
-    var plane = p.oh * p.ow;
-    if (mode == BACKWARD_INPUT) { w = p.w; plane = p.h * p.w; }
+    var w = u.c.ow;
+    var plane = u.c.oh * u.c.ow;
+    if (mode == BACKWARD_INPUT) { w = u.c.w; plane = u.c.h * u.c.w; }
     let b = m / plane;
     let q = m % plane;
     return Pixel(b, i32(q / w), i32(q % w), m < m_total);
 }
 
-// A[m, k]: an input pixel (forward) or an output-gradient pixel (backward).
-fn load_a(mode: u32, px: Pixel, k: u32, k_total: u32, inv_khw: f32, inv_kw: f32) -> f32 {
-    if (!px.ok || k >= k_total) { return 0.0; }
+// A[m, k]: an input pixel (forward) or an output-gradient pixel (backward); 0 past k_end.
+fn load_a(mode: u32, px: Pixel, k: u32, k_end: u32, inv_khw: f32, inv_kw: f32) -> f32 {
+    let p = u.c;
+    if (!px.ok || k >= k_end) { return 0.0; }
     let khw = p.kh * p.kw;
     let c = fdiv(k, khw, inv_khw);
     let r = k - c * khw;
@@ -93,15 +105,16 @@ fn load_a(mode: u32, px: Pixel, k: u32, k_total: u32, inv_khw: f32, inv_kw: f32)
 }
 
 // B[k, n]: W[co, k] (forward, n = co) or W[co, ci, ky, kx] (backward, n = ci).
-fn load_b(mode: u32, k: u32, n: u32, k_total: u32, n_total: u32, inv_khw: f32) -> f32 {
-    if (k >= k_total || n >= n_total) { return 0.0; }
+fn load_b(mode: u32, k: u32, n: u32, k_end: u32, k_total: u32, n_total: u32, inv_khw: f32) -> f32 {
+    if (k >= k_end || n >= n_total) { return 0.0; }
     if (mode == FORWARD) { return wload(n * k_total + k); }
-    let khw = p.kh * p.kw;
+    let khw = u.c.kh * u.c.kw;
     let co = fdiv(k, khw, inv_khw);
-    return wload((co * p.cin + n) * khw + k - co * khw);
+    return wload((co * u.c.cin + n) * khw + k - co * khw);
 }
 
 fn store(mode: u32, m: u32, n: u32, acc: f32) {
+    let p = u.c;
     if (mode == FORWARD) {
         let plane = p.oh * p.ow;
         var v = acc;
@@ -116,65 +129,119 @@ fn store(mode: u32, m: u32, n: u32, acc: f32) {
     if ((p.flags & 4u) != 0u) { output[i] += acc; } else { output[i] = acc; }
 }
 
-// One 64x64 output tile per workgroup, 4x4 per thread, K in slices of 16.
-fn gemm(mode: u32, wid: vec3<u32>, nwg: vec3<u32>, lid: u32, lxy: vec3<u32>) {
-    var m_total = p.n * p.oh * p.ow;
-    var n_total = p.co_count;
-    var k_total = p.cin * p.kh * p.kw;
+struct Sizes { m: u32, n: u32, k: u32 }
+
+fn sizes(mode: u32) -> Sizes {
+    let p = u.c;
     if (mode == BACKWARD_INPUT) {
-        m_total = p.n * p.h * p.w;
-        n_total = p.cin;
-        k_total = p.co_count * p.kh * p.kw;
+        return Sizes(p.n * p.h * p.w, p.cin, p.co_count * p.kh * p.kw);
     }
+    return Sizes(p.n * p.oh * p.ow, p.co_count, p.cin * p.kh * p.kw);
+}
+
+// Thread (tx, ty) of 16 x 16 owns pixels m0 + 4 tx + (0..3) and m0 + 64 + 4 tx + (0..3)
+// and channels n0 + 4 ty + (0..3): eight vec4 rows of accumulators. Per slice it loads
+// 4 A and 2 B values from memory into registers, which go to the other shared buffer while
+// this one is multiplied: one barrier per slice.
+fn gemm(mode: u32, wid: vec3<u32>, nwg: vec3<u32>, lid: u32, lxy: vec3<u32>) {
+    let s = sizes(mode);
+    let n_tiles = (s.n + BN - 1u) / BN;
+    let split = wid.y / n_tiles;
     let m0 = (wid.x + wid.z * nwg.x) * BM;
-    let n0 = wid.y * BN;
-    if (m0 >= m_total) { return; } // uniform per workgroup
-    // 4x4 accumulators as four vec4 rows: no dynamically indexed private arrays.
+    let n0 = (wid.y - split * n_tiles) * BN;
+    if (m0 >= s.m) { return; } // uniform per workgroup
+    let k_begin = split * u.k_chunk;
+    let k_end = min(k_begin + u.k_chunk, s.k);
+    let inv_khw = 1.0 / f32(u.c.kh * u.c.kw);
+    let inv_kw = 1.0 / f32(u.c.kw);
+    // A loads: column lid % 128, slices lid / 128 + 2 j; B loads: slice lid % 8, column
+    // lid / 8 + 32 j, so 8 neighbouring lanes read 8 neighbouring weights of one row.
+    let a_col = lid % BM;
+    let a_kk = lid / BM;
+    let px = pixel(mode, m0 + a_col, s.m);
+    let b_kk = lid % BK;
+    let b_col = lid / BK;
+    var ra: vec4<f32>;
+    var rb: vec2<f32>;
+    for (var j = 0u; j < 4u; j++) {
+        ra[j] = load_a(mode, px, k_begin + a_kk + 2u * j, k_end, inv_khw, inv_kw);
+    }
+    for (var j = 0u; j < 2u; j++) {
+        rb[j] = load_b(mode, k_begin + b_kk, n0 + b_col + 32u * j, k_end, s.k, s.n, inv_khw);
+    }
     var acc0 = vec4<f32>(0.0);
     var acc1 = vec4<f32>(0.0);
     var acc2 = vec4<f32>(0.0);
     var acc3 = vec4<f32>(0.0);
-    let tx = lxy.x; // n direction
-    let ty = lxy.y; // m direction
-    // This thread loads tile elements lid + 256 j = [lid / 64 + 4 j][lid % 64]: always
-    // the same column, so its pixel is decoded once.
-    let col = lid % BM;
-    let px = pixel(mode, m0 + col, m_total);
-    let inv_khw = 1.0 / f32(p.kh * p.kw);
-    let inv_kw = 1.0 / f32(p.kw);
-    for (var k0 = 0u; k0 < k_total; k0 += BK) {
+    var acc4 = vec4<f32>(0.0);
+    var acc5 = vec4<f32>(0.0);
+    var acc6 = vec4<f32>(0.0);
+    var acc7 = vec4<f32>(0.0);
+    let tx = lxy.x;
+    let ty = lxy.y;
+    var buf = 0u;
+    for (var k0 = k_begin; k0 < k_end; k0 += BK) {
+        // registers -> shared buffer `buf`
         for (var j = 0u; j < 4u; j++) {
-            let kk = lid / BM + 4u * j;
-            let e = kk * BM + col; // BM == BN
-            tile_a[e] = load_a(mode, px, k0 + kk, k_total, inv_khw, inv_kw);
-            tile_b[e] = load_b(mode, k0 + kk, n0 + col, k_total, n_total, inv_khw);
+            let kk = a_kk + 2u * j;
+            tile_a[buf * 256u + kk * 32u + a_col / 4u][a_col % 4u] = ra[j];
+        }
+        for (var j = 0u; j < 2u; j++) {
+            let col = b_col + 32u * j;
+            tile_b[buf * 128u + b_kk * 16u + col / 4u][col % 4u] = rb[j];
         }
         workgroupBarrier();
+        // the next slice's loads are in flight while this one is multiplied
+        let k1 = k0 + BK;
+        if (k1 < k_end) {
+            for (var j = 0u; j < 4u; j++) {
+                ra[j] = load_a(mode, px, k1 + a_kk + 2u * j, k_end, inv_khw, inv_kw);
+            }
+            for (var j = 0u; j < 2u; j++) {
+                rb[j] = load_b(mode, k1 + b_kk, n0 + b_col + 32u * j, k_end, s.k, s.n, inv_khw);
+            }
+        }
         for (var kk = 0u; kk < BK; kk++) {
-            // thread (tx, ty) owns rows ty + 16 i and columns tx + 16 j: neighbouring
-            // threads read neighbouring words (contiguous vector loads on CPU drivers,
-            // conflict-free banks on GPUs)
-            let ab = kk * BM + ty;
-            let bb = kk * BN + tx;
-            let b = vec4<f32>(tile_b[bb], tile_b[bb + 16u], tile_b[bb + 32u], tile_b[bb + 48u]);
-            acc0 = fma(vec4<f32>(tile_a[ab]), b, acc0);
-            acc1 = fma(vec4<f32>(tile_a[ab + 16u]), b, acc1);
-            acc2 = fma(vec4<f32>(tile_a[ab + 32u]), b, acc2);
-            acc3 = fma(vec4<f32>(tile_a[ab + 48u]), b, acc3);
+            let a0 = tile_a[buf * 256u + kk * 32u + tx];
+            let a1 = tile_a[buf * 256u + kk * 32u + 16u + tx];
+            let b = tile_b[buf * 128u + kk * 16u + ty];
+            acc0 = fma(vec4<f32>(a0.x), b, acc0);
+            acc1 = fma(vec4<f32>(a0.y), b, acc1);
+            acc2 = fma(vec4<f32>(a0.z), b, acc2);
+            acc3 = fma(vec4<f32>(a0.w), b, acc3);
+            acc4 = fma(vec4<f32>(a1.x), b, acc4);
+            acc5 = fma(vec4<f32>(a1.y), b, acc5);
+            acc6 = fma(vec4<f32>(a1.z), b, acc6);
+            acc7 = fma(vec4<f32>(a1.w), b, acc7);
         }
-        workgroupBarrier();
+        // The other buffer was last read before the previous barrier, so it is free to be
+        // written; no second barrier.
+        buf ^= 1u;
     }
-    store_row(mode, m0 + ty, n0 + tx, m_total, n_total, acc0);
-    store_row(mode, m0 + ty + 16u, n0 + tx, m_total, n_total, acc1);
-    store_row(mode, m0 + ty + 32u, n0 + tx, m_total, n_total, acc2);
-    store_row(mode, m0 + ty + 48u, n0 + tx, m_total, n_total, acc3);
+    let ma = m0 + 4u * tx;
+    let mb = ma + 64u;
+    let n = n0 + 4u * ty;
+    store_row(mode, split, ma, n, s, acc0);
+    store_row(mode, split, ma + 1u, n, s, acc1);
+    store_row(mode, split, ma + 2u, n, s, acc2);
+    store_row(mode, split, ma + 3u, n, s, acc3);
+    store_row(mode, split, mb, n, s, acc4);
+    store_row(mode, split, mb + 1u, n, s, acc5);
+    store_row(mode, split, mb + 2u, n, s, acc6);
+    store_row(mode, split, mb + 3u, n, s, acc7);
 }
 
-// Writes columns n, n + 16, n + 32, n + 48 of row m.
-fn store_row(mode: u32, m: u32, n: u32, m_total: u32, n_total: u32, v: vec4<f32>) {
-    if (m >= m_total) { return; }
+// Writes channels n .. n + 3 of pixel m: finished, or raw into the split scratch.
+fn store_row(mode: u32, split: u32, m: u32, n: u32, s: Sizes, v: vec4<f32>) {
+    if (m >= s.m) { return; }
     for (var j = 0u; j < 4u; j++) {
-        if (n + 16u * j < n_total) { store(mode, m, n + 16u * j, v[j]); }
+        if (n + j < s.n) {
+            if ((u.c.flags & PARTIAL) != 0u) {
+                output[(split * s.n + n + j) * s.m + m] = v[j];
+            } else {
+                store(mode, m, n + j, v[j]);
+            }
+        }
     }
 }
 
@@ -196,4 +263,21 @@ fn conv2d_backward_input(
     @builtin(local_invocation_id) lxy: vec3<u32>,
 ) {
     gemm(BACKWARD_INPUT, wid, nwg, lid, lxy);
+}
+
+// Sums a split launch's slices [splits][n][m] (in `input`) in slice order and stores them
+// as the unsplit kernel would: one thread per (m, n), neighbouring threads on neighbouring
+// pixels.
+@compute @workgroup_size(64, 1, 1)
+fn conv2d_split_sum(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let s = sizes(u.mode);
+    let i = gid.x + gid.z * nwg.x * 64u;
+    if (i >= s.m * s.n) { return; }
+    let n = i / s.m;
+    let m = i - n * s.m;
+    var acc = 0.0;
+    for (var k = 0u; k < u.splits; k++) {
+        acc += input[(k * s.n + n) * s.m + m];
+    }
+    store(u.mode, m, n, acc);
 }

@@ -1,33 +1,5 @@
-// linear forward for small batches: y[n, o] = sum_k x[n, k] * W[o, k] + b[o].
-// One workgroup per (output feature, group of 8 batch rows); its 64 threads split k and
-// reduce in shared memory, so each weight row is read once per 8 rows.
-// Large batches run through conv2d_forward as a 1x1 convolution instead.
-// A launch covers output features [o_offset, o_offset + o_count) (split weights).
-
-struct LinearParams {
-    n: u32, in_features: u32, out_features: u32, o_offset: u32,
-    o_count: u32, flags: u32, _pad0: u32, _pad1: u32, // bit0 ReLU, bit1 bias, bit2 accumulate
-}
-
-@group(0) @binding(0) var<uniform> p: LinearParams;
-@group(0) @binding(1) var<storage, read> input: array<f32>; // x, or dy for backward
-// Weights are f32 words, or with HALF (a pipeline constant) f16 pairs packed in u32s
-// (--weights f16): half the memory, f32 arithmetic.
-override HALF: bool = false;
-@group(0) @binding(2) var<storage, read> weight: array<u32>;
-@group(0) @binding(3) var<storage, read> bias: array<f32>;
-@group(0) @binding(4) var<storage, read_write> output: array<f32>; // y, or dx for backward
-
-// Weight i of this launch's chunk, as f32.
-fn wload(i: u32) -> f32 {
-    if (HALF) {
-        let pair = unpack2x16float(weight[i >> 1u]);
-        return select(pair.x, pair.y, (i & 1u) == 1u);
-    }
-    return bitcast<f32>(weight[i]);
-}
-
-const ROWS: u32 = 8u;
+// linear forward for small batches: one workgroup per (output feature, group of 8 batch
+// rows); its 64 threads split k and reduce in shared memory.
 var<workgroup> partial: array<f32, 512>; // [ROWS][64]
 
 @compute @workgroup_size(64, 1, 1)
@@ -57,13 +29,7 @@ fn linear_forward(
         }
         workgroupBarrier();
     }
-    if (lid < rows) {
-        var v = partial[lid * 64u];
-        if ((p.flags & 2u) != 0u) { v += bias[o]; }
-        if ((p.flags & 1u) != 0u) { v = max(v, 0.0); }
-        let i = (n0 + lid) * p.out_features + p.o_offset + o;
-        if ((p.flags & 4u) != 0u) { output[i] += v; } else { output[i] = v; }
-    }
+    if (lid < rows) { finish(o, n0 + lid, partial[lid * 64u]); }
 }
 
 // linear input-gradient for small batches: dx[n, k] (+)= sum_o dy[n, o_offset + o] W[o, k].

@@ -73,6 +73,20 @@ fn conv2d_backward_split_weights_accumulate() {
     );
 }
 
+/// Split-K on the tiled input-gradient kernel (450 reduction steps in 4 slices), also with
+/// weight chunks accumulating into dx.
+#[test]
+fn conv2d_backward_split_k() {
+    let (splits, _) = ops::tiled_split(2 * 6 * 7, 20, 450, 64 << 20);
+    assert!(splits > 1);
+    conv_back([2, 20, 6, 7], geom(20, 50, (3, 3), (1, 1), (1, 1)), None);
+    conv_back(
+        [2, 20, 6, 7],
+        geom(20, 50, (3, 3), (1, 1), (1, 1)),
+        Some(20 * 9 * 4 * 30),
+    );
+}
+
 fn lin_back(n: usize, k: usize, out: usize, limit: Option<u64>) {
     for c in gemm_ctxs() {
         let w = rand_vec(out * k, 23);

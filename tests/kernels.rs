@@ -4,7 +4,7 @@
 mod common;
 use common::{assert_close, can_split, ctx, gemm_ctxs, rand_vec};
 
-use netlens::gpu::{Recorder, Tensor, WeightBuffer, WeightLayout};
+use netlens::gpu::{Gemm, Recorder, Tensor, WeightBuffer, WeightLayout};
 use netlens::ops::{self, Conv2dGeom, Pool2d};
 use netlens::reference as cpu;
 
@@ -139,6 +139,74 @@ fn conv_weights_over_one_texture_row() {
     );
 }
 
+/// The tiled kernels' split-K plan: every split non-empty, a multiple of the 8-step slice,
+/// covering the reduction once; no split where the tiles fill the device; the scratch bound
+/// holds.
+#[test]
+fn tiled_split_plans() {
+    for (m, n, k) in [
+        (42, 40, 648),
+        (1, 4096, 25088),
+        (196, 512, 4608),
+        (60, 64, 1152),
+    ] {
+        let (splits, chunk) = ops::tiled_split(m, n, k, 64 << 20);
+        assert!(splits > 1, "{m}x{n}x{k} should split");
+        assert_eq!(chunk % 8, 0);
+        assert!(
+            (splits - 1) * chunk < k && splits * chunk >= k,
+            "{m}x{n}x{k}"
+        );
+    }
+    // VGG16 conv1_2 at batch 1 and conv5 at batch 32: tiles enough; conv5 at batch 8: two
+    assert_eq!(ops::tiled_split(224 * 224, 64, 576, 64 << 20).0, 1);
+    assert_eq!(ops::tiled_split(32 * 196, 512, 4608, 64 << 20).0, 1);
+    assert_eq!(ops::tiled_split(8 * 196, 512, 4608, 64 << 20).0, 2);
+    // short reductions stay whole; the scratch bound caps splits
+    assert_eq!(ops::tiled_split(42, 40, 200, 64 << 20).0, 1);
+    assert_eq!(ops::tiled_split(196, 512, 4608, 3 * 196 * 512 * 4).0, 3);
+    assert_eq!(ops::tiled_split(1, 1, 1, 0), (1, 8));
+}
+
+/// Split-K on the tiled kernels: a last split shorter than the others, bias and ReLU applied
+/// once after the sum, weight chunks, and accumulation into an existing tensor.
+#[test]
+fn tiled_split_k_forward() {
+    let (splits, chunk) = ops::tiled_split(42, 40, 648, 64 << 20);
+    assert!(splits > 1 && 648 % chunk != 0, "{splits} x {chunk}");
+    run_conv(
+        [1, 72, 7, 6],
+        geom(72, 40, (3, 3), (1, 1), (1, 1)),
+        true,
+        true,
+        None,
+    );
+    run_conv(
+        [1, 72, 7, 6],
+        geom(72, 40, (3, 3), (1, 1), (1, 1)),
+        true,
+        true,
+        Some(648 * 4 * 16),
+    );
+    let c = gemm_ctxs()[0];
+    assert_eq!(c.gemm(), Gemm::Tiled);
+    let g = geom(72, 40, (3, 3), (2, 2), (1, 1));
+    let dims = [2, 72, 9, 8];
+    let x = rand_vec(dims.iter().product(), 31);
+    let w = rand_vec(40 * 648, 32);
+    let b = rand_vec(40, 33);
+    let wb = WeightBuffer::upload_conv(c, "w", &w, 40, 9, Some(&b)).unwrap();
+    let (want, oh, ow) = cpu::conv2d(&x, dims, &w, Some(&b), &g, false);
+    let base = rand_vec(want.len(), 34);
+    let xt = Tensor::upload(c, &x, &dims).unwrap();
+    let acc = Tensor::upload(c, &base, &[2, 40, oh, ow]).unwrap();
+    let mut rec = Recorder::new(c, "test conv acc");
+    let y = ops::conv2d_acc(&mut rec, &xt, &wb, &g, false, Some(&acc)).unwrap();
+    rec.submit().unwrap();
+    let want: Vec<f32> = want.iter().zip(&base).map(|(a, b)| a + b).collect();
+    assert_close(&y.read(c).unwrap(), &want, 1e-4, 1e-4, "split-K accumulate");
+}
+
 fn run_linear(n: usize, k: usize, out: usize, relu: bool, limit: Option<u64>) {
     for c in gemm_ctxs() {
         let x = rand_vec(n * k, 4);
@@ -167,8 +235,14 @@ fn run_linear(n: usize, k: usize, out: usize, relu: bool, limit: Option<u64>) {
     }
 }
 
+/// Below batch 16 the tiled variant runs a GEMV: the subgroup kernel where the adapter has
+/// subgroups (lavapipe), the shared-memory one where not (GL); CI runs this file on both.
 #[test]
 fn linear_gemv_and_gemm_paths() {
+    let name = ctx().adapter_name().to_string();
+    if name.contains("llvmpipe") && name.contains("Vulkan") {
+        assert_eq!(ctx().subgroup_size(), Some(8), "{name}");
+    }
     run_linear(1, 37, 11, false, None);
     run_linear(3, 300, 129, true, None);
     run_linear(9, 65, 5, false, None); // two 8-row groups

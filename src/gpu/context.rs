@@ -82,6 +82,7 @@ pub struct Context {
     pub(crate) queue: wgpu::Queue,
     pub(crate) limits: wgpu::Limits,
     pub(crate) kernels: KernelCache,
+    subgroup: Option<u32>,
     pub(crate) pool: BufferPool,
     pub(crate) health: Arc<Health>,
     adapter_name: String,
@@ -191,8 +192,10 @@ impl Context {
                 Some(g) => g,
                 None => Gemm::for_device(info, features, &limits),
             };
+        let subgroup = Self::subgroup_of(info, features);
         Ok(Context {
-            kernels: KernelCache::default(),
+            kernels: KernelCache::new(subgroup.unwrap_or(0)),
+            subgroup,
             pool: BufferPool::default(),
             device,
             queue,
@@ -219,6 +222,18 @@ impl Context {
     pub fn with_binding_limit(mut self, bytes: u64) -> Self {
         self.binding_cap = Some(bytes.max(4));
         self
+    }
+
+    /// The smallest subgroup size where the device has subgroups (4 to 128 lanes): a
+    /// workgroup of that many invocations is one subgroup, which the subgroup kernels
+    /// (`linear_forward_subgroup`) rely on.
+    pub fn subgroup_size(&self) -> Option<u32> {
+        self.subgroup
+    }
+
+    fn subgroup_of(info: &wgpu::AdapterInfo, features: wgpu::Features) -> Option<u32> {
+        let n = info.subgroup_min_size;
+        (features.contains(wgpu::Features::SUBGROUP) && (4..=128).contains(&n)).then_some(n)
     }
 
     /// The GEMM kernels this context runs.

@@ -53,6 +53,7 @@ macro_rules! kernels {
 kernels! {
     Conv2dForward => "conv2d.wgsl", "conv2d_forward", [R, R, R, W];
     Conv2dBackwardInput => "conv2d.wgsl", "conv2d_backward_input", [R, R, R, W];
+    Conv2dSplitSum => "conv2d.wgsl", "conv2d_split_sum", [R, R, R, W];
     Conv2dForwardCpu => "conv2d_cpu.wgsl" after ["conv2d_cpu_buffer.wgsl", "conv2d_cpu_common.wgsl"], "conv2d_forward_cpu", [R, R, R, W];
     Conv2dBackwardInputCpu => "conv2d_cpu.wgsl" after ["conv2d_cpu_buffer.wgsl", "conv2d_cpu_common.wgsl"], "conv2d_backward_input_cpu", [R, R, R, W];
     Conv2dForwardCpuTex => "conv2d_cpu.wgsl" after ["conv2d_cpu_texture.wgsl", "conv2d_cpu_common.wgsl"], "conv2d_forward_cpu", [R, T, R, W];
@@ -61,8 +62,9 @@ kernels! {
     Conv2dBackwardInputUniform => "conv2d_cpu_uniform.wgsl" after ["conv2d_cpu_common.wgsl"], "conv2d_backward_input_uniform", [R, U, R, W];
     TransposePacked => "repack.wgsl", "transpose_packed", [R, W];
     TransposeBlocked => "repack.wgsl", "transpose_blocked", [R, W];
-    LinearForward => "linear.wgsl", "linear_forward", [R, R, R, W];
-    LinearBackwardInput => "linear.wgsl", "linear_backward_input", [R, R, R, W];
+    LinearForward => "linear.wgsl" after ["linear_common.wgsl"], "linear_forward", [R, R, R, W];
+    LinearForwardSubgroup => "linear_subgroup.wgsl" after ["linear_common.wgsl"], "linear_forward_subgroup", [R, R, R, W];
+    LinearBackwardInput => "linear.wgsl" after ["linear_common.wgsl"], "linear_backward_input", [R, R, R, W];
     MaxPool2dForward => "pool.wgsl", "max_pool2d_forward", [R, W, W];
     MaxPool2dBackward => "pool.wgsl", "max_pool2d_backward", [R, W, R];
     AvgPool2dForward => "pool.wgsl", "avg_pool2d_forward", [R, W];
@@ -146,9 +148,19 @@ pub struct Compiled {
 pub struct KernelCache {
     modules: Mutex<HashMap<&'static str, wgpu::ShaderModule>>,
     pipelines: Mutex<HashMap<(Kernel, bool), Arc<Compiled>>>,
+    /// The subgroup kernels' `SG` constant: the device's smallest subgroup size.
+    subgroup: u32,
 }
 
 impl KernelCache {
+    /// A cache for a device whose subgroups have at least `subgroup` lanes (0: none).
+    pub fn new(subgroup: u32) -> Self {
+        KernelCache {
+            subgroup,
+            ..Default::default()
+        }
+    }
+
     /// The pipeline of `kernel`; `half` sets the GEMM kernels' HALF constant (f16 weights).
     pub fn get(&self, device: &wgpu::Device, kernel: Kernel, half: bool) -> Arc<Compiled> {
         if let Some(c) = self.pipelines.lock().unwrap().get(&(kernel, half)) {
@@ -228,13 +240,20 @@ impl KernelCache {
             bind_group_layouts: &[Some(&layout)],
             immediate_size: 0,
         });
+        let mut constants = Vec::new();
+        if half {
+            constants.push(("HALF", 1.0));
+        }
+        if kernel == Kernel::LinearForwardSubgroup {
+            constants.push(("SG", self.subgroup as f64));
+        }
         let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
             label: Some(entry),
             layout: Some(&pl),
             module: &module,
             entry_point: Some(entry),
             compilation_options: wgpu::PipelineCompilationOptions {
-                constants: if half { &[("HALF", 1.0)] } else { &[] },
+                constants: &constants,
                 ..Default::default()
             },
             cache: None,

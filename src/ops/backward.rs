@@ -1,7 +1,8 @@
 //! Input-gradient launchers, twins of the forward ones.
 
 use super::conv::{
-    check_layout, gemm_kernel, launch_windows, Conv2dParams, LinearParams, LINEAR_GEMM_BATCH,
+    check_layout, gemm_kernel, launch_tiled, launch_windows, Conv2dParams, LinearParams,
+    LINEAR_GEMM_BATCH,
 };
 use super::pool::params;
 use super::simple::ElementParams;
@@ -71,22 +72,22 @@ pub fn conv2d_backward_input(
             );
             continue;
         }
-        let mut gr = grid(tiles);
-        gr[1] = g.cin.div_ceil(tile.1) as u32;
         // the CPU-shaped kernels read their own transposed packing
         let weights = w.backward_source(rec.ctx(), i)?;
-        rec.launch_gemm(
-            kernel,
-            w.half,
-            &p,
-            &[
-                Binding::Tensor(dy),
-                weights.binding(),
-                Binding::Raw(&ch.bias),
-                Binding::Tensor(&dx),
-            ],
-            gr,
-        );
+        let binds = [
+            Binding::Tensor(dy),
+            weights.binding(),
+            Binding::Raw(&ch.bias),
+            Binding::Tensor(&dx),
+        ];
+        if w.packing == Packing::Rows {
+            let k = ch.rows * g.kernel.0 * g.kernel.1;
+            launch_tiled(rec, kernel, w.half, p, true, (n * h * wd, g.cin, k), binds)?;
+            continue;
+        }
+        let mut gr = grid(tiles);
+        gr[1] = g.cin.div_ceil(tile.1) as u32;
+        rec.launch_gemm(kernel, w.half, &p, &binds, gr);
     }
     Ok(dx)
 }

@@ -92,7 +92,16 @@ impl Conv2dGeom {
 }
 
 /// The tiled kernel's output tile: pixels x channels per workgroup.
-const TILED: (usize, usize) = (64, 64);
+const TILED: (usize, usize) = (128, 64);
+/// The tiled kernel's reduction slice (`BK` in conv2d.wgsl).
+const TILED_BK: usize = 8;
+/// Workgroups a tiled launch aims for: a layer with fewer than half as many output tiles
+/// splits its reduction (two 256-lane workgroups per multiprocessor on a 132-SM GPU).
+const TILED_TARGET_GROUPS: usize = 256;
+/// Least reduction length one split covers.
+const TILED_MIN_SPLIT_K: usize = 128;
+/// Largest split-K scratch, bytes.
+const TILED_MAX_SCRATCH: u64 = 64 << 20;
 /// The CPU-shaped kernel's: 8 lanes (one subgroup), one pixel each, 64 channels per lane.
 const CPU: (usize, usize) = (8, 64);
 /// The uniform-window kernel's: 8 lanes of two pixels each, 64 channels.
@@ -107,6 +116,80 @@ pub(crate) fn gemm_kernel(rec: &Recorder, kernels: [Kernel; 4]) -> (Kernel, (usi
         Gemm::CpuTex => (kernels[2], CPU),
         Gemm::CpuUniform => (kernels[3], UNIFORM),
     }
+}
+
+/// How the tiled kernels split a reduction of length `k` for an `m` x `n` output:
+/// (splits, reduction steps per split). One split where the output tiles alone give enough
+/// workgroups; otherwise enough splits to approach `TILED_TARGET_GROUPS`, each at least
+/// `TILED_MIN_SPLIT_K` long, with the scratch (`splits` x m x n floats) under
+/// `max_scratch` bytes. Every split is non-empty and a multiple of the kernel's slice.
+pub fn tiled_split(m: usize, n: usize, k: usize, max_scratch: u64) -> (usize, usize) {
+    let tiles = m.div_ceil(TILED.0) * n.div_ceil(TILED.1);
+    let mut splits = 1;
+    if tiles * 2 < TILED_TARGET_GROUPS {
+        splits = (TILED_TARGET_GROUPS / tiles.max(1)).min(k / TILED_MIN_SPLIT_K);
+        let per = (m * n * 4).max(1) as u64;
+        splits = splits.min((max_scratch / per) as usize).max(1);
+    }
+    let chunk = k.max(1).div_ceil(splits).div_ceil(TILED_BK) * TILED_BK;
+    (k.max(1).div_ceil(chunk), chunk)
+}
+
+/// The tiled kernels' parameters: a conv launch's and its split of the reduction.
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct GemmParams {
+    conv: Conv2dParams,
+    splits: u32,
+    k_chunk: u32,
+    mode: u32,
+    _pad: u32,
+}
+
+/// Launches a tiled GEMM (`Gemm::Tiled`) over one weight chunk: `(m, n, k)` its output
+/// pixels, channels and reduction length, `backward` for the input gradient. A split
+/// reduction writes its slices to a scratch tensor that `Conv2dSplitSum` adds in order
+/// and stores with the launch's bias, ReLU and accumulation. `bindings`: input, weights,
+/// bias, output.
+pub(crate) fn launch_tiled(
+    rec: &mut Recorder,
+    kernel: Kernel,
+    half: bool,
+    base: Conv2dParams,
+    backward: bool,
+    (m, n, k): (usize, usize, usize),
+    [x, w, bias, y]: [Binding; 4],
+) -> Result<()> {
+    let limit = rec.ctx().max_binding();
+    let (splits, chunk) = tiled_split(m, n, k, TILED_MAX_SCRATCH.min(limit));
+    let tiles = u32s(m.div_ceil(TILED.0), "conv2d pixel tiles")?;
+    let mut grid = crate::gpu::recorder::grid(tiles);
+    grid[1] = u32s(n.div_ceil(TILED.1) * splits, "conv2d channel tiles")?;
+    let mut p = GemmParams {
+        conv: base,
+        splits: splits as u32,
+        k_chunk: chunk as u32,
+        mode: backward as u32,
+        _pad: 0,
+    };
+    if splits == 1 {
+        rec.launch_gemm(kernel, half, &p, &[x, w, bias, y], grid);
+        return Ok(());
+    }
+    let scratch = Tensor::empty(rec.ctx(), &[splits, n, m], "split-K partial sums")?;
+    p.conv.flags = 8;
+    rec.launch_gemm(
+        kernel,
+        half,
+        &p,
+        &[x, w, bias, Binding::Tensor(&scratch)],
+        grid,
+    );
+    p.conv.flags = base.flags;
+    let groups = crate::gpu::recorder::grid(u32s((m * n).div_ceil(64), "split-K sums")?);
+    let binds = [Binding::Tensor(&scratch), w, bias, y];
+    rec.launch_gemm(Kernel::Conv2dSplitSum, half, &p, &binds, groups);
+    Ok(())
 }
 
 /// The uniform-window kernels' parameters: a conv launch's, and which steps of which
@@ -283,21 +366,21 @@ pub fn conv2d_acc(
             );
             continue;
         }
+        let weights = w.forward_source(rec.ctx(), i)?;
+        let binds = [
+            Binding::Tensor(x),
+            weights.binding(),
+            Binding::Raw(&ch.bias),
+            Binding::Tensor(&y),
+        ];
+        if w.packing == Packing::Rows {
+            let k = g.cin * g.kernel.0 * g.kernel.1;
+            launch_tiled(rec, kernel, w.half, p, false, (m, ch.rows, k), binds)?;
+            continue;
+        }
         let mut grid = crate::gpu::recorder::grid(m_tiles);
         grid[1] = ch.rows.div_ceil(tile.1) as u32;
-        let weights = w.forward_source(rec.ctx(), i)?;
-        rec.launch_gemm(
-            kernel,
-            w.half,
-            &p,
-            &[
-                Binding::Tensor(x),
-                weights.binding(),
-                Binding::Raw(&ch.bias),
-                Binding::Tensor(&y),
-            ],
-            grid,
-        );
+        rec.launch_gemm(kernel, w.half, &p, &binds, grid);
     }
     Ok(y)
 }
@@ -356,6 +439,10 @@ pub fn linear_acc(
         None => Tensor::empty(rec.ctx(), &[n, w.rows], "linear output")?,
     };
     let accumulate = if acc.is_some() { 4 } else { 0 };
+    let kernel = match rec.ctx().subgroup_size() {
+        Some(_) => Kernel::LinearForwardSubgroup,
+        None => Kernel::LinearForward,
+    };
     for ch in &w.chunks {
         let p = LinearParams {
             n: n as u32,
@@ -369,7 +456,7 @@ pub fn linear_acc(
         let mut grid = crate::gpu::recorder::grid(ch.rows as u32);
         grid[1] = n.div_ceil(8) as u32;
         rec.launch_gemm(
-            Kernel::LinearForward,
+            kernel,
             w.half,
             &p,
             &[
