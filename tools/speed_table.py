@@ -3,7 +3,8 @@ inputs, on the same machine, in one run, with the ratio of their times.
 
 Run: python3 tools/speed_table.py [--device cpu|cuda] [--reps N] [--quick] [--json out.json]
 (needs torch, torchvision, captum, zennit, safetensors, Pillow; builds and runs
-`cargo run --release --example speed`, which prints netlens's side).
+`cargo run --release --example speed`, which prints netlens's side, or runs the binary
+`--speed-bin` names where the machine has no cargo: tools/device_check.sh).
 
 netlens runs on the machine's wgpu adapter (NETLENS_BACKEND / NETLENS_GEMM choose it);
 the peers on --device with its threads as PyTorch sets them. On a GPU each peer row is
@@ -49,8 +50,9 @@ def fill(shape, dev):
     return torch.from_numpy(v.reshape(shape)).to(dev)
 
 
-def netlens_rows(reps, quick):
-    cmd = ["cargo", "run", "--release", "--quiet", "--example", "speed", "--", "--reps", str(reps)] + (["--quick"] if quick else [])
+def netlens_rows(reps, quick, binary=None):
+    tail = ["--reps", str(reps)] + (["--quick"] if quick else [])
+    cmd = [binary] + tail if binary else ["cargo", "run", "--release", "--quiet", "--example", "speed", "--"] + tail
     out = subprocess.run(cmd, cwd=ROOT, check=True, stdout=subprocess.PIPE, text=True).stdout
     return {r["name"]: r for r in map(json.loads, filter(None, out.splitlines()))}
 
@@ -102,9 +104,10 @@ def main():
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--quick", action="store_true", help="batch 1 only")
     ap.add_argument("--json")
+    ap.add_argument("--speed-bin", help="a built examples/speed binary, for machines without cargo")
     a = ap.parse_args()
     dev = torch.device(a.device)
-    ours = netlens_rows(a.reps, a.quick)
+    ours = netlens_rows(a.reps, a.quick, a.speed_bin)
     peers = {}
     for setting, apply in precisions(dev):
         apply()
