@@ -75,23 +75,41 @@ fn pixel(mode: u32, m: u32, m_total: u32) -> Pixel {
     return Pixel(b, i32(q / w), i32(q % w), m < m_total);
 }
 
-// A[m, k]: an input pixel (forward) or an output-gradient pixel (backward); 0 past k_end.
-fn load_a(mode: u32, px: Pixel, k: u32, k_end: u32, inv_khw: f32, inv_kw: f32) -> f32 {
-    let p = u.c;
-    if (!px.ok || k >= k_end) { return 0.0; }
-    let khw = p.kh * p.kw;
-    let c = fdiv(k, khw, inv_khw);
+// A reduction index k and its parts: channel c (ci forward, co backward) and tap (ky, kx).
+// Loads step k by BK: the parts follow by additions, with no division in the loop.
+struct Kpos { k: u32, c: u32, ky: u32, kx: u32 }
+
+fn kpos(k: u32) -> Kpos {
+    let kw = u.c.kw;
+    let khw = u.c.kh * kw;
+    let c = fdiv(k, khw, 1.0 / f32(khw));
     let r = k - c * khw;
-    let ky = fdiv(r, p.kw, inv_kw);
-    let kx = r - ky * p.kw;
+    let ky = fdiv(r, kw, 1.0 / f32(kw));
+    return Kpos(k, c, ky, r - ky * kw);
+}
+
+// kp advanced by d = kpos(BK): d.kx < kw and d.ky < kh, so one carry each suffices.
+fn advance(kp: Kpos, d: Kpos) -> Kpos {
+    var kx = kp.kx + d.kx;
+    var ky = kp.ky + d.ky;
+    var c = kp.c + d.c;
+    if (kx >= u.c.kw) { kx -= u.c.kw; ky += 1u; }
+    if (ky >= u.c.kh) { ky -= u.c.kh; c += 1u; }
+    return Kpos(kp.k + BK, c, ky, kx);
+}
+
+// A[m, k]: an input pixel (forward) or an output-gradient pixel (backward); 0 past k_end.
+fn load_a(mode: u32, px: Pixel, kp: Kpos, k_end: u32) -> f32 {
+    let p = u.c;
+    if (!px.ok || kp.k >= k_end) { return 0.0; }
     if (mode == FORWARD) {
-        let iy = px.y * i32(p.stride_h) + i32(ky) - i32(p.pad_h);
-        let ix = px.x * i32(p.stride_w) + i32(kx) - i32(p.pad_w);
+        let iy = px.y * i32(p.stride_h) + i32(kp.ky) - i32(p.pad_h);
+        let ix = px.x * i32(p.stride_w) + i32(kp.kx) - i32(p.pad_w);
         if (iy < 0 || ix < 0 || iy >= i32(p.h) || ix >= i32(p.w)) { return 0.0; }
-        return input[((px.b * p.cin + c) * p.h + u32(iy)) * p.w + u32(ix)];
+        return input[((px.b * p.cin + kp.c) * p.h + u32(iy)) * p.w + u32(ix)];
     }
-    let ty = px.y + i32(p.pad_h) - i32(ky);
-    let tx = px.x + i32(p.pad_w) - i32(kx);
+    let ty = px.y + i32(p.pad_h) - i32(kp.ky);
+    let tx = px.x + i32(p.pad_w) - i32(kp.kx);
     if (ty < 0 || tx < 0) { return 0.0; }
     var oy = u32(ty);
     var ox = u32(tx);
@@ -101,16 +119,15 @@ fn load_a(mode: u32, px: Pixel, k: u32, k_end: u32, inv_khw: f32, inv_kw: f32) -
         if (oy * p.stride_h != u32(ty) || ox * p.stride_w != u32(tx)) { return 0.0; }
     }
     if (oy >= p.oh || ox >= p.ow) { return 0.0; }
-    return input[((px.b * p.cout + p.co_offset + c) * p.oh + oy) * p.ow + ox];
+    return input[((px.b * p.cout + p.co_offset + kp.c) * p.oh + oy) * p.ow + ox];
 }
 
 // B[k, n]: W[co, k] (forward, n = co) or W[co, ci, ky, kx] (backward, n = ci).
-fn load_b(mode: u32, k: u32, n: u32, k_end: u32, k_total: u32, n_total: u32, inv_khw: f32) -> f32 {
-    if (k >= k_end || n >= n_total) { return 0.0; }
-    if (mode == FORWARD) { return wload(n * k_total + k); }
-    let khw = u.c.kh * u.c.kw;
-    let co = fdiv(k, khw, inv_khw);
-    return wload((co * u.c.cin + n) * khw + k - co * khw);
+fn load_b(mode: u32, kp: Kpos, n: u32, k_end: u32, k_total: u32, n_total: u32) -> f32 {
+    if (kp.k >= k_end || n >= n_total) { return 0.0; }
+    if (mode == FORWARD) { return wload(n * k_total + kp.k); }
+    let p = u.c;
+    return wload(((kp.c * p.cin + n) * p.kh + kp.ky) * p.kw + kp.kx);
 }
 
 fn store(mode: u32, m: u32, n: u32, acc: f32) {
@@ -152,22 +169,25 @@ fn gemm(mode: u32, wid: vec3<u32>, nwg: vec3<u32>, lid: u32, lxy: vec3<u32>) {
     if (m0 >= s.m) { return; } // uniform per workgroup
     let k_begin = split * u.k_chunk;
     let k_end = min(k_begin + u.k_chunk, s.k);
-    let inv_khw = 1.0 / f32(u.c.kh * u.c.kw);
-    let inv_kw = 1.0 / f32(u.c.kw);
     // A loads: column lid % 128, slices lid / 128 + 2 j; B loads: slice lid % 8, column
-    // lid / 8 + 32 j, so 8 neighbouring lanes read 8 neighbouring weights of one row.
+    // lid / 8 + 32 j, so 8 neighbouring lanes read 8 neighbouring weights of one row. Each
+    // load's reduction index is kept in parts (ka, kb) and advanced by additions.
     let a_col = lid % BM;
     let a_kk = lid / BM;
     let px = pixel(mode, m0 + a_col, s.m);
     let b_kk = lid % BK;
     let b_col = lid / BK;
+    let d = kpos(BK);
+    var ka: array<Kpos, 4>;
     var ra: vec4<f32>;
-    var rb: vec2<f32>;
     for (var j = 0u; j < 4u; j++) {
-        ra[j] = load_a(mode, px, k_begin + a_kk + 2u * j, k_end, inv_khw, inv_kw);
+        ka[j] = kpos(k_begin + a_kk + 2u * j);
+        ra[j] = load_a(mode, px, ka[j], k_end);
     }
+    var kb = kpos(k_begin + b_kk);
+    var rb: vec2<f32>;
     for (var j = 0u; j < 2u; j++) {
-        rb[j] = load_b(mode, k_begin + b_kk, n0 + b_col + 32u * j, k_end, s.k, s.n, inv_khw);
+        rb[j] = load_b(mode, kb, n0 + b_col + 32u * j, k_end, s.k, s.n);
     }
     var acc0 = vec4<f32>(0.0);
     var acc1 = vec4<f32>(0.0);
@@ -195,10 +215,12 @@ fn gemm(mode: u32, wid: vec3<u32>, nwg: vec3<u32>, lid: u32, lxy: vec3<u32>) {
         let k1 = k0 + BK;
         if (k1 < k_end) {
             for (var j = 0u; j < 4u; j++) {
-                ra[j] = load_a(mode, px, k1 + a_kk + 2u * j, k_end, inv_khw, inv_kw);
+                ka[j] = advance(ka[j], d);
+                ra[j] = load_a(mode, px, ka[j], k_end);
             }
+            kb = advance(kb, d);
             for (var j = 0u; j < 2u; j++) {
-                rb[j] = load_b(mode, k1 + b_kk, n0 + b_col + 32u * j, k_end, s.k, s.n, inv_khw);
+                rb[j] = load_b(mode, kb, n0 + b_col + 32u * j, k_end, s.k, s.n);
             }
         }
         for (var kk = 0u; kk < BK; kk++) {
