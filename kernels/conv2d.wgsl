@@ -47,9 +47,12 @@ const BN: u32 = 64u;  // output channels per tile
 const BK: u32 = 8u;   // reduction slice
 const PARTIAL: u32 = 8u; // flags bit 3: store raw split sums
 
-// Two buffers of [BK][BM] and [BK][BN] as vec4s along m and n: 12 KiB in all.
+// Two buffers of [BK][BM] and [BK][BN] as vec4s along m and n, 12.25 KiB in all. B's rows
+// are padded to 17 vec4s: the 8 lanes that store one weight row's 8 slices then hit
+// different banks.
+const BROW: u32 = 17u;
 var<workgroup> tile_a: array<vec4<f32>, 512>;
-var<workgroup> tile_b: array<vec4<f32>, 256>;
+var<workgroup> tile_b: array<vec4<f32>, 272>;
 
 const FORWARD: u32 = 0u;
 const BACKWARD_INPUT: u32 = 1u;
@@ -208,7 +211,7 @@ fn gemm(mode: u32, wid: vec3<u32>, nwg: vec3<u32>, lid: u32, lxy: vec3<u32>) {
         }
         for (var j = 0u; j < 2u; j++) {
             let col = b_col + 32u * j;
-            tile_b[buf * 128u + b_kk * 16u + col / 4u][col % 4u] = rb[j];
+            tile_b[buf * BK * BROW + b_kk * BROW + col / 4u][col % 4u] = rb[j];
         }
         workgroupBarrier();
         // the next slice's loads are in flight while this one is multiplied
@@ -226,7 +229,7 @@ fn gemm(mode: u32, wid: vec3<u32>, nwg: vec3<u32>, lid: u32, lxy: vec3<u32>) {
         for (var kk = 0u; kk < BK; kk++) {
             let a0 = tile_a[buf * 256u + kk * 32u + tx];
             let a1 = tile_a[buf * 256u + kk * 32u + 16u + tx];
-            let b = tile_b[buf * 128u + kk * 16u + ty];
+            let b = tile_b[buf * BK * BROW + kk * BROW + ty];
             acc0 = fma(vec4<f32>(a0.x), b, acc0);
             acc1 = fma(vec4<f32>(a0.y), b, acc1);
             acc2 = fma(vec4<f32>(a0.z), b, acc2);
