@@ -16,8 +16,9 @@
 //   stays uniform (subgroup operations need it) and the inner loop has no division.
 // Needs subgroups of exactly 8 invocations. Same uniform as conv2d.wgsl (flags bit0
 // ReLU, bit1 bias, bit2 accumulate); binding 2 holds this launch's packed weights, read
-// through wload4 and set up by winit, which a prelude file defines: a storage buffer
-// (conv2d_cpu_buffer.wgsl) or, where the CPU lacks AVX-512, a texture
+// through wload4 and set up by winit, and binding 1 the input, read through xbase and
+// xload4, which prelude files define: storage buffers (conv2d_cpu_buffer.wgsl,
+// conv2d_cpu_input.wgsl) or, where the CPU lacks AVX-512, textures
 // (conv2d_cpu_texture.wgsl). Shared helpers (pixel, accumulators): conv2d_cpu_common.wgsl.
 
 struct Conv2dParams {
@@ -28,7 +29,6 @@ struct Conv2dParams {
 }
 
 @group(0) @binding(0) var<uniform> p: Conv2dParams;
-@group(0) @binding(1) var<storage, read> input: array<f32>; // x, or dY for the gradients
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
 @group(0) @binding(4) var<storage, read_write> output: array<f32>; // y, or dx
 
@@ -100,7 +100,7 @@ fn conv2d_forward_cpu(
     let r5 = min(co0 + 40u + sid, last) * taps * c4n;
     let r6 = min(co0 + 48u + sid, last) * taps * c4n;
     let r7 = min(co0 + 56u + sid, last) * taps * c4n;
-    let xb = px.b * p.cin * hw;
+    let xb = xbase(px.b, p.cin, 0u, p.cin, hw);
     var acc = zero();
     for (var ky = 0u; ky < p.kh; ky++) {
         let iy = i32(px.y * p.stride_h + ky) - i32(p.pad_h);
@@ -110,7 +110,7 @@ fn conv2d_forward_cpu(
             let off = xb + select(0u, u32(iy) * p.w + u32(ix), ok);
             let t = (ky * p.kw + kx) * c4n;
             for (var c4 = 0u; c4 < c4n; c4++) {
-                let x = load4(off, 4u * c4, hw, p.cin, ok);
+                let x = xload4(off, c4, hw, p.cin, ok);
                 mac4(&acc, x, wload4(r0 + t + c4), wload4(r1 + t + c4), wload4(r2 + t + c4), wload4(r3 + t + c4), wload4(r4 + t + c4), wload4(r5 + t + c4), wload4(r6 + t + c4), wload4(r7 + t + c4));
             }
         }
@@ -153,7 +153,7 @@ fn conv2d_backward_input_cpu(
     let r5 = min(ci0 + 40u + sid, last) * taps * c4n;
     let r6 = min(ci0 + 48u + sid, last) * taps * c4n;
     let r7 = min(ci0 + 56u + sid, last) * taps * c4n;
-    let yb = (px.b * p.cout + p.co_offset) * ohw;
+    let yb = xbase(px.b, p.cout, p.co_offset, p.co_count, ohw);
     var acc = zero();
     for (var ky = 0u; ky < p.kh; ky++) {
         let ty = i32(px.y + p.pad_h) - i32(ky);
@@ -166,7 +166,7 @@ fn conv2d_backward_input_cpu(
             let off = yb + select(0u, oy * p.ow + ox, ok);
             let t = (ky * p.kw + kx) * c4n;
             for (var c4 = 0u; c4 < c4n; c4++) {
-                let g = load4(off, 4u * c4, ohw, p.co_count, ok);
+                let g = xload4(off, c4, ohw, p.co_count, ok);
                 mac4(&acc, g, wload4(r0 + t + c4), wload4(r1 + t + c4), wload4(r2 + t + c4), wload4(r3 + t + c4), wload4(r4 + t + c4), wload4(r5 + t + c4), wload4(r6 + t + c4), wload4(r7 + t + c4));
             }
         }

@@ -1,7 +1,7 @@
 // Helpers shared by the CPU-shaped conv kernels (conv2d_cpu.wgsl, conv2d_cpu_uniform.wgsl):
 // each invocation owns one or two output pixels (LANES consecutive pixels per workgroup
 // and pixel) and a block of BLOCK channels in sixteen vec4 accumulators per pixel. The kernel file declares the
-// uniform `p` (Conv2dParams' fields first) and the `input` binding.
+// uniform `p` (Conv2dParams' fields first); a prelude the input binding.
 
 override HALF: bool = false; // f16 weights (--weights f16), a pipeline constant
 
@@ -54,18 +54,6 @@ fn pick(a: Acc, j: u32) -> f32 {
         case 14u: { return a.a14[j % 4u]; }
         default: { return a.a15[j % 4u]; }
     }
-}
-
-// Four consecutive channels c .. c + 3 of a plane stack at `off` (stride `plane`); the
-// ones at or past `count`, and all of them where !ok, read 0 (from a valid address).
-fn load4(off: u32, c: u32, plane: u32, count: u32, ok: bool) -> vec4<f32> {
-    let last = count - 1u;
-    return vec4<f32>(
-        select(0.0, input[off + min(c, last) * plane], ok && c < count),
-        select(0.0, input[off + min(c + 1u, last) * plane], ok && c + 1u < count),
-        select(0.0, input[off + min(c + 2u, last) * plane], ok && c + 2u < count),
-        select(0.0, input[off + min(c + 3u, last) * plane], ok && c + 3u < count),
-    );
 }
 
 // This invocation's pixel: batch item, offset in the plane, and whether it exists.

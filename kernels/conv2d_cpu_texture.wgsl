@@ -8,11 +8,30 @@
 // halves.)
 
 @group(0) @binding(2) var weight: texture_2d<f32>;
+// The input too, packed four channels a texel (pack_texture.wgsl): texel
+// (b * ceil(count / 4) + c4) * plane + q at (g mod W, g / W), zero past the last channel.
+@group(0) @binding(1) var input: texture_2d<f32>;
 
 var<private> wshift: u32;
+var<private> xshift: u32;
 
 fn winit() {
     wshift = countTrailingZeros(textureDimensions(weight).x);
+    xshift = countTrailingZeros(textureDimensions(input).x);
+}
+
+// Where pixel offset 0 of item b's packed channels lies (the texture holds only the
+// launch's `count` channels from `offset`).
+fn xbase(b: u32, total: u32, offset: u32, count: u32, plane: u32) -> u32 {
+    return b * ((count + 3u) / 4u) * plane;
+}
+
+// Channels 4 c4 .. 4 c4 + 3 of the pixel at `off`: one texel fetch (a vector gather on
+// lavapipe, where four storage loads are four per-lane loops), 0 where !ok.
+fn xload4(off: u32, c4: u32, plane: u32, count: u32, ok: bool) -> vec4<f32> {
+    let g = off + c4 * plane;
+    let t = textureLoad(input, vec2<u32>(g & ((1u << xshift) - 1u), g >> xshift), 0);
+    return select(vec4<f32>(0.0), t, ok);
 }
 
 // Packed weight group g (4 consecutive reduction channels).

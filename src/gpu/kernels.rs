@@ -13,9 +13,11 @@ pub enum Access {
     Texture,
     /// A 64 KiB window of a uniform buffer.
     Uniform,
+    /// An rgba32float 2-D storage texture written with textureStore.
+    TextureOut,
 }
 
-use Access::{Read as R, ReadWrite as W, Texture as T, Uniform as U};
+use Access::{Read as R, ReadWrite as W, Texture as T, TextureOut as O, Uniform as U};
 
 /// Declares every kernel once: its name, shader file (under `kernels/`, embedded at build
 /// time; `FILE after [A, B]` puts preludes before it), entry point and bindings after the
@@ -54,12 +56,13 @@ kernels! {
     Conv2dForward => "conv2d.wgsl", "conv2d_forward", [R, R, R, W];
     Conv2dBackwardInput => "conv2d.wgsl", "conv2d_backward_input", [R, R, R, W];
     Conv2dSplitSum => "conv2d.wgsl", "conv2d_split_sum", [R, R, R, W];
-    Conv2dForwardCpu => "conv2d_cpu.wgsl" after ["conv2d_cpu_buffer.wgsl", "conv2d_cpu_common.wgsl"], "conv2d_forward_cpu", [R, R, R, W];
-    Conv2dBackwardInputCpu => "conv2d_cpu.wgsl" after ["conv2d_cpu_buffer.wgsl", "conv2d_cpu_common.wgsl"], "conv2d_backward_input_cpu", [R, R, R, W];
-    Conv2dForwardCpuTex => "conv2d_cpu.wgsl" after ["conv2d_cpu_texture.wgsl", "conv2d_cpu_common.wgsl"], "conv2d_forward_cpu", [R, T, R, W];
-    Conv2dBackwardInputCpuTex => "conv2d_cpu.wgsl" after ["conv2d_cpu_texture.wgsl", "conv2d_cpu_common.wgsl"], "conv2d_backward_input_cpu", [R, T, R, W];
-    Conv2dForwardUniform => "conv2d_cpu_uniform.wgsl" after ["conv2d_cpu_common.wgsl"], "conv2d_forward_uniform", [R, U, R, W];
-    Conv2dBackwardInputUniform => "conv2d_cpu_uniform.wgsl" after ["conv2d_cpu_common.wgsl"], "conv2d_backward_input_uniform", [R, U, R, W];
+    Conv2dForwardCpu => "conv2d_cpu.wgsl" after ["conv2d_cpu_input.wgsl", "conv2d_cpu_buffer.wgsl", "conv2d_cpu_common.wgsl"], "conv2d_forward_cpu", [R, R, R, W];
+    Conv2dBackwardInputCpu => "conv2d_cpu.wgsl" after ["conv2d_cpu_input.wgsl", "conv2d_cpu_buffer.wgsl", "conv2d_cpu_common.wgsl"], "conv2d_backward_input_cpu", [R, R, R, W];
+    Conv2dForwardCpuTex => "conv2d_cpu.wgsl" after ["conv2d_cpu_texture.wgsl", "conv2d_cpu_common.wgsl"], "conv2d_forward_cpu", [T, T, R, W];
+    Conv2dBackwardInputCpuTex => "conv2d_cpu.wgsl" after ["conv2d_cpu_texture.wgsl", "conv2d_cpu_common.wgsl"], "conv2d_backward_input_cpu", [T, T, R, W];
+    PackTexture => "pack_texture.wgsl", "pack_texture", [R, O];
+    Conv2dForwardUniform => "conv2d_cpu_uniform.wgsl" after ["conv2d_cpu_input.wgsl", "conv2d_cpu_common.wgsl"], "conv2d_forward_uniform", [R, U, R, W];
+    Conv2dBackwardInputUniform => "conv2d_cpu_uniform.wgsl" after ["conv2d_cpu_input.wgsl", "conv2d_cpu_common.wgsl"], "conv2d_backward_input_uniform", [R, U, R, W];
     TransposePacked => "repack.wgsl", "transpose_packed", [R, W];
     TransposeBlocked => "repack.wgsl", "transpose_blocked", [R, W];
     LinearForward => "linear.wgsl" after ["linear_common.wgsl"], "linear_forward", [R, R, R, W];
@@ -210,6 +213,11 @@ impl KernelCache {
                     sample_type: wgpu::TextureSampleType::Float { filterable: false },
                     view_dimension: wgpu::TextureViewDimension::D2,
                     multisampled: false,
+                },
+                Access::TextureOut => wgpu::BindingType::StorageTexture {
+                    access: wgpu::StorageTextureAccess::WriteOnly,
+                    format: wgpu::TextureFormat::Rgba32Float,
+                    view_dimension: wgpu::TextureViewDimension::D2,
                 },
                 Access::Uniform => wgpu::BindingType::Buffer {
                     ty: wgpu::BufferBindingType::Uniform,

@@ -9,7 +9,7 @@ use super::simple::ElementParams;
 use super::{dims4, u32s, Conv2dGeom, Pool2d};
 use crate::error::{Error, Result};
 use crate::gpu::recorder::{grid, Binding};
-use crate::gpu::{Kernel, Packing, Recorder, Tensor, WeightBuffer};
+use crate::gpu::{Gemm, Kernel, Packing, Recorder, Tensor, WeightBuffer};
 
 /// How a ReLU passes the gradient back.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -74,8 +74,13 @@ pub fn conv2d_backward_input(
         }
         // the CPU-shaped kernels read their own transposed packing
         let weights = w.backward_source(rec.ctx(), i)?;
+        // cpu-tex reads this chunk's channels of dY from a texture
+        let packed = match rec.ctx().gemm() {
+            Gemm::CpuTex => Some(super::pack::pack_texture(rec, dy, ch.start, ch.rows)?),
+            _ => None,
+        };
         let binds = [
-            Binding::Tensor(dy),
+            packed.as_ref().map_or(Binding::Tensor(dy), Binding::Texture),
             weights.binding(),
             Binding::Raw(&ch.bias),
             Binding::Tensor(&dx),

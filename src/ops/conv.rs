@@ -339,6 +339,10 @@ pub fn conv2d_acc(
         ],
     );
     let m_tiles = u32s(m.div_ceil(tile.0), "conv2d pixel tiles")?;
+    let packed = match rec.ctx().gemm() {
+        Gemm::CpuTex => Some(super::pack::pack_texture(rec, x, 0, c)?),
+        _ => None,
+    };
     for (i, ch) in w.chunks.iter().enumerate() {
         let p = Conv2dParams::new(g, n, (h, wd), (oh, ow), ch, flags(relu, w) | accumulate)?;
         if w.packing == Packing::Blocked {
@@ -368,7 +372,7 @@ pub fn conv2d_acc(
         }
         let weights = w.forward_source(rec.ctx(), i)?;
         let binds = [
-            Binding::Tensor(x),
+            packed.as_ref().map_or(Binding::Tensor(x), Binding::Texture),
             weights.binding(),
             Binding::Raw(&ch.bias),
             Binding::Tensor(&y),

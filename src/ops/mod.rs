@@ -10,6 +10,7 @@ pub mod fourier;
 mod lrp;
 pub mod map;
 pub mod objective;
+mod pack;
 mod perturb;
 mod pool;
 pub mod reduce;

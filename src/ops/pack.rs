@@ -1,0 +1,89 @@
+//! The cpu-tex GEMMs' input: channels of an NCHW tensor packed four to an rgba32float texel
+//! (kernels/pack_texture.wgsl). On lavapipe a texel fetch is one vector gather where four
+//! storage loads are four per-lane loops.
+
+use bytemuck::{Pod, Zeroable};
+
+use super::u32s;
+use crate::error::{Error, Result};
+use crate::gpu::recorder::{grid, Binding};
+use crate::gpu::{Kernel, Recorder, Tensor};
+
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct PackParams {
+    n: u32,
+    c: u32,
+    plane: u32,
+    start: u32,
+    count: u32,
+    c4n: u32,
+    shift: u32,
+    texels: u32,
+}
+
+/// Channels [start, start + count) of `x` [n, c, h, w] as a texture of
+/// n x ceil(count / 4) x h x w texels, recorded into `rec`: texel
+/// g = (b * ceil(count / 4) + c / 4) * h * w + pixel at (g mod W, g / W), W the texture's
+/// power-of-two width.
+pub(crate) fn pack_texture(
+    rec: &mut Recorder,
+    x: &Tensor,
+    start: usize,
+    count: usize,
+) -> Result<wgpu::TextureView> {
+    let (n, c, plane) = match x.shape.as_slice() {
+        [n, c, rest @ ..] => (*n, *c, rest.iter().product::<usize>()),
+        s => return Err(Error::Shape(format!("cannot pack {s:?} into a texture"))),
+    };
+    if count == 0 || start + count > c {
+        return Err(Error::Shape(format!(
+            "channels {start}..{} of {:?}",
+            start + count,
+            x.shape
+        )));
+    }
+    let c4n = count.div_ceil(4);
+    let texels = (n * c4n * plane).max(1) as u64;
+    let ctx = rec.ctx();
+    let max = ctx.limits.max_texture_dimension_2d.min(16384) as u64;
+    let max_w = 1u64 << (63 - max.leading_zeros());
+    let width = texels.next_power_of_two().min(max_w);
+    let height = texels.div_ceil(width);
+    if height > max {
+        return Err(Error::TooLarge {
+            what: "a conv input packed into a texture".into(),
+            bytes: texels * 16,
+            limit: max_w * max * 16,
+            hint: "use a smaller batch, or NETLENS_GEMM=cpu".into(),
+        });
+    }
+    let texture = ctx.device.create_texture(&wgpu::TextureDescriptor {
+        label: Some("netlens packed input"),
+        size: wgpu::Extent3d {
+            width: width as u32,
+            height: height as u32,
+            depth_or_array_layers: 1,
+        },
+        mip_level_count: 1,
+        sample_count: 1,
+        dimension: wgpu::TextureDimension::D2,
+        format: wgpu::TextureFormat::Rgba32Float,
+        usage: wgpu::TextureUsages::TEXTURE_BINDING | wgpu::TextureUsages::STORAGE_BINDING,
+        view_formats: &[],
+    });
+    let view = texture.create_view(&Default::default());
+    let p = PackParams {
+        n: u32s(n, "batch")?,
+        c: u32s(c, "channels")?,
+        plane: u32s(plane, "pixels")?,
+        start: start as u32,
+        count: count as u32,
+        c4n: c4n as u32,
+        shift: width.trailing_zeros(),
+        texels: u32s(texels as usize, "texels")?,
+    };
+    let binds = [Binding::Tensor(x), Binding::Texture(&view)];
+    rec.launch(Kernel::PackTexture, &p, &binds, grid(p.texels.div_ceil(64)));
+    Ok(view)
+}
