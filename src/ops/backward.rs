@@ -80,7 +80,9 @@ pub fn conv2d_backward_input(
             _ => None,
         };
         let binds = [
-            packed.as_ref().map_or(Binding::Tensor(dy), Binding::Texture),
+            packed
+                .as_ref()
+                .map_or(Binding::Tensor(dy), Binding::Texture),
             weights.binding(),
             Binding::Raw(&ch.bias),
             Binding::Tensor(&dx),
