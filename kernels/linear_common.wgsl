@@ -37,3 +37,17 @@ fn finish(o: u32, n: u32, acc: f32) {
     let i = n * p.out_features + p.o_offset + o;
     if ((p.flags & 4u) != 0u) { output[i] += v; } else { output[i] = v; }
 }
+
+// One lane's share of output o for batch rows n0 .. n0 + rows - 1 (rows <= ROWS): the sums
+// over k = lane, lane + lanes, ... Both forward kernels reduce these across their lanes.
+fn lane_sums(o: u32, n0: u32, rows: u32, lane: u32, lanes: u32) -> array<f32, 8> {
+    var acc: array<f32, 8>; // zero-initialised
+    let wrow = o * p.in_features;
+    for (var k = lane; k < p.in_features; k += lanes) {
+        let wv = wload(wrow + k);
+        for (var r = 0u; r < rows; r++) {
+            acc[r] = fma(input[(n0 + r) * p.in_features + k], wv, acc[r]);
+        }
+    }
+    return acc;
+}

@@ -13,16 +13,8 @@ fn linear_forward_subgroup(
     let o = wid.x + wid.z * nwg.x;
     if (o >= p.o_count) { return; } // uniform per workgroup
     let n0 = wid.y * ROWS;
-    var acc: array<f32, 8>;
-    for (var r = 0u; r < ROWS; r++) { acc[r] = 0.0; }
     let rows = min(ROWS, p.n - n0);
-    let wrow = o * p.in_features;
-    for (var k = lid; k < p.in_features; k += SG) {
-        let wv = wload(wrow + k);
-        for (var r = 0u; r < rows; r++) {
-            acc[r] = fma(input[(n0 + r) * p.in_features + k], wv, acc[r]);
-        }
-    }
+    var acc = lane_sums(o, n0, rows, lid, SG);
     for (var r = 0u; r < ROWS; r++) {
         let v = subgroupAdd(acc[r]);
         if (lid == 0u && r < rows) { finish(o, n0 + r, v); }

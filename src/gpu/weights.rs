@@ -510,22 +510,37 @@ fn create_init<T: bytemuck::Pod>(
 
 /// A packed weight buffer as a 2-D texture, one vec4 group per texel (rgba32float, or
 /// rgba16float for f16 pairs), group g at (g mod W, g / W) for a power-of-two width W.
+/// The 2-D extent that holds `texels` texels in rows of a power-of-two width (at least
+/// `min_width`, at most the adapter's largest dimension, capped at 16384), texel g at
+/// (g mod width, g / width); or, where they do not fit, the most texels that would.
+pub(crate) fn texel_grid(
+    ctx: &Context,
+    texels: u64,
+    min_width: u64,
+) -> std::result::Result<(u64, u64), u64> {
+    let max = ctx.limits.max_texture_dimension_2d.min(16384) as u64;
+    let max_w = 1u64 << (63 - max.leading_zeros()); // the largest power of two <= max
+    let width = texels
+        .next_power_of_two()
+        .clamp(min_width, max_w.max(min_width));
+    let height = texels.div_ceil(width);
+    if height > max {
+        return Err(max_w * max);
+    }
+    Ok((width, height))
+}
+
 fn texture_from(ctx: &Context, buf: &wgpu::Buffer, half: bool) -> Result<wgpu::TextureView> {
     let texel: u64 = if half { 8 } else { 16 };
     let groups = buf.size() / texel;
-    let max = ctx.limits.max_texture_dimension_2d.min(16384) as u64;
-    let max_w = 1u64 << (63 - max.leading_zeros()); // the largest power of two <= max
-                                                    // at least 32 texels: a row of a multi-row copy must be a multiple of 256 bytes
-    let width = groups.next_power_of_two().clamp(32, max_w.max(32));
-    let height = groups.div_ceil(width);
-    if height > max {
-        return Err(Error::TooLarge {
-            what: "a weight texture".into(),
-            bytes: buf.size(),
-            limit: max_w * max * texel,
-            hint: "the weights of one chunk exceed the adapter's largest texture; use NETLENS_GEMM=cpu".into(),
-        });
-    }
+    // at least 32 texels a row: a row of a multi-row copy must be a multiple of 256 bytes
+    let (width, height) = texel_grid(ctx, groups, 32).map_err(|max| Error::TooLarge {
+        what: "a weight texture".into(),
+        bytes: buf.size(),
+        limit: max * texel,
+        hint: "the weights of one chunk exceed the adapter's largest texture; use NETLENS_GEMM=cpu"
+            .into(),
+    })?;
     let size = |w: u64, h: u64| wgpu::Extent3d {
         width: w as u32,
         height: h as u32,

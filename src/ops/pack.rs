@@ -7,6 +7,7 @@ use bytemuck::{Pod, Zeroable};
 use super::u32s;
 use crate::error::{Error, Result};
 use crate::gpu::recorder::{grid, Binding};
+use crate::gpu::weights::texel_grid;
 use crate::gpu::{Kernel, Recorder, Tensor};
 
 #[repr(C)]
@@ -46,18 +47,12 @@ pub(crate) fn pack_texture(
     let c4n = count.div_ceil(4);
     let texels = (n * c4n * plane).max(1) as u64;
     let ctx = rec.ctx();
-    let max = ctx.limits.max_texture_dimension_2d.min(16384) as u64;
-    let max_w = 1u64 << (63 - max.leading_zeros());
-    let width = texels.next_power_of_two().min(max_w);
-    let height = texels.div_ceil(width);
-    if height > max {
-        return Err(Error::TooLarge {
-            what: "a conv input packed into a texture".into(),
-            bytes: texels * 16,
-            limit: max_w * max * 16,
-            hint: "use a smaller batch, or NETLENS_GEMM=cpu".into(),
-        });
-    }
+    let (width, height) = texel_grid(ctx, texels, 1).map_err(|max| Error::TooLarge {
+        what: "a conv input packed into a texture".into(),
+        bytes: texels * 16,
+        limit: max * 16,
+        hint: "use a smaller batch, or NETLENS_GEMM=cpu".into(),
+    })?;
     let texture = ctx.device.create_texture(&wgpu::TextureDescriptor {
         label: Some("netlens packed input"),
         size: wgpu::Extent3d {
