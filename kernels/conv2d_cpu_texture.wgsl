@@ -1,16 +1,18 @@
-// Prelude of conv2d_cpu.wgsl: the packed weights in a 2-D texture, one vec4 group per
-// texel (rgba32float, or rgba16float with --weights f16), group g at (g mod W, g / W) for
-// the texture's power-of-two width W. lavapipe compiles a storage-buffer load into a loop
-// over the lanes that, without AVX-512, passes every word through the stack; a texel
-// fetch is a vector gather, about three times faster on AVX2 (README, Benchmarks).
+// Prelude of conv2d_cpu.wgsl on CPUs without AVX-512: the packed weights in a 2-D texture,
+// one vec4 group per texel, group g at (g mod W, g / W) for the texture's power-of-two
+// width W (declared by conv2d_cpu_weights32.wgsl or, for --weights f16,
+// conv2d_cpu_weights16.wgsl), and the input packed four channels a texel. lavapipe
+// compiles a storage-buffer load into a loop over the lanes that, without AVX-512, passes
+// every word through the stack; a texel load is a vector gather, about three times faster
+// on AVX2, and a read-only storage texture's (an image load: no sampler, no mip level)
+// about 1.4 times faster again than a sampled texture's (README, Benchmarks).
 
 // (HALF, declared in conv2d_cpu_common.wgsl, is unused here: the texture's format converts
 // halves.)
 
-@group(0) @binding(2) var weight: texture_2d<f32>;
-// The input too, packed four channels a texel (pack_texture.wgsl): texel
+// The input, packed four channels a texel (pack_texture.wgsl): texel
 // (b * ceil(count / 4) + c4) * plane + q at (g mod W, g / W), zero past the last channel.
-@group(0) @binding(1) var input: texture_2d<f32>;
+@group(0) @binding(1) var input: texture_storage_2d<rgba32float, read>;
 
 var<private> wshift: u32;
 var<private> xshift: u32;
@@ -26,16 +28,16 @@ fn xbase(b: u32, total: u32, offset: u32, count: u32, plane: u32) -> u32 {
     return b * ((count + 3u) / 4u) * plane;
 }
 
-// Channels 4 c4 .. 4 c4 + 3 of the pixel at `off`: one texel fetch (a vector gather on
+// Channels 4 c4 .. 4 c4 + 3 of the pixel at `off`: one texel load (a vector gather on
 // lavapipe, where four storage loads are four per-lane loops), 0 where !ok.
 fn xload4(off: u32, c4: u32, plane: u32, count: u32, ok: bool) -> vec4<f32> {
     let g = off + c4 * plane;
-    let t = textureLoad(input, vec2<u32>(g & ((1u << xshift) - 1u), g >> xshift), 0);
+    let t = textureLoad(input, vec2<u32>(g & ((1u << xshift) - 1u), g >> xshift));
     return select(vec4<f32>(0.0), t, ok);
 }
 
 // Packed weight group g (4 consecutive reduction channels).
 fn wload4(g: u32) -> vec4<f32> {
-    return textureLoad(weight, vec2<u32>(g & ((1u << wshift) - 1u), g >> wshift), 0);
+    return textureLoad(weight, vec2<u32>(g & ((1u << wshift) - 1u), g >> wshift));
 }
 

@@ -9,15 +9,18 @@ use std::sync::{Arc, Mutex};
 pub enum Access {
     Read,
     ReadWrite,
-    /// A 2-D float texture read with textureLoad.
-    Texture,
+    /// A 2-D read-only storage texture of this format, read with textureLoad.
+    TextureIn(wgpu::TextureFormat),
     /// A 64 KiB window of a uniform buffer.
     Uniform,
     /// An rgba32float 2-D storage texture written with textureStore.
     TextureOut,
 }
 
-use Access::{Read as R, ReadWrite as W, Texture as T, TextureOut as O, Uniform as U};
+use Access::{Read as R, ReadWrite as W, TextureOut as O, Uniform as U};
+/// An rgba32float input texture; an rgba16float one (f16 weights).
+const T: Access = Access::TextureIn(wgpu::TextureFormat::Rgba32Float);
+const H: Access = Access::TextureIn(wgpu::TextureFormat::Rgba16Float);
 
 /// Declares every kernel once: its name, shader file (under `kernels/`, embedded at build
 /// time; `FILE after [A, B]` puts preludes before it), entry point and bindings after the
@@ -58,8 +61,10 @@ kernels! {
     Conv2dSplitSum => "conv2d.wgsl", "conv2d_split_sum", [R, R, R, W];
     Conv2dForwardCpu => "conv2d_cpu.wgsl" after ["conv2d_cpu_input.wgsl", "conv2d_cpu_buffer.wgsl", "conv2d_cpu_common.wgsl"], "conv2d_forward_cpu", [R, R, R, W];
     Conv2dBackwardInputCpu => "conv2d_cpu.wgsl" after ["conv2d_cpu_input.wgsl", "conv2d_cpu_buffer.wgsl", "conv2d_cpu_common.wgsl"], "conv2d_backward_input_cpu", [R, R, R, W];
-    Conv2dForwardCpuTex => "conv2d_cpu.wgsl" after ["conv2d_cpu_texture.wgsl", "conv2d_cpu_common.wgsl"], "conv2d_forward_cpu", [T, T, R, W];
-    Conv2dBackwardInputCpuTex => "conv2d_cpu.wgsl" after ["conv2d_cpu_texture.wgsl", "conv2d_cpu_common.wgsl"], "conv2d_backward_input_cpu", [T, T, R, W];
+    Conv2dForwardCpuTex => "conv2d_cpu.wgsl" after ["conv2d_cpu_weights32.wgsl", "conv2d_cpu_texture.wgsl", "conv2d_cpu_common.wgsl"], "conv2d_forward_cpu", [T, T, R, W];
+    Conv2dBackwardInputCpuTex => "conv2d_cpu.wgsl" after ["conv2d_cpu_weights32.wgsl", "conv2d_cpu_texture.wgsl", "conv2d_cpu_common.wgsl"], "conv2d_backward_input_cpu", [T, T, R, W];
+    Conv2dForwardCpuTexHalf => "conv2d_cpu.wgsl" after ["conv2d_cpu_weights16.wgsl", "conv2d_cpu_texture.wgsl", "conv2d_cpu_common.wgsl"], "conv2d_forward_cpu", [T, H, R, W];
+    Conv2dBackwardInputCpuTexHalf => "conv2d_cpu.wgsl" after ["conv2d_cpu_weights16.wgsl", "conv2d_cpu_texture.wgsl", "conv2d_cpu_common.wgsl"], "conv2d_backward_input_cpu", [T, H, R, W];
     PackTexture => "pack_texture.wgsl", "pack_texture", [R, O];
     Conv2dForwardUniform => "conv2d_cpu_uniform.wgsl" after ["conv2d_cpu_input.wgsl", "conv2d_cpu_common.wgsl"], "conv2d_forward_uniform", [R, U, R, W];
     Conv2dBackwardInputUniform => "conv2d_cpu_uniform.wgsl" after ["conv2d_cpu_input.wgsl", "conv2d_cpu_common.wgsl"], "conv2d_backward_input_uniform", [R, U, R, W];
@@ -132,6 +137,19 @@ kernels! {
     DissectActive => "dissect.wgsl", "dissect_active", [R, R, W];
     DissectTally => "dissect.wgsl", "dissect_tally", [R, R, R, R, W, W, W, R];
     DissectUnitCategories => "dissect.wgsl", "dissect_unit_categories", [R, R, R, W];
+}
+
+impl Kernel {
+    /// The kernel that runs this GEMM kernel's work with f16 weights (`half`): the cpu-tex
+    /// kernels read those from an rgba16float texture, a binding of another type; the
+    /// other GEMM kernels take f16 weights through their HALF constant.
+    pub fn for_weights(self, half: bool) -> Kernel {
+        match (self, half) {
+            (Kernel::Conv2dForwardCpuTex, true) => Kernel::Conv2dForwardCpuTexHalf,
+            (Kernel::Conv2dBackwardInputCpuTex, true) => Kernel::Conv2dBackwardInputCpuTexHalf,
+            _ => self,
+        }
+    }
 }
 
 /// Whether kernels keep wgpu's injected runtime checks (bounds, loop bounding, division
@@ -209,10 +227,10 @@ impl KernelCache {
         }];
         for (i, a) in access.iter().enumerate() {
             let ty = match a {
-                Access::Texture => wgpu::BindingType::Texture {
-                    sample_type: wgpu::TextureSampleType::Float { filterable: false },
+                Access::TextureIn(format) => wgpu::BindingType::StorageTexture {
+                    access: wgpu::StorageTextureAccess::ReadOnly,
+                    format: *format,
                     view_dimension: wgpu::TextureViewDimension::D2,
-                    multisampled: false,
                 },
                 Access::TextureOut => wgpu::BindingType::StorageTexture {
                     access: wgpu::StorageTextureAccess::WriteOnly,

@@ -95,7 +95,7 @@ impl<'c> Recorder<'c> {
             })
             .collect();
         self.launches.push(Launch {
-            kernel,
+            kernel: kernel.for_weights(half),
             half,
             params: (offset as u64, std::mem::size_of::<P>() as u64),
             resources,

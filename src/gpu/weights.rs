@@ -557,7 +557,7 @@ fn texture_from(ctx: &Context, buf: &wgpu::Buffer, half: bool) -> Result<wgpu::T
         } else {
             wgpu::TextureFormat::Rgba32Float
         },
-        usage: wgpu::TextureUsages::TEXTURE_BINDING | wgpu::TextureUsages::COPY_DST,
+        usage: wgpu::TextureUsages::STORAGE_BINDING | wgpu::TextureUsages::COPY_DST,
         view_formats: &[],
     });
     let mut enc = ctx

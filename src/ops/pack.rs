@@ -64,7 +64,7 @@ pub(crate) fn pack_texture(
         sample_count: 1,
         dimension: wgpu::TextureDimension::D2,
         format: wgpu::TextureFormat::Rgba32Float,
-        usage: wgpu::TextureUsages::TEXTURE_BINDING | wgpu::TextureUsages::STORAGE_BINDING,
+        usage: wgpu::TextureUsages::STORAGE_BINDING,
         view_formats: &[],
     });
     let view = texture.create_view(&Default::default());
