@@ -40,34 +40,35 @@ fn share(w: f32, h: u32) -> vec4<f32> {
     return vec4<f32>(subgroupBroadcast(w, 4u), subgroupBroadcast(w, 5u), subgroupBroadcast(w, 6u), subgroupBroadcast(w, 7u));
 }
 
-// Lane s holds the weights of channels 8t + s (t = 0..7) in w.x, w.y, w.z, w.w, u.x,
-// u.y, u.z, u.w.
-fn mac(acc: ptr<function, Acc>, x: f32, w: vec4<f32>, u: vec4<f32>) {
-    let v = vec4<f32>(x);
-    (*acc).a0 = fma(v, share(w.x, 0u), (*acc).a0);
-    (*acc).a1 = fma(v, share(w.x, 1u), (*acc).a1);
-    (*acc).a2 = fma(v, share(w.y, 0u), (*acc).a2);
-    (*acc).a3 = fma(v, share(w.y, 1u), (*acc).a3);
-    (*acc).a4 = fma(v, share(w.z, 0u), (*acc).a4);
-    (*acc).a5 = fma(v, share(w.z, 1u), (*acc).a5);
-    (*acc).a6 = fma(v, share(w.w, 0u), (*acc).a6);
-    (*acc).a7 = fma(v, share(w.w, 1u), (*acc).a7);
-    (*acc).a8 = fma(v, share(u.x, 0u), (*acc).a8);
-    (*acc).a9 = fma(v, share(u.x, 1u), (*acc).a9);
-    (*acc).a10 = fma(v, share(u.y, 0u), (*acc).a10);
-    (*acc).a11 = fma(v, share(u.y, 1u), (*acc).a11);
-    (*acc).a12 = fma(v, share(u.z, 0u), (*acc).a12);
-    (*acc).a13 = fma(v, share(u.z, 1u), (*acc).a13);
-    (*acc).a14 = fma(v, share(u.w, 0u), (*acc).a14);
-    (*acc).a15 = fma(v, share(u.w, 1u), (*acc).a15);
+// Accumulator a (channels 8t + 4h .. 8t + 4h + 3) plus one step: the 4 reduction channels
+// x against w, lane s's weights of channel 8t + s for those 4 reduction channels. The four
+// multiply-adds run back to back, so a spilled accumulator is loaded and stored once.
+fn mac(a: vec4<f32>, x: vec4<f32>, w: vec4<f32>, h: u32) -> vec4<f32> {
+    var r = fma(vec4<f32>(x.x), share(w.x, h), a);
+    r = fma(vec4<f32>(x.y), share(w.y, h), r);
+    r = fma(vec4<f32>(x.z), share(w.z, h), r);
+    return fma(vec4<f32>(x.w), share(w.w, h), r);
 }
 
-// One step of 4 reduction channels: inputs x, the 4 lanes' weight groups w0..w3.
+// One step of 4 reduction channels: inputs x, this lane's weight groups w0..w7 (of
+// channels s, 8 + s, .. 56 + s).
 fn mac4(acc: ptr<function, Acc>, x: vec4<f32>, w0: vec4<f32>, w1: vec4<f32>, w2: vec4<f32>, w3: vec4<f32>, w4: vec4<f32>, w5: vec4<f32>, w6: vec4<f32>, w7: vec4<f32>) {
-    mac(acc, x.x, vec4<f32>(w0.x, w1.x, w2.x, w3.x), vec4<f32>(w4.x, w5.x, w6.x, w7.x));
-    mac(acc, x.y, vec4<f32>(w0.y, w1.y, w2.y, w3.y), vec4<f32>(w4.y, w5.y, w6.y, w7.y));
-    mac(acc, x.z, vec4<f32>(w0.z, w1.z, w2.z, w3.z), vec4<f32>(w4.z, w5.z, w6.z, w7.z));
-    mac(acc, x.w, vec4<f32>(w0.w, w1.w, w2.w, w3.w), vec4<f32>(w4.w, w5.w, w6.w, w7.w));
+    (*acc).a0 = mac((*acc).a0, x, w0, 0u);
+    (*acc).a1 = mac((*acc).a1, x, w0, 1u);
+    (*acc).a2 = mac((*acc).a2, x, w1, 0u);
+    (*acc).a3 = mac((*acc).a3, x, w1, 1u);
+    (*acc).a4 = mac((*acc).a4, x, w2, 0u);
+    (*acc).a5 = mac((*acc).a5, x, w2, 1u);
+    (*acc).a6 = mac((*acc).a6, x, w3, 0u);
+    (*acc).a7 = mac((*acc).a7, x, w3, 1u);
+    (*acc).a8 = mac((*acc).a8, x, w4, 0u);
+    (*acc).a9 = mac((*acc).a9, x, w4, 1u);
+    (*acc).a10 = mac((*acc).a10, x, w5, 0u);
+    (*acc).a11 = mac((*acc).a11, x, w5, 1u);
+    (*acc).a12 = mac((*acc).a12, x, w6, 0u);
+    (*acc).a13 = mac((*acc).a13, x, w6, 1u);
+    (*acc).a14 = mac((*acc).a14, x, w7, 0u);
+    (*acc).a15 = mac((*acc).a15, x, w7, 1u);
 }
 
 fn put(i: u32, v: f32) {
