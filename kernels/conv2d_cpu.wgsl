@@ -7,10 +7,13 @@
 //   channels of one output (see WeightBuffer): [co][tap][ci/4] forward, [ci][tap][co/4]
 //   for the input gradient (made from the first on first use, repack.wgsl), zero-padded
 //   to a multiple of 4;
-// - one invocation owns one pixel (consecutive invocations, consecutive pixels) and a
-//   block of 64 channels, in sixteen vec4 accumulators; no workgroup memory, no barriers;
-// - the 8 lanes of a subgroup load the weights of 8 different channels (lane s those of
-//   channel s of each 8-block) and share them by subgroupBroadcast;
+// - a workgroup (one subgroup) owns 8 consecutive pixels and a block of 64 channels;
+//   lane s loads pixel s's inputs and the weights of channels s, 8 + s, .., 56 + s, and
+//   keeps the sums of those 8 channels for all 8 pixels (sixteen vec4 accumulators); no
+//   workgroup memory, no barriers;
+// - each pixel's inputs reach the other lanes by subgroupBroadcast, every broadcast
+//   feeding 8 multiply-adds, and the weights never leave their lane (a CPU driver turns a
+//   broadcast into shuffles: sharing the inputs takes 8x fewer than sharing the weights);
 // - kernel taps run outside and channels inside: the padding test and the pixel offset
 //   are paid once per tap; padded taps read a valid word and drop it, so control flow
 //   stays uniform (subgroup operations need it) and the inner loop has no division.
@@ -32,43 +35,60 @@ struct Conv2dParams {
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
 @group(0) @binding(4) var<storage, read_write> output: array<f32>; // y, or dx
 
-// The value of lanes 4h .. 4h + 3, in every lane.
-fn share(w: f32, h: u32) -> vec4<f32> {
-    if (h == 0u) {
-        return vec4<f32>(subgroupBroadcast(w, 0u), subgroupBroadcast(w, 1u), subgroupBroadcast(w, 2u), subgroupBroadcast(w, 3u));
+// Lane k's four values, in every lane (k a constant after inlining).
+fn lane(x: vec4<f32>, k: u32) -> vec4<f32> {
+    switch (k) {
+        case 0u: { return vec4<f32>(subgroupBroadcast(x.x, 0u), subgroupBroadcast(x.y, 0u), subgroupBroadcast(x.z, 0u), subgroupBroadcast(x.w, 0u)); }
+        case 1u: { return vec4<f32>(subgroupBroadcast(x.x, 1u), subgroupBroadcast(x.y, 1u), subgroupBroadcast(x.z, 1u), subgroupBroadcast(x.w, 1u)); }
+        case 2u: { return vec4<f32>(subgroupBroadcast(x.x, 2u), subgroupBroadcast(x.y, 2u), subgroupBroadcast(x.z, 2u), subgroupBroadcast(x.w, 2u)); }
+        case 3u: { return vec4<f32>(subgroupBroadcast(x.x, 3u), subgroupBroadcast(x.y, 3u), subgroupBroadcast(x.z, 3u), subgroupBroadcast(x.w, 3u)); }
+        case 4u: { return vec4<f32>(subgroupBroadcast(x.x, 4u), subgroupBroadcast(x.y, 4u), subgroupBroadcast(x.z, 4u), subgroupBroadcast(x.w, 4u)); }
+        case 5u: { return vec4<f32>(subgroupBroadcast(x.x, 5u), subgroupBroadcast(x.y, 5u), subgroupBroadcast(x.z, 5u), subgroupBroadcast(x.w, 5u)); }
+        case 6u: { return vec4<f32>(subgroupBroadcast(x.x, 6u), subgroupBroadcast(x.y, 6u), subgroupBroadcast(x.z, 6u), subgroupBroadcast(x.w, 6u)); }
+        default: { return vec4<f32>(subgroupBroadcast(x.x, 7u), subgroupBroadcast(x.y, 7u), subgroupBroadcast(x.z, 7u), subgroupBroadcast(x.w, 7u)); }
     }
-    return vec4<f32>(subgroupBroadcast(w, 4u), subgroupBroadcast(w, 5u), subgroupBroadcast(w, 6u), subgroupBroadcast(w, 7u));
 }
 
-// Accumulator a (channels 8t + 4h .. 8t + 4h + 3) plus one step: the 4 reduction channels
-// x against w, lane s's weights of channel 8t + s for those 4 reduction channels. The four
-// multiply-adds run back to back, so a spilled accumulator is loaded and stored once.
-fn mac(a: vec4<f32>, x: vec4<f32>, w: vec4<f32>, h: u32) -> vec4<f32> {
-    var r = fma(vec4<f32>(x.x), share(w.x, h), a);
-    r = fma(vec4<f32>(x.y), share(w.y, h), r);
-    r = fma(vec4<f32>(x.z), share(w.z, h), r);
-    return fma(vec4<f32>(x.w), share(w.w, h), r);
+// Sums a (channels 8t + s for t = 4h .. 4h + 3 in lane s) plus one step of pixel k: its
+// 4 reduction channels xk (the same in every lane) against w, lane s's weights of those 4
+// channels (w.x: group 4h's, ..). The four multiply-adds run back to back, so a spilled
+// accumulator is loaded and stored once a step.
+fn mac(a: vec4<f32>, xk: vec4<f32>, w: array<vec4<f32>, 4>) -> vec4<f32> {
+    var r = fma(vec4<f32>(xk.x), vec4<f32>(w[0].x, w[1].x, w[2].x, w[3].x), a);
+    r = fma(vec4<f32>(xk.y), vec4<f32>(w[0].y, w[1].y, w[2].y, w[3].y), r);
+    r = fma(vec4<f32>(xk.z), vec4<f32>(w[0].z, w[1].z, w[2].z, w[3].z), r);
+    return fma(vec4<f32>(xk.w), vec4<f32>(w[0].w, w[1].w, w[2].w, w[3].w), r);
 }
 
-// One step of 4 reduction channels: inputs x, this lane's weight groups w0..w7 (of
-// channels s, 8 + s, .. 56 + s).
-fn mac4(acc: ptr<function, Acc>, x: vec4<f32>, w0: vec4<f32>, w1: vec4<f32>, w2: vec4<f32>, w3: vec4<f32>, w4: vec4<f32>, w5: vec4<f32>, w6: vec4<f32>, w7: vec4<f32>) {
-    (*acc).a0 = mac((*acc).a0, x, w0, 0u);
-    (*acc).a1 = mac((*acc).a1, x, w0, 1u);
-    (*acc).a2 = mac((*acc).a2, x, w1, 0u);
-    (*acc).a3 = mac((*acc).a3, x, w1, 1u);
-    (*acc).a4 = mac((*acc).a4, x, w2, 0u);
-    (*acc).a5 = mac((*acc).a5, x, w2, 1u);
-    (*acc).a6 = mac((*acc).a6, x, w3, 0u);
-    (*acc).a7 = mac((*acc).a7, x, w3, 1u);
-    (*acc).a8 = mac((*acc).a8, x, w4, 0u);
-    (*acc).a9 = mac((*acc).a9, x, w4, 1u);
-    (*acc).a10 = mac((*acc).a10, x, w5, 0u);
-    (*acc).a11 = mac((*acc).a11, x, w5, 1u);
-    (*acc).a12 = mac((*acc).a12, x, w6, 0u);
-    (*acc).a13 = mac((*acc).a13, x, w6, 1u);
-    (*acc).a14 = mac((*acc).a14, x, w7, 0u);
-    (*acc).a15 = mac((*acc).a15, x, w7, 1u);
+// One step of 4 reduction channels for the workgroup's 8 pixels: x this lane's pixel's
+// inputs, shared with the others by subgroupBroadcast (4 broadcasts a pixel, each feeding
+// 8 multiply-adds); lo and hi this lane's weight groups of channels s, 8 + s, .. 24 + s
+// and 32 + s, .. 56 + s. Accumulators 2k and 2k + 1 hold pixel k's.
+fn mac8(acc: ptr<function, Acc>, x: vec4<f32>, lo: array<vec4<f32>, 4>, hi: array<vec4<f32>, 4>) {
+    let x0 = lane(x, 0u);
+    (*acc).a0 = mac((*acc).a0, x0, lo);
+    (*acc).a1 = mac((*acc).a1, x0, hi);
+    let x1 = lane(x, 1u);
+    (*acc).a2 = mac((*acc).a2, x1, lo);
+    (*acc).a3 = mac((*acc).a3, x1, hi);
+    let x2 = lane(x, 2u);
+    (*acc).a4 = mac((*acc).a4, x2, lo);
+    (*acc).a5 = mac((*acc).a5, x2, hi);
+    let x3 = lane(x, 3u);
+    (*acc).a6 = mac((*acc).a6, x3, lo);
+    (*acc).a7 = mac((*acc).a7, x3, hi);
+    let x4 = lane(x, 4u);
+    (*acc).a8 = mac((*acc).a8, x4, lo);
+    (*acc).a9 = mac((*acc).a9, x4, hi);
+    let x5 = lane(x, 5u);
+    (*acc).a10 = mac((*acc).a10, x5, lo);
+    (*acc).a11 = mac((*acc).a11, x5, hi);
+    let x6 = lane(x, 6u);
+    (*acc).a12 = mac((*acc).a12, x6, lo);
+    (*acc).a13 = mac((*acc).a13, x6, hi);
+    let x7 = lane(x, 7u);
+    (*acc).a14 = mac((*acc).a14, x7, lo);
+    (*acc).a15 = mac((*acc).a15, x7, hi);
 }
 
 fn put(i: u32, v: f32) {
@@ -112,19 +132,24 @@ fn conv2d_forward_cpu(
             let t = (ky * p.kw + kx) * c4n;
             for (var c4 = 0u; c4 < c4n; c4++) {
                 let x = xload4(off, c4, hw, p.cin, ok);
-                mac4(&acc, x, wload4(r0 + t + c4), wload4(r1 + t + c4), wload4(r2 + t + c4), wload4(r3 + t + c4), wload4(r4 + t + c4), wload4(r5 + t + c4), wload4(r6 + t + c4), wload4(r7 + t + c4));
+                mac8(&acc, x, array(wload4(r0 + t + c4), wload4(r1 + t + c4), wload4(r2 + t + c4), wload4(r3 + t + c4)), array(wload4(r4 + t + c4), wload4(r5 + t + c4), wload4(r6 + t + c4), wload4(r7 + t + c4)));
             }
         }
     }
-    if (!px.live) { return; }
-    let yb = (px.b * p.cout + p.co_offset) * plane + px.q;
-    for (var j = 0u; j < BLOCK; j++) {
-        let co = co0 + j;
-        if (co >= p.co_count) { break; }
-        var v = pick(acc, j);
-        if ((p.flags & 2u) != 0u) { v += bias[co]; }
-        if ((p.flags & 1u) != 0u) { v = max(v, 0.0); }
-        put(yb + co * plane, v);
+    // lane s holds channels co0 + 8t + s (t = 0..7) of each of the workgroup's pixels
+    let m0 = (wid.x + wid.z * nwg.x) * LANES;
+    for (var k = 0u; k < LANES; k++) {
+        let pk = pixel_at(m0 + k, plane, p.ow);
+        if (!pk.live) { break; }
+        let yb = (pk.b * p.cout + p.co_offset) * plane + pk.q;
+        for (var t = 0u; t < 8u; t++) {
+            let co = co0 + 8u * t + sid;
+            if (co >= p.co_count) { break; }
+            var v = pick(acc, 8u * k + t);
+            if ((p.flags & 2u) != 0u) { v += bias[co]; }
+            if ((p.flags & 1u) != 0u) { v = max(v, 0.0); }
+            put(yb + co * plane, v);
+        }
     }
 }
 
@@ -168,15 +193,19 @@ fn conv2d_backward_input_cpu(
             let t = (ky * p.kw + kx) * c4n;
             for (var c4 = 0u; c4 < c4n; c4++) {
                 let g = xload4(off, c4, ohw, p.co_count, ok);
-                mac4(&acc, g, wload4(r0 + t + c4), wload4(r1 + t + c4), wload4(r2 + t + c4), wload4(r3 + t + c4), wload4(r4 + t + c4), wload4(r5 + t + c4), wload4(r6 + t + c4), wload4(r7 + t + c4));
+                mac8(&acc, g, array(wload4(r0 + t + c4), wload4(r1 + t + c4), wload4(r2 + t + c4), wload4(r3 + t + c4)), array(wload4(r4 + t + c4), wload4(r5 + t + c4), wload4(r6 + t + c4), wload4(r7 + t + c4)));
             }
         }
     }
-    if (!px.live) { return; }
-    let xb = px.b * p.cin * plane + px.q;
-    for (var j = 0u; j < BLOCK; j++) {
-        let ci = ci0 + j;
-        if (ci >= p.cin) { break; }
-        put(xb + ci * plane, pick(acc, j));
+    let m0 = (wid.x + wid.z * nwg.x) * LANES;
+    for (var k = 0u; k < LANES; k++) {
+        let pk = pixel_at(m0 + k, plane, p.w);
+        if (!pk.live) { break; }
+        let xb = pk.b * p.cin * plane + pk.q;
+        for (var t = 0u; t < 8u; t++) {
+            let ci = ci0 + 8u * t + sid;
+            if (ci >= p.cin) { break; }
+            put(xb + ci * plane, pick(acc, 8u * k + t));
+        }
     }
 }

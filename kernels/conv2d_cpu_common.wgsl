@@ -1,7 +1,8 @@
 // Helpers shared by the CPU-shaped conv kernels (conv2d_cpu.wgsl, conv2d_cpu_uniform.wgsl):
-// each invocation owns one or two output pixels (LANES consecutive pixels per workgroup
-// and pixel) and a block of BLOCK channels in sixteen vec4 accumulators per pixel. The kernel file declares the
-// uniform `p` (Conv2dParams' fields first); a prelude the input binding.
+// workgroups of LANES invocations over consecutive output pixels, BLOCK channels each, the
+// sums in sixteen vec4 accumulators per invocation (which channels and pixels they hold is
+// the kernel's choice). The kernel file declares the uniform `p` (Conv2dParams' fields
+// first); a prelude the input binding.
 
 override HALF: bool = false; // f16 weights (--weights f16), a pipeline constant
 
@@ -27,7 +28,7 @@ fn unpack4(q: vec4<u32>, g: u32) -> vec4<f32> {
     return bitcast<vec4<f32>>(q);
 }
 
-// Channel j of the block is accumulator j / 4, component j % 4.
+// Sum j (0 .. 63) is accumulator j / 4, component j % 4.
 struct Acc { a0: vec4<f32>, a1: vec4<f32>, a2: vec4<f32>, a3: vec4<f32>, a4: vec4<f32>, a5: vec4<f32>, a6: vec4<f32>, a7: vec4<f32>, a8: vec4<f32>, a9: vec4<f32>, a10: vec4<f32>, a11: vec4<f32>, a12: vec4<f32>, a13: vec4<f32>, a14: vec4<f32>, a15: vec4<f32> }
 
 fn zero() -> Acc {
