@@ -95,6 +95,12 @@ fn put(i: u32, v: f32) {
     if ((p.flags & 4u) != 0u) { output[i] += v; } else { output[i] = v; }
 }
 
+// This lane's sum for channel 8t + s of the workgroup's pixel k (0 .. 15).
+fn sum_of(a: Acc, b: Acc, k: u32, t: u32) -> f32 {
+    if (k < LANES) { return pick(a, 8u * k + t); }
+    return pick(b, 8u * (k - LANES) + t);
+}
+
 // y[b, co, oy, ox] = sum_{ky, kx, ci} x[b, ci, oy*s + ky - pad, ox*s + kx - pad] W[co, ci, ky, kx]
 @compute @workgroup_size(8, 1, 1)
 fn conv2d_forward_cpu(
@@ -105,7 +111,9 @@ fn conv2d_forward_cpu(
 ) {
     winit();
     let plane = p.oh * p.ow;
-    let px = pixel(wid, nwg, lid, plane, p.ow);
+    let m0 = (wid.x + wid.z * nwg.x) * 2u * LANES;
+    let pa = pixel_at(m0 + lid, plane, p.ow);
+    let pb = pixel_at(m0 + LANES + lid, plane, p.ow);
     let hw = p.h * p.w;
     let taps = p.kh * p.kw;
     let c4n = (p.cin + 3u) / 4u;
@@ -121,31 +129,32 @@ fn conv2d_forward_cpu(
     let r5 = min(co0 + 40u + sid, last) * taps * c4n;
     let r6 = min(co0 + 48u + sid, last) * taps * c4n;
     let r7 = min(co0 + 56u + sid, last) * taps * c4n;
-    let xb = xbase(px.b, p.cin, 0u, p.cin, hw);
-    var acc = zero();
+    let xa = xbase(pa.b, p.cin, 0u, p.cin, hw);
+    let xb = xbase(pb.b, p.cin, 0u, p.cin, hw);
+    var acc_a = zero();
+    var acc_b = zero();
     for (var ky = 0u; ky < p.kh; ky++) {
-        let iy = i32(px.y * p.stride_h + ky) - i32(p.pad_h);
         for (var kx = 0u; kx < p.kw; kx++) {
-            let ix = i32(px.x * p.stride_w + kx) - i32(p.pad_w);
-            let ok = iy >= 0 && ix >= 0 && iy < i32(p.h) && ix < i32(p.w);
-            let off = xb + select(0u, u32(iy) * p.w + u32(ix), ok);
+            let ta = forward_tap(pa, xa, ky, kx);
+            let tb = forward_tap(pb, xb, ky, kx);
             let t = (ky * p.kw + kx) * c4n;
             for (var c4 = 0u; c4 < c4n; c4++) {
-                let x = xload4(off, c4, hw, p.cin, ok);
-                mac8(&acc, x, array(wload4(r0 + t + c4), wload4(r1 + t + c4), wload4(r2 + t + c4), wload4(r3 + t + c4)), array(wload4(r4 + t + c4), wload4(r5 + t + c4), wload4(r6 + t + c4), wload4(r7 + t + c4)));
+                let lo = array(wload4(r0 + t + c4), wload4(r1 + t + c4), wload4(r2 + t + c4), wload4(r3 + t + c4));
+                let hi = array(wload4(r4 + t + c4), wload4(r5 + t + c4), wload4(r6 + t + c4), wload4(r7 + t + c4));
+                mac8(&acc_a, xload4(ta.off, c4, hw, p.cin, ta.ok), lo, hi);
+                mac8(&acc_b, xload4(tb.off, c4, hw, p.cin, tb.ok), lo, hi);
             }
         }
     }
     // lane s holds channels co0 + 8t + s (t = 0..7) of each of the workgroup's pixels
-    let m0 = (wid.x + wid.z * nwg.x) * LANES;
-    for (var k = 0u; k < LANES; k++) {
+    for (var k = 0u; k < 2u * LANES; k++) {
         let pk = pixel_at(m0 + k, plane, p.ow);
         if (!pk.live) { break; }
         let yb = (pk.b * p.cout + p.co_offset) * plane + pk.q;
         for (var t = 0u; t < 8u; t++) {
             let co = co0 + 8u * t + sid;
             if (co >= p.co_count) { break; }
-            var v = pick(acc, 8u * k + t);
+            var v = sum_of(acc_a, acc_b, k, t);
             if ((p.flags & 2u) != 0u) { v += bias[co]; }
             if ((p.flags & 1u) != 0u) { v = max(v, 0.0); }
             put(yb + co * plane, v);
@@ -165,7 +174,9 @@ fn conv2d_backward_input_cpu(
 ) {
     winit();
     let plane = p.h * p.w;
-    let px = pixel(wid, nwg, lid, plane, p.w);
+    let m0 = (wid.x + wid.z * nwg.x) * 2u * LANES;
+    let pa = pixel_at(m0 + lid, plane, p.w);
+    let pb = pixel_at(m0 + LANES + lid, plane, p.w);
     let ohw = p.oh * p.ow;
     let taps = p.kh * p.kw;
     let c4n = (p.co_count + 3u) / 4u;
@@ -179,33 +190,31 @@ fn conv2d_backward_input_cpu(
     let r5 = min(ci0 + 40u + sid, last) * taps * c4n;
     let r6 = min(ci0 + 48u + sid, last) * taps * c4n;
     let r7 = min(ci0 + 56u + sid, last) * taps * c4n;
-    let yb = xbase(px.b, p.cout, p.co_offset, p.co_count, ohw);
-    var acc = zero();
+    let ya = xbase(pa.b, p.cout, p.co_offset, p.co_count, ohw);
+    let yb = xbase(pb.b, p.cout, p.co_offset, p.co_count, ohw);
+    var acc_a = zero();
+    var acc_b = zero();
     for (var ky = 0u; ky < p.kh; ky++) {
-        let ty = i32(px.y + p.pad_h) - i32(ky);
-        let oy = fdiv(u32(max(ty, 0)), p.stride_h);
-        let oky = ty >= 0 && oy * p.stride_h == u32(ty) && oy < p.oh;
         for (var kx = 0u; kx < p.kw; kx++) {
-            let tx = i32(px.x + p.pad_w) - i32(kx);
-            let ox = fdiv(u32(max(tx, 0)), p.stride_w);
-            let ok = oky && tx >= 0 && ox * p.stride_w == u32(tx) && ox < p.ow;
-            let off = yb + select(0u, oy * p.ow + ox, ok);
+            let ta = backward_tap(pa, ya, ky, kx);
+            let tb = backward_tap(pb, yb, ky, kx);
             let t = (ky * p.kw + kx) * c4n;
             for (var c4 = 0u; c4 < c4n; c4++) {
-                let g = xload4(off, c4, ohw, p.co_count, ok);
-                mac8(&acc, g, array(wload4(r0 + t + c4), wload4(r1 + t + c4), wload4(r2 + t + c4), wload4(r3 + t + c4)), array(wload4(r4 + t + c4), wload4(r5 + t + c4), wload4(r6 + t + c4), wload4(r7 + t + c4)));
+                let lo = array(wload4(r0 + t + c4), wload4(r1 + t + c4), wload4(r2 + t + c4), wload4(r3 + t + c4));
+                let hi = array(wload4(r4 + t + c4), wload4(r5 + t + c4), wload4(r6 + t + c4), wload4(r7 + t + c4));
+                mac8(&acc_a, xload4(ta.off, c4, ohw, p.co_count, ta.ok), lo, hi);
+                mac8(&acc_b, xload4(tb.off, c4, ohw, p.co_count, tb.ok), lo, hi);
             }
         }
     }
-    let m0 = (wid.x + wid.z * nwg.x) * LANES;
-    for (var k = 0u; k < LANES; k++) {
+    for (var k = 0u; k < 2u * LANES; k++) {
         let pk = pixel_at(m0 + k, plane, p.w);
         if (!pk.live) { break; }
         let xb = pk.b * p.cin * plane + pk.q;
         for (var t = 0u; t < 8u; t++) {
             let ci = ci0 + 8u * t + sid;
             if (ci >= p.cin) { break; }
-            put(xb + ci * plane, pick(acc, 8u * k + t));
+            put(xb + ci * plane, sum_of(acc_a, acc_b, k, t));
         }
     }
 }

@@ -57,12 +57,8 @@ fn pick(a: Acc, j: u32) -> f32 {
     }
 }
 
-// This invocation's pixel: batch item, offset in the plane, and whether it exists.
+// An output pixel: batch item, offset in the plane, row, column, and whether it exists.
 struct Pixel { b: u32, q: u32, y: u32, x: u32, live: bool }
-
-fn pixel(wid: vec3<u32>, nwg: vec3<u32>, lid: u32, plane: u32, width: u32) -> Pixel {
-    return pixel_at((wid.x + wid.z * nwg.x) * LANES + lid, plane, width);
-}
 
 // Output pixel m of the batch (planes of `plane` pixels, rows of `width`).
 fn pixel_at(m: u32, plane: u32, width: u32) -> Pixel {
@@ -72,4 +68,26 @@ fn pixel_at(m: u32, plane: u32, width: u32) -> Pixel {
     let q = mm - b * plane;
     let y = fdiv(q, width);
     return Pixel(b, q, y, q - y * width, live);
+}
+
+// The input offset of tap (ky, kx) for output pixel px (x plane stack at xb), and whether
+// it lies inside the image (else the offset is a valid dummy).
+struct Tap { off: u32, ok: bool }
+
+fn forward_tap(px: Pixel, xb: u32, ky: u32, kx: u32) -> Tap {
+    let iy = i32(px.y * p.stride_h + ky) - i32(p.pad_h);
+    let ix = i32(px.x * p.stride_w + kx) - i32(p.pad_w);
+    let ok = iy >= 0 && ix >= 0 && iy < i32(p.h) && ix < i32(p.w);
+    return Tap(xb + select(0u, u32(iy) * p.w + u32(ix), ok), ok);
+}
+
+// The dY offset that input pixel px receives from through tap (ky, kx), if any.
+fn backward_tap(px: Pixel, yb: u32, ky: u32, kx: u32) -> Tap {
+    let ty = i32(px.y + p.pad_h) - i32(ky);
+    let oy = fdiv(u32(max(ty, 0)), p.stride_h);
+    let tx = i32(px.x + p.pad_w) - i32(kx);
+    let ox = fdiv(u32(max(tx, 0)), p.stride_w);
+    let ok = ty >= 0 && oy * p.stride_h == u32(ty) && oy < p.oh
+        && tx >= 0 && ox * p.stride_w == u32(tx) && ox < p.ow;
+    return Tap(yb + select(0u, oy * p.ow + ox, ok), ok);
 }

@@ -102,8 +102,8 @@ const TILED_TARGET_GROUPS: usize = 256;
 const TILED_MIN_SPLIT_K: usize = 128;
 /// Largest split-K scratch, bytes.
 const TILED_MAX_SCRATCH: u64 = 64 << 20;
-/// The CPU-shaped kernel's: 8 lanes (one subgroup), one pixel each, 64 channels per lane.
-const CPU: (usize, usize) = (8, 64);
+/// The CPU-shaped kernel's: 8 lanes (one subgroup) of two pixels each, 64 channels.
+const CPU: (usize, usize) = (16, 64);
 /// The uniform-window kernel's: 8 lanes of two pixels each, 64 channels.
 const UNIFORM: (usize, usize) = (16, 64);
 
