@@ -26,11 +26,12 @@ pub enum Packing {
 pub enum Gemm {
     /// Shared-memory tiles and barriers: for GPUs.
     Tiled,
-    /// No shared memory or barriers, one pixel per lane and a channel block per
+    /// No shared memory or barriers, two pixels per lane and a channel block per
     /// workgroup: for software adapters (lavapipe, llvmpipe, WARP, SwiftShader).
     Cpu,
-    /// `Cpu` with the packed weights in textures: for software adapters on CPUs without
-    /// AVX-512, where lavapipe's storage-buffer loads stall (about 3x slower).
+    /// `Cpu` with the packed weights and the input in read-only storage textures: for
+    /// software adapters on CPUs without AVX-512, where lavapipe's storage-buffer loads
+    /// stall (about 3x slower).
     CpuTex,
     /// CPU-shaped without subgroups: every lane reads the weights from 64 KiB uniform
     /// windows, which CPU drivers load once and broadcast. For software adapters whose
@@ -40,7 +41,7 @@ pub enum Gemm {
 
 impl Gemm {
     /// The variant for a device: for a CPU-backed adapter whose subgroups are 8 lanes
-    /// wide (the kernel shares weights across exactly 8) `Cpu`, or `CpuTex` on an x86
+    /// wide (the kernel shares inputs across exactly 8) `Cpu`, or `CpuTex` on an x86
     /// CPU without AVX-512; for another CPU-backed adapter `CpuUniform` where its uniform
     /// bindings hold 64 KiB; `Tiled` otherwise.
     pub fn for_device(
