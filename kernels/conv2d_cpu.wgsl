@@ -7,10 +7,10 @@
 //   channels of one output (see WeightBuffer): [co][tap][ci/4] forward, [ci][tap][co/4]
 //   for the input gradient (made from the first on first use, repack.wgsl), zero-padded
 //   to a multiple of 4;
-// - a workgroup (one subgroup) owns 8 consecutive pixels and a block of 64 channels;
-//   lane s loads pixel s's inputs and the weights of channels s, 8 + s, .., 56 + s, and
-//   keeps the sums of those 8 channels for all 8 pixels (sixteen vec4 accumulators); no
-//   workgroup memory, no barriers;
+// - a workgroup (one subgroup) owns 16 consecutive pixels and a block of 64 channels;
+//   lane s loads the inputs of pixels s and 8 + s and the weights of channels s, 8 + s,
+//   .., 56 + s, and keeps the sums of those 8 channels for all 16 pixels (two sets of
+//   sixteen vec4 accumulators); no workgroup memory, no barriers;
 // - each pixel's inputs reach the other lanes by subgroupBroadcast, every broadcast
 //   feeding 8 multiply-adds, and the weights never leave their lane (a CPU driver turns a
 //   broadcast into shuffles: sharing the inputs takes 8x fewer than sharing the weights);
@@ -60,7 +60,7 @@ fn mac(a: vec4<f32>, xk: vec4<f32>, w: array<vec4<f32>, 4>) -> vec4<f32> {
     return fma(vec4<f32>(xk.w), vec4<f32>(w[0].w, w[1].w, w[2].w, w[3].w), r);
 }
 
-// One step of 4 reduction channels for the workgroup's 8 pixels: x this lane's pixel's
+// One step of 4 reduction channels for 8 of the workgroup's pixels: x this lane's pixel's
 // inputs, shared with the others by subgroupBroadcast (4 broadcasts a pixel, each feeding
 // 8 multiply-adds); lo and hi this lane's weight groups of channels s, 8 + s, .. 24 + s
 // and 32 + s, .. 56 + s. Accumulators 2k and 2k + 1 hold pixel k's.

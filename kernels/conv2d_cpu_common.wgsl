@@ -1,6 +1,6 @@
 // Helpers shared by the CPU-shaped conv kernels (conv2d_cpu.wgsl, conv2d_cpu_uniform.wgsl):
 // workgroups of LANES invocations over consecutive output pixels, BLOCK channels each, the
-// sums in sixteen vec4 accumulators per invocation (which channels and pixels they hold is
+// sums in sets of sixteen vec4 accumulators (Acc; which channels and pixels a set holds is
 // the kernel's choice). The kernel file declares the uniform `p` (Conv2dParams' fields
 // first); a prelude the input binding.
 

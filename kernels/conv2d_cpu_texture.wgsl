@@ -5,7 +5,7 @@
 // compiles a storage-buffer load into a loop over the lanes that, without AVX-512, passes
 // every word through the stack; a texel load is a vector gather, about three times faster
 // on AVX2, and a read-only storage texture's (an image load: no sampler, no mip level)
-// about 1.4 times faster again than a sampled texture's (README, Benchmarks).
+// about 1.4 times faster again than a sampled texture's (README, Kernel variants).
 
 // (HALF, declared in conv2d_cpu_common.wgsl, is unused here: the texture's format converts
 // halves.)
