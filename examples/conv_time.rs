@@ -1,5 +1,8 @@
 //! Quick GFLOP/s of conv2d forward and input-gradient on VGG16 shapes, for the context's
 //! GEMM variant (NETLENS_GEMM=cpu|tiled): cargo run --release --example conv_time [reps]
+//! [shape]. With NETLENS_DUMP_JIT=DIR (Linux) it then copies the process's anonymous
+//! executable mappings, a CPU driver's compiled kernels, to DIR/<address>.bin for
+//! tools/jit_profile.py.
 use std::time::Instant;
 
 use netlens::gpu::{Context, Recorder, Tensor, WeightBuffer};
@@ -96,6 +99,36 @@ fn main() -> netlens::Result<()> {
                 best * 1e3,
                 flops / best / 1e9
             );
+        }
+    }
+    if let Ok(dir) = std::env::var("NETLENS_DUMP_JIT") {
+        dump_jit(std::path::Path::new(&dir)).expect("NETLENS_DUMP_JIT: cannot copy the mappings");
+    }
+    Ok(())
+}
+
+/// Copies every anonymous executable mapping of this process (JIT code) to dir/<start>.bin.
+fn dump_jit(dir: &std::path::Path) -> std::io::Result<()> {
+    use std::io::{Read, Seek, SeekFrom};
+    std::fs::create_dir_all(dir)?;
+    let maps = std::fs::read_to_string("/proc/self/maps")?;
+    let mut mem = std::fs::File::open("/proc/self/mem")?;
+    for line in maps.lines() {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        // start-end perms offset dev inode [path]: no path means anonymous
+        if f.len() != 5 || !f[1].contains('x') {
+            continue;
+        }
+        let Some((a, b)) = f[0].split_once('-') else {
+            continue;
+        };
+        let (Ok(a), Ok(b)) = (u64::from_str_radix(a, 16), u64::from_str_radix(b, 16)) else {
+            continue;
+        };
+        let mut buf = vec![0u8; (b - a) as usize];
+        mem.seek(SeekFrom::Start(a))?;
+        if mem.read_exact(&mut buf).is_ok() {
+            std::fs::write(dir.join(format!("{a:x}.bin")), &buf)?;
         }
     }
     Ok(())

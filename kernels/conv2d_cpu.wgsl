@@ -95,10 +95,63 @@ fn put(i: u32, v: f32) {
     if ((p.flags & 4u) != 0u) { output[i] += v; } else { output[i] = v; }
 }
 
-// This lane's sum for channel 8t + s of the workgroup's pixel k (0 .. 15).
-fn sum_of(a: Acc, b: Acc, k: u32, t: u32) -> f32 {
-    if (k < LANES) { return pick(a, 8u * k + t); }
-    return pick(b, 8u * (k - LANES) + t);
+// Pixel k's sums (0 .. 7 in this set): accumulators 2k (lo) and 2k + 1 (hi), picked by
+// selects (a switch on k would branch per lane on a CPU driver).
+fn lo_of(a: Acc, k: u32) -> vec4<f32> {
+    var r = a.a0;
+    r = select(r, a.a2, k == 1u);
+    r = select(r, a.a4, k == 2u);
+    r = select(r, a.a6, k == 3u);
+    r = select(r, a.a8, k == 4u);
+    r = select(r, a.a10, k == 5u);
+    r = select(r, a.a12, k == 6u);
+    r = select(r, a.a14, k == 7u);
+    return r;
+}
+
+fn hi_of(a: Acc, k: u32) -> vec4<f32> {
+    var r = a.a1;
+    r = select(r, a.a3, k == 1u);
+    r = select(r, a.a5, k == 2u);
+    r = select(r, a.a7, k == 3u);
+    r = select(r, a.a9, k == 4u);
+    r = select(r, a.a11, k == 5u);
+    r = select(r, a.a13, k == 6u);
+    r = select(r, a.a15, k == 7u);
+    return r;
+}
+
+// How many of the store loop's 8 steps have a pixel (step k stores pixels m0 + k and
+// m0 + 8 + k). The store loops take their bounds from the uniform so that the driver
+// keeps them loops: written out straight (16 copies of the stores) they took lavapipe's
+// LLVM about 5 s to compile on a cold shader cache.
+fn stores(m0: u32, plane: u32) -> u32 {
+    let total = p.n * plane;
+    return select(0u, min(LANES, total - m0), m0 < total);
+}
+
+// The bias of channels c, c + 8, c + 16, c + 24 (0 without a bias).
+fn bias4(c: u32, count: u32) -> vec4<f32> {
+    if ((p.flags & 2u) == 0u) { return vec4<f32>(0.0); }
+    let last = count - 1u;
+    return vec4<f32>(bias[min(c, last)], bias[min(c + 8u, last)], bias[min(c + 16u, last)], bias[min(c + 24u, last)]);
+}
+
+// Stores this lane's sums of output pixel m: lo and hi hold channels c0, c0 + 8, ..,
+// c0 + 56 (c0 the block's first plus s; bl, bh their biases) of a stack of planes, `total`
+// channels an item from `offset`, `count` of them in this launch; with the launch's bias,
+// ReLU and accumulation flags.
+fn store_pixel(lo: vec4<f32>, hi: vec4<f32>, bl: vec4<f32>, bh: vec4<f32>, m: u32, plane: u32, width: u32, total: u32, offset: u32, c0: u32, count: u32) {
+    let pk = pixel_at(m, plane, width);
+    if (!pk.live || c0 >= count) { return; }
+    let base = (pk.b * total + offset) * plane + pk.q;
+    let channels = min(8u, (count - c0 + 7u) / 8u);
+    for (var t = 0u; t < channels; t++) {
+        var v = select(lo[t & 3u], hi[t & 3u], t >= 4u);
+        if ((p.flags & 2u) != 0u) { v += select(bl[t & 3u], bh[t & 3u], t >= 4u); }
+        if ((p.flags & 1u) != 0u) { v = max(v, 0.0); }
+        put(base + (c0 + 8u * t) * plane, v);
+    }
 }
 
 // y[b, co, oy, ox] = sum_{ky, kx, ci} x[b, ci, oy*s + ky - pad, ox*s + kx - pad] W[co, ci, ky, kx]
@@ -147,18 +200,12 @@ fn conv2d_forward_cpu(
         }
     }
     // lane s holds channels co0 + 8t + s (t = 0..7) of each of the workgroup's pixels
-    for (var k = 0u; k < 2u * LANES; k++) {
-        let pk = pixel_at(m0 + k, plane, p.ow);
-        if (!pk.live) { break; }
-        let yb = (pk.b * p.cout + p.co_offset) * plane + pk.q;
-        for (var t = 0u; t < 8u; t++) {
-            let co = co0 + 8u * t + sid;
-            if (co >= p.co_count) { break; }
-            var v = sum_of(acc_a, acc_b, k, t);
-            if ((p.flags & 2u) != 0u) { v += bias[co]; }
-            if ((p.flags & 1u) != 0u) { v = max(v, 0.0); }
-            put(yb + co * plane, v);
-        }
+    let c = co0 + sid;
+    let bl = bias4(c, p.co_count);
+    let bh = bias4(c + 32u, p.co_count);
+    for (var k = 0u; k < stores(m0, plane); k++) {
+        store_pixel(lo_of(acc_a, k), hi_of(acc_a, k), bl, bh, m0 + k, plane, p.ow, p.cout, p.co_offset, c, p.co_count);
+        store_pixel(lo_of(acc_b, k), hi_of(acc_b, k), bl, bh, m0 + LANES + k, plane, p.ow, p.cout, p.co_offset, c, p.co_count);
     }
 }
 
@@ -207,14 +254,11 @@ fn conv2d_backward_input_cpu(
             }
         }
     }
-    for (var k = 0u; k < 2u * LANES; k++) {
-        let pk = pixel_at(m0 + k, plane, p.w);
-        if (!pk.live) { break; }
-        let xb = pk.b * p.cin * plane + pk.q;
-        for (var t = 0u; t < 8u; t++) {
-            let ci = ci0 + 8u * t + sid;
-            if (ci >= p.cin) { break; }
-            put(xb + ci * plane, sum_of(acc_a, acc_b, k, t));
-        }
+    // no bias or ReLU here (flags bit 2 at most)
+    let c = ci0 + sid;
+    let z = vec4<f32>(0.0);
+    for (var k = 0u; k < stores(m0, plane); k++) {
+        store_pixel(lo_of(acc_a, k), hi_of(acc_a, k), z, z, m0 + k, plane, p.w, p.cin, 0u, c, p.cin);
+        store_pixel(lo_of(acc_b, k), hi_of(acc_b, k), z, z, m0 + LANES + k, plane, p.w, p.cin, 0u, c, p.cin);
     }
 }
