@@ -123,6 +123,7 @@ fn lin_back(n: usize, k: usize, out: usize, limit: Option<u64>) {
 #[test]
 fn linear_backward_gemv_gemm_and_split() {
     lin_back(1, 37, 11, None);
+    lin_back(2, 130, 65, None); // GEMV on the CPU-shaped kernels: 3 blocks of 64 rows
     lin_back(9, 130, 65, None);
     lin_back(17, 50, 70, None);
     lin_back(3, 100, 13, Some(400 * 4)); // 4 rows per chunk

@@ -237,6 +237,7 @@ fn run_linear(n: usize, k: usize, out: usize, relu: bool, limit: Option<u64>) {
 
 /// Below batch 16 the tiled variant runs a GEMV: the subgroup kernel where the adapter has
 /// subgroups (lavapipe), the shared-memory one where not (GL); CI runs this file on both.
+/// Below batch 4 the CPU-shaped variants run theirs (linear_cpu.wgsl).
 #[test]
 fn linear_gemv_and_gemm_paths() {
     let name = ctx().adapter_name().to_string();

@@ -65,6 +65,12 @@ kernels! {
     Conv2dBackwardInputCpuTex => "conv2d_cpu.wgsl" after ["conv2d_cpu_weights32.wgsl", "conv2d_cpu_texture.wgsl", "conv2d_cpu_common.wgsl"], "conv2d_backward_input_cpu", [T, T, R, W];
     Conv2dForwardCpuTexHalf => "conv2d_cpu.wgsl" after ["conv2d_cpu_weights16.wgsl", "conv2d_cpu_texture.wgsl", "conv2d_cpu_common.wgsl"], "conv2d_forward_cpu", [T, H, R, W];
     Conv2dBackwardInputCpuTexHalf => "conv2d_cpu.wgsl" after ["conv2d_cpu_weights16.wgsl", "conv2d_cpu_texture.wgsl", "conv2d_cpu_common.wgsl"], "conv2d_backward_input_cpu", [T, H, R, W];
+    LinearForwardCpu => "linear_cpu.wgsl" after ["conv2d_cpu_input.wgsl", "conv2d_cpu_buffer.wgsl", "conv2d_cpu_common.wgsl"], "linear_forward_cpu", [R, R, R, W];
+    LinearBackwardInputCpu => "linear_cpu.wgsl" after ["conv2d_cpu_input.wgsl", "conv2d_cpu_buffer.wgsl", "conv2d_cpu_common.wgsl"], "linear_backward_input_cpu", [R, R, R, W];
+    LinearForwardCpuTex => "linear_cpu.wgsl" after ["conv2d_cpu_weights32.wgsl", "conv2d_cpu_texture.wgsl", "conv2d_cpu_common.wgsl"], "linear_forward_cpu", [T, T, R, W];
+    LinearBackwardInputCpuTex => "linear_cpu.wgsl" after ["conv2d_cpu_weights32.wgsl", "conv2d_cpu_texture.wgsl", "conv2d_cpu_common.wgsl"], "linear_backward_input_cpu", [T, T, R, W];
+    LinearForwardCpuTexHalf => "linear_cpu.wgsl" after ["conv2d_cpu_weights16.wgsl", "conv2d_cpu_texture.wgsl", "conv2d_cpu_common.wgsl"], "linear_forward_cpu", [T, H, R, W];
+    LinearBackwardInputCpuTexHalf => "linear_cpu.wgsl" after ["conv2d_cpu_weights16.wgsl", "conv2d_cpu_texture.wgsl", "conv2d_cpu_common.wgsl"], "linear_backward_input_cpu", [T, H, R, W];
     PackTexture => "pack_texture.wgsl", "pack_texture", [R, O];
     Conv2dForwardUniform => "conv2d_cpu_uniform.wgsl" after ["conv2d_cpu_input.wgsl", "conv2d_cpu_common.wgsl"], "conv2d_forward_uniform", [R, U, R, W];
     Conv2dBackwardInputUniform => "conv2d_cpu_uniform.wgsl" after ["conv2d_cpu_input.wgsl", "conv2d_cpu_common.wgsl"], "conv2d_backward_input_uniform", [R, U, R, W];
@@ -147,6 +153,8 @@ impl Kernel {
         match (self, half) {
             (Kernel::Conv2dForwardCpuTex, true) => Kernel::Conv2dForwardCpuTexHalf,
             (Kernel::Conv2dBackwardInputCpuTex, true) => Kernel::Conv2dBackwardInputCpuTexHalf,
+            (Kernel::LinearForwardCpuTex, true) => Kernel::LinearForwardCpuTexHalf,
+            (Kernel::LinearBackwardInputCpuTex, true) => Kernel::LinearBackwardInputCpuTexHalf,
             _ => self,
         }
     }

@@ -111,6 +111,9 @@ pub fn linear_backward_input(rec: &mut Recorder, dy: &Tensor, w: &WeightBuffer) 
         }
     };
     let k = w.row_len;
+    if super::gemv::fits(rec, w, n) {
+        return super::gemv::backward(rec, dy, w);
+    }
     if n >= LINEAR_GEMM_BATCH || w.packing != Packing::Rows {
         let g = Conv2dGeom {
             cin: k,
