@@ -71,6 +71,12 @@ kernels! {
     LinearBackwardInputCpuTex => "linear_cpu.wgsl" after ["conv2d_cpu_weights32.wgsl", "conv2d_cpu_texture.wgsl", "conv2d_cpu_common.wgsl"], "linear_backward_input_cpu", [T, T, R, W];
     LinearForwardCpuTexHalf => "linear_cpu.wgsl" after ["conv2d_cpu_weights16.wgsl", "conv2d_cpu_texture.wgsl", "conv2d_cpu_common.wgsl"], "linear_forward_cpu", [T, H, R, W];
     LinearBackwardInputCpuTexHalf => "linear_cpu.wgsl" after ["conv2d_cpu_weights16.wgsl", "conv2d_cpu_texture.wgsl", "conv2d_cpu_common.wgsl"], "linear_backward_input_cpu", [T, H, R, W];
+    Conv2dForwardCpuNarrow => "conv2d_cpu_narrow.wgsl" after ["conv2d_cpu_input.wgsl", "conv2d_cpu_buffer.wgsl", "conv2d_cpu_common.wgsl"], "conv2d_forward_cpu_narrow", [R, R, R, W];
+    Conv2dBackwardInputCpuNarrow => "conv2d_cpu_narrow.wgsl" after ["conv2d_cpu_input.wgsl", "conv2d_cpu_buffer.wgsl", "conv2d_cpu_common.wgsl"], "conv2d_backward_input_cpu_narrow", [R, R, R, W];
+    Conv2dForwardCpuTexNarrow => "conv2d_cpu_narrow.wgsl" after ["conv2d_cpu_weights32.wgsl", "conv2d_cpu_texture.wgsl", "conv2d_cpu_common.wgsl"], "conv2d_forward_cpu_narrow", [T, T, R, W];
+    Conv2dBackwardInputCpuTexNarrow => "conv2d_cpu_narrow.wgsl" after ["conv2d_cpu_weights32.wgsl", "conv2d_cpu_texture.wgsl", "conv2d_cpu_common.wgsl"], "conv2d_backward_input_cpu_narrow", [T, T, R, W];
+    Conv2dForwardCpuTexNarrowHalf => "conv2d_cpu_narrow.wgsl" after ["conv2d_cpu_weights16.wgsl", "conv2d_cpu_texture.wgsl", "conv2d_cpu_common.wgsl"], "conv2d_forward_cpu_narrow", [T, H, R, W];
+    Conv2dBackwardInputCpuTexNarrowHalf => "conv2d_cpu_narrow.wgsl" after ["conv2d_cpu_weights16.wgsl", "conv2d_cpu_texture.wgsl", "conv2d_cpu_common.wgsl"], "conv2d_backward_input_cpu_narrow", [T, H, R, W];
     PackTexture => "pack_texture.wgsl", "pack_texture", [R, O];
     Conv2dForwardUniform => "conv2d_cpu_uniform.wgsl" after ["conv2d_cpu_input.wgsl", "conv2d_cpu_common.wgsl"], "conv2d_forward_uniform", [R, U, R, W];
     Conv2dBackwardInputUniform => "conv2d_cpu_uniform.wgsl" after ["conv2d_cpu_input.wgsl", "conv2d_cpu_common.wgsl"], "conv2d_backward_input_uniform", [R, U, R, W];
@@ -153,10 +159,28 @@ impl Kernel {
         match (self, half) {
             (Kernel::Conv2dForwardCpuTex, true) => Kernel::Conv2dForwardCpuTexHalf,
             (Kernel::Conv2dBackwardInputCpuTex, true) => Kernel::Conv2dBackwardInputCpuTexHalf,
+            (Kernel::Conv2dForwardCpuTexNarrow, true) => Kernel::Conv2dForwardCpuTexNarrowHalf,
+            (Kernel::Conv2dBackwardInputCpuTexNarrow, true) => {
+                Kernel::Conv2dBackwardInputCpuTexNarrowHalf
+            }
             (Kernel::LinearForwardCpuTex, true) => Kernel::LinearForwardCpuTexHalf,
             (Kernel::LinearBackwardInputCpuTex, true) => Kernel::LinearBackwardInputCpuTexHalf,
             _ => self,
         }
+    }
+}
+
+impl Kernel {
+    /// The CPU-shaped GEMM kernel's twin for launches of few output channels
+    /// (conv2d_cpu_narrow.wgsl), if it has one.
+    pub fn narrow(self) -> Option<Kernel> {
+        Some(match self {
+            Kernel::Conv2dForwardCpu => Kernel::Conv2dForwardCpuNarrow,
+            Kernel::Conv2dBackwardInputCpu => Kernel::Conv2dBackwardInputCpuNarrow,
+            Kernel::Conv2dForwardCpuTex => Kernel::Conv2dForwardCpuTexNarrow,
+            Kernel::Conv2dBackwardInputCpuTex => Kernel::Conv2dBackwardInputCpuTexNarrow,
+            _ => return None,
+        })
     }
 }
 

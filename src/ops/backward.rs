@@ -1,8 +1,8 @@
 //! Input-gradient launchers, twins of the forward ones.
 
 use super::conv::{
-    check_layout, gemm_kernel, launch_tiled, launch_windows, Conv2dParams, LinearParams,
-    LINEAR_GEMM_BATCH,
+    check_layout, cpu_launch, gemm_kernel, launch_tiled, launch_windows, Conv2dParams,
+    LinearParams, LINEAR_GEMM_BATCH,
 };
 use super::pool::params;
 use super::simple::ElementParams;
@@ -92,8 +92,7 @@ pub fn conv2d_backward_input(
             launch_tiled(rec, kernel, w.half, p, true, (n * h * wd, g.cin, k), binds)?;
             continue;
         }
-        let mut gr = grid(tiles);
-        gr[1] = g.cin.div_ceil(tile.1) as u32;
+        let (kernel, gr) = cpu_launch(kernel, tile, n * h * wd, g.cin)?;
         rec.launch_gemm(kernel, w.half, &p, &binds, gr);
     }
     Ok(dx)

@@ -106,6 +106,28 @@ const TILED_MAX_SCRATCH: u64 = 64 << 20;
 const CPU: (usize, usize) = (16, 64);
 /// The uniform-window kernel's: 8 lanes of two pixels each, 64 channels.
 const UNIFORM: (usize, usize) = (16, 64);
+/// The narrow CPU-shaped kernel's: 8 lanes of four pixels each, 4 channels.
+const NARROW: (usize, usize) = (32, 4);
+/// Output channels up to which a CPU-shaped launch runs the narrow kernel: the 64-channel
+/// one computes a whole block of 64 whatever the count.
+pub(crate) const NARROW_ROWS: usize = 8;
+
+/// The grid and kernel of a CPU-shaped launch over `m` pixels and `rows` output channels:
+/// `kernel` with its (pixels, channels) `tile`, or its narrow twin for few channels.
+pub(crate) fn cpu_launch(
+    kernel: Kernel,
+    tile: (usize, usize),
+    m: usize,
+    rows: usize,
+) -> Result<(Kernel, [u32; 3])> {
+    let (kernel, tile) = match kernel.narrow() {
+        Some(k) if rows <= NARROW_ROWS => (k, NARROW),
+        _ => (kernel, tile),
+    };
+    let mut g = crate::gpu::recorder::grid(u32s(m.div_ceil(tile.0), "conv2d pixel tiles")?);
+    g[1] = u32s(rows.div_ceil(tile.1), "conv2d channel tiles")?;
+    Ok((kernel, g))
+}
 
 /// The context's variant of a GEMM kernel (tiled, CPU-shaped, CPU-shaped with texture
 /// weights, CPU-shaped with uniform windows) and its (pixels, channels) per workgroup.
@@ -382,8 +404,7 @@ pub fn conv2d_acc(
             launch_tiled(rec, kernel, w.half, p, false, (m, ch.rows, k), binds)?;
             continue;
         }
-        let mut grid = crate::gpu::recorder::grid(m_tiles);
-        grid[1] = ch.rows.div_ceil(tile.1) as u32;
+        let (kernel, grid) = cpu_launch(kernel, tile, m, ch.rows)?;
         rec.launch_gemm(kernel, w.half, &p, &binds, grid);
     }
     Ok(y)
