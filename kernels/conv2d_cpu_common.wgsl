@@ -1,8 +1,9 @@
-// Helpers shared by the CPU-shaped conv kernels (conv2d_cpu.wgsl, conv2d_cpu_uniform.wgsl):
-// workgroups of LANES invocations over consecutive output pixels, BLOCK channels each, the
-// sums in sets of sixteen vec4 accumulators (Acc; which channels and pixels a set holds is
-// the kernel's choice). The kernel file declares the uniform `p` (Conv2dParams' fields
-// first); a prelude the input binding.
+// Helpers shared by the CPU-shaped kernels (conv2d_cpu.wgsl, conv2d_cpu_narrow.wgsl,
+// conv2d_cpu_uniform.wgsl, linear_cpu.wgsl): workgroups of LANES invocations over
+// consecutive output pixels, the 64-channel kernels' sums in sets of sixteen vec4
+// accumulators (Acc; which channels and pixels a set holds is the kernel's choice). The
+// kernel file declares the uniform `p` (Conv2dParams' fields first); a prelude the input
+// binding.
 
 override HALF: bool = false; // f16 weights (--weights f16), a pipeline constant
 

@@ -3,11 +3,12 @@
 // groups of 4 reduction channels: outputs' rows [co][ci/4] forward, inputs' rows
 // [ci][co/4] for the input gradient, as conv2d_cpu.wgsl reads them with one tap). That
 // GEMM shares each weight load between 16 pixels; at batch 1 fifteen of them are idle.
-// Here a workgroup (one subgroup of 8 lanes) owns 8 rows of one item, the lanes split
-// the reduction (lane s groups s, 8 + s, ..) and subgroupAdd joins their sums; every
-// weight group is loaded once and used once, so memory sets the pace. Needs subgroups of
-// exactly 8 invocations. Bindings and preludes as conv2d_cpu.wgsl (winit, wload4, xbase,
-// xload4); same uniform (flags bit0 ReLU, bit1 bias, bit2 accumulate).
+// Here a workgroup (8 lanes) owns 32 rows of one item, lane s rows s, 8 + s, 16 + s and
+// 24 + s, and every weight group is loaded once and used once. Each row is summed in the
+// GEMM's order (one multiply-add after another along the reduction), so a layer's output
+// does not depend on which of the two ran: a batch split into passes gives the same bits.
+// Bindings and preludes as conv2d_cpu.wgsl (winit, wload4, xbase, xload4); same uniform
+// (flags bit0 ReLU, bit1 bias, bit2 accumulate).
 
 struct Conv2dParams {
     n: u32, cin: u32, h: u32, w: u32,
@@ -16,47 +17,41 @@ struct Conv2dParams {
     pad_w: u32, co_offset: u32, co_count: u32, flags: u32,
 }
 
+const ROWS: u32 = 32u; // rows a workgroup owns (gemv.rs: ROWS)
+
 @group(0) @binding(0) var<uniform> p: Conv2dParams;
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
 @group(0) @binding(4) var<storage, read_write> output: array<f32>; // y, or dx
 
-// The 8 sums of the workgroup's rows, in every lane.
-struct Dots { d0: f32, d1: f32, d2: f32, d3: f32, d4: f32, d5: f32, d6: f32, d7: f32 }
+// The sums of a lane's 4 rows.
+struct Dots { d0: f32, d1: f32, d2: f32, d3: f32 }
 
-// Rows row0 .. row0 + 7 (clamped to `rows`: a partial block reads a valid row and never
-// stores it) of c4n groups each, against the input groups at xb (`count` channels, zero
-// past them). Lane s takes groups s, 8 + s, ..: the lanes read 8 neighbouring groups of
-// each row at once, eight streams through memory a workgroup, and the lanes' partial sums
-// are added at the end.
-fn dots(row0: u32, rows: u32, c4n: u32, xb: u32, count: u32, s: u32) -> Dots {
+// a + x . w, one multiply-add after another (conv2d_cpu.wgsl's mac, for one output).
+fn chain(a: f32, x: vec4<f32>, w: vec4<f32>) -> f32 {
+    var r = fma(x.x, w.x, a);
+    r = fma(x.y, w.y, r);
+    r = fma(x.z, w.z, r);
+    return fma(x.w, w.w, r);
+}
+
+// Rows row0, row0 + 8, row0 + 16, row0 + 24 (clamped to `rows`: a partial block reads a
+// valid row and never stores it) of c4n groups each, against the input groups at xb
+// (`count` channels, zero past them; the same in every lane).
+fn dots(row0: u32, rows: u32, c4n: u32, xb: u32, count: u32) -> Dots {
     let last = rows - 1u;
     let r0 = min(row0, last) * c4n;
-    let r1 = min(row0 + 1u, last) * c4n;
-    let r2 = min(row0 + 2u, last) * c4n;
-    let r3 = min(row0 + 3u, last) * c4n;
-    let r4 = min(row0 + 4u, last) * c4n;
-    let r5 = min(row0 + 5u, last) * c4n;
-    let r6 = min(row0 + 6u, last) * c4n;
-    let r7 = min(row0 + 7u, last) * c4n;
-    let z = vec4<f32>(0.0);
-    var a0 = z; var a1 = z; var a2 = z; var a3 = z;
-    var a4 = z; var a5 = z; var a6 = z; var a7 = z;
-    let steps = (c4n + LANES - 1u) / LANES;
-    for (var i = 0u; i < steps; i++) {
-        let g = i * LANES + s;
-        let c4 = min(g, c4n - 1u);
-        let x = xload4(xb, c4, 1u, count, g < c4n);
-        a0 = fma(wload4(r0 + c4), x, a0);
-        a1 = fma(wload4(r1 + c4), x, a1);
-        a2 = fma(wload4(r2 + c4), x, a2);
-        a3 = fma(wload4(r3 + c4), x, a3);
-        a4 = fma(wload4(r4 + c4), x, a4);
-        a5 = fma(wload4(r5 + c4), x, a5);
-        a6 = fma(wload4(r6 + c4), x, a6);
-        a7 = fma(wload4(r7 + c4), x, a7);
+    let r1 = min(row0 + 8u, last) * c4n;
+    let r2 = min(row0 + 16u, last) * c4n;
+    let r3 = min(row0 + 24u, last) * c4n;
+    var d = Dots(0.0, 0.0, 0.0, 0.0);
+    for (var c4 = 0u; c4 < c4n; c4++) {
+        let x = xload4(xb, c4, 1u, count, true);
+        d.d0 = chain(d.d0, x, wload4(r0 + c4));
+        d.d1 = chain(d.d1, x, wload4(r1 + c4));
+        d.d2 = chain(d.d2, x, wload4(r2 + c4));
+        d.d3 = chain(d.d3, x, wload4(r3 + c4));
     }
-    let one = vec4<f32>(1.0);
-    return Dots(subgroupAdd(dot(a0, one)), subgroupAdd(dot(a1, one)), subgroupAdd(dot(a2, one)), subgroupAdd(dot(a3, one)), subgroupAdd(dot(a4, one)), subgroupAdd(dot(a5, one)), subgroupAdd(dot(a6, one)), subgroupAdd(dot(a7, one)));
+    return d;
 }
 
 fn dot_of(d: Dots, t: u32) -> f32 {
@@ -64,23 +59,21 @@ fn dot_of(d: Dots, t: u32) -> f32 {
     r = select(r, d.d1, t == 1u);
     r = select(r, d.d2, t == 2u);
     r = select(r, d.d3, t == 3u);
-    r = select(r, d.d4, t == 4u);
-    r = select(r, d.d5, t == 5u);
-    r = select(r, d.d6, t == 6u);
-    r = select(r, d.d7, t == 7u);
     return r;
 }
 
-// Lane t stores row row0 + t (if < rows) of item b at output[base + row]: the local
+// Stores rows row0 + 8t (t < 4, below `rows`) of item b at output[base + row], the local
 // row's bias added with flags bit1, ReLU with bit0, added to the output with bit2.
-fn store(d: Dots, row0: u32, rows: u32, base: u32, t: u32) {
-    let r = row0 + t;
-    if (r >= rows) { return; }
-    var v = dot_of(d, t);
-    if ((p.flags & 2u) != 0u) { v += bias[r]; }
-    if ((p.flags & 1u) != 0u) { v = max(v, 0.0); }
-    let i = base + r;
-    if ((p.flags & 4u) != 0u) { output[i] += v; } else { output[i] = v; }
+fn store(d: Dots, row0: u32, rows: u32, base: u32) {
+    for (var t = 0u; t < 4u; t++) {
+        let r = row0 + 8u * t;
+        if (r >= rows) { return; }
+        var v = dot_of(d, t);
+        if ((p.flags & 2u) != 0u) { v += bias[r]; }
+        if ((p.flags & 1u) != 0u) { v = max(v, 0.0); }
+        let i = base + r;
+        if ((p.flags & 4u) != 0u) { output[i] += v; } else { output[i] = v; }
+    }
 }
 
 // y[b, co] = sum_ci x[b, ci] W[co, ci] + bias[co], co over this launch's weight rows.
@@ -88,14 +81,14 @@ fn store(d: Dots, row0: u32, rows: u32, base: u32, t: u32) {
 fn linear_forward_cpu(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(num_workgroups) nwg: vec3<u32>,
-    @builtin(subgroup_invocation_id) sid: u32,
+    @builtin(local_invocation_index) lid: u32,
 ) {
     winit();
     let b = wid.y;
-    let row0 = (wid.x + wid.z * nwg.x) * LANES;
+    let row0 = (wid.x + wid.z * nwg.x) * ROWS + lid;
     let xb = xbase(b, p.cin, 0u, p.cin, 1u);
-    let d = dots(row0, p.co_count, (p.cin + 3u) / 4u, xb, p.cin, sid);
-    store(d, row0, p.co_count, b * p.cout + p.co_offset, sid);
+    let d = dots(row0, p.co_count, (p.cin + 3u) / 4u, xb, p.cin);
+    store(d, row0, p.co_count, b * p.cout + p.co_offset);
 }
 
 // dx[b, ci] = sum_co dY[b, co] W[co, ci], co over this launch's weight rows (packed
@@ -104,12 +97,12 @@ fn linear_forward_cpu(
 fn linear_backward_input_cpu(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(num_workgroups) nwg: vec3<u32>,
-    @builtin(subgroup_invocation_id) sid: u32,
+    @builtin(local_invocation_index) lid: u32,
 ) {
     winit();
     let b = wid.y;
-    let row0 = (wid.x + wid.z * nwg.x) * LANES;
+    let row0 = (wid.x + wid.z * nwg.x) * ROWS + lid;
     let yb = xbase(b, p.cout, p.co_offset, p.co_count, 1u);
-    let d = dots(row0, p.cin, (p.co_count + 3u) / 4u, yb, p.co_count, sid);
-    store(d, row0, p.cin, b * p.cin, sid);
+    let d = dots(row0, p.cin, (p.co_count + 3u) / 4u, yb, p.co_count);
+    store(d, row0, p.cin, b * p.cin);
 }

@@ -250,6 +250,43 @@ fn linear_gemv_and_gemm_paths() {
     run_linear(17, 50, 70, true, None); // GEMM path
 }
 
+/// The CPU-shaped variants run a small batch through their GEMV and a large one through
+/// the GEMM; both sum each output in the same order, so an item's outputs (forward and
+/// input gradient) are the same bits either way: a batch split into passes changes nothing.
+#[test]
+fn linear_gemv_equals_gemm_bit_for_bit() {
+    let (n, k, out) = (20, 301, 70);
+    let cpu_shaped = |c: &&netlens::gpu::Context| matches!(c.gemm(), Gemm::Cpu | Gemm::CpuTex);
+    for c in gemm_ctxs().into_iter().filter(cpu_shaped) {
+        let x = rand_vec(n * k, 41);
+        let dy = rand_vec(n * out, 42);
+        let w = rand_vec(out * k, 43);
+        let b = rand_vec(out, 44);
+        let wb = WeightBuffer::upload(c, "fc", &w, out, k, Some(&b)).unwrap();
+        let all = Tensor::upload(c, &x, &[n, k]).unwrap();
+        let one = Tensor::upload(c, &x[k..2 * k], &[1, k]).unwrap();
+        let dy_all = Tensor::upload(c, &dy, &[n, out]).unwrap();
+        let dy_one = Tensor::upload(c, &dy[out..2 * out], &[1, out]).unwrap();
+        let mut rec = Recorder::new(c, "gemv vs gemm");
+        let ya = ops::linear(&mut rec, &all, &wb, true).unwrap();
+        let y1 = ops::linear(&mut rec, &one, &wb, true).unwrap();
+        let da = ops::linear_backward_input(&mut rec, &dy_all, &wb).unwrap();
+        let d1 = ops::linear_backward_input(&mut rec, &dy_one, &wb).unwrap();
+        rec.submit().unwrap();
+        let what = format!("{:?}", c.gemm());
+        assert_eq!(
+            ya.read(c).unwrap()[out..2 * out],
+            y1.read(c).unwrap(),
+            "{what} forward"
+        );
+        assert_eq!(
+            da.read(c).unwrap()[k..2 * k],
+            d1.read(c).unwrap(),
+            "{what} backward"
+        );
+    }
+}
+
 #[test]
 fn linear_split_weights() {
     run_linear(2, 100, 13, false, Some(400 * 4)); // 4 rows per chunk

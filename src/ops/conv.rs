@@ -416,8 +416,8 @@ pub const LINEAR_GEMM_BATCH: usize = 16;
 
 /// Batch below which the CPU-shaped variants run linear layers through their
 /// matrix-vector kernel (gemv.rs) instead of the GEMM. The GEMV reads the weights once per
-/// item, the GEMM once for up to 16: on lavapipe VGG16's fc6 takes ~22 ms an item
-/// through the first, ~110 ms for 1 to 16 items through the second.
+/// item, the GEMM once for up to 16: on lavapipe (AVX2) VGG16's fc6 takes 25-45 ms an
+/// item through the first, 70-120 ms for 1 to 16 items through the second.
 pub(crate) const CPU_GEMV_BATCH: usize = 4;
 
 /// y = x W^T + b for x [N, in], W [out, in]; ReLU fused when `relu`.

@@ -1,7 +1,8 @@
 //! Linear layers at small batches on the CPU-shaped GEMM variants (cpu, cpu-tex): a
 //! matrix-vector kernel per batch item over the packed conv weights
 //! (kernels/linear_cpu.wgsl). The conv GEMM shares each weight between 16 pixels, so at
-//! batch 1 it does 16 times the work; this reads each weight once per item.
+//! batch 1 it does 16 times the work; this reads each weight once per item, and sums
+//! each output in the GEMM's order (the same bits whichever runs).
 
 use super::conv::{Conv2dParams, CPU_GEMV_BATCH};
 use super::{pack::pack_texture, u32s, Conv2dGeom};
@@ -10,7 +11,7 @@ use crate::gpu::recorder::{grid, Binding};
 use crate::gpu::{Gemm, Kernel, Packing, Recorder, Tensor, WeightBuffer};
 
 /// Rows a workgroup of the kernel owns.
-const ROWS: usize = 8;
+const ROWS: usize = 32;
 
 /// Whether a linear layer over `n` items with weights `w` runs here.
 pub(crate) fn fits(rec: &Recorder, w: &WeightBuffer, n: usize) -> bool {
