@@ -168,9 +168,7 @@ impl Kernel {
             _ => self,
         }
     }
-}
 
-impl Kernel {
     /// The CPU-shaped GEMM kernel's twin for launches of few output channels
     /// (conv2d_cpu_narrow.wgsl), if it has one.
     pub fn narrow(self) -> Option<Kernel> {
