@@ -17,7 +17,7 @@ struct Conv2dParams {
     pad_w: u32, co_offset: u32, co_count: u32, flags: u32,
 }
 
-const ROWS: u32 = 32u; // rows a workgroup owns (gemv.rs: ROWS)
+const ROWS: u32 = 32u; // rows a workgroup owns (ops/conv.rs: GEMV_ROWS)
 
 @group(0) @binding(0) var<uniform> p: Conv2dParams;
 @group(0) @binding(3) var<storage, read> bias: array<f32>;

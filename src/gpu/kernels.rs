@@ -180,6 +180,18 @@ impl Kernel {
             _ => return None,
         })
     }
+
+    /// The CPU-shaped GEMM kernel's matrix-vector twin for linear layers at small batches
+    /// (linear_cpu.wgsl), if it has one.
+    pub fn gemv(self) -> Option<Kernel> {
+        Some(match self {
+            Kernel::Conv2dForwardCpu => Kernel::LinearForwardCpu,
+            Kernel::Conv2dBackwardInputCpu => Kernel::LinearBackwardInputCpu,
+            Kernel::Conv2dForwardCpuTex => Kernel::LinearForwardCpuTex,
+            Kernel::Conv2dBackwardInputCpuTex => Kernel::LinearBackwardInputCpuTex,
+            _ => return None,
+        })
+    }
 }
 
 /// Whether kernels keep wgpu's injected runtime checks (bounds, loop bounding, division

@@ -92,7 +92,7 @@ pub fn conv2d_backward_input(
             launch_tiled(rec, kernel, w.half, p, true, (n * h * wd, g.cin, k), binds)?;
             continue;
         }
-        let (kernel, gr) = cpu_launch(kernel, tile, n * h * wd, g.cin)?;
+        let (kernel, gr) = cpu_launch(kernel, tile, &p, n * h * wd, g.cin)?;
         rec.launch_gemm(kernel, w.half, &p, &binds, gr);
     }
     Ok(dx)
@@ -110,9 +110,6 @@ pub fn linear_backward_input(rec: &mut Recorder, dy: &Tensor, w: &WeightBuffer) 
         }
     };
     let k = w.row_len;
-    if super::gemv::fits(rec, w, n) {
-        return super::gemv::backward(rec, dy, w);
-    }
     if n >= LINEAR_GEMM_BATCH || w.packing != Packing::Rows {
         let g = Conv2dGeom {
             cin: k,

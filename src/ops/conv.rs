@@ -112,14 +112,26 @@ const NARROW: (usize, usize) = (32, 4);
 /// one computes a whole block of 64 whatever the count.
 pub(crate) const NARROW_ROWS: usize = 8;
 
-/// The grid and kernel of a CPU-shaped launch over `m` pixels and `rows` output channels:
-/// `kernel` with its (pixels, channels) `tile`, or its narrow twin for few channels.
+/// Rows a workgroup of the matrix-vector kernels owns (linear_cpu.wgsl: ROWS).
+const GEMV_ROWS: usize = 32;
+
+/// The grid and kernel of a CPU-shaped launch `p` over `m` pixels and `rows` output
+/// channels: `kernel` with its (pixels, channels) `tile`; its narrow twin for few
+/// channels; its matrix-vector twin for a 1x1 convolution of 1x1 images (a linear layer)
+/// at fewer than `CPU_GEMV_BATCH` items.
 pub(crate) fn cpu_launch(
     kernel: Kernel,
     tile: (usize, usize),
+    p: &Conv2dParams,
     m: usize,
     rows: usize,
 ) -> Result<(Kernel, [u32; 3])> {
+    let vector = [p.h, p.w, p.kh, p.kw, p.oh, p.ow] == [1; 6];
+    if let (Some(k), true) = (kernel.gemv(), vector && (p.n as usize) < CPU_GEMV_BATCH) {
+        let mut g = crate::gpu::recorder::grid(u32s(rows.div_ceil(GEMV_ROWS), "row blocks")?);
+        g[1] = p.n;
+        return Ok((k, g));
+    }
     let (kernel, tile) = match kernel.narrow() {
         Some(k) if rows <= NARROW_ROWS => (k, NARROW),
         _ => (kernel, tile),
@@ -404,7 +416,7 @@ pub fn conv2d_acc(
             launch_tiled(rec, kernel, w.half, p, false, (m, ch.rows, k), binds)?;
             continue;
         }
-        let (kernel, grid) = cpu_launch(kernel, tile, m, ch.rows)?;
+        let (kernel, grid) = cpu_launch(kernel, tile, &p, m, ch.rows)?;
         rec.launch_gemm(kernel, w.half, &p, &binds, grid);
     }
     Ok(y)
@@ -415,7 +427,7 @@ pub fn conv2d_acc(
 pub const LINEAR_GEMM_BATCH: usize = 16;
 
 /// Batch below which the CPU-shaped variants run linear layers through their
-/// matrix-vector kernel (gemv.rs) instead of the GEMM. The GEMV reads the weights once per
+/// matrix-vector kernels (linear_cpu.wgsl, chosen by `cpu_launch`) instead of the GEMM. The GEMV reads the weights once per
 /// item, the GEMM once for up to 16: on lavapipe (AVX2) VGG16's fc6 takes 25-45 ms an
 /// item through the first, 70-120 ms for 1 to 16 items through the second.
 pub(crate) const CPU_GEMV_BATCH: usize = 4;
@@ -447,8 +459,7 @@ pub fn linear_acc(
             w.row_len
         )));
     }
-    let gemv = super::gemv::fits(rec, w, n);
-    if !gemv && (n >= LINEAR_GEMM_BATCH || w.packing != Packing::Rows) {
+    if n >= LINEAR_GEMM_BATCH || w.packing != Packing::Rows {
         let g = Conv2dGeom {
             cin: k,
             cout: w.rows,
@@ -471,10 +482,6 @@ pub fn linear_acc(
         None => Tensor::empty(rec.ctx(), &[n, w.rows], "linear output")?,
     };
     let accumulate = if acc.is_some() { 4 } else { 0 };
-    if gemv {
-        super::gemv::forward(rec, x, w, &y, flags(relu, w) | accumulate)?;
-        return Ok(y);
-    }
     let kernel = match rec.ctx().subgroup_size() {
         Some(_) => Kernel::LinearForwardSubgroup,
         None => Kernel::LinearForward,

@@ -7,7 +7,6 @@ pub mod copies;
 pub mod dissect;
 pub mod extremal;
 pub mod fourier;
-mod gemv;
 mod lrp;
 pub mod map;
 pub mod objective;
