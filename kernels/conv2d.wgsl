@@ -10,6 +10,9 @@
 // slice [s * k_chunk, (s + 1) * k_chunk) and stores it raw (flags bit 3) into a scratch
 // [splits][n][m] bound as the output; `conv2d_split_sum` then adds the slices in order and
 // applies bias, ReLU and accumulation, so small layers (batch 1 at 14x14) fill a GPU.
+// The split depends on one item's shape, never on the batch (an item's sums are the same
+// bits in any batch); a launch covers items [item0, item0 + n), so a batch whose scratch
+// is too large runs as several launches.
 
 struct Conv2dParams {
     n: u32, cin: u32, h: u32, w: u32,
@@ -21,7 +24,8 @@ struct Conv2dParams {
 struct GemmParams {
     c: Conv2dParams,
     splits: u32, k_chunk: u32, // k_chunk: a multiple of BK
-    mode: u32, _pad: u32,      // FORWARD or BACKWARD_INPUT (read by conv2d_split_sum)
+    mode: u32,                 // FORWARD or BACKWARD_INPUT (read by conv2d_split_sum)
+    item0: u32,                // the launch's first batch item: pixel m is of item0 + m / plane
 }
 
 @group(0) @binding(0) var<uniform> u: GemmParams;
@@ -75,7 +79,7 @@ fn pixel(mode: u32, m: u32, m_total: u32) -> Pixel {
     if (mode == BACKWARD_INPUT) { w = u.c.w; plane = u.c.h * u.c.w; }
     let b = m / plane;
     let q = m % plane;
-    return Pixel(b, i32(q / w), i32(q % w), m < m_total);
+    return Pixel(u.item0 + b, i32(q / w), i32(q % w), m < m_total);
 }
 
 // A reduction index k and its parts: channel c (ci forward, co backward) and tap (ky, kx).
@@ -140,12 +144,12 @@ fn store(mode: u32, m: u32, n: u32, acc: f32) {
         var v = acc;
         if ((p.flags & 2u) != 0u) { v += bias[n]; }
         if ((p.flags & 1u) != 0u) { v = max(v, 0.0); }
-        let o = ((m / plane) * p.cout + p.co_offset + n) * plane + m % plane;
+        let o = ((u.item0 + m / plane) * p.cout + p.co_offset + n) * plane + m % plane;
         if ((p.flags & 4u) != 0u) { output[o] += v; } else { output[o] = v; }
         return;
     }
     let plane = p.h * p.w;
-    let i = ((m / plane) * p.cin + n) * plane + m % plane;
+    let i = ((u.item0 + m / plane) * p.cin + n) * plane + m % plane;
     if ((p.flags & 4u) != 0u) { output[i] += acc; } else { output[i] = acc; }
 }
 

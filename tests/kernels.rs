@@ -158,10 +158,11 @@ fn tiled_split_plans() {
             "{m}x{n}x{k}"
         );
     }
-    // VGG16 conv1_2 at batch 1 and conv5 at batch 32: tiles enough; conv5 at batch 8: two
+    // one item of VGG16's conv1_2 fills the device; of conv5 (14x14), 16 splits of 288;
+    // of conv4 (28x28), 4
     assert_eq!(ops::tiled_split(224 * 224, 64, 576, 64 << 20).0, 1);
-    assert_eq!(ops::tiled_split(32 * 196, 512, 4608, 64 << 20).0, 1);
-    assert_eq!(ops::tiled_split(8 * 196, 512, 4608, 64 << 20).0, 2);
+    assert_eq!(ops::tiled_split(196, 512, 4608, 64 << 20), (16, 288));
+    assert_eq!(ops::tiled_split(784, 512, 4608, 64 << 20).0, 4);
     // short reductions stay whole; the scratch bound caps splits
     assert_eq!(ops::tiled_split(42, 40, 200, 64 << 20).0, 1);
     assert_eq!(ops::tiled_split(196, 512, 4608, 3 * 196 * 512 * 4).0, 3);
@@ -235,9 +236,10 @@ fn run_linear(n: usize, k: usize, out: usize, relu: bool, limit: Option<u64>) {
     }
 }
 
-/// Below batch 16 the tiled variant runs a GEMV: the subgroup kernel where the adapter has
-/// subgroups (lavapipe), the shared-memory one where not (GL); CI runs this file on both.
-/// Below batch 4 the CPU-shaped variants run theirs (linear_cpu.wgsl).
+/// The tiled variant runs linear layers through a GEMV at any batch: the subgroup kernel
+/// where the adapter has subgroups (lavapipe), the shared-memory one where not (GL); CI
+/// runs this file on both. Below batch 4 the CPU-shaped variants run theirs
+/// (linear_cpu.wgsl), the GEMM from there.
 #[test]
 fn linear_gemv_and_gemm_paths() {
     let name = ctx().adapter_name().to_string();
@@ -247,17 +249,17 @@ fn linear_gemv_and_gemm_paths() {
     run_linear(1, 37, 11, false, None);
     run_linear(3, 300, 129, true, None);
     run_linear(9, 65, 5, false, None); // two 8-row groups
-    run_linear(17, 50, 70, true, None); // GEMM path
+    run_linear(17, 50, 70, true, None); // GEMM on the CPU-shaped variants, 3 GEMV groups
 }
 
-/// The CPU-shaped variants run a small batch through their GEMV and a large one through
-/// the GEMM; both sum each output in the same order, so an item's outputs (forward and
-/// input gradient) are the same bits either way: a batch split into passes changes nothing.
+/// An item's outputs do not depend on its batch, on any variant: the CPU-shaped ones run a
+/// small batch through their GEMV and a large one through the GEMM, both summing each output
+/// in the same order; the tiled one runs its GEMV at any batch. Forward and input gradient,
+/// bit for bit.
 #[test]
-fn linear_gemv_equals_gemm_bit_for_bit() {
+fn linear_items_do_not_depend_on_their_batch() {
     let (n, k, out) = (20, 301, 70);
-    let cpu_shaped = |c: &&netlens::gpu::Context| matches!(c.gemm(), Gemm::Cpu | Gemm::CpuTex);
-    for c in gemm_ctxs().into_iter().filter(cpu_shaped) {
+    for c in gemm_ctxs() {
         let x = rand_vec(n * k, 41);
         let dy = rand_vec(n * out, 42);
         let w = rand_vec(out * k, 43);
@@ -267,7 +269,7 @@ fn linear_gemv_equals_gemm_bit_for_bit() {
         let one = Tensor::upload(c, &x[k..2 * k], &[1, k]).unwrap();
         let dy_all = Tensor::upload(c, &dy, &[n, out]).unwrap();
         let dy_one = Tensor::upload(c, &dy[out..2 * out], &[1, out]).unwrap();
-        let mut rec = Recorder::new(c, "gemv vs gemm");
+        let mut rec = Recorder::new(c, "batch of 20 vs 1");
         let ya = ops::linear(&mut rec, &all, &wb, true).unwrap();
         let y1 = ops::linear(&mut rec, &one, &wb, true).unwrap();
         let da = ops::linear_backward_input(&mut rec, &dy_all, &wb).unwrap();
@@ -285,6 +287,81 @@ fn linear_gemv_equals_gemm_bit_for_bit() {
             "{what} backward"
         );
     }
+}
+
+/// An item's convolution (forward and input gradient) does not depend on its batch, on any
+/// variant. The tiled one plans split-K per item: at batch 5 the first shape's 1024 x 900
+/// output fills 128 tiles, one item's 1024 x 180 only 32, and it splits either way; with a
+/// small binding limit, a batch runs in groups of items that fit the scratch.
+#[test]
+fn conv_items_do_not_depend_on_their_batch() {
+    assert_eq!(ops::tiled_split(180, 1024, 256, 64 << 20).0, 2);
+    assert_eq!(ops::tiled_split(42, 40, 648, 64 << 20).0, 5);
+    let small = netlens::gpu::Context::from_env()
+        .unwrap()
+        .with_gemm(Gemm::Tiled)
+        .with_binding_limit(70_000); // the scratch of 3 items (5 x 27 x 42 floats each)
+    let ctxs = gemm_ctxs();
+    conv_item_alone(
+        &ctxs,
+        [5, 256, 12, 15],
+        geom(256, 1024, (1, 1), (1, 1), (0, 0)),
+    );
+    let mut ctxs = ctxs;
+    ctxs.push(&small);
+    conv_item_alone(&ctxs, [5, 72, 7, 6], geom(72, 40, (3, 3), (1, 1), (1, 1)));
+}
+
+/// Item 3 of a batch `dims` through conv `g` alone and in its batch: the same bits, and the
+/// batch right, on each context.
+fn conv_item_alone(ctxs: &[&netlens::gpu::Context], dims: [usize; 4], g: Conv2dGeom) {
+    let [n, cin, h, wd] = dims;
+    let taps = g.kernel.0 * g.kernel.1;
+    let (oh, ow) = g.out_hw(h, wd).unwrap();
+    let (item, out) = (cin * h * wd, g.cout * oh * ow);
+    let x = rand_vec(n * item, 51);
+    let w = rand_vec(g.cout * cin * taps, 52);
+    let b = rand_vec(g.cout, 53);
+    let dy = rand_vec(n * out, 54);
+    let (want_y, _, _) = cpu::conv2d(&x, dims, &w, Some(&b), &g, true);
+    let want_dx = cpu::conv2d_backward_input(&dy, dims, &w, &g);
+    for &c in ctxs {
+        conv_item_check(c, (&x, &w, &b, &dy), dims, g, (&want_y, &want_dx));
+    }
+}
+
+fn conv_item_check(
+    c: &netlens::gpu::Context,
+    (x, w, b, dy): (&[f32], &[f32], &[f32], &[f32]),
+    dims: [usize; 4],
+    g: Conv2dGeom,
+    (want_y, want_dx): (&[f32], &[f32]),
+) {
+    let [n, cin, h, wd] = dims;
+    let taps = g.kernel.0 * g.kernel.1;
+    let (oh, ow) = g.out_hw(h, wd).unwrap();
+    let (item, out) = (cin * h * wd, g.cout * oh * ow);
+    let wb = WeightBuffer::upload_conv(c, "w", w, g.cout, taps, Some(b)).unwrap();
+    let xa = Tensor::upload(c, x, &dims).unwrap();
+    let x3 = Tensor::upload(c, &x[3 * item..4 * item], &[1, cin, h, wd]).unwrap();
+    let da = Tensor::upload(c, dy, &[n, g.cout, oh, ow]).unwrap();
+    let d3 = Tensor::upload(c, &dy[3 * out..4 * out], &[1, g.cout, oh, ow]).unwrap();
+    let mut rec = Recorder::new(c, "batch of 5 vs 1");
+    let ya = ops::conv2d(&mut rec, &xa, &wb, &g, true).unwrap();
+    let y3 = ops::conv2d(&mut rec, &x3, &wb, &g, true).unwrap();
+    let ga = ops::conv2d_backward_input(&mut rec, &da, &wb, &g, (h, wd)).unwrap();
+    let g3 = ops::conv2d_backward_input(&mut rec, &d3, &wb, &g, (h, wd)).unwrap();
+    rec.submit().unwrap();
+    let what = format!("{dims:?} {:?} limit {}", c.gemm(), c.max_binding());
+    let (ya, ga) = (ya.read(c).unwrap(), ga.read(c).unwrap());
+    assert_eq!(ya[3 * out..4 * out], y3.read(c).unwrap(), "{what} forward");
+    assert_eq!(
+        ga[3 * item..4 * item],
+        g3.read(c).unwrap(),
+        "{what} backward"
+    );
+    assert_close(&ya, want_y, 1e-4, 1e-4, &format!("{what} forward values"));
+    assert_close(&ga, want_dx, 1e-4, 1e-4, &format!("{what} backward values"));
 }
 
 #[test]

@@ -1,8 +1,7 @@
 //! Input-gradient launchers, twins of the forward ones.
 
 use super::conv::{
-    check_layout, cpu_launch, gemm_kernel, launch_tiled, launch_windows, Conv2dParams,
-    LinearParams, LINEAR_GEMM_BATCH,
+    check_layout, cpu_launch, gemm_kernel, launch_tiled, launch_windows, Conv2dParams, LinearParams,
 };
 use super::pool::params;
 use super::simple::ElementParams;
@@ -110,7 +109,8 @@ pub fn linear_backward_input(rec: &mut Recorder, dy: &Tensor, w: &WeightBuffer) 
         }
     };
     let k = w.row_len;
-    if n >= LINEAR_GEMM_BATCH || w.packing != Packing::Rows {
+    // the tiled variant: its GEMV at any batch, as linear_acc
+    if w.packing != Packing::Rows {
         let g = Conv2dGeom {
             cin: k,
             cout: w.rows,

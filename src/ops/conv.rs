@@ -1,4 +1,5 @@
-//! conv2d and linear launchers (linear at batch >= 16 runs as a 1x1 conv2d GEMM).
+//! conv2d and linear launchers (linear layers run as 1x1 conv2d GEMMs, except on the
+//! tiled variant, whose GEMV kernels run them at any batch).
 
 use bytemuck::{Pod, Zeroable};
 
@@ -152,11 +153,13 @@ pub(crate) fn gemm_kernel(rec: &Recorder, kernels: [Kernel; 4]) -> (Kernel, (usi
     }
 }
 
-/// How the tiled kernels split a reduction of length `k` for an `m` x `n` output:
-/// (splits, reduction steps per split). One split where the output tiles alone give enough
-/// workgroups; otherwise enough splits to approach `TILED_TARGET_GROUPS`, each at least
-/// `TILED_MIN_SPLIT_K` long, with the scratch (`splits` x m x n floats) under
-/// `max_scratch` bytes. Every split is non-empty and a multiple of the kernel's slice.
+/// How the tiled kernels split a reduction of length `k` for one batch item's `m` x `n`
+/// output: (splits, reduction steps per split). One split where one item's output tiles
+/// give enough workgroups; otherwise enough splits to approach `TILED_TARGET_GROUPS`, each
+/// at least `TILED_MIN_SPLIT_K` long, with one item's scratch (`splits` x m x n floats)
+/// under `max_scratch` bytes. Every split is non-empty and a multiple of the kernel's
+/// slice. The plan depends on one item only, so an item's sums are the same bits whatever
+/// the batch (a batch too large for the scratch runs in groups of items).
 pub fn tiled_split(m: usize, n: usize, k: usize, max_scratch: u64) -> (usize, usize) {
     let tiles = m.div_ceil(TILED.0) * n.div_ceil(TILED.1);
     let mut splits = 1;
@@ -169,7 +172,8 @@ pub fn tiled_split(m: usize, n: usize, k: usize, max_scratch: u64) -> (usize, us
     (k.max(1).div_ceil(chunk), chunk)
 }
 
-/// The tiled kernels' parameters: a conv launch's and its split of the reduction.
+/// The tiled kernels' parameters: a conv launch's, its split of the reduction, and the
+/// first batch item it covers.
 #[repr(C)]
 #[derive(Clone, Copy, Pod, Zeroable)]
 struct GemmParams {
@@ -177,14 +181,15 @@ struct GemmParams {
     splits: u32,
     k_chunk: u32,
     mode: u32,
-    _pad: u32,
+    item0: u32,
 }
 
 /// Launches a tiled GEMM (`Gemm::Tiled`) over one weight chunk: `(m, n, k)` its output
-/// pixels, channels and reduction length, `backward` for the input gradient. A split
-/// reduction writes its slices to a scratch tensor that `Conv2dSplitSum` adds in order
-/// and stores with the launch's bias, ReLU and accumulation. `bindings`: input, weights,
-/// bias, output.
+/// pixels (all items), channels and reduction length, `backward` for the input gradient.
+/// A split reduction (planned per item by `tiled_split`) writes its slices to a scratch
+/// tensor that `Conv2dSplitSum` adds in order and stores with the launch's bias, ReLU and
+/// accumulation, for as many items at a time as the scratch bound allows. `bindings`:
+/// input, weights, bias, output.
 pub(crate) fn launch_tiled(
     rec: &mut Recorder,
     kernel: Kernel,
@@ -194,35 +199,46 @@ pub(crate) fn launch_tiled(
     (m, n, k): (usize, usize, usize),
     [x, w, bias, y]: [Binding; 4],
 ) -> Result<()> {
-    let limit = rec.ctx().max_binding();
-    let (splits, chunk) = tiled_split(m, n, k, TILED_MAX_SCRATCH.min(limit));
-    let tiles = u32s(m.div_ceil(TILED.0), "conv2d pixel tiles")?;
-    let mut grid = crate::gpu::recorder::grid(tiles);
-    grid[1] = u32s(n.div_ceil(TILED.1) * splits, "conv2d channel tiles")?;
+    let max_scratch = TILED_MAX_SCRATCH.min(rec.ctx().max_binding());
+    let items = (base.n as usize).max(1);
+    let plane = m / items;
+    let (splits, chunk) = tiled_split(plane, n, k, max_scratch);
+    let grid = |pixels: usize| -> Result<[u32; 3]> {
+        let mut g = crate::gpu::recorder::grid(u32s(pixels.div_ceil(TILED.0), "pixel tiles")?);
+        g[1] = u32s(n.div_ceil(TILED.1) * splits, "conv2d channel tiles")?;
+        Ok(g)
+    };
     let mut p = GemmParams {
         conv: base,
         splits: splits as u32,
         k_chunk: chunk as u32,
         mode: backward as u32,
-        _pad: 0,
+        item0: 0,
     };
     if splits == 1 {
-        rec.launch_gemm(kernel, half, &p, &[x, w, bias, y], grid);
+        rec.launch_gemm(kernel, half, &p, &[x, w, bias, y], grid(m)?);
         return Ok(());
     }
-    let scratch = Tensor::empty(rec.ctx(), &[splits, n, m], "split-K partial sums")?;
-    p.conv.flags = 8;
-    rec.launch_gemm(
-        kernel,
-        half,
-        &p,
-        &[x, w, bias, Binding::Tensor(&scratch)],
-        grid,
-    );
-    p.conv.flags = base.flags;
-    let groups = crate::gpu::recorder::grid(u32s((m * n).div_ceil(64), "split-K sums")?);
-    let binds = [Binding::Tensor(&scratch), w, bias, y];
-    rec.launch_gemm(Kernel::Conv2dSplitSum, half, &p, &binds, groups);
+    let per_item = (splits * plane * n * 4).max(1) as u64;
+    let group = ((max_scratch / per_item) as usize).clamp(1, items);
+    let scratch = Tensor::empty(
+        rec.ctx(),
+        &[splits, n, group * plane],
+        "split-K partial sums",
+    )?;
+    for item0 in (0..items).step_by(group) {
+        let count = group.min(items - item0);
+        p.conv.n = count as u32;
+        p.item0 = item0 as u32;
+        p.conv.flags = 8;
+        let binds = [x, w, bias, Binding::Tensor(&scratch)];
+        rec.launch_gemm(kernel, half, &p, &binds, grid(count * plane)?);
+        p.conv.flags = base.flags;
+        let sums = u32s((count * plane * n).div_ceil(64), "split-K sums")?;
+        let binds = [Binding::Tensor(&scratch), w, bias, y];
+        let groups = crate::gpu::recorder::grid(sums);
+        rec.launch_gemm(Kernel::Conv2dSplitSum, half, &p, &binds, groups);
+    }
     Ok(())
 }
 
@@ -422,10 +438,6 @@ pub fn conv2d_acc(
     Ok(y)
 }
 
-/// Batch size from which the tiled variant runs linear as a GEMM (1x1 conv) instead of
-/// its GEMV kernels (for the CPU-shaped variants, `CPU_GEMV_BATCH`).
-pub const LINEAR_GEMM_BATCH: usize = 16;
-
 /// Batch below which the CPU-shaped variants run linear layers through their
 /// matrix-vector kernels (linear_cpu.wgsl, chosen by `cpu_launch`) instead of the GEMM. The GEMV reads the weights once per
 /// item, the GEMM once for up to 16: on lavapipe (AVX2) VGG16's fc6 takes 25-45 ms an
@@ -459,7 +471,10 @@ pub fn linear_acc(
             w.row_len
         )));
     }
-    if n >= LINEAR_GEMM_BATCH || w.packing != Packing::Rows {
+    // The tiled variant runs its GEMV at any batch: it reads each weight row once per 8
+    // items where the GEMM would share it among 128, but the GEMM sums in another order,
+    // and switching by batch size would make an item's outputs depend on its batch.
+    if w.packing != Packing::Rows {
         let g = Conv2dGeom {
             cin: k,
             cout: w.rows,
