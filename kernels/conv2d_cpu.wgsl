@@ -91,10 +91,6 @@ fn mac8(acc: ptr<function, Acc>, x: vec4<f32>, lo: array<vec4<f32>, 4>, hi: arra
     (*acc).a15 = mac((*acc).a15, x7, hi);
 }
 
-fn put(i: u32, v: f32) {
-    if ((p.flags & 4u) != 0u) { output[i] += v; } else { output[i] = v; }
-}
-
 // Pixel k's sums (0 .. 7 in this set): accumulators 2k (lo) and 2k + 1 (hi), picked by
 // selects (a switch on k would branch per lane on a CPU driver).
 fn lo_of(a: Acc, k: u32) -> vec4<f32> {

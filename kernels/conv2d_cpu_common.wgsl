@@ -2,13 +2,27 @@
 // conv2d_cpu_uniform.wgsl, linear_cpu.wgsl): workgroups of LANES invocations over
 // consecutive output pixels, the 64-channel kernels' sums in sets of sixteen vec4
 // accumulators (Acc; which channels and pixels a set holds is the kernel's choice). The
-// kernel file declares the uniform `p` (Conv2dParams' fields first); a prelude the input
-// binding.
+// kernel file declares the uniform `p` (Conv2dParams' fields first), `bias` and `output`;
+// a prelude the input binding.
 
 override HALF: bool = false; // f16 weights (--weights f16), a pipeline constant
 
 const LANES: u32 = 8u; // pixels per workgroup: one SIMD row of a CPU driver
 const BLOCK: u32 = 64u; // channels per invocation
+
+// v, a sum of this launch's output row `row`, with the row's bias (flags bit1) and the
+// ReLU (bit0). The kernel files declare `bias` and `output` too.
+fn activate(v: f32, row: u32) -> f32 {
+    var r = v;
+    if ((p.flags & 2u) != 0u) { r += bias[row]; }
+    if ((p.flags & 1u) != 0u) { r = max(r, 0.0); }
+    return r;
+}
+
+// Stores v at output[i], added to what is there with flags bit2.
+fn put(i: u32, v: f32) {
+    if ((p.flags & 4u) != 0u) { output[i] += v; } else { output[i] = v; }
+}
 
 // a / b for a < 2^24 through a float division, corrected to the exact quotient (CPU
 // drivers have no vector integer division).

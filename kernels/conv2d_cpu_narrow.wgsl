@@ -55,11 +55,7 @@ fn store(v: vec4<f32>, px: Pixel, plane: u32, total: u32, offset: u32, r: u32, c
     for (var k = 0u; k < 4u; k++) {
         let row = r + k;
         if (row >= count) { return; }
-        var s = v[k];
-        if ((p.flags & 2u) != 0u) { s += bias[row]; }
-        if ((p.flags & 1u) != 0u) { s = max(s, 0.0); }
-        let i = (px.b * total + offset + row) * plane + px.q;
-        if ((p.flags & 4u) != 0u) { output[i] += s; } else { output[i] = s; }
+        put((px.b * total + offset + row) * plane + px.q, activate(v[k], row));
     }
 }
 

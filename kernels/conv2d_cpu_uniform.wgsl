@@ -116,10 +116,7 @@ fn finish(acc: Acc, base: u32, plane: u32, c0: u32, count: u32) {
     for (var j = 0u; j < BLOCK; j++) {
         let c = c0 + j;
         if (c >= count) { break; }
-        var v = pick(acc, j);
-        if ((p.flags & 2u) != 0u) { v += bias[c]; }
-        if ((p.flags & 1u) != 0u) { v = max(v, 0.0); }
-        output[base + c * plane] = v;
+        output[base + c * plane] = activate(pick(acc, j), c); // bit2 resumed the sums
     }
 }
 

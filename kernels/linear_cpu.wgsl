@@ -68,11 +68,7 @@ fn store(d: Dots, row0: u32, rows: u32, base: u32) {
     for (var t = 0u; t < 4u; t++) {
         let r = row0 + 8u * t;
         if (r >= rows) { return; }
-        var v = dot_of(d, t);
-        if ((p.flags & 2u) != 0u) { v += bias[r]; }
-        if ((p.flags & 1u) != 0u) { v = max(v, 0.0); }
-        let i = base + r;
-        if ((p.flags & 4u) != 0u) { output[i] += v; } else { output[i] = v; }
+        put(base + r, activate(dot_of(d, t), r));
     }
 }
 
