@@ -710,3 +710,37 @@ fn weights_of_another_variant_are_refused() {
         }
     }
 }
+
+/// A profiling context (`NETLENS_PROFILE`, or `with_profile`) times each launch under its
+/// kernel's name and computes the same bits as a plain one.
+#[test]
+fn profiled_runs_time_each_kernel_and_change_nothing() {
+    let plain = ctx();
+    let profiled = netlens::gpu::Context::from_env()
+        .unwrap()
+        .with_gemm(plain.gemm())
+        .with_profile();
+    assert_eq!(plain.profile(), None);
+    let g = geom(5, 7, (3, 3), (1, 1), (1, 1));
+    let dims = [2, 5, 9, 8];
+    let x = rand_vec(dims.iter().product(), 61);
+    let w = rand_vec(7 * 45, 62);
+    let run = |c: &netlens::gpu::Context| {
+        let wb = WeightBuffer::upload_conv(c, "w", &w, 7, 9, None).unwrap();
+        let xt = Tensor::upload(c, &x, &dims).unwrap();
+        let mut rec = Recorder::new(c, "profiled");
+        let y = ops::conv2d(&mut rec, &xt, &wb, &g, false).unwrap();
+        let y = ops::relu(&mut rec, &y).unwrap();
+        let y = ops::relu(&mut rec, &y).unwrap();
+        rec.submit().unwrap();
+        y.read(c).unwrap()
+    };
+    assert_eq!(run(plain), run(&profiled));
+    let times = profiled.profile().unwrap();
+    let relu = times.iter().find(|t| t.0 == "ReluForward").expect("ReluForward timed");
+    assert_eq!(relu.1.launches, 2, "{times:?}");
+    assert!(times.iter().any(|t| t.0.starts_with("Conv2dForward")), "{times:?}");
+    assert!(times.iter().all(|t| t.1.seconds > 0.0), "{times:?}");
+    let report = profiled.profile_report().unwrap();
+    assert!(report.contains("ReluForward") && report.contains("share"), "{report}");
+}

@@ -4,6 +4,7 @@ use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 
 use super::kernels::KernelCache;
+use super::profile::{self, KernelTime, Profiler};
 use super::tensor::BufferPool;
 use super::variant::Gemm;
 use crate::error::{Error, Result};
@@ -88,6 +89,7 @@ pub struct Context {
     adapter_name: String,
     binding_cap: Option<u64>,
     gemm: Gemm,
+    pub(crate) profiler: Option<Profiler>,
 }
 
 impl Context {
@@ -135,7 +137,7 @@ impl Context {
         let limits = adapter.limits();
         let dd = wgpu::DeviceDescriptor {
             label: Some("netlens"),
-            required_features: adapter.features() & wgpu::Features::SUBGROUP,
+            required_features: adapter.features() & wanted_features(),
             required_limits: limits.clone(),
             memory_hints: wgpu::MemoryHints::Performance,
             ..Default::default()
@@ -193,6 +195,13 @@ impl Context {
                 None => Gemm::for_device(info, features, &limits),
             };
         let subgroup = Self::subgroup_of(info, features);
+        let profiler = profile::requested().then(|| {
+            // lavapipe writes a pass's end timestamp before its workers finish
+            let stamps = features.contains(wgpu::Features::TIMESTAMP_QUERY)
+                && info.device_type != wgpu::DeviceType::Cpu
+                && !profile::host_clock();
+            Profiler::new(stamps.then(|| queue.get_timestamp_period()))
+        });
         Ok(Context {
             kernels: KernelCache::new(subgroup.unwrap_or(0)),
             subgroup,
@@ -204,6 +213,7 @@ impl Context {
             adapter_name,
             binding_cap: None,
             gemm,
+            profiler,
         })
     }
 
@@ -273,6 +283,34 @@ impl Context {
         Ok(())
     }
 
+    /// Times every launch from now on, as `NETLENS_PROFILE=1` does from the start (with
+    /// the device's timestamps only where it opened with them).
+    pub fn with_profile(mut self) -> Self {
+        if self.profiler.is_none() {
+            let stamps = self
+                .device
+                .features()
+                .contains(wgpu::Features::TIMESTAMP_QUERY)
+                && self.device.adapter_info().device_type != wgpu::DeviceType::Cpu;
+            self.profiler = Some(Profiler::new(
+                stamps.then(|| self.queue.get_timestamp_period()),
+            ));
+        }
+        self
+    }
+
+    /// Device time per kernel so far, the longest first, when `NETLENS_PROFILE` was set as
+    /// the context opened (else `None`).
+    pub fn profile(&self) -> Option<Vec<(String, KernelTime)>> {
+        self.profiler.as_ref().map(Profiler::times)
+    }
+
+    /// `profile` as a table (printed to stderr when a profiling context closes).
+    pub fn profile_report(&self) -> Option<String> {
+        let p = self.profiler.as_ref()?;
+        Some(p.report(&self.adapter_name))
+    }
+
     /// Blocks until the queue is idle.
     pub fn wait(&self) -> Result<()> {
         self.device
@@ -324,5 +362,25 @@ pub(crate) fn scope_error(context: &str, e: wgpu::Error) -> Error {
             message: source.to_string(),
         },
         other => classify(context, other.to_string()),
+    }
+}
+
+/// Device features netlens asks for where the adapter has them: subgroups (the GEMV and
+/// CPU-shaped kernels), and timestamps when profiling.
+fn wanted_features() -> wgpu::Features {
+    if profile::requested() {
+        wgpu::Features::SUBGROUP | wgpu::Features::TIMESTAMP_QUERY
+    } else {
+        wgpu::Features::SUBGROUP
+    }
+}
+
+impl Drop for Context {
+    fn drop(&mut self) {
+        if let Some(r) = self.profile_report() {
+            if self.profile().is_some_and(|t| !t.is_empty()) {
+                eprint!("{r}");
+            }
+        }
     }
 }

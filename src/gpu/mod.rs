@@ -2,6 +2,7 @@
 
 mod context;
 pub mod kernels;
+mod profile;
 pub mod recorder;
 pub mod tensor;
 mod variant;
@@ -9,6 +10,7 @@ pub mod weights;
 
 pub use context::{Backend, Context};
 pub use kernels::Kernel;
+pub use profile::KernelTime;
 pub use recorder::Recorder;
 pub use tensor::{read_all, DType, PoolStats, Tensor};
 pub use variant::{Gemm, Packing, WINDOW_BYTES};

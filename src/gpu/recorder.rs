@@ -1,4 +1,5 @@
-//! Records kernel launches, then submits them in one command buffer and one compute pass.
+//! Records kernel launches, then submits them in one command buffer and one compute pass
+//! (with `NETLENS_PROFILE`, a timed pass each: profile.rs).
 //! All launch parameters go into one pooled uniform buffer at aligned offsets.
 
 use std::num::NonZeroU64;
@@ -6,6 +7,7 @@ use std::sync::Arc;
 
 use super::context::{scope_error, Context};
 use super::kernels::Kernel;
+use super::profile::Ready;
 use super::tensor::{PooledBuffer, Tensor};
 use crate::error::Result;
 
@@ -131,53 +133,43 @@ impl<'c> Recorder<'c> {
             wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
         );
         ctx.queue.write_buffer(&ubuf.buffer, 0, &self.params);
-        let mut enc = ctx
-            .device
-            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
-                label: Some(&self.label),
-            });
-        {
-            let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                label: Some(&self.label),
-                timestamp_writes: None,
-            });
-            for l in &self.launches {
-                let compiled = ctx.kernels.get(&ctx.device, l.kernel, l.half);
-                let mut entries = vec![wgpu::BindGroupEntry {
-                    binding: 0,
-                    resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
-                        buffer: &ubuf.buffer,
-                        offset: l.params.0,
-                        size: NonZeroU64::new(l.params.1),
-                    }),
-                }];
-                for (i, r) in l.resources.iter().enumerate() {
-                    let resource = match r {
-                        Resource::Buffer(buf, offset, size) => {
-                            wgpu::BindingResource::Buffer(wgpu::BufferBinding {
-                                buffer: buf,
-                                offset: *offset,
-                                size: NonZeroU64::new(*size),
-                            })
-                        }
-                        Resource::Texture(v) => wgpu::BindingResource::TextureView(v),
-                    };
-                    entries.push(wgpu::BindGroupEntry {
-                        binding: i as u32 + 1,
-                        resource,
-                    });
-                }
-                let bg = ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
-                    label: None,
-                    layout: &compiled.layout,
-                    entries: &entries,
+        let compiled: Vec<_> = self
+            .launches
+            .iter()
+            .map(|l| ctx.kernels.get(&ctx.device, l.kernel, l.half))
+            .collect();
+        let ready: Vec<Ready> = self
+            .launches
+            .iter()
+            .zip(&compiled)
+            .map(|(l, c)| Ready {
+                name: format!("{:?}", l.kernel),
+                pipeline: &c.pipeline,
+                bind_group: bind_group(ctx, l, &c.layout, &ubuf.buffer),
+                groups: l.groups,
+            })
+            .collect();
+        if let Some(p) = &ctx.profiler {
+            p.run(&ctx.device, &ctx.queue, &self.label, &ready);
+        } else {
+            let mut enc = ctx
+                .device
+                .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                    label: Some(&self.label),
                 });
-                pass.set_pipeline(&compiled.pipeline);
-                pass.set_bind_group(0, &bg, &[]);
-                pass.dispatch_workgroups(l.groups[0], l.groups[1], l.groups[2]);
+            {
+                let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                    label: Some(&self.label),
+                    timestamp_writes: None,
+                });
+                for l in &ready {
+                    pass.set_pipeline(l.pipeline);
+                    pass.set_bind_group(0, &l.bind_group, &[]);
+                    pass.dispatch_workgroups(l.groups[0], l.groups[1], l.groups[2]);
+                }
             }
+            ctx.queue.submit([enc.finish()]);
         }
-        ctx.queue.submit([enc.finish()]);
         let v = pollster::block_on(val.pop());
         let o = pollster::block_on(oom.pop());
         if let Some(e) = v.or(o) {
@@ -186,6 +178,45 @@ impl<'c> Recorder<'c> {
         drop(self.keep);
         ctx.check(&self.label)
     }
+}
+
+/// The bind group of launch `l`: its slice of the uniform buffer `params`, then its
+/// resources in binding order.
+fn bind_group(
+    ctx: &Context,
+    l: &Launch,
+    layout: &wgpu::BindGroupLayout,
+    params: &wgpu::Buffer,
+) -> wgpu::BindGroup {
+    let mut entries = vec![wgpu::BindGroupEntry {
+        binding: 0,
+        resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+            buffer: params,
+            offset: l.params.0,
+            size: NonZeroU64::new(l.params.1),
+        }),
+    }];
+    for (i, r) in l.resources.iter().enumerate() {
+        let resource = match r {
+            Resource::Buffer(buf, offset, size) => {
+                wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                    buffer: buf,
+                    offset: *offset,
+                    size: NonZeroU64::new(*size),
+                })
+            }
+            Resource::Texture(v) => wgpu::BindingResource::TextureView(v),
+        };
+        entries.push(wgpu::BindGroupEntry {
+            binding: i as u32 + 1,
+            resource,
+        });
+    }
+    ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
+        label: None,
+        layout,
+        entries: &entries,
+    })
 }
 
 /// Splits a workgroup count over x and z so no dimension passes 65535.
