@@ -140,6 +140,29 @@ fn max_pool2d_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(n
     output[idx] = g;
 }
 
+// max_pool2d_backward where the windows tile the input exactly (kernel = stride, no
+// padding, h = oh * kh, w = ow * kw): one thread per output element writes its window,
+// the gradient at the argmax and zeros elsewhere, so each input element is written once
+// and needs no search for the windows that cover it (integer divisions, which CPU
+// drivers run lane by lane, fall from about eight an input element to two an output).
+@compute @workgroup_size(64, 1, 1)
+fn max_pool2d_backward_tiling(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let idx = out_index(gid, nwg);
+    let plane_out = p.oh * p.ow;
+    if (idx >= p.planes * plane_out) { return; }
+    let o = split(idx, p.ow, plane_out);
+    let base = o.x * p.h * p.w;
+    let g = input[idx];
+    let arg = argmax_in[idx];
+    var row = o.y * p.kh * p.w + o.z * p.kw;
+    for (var ky = 0u; ky < p.kh; ky++) {
+        for (var kx = 0u; kx < p.kw; kx++) {
+            output[base + row + kx] = select(0.0, g, row + kx == arg);
+        }
+        row += p.w;
+    }
+}
+
 @compute @workgroup_size(64, 1, 1)
 fn avg_pool2d_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let idx = out_index(gid, nwg);

@@ -165,7 +165,17 @@ fn pool_back(dims: [usize; 4], p: Pool2d, quantize: bool) {
 
 #[test]
 fn pool_backward_overlapping_padded_ties() {
+    // windows tiling the input run a thread a window: square, oblong, and an odd size
+    // (the last row in no window: the thread-per-input kernel)
     pool_back([2, 3, 8, 8], Pool2d::square(2, 2), true);
+    let oblong = Pool2d {
+        kernel: (3, 2),
+        stride: (3, 2),
+        ..Pool2d::square(2, 2)
+    };
+    pool_back([2, 3, 9, 8], oblong, true);
+    pool_back([2, 3, 9, 8], oblong, false);
+    pool_back([1, 2, 7, 6], Pool2d::square(2, 2), false);
     pool_back([1, 2, 9, 7], Pool2d::square(3, 2), true); // overlapping windows share inputs
     let padded = Pool2d {
         kernel: (3, 3),
@@ -218,13 +228,20 @@ fn adaptive_avg_pool_backward() {
     }
 }
 
+/// Every rule, four elements a thread (1000) and one (999).
 #[test]
 fn relu_backward_rules() {
+    for n in [1000, 999] {
+        relu_back(n);
+    }
+}
+
+fn relu_back(n: usize) {
     let c = ctx();
-    let y: Vec<f32> = rand_vec(1000, 28).iter().map(|v| v.max(0.0)).collect();
-    let dy = rand_vec(1000, 29);
-    let yt = Tensor::upload(c, &y, &[4, 250]).unwrap();
-    let dyt = Tensor::upload(c, &dy, &[4, 250]).unwrap();
+    let y: Vec<f32> = rand_vec(n, 28).iter().map(|v| v.max(0.0)).collect();
+    let dy = rand_vec(n, 29);
+    let yt = Tensor::upload(c, &y, &[1, n]).unwrap();
+    let dyt = Tensor::upload(c, &dy, &[1, n]).unwrap();
     for (rule, mode) in [
         (ReluRule::Gradient, 0),
         (ReluRule::Guided, 1),
@@ -238,7 +255,7 @@ fn relu_backward_rules() {
             &cpu::relu_backward(&y, &dy, mode),
             0.0,
             0.0,
-            &format!("{rule:?}"),
+            &format!("{rule:?} over {n}"),
         );
     }
 }

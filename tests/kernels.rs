@@ -471,6 +471,12 @@ fn relu_and_softmax() {
     let s = ops::softmax(&mut rec, &xt).unwrap();
     rec.submit().unwrap();
     assert_close(&r.read(c).unwrap(), &cpu::relu(&x), 0.0, 0.0, "relu");
+    // four elements a thread where the length allows
+    let xt = Tensor::upload(c, &x[..3000], &[3, 1000]).unwrap();
+    let mut rec = Recorder::new(c, "test relu4");
+    let r = ops::relu(&mut rec, &xt).unwrap();
+    rec.submit().unwrap();
+    assert_close(&r.read(c).unwrap(), &cpu::relu(&x[..3000]), 0.0, 0.0, "relu4");
     assert_close(
         &s.read(c).unwrap(),
         &cpu::softmax(&x, 1001),
@@ -737,10 +743,19 @@ fn profiled_runs_time_each_kernel_and_change_nothing() {
     };
     assert_eq!(run(plain), run(&profiled));
     let times = profiled.profile().unwrap();
-    let relu = times.iter().find(|t| t.0 == "ReluForward").expect("ReluForward timed");
+    let relu = times
+        .iter()
+        .find(|t| t.0 == "ReluForward")
+        .expect("ReluForward timed");
     assert_eq!(relu.1.launches, 2, "{times:?}");
-    assert!(times.iter().any(|t| t.0.starts_with("Conv2dForward")), "{times:?}");
+    assert!(
+        times.iter().any(|t| t.0.starts_with("Conv2dForward")),
+        "{times:?}"
+    );
     assert!(times.iter().all(|t| t.1.seconds > 0.0), "{times:?}");
     let report = profiled.profile_report().unwrap();
-    assert!(report.contains("ReluForward") && report.contains("share"), "{report}");
+    assert!(
+        report.contains("ReluForward") && report.contains("share"),
+        "{report}"
+    );
 }

@@ -87,12 +87,15 @@ kernels! {
     LinearBackwardInput => "linear.wgsl" after ["linear_common.wgsl"], "linear_backward_input", [R, R, R, W];
     MaxPool2dForward => "pool.wgsl", "max_pool2d_forward", [R, W, W];
     MaxPool2dBackward => "pool.wgsl", "max_pool2d_backward", [R, W, R];
+    MaxPool2dBackwardTiling => "pool.wgsl", "max_pool2d_backward_tiling", [R, W, R];
     AvgPool2dForward => "pool.wgsl", "avg_pool2d_forward", [R, W];
     AvgPool2dBackward => "pool.wgsl", "avg_pool2d_backward", [R, W];
     AdaptiveAvgPool2dForward => "pool.wgsl", "adaptive_avg_pool2d_forward", [R, W];
     AdaptiveAvgPool2dBackward => "pool.wgsl", "adaptive_avg_pool2d_backward", [R, W];
     ReluForward => "elementwise.wgsl", "relu_forward", [R, W];
     ReluBackward => "elementwise.wgsl", "relu_backward", [R, W, R];
+    ReluForward4 => "elementwise4.wgsl", "relu_forward4", [R, W];
+    ReluBackward4 => "elementwise4.wgsl", "relu_backward4", [R, W, R];
     SoftmaxForward => "elementwise.wgsl", "softmax_forward", [R, W];
     Occlude => "perturb.wgsl", "occlude", [R, W, R];
     Ranked => "perturb.wgsl", "ranked", [R, R, R, R, W];

@@ -4,7 +4,6 @@ use super::conv::{
     check_layout, cpu_launch, gemm_kernel, launch_tiled, launch_windows, Conv2dParams, LinearParams,
 };
 use super::pool::params;
-use super::simple::ElementParams;
 use super::{dims4, u32s, Conv2dGeom, Pool2d};
 use crate::error::{Error, Result};
 use crate::gpu::recorder::{grid, Binding};
@@ -171,7 +170,12 @@ fn pool_back(
     // the max-pool backward also reads the forward's argmax; the others bind only dy, dx
     let mut bind = vec![Binding::Tensor(dy), Binding::Tensor(&dx)];
     bind.extend(argmax.map(Binding::Tensor));
-    rec.launch_1d(kernel, &p, &bind, dx.len());
+    // a thread per input element, or per window where they tile the input
+    let threads = match kernel {
+        Kernel::MaxPool2dBackwardTiling => dy.len(),
+        _ => dx.len(),
+    };
+    rec.launch_1d(kernel, &p, &bind, threads);
     Ok(dx)
 }
 
@@ -186,14 +190,18 @@ pub fn max_pool2d_backward(
     if argmax.shape != dy.shape {
         return Err(Error::Shape("max-pool argmax does not match dy".into()));
     }
-    pool_back(
-        rec,
-        Kernel::MaxPool2dBackward,
-        dy,
-        Some(argmax),
-        Some(pool),
-        input,
-    )
+    // windows that tile the input exactly (VGG's 2x2, stride 2) run one thread a window
+    let tiling = pool.kernel == pool.stride
+        && pool.padding == (0, 0)
+        && input.len() == 4
+        && dy.shape.len() == 4
+        && input[2] == dy.shape[2] * pool.kernel.0
+        && input[3] == dy.shape[3] * pool.kernel.1;
+    let kernel = match tiling {
+        true => Kernel::MaxPool2dBackwardTiling,
+        false => Kernel::MaxPool2dBackward,
+    };
+    pool_back(rec, kernel, dy, Some(argmax), Some(pool), input)
 }
 
 pub fn avg_pool2d_backward(
@@ -239,20 +247,16 @@ pub fn relu_backward(
         ReluRule::Guided => 1,
         ReluRule::Deconv => 2,
     };
-    let p = ElementParams {
-        count: u32s(dy.len(), "elements")?,
-        cols: mode,
-        _pad: [0; 2],
-    };
+    let (kernel, p) = super::simple::relu_launch(Kernel::ReluBackward, dy.len(), mode)?;
     rec.launch_1d(
-        Kernel::ReluBackward,
+        kernel,
         &p,
         &[
             Binding::Tensor(y),
             Binding::Tensor(&dx),
             Binding::Tensor(dy),
         ],
-        dy.len(),
+        p.count as usize,
     );
     Ok(dx)
 }

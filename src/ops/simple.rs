@@ -17,18 +17,34 @@ pub(crate) struct ElementParams {
 
 pub fn relu(rec: &mut Recorder, x: &Tensor) -> Result<Tensor> {
     let y = Tensor::empty(rec.ctx(), &x.shape, "relu output")?;
-    let p = ElementParams {
-        count: u32s(x.len(), "elements")?,
-        cols: 0,
-        _pad: [0; 2],
-    };
+    let (kernel, p) = relu_launch(Kernel::ReluForward, x.len(), 0)?;
     rec.launch_1d(
-        Kernel::ReluForward,
+        kernel,
         &p,
         &[Binding::Tensor(x), Binding::Tensor(&y)],
-        x.len(),
+        p.count as usize,
     );
     Ok(y)
+}
+
+/// A ReLU kernel over `count` elements (`cols`: its rule) and its parameters: the
+/// four-a-thread twin (elementwise4.wgsl) where `count` is a multiple of 4.
+pub(crate) fn relu_launch(
+    kernel: Kernel,
+    count: usize,
+    cols: u32,
+) -> Result<(Kernel, ElementParams)> {
+    let (kernel, count) = match (kernel, count % 4) {
+        (Kernel::ReluForward, 0) => (Kernel::ReluForward4, count / 4),
+        (Kernel::ReluBackward, 0) => (Kernel::ReluBackward4, count / 4),
+        _ => (kernel, count),
+    };
+    let p = ElementParams {
+        count: u32s(count, "elements")?,
+        cols,
+        _pad: [0; 2],
+    };
+    Ok((kernel, p))
 }
 
 /// a + b, element-wise (tensors of one shape): a residual sum's forward, and gradients
