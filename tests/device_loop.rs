@@ -242,3 +242,45 @@ fn argmax_objective_takes_the_first_maximum() {
         }
     }
 }
+
+/// A gradient tape (`Keep::Gradient`) runs each conv/linear with its ReLU fused and keeps
+/// no pre-activation, and gives the same bits as the unfused tape (`Keep::All`); a layer
+/// it names stays unfused.
+#[test]
+fn a_gradient_tape_fuses_relus_and_gives_the_same_gradient() {
+    let net = demo();
+    let ctx = net.ctx().clone();
+    let x0 = samples(&net, &["star", "cross"]);
+    let x = Tensor::upload(&ctx, &x0.data, &x0.shape).unwrap();
+    let targets = Targets::classes(&ctx, &[3, 1], &[8]).unwrap();
+    let last = net.model().layers.len() - 1;
+    let run = |keep: &Keep| {
+        let mut rec = Recorder::new(&ctx, "tape");
+        let tape = net.record_forward(&mut rec, &x, keep, None).unwrap();
+        let (seed, _) = objective(&mut rec, &tape.logits, &targets, Objective::Logit).unwrap();
+        let g = net
+            .record_backward(&mut rec, &tape, last, &seed, ReluRule::Gradient, &[0])
+            .unwrap();
+        rec.submit().unwrap();
+        let kept: Vec<bool> = tape.outputs.iter().map(Option::is_some).collect();
+        let got = read_all(&ctx, &[&g.input, &g.layers[0].1, &tape.logits]).unwrap();
+        (got, kept)
+    };
+    let (all, kept_all) = run(&Keep::All);
+    let (fused, kept_fused) = run(&Keep::Gradient(vec![]));
+    assert_eq!(all, fused, "input gradient, layer 0's gradient, logits");
+    assert!(kept_all.iter().all(|k| *k));
+    // the demo model's convs and first two linears each feed a ReLU: not kept
+    let convs_and_linears = net
+        .model()
+        .layers
+        .iter()
+        .filter(|l| matches!(l.kind, netlens::model::LayerKind::Conv2d { .. }))
+        .count()
+        + 2;
+    let dropped = kept_fused.iter().filter(|k| !**k).count();
+    assert_eq!(dropped, convs_and_linears, "{kept_fused:?}");
+    assert!(!kept_fused[0] && kept_fused[1]);
+    let (_, kept_named) = run(&Keep::Gradient(vec![0]));
+    assert!(kept_named[0], "a named layer keeps its pre-activation");
+}

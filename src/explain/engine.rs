@@ -48,7 +48,12 @@ pub fn run_gradients(
         let part = x.slice_batch(r.start, r.end);
         let xt = Tensor::upload(ctx, &part.data, &part.shape)?;
         let mut rec = Recorder::new(ctx, "gradients");
-        let tape = net.record_forward(&mut rec, &xt, &Keep::All, None)?;
+        let tape = net.record_forward(
+            &mut rec,
+            &xt,
+            &Keep::Gradient(layer.into_iter().collect()),
+            None,
+        )?;
         let (seed, value) = match targets {
             Some(t) => {
                 let t = Targets::classes(ctx, &t[r.clone()], &tape.logits.shape[1..])?;
@@ -158,7 +163,7 @@ pub(crate) fn copies_gradient(
         let (first, m) = (r.start, r.len());
         let mut rec = Recorder::new(ctx, "copies gradient");
         let copies = make(&mut rec, first, m)?;
-        let tape = net.record_forward(&mut rec, &copies, &Keep::All, None)?;
+        let tape = net.record_forward(&mut rec, &copies, &Keep::Gradient(vec![]), None)?;
         let targets = Targets::classes(ctx, &vec![target; m], &tape.logits.shape[1..])?;
         let (seed, _) = objective(&mut rec, &tape.logits, &targets, Objective::Logit)?;
         let g = net.record_backward(&mut rec, &tape, last, &seed, ReluRule::Gradient, &[])?;

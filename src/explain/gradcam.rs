@@ -54,7 +54,7 @@ pub fn grad_cam(
         let part = x.slice_batch(r.start, r.end);
         let xt = Tensor::upload(ctx, &part.data, &part.shape)?;
         let mut rec = Recorder::new(ctx, "grad-cam");
-        let tape = net.record_forward(&mut rec, &xt, &Keep::All, None)?;
+        let tape = net.record_forward(&mut rec, &xt, &Keep::Gradient(vec![layer]), None)?;
         let (seed, value) = match &fixed {
             Some(t) => {
                 let t = Targets::classes(ctx, &t[r.clone()], &tape.logits.shape[1..])?;

@@ -18,7 +18,7 @@ pub struct Grads {
 
 impl Net {
     /// Propagates `seed` (the gradient at the logits, [N, classes]) back to the input
-    /// through a tape recorded with `Keep::All`. ReLUs follow `relu`.
+    /// through a tape recorded with `Keep::Gradient` or `Keep::All`. ReLUs follow `relu`.
     pub fn backward_gpu(
         &self,
         tape: &Tape,
@@ -88,29 +88,26 @@ impl Net {
                 kept.push((i, g.clone()));
             }
             let srcs = &layers[i].inputs;
-            let x = tape.src(srcs[0])?;
-            let y = tape.output(i)?;
+            // the input's shape (a ReLU's input may be a fused conv's, not kept)
+            let x = || tape.src(srcs[0]).map(|t| t.shape.clone());
             let gx = match &layers[i].kind {
-                LayerKind::Conv2d { geom, .. } => ops::conv2d_backward_input(
-                    rec,
-                    &g,
-                    self.weights(i),
-                    geom,
-                    (x.shape[2], x.shape[3]),
-                )?,
+                LayerKind::Conv2d { geom, .. } => {
+                    let s = x()?;
+                    ops::conv2d_backward_input(rec, &g, self.weights(i), geom, (s[2], s[3]))?
+                }
                 LayerKind::Linear { .. } => ops::linear_backward_input(rec, &g, self.weights(i))?,
-                LayerKind::Relu => ops::relu_backward(rec, y, &g, relu)?,
+                LayerKind::Relu => ops::relu_backward(rec, tape.output(i)?, &g, relu)?,
                 LayerKind::MaxPool2d(p) => {
                     let arg = tape.argmax[i]
                         .as_ref()
                         .ok_or_else(|| Error::Other("tape lacks a max-pool argmax".into()))?;
-                    ops::max_pool2d_backward(rec, &g, arg, p, &x.shape)?
+                    ops::max_pool2d_backward(rec, &g, arg, p, &x()?)?
                 }
-                LayerKind::AvgPool2d(p) => ops::avg_pool2d_backward(rec, &g, p, &x.shape)?,
+                LayerKind::AvgPool2d(p) => ops::avg_pool2d_backward(rec, &g, p, &x()?)?,
                 LayerKind::AdaptiveAvgPool2d(_) => {
-                    ops::adaptive_avg_pool2d_backward(rec, &g, &x.shape)?
+                    ops::adaptive_avg_pool2d_backward(rec, &g, &x()?)?
                 }
-                LayerKind::Flatten => g.reshape(&x.shape)?,
+                LayerKind::Flatten => g.reshape(&x()?)?,
                 LayerKind::Dropout | LayerKind::Add => g, // a sum passes g to every input
                 LayerKind::BatchNorm2d { .. } => unreachable!("folded at load"),
             };
@@ -159,7 +156,8 @@ pub(crate) fn accumulate(
 }
 
 impl Tape {
-    /// What `src` holds: the input, or a layer's output (kept with `Keep::All`).
+    /// What `src` holds: the input, or a layer's output (kept with `Keep::All`, or
+    /// `Keep::Gradient` where not fused).
     pub fn src(&self, src: Src) -> Result<&Tensor> {
         match src {
             Src::Input => Ok(&self.input),
@@ -167,11 +165,11 @@ impl Tape {
         }
     }
 
-    /// Layer i's output; the tape must have been recorded with `Keep::All`.
+    /// Layer i's output, where the tape kept it.
     pub fn output(&self, i: usize) -> Result<&Tensor> {
         self.outputs[i].as_ref().ok_or_else(|| {
             Error::Other(format!(
-                "the tape did not keep layer {i}'s output; record it with Keep::All"
+                "the tape did not keep layer {i}'s output; record it with Keep::All, or name it in Keep::Gradient"
             ))
         })
     }

@@ -25,6 +25,11 @@ pub enum Keep {
     Layers(Vec<usize>),
     /// Every layer (the tape for a backward pass); nothing is fused.
     All,
+    /// What a gradient walk (`Net::record_backward`) reads, and these layers' outputs:
+    /// every layer's output, except that a conv/linear whose only reader is a ReLU runs
+    /// fused with it and keeps no output of its own (the walk needs the ReLU's output,
+    /// not the pre-activation). Saves the ReLU passes and the pre-activation tensors.
+    Gradient(Vec<usize>),
 }
 
 impl Keep {
@@ -32,7 +37,7 @@ impl Keep {
         match self {
             Keep::Nothing => false,
             Keep::Layers(v) => v.contains(&i),
-            Keep::All => true,
+            Keep::All | Keep::Gradient(_) => true,
         }
     }
 }
@@ -254,9 +259,11 @@ impl Net {
             let a = &ins[0];
             // a conv/linear takes its ReLU in when the pre-activation is not wanted (and
             // it is not the last layer asked for) and only that ReLU reads it
-            let fuse = keep != &Keep::All
-                && !keep.has(i)
-                && i < last
+            let fuse = match keep {
+                Keep::All => false,
+                Keep::Gradient(wanted) => !wanted.contains(&i),
+                _ => !keep.has(i),
+            } && i < last
                 && self.consumers[i] == [i + 1]
                 && matches!(layers.get(i + 1).map(|l| &l.kind), Some(LayerKind::Relu));
             let mut relu_done = false;
@@ -299,7 +306,8 @@ impl Net {
                     }
                 }
             }
-            if keep.has(i) {
+            // a fused conv/linear has no output of its own to keep (y is its ReLU's)
+            if keep.has(i) && !relu_done {
                 outputs[i] = Some(y.clone());
             }
             if relu_done {

@@ -337,7 +337,7 @@ fn optimise(
         } else {
             blended
         };
-        let tape = net.record_forward(&mut rec, &input, &Keep::All, None)?;
+        let tape = net.record_forward(&mut rec, &input, &Keep::Gradient(vec![]), None)?;
         let (onehot, logit) = objective(&mut rec, &tape.logits, &tg, Objective::Logit)?;
         let seed = multiply(&mut rec, &onehot, &signs)?;
         let g = net.record_backward(&mut rec, &tape, last, &seed, ReluRule::Gradient, &[])?;

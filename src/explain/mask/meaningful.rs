@@ -101,7 +101,7 @@ impl<'a> Problem<'a> {
             Some(o) => roll(rec, &phi, o, false)?,
             None => phi,
         };
-        let tape = net.record_forward(rec, &input, &Keep::All, None)?;
+        let tape = net.record_forward(rec, &input, &Keep::Gradient(vec![]), None)?;
         let (seed, score) = objective(rec, &tape.logits, &self.tg, s.score.objective())?;
         let last = net.model().layers.len() - 1;
         let g = net.record_backward(rec, &tape, last, &seed, ReluRule::Gradient, &[])?;

@@ -340,7 +340,8 @@ impl<'a> MaximizeRun<'a> {
                 applied,
             )
         };
-        let tape = net.record_forward(&mut rec, &input, &Keep::All, Some(self.layer))?;
+        let keep = Keep::Gradient(vec![self.layer]);
+        let tape = net.record_forward(&mut rec, &input, &keep, Some(self.layer))?;
         let fresh;
         let tg = if tape.logits.shape == self.out_shape {
             &self.tg
