@@ -9,7 +9,8 @@
 #   there: bash tools/device_check.sh run [reps]   (carry .gpu, .gl and .whl)
 #          runs every test binary on the GPU (the adapter's own variant: `tiled` on a GPU),
 #          then tools/speed_table.py --device cuda, which times netlens and the peers in
-#          one run, PyTorch in strict FP32 beside its default. Logs and speed.json go to
+#          one run, PyTorch in strict FP32 beside its default, then one quick pass of the
+#          table under NETLENS_PROFILE (device time per kernel). Logs and speed.json go to
 #          $OUT (or out/ where OUT is unset). TESTS, PEER_DEVICE=cpu and QUICK=1 narrow
 #          it for a dry run on a machine without a GPU.
 set -euo pipefail
@@ -71,6 +72,9 @@ run() {
     done
     PYTHONUNBUFFERED=1 python3 tools/speed_table.py --device "${PEER_DEVICE:-cuda}" --reps "$reps" ${QUICK:+--quick} \
         --speed-bin "$bin/speed" --json "$out/speed.json" 2>&1 | tee "$out/speed.txt"
+    # where the time goes: device time per kernel over one quick pass of the table
+    NETLENS_PROFILE=1 timeout 300 "$bin/speed" --reps 1 --quick >/dev/null 2>"$out/profile.txt" || true
+    grep -A25 "netlens profile" "$out/profile.txt" | head -60 || true
     return $failed
 }
 
