@@ -163,6 +163,32 @@ fn max_pool2d_backward_tiling(@builtin(global_invocation_id) gid: vec3<u32>, @bu
     }
 }
 
+// max_pool2d_backward_tiling and the backward of the ReLU before the pool in one pass:
+// the gradient at the ReLU's input. Only a window's argmax gets a gradient, and the ReLU's
+// output there is the pool's output (`pooled`), so the rule needs no full-size read.
+// flags: the ReLU rule (0 gradient, 1 guided backprop, 2 deconvnet).
+@group(0) @binding(4) var<storage, read> pooled: array<f32>;
+
+@compute @workgroup_size(64, 1, 1)
+fn max_pool2d_relu_backward_tiling(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let idx = out_index(gid, nwg);
+    let plane_out = p.oh * p.ow;
+    if (idx >= p.planes * plane_out) { return; }
+    let o = split(idx, p.ow, plane_out);
+    let base = o.x * p.h * p.w;
+    var g = input[idx];
+    if (p.flags != 0u) { g = max(g, 0.0); }
+    if (p.flags != 2u && pooled[idx] <= 0.0) { g = 0.0; }
+    let arg = argmax_in[idx];
+    var row = o.y * p.kh * p.w + o.z * p.kw;
+    for (var ky = 0u; ky < p.kh; ky++) {
+        for (var kx = 0u; kx < p.kw; kx++) {
+            output[base + row + kx] = select(0.0, g, row + kx == arg);
+        }
+        row += p.w;
+    }
+}
+
 @compute @workgroup_size(64, 1, 1)
 fn avg_pool2d_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let idx = out_index(gid, nwg);

@@ -406,3 +406,51 @@ fn forward_accumulate_adds_into_the_target() {
         assert_close(&l.read(c).unwrap(), &want, 1e-4, 1e-4, "linear accumulate");
     }
 }
+
+/// The fused max-pool + ReLU backward (windows tiling the input) gives the same bits as
+/// the two passes, for every rule, with ties and zeros as after a ReLU; a pool that does
+/// not tile its input is refused.
+#[test]
+fn max_pool_relu_backward_equals_the_two_passes() {
+    let c = ctx();
+    let dims = [2, 3, 8, 6];
+    let oblong = Pool2d {
+        kernel: (2, 3),
+        stride: (2, 3),
+        ..Pool2d::square(2, 2)
+    };
+    for p in [Pool2d::square(2, 2), oblong] {
+        // a ReLU's output: zeros and ties
+        let y: Vec<f32> = rand_vec(dims.iter().product(), 71)
+            .iter()
+            .map(|v| (*v * 2.0).round().max(0.0))
+            .collect();
+        let yt = Tensor::upload(c, &y, &dims).unwrap();
+        for rule in [ReluRule::Gradient, ReluRule::Guided, ReluRule::Deconv] {
+            let mut rec = Recorder::new(c, "fused");
+            let (pooled, arg) = ops::max_pool2d(&mut rec, &yt, &p).unwrap();
+            let dy = Tensor::upload(c, &rand_vec(pooled.len(), 72), &pooled.shape).unwrap();
+            let g = ops::max_pool2d_backward(&mut rec, &dy, &arg, &p, &dims).unwrap();
+            let two = ops::relu_backward(&mut rec, &yt, &g, rule).unwrap();
+            let one = ops::max_pool2d_relu_backward(&mut rec, &dy, &arg, &pooled, &p, &dims, rule)
+                .unwrap();
+            rec.submit().unwrap();
+            let (two, one) = (two.read(c).unwrap(), one.read(c).unwrap());
+            assert_eq!(two, one, "{p:?} {rule:?}");
+            assert!(one.iter().any(|v| *v != 0.0) && one.contains(&0.0));
+        }
+    }
+    let mut rec = Recorder::new(c, "not tiling");
+    let x = Tensor::upload(c, &rand_vec(2 * 3 * 7 * 6, 73), &[2, 3, 7, 6]).unwrap();
+    let (pooled, arg) = ops::max_pool2d(&mut rec, &x, &Pool2d::square(2, 2)).unwrap();
+    let e = ops::max_pool2d_relu_backward(
+        &mut rec,
+        &pooled,
+        &arg,
+        &pooled,
+        &Pool2d::square(2, 2),
+        &[2, 3, 7, 6],
+        ReluRule::Gradient,
+    );
+    assert!(e.is_err());
+}

@@ -88,6 +88,7 @@ kernels! {
     MaxPool2dForward => "pool.wgsl", "max_pool2d_forward", [R, W, W];
     MaxPool2dBackward => "pool.wgsl", "max_pool2d_backward", [R, W, R];
     MaxPool2dBackwardTiling => "pool.wgsl", "max_pool2d_backward_tiling", [R, W, R];
+    MaxPool2dReluBackwardTiling => "pool.wgsl", "max_pool2d_relu_backward_tiling", [R, W, R, R];
     AvgPool2dForward => "pool.wgsl", "avg_pool2d_forward", [R, W];
     AvgPool2dBackward => "pool.wgsl", "avg_pool2d_backward", [R, W];
     AdaptiveAvgPool2dForward => "pool.wgsl", "adaptive_avg_pool2d_forward", [R, W];

@@ -101,7 +101,24 @@ impl Net {
                     let arg = tape.argmax[i]
                         .as_ref()
                         .ok_or_else(|| Error::Other("tape lacks a max-pool argmax".into()))?;
-                    ops::max_pool2d_backward(rec, &g, arg, p, &x()?)?
+                    let s = x()?;
+                    if let Some(j) = self.relu_before_pool(i, down_to, want, (&g.shape, &s)) {
+                        // the ReLU's backward too: its gradient goes to its input
+                        let gx = ops::max_pool2d_relu_backward(
+                            rec,
+                            &g,
+                            arg,
+                            tape.output(i)?,
+                            p,
+                            &s,
+                            relu,
+                        )?;
+                        for src in &layers[j].inputs {
+                            accumulate(rec, &mut gs, &mut g_input, *src, gx.clone())?;
+                        }
+                        continue;
+                    }
+                    ops::max_pool2d_backward(rec, &g, arg, p, &s)?
                 }
                 LayerKind::AvgPool2d(p) => ops::avg_pool2d_backward(rec, &g, p, &x()?)?,
                 LayerKind::AdaptiveAvgPool2d(_) => {
@@ -132,6 +149,33 @@ impl Net {
             input,
             layers: kept,
         })
+    }
+}
+
+impl Net {
+    /// The ReLU j whose backward the walk can fuse into max-pool i's: i reads only j, j
+    /// has no other reader, is walked (j >= `down_to`) and not wanted, and the pool's
+    /// windows tile j's output (`input`; `out` the pool's).
+    fn relu_before_pool(
+        &self,
+        i: usize,
+        down_to: usize,
+        want: &[usize],
+        (out, input): (&[usize], &[usize]),
+    ) -> Option<usize> {
+        let layers = &self.model.layers;
+        let LayerKind::MaxPool2d(p) = &layers[i].kind else {
+            return None;
+        };
+        let [Src::Layer(j)] = layers[i].inputs[..] else {
+            return None;
+        };
+        let fits = matches!(layers[j].kind, LayerKind::Relu)
+            && self.consumers[j] == [i]
+            && j >= down_to
+            && !want.contains(&j)
+            && ops::tiles_input(p, out, input);
+        fits.then_some(j)
     }
 }
 

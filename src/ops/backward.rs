@@ -191,17 +191,63 @@ pub fn max_pool2d_backward(
         return Err(Error::Shape("max-pool argmax does not match dy".into()));
     }
     // windows that tile the input exactly (VGG's 2x2, stride 2) run one thread a window
-    let tiling = pool.kernel == pool.stride
-        && pool.padding == (0, 0)
-        && input.len() == 4
-        && dy.shape.len() == 4
-        && input[2] == dy.shape[2] * pool.kernel.0
-        && input[3] == dy.shape[3] * pool.kernel.1;
-    let kernel = match tiling {
+    let kernel = match tiles_input(pool, &dy.shape, input) {
         true => Kernel::MaxPool2dBackwardTiling,
         false => Kernel::MaxPool2dBackward,
     };
     pool_back(rec, kernel, dy, Some(argmax), Some(pool), input)
+}
+
+/// Whether `pool`'s windows tile an `input` shaped input exactly (kernel = stride, no
+/// padding, each side a multiple of the window) for output `out`.
+pub fn tiles_input(pool: &Pool2d, out: &[usize], input: &[usize]) -> bool {
+    pool.kernel == pool.stride
+        && pool.padding == (0, 0)
+        && input.len() == 4
+        && out.len() == 4
+        && input[2] == out[2] * pool.kernel.0
+        && input[3] == out[3] * pool.kernel.1
+}
+
+/// The gradient at the input of a ReLU whose only reader is a max-pool whose windows tile
+/// its input (`tiles_input`), in one pass: `dy` at the pool's output `pooled` (the
+/// ReLU's output at each argmax). The same bits as `max_pool2d_backward` then
+/// `relu_backward`.
+pub fn max_pool2d_relu_backward(
+    rec: &mut Recorder,
+    dy: &Tensor,
+    argmax: &Tensor,
+    pooled: &Tensor,
+    pool: &Pool2d,
+    input: &[usize],
+    rule: ReluRule,
+) -> Result<Tensor> {
+    if argmax.shape != dy.shape || pooled.shape != dy.shape {
+        return Err(Error::Shape(
+            "max-pool argmax or output does not match dy".into(),
+        ));
+    }
+    if !tiles_input(pool, &dy.shape, input) {
+        return Err(Error::Shape(format!(
+            "max-pool {pool:?} does not tile {input:?}: run max_pool2d_backward, then relu_backward"
+        )));
+    }
+    let d = dims4(input, "pool backward")?;
+    let dx = Tensor::empty(rec.ctx(), input, "relu input gradient")?;
+    let mut p = params(&d, dy.shape[2], dy.shape[3], Some(pool))?;
+    p.flags = match rule {
+        ReluRule::Gradient => 0,
+        ReluRule::Guided => 1,
+        ReluRule::Deconv => 2,
+    };
+    let bind = [
+        Binding::Tensor(dy),
+        Binding::Tensor(&dx),
+        Binding::Tensor(argmax),
+        Binding::Tensor(pooled),
+    ];
+    rec.launch_1d(Kernel::MaxPool2dReluBackwardTiling, &p, &bind, dy.len());
+    Ok(dx)
 }
 
 pub fn avg_pool2d_backward(

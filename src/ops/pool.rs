@@ -21,7 +21,8 @@ pub(crate) struct PoolParams {
     stride_w: u32,
     pad_h: u32,
     pad_w: u32,
-    flags: u32,
+    /// avg-pool: bit0 count_include_pad; the fused max-pool/ReLU backward: the ReLU rule
+    pub(crate) flags: u32,
 }
 
 /// A max- or avg-pool window (PyTorch's MaxPool2d / AvgPool2d arguments).
