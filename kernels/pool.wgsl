@@ -140,6 +140,20 @@ fn max_pool2d_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(n
     output[idx] = g;
 }
 
+// Writes the window of output idx (plane, y, x in o) of a pool whose windows tile its
+// input: g at the window's argmax, zeros elsewhere.
+fn write_window(idx: u32, o: vec3<u32>, g: f32) {
+    let base = o.x * p.h * p.w;
+    let arg = argmax_in[idx];
+    var row = o.y * p.kh * p.w + o.z * p.kw;
+    for (var ky = 0u; ky < p.kh; ky++) {
+        for (var kx = 0u; kx < p.kw; kx++) {
+            output[base + row + kx] = select(0.0, g, row + kx == arg);
+        }
+        row += p.w;
+    }
+}
+
 // max_pool2d_backward where the windows tile the input exactly (kernel = stride, no
 // padding, h = oh * kh, w = ow * kw): one thread per output element writes its window,
 // the gradient at the argmax and zeros elsewhere, so each input element is written once
@@ -151,16 +165,7 @@ fn max_pool2d_backward_tiling(@builtin(global_invocation_id) gid: vec3<u32>, @bu
     let plane_out = p.oh * p.ow;
     if (idx >= p.planes * plane_out) { return; }
     let o = split(idx, p.ow, plane_out);
-    let base = o.x * p.h * p.w;
-    let g = input[idx];
-    let arg = argmax_in[idx];
-    var row = o.y * p.kh * p.w + o.z * p.kw;
-    for (var ky = 0u; ky < p.kh; ky++) {
-        for (var kx = 0u; kx < p.kw; kx++) {
-            output[base + row + kx] = select(0.0, g, row + kx == arg);
-        }
-        row += p.w;
-    }
+    write_window(idx, o, input[idx]);
 }
 
 // max_pool2d_backward_tiling and the backward of the ReLU before the pool in one pass:
@@ -175,18 +180,10 @@ fn max_pool2d_relu_backward_tiling(@builtin(global_invocation_id) gid: vec3<u32>
     let plane_out = p.oh * p.ow;
     if (idx >= p.planes * plane_out) { return; }
     let o = split(idx, p.ow, plane_out);
-    let base = o.x * p.h * p.w;
     var g = input[idx];
     if (p.flags != 0u) { g = max(g, 0.0); }
     if (p.flags != 2u && pooled[idx] <= 0.0) { g = 0.0; }
-    let arg = argmax_in[idx];
-    var row = o.y * p.kh * p.w + o.z * p.kw;
-    for (var ky = 0u; ky < p.kh; ky++) {
-        for (var kx = 0u; kx < p.kw; kx++) {
-            output[base + row + kx] = select(0.0, g, row + kx == arg);
-        }
-        row += p.w;
-    }
+    write_window(idx, o, g);
 }
 
 @compute @workgroup_size(64, 1, 1)

@@ -195,13 +195,7 @@ impl Context {
                 None => Gemm::for_device(info, features, &limits),
             };
         let subgroup = Self::subgroup_of(info, features);
-        let profiler = profile::requested().then(|| {
-            // lavapipe writes a pass's end timestamp before its workers finish
-            let stamps = features.contains(wgpu::Features::TIMESTAMP_QUERY)
-                && info.device_type != wgpu::DeviceType::Cpu
-                && !profile::host_clock();
-            Profiler::new(stamps.then(|| queue.get_timestamp_period()))
-        });
+        let profiler = profile::requested().then(|| Profiler::for_device(&device, &queue));
         Ok(Context {
             kernels: KernelCache::new(subgroup.unwrap_or(0)),
             subgroup,
@@ -287,14 +281,7 @@ impl Context {
     /// the device's timestamps only where it opened with them).
     pub fn with_profile(mut self) -> Self {
         if self.profiler.is_none() {
-            let stamps = self
-                .device
-                .features()
-                .contains(wgpu::Features::TIMESTAMP_QUERY)
-                && self.device.adapter_info().device_type != wgpu::DeviceType::Cpu;
-            self.profiler = Some(Profiler::new(
-                stamps.then(|| self.queue.get_timestamp_period()),
-            ));
+            self.profiler = Some(Profiler::for_device(&self.device, &self.queue));
         }
         self
     }

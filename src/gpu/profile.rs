@@ -11,6 +11,8 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Instant;
 
+use super::kernels::Kernel;
+
 /// Whether `NETLENS_PROFILE` asks for kernel times.
 pub fn requested() -> bool {
     std::env::var("NETLENS_PROFILE").is_ok_and(|v| !v.is_empty() && v != "0")
@@ -31,7 +33,7 @@ pub struct KernelTime {
 
 /// A launch ready to encode: its pipeline, bind group and workgroup counts.
 pub(crate) struct Ready<'a> {
-    pub name: String,
+    pub kernel: Kernel,
     pub pipeline: &'a wgpu::ComputePipeline,
     pub bind_group: wgpu::BindGroup,
     pub groups: [u32; 3],
@@ -49,7 +51,7 @@ pub(crate) struct Profiler {
 const MAX_QUERIES: usize = wgpu::QUERY_SET_MAX_QUERIES as usize;
 
 impl Profiler {
-    pub fn new(period: Option<f32>) -> Self {
+    fn new(period: Option<f32>) -> Self {
         Profiler {
             period,
             times: Mutex::new(HashMap::new()),
@@ -61,9 +63,19 @@ impl Profiler {
         }
     }
 
-    fn add(&self, name: &str, seconds: f64) {
+    /// A profiler for `device`: its timestamps where it opened with them and is not a CPU
+    /// adapter (lavapipe writes a pass's end timestamp before its workers finish), and
+    /// `NETLENS_PROFILE` is not `host`; else the host clock.
+    pub fn for_device(device: &wgpu::Device, queue: &wgpu::Queue) -> Self {
+        let stamps = device.features().contains(wgpu::Features::TIMESTAMP_QUERY)
+            && device.adapter_info().device_type != wgpu::DeviceType::Cpu
+            && !host_clock();
+        Profiler::new(stamps.then(|| queue.get_timestamp_period()))
+    }
+
+    fn add(&self, kernel: Kernel, seconds: f64) {
         let mut t = self.times.lock().unwrap();
-        let e = t.entry(name.to_string()).or_default();
+        let e = t.entry(format!("{kernel:?}")).or_default();
         e.launches += 1;
         e.seconds += seconds;
     }
@@ -83,7 +95,7 @@ impl Profiler {
                     let t = Instant::now();
                     queue.submit([enc.finish()]);
                     let _ = device.poll(wgpu::PollType::wait_indefinitely());
-                    self.add(&l.name, t.elapsed().as_secs_f64());
+                    self.add(l.kernel, t.elapsed().as_secs_f64());
                 }
             }
         }
@@ -132,7 +144,7 @@ impl Profiler {
         };
         for (l, t) in launches.iter().zip(ticks.chunks_exact(2)) {
             let ns = t[1].saturating_sub(t[0]) as f64 * period as f64;
-            self.add(&l.name, ns * 1e-9);
+            self.add(l.kernel, ns * 1e-9);
         }
     }
 

@@ -143,7 +143,7 @@ impl<'c> Recorder<'c> {
             .iter()
             .zip(&compiled)
             .map(|(l, c)| Ready {
-                name: format!("{:?}", l.kernel),
+                kernel: l.kernel,
                 pipeline: &c.pipeline,
                 bind_group: bind_group(ctx, l, &c.layout, &ubuf.buffer),
                 groups: l.groups,

@@ -20,6 +20,17 @@ pub enum ReluRule {
     Deconv,
 }
 
+impl ReluRule {
+    /// The rule as the kernels read it (elementwise.wgsl, pool.wgsl).
+    fn code(self) -> u32 {
+        match self {
+            ReluRule::Gradient => 0,
+            ReluRule::Guided => 1,
+            ReluRule::Deconv => 2,
+        }
+    }
+}
+
 /// dx of a conv2d whose input was `input_hw`, from dy [n, cout, oh, ow].
 pub fn conv2d_backward_input(
     rec: &mut Recorder,
@@ -235,11 +246,7 @@ pub fn max_pool2d_relu_backward(
     let d = dims4(input, "pool backward")?;
     let dx = Tensor::empty(rec.ctx(), input, "relu input gradient")?;
     let mut p = params(&d, dy.shape[2], dy.shape[3], Some(pool))?;
-    p.flags = match rule {
-        ReluRule::Gradient => 0,
-        ReluRule::Guided => 1,
-        ReluRule::Deconv => 2,
-    };
+    p.flags = rule.code();
     let bind = [
         Binding::Tensor(dy),
         Binding::Tensor(&dx),
@@ -288,12 +295,7 @@ pub fn relu_backward(
         )));
     }
     let dx = Tensor::empty(rec.ctx(), &dy.shape, "relu input gradient")?;
-    let mode = match rule {
-        ReluRule::Gradient => 0,
-        ReluRule::Guided => 1,
-        ReluRule::Deconv => 2,
-    };
-    let (kernel, p) = super::simple::relu_launch(Kernel::ReluBackward, dy.len(), mode)?;
+    let (kernel, p) = super::simple::relu_launch(Kernel::ReluBackward, dy.len(), rule.code())?;
     rec.launch_1d(
         kernel,
         &p,
