@@ -24,16 +24,7 @@
 // conv2d_cpu_input.wgsl) or, where the CPU lacks AVX-512, textures
 // (conv2d_cpu_texture.wgsl). Shared helpers (pixel, accumulators): conv2d_cpu_common.wgsl.
 
-struct Conv2dParams {
-    n: u32, cin: u32, h: u32, w: u32,
-    cout: u32, oh: u32, ow: u32, kh: u32,
-    kw: u32, stride_h: u32, stride_w: u32, pad_h: u32,
-    pad_w: u32, co_offset: u32, co_count: u32, flags: u32,
-}
-
 @group(0) @binding(0) var<uniform> p: Conv2dParams;
-@group(0) @binding(3) var<storage, read> bias: array<f32>;
-@group(0) @binding(4) var<storage, read_write> output: array<f32>; // y, or dx
 
 // Lane k's four values, in every lane (k a constant after inlining).
 fn lane(x: vec4<f32>, k: u32) -> vec4<f32> {

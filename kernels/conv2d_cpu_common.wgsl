@@ -2,16 +2,26 @@
 // conv2d_cpu_uniform.wgsl, linear_cpu.wgsl): workgroups of LANES invocations over
 // consecutive output pixels, the 64-channel kernels' sums in sets of sixteen vec4
 // accumulators (Acc; which channels and pixels a set holds is the kernel's choice). The
-// kernel file declares the uniform `p` (Conv2dParams' fields first), `bias` and `output`;
-// a prelude the input binding.
+// kernel file declares the uniform `p` (Conv2dParams' fields first); a prelude the input
+// binding; this file the bias and output bindings.
 
 override HALF: bool = false; // f16 weights (--weights f16), a pipeline constant
+
+struct Conv2dParams {
+    n: u32, cin: u32, h: u32, w: u32,
+    cout: u32, oh: u32, ow: u32, kh: u32,
+    kw: u32, stride_h: u32, stride_w: u32, pad_h: u32,
+    pad_w: u32, co_offset: u32, co_count: u32, flags: u32,
+}
+
+@group(0) @binding(3) var<storage, read> bias: array<f32>;
+@group(0) @binding(4) var<storage, read_write> output: array<f32>; // y, or dx
 
 const LANES: u32 = 8u; // pixels per workgroup: one SIMD row of a CPU driver
 const BLOCK: u32 = 64u; // channels per invocation
 
 // v, a sum of this launch's output row `row`, with the row's bias (flags bit1) and the
-// ReLU (bit0). The kernel files declare `bias` and `output` too.
+// ReLU (bit0).
 fn activate(v: f32, row: u32) -> f32 {
     var r = v;
     if ((p.flags & 2u) != 0u) { r += bias[row]; }

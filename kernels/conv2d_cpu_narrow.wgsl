@@ -8,16 +8,7 @@
 // xbase, xload4) and uniform as conv2d_cpu.wgsl (flags bit0 ReLU, bit1 bias, bit2
 // accumulate).
 
-struct Conv2dParams {
-    n: u32, cin: u32, h: u32, w: u32,
-    cout: u32, oh: u32, ow: u32, kh: u32,
-    kw: u32, stride_h: u32, stride_w: u32, pad_h: u32,
-    pad_w: u32, co_offset: u32, co_count: u32, flags: u32,
-}
-
 @group(0) @binding(0) var<uniform> p: Conv2dParams;
-@group(0) @binding(3) var<storage, read> bias: array<f32>;
-@group(0) @binding(4) var<storage, read_write> output: array<f32>; // y, or dx
 
 // The sums of a lane's 4 pixels, each over the block's 4 channels.
 struct Sums { a: vec4<f32>, b: vec4<f32>, c: vec4<f32>, d: vec4<f32> }

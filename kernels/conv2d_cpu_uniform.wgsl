@@ -27,8 +27,6 @@ struct UniformConvParams {
 
 @group(0) @binding(0) var<uniform> p: UniformConvParams;
 @group(0) @binding(2) var<uniform> weight: array<vec4<u32>, 4096>; // one 64 KiB window
-@group(0) @binding(3) var<storage, read> bias: array<f32>;
-@group(0) @binding(4) var<storage, read_write> output: array<f32>; // y, or dx
 
 // Weights of 4 consecutive channels, group g of the window.
 fn wl(g: u32) -> vec4<f32> {

@@ -10,18 +10,9 @@
 // Bindings and preludes as conv2d_cpu.wgsl (winit, wload4, xbase, xload4); same uniform
 // (flags bit0 ReLU, bit1 bias, bit2 accumulate).
 
-struct Conv2dParams {
-    n: u32, cin: u32, h: u32, w: u32,
-    cout: u32, oh: u32, ow: u32, kh: u32,
-    kw: u32, stride_h: u32, stride_w: u32, pad_h: u32,
-    pad_w: u32, co_offset: u32, co_count: u32, flags: u32,
-}
-
 const ROWS: u32 = 32u; // rows a workgroup owns (ops/conv.rs: GEMV_ROWS)
 
 @group(0) @binding(0) var<uniform> p: Conv2dParams;
-@group(0) @binding(3) var<storage, read> bias: array<f32>;
-@group(0) @binding(4) var<storage, read_write> output: array<f32>; // y, or dx
 
 // The sums of a lane's 4 rows.
 struct Dots { d0: f32, d1: f32, d2: f32, d3: f32 }
