@@ -7,38 +7,25 @@
 //   channels of one output (see WeightBuffer): [co][tap][ci/4] forward, [ci][tap][co/4]
 //   for the input gradient (made from the first on first use, repack.wgsl), zero-padded
 //   to a multiple of 4;
-// - a workgroup (one subgroup) owns 16 consecutive pixels and a block of 64 channels;
-//   lane s loads the inputs of pixels s and 8 + s and the weights of channels s, 8 + s,
-//   .., 56 + s, and keeps the sums of those 8 channels for all 16 pixels (two sets of
-//   sixteen vec4 accumulators); no workgroup memory, no barriers;
-// - each pixel's inputs reach the other lanes by subgroupBroadcast, every broadcast
-//   feeding 8 multiply-adds, and the weights never leave their lane (a CPU driver turns a
-//   broadcast into shuffles: sharing the inputs takes 8x fewer than sharing the weights);
+// - a workgroup of 8 lanes owns 16 consecutive pixels and a block of 64 channels; lane s
+//   loads the weights of channels s, 8 + s, .., 56 + s, and keeps the sums of those 8
+//   channels for all 16 pixels (two sets of sixteen vec4 accumulators); no workgroup
+//   memory, no barriers; the weights never leave their lane;
+// - every lane needs every pixel's inputs. How they reach it is a prelude's, which also
+//   declares the entry points (calling forward and backward_input below):
+//   conv2d_cpu_share.wgsl, where lane s loads pixels s and 8 + s and subgroupBroadcast
+//   shares them (each broadcast feeds 8 multiply-adds; needs subgroups of exactly 8), or
+//   conv2d_cpu_fetch.wgsl, where every lane loads all 16 itself (no subgroups);
 // - kernel taps run outside and channels inside: the padding test and the pixel offset
 //   are paid once per tap; padded taps read a valid word and drop it, so control flow
 //   stays uniform (subgroup operations need it) and the inner loop has no division.
-// Needs subgroups of exactly 8 invocations. Same uniform as conv2d.wgsl (flags bit0
-// ReLU, bit1 bias, bit2 accumulate); binding 2 holds this launch's packed weights, read
-// through wload4 and set up by winit, and binding 1 the input, read through xbase and
-// xload4, which prelude files define: storage buffers (conv2d_cpu_buffer.wgsl,
-// conv2d_cpu_input.wgsl) or, where the CPU lacks AVX-512, textures
-// (conv2d_cpu_texture.wgsl). Shared helpers (pixel, accumulators): conv2d_cpu_common.wgsl.
+// Same uniform as conv2d.wgsl (flags bit0 ReLU, bit1 bias, bit2 accumulate); binding 2
+// holds this launch's packed weights, read through wload4 and set up by winit, and binding
+// 1 the input, read through xbase and xload4, which prelude files define: storage buffers
+// (conv2d_cpu_buffer.wgsl, conv2d_cpu_input.wgsl) or textures (conv2d_cpu_texture.wgsl).
+// Shared helpers (pixel, taps, accumulators): conv2d_cpu_common.wgsl.
 
 @group(0) @binding(0) var<uniform> p: Conv2dParams;
-
-// Lane k's four values, in every lane (k a constant after inlining).
-fn lane(x: vec4<f32>, k: u32) -> vec4<f32> {
-    switch (k) {
-        case 0u: { return vec4<f32>(subgroupBroadcast(x.x, 0u), subgroupBroadcast(x.y, 0u), subgroupBroadcast(x.z, 0u), subgroupBroadcast(x.w, 0u)); }
-        case 1u: { return vec4<f32>(subgroupBroadcast(x.x, 1u), subgroupBroadcast(x.y, 1u), subgroupBroadcast(x.z, 1u), subgroupBroadcast(x.w, 1u)); }
-        case 2u: { return vec4<f32>(subgroupBroadcast(x.x, 2u), subgroupBroadcast(x.y, 2u), subgroupBroadcast(x.z, 2u), subgroupBroadcast(x.w, 2u)); }
-        case 3u: { return vec4<f32>(subgroupBroadcast(x.x, 3u), subgroupBroadcast(x.y, 3u), subgroupBroadcast(x.z, 3u), subgroupBroadcast(x.w, 3u)); }
-        case 4u: { return vec4<f32>(subgroupBroadcast(x.x, 4u), subgroupBroadcast(x.y, 4u), subgroupBroadcast(x.z, 4u), subgroupBroadcast(x.w, 4u)); }
-        case 5u: { return vec4<f32>(subgroupBroadcast(x.x, 5u), subgroupBroadcast(x.y, 5u), subgroupBroadcast(x.z, 5u), subgroupBroadcast(x.w, 5u)); }
-        case 6u: { return vec4<f32>(subgroupBroadcast(x.x, 6u), subgroupBroadcast(x.y, 6u), subgroupBroadcast(x.z, 6u), subgroupBroadcast(x.w, 6u)); }
-        default: { return vec4<f32>(subgroupBroadcast(x.x, 7u), subgroupBroadcast(x.y, 7u), subgroupBroadcast(x.z, 7u), subgroupBroadcast(x.w, 7u)); }
-    }
-}
 
 // Sums a (channels 8t + s for t = 4h .. 4h + 3 in lane s) plus one step of pixel k: its
 // 4 reduction channels xk (the same in every lane) against w, lane s's weights of those 4
@@ -51,33 +38,34 @@ fn mac(a: vec4<f32>, xk: vec4<f32>, w: array<vec4<f32>, 4>) -> vec4<f32> {
     return fma(vec4<f32>(xk.w), vec4<f32>(w[0].w, w[1].w, w[2].w, w[3].w), r);
 }
 
-// One step of 4 reduction channels for 8 of the workgroup's pixels: x this lane's pixel's
-// inputs, shared with the others by subgroupBroadcast (4 broadcasts a pixel, each feeding
-// 8 multiply-adds); lo and hi this lane's weight groups of channels s, 8 + s, .. 24 + s
-// and 32 + s, .. 56 + s. Accumulators 2k and 2k + 1 hold pixel k's.
-fn mac8(acc: ptr<function, Acc>, x: vec4<f32>, lo: array<vec4<f32>, 4>, hi: array<vec4<f32>, 4>) {
-    let x0 = lane(x, 0u);
+// One step of 4 reduction channels for pixel set j (0: the workgroup's pixels 0 .. 7, 1:
+// 8 .. 15; the prelude's pixel_input gives pixel k of a set in every lane); lo and hi this
+// lane's weight groups of channels s, 8 + s, .. 24 + s and 32 + s, .. 56 + s.
+// Accumulators 2k and 2k + 1 hold pixel k's.
+fn mac8(acc: ptr<function, Acc>, j: u32, c4: u32, plane: u32, count: u32, lo: array<vec4<f32>, 4>, hi: array<vec4<f32>, 4>) {
+    let own = own_input(j, c4, plane, count);
+    let x0 = pixel_input(own, j, 0u, c4, plane, count);
     (*acc).a0 = mac((*acc).a0, x0, lo);
     (*acc).a1 = mac((*acc).a1, x0, hi);
-    let x1 = lane(x, 1u);
+    let x1 = pixel_input(own, j, 1u, c4, plane, count);
     (*acc).a2 = mac((*acc).a2, x1, lo);
     (*acc).a3 = mac((*acc).a3, x1, hi);
-    let x2 = lane(x, 2u);
+    let x2 = pixel_input(own, j, 2u, c4, plane, count);
     (*acc).a4 = mac((*acc).a4, x2, lo);
     (*acc).a5 = mac((*acc).a5, x2, hi);
-    let x3 = lane(x, 3u);
+    let x3 = pixel_input(own, j, 3u, c4, plane, count);
     (*acc).a6 = mac((*acc).a6, x3, lo);
     (*acc).a7 = mac((*acc).a7, x3, hi);
-    let x4 = lane(x, 4u);
+    let x4 = pixel_input(own, j, 4u, c4, plane, count);
     (*acc).a8 = mac((*acc).a8, x4, lo);
     (*acc).a9 = mac((*acc).a9, x4, hi);
-    let x5 = lane(x, 5u);
+    let x5 = pixel_input(own, j, 5u, c4, plane, count);
     (*acc).a10 = mac((*acc).a10, x5, lo);
     (*acc).a11 = mac((*acc).a11, x5, hi);
-    let x6 = lane(x, 6u);
+    let x6 = pixel_input(own, j, 6u, c4, plane, count);
     (*acc).a12 = mac((*acc).a12, x6, lo);
     (*acc).a13 = mac((*acc).a13, x6, hi);
-    let x7 = lane(x, 7u);
+    let x7 = pixel_input(own, j, 7u, c4, plane, count);
     (*acc).a14 = mac((*acc).a14, x7, lo);
     (*acc).a15 = mac((*acc).a15, x7, hi);
 }
@@ -142,22 +130,16 @@ fn store_pixel(lo: vec4<f32>, hi: vec4<f32>, bl: vec4<f32>, bh: vec4<f32>, m: u3
 }
 
 // y[b, co, oy, ox] = sum_{ky, kx, ci} x[b, ci, oy*s + ky - pad, ox*s + kx - pad] W[co, ci, ky, kx]
-@compute @workgroup_size(8, 1, 1)
-fn conv2d_forward_cpu(
-    @builtin(workgroup_id) wid: vec3<u32>,
-    @builtin(num_workgroups) nwg: vec3<u32>,
-    @builtin(local_invocation_index) lid: u32,
-    @builtin(subgroup_invocation_id) sid: u32,
-) {
+// (workgroup `group` of the pixels, channel block `block`; lane `lid`, `sid` in its subgroup)
+fn forward(group: u32, block: u32, lid: u32, sid: u32) {
     winit();
     let plane = p.oh * p.ow;
-    let m0 = (wid.x + wid.z * nwg.x) * 2u * LANES;
-    let pa = pixel_at(m0 + lid, plane, p.ow);
-    let pb = pixel_at(m0 + LANES + lid, plane, p.ow);
+    let m0 = group * 2u * LANES;
+    pixels_init(m0, lid, plane, p.ow);
     let hw = p.h * p.w;
     let taps = p.kh * p.kw;
     let c4n = (p.cin + 3u) / 4u;
-    let co0 = wid.y * BLOCK;
+    let co0 = block * BLOCK;
     // packed rows of channels co0 + 8t + sid, clamped: a partial block reads a valid
     // row and never stores it
     let last = p.co_count - 1u;
@@ -169,20 +151,17 @@ fn conv2d_forward_cpu(
     let r5 = min(co0 + 40u + sid, last) * taps * c4n;
     let r6 = min(co0 + 48u + sid, last) * taps * c4n;
     let r7 = min(co0 + 56u + sid, last) * taps * c4n;
-    let xa = xbase(pa.b, p.cin, 0u, p.cin, hw);
-    let xb = xbase(pb.b, p.cin, 0u, p.cin, hw);
     var acc_a = zero();
     var acc_b = zero();
     for (var ky = 0u; ky < p.kh; ky++) {
         for (var kx = 0u; kx < p.kw; kx++) {
-            let ta = forward_tap(pa, xa, ky, kx);
-            let tb = forward_tap(pb, xb, ky, kx);
+            taps_set(p.cin, 0u, p.cin, hw, ky, kx, false);
             let t = (ky * p.kw + kx) * c4n;
             for (var c4 = 0u; c4 < c4n; c4++) {
                 let lo = array(wload4(r0 + t + c4), wload4(r1 + t + c4), wload4(r2 + t + c4), wload4(r3 + t + c4));
                 let hi = array(wload4(r4 + t + c4), wload4(r5 + t + c4), wload4(r6 + t + c4), wload4(r7 + t + c4));
-                mac8(&acc_a, xload4(ta.off, c4, hw, p.cin, ta.ok), lo, hi);
-                mac8(&acc_b, xload4(tb.off, c4, hw, p.cin, tb.ok), lo, hi);
+                mac8(&acc_a, 0u, c4, hw, p.cin, lo, hi);
+                mac8(&acc_b, 1u, c4, hw, p.cin, lo, hi);
             }
         }
     }
@@ -199,22 +178,15 @@ fn conv2d_forward_cpu(
 // dx[b, ci, iy, ix] = sum_{ky, kx, co} dY[b, co, oy, ox] W[co, ci, ky, kx] where
 // oy * s = iy + pad - ky (and likewise x); co runs over this launch's weight rows, packed
 // [ci][tap][co/4].
-@compute @workgroup_size(8, 1, 1)
-fn conv2d_backward_input_cpu(
-    @builtin(workgroup_id) wid: vec3<u32>,
-    @builtin(num_workgroups) nwg: vec3<u32>,
-    @builtin(local_invocation_index) lid: u32,
-    @builtin(subgroup_invocation_id) sid: u32,
-) {
+fn backward_input(group: u32, block: u32, lid: u32, sid: u32) {
     winit();
     let plane = p.h * p.w;
-    let m0 = (wid.x + wid.z * nwg.x) * 2u * LANES;
-    let pa = pixel_at(m0 + lid, plane, p.w);
-    let pb = pixel_at(m0 + LANES + lid, plane, p.w);
+    let m0 = group * 2u * LANES;
+    pixels_init(m0, lid, plane, p.w);
     let ohw = p.oh * p.ow;
     let taps = p.kh * p.kw;
     let c4n = (p.co_count + 3u) / 4u;
-    let ci0 = wid.y * BLOCK;
+    let ci0 = block * BLOCK;
     let last = p.cin - 1u;
     let r0 = min(ci0 + sid, last) * taps * c4n;
     let r1 = min(ci0 + 8u + sid, last) * taps * c4n;
@@ -224,20 +196,17 @@ fn conv2d_backward_input_cpu(
     let r5 = min(ci0 + 40u + sid, last) * taps * c4n;
     let r6 = min(ci0 + 48u + sid, last) * taps * c4n;
     let r7 = min(ci0 + 56u + sid, last) * taps * c4n;
-    let ya = xbase(pa.b, p.cout, p.co_offset, p.co_count, ohw);
-    let yb = xbase(pb.b, p.cout, p.co_offset, p.co_count, ohw);
     var acc_a = zero();
     var acc_b = zero();
     for (var ky = 0u; ky < p.kh; ky++) {
         for (var kx = 0u; kx < p.kw; kx++) {
-            let ta = backward_tap(pa, ya, ky, kx);
-            let tb = backward_tap(pb, yb, ky, kx);
+            taps_set(p.cout, p.co_offset, p.co_count, ohw, ky, kx, true);
             let t = (ky * p.kw + kx) * c4n;
             for (var c4 = 0u; c4 < c4n; c4++) {
                 let lo = array(wload4(r0 + t + c4), wload4(r1 + t + c4), wload4(r2 + t + c4), wload4(r3 + t + c4));
                 let hi = array(wload4(r4 + t + c4), wload4(r5 + t + c4), wload4(r6 + t + c4), wload4(r7 + t + c4));
-                mac8(&acc_a, xload4(ta.off, c4, ohw, p.co_count, ta.ok), lo, hi);
-                mac8(&acc_b, xload4(tb.off, c4, ohw, p.co_count, tb.ok), lo, hi);
+                mac8(&acc_a, 0u, c4, ohw, p.co_count, lo, hi);
+                mac8(&acc_b, 1u, c4, ohw, p.co_count, lo, hi);
             }
         }
     }

@@ -1,5 +1,5 @@
-// Helpers shared by the CPU-shaped kernels (conv2d_cpu.wgsl, conv2d_cpu_narrow.wgsl,
-// conv2d_cpu_uniform.wgsl, linear_cpu.wgsl): workgroups of LANES invocations over
+// Helpers shared by the CPU-shaped kernels (conv2d_cpu.wgsl and its sharing preludes,
+// conv2d_cpu_narrow.wgsl, linear_cpu.wgsl): workgroups of LANES invocations over
 // consecutive output pixels, the 64-channel kernels' sums in sets of sixteen vec4
 // accumulators (Acc; which channels and pixels a set holds is the kernel's choice). The
 // kernel file declares the uniform `p` (Conv2dParams' fields first); a prelude the input
@@ -115,4 +115,10 @@ fn backward_tap(px: Pixel, yb: u32, ky: u32, kx: u32) -> Tap {
     let ok = ty >= 0 && oy * p.stride_h == u32(ty) && oy < p.oh
         && tx >= 0 && ox * p.stride_w == u32(tx) && ox < p.ow;
     return Tap(yb + select(0u, oy * p.ow + ox, ok), ok);
+}
+
+// forward_tap, or backward_tap for an input-gradient launch.
+fn tap_of(px: Pixel, base: u32, ky: u32, kx: u32, backward: bool) -> Tap {
+    if (backward) { return backward_tap(px, base, ky, kx); }
+    return forward_tap(px, base, ky, kx);
 }

@@ -1,5 +1,5 @@
 // Prelude of the CPU-shaped kernels that read their input (x, or dY for the gradients)
-// from a storage buffer, NCHW: conv2d_cpu.wgsl with buffer weights, conv2d_cpu_uniform.wgsl.
+// from a storage buffer, NCHW (the `cpu` variant's).
 
 @group(0) @binding(1) var<storage, read> input: array<f32>;
 

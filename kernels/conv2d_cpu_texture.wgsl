@@ -1,4 +1,5 @@
-// Prelude of conv2d_cpu.wgsl on CPUs without AVX-512: the packed weights in a 2-D texture,
+// Prelude of the CPU-shaped kernels on CPUs without AVX-512 (`cpu-tex`) and without
+// subgroups (`cpu-fetch`): the packed weights in a 2-D texture,
 // one vec4 group per texel, group g at (g mod W, g / W) for the texture's power-of-two
 // width W (declared by conv2d_cpu_weights32.wgsl or, for --weights f16,
 // conv2d_cpu_weights16.wgsl), and the input packed four channels a texel. lavapipe

@@ -176,24 +176,26 @@ impl Context {
     ) -> Result<Self> {
         let limits = device.limits();
         let features = device.features();
-        let gemm =
-            match Gemm::from_env()? {
-                Some(g) if !g.supported(info, features, &limits) => {
-                    return Err(Error::Other(format!(
-                    "NETLENS_GEMM={} needs {}; {} has subgroups of {}..{} lanes ({}) and {} KiB \
-                     uniform bindings: unset NETLENS_GEMM",
+        let gemm = match Gemm::from_env()? {
+            Some(g) if !g.supported(info, features) => {
+                return Err(Error::Other(format!(
+                    "NETLENS_GEMM={} needs {}; {} has subgroups of {}..{} lanes ({}): unset \
+                     NETLENS_GEMM, or use cpu-fetch, which needs no subgroups",
                     g.name(),
                     g.needs(),
                     info.name,
                     info.subgroup_min_size,
                     info.subgroup_max_size,
-                    if features.contains(wgpu::Features::SUBGROUP) { "on" } else { "off" },
-                    limits.max_uniform_buffer_binding_size / 1024,
+                    if features.contains(wgpu::Features::SUBGROUP) {
+                        "on"
+                    } else {
+                        "off"
+                    },
                 )))
-                }
-                Some(g) => g,
-                None => Gemm::for_device(info, features, &limits),
-            };
+            }
+            Some(g) => g,
+            None => Gemm::for_device(info, features),
+        };
         let subgroup = Self::subgroup_of(info, features);
         let profiler = profile::requested().then(|| Profiler::for_device(&device, &queue));
         Ok(Context {
@@ -249,7 +251,7 @@ impl Context {
     /// device supports it; else the context keeps its own.
     pub fn with_gemm(mut self, gemm: Gemm) -> Self {
         let info = self.device.adapter_info();
-        if gemm.supported(&info, self.device.features(), &self.limits) {
+        if gemm.supported(&info, self.device.features()) {
             self.gemm = gemm;
         }
         self

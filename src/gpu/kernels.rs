@@ -11,13 +11,11 @@ pub enum Access {
     ReadWrite,
     /// A 2-D read-only storage texture of this format, read with textureLoad.
     TextureIn(wgpu::TextureFormat),
-    /// A 64 KiB window of a uniform buffer.
-    Uniform,
     /// An rgba32float 2-D storage texture written with textureStore.
     TextureOut,
 }
 
-use Access::{Read as R, ReadWrite as W, TextureOut as O, Uniform as U};
+use Access::{Read as R, ReadWrite as W, TextureOut as O};
 /// An rgba32float input texture; an rgba16float one (f16 weights).
 const T: Access = Access::TextureIn(wgpu::TextureFormat::Rgba32Float);
 const H: Access = Access::TextureIn(wgpu::TextureFormat::Rgba16Float);
@@ -59,12 +57,16 @@ kernels! {
     Conv2dForward => "conv2d.wgsl", "conv2d_forward", [R, R, R, W];
     Conv2dBackwardInput => "conv2d.wgsl", "conv2d_backward_input", [R, R, R, W];
     Conv2dSplitSum => "conv2d.wgsl", "conv2d_split_sum", [R, R, R, W];
-    Conv2dForwardCpu => "conv2d_cpu.wgsl" after ["conv2d_cpu_input.wgsl", "conv2d_cpu_buffer.wgsl", "conv2d_cpu_common.wgsl"], "conv2d_forward_cpu", [R, R, R, W];
-    Conv2dBackwardInputCpu => "conv2d_cpu.wgsl" after ["conv2d_cpu_input.wgsl", "conv2d_cpu_buffer.wgsl", "conv2d_cpu_common.wgsl"], "conv2d_backward_input_cpu", [R, R, R, W];
-    Conv2dForwardCpuTex => "conv2d_cpu.wgsl" after ["conv2d_cpu_weights32.wgsl", "conv2d_cpu_texture.wgsl", "conv2d_cpu_common.wgsl"], "conv2d_forward_cpu", [T, T, R, W];
-    Conv2dBackwardInputCpuTex => "conv2d_cpu.wgsl" after ["conv2d_cpu_weights32.wgsl", "conv2d_cpu_texture.wgsl", "conv2d_cpu_common.wgsl"], "conv2d_backward_input_cpu", [T, T, R, W];
-    Conv2dForwardCpuTexHalf => "conv2d_cpu.wgsl" after ["conv2d_cpu_weights16.wgsl", "conv2d_cpu_texture.wgsl", "conv2d_cpu_common.wgsl"], "conv2d_forward_cpu", [T, H, R, W];
-    Conv2dBackwardInputCpuTexHalf => "conv2d_cpu.wgsl" after ["conv2d_cpu_weights16.wgsl", "conv2d_cpu_texture.wgsl", "conv2d_cpu_common.wgsl"], "conv2d_backward_input_cpu", [T, H, R, W];
+    Conv2dForwardCpu => "conv2d_cpu.wgsl" after ["conv2d_cpu_input.wgsl", "conv2d_cpu_buffer.wgsl", "conv2d_cpu_common.wgsl", "conv2d_cpu_share.wgsl"], "conv2d_forward_cpu", [R, R, R, W];
+    Conv2dBackwardInputCpu => "conv2d_cpu.wgsl" after ["conv2d_cpu_input.wgsl", "conv2d_cpu_buffer.wgsl", "conv2d_cpu_common.wgsl", "conv2d_cpu_share.wgsl"], "conv2d_backward_input_cpu", [R, R, R, W];
+    Conv2dForwardCpuTex => "conv2d_cpu.wgsl" after ["conv2d_cpu_weights32.wgsl", "conv2d_cpu_texture.wgsl", "conv2d_cpu_common.wgsl", "conv2d_cpu_share.wgsl"], "conv2d_forward_cpu", [T, T, R, W];
+    Conv2dBackwardInputCpuTex => "conv2d_cpu.wgsl" after ["conv2d_cpu_weights32.wgsl", "conv2d_cpu_texture.wgsl", "conv2d_cpu_common.wgsl", "conv2d_cpu_share.wgsl"], "conv2d_backward_input_cpu", [T, T, R, W];
+    Conv2dForwardCpuTexHalf => "conv2d_cpu.wgsl" after ["conv2d_cpu_weights16.wgsl", "conv2d_cpu_texture.wgsl", "conv2d_cpu_common.wgsl", "conv2d_cpu_share.wgsl"], "conv2d_forward_cpu", [T, H, R, W];
+    Conv2dBackwardInputCpuTexHalf => "conv2d_cpu.wgsl" after ["conv2d_cpu_weights16.wgsl", "conv2d_cpu_texture.wgsl", "conv2d_cpu_common.wgsl", "conv2d_cpu_share.wgsl"], "conv2d_backward_input_cpu", [T, H, R, W];
+    Conv2dForwardCpuFetch => "conv2d_cpu.wgsl" after ["conv2d_cpu_weights32.wgsl", "conv2d_cpu_texture.wgsl", "conv2d_cpu_common.wgsl", "conv2d_cpu_fetch.wgsl"], "conv2d_forward_cpu", [T, T, R, W];
+    Conv2dBackwardInputCpuFetch => "conv2d_cpu.wgsl" after ["conv2d_cpu_weights32.wgsl", "conv2d_cpu_texture.wgsl", "conv2d_cpu_common.wgsl", "conv2d_cpu_fetch.wgsl"], "conv2d_backward_input_cpu", [T, T, R, W];
+    Conv2dForwardCpuFetchHalf => "conv2d_cpu.wgsl" after ["conv2d_cpu_weights16.wgsl", "conv2d_cpu_texture.wgsl", "conv2d_cpu_common.wgsl", "conv2d_cpu_fetch.wgsl"], "conv2d_forward_cpu", [T, H, R, W];
+    Conv2dBackwardInputCpuFetchHalf => "conv2d_cpu.wgsl" after ["conv2d_cpu_weights16.wgsl", "conv2d_cpu_texture.wgsl", "conv2d_cpu_common.wgsl", "conv2d_cpu_fetch.wgsl"], "conv2d_backward_input_cpu", [T, H, R, W];
     LinearForwardCpu => "linear_cpu.wgsl" after ["conv2d_cpu_input.wgsl", "conv2d_cpu_buffer.wgsl", "conv2d_cpu_common.wgsl"], "linear_forward_cpu", [R, R, R, W];
     LinearBackwardInputCpu => "linear_cpu.wgsl" after ["conv2d_cpu_input.wgsl", "conv2d_cpu_buffer.wgsl", "conv2d_cpu_common.wgsl"], "linear_backward_input_cpu", [R, R, R, W];
     LinearForwardCpuTex => "linear_cpu.wgsl" after ["conv2d_cpu_weights32.wgsl", "conv2d_cpu_texture.wgsl", "conv2d_cpu_common.wgsl"], "linear_forward_cpu", [T, T, R, W];
@@ -78,10 +80,7 @@ kernels! {
     Conv2dForwardCpuTexNarrowHalf => "conv2d_cpu_narrow.wgsl" after ["conv2d_cpu_weights16.wgsl", "conv2d_cpu_texture.wgsl", "conv2d_cpu_common.wgsl"], "conv2d_forward_cpu_narrow", [T, H, R, W];
     Conv2dBackwardInputCpuTexNarrowHalf => "conv2d_cpu_narrow.wgsl" after ["conv2d_cpu_weights16.wgsl", "conv2d_cpu_texture.wgsl", "conv2d_cpu_common.wgsl"], "conv2d_backward_input_cpu_narrow", [T, H, R, W];
     PackTexture => "pack_texture.wgsl", "pack_texture", [R, O];
-    Conv2dForwardUniform => "conv2d_cpu_uniform.wgsl" after ["conv2d_cpu_input.wgsl", "conv2d_cpu_common.wgsl"], "conv2d_forward_uniform", [R, U, R, W];
-    Conv2dBackwardInputUniform => "conv2d_cpu_uniform.wgsl" after ["conv2d_cpu_input.wgsl", "conv2d_cpu_common.wgsl"], "conv2d_backward_input_uniform", [R, U, R, W];
     TransposePacked => "repack.wgsl", "transpose_packed", [R, W];
-    TransposeBlocked => "repack.wgsl", "transpose_blocked", [R, W];
     LinearForward => "linear.wgsl" after ["linear_common.wgsl"], "linear_forward", [R, R, R, W];
     LinearForwardSubgroup => "linear_subgroup.wgsl" after ["linear_common.wgsl"], "linear_forward_subgroup", [R, R, R, W];
     LinearBackwardInput => "linear.wgsl" after ["linear_common.wgsl"], "linear_backward_input", [R, R, R, W];
@@ -167,6 +166,8 @@ impl Kernel {
             (Kernel::Conv2dBackwardInputCpuTexNarrow, true) => {
                 Kernel::Conv2dBackwardInputCpuTexNarrowHalf
             }
+            (Kernel::Conv2dForwardCpuFetch, true) => Kernel::Conv2dForwardCpuFetchHalf,
+            (Kernel::Conv2dBackwardInputCpuFetch, true) => Kernel::Conv2dBackwardInputCpuFetchHalf,
             (Kernel::LinearForwardCpuTex, true) => Kernel::LinearForwardCpuTexHalf,
             (Kernel::LinearBackwardInputCpuTex, true) => Kernel::LinearBackwardInputCpuTexHalf,
             _ => self,
@@ -181,6 +182,8 @@ impl Kernel {
             Kernel::Conv2dBackwardInputCpu => Kernel::Conv2dBackwardInputCpuNarrow,
             Kernel::Conv2dForwardCpuTex => Kernel::Conv2dForwardCpuTexNarrow,
             Kernel::Conv2dBackwardInputCpuTex => Kernel::Conv2dBackwardInputCpuTexNarrow,
+            Kernel::Conv2dForwardCpuFetch => Kernel::Conv2dForwardCpuTexNarrow,
+            Kernel::Conv2dBackwardInputCpuFetch => Kernel::Conv2dBackwardInputCpuTexNarrow,
             _ => return None,
         })
     }
@@ -193,6 +196,8 @@ impl Kernel {
             Kernel::Conv2dBackwardInputCpu => Kernel::LinearBackwardInputCpu,
             Kernel::Conv2dForwardCpuTex => Kernel::LinearForwardCpuTex,
             Kernel::Conv2dBackwardInputCpuTex => Kernel::LinearBackwardInputCpuTex,
+            Kernel::Conv2dForwardCpuFetch => Kernel::LinearForwardCpuTex,
+            Kernel::Conv2dBackwardInputCpuFetch => Kernel::LinearBackwardInputCpuTex,
             _ => return None,
         })
     }
@@ -282,11 +287,6 @@ impl KernelCache {
                     access: wgpu::StorageTextureAccess::WriteOnly,
                     format: wgpu::TextureFormat::Rgba32Float,
                     view_dimension: wgpu::TextureViewDimension::D2,
-                },
-                Access::Uniform => wgpu::BindingType::Buffer {
-                    ty: wgpu::BufferBindingType::Uniform,
-                    has_dynamic_offset: false,
-                    min_binding_size: None,
                 },
                 _ => wgpu::BindingType::Buffer {
                     ty: wgpu::BufferBindingType::Storage {

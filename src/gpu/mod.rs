@@ -13,5 +13,5 @@ pub use kernels::Kernel;
 pub use profile::KernelTime;
 pub use recorder::Recorder;
 pub use tensor::{read_all, DType, PoolStats, Tensor};
-pub use variant::{Gemm, Packing, WINDOW_BYTES};
+pub use variant::{Gemm, Packing};
 pub use weights::{Precision, WeightBuffer, WeightKind, WeightLayout};

@@ -12,18 +12,17 @@ use super::tensor::{PooledBuffer, Tensor};
 use crate::error::Result;
 
 /// A resource bound to a launch: a pooled tensor (kept alive until submit), a weight
-/// buffer, a weight texture, or a range (offset, bytes) of a weight buffer.
+/// buffer or a texture.
 #[derive(Clone, Copy)]
 pub enum Binding<'t> {
     Tensor(&'t Tensor),
     Raw(&'t wgpu::Buffer),
     Texture(&'t wgpu::TextureView),
-    Range(&'t wgpu::Buffer, u64, u64),
 }
 
 enum Resource {
-    /// buffer, offset, size
-    Buffer(wgpu::Buffer, u64, u64),
+    /// buffer, bytes bound from its start
+    Buffer(wgpu::Buffer, u64),
     Texture(wgpu::TextureView),
 }
 
@@ -87,12 +86,9 @@ impl<'c> Recorder<'c> {
             .map(|b| match b {
                 Binding::Tensor(t) => {
                     self.keep.push(t.buf.clone());
-                    Resource::Buffer(t.buffer().clone(), 0, t.bytes().max(4))
+                    Resource::Buffer(t.buffer().clone(), t.bytes().max(4))
                 }
-                Binding::Raw(buf) => Resource::Buffer((*buf).clone(), 0, buf.size()),
-                Binding::Range(buf, offset, size) => {
-                    Resource::Buffer((*buf).clone(), *offset, *size)
-                }
+                Binding::Raw(buf) => Resource::Buffer((*buf).clone(), buf.size()),
                 Binding::Texture(v) => Resource::Texture((*v).clone()),
             })
             .collect();
@@ -198,13 +194,11 @@ fn bind_group(
     }];
     for (i, r) in l.resources.iter().enumerate() {
         let resource = match r {
-            Resource::Buffer(buf, offset, size) => {
-                wgpu::BindingResource::Buffer(wgpu::BufferBinding {
-                    buffer: buf,
-                    offset: *offset,
-                    size: NonZeroU64::new(*size),
-                })
-            }
+            Resource::Buffer(buf, size) => wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                buffer: buf,
+                offset: 0,
+                size: NonZeroU64::new(*size),
+            }),
             Resource::Texture(v) => wgpu::BindingResource::TextureView(v),
         };
         entries.push(wgpu::BindGroupEntry {

@@ -5,20 +5,13 @@ use std::str::FromStr;
 
 use crate::error::{Error, Result};
 
-/// Bytes of weights one launch of the uniform-window kernels sees (the WGSL's
-/// `array<vec4<u32>, 4096>`).
-pub const WINDOW_BYTES: u64 = 65536;
-
 /// How a weight matrix is laid out on the device.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Packing {
     /// PyTorch's: [rows, cin, taps] (the tiled kernels).
     Rows,
-    /// vec4s of 4 reduction channels, [row][tap][ci/4] (`Cpu`, `CpuTex`).
+    /// vec4s of 4 reduction channels, [row][tap][ci/4] (the CPU-shaped variants).
     Vec4,
-    /// Blocks of 64 rows for uniform windows, [row/64][tap][ci/4][ci % 4][row % 64]
-    /// (`CpuUniform`).
-    Blocked,
 }
 
 /// The shape of GEMM kernels a device runs.
@@ -33,22 +26,17 @@ pub enum Gemm {
     /// software adapters on CPUs without AVX-512, where lavapipe's storage-buffer loads
     /// stall (about 3x slower).
     CpuTex,
-    /// CPU-shaped without subgroups: every lane reads the weights from 64 KiB uniform
-    /// windows, which CPU drivers load once and broadcast. For software adapters whose
-    /// subgroups are not 8 wide or missing (llvmpipe through GL).
-    CpuUniform,
+    /// `CpuTex` without subgroups: every lane loads every pixel's inputs itself where
+    /// `CpuTex` shares them by broadcasts. For software adapters whose subgroups are not
+    /// 8 wide or missing (llvmpipe through GL).
+    CpuFetch,
 }
 
 impl Gemm {
     /// The variant for a device: for a CPU-backed adapter whose subgroups are 8 lanes
     /// wide (the kernel shares inputs across exactly 8) `Cpu`, or `CpuTex` on an x86
-    /// CPU without AVX-512; for another CPU-backed adapter `CpuUniform` where its uniform
-    /// bindings hold 64 KiB; `Tiled` otherwise.
-    pub fn for_device(
-        info: &wgpu::AdapterInfo,
-        features: wgpu::Features,
-        limits: &wgpu::Limits,
-    ) -> Self {
+    /// CPU without AVX-512; for another CPU-backed adapter `CpuFetch`; `Tiled` otherwise.
+    pub fn for_device(info: &wgpu::AdapterInfo, features: wgpu::Features) -> Self {
         if info.device_type != wgpu::DeviceType::Cpu {
             Gemm::Tiled
         } else if Self::cpu_supported(info, features) {
@@ -57,33 +45,24 @@ impl Gemm {
             } else {
                 Gemm::Cpu
             }
-        } else if Self::uniform_supported(limits) {
-            Gemm::CpuUniform
         } else {
-            Gemm::Tiled
+            Gemm::CpuFetch
         }
     }
 
     /// Whether a device runs this variant.
-    pub fn supported(
-        self,
-        info: &wgpu::AdapterInfo,
-        features: wgpu::Features,
-        limits: &wgpu::Limits,
-    ) -> bool {
+    pub fn supported(self, info: &wgpu::AdapterInfo, features: wgpu::Features) -> bool {
         match self {
-            Gemm::Tiled => true,
+            Gemm::Tiled | Gemm::CpuFetch => true,
             Gemm::Cpu | Gemm::CpuTex => Self::cpu_supported(info, features),
-            Gemm::CpuUniform => Self::uniform_supported(limits),
         }
     }
 
     /// What a device lacks for this variant, for error messages.
     pub fn needs(self) -> &'static str {
         match self {
-            Gemm::Tiled => "nothing",
+            Gemm::Tiled | Gemm::CpuFetch => "nothing",
             Gemm::Cpu | Gemm::CpuTex => "subgroups of exactly 8 lanes",
-            Gemm::CpuUniform => "64 KiB uniform bindings at 256-byte offsets",
         }
     }
 
@@ -106,16 +85,8 @@ impl Gemm {
     pub fn packing(self) -> Packing {
         match self {
             Gemm::Tiled => Packing::Rows,
-            Gemm::Cpu | Gemm::CpuTex => Packing::Vec4,
-            Gemm::CpuUniform => Packing::Blocked,
+            Gemm::Cpu | Gemm::CpuTex | Gemm::CpuFetch => Packing::Vec4,
         }
-    }
-
-    /// Whether the uniform-window kernels can run: 64 KiB uniform bindings whose offsets
-    /// may be any multiple of 256 bytes (a window starts at a reduction step).
-    pub fn uniform_supported(limits: &wgpu::Limits) -> bool {
-        limits.max_uniform_buffer_binding_size >= WINDOW_BYTES
-            && limits.min_uniform_buffer_offset_alignment <= 256
     }
 
     /// Whether the CPU-shaped kernels can run: subgroups enabled, exactly 8 lanes.
@@ -125,7 +96,7 @@ impl Gemm {
             && info.subgroup_max_size == 8
     }
 
-    /// `NETLENS_GEMM` (`cpu`, `cpu-tex`, `cpu-uniform`, `tiled`, or `auto`/unset for the
+    /// `NETLENS_GEMM` (`cpu`, `cpu-tex`, `cpu-fetch`, `tiled`, or `auto`/unset for the
     /// adapter's choice).
     pub fn from_env() -> Result<Option<Self>> {
         match std::env::var("NETLENS_GEMM") {
@@ -139,7 +110,7 @@ impl Gemm {
             Gemm::Tiled => "tiled",
             Gemm::Cpu => "cpu",
             Gemm::CpuTex => "cpu-tex",
-            Gemm::CpuUniform => "cpu-uniform",
+            Gemm::CpuFetch => "cpu-fetch",
         }
     }
 }
@@ -151,9 +122,9 @@ impl FromStr for Gemm {
             "tiled" | "gpu" => Ok(Gemm::Tiled),
             "cpu" => Ok(Gemm::Cpu),
             "cpu-tex" | "cputex" => Ok(Gemm::CpuTex),
-            "cpu-uniform" | "cpuuniform" => Ok(Gemm::CpuUniform),
+            "cpu-fetch" | "cpufetch" => Ok(Gemm::CpuFetch),
             other => Err(Error::Other(format!(
-                "unknown GEMM variant '{other}' (NETLENS_GEMM): use auto, tiled, cpu, cpu-tex or cpu-uniform"
+                "unknown GEMM variant '{other}' (NETLENS_GEMM): use auto, tiled, cpu, cpu-tex or cpu-fetch"
             ))),
         }
     }

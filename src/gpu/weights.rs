@@ -7,7 +7,7 @@ use std::sync::OnceLock;
 use super::context::Context;
 use super::kernels::Kernel;
 use super::recorder::{grid, Binding, Recorder};
-use super::variant::{Gemm, Packing, WINDOW_BYTES};
+use super::variant::{Gemm, Packing};
 use crate::error::{Error, Result};
 
 /// How weights are stored on the device; arithmetic is f32 either way.
@@ -102,7 +102,8 @@ pub struct WeightChunk {
     pub buffer: wgpu::Buffer,
     /// The transposed packing for the CPU-shaped input gradients, made on first use.
     backward: OnceLock<wgpu::Buffer>,
-    /// `buffer` and `backward` as textures for `Gemm::CpuTex`, made on first use.
+    /// `buffer` and `backward` as textures for `Gemm::CpuTex` and `Gemm::CpuFetch`, made
+    /// on first use.
     texture: OnceLock<wgpu::TextureView>,
     backward_texture: OnceLock<wgpu::TextureView>,
     pub bias: wgpu::Buffer,
@@ -177,26 +178,11 @@ impl WeightBuffer {
             let (fwd, bwd) = pack.lens(packing, n);
             (fwd.max(bwd) * elem) as u64
         };
-        let mut limit = layout
+        let limit = layout
             .limit
             .unwrap_or(ctx.max_binding())
             .min(ctx.max_binding());
-        // Blocked chunks hold whole blocks of 64 rows and a window's tail, and are bound only
-        // in ranges (windows, the transpose's pieces): a block may pass the binding limit,
-        // not the largest buffer.
-        let unit = if packing == Packing::Blocked { 64 } else { 4 };
-        if packing == Packing::Blocked {
-            limit = limit.max(bytes(rows.min(64)));
-            let max = ctx.limits.max_buffer_size;
-            if bytes(rows.min(64)) > max {
-                return Err(Error::TooLarge {
-                    what: format!("a block of 64 rows of {name}"),
-                    bytes: bytes(rows.min(64)),
-                    limit: max,
-                    hint: "use NETLENS_GEMM=tiled, which splits by single rows".into(),
-                });
-            }
-        }
+        let unit = 4;
         let mut per_chunk = rows;
         while per_chunk > 0 && bytes(per_chunk) > limit {
             // shrink towards what fits, then keep whole units (no padding inside a split)
@@ -215,11 +201,7 @@ impl WeightBuffer {
                 hint: "a single output channel's weights cannot be split further".into(),
             });
         }
-        // uniform windows read the blocked layout
-        let usage = match packing {
-            Packing::Blocked => wgpu::BufferUsages::UNIFORM,
-            _ => wgpu::BufferUsages::empty(),
-        };
+        let usage = wgpu::BufferUsages::empty();
         let store = |v: Vec<f32>| -> wgpu::Buffer {
             if half {
                 create_init(ctx, name, &pack_f16(&v), usage)
@@ -273,10 +255,11 @@ impl WeightBuffer {
     }
 
     /// What a forward launch over chunk `i` binds as its weights: the chunk's buffer, or
-    /// under `Gemm::CpuTex` that buffer as a texture, made on first use and kept.
+    /// under `Gemm::CpuTex` and `Gemm::CpuFetch` that buffer as a texture, made on first use
+    /// and kept.
     pub(crate) fn forward_source(&self, ctx: &Context, i: usize) -> Result<WeightSource> {
         let ch = &self.chunks[i];
-        if ctx.gemm() != Gemm::CpuTex {
+        if !matches!(ctx.gemm(), Gemm::CpuTex | Gemm::CpuFetch) {
             return Ok(WeightSource::Buffer(ch.buffer.clone()));
         }
         let t = cached(&ch.texture, || texture_from(ctx, &ch.buffer, self.half))?;
@@ -286,7 +269,7 @@ impl WeightBuffer {
     /// As `forward_source`, for an input-gradient launch (`backward_buffer`'s layout).
     pub(crate) fn backward_source(&self, ctx: &Context, i: usize) -> Result<WeightSource> {
         let buffer = self.backward_buffer(ctx, i)?;
-        if ctx.gemm() != Gemm::CpuTex {
+        if !matches!(ctx.gemm(), Gemm::CpuTex | Gemm::CpuFetch) {
             return Ok(WeightSource::Buffer(buffer));
         }
         let t = cached(&self.chunks[i].backward_texture, || {
@@ -305,8 +288,7 @@ impl WeightBuffer {
         cached(&ch.backward, || self.transpose(ctx, ch))
     }
 
-    /// Chunk `ch`'s packed weights transposed on the device: [ci][tap][row/4] from
-    /// `Vec4`, [ci/64][tap][row/4][row % 4][ci % 64] from `Blocked`.
+    /// Chunk `ch`'s packed weights transposed on the device: [ci][tap][row/4] from `Vec4`.
     fn transpose(&self, ctx: &Context, ch: &WeightChunk) -> Result<wgpu::Buffer> {
         let pack = Pack {
             cin: self.cin(),
@@ -315,60 +297,25 @@ impl WeightBuffer {
         };
         let floats = pack.lens(self.packing, ch.rows).1;
         let bytes = (floats * if self.half { 2 } else { 4 }) as u64;
-        let (kernel, uniform) = match self.packing {
-            Packing::Blocked => (Kernel::TransposeBlocked, wgpu::BufferUsages::UNIFORM),
-            _ => (Kernel::TransposePacked, wgpu::BufferUsages::empty()),
-        };
         let dst = ctx.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("netlens transposed weights"),
             size: bytes,
-            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | uniform,
+            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
             mapped_at_creation: false,
         });
-        let words = bytes / 4;
-        let base = RepackParams {
+        let p = RepackParams {
             rows: ch.rows as u32,
             cin: pack.cin as u32,
             taps: pack.taps as u32,
             c4: (pack.cin.div_ceil(4) * 4) as u32,
             r4: (ch.rows.div_ceil(4) * 4) as u32,
-            words: words as u32,
-            src_lo: 0,
-            src_words: (ch.buffer.size() / 4) as u32,
-            dst_lo: 0,
-            _pad: [0; 3],
+            words: (bytes / 4) as u32,
+            _pad: [0; 2],
         };
         let mut rec = Recorder::new(ctx, "transposing packed weights");
-        if self.packing != Packing::Blocked {
-            let bindings = [Binding::Raw(&ch.buffer), Binding::Raw(&dst)];
-            let groups = grid(base.words.div_ceil(64));
-            rec.launch_gemm(kernel, self.half, &base, &bindings, groups);
-        } else {
-            // blocked chunks hold whole blocks of 64 rows, which may pass the binding limit:
-            // bind ranges of both buffers, every output range against every source range
-            let align = ctx.limits.min_storage_buffer_offset_alignment.max(256) as u64;
-            let piece = (ctx.max_binding() / align * align / 4).max(align / 4);
-            let src_words = ch.buffer.size() / 4;
-            for d in (0..words).step_by(piece as usize) {
-                let dn = piece.min(words - d);
-                for s in (0..src_words).step_by(piece as usize) {
-                    let sn = piece.min(src_words - s);
-                    let p = RepackParams {
-                        words: dn as u32,
-                        src_lo: s as u32,
-                        src_words: sn as u32,
-                        dst_lo: d as u32,
-                        ..base
-                    };
-                    let bindings = [
-                        Binding::Range(&ch.buffer, s * 4, sn * 4),
-                        Binding::Range(&dst, d * 4, dn * 4),
-                    ];
-                    let groups = grid((dn as u32).div_ceil(64));
-                    rec.launch_gemm(kernel, self.half, &p, &bindings, groups);
-                }
-            }
-        }
+        let bindings = [Binding::Raw(&ch.buffer), Binding::Raw(&dst)];
+        let groups = grid(p.words.div_ceil(64));
+        rec.launch_gemm(Kernel::TransposePacked, self.half, &p, &bindings, groups);
         rec.submit()?;
         Ok(dst)
     }
@@ -407,10 +354,7 @@ struct RepackParams {
     c4: u32,
     r4: u32,
     words: u32,
-    src_lo: u32,
-    src_words: u32,
-    dst_lo: u32,
-    _pad: [u32; 3],
+    _pad: [u32; 2],
 }
 
 /// The layouts of rows [s, s + n) of a [rows, cin, taps] matrix.
@@ -421,8 +365,7 @@ struct Pack {
 }
 
 impl Pack {
-    /// (forward, backward) lengths in values for n rows, padded to whole 16-byte words;
-    /// `Blocked` adds a window's worth so every window binding is whole.
+    /// (forward, backward) lengths in values for n rows, padded to whole 16-byte words.
     fn lens(&self, packing: Packing, n: usize) -> (usize, usize) {
         let (taps, cin) = (self.taps, self.cin);
         let (fwd, bwd) = match packing {
@@ -431,20 +374,12 @@ impl Pack {
                 n * taps * cin.div_ceil(4) * 4,
                 cin * taps * n.div_ceil(4) * 4,
             ),
-            Packing::Blocked => {
-                let tail = WINDOW_BYTES as usize / if self.half { 2 } else { 4 };
-                (
-                    n.div_ceil(64) * 64 * taps * cin.div_ceil(4) * 4 + tail,
-                    cin.div_ceil(64) * 64 * taps * n.div_ceil(4) * 4 + tail,
-                )
-            }
         };
         (padded(fwd, self.half), padded(bwd, self.half))
     }
 
     /// The forward layout of `part` (n rows): PyTorch's; [row][tap][ci] with ci
-    /// zero-padded to a multiple of 4 (`Vec4`); [row/64][tap][ci][row % 64] with rows
-    /// zero-padded to 64 (`Blocked`). Padded to `lens`.
+    /// zero-padded to a multiple of 4 (`Vec4`). Padded to `lens`.
     fn forward(&self, packing: Packing, part: &[f32], n: usize) -> Vec<f32> {
         let (taps, cin) = (self.taps, self.cin);
         let c4 = cin.div_ceil(4) * 4;
@@ -456,11 +391,7 @@ impl Pack {
         for r in 0..n {
             for ci in 0..cin {
                 for t in 0..taps {
-                    let i = match packing {
-                        Packing::Vec4 => (r * taps + t) * c4 + ci,
-                        _ => ((r / 64 * taps + t) * c4 + ci) * 64 + r % 64,
-                    };
-                    out[i] = part[(r * cin + ci) * taps + t];
+                    out[(r * taps + t) * c4 + ci] = part[(r * cin + ci) * taps + t];
                 }
             }
         }

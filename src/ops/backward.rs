@@ -1,7 +1,7 @@
 //! Input-gradient launchers, twins of the forward ones.
 
 use super::conv::{
-    check_layout, cpu_launch, gemm_kernel, launch_tiled, launch_windows, Conv2dParams, LinearParams,
+    check_layout, cpu_launch, gemm_kernel, launch_tiled, Conv2dParams, LinearParams,
 };
 use super::pool::params;
 use super::{dims4, u32s, Conv2dGeom, Pool2d};
@@ -55,37 +55,18 @@ pub fn conv2d_backward_input(
             Kernel::Conv2dBackwardInput,
             Kernel::Conv2dBackwardInputCpu,
             Kernel::Conv2dBackwardInputCpuTex,
-            Kernel::Conv2dBackwardInputUniform,
+            Kernel::Conv2dBackwardInputCpuFetch,
         ],
     );
-    let tiles = u32s((n * h * wd).div_ceil(tile.0), "pixel tiles")?;
     for (i, ch) in w.chunks.iter().enumerate() {
         let p = Conv2dParams::new(g, n, (h, wd), (oh, ow), ch, if i > 0 { 4 } else { 0 })?;
-        if w.packing == Packing::Blocked {
-            let steps = g.kernel.0 * g.kernel.1 * ch.rows.div_ceil(4);
-            let weights = w.backward_buffer(rec.ctx(), i)?;
-            let binds = [
-                Binding::Tensor(dy),
-                Binding::Raw(&ch.bias),
-                Binding::Tensor(&dx),
-            ];
-            launch_windows(
-                rec,
-                kernel,
-                w.half,
-                p,
-                &weights,
-                (g.cin, steps),
-                binds,
-                tiles,
-            );
-            continue;
-        }
         // the CPU-shaped kernels read their own transposed packing
         let weights = w.backward_source(rec.ctx(), i)?;
-        // cpu-tex reads this chunk's channels of dY from a texture
+        // cpu-tex and cpu-fetch read this chunk's channels of dY from a texture
         let packed = match rec.ctx().gemm() {
-            Gemm::CpuTex => Some(super::pack::pack_texture(rec, dy, ch.start, ch.rows)?),
+            Gemm::CpuTex | Gemm::CpuFetch => {
+                Some(super::pack::pack_texture(rec, dy, ch.start, ch.rows)?)
+            }
             _ => None,
         };
         let binds = [

@@ -7,7 +7,7 @@ use super::{conv_out, dims4, u32s};
 use crate::error::{Error, Result};
 use crate::gpu::recorder::Binding;
 use crate::gpu::weights::WeightChunk;
-use crate::gpu::{Gemm, Kernel, Packing, Recorder, Tensor, WeightBuffer, WeightKind, WINDOW_BYTES};
+use crate::gpu::{Gemm, Kernel, Packing, Recorder, Tensor, WeightBuffer, WeightKind};
 
 #[repr(C)]
 #[derive(Clone, Copy, Pod, Zeroable)]
@@ -105,8 +105,6 @@ const TILED_MIN_SPLIT_K: usize = 128;
 const TILED_MAX_SCRATCH: u64 = 64 << 20;
 /// The CPU-shaped kernel's: 8 lanes (one subgroup) of two pixels each, 64 channels.
 const CPU: (usize, usize) = (16, 64);
-/// The uniform-window kernel's: 8 lanes of two pixels each, 64 channels.
-const UNIFORM: (usize, usize) = (16, 64);
 /// The narrow CPU-shaped kernel's: 8 lanes of four pixels each, 4 channels.
 const NARROW: (usize, usize) = (32, 4);
 /// Output channels up to which a CPU-shaped launch runs the narrow kernel: the 64-channel
@@ -142,14 +140,14 @@ pub(crate) fn cpu_launch(
     Ok((kernel, g))
 }
 
-/// The context's variant of a GEMM kernel (tiled, CPU-shaped, CPU-shaped with texture
-/// weights, CPU-shaped with uniform windows) and its (pixels, channels) per workgroup.
+/// The context's variant of a GEMM kernel (tiled, CPU-shaped with buffers, with textures,
+/// with textures and no subgroups) and its (pixels, channels) per workgroup.
 pub(crate) fn gemm_kernel(rec: &Recorder, kernels: [Kernel; 4]) -> (Kernel, (usize, usize)) {
     match rec.ctx().gemm() {
         Gemm::Tiled => (kernels[0], TILED),
         Gemm::Cpu => (kernels[1], CPU),
         Gemm::CpuTex => (kernels[2], CPU),
-        Gemm::CpuUniform => (kernels[3], UNIFORM),
+        Gemm::CpuFetch => (kernels[3], CPU),
     }
 }
 
@@ -242,66 +240,6 @@ pub(crate) fn launch_tiled(
     Ok(())
 }
 
-/// The uniform-window kernels' parameters: a conv launch's, and which steps of which
-/// channel block the window holds.
-#[repr(C)]
-#[derive(Clone, Copy, Pod, Zeroable)]
-struct WindowParams {
-    conv: Conv2dParams,
-    s0: u32,
-    s1: u32,
-    block: u32,
-    _pad: u32,
-}
-
-/// Launches a uniform-window GEMM (`Gemm::CpuUniform`) over one weight chunk laid out
-/// as `Packing::Blocked`: per block of 64 outputs, the reduction in windows of
-/// `WINDOW_BYTES`. `outputs` outputs (blocks of 64), `steps` reduction steps (tap x 4
-/// channels) per block. A window resumes the sums the one before stored (the first too,
-/// with flag 4: adding to the output), the last adds the bias and applies the ReLU; so a
-/// ReLU cannot follow an accumulation. `bindings`: input, bias, output.
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn launch_windows(
-    rec: &mut Recorder,
-    kernel: Kernel,
-    half: bool,
-    base: Conv2dParams,
-    weights: &wgpu::Buffer,
-    (outputs, steps): (usize, usize),
-    [x, bias, y]: [Binding; 3],
-    pixel_groups: u32,
-) {
-    let elem = if half { 2 } else { 4 };
-    let step_bytes = 256 * elem;
-    let per = (WINDOW_BYTES / step_bytes) as usize;
-    let windows = steps.div_ceil(per);
-    let flags = base.flags;
-    for b in 0..outputs.div_ceil(64) {
-        let block_at = (b * steps) as u64 * step_bytes;
-        for k in 0..windows {
-            let (s0, s1) = (k * per, ((k + 1) * per).min(steps));
-            let (first, last) = (k == 0, k + 1 == windows);
-            let f = (flags & 3 & if last { 3 } else { 0 }) | (flags & 4) | ((!first as u32) << 2);
-            let p = WindowParams {
-                conv: Conv2dParams { flags: f, ..base },
-                s0: s0 as u32,
-                s1: s1 as u32,
-                block: b as u32,
-                _pad: 0,
-            };
-            let offset = block_at + s0 as u64 * step_bytes;
-            let binds = [x, Binding::Range(weights, offset, WINDOW_BYTES), bias, y];
-            rec.launch_gemm(
-                kernel,
-                half,
-                &p,
-                &binds,
-                crate::gpu::recorder::grid(pixel_groups),
-            );
-        }
-    }
-}
-
 /// Weights laid out for another kernel shape, layer type or context's GEMM kernels are
 /// refused, not misread.
 pub(crate) fn check_layout(
@@ -385,41 +323,15 @@ pub fn conv2d_acc(
             Kernel::Conv2dForward,
             Kernel::Conv2dForwardCpu,
             Kernel::Conv2dForwardCpuTex,
-            Kernel::Conv2dForwardUniform,
+            Kernel::Conv2dForwardCpuFetch,
         ],
     );
-    let m_tiles = u32s(m.div_ceil(tile.0), "conv2d pixel tiles")?;
     let packed = match rec.ctx().gemm() {
-        Gemm::CpuTex => Some(super::pack::pack_texture(rec, x, 0, c)?),
+        Gemm::CpuTex | Gemm::CpuFetch => Some(super::pack::pack_texture(rec, x, 0, c)?),
         _ => None,
     };
     for (i, ch) in w.chunks.iter().enumerate() {
         let p = Conv2dParams::new(g, n, (h, wd), (oh, ow), ch, flags(relu, w) | accumulate)?;
-        if w.packing == Packing::Blocked {
-            if relu && acc.is_some() {
-                return Err(Error::Other(
-                    "conv2d: the cpu-uniform kernels cannot fuse a ReLU into an accumulation"
-                        .into(),
-                ));
-            }
-            let steps = g.kernel.0 * g.kernel.1 * g.cin.div_ceil(4);
-            let binds = [
-                Binding::Tensor(x),
-                Binding::Raw(&ch.bias),
-                Binding::Tensor(&y),
-            ];
-            launch_windows(
-                rec,
-                kernel,
-                w.half,
-                p,
-                &ch.buffer,
-                (ch.rows, steps),
-                binds,
-                m_tiles,
-            );
-            continue;
-        }
         let weights = w.forward_source(rec.ctx(), i)?;
         let binds = [
             packed.as_ref().map_or(Binding::Tensor(x), Binding::Texture),

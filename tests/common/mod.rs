@@ -11,13 +11,13 @@ pub fn ctx() -> &'static Context {
     CTX.get_or_init(|| Context::from_env().expect("a wgpu adapter (install mesa-vulkan-drivers)"))
 }
 
-/// One device per GEMM variant this adapter runs (the tiled one always; the CPU-shaped
-/// ones, buffer and texture weights, where subgroups are 8 wide; the uniform-window one
-/// where uniform bindings hold 64 KiB), so kernel tests cover every variant on one machine.
+/// One device per GEMM variant this adapter runs (the tiled and the subgroup-free CPU-shaped
+/// one always; the CPU-shaped ones with buffer and texture weights where subgroups are 8
+/// wide), so kernel tests cover every variant on one machine.
 pub fn gemm_ctxs() -> Vec<&'static Context> {
     static CTXS: OnceLock<Vec<Context>> = OnceLock::new();
     CTXS.get_or_init(|| {
-        [Gemm::Tiled, Gemm::Cpu, Gemm::CpuTex, Gemm::CpuUniform]
+        [Gemm::Tiled, Gemm::Cpu, Gemm::CpuTex, Gemm::CpuFetch]
             .into_iter()
             .filter_map(|g| {
                 let c = Context::from_env()
@@ -29,12 +29,6 @@ pub fn gemm_ctxs() -> Vec<&'static Context> {
     })
     .iter()
     .collect()
-}
-
-/// Whether a forced binding limit can split `rows` weight rows on `c`: the uniform-window
-/// kernels' blocked layout splits no finer than blocks of 64 rows.
-pub fn can_split(c: &Context, rows: usize) -> bool {
-    c.gemm() != Gemm::CpuUniform || rows > 64
 }
 
 /// Deterministic pseudo-random values in [-1, 1).
