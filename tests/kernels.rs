@@ -360,6 +360,49 @@ fn cpu_shaped_variants_agree_bit_for_bit() {
     }
 }
 
+/// The texture-reading variants pack each conv's input into a pooled texture: a second
+/// recording of the same shape reuses it (no more texture bytes kept, the same bits); two
+/// packs of one extent in one recording get two textures (the first is held until
+/// submit), and both results are right; trim_pool lets them go.
+#[test]
+fn packed_inputs_reuse_their_textures() {
+    let g = geom(20, 24, (3, 3), (1, 1), (1, 1));
+    let dims = [2, 20, 9, 7];
+    let x = rand_vec(dims.iter().product(), 71);
+    let w = rand_vec(24 * 20 * 9, 72);
+    let (want, _, _) = cpu::conv2d(&x, dims, &w, None, &g, false);
+    for v in [Gemm::CpuTex, Gemm::CpuFetch] {
+        // a context of its own: the other tests' packs would change the counts
+        let c = &netlens::gpu::Context::from_env().unwrap().with_gemm(v);
+        if c.gemm() != v {
+            continue;
+        }
+        let wb = WeightBuffer::upload_conv(c, "w", &w, 24, 9, None).unwrap();
+        let xt = Tensor::upload(c, &x, &dims).unwrap();
+        let run = |twice: bool| -> Vec<Vec<f32>> {
+            let mut rec = Recorder::new(c, "pooled textures");
+            let mut ys = vec![ops::conv2d(&mut rec, &xt, &wb, &g, false).unwrap()];
+            if twice {
+                ys.push(ops::conv2d(&mut rec, &xt, &wb, &g, false).unwrap());
+            }
+            rec.submit().unwrap();
+            ys.iter().map(|y| y.read(c).unwrap()).collect()
+        };
+        let first = run(false);
+        let kept = c.pool_stats().texture_bytes;
+        assert!(kept > 0, "{:?}", c.gemm());
+        assert_eq!(run(false), first, "{:?}", c.gemm());
+        assert_eq!(c.pool_stats().texture_bytes, kept, "{:?}", c.gemm());
+        let both = run(true);
+        assert_eq!(c.pool_stats().texture_bytes, 2 * kept, "{:?}", c.gemm());
+        for y in &both {
+            assert_close(y, &want, 1e-4, 1e-4, &format!("{:?}", c.gemm()));
+        }
+        c.trim_pool();
+        assert_eq!(c.pool_stats().texture_bytes, 0);
+    }
+}
+
 /// Item 3 of a batch `dims` through conv `g` alone and in its batch: the same bits, and the
 /// batch right, on each context.
 fn conv_item_alone(ctxs: &[&netlens::gpu::Context], dims: [usize; 4], g: Conv2dGeom) {

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use netlens::explain::method::{attribute, Settings};
 use netlens::explain::Target;
-use netlens::gpu::Context;
+use netlens::gpu::{Context, TEXTURE_POOL_LIMIT};
 use netlens::graph::Net;
 
 const SAMPLES: &[&str] = &[
@@ -71,7 +71,7 @@ fn a_thousand_explanations_keep_host_memory_and_the_buffer_pool_flat() {
         let pool = ctx.pool_stats();
         assert_eq!(pool.live_bytes, 0, "{m}: tensors left alive after call {i}");
         assert!(
-            pool.free_bytes <= limit,
+            pool.free_bytes <= limit && pool.texture_bytes <= TEXTURE_POOL_LIMIT,
             "{m}: pool over its bound: {pool:?}"
         );
         let r = rss().unwrap_or(0);

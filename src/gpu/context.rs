@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 
 use super::kernels::KernelCache;
 use super::profile::{self, KernelTime, Profiler};
-use super::tensor::BufferPool;
+use super::tensor::{BufferPool, TexturePool};
 use super::variant::Gemm;
 use crate::error::{Error, Result};
 
@@ -85,6 +85,7 @@ pub struct Context {
     pub(crate) kernels: KernelCache,
     subgroup: Option<u32>,
     pub(crate) pool: BufferPool,
+    pub(crate) textures: TexturePool,
     pub(crate) health: Arc<Health>,
     adapter_name: String,
     binding_cap: Option<u64>,
@@ -202,6 +203,7 @@ impl Context {
             kernels: KernelCache::new(subgroup.unwrap_or(0)),
             subgroup,
             pool: BufferPool::default(),
+            textures: TexturePool::default(),
             device,
             queue,
             limits,
@@ -308,9 +310,10 @@ impl Context {
         self.check("wait")
     }
 
-    /// Frees the pooled buffers not in use.
+    /// Frees the pooled buffers and packed-input textures not in use.
     pub fn trim_pool(&self) {
         self.pool.clear();
+        self.textures.clear();
     }
 
     /// Bounds the bytes the buffer pool keeps in free buffers (default
@@ -321,9 +324,13 @@ impl Context {
         self
     }
 
-    /// The buffer pool's byte counts: in use by tensors, and kept free for reuse.
+    /// The buffer pool's byte counts: in use by tensors, and kept free for reuse; and the
+    /// packed-input textures kept.
     pub fn pool_stats(&self) -> super::tensor::PoolStats {
-        self.pool.stats()
+        super::tensor::PoolStats {
+            texture_bytes: self.textures.bytes(),
+            ..self.pool.stats()
+        }
     }
 }
 

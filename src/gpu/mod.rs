@@ -12,6 +12,6 @@ pub use context::{Backend, Context};
 pub use kernels::Kernel;
 pub use profile::KernelTime;
 pub use recorder::Recorder;
-pub use tensor::{read_all, DType, PoolStats, Tensor};
+pub use tensor::{read_all, DType, PoolStats, Tensor, TEXTURE_POOL_LIMIT};
 pub use variant::{Gemm, Packing};
 pub use weights::{Precision, WeightBuffer, WeightKind, WeightLayout};

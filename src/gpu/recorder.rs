@@ -39,6 +39,8 @@ pub struct Recorder<'c> {
     params: Vec<u8>,
     launches: Vec<Launch>,
     keep: Vec<Arc<PooledBuffer>>,
+    /// Pooled textures bound here, held until submit (`TexturePool`).
+    textures: Vec<Arc<wgpu::TextureView>>,
     label: String,
 }
 
@@ -49,12 +51,18 @@ impl<'c> Recorder<'c> {
             params: Vec::new(),
             launches: Vec::new(),
             keep: Vec::new(),
+            textures: Vec::new(),
             label: label.into(),
         }
     }
 
     pub fn ctx(&self) -> &'c Context {
         self.ctx
+    }
+
+    /// Keeps a pooled texture from reuse until this recording is submitted.
+    pub(crate) fn hold(&mut self, texture: Arc<wgpu::TextureView>) {
+        self.textures.push(texture);
     }
 
     /// Records one launch of `kernel` with its uniform parameters and storage bindings.
@@ -172,6 +180,7 @@ impl<'c> Recorder<'c> {
             return Err(scope_error(&self.label, e));
         }
         drop(self.keep);
+        drop(self.textures);
         ctx.check(&self.label)
     }
 }

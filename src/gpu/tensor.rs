@@ -39,13 +39,15 @@ impl Default for BufferPool {
     }
 }
 
-/// A pool's byte counts: buffers handed out and not yet back, and free ones kept.
+/// A pool's byte counts: buffers handed out and not yet back, and free ones kept; and the
+/// bytes of packed-input textures kept (at most `TEXTURE_POOL_LIMIT`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct PoolStats {
     pub live_bytes: u64,
     pub free_bytes: u64,
     pub free_buffers: usize,
     pub limit: u64,
+    pub texture_bytes: u64,
 }
 
 /// Size classes: 4 steps per power of two, so reuse wastes at most 25%.
@@ -117,7 +119,74 @@ impl BufferPool {
             free_bytes: f.free_bytes,
             free_buffers: f.lists.values().map(Vec::len).sum(),
             limit: f.limit,
+            texture_bytes: 0,
         }
+    }
+}
+
+/// Bytes of packed-input textures a context keeps for reuse ([`TexturePool`]).
+pub const TEXTURE_POOL_LIMIT: u64 = 256 << 20;
+
+/// The CPU-shaped GEMMs' packed-input textures (rgba32float storage textures), kept by
+/// extent for reuse up to `TEXTURE_POOL_LIMIT` bytes: a texture is free when only the
+/// pool holds it, i.e. no recording that bound it is still unsubmitted (recorders keep
+/// theirs until submit; submitted work runs in order, so a later writer waits for it).
+#[derive(Default)]
+pub(crate) struct TexturePool {
+    kept: Mutex<Kept>,
+}
+
+/// The pool's textures by (width, height), and their bytes.
+#[derive(Default)]
+struct Kept {
+    lists: HashMap<(u32, u32), Vec<Arc<wgpu::TextureView>>>,
+    bytes: u64,
+}
+
+impl TexturePool {
+    /// A free texture of this extent, or a new one (kept if the pool has room).
+    pub(crate) fn take(
+        &self,
+        device: &wgpu::Device,
+        width: u32,
+        height: u32,
+    ) -> Arc<wgpu::TextureView> {
+        let mut kept = self.kept.lock().unwrap();
+        let Kept { lists, bytes } = &mut *kept;
+        let list = lists.entry((width, height)).or_default();
+        if let Some(v) = list.iter().find(|v| Arc::strong_count(v) == 1) {
+            return v.clone();
+        }
+        let texture = device.create_texture(&wgpu::TextureDescriptor {
+            label: Some("netlens packed input"),
+            size: wgpu::Extent3d {
+                width,
+                height,
+                depth_or_array_layers: 1,
+            },
+            mip_level_count: 1,
+            sample_count: 1,
+            dimension: wgpu::TextureDimension::D2,
+            format: wgpu::TextureFormat::Rgba32Float,
+            usage: wgpu::TextureUsages::STORAGE_BINDING,
+            view_formats: &[],
+        });
+        let view = Arc::new(texture.create_view(&Default::default()));
+        let size = width as u64 * height as u64 * 16;
+        if *bytes + size <= TEXTURE_POOL_LIMIT {
+            *bytes += size;
+            list.push(view.clone());
+        }
+        view
+    }
+
+    pub(crate) fn bytes(&self) -> u64 {
+        self.kept.lock().unwrap().bytes
+    }
+
+    /// Drops every kept texture (those still bound live until their recording is done).
+    pub(crate) fn clear(&self) {
+        *self.kept.lock().unwrap() = Default::default();
     }
 }
 

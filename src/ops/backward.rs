@@ -72,7 +72,7 @@ pub fn conv2d_backward_input(
         let binds = [
             packed
                 .as_ref()
-                .map_or(Binding::Tensor(dy), Binding::Texture),
+                .map_or(Binding::Tensor(dy), |t| Binding::Texture(t)),
             weights.binding(),
             Binding::Raw(&ch.bias),
             Binding::Tensor(&dx),

@@ -334,7 +334,9 @@ pub fn conv2d_acc(
         let p = Conv2dParams::new(g, n, (h, wd), (oh, ow), ch, flags(relu, w) | accumulate)?;
         let weights = w.forward_source(rec.ctx(), i)?;
         let binds = [
-            packed.as_ref().map_or(Binding::Tensor(x), Binding::Texture),
+            packed
+                .as_ref()
+                .map_or(Binding::Tensor(x), |t| Binding::Texture(t)),
             weights.binding(),
             Binding::Raw(&ch.bias),
             Binding::Tensor(&y),

@@ -33,7 +33,7 @@ pub(crate) fn pack_texture(
     x: &Tensor,
     start: usize,
     count: usize,
-) -> Result<wgpu::TextureView> {
+) -> Result<std::sync::Arc<wgpu::TextureView>> {
     let (n, c, plane) = match x.shape.as_slice() {
         [n, c, rest @ ..] => (*n, *c, rest.iter().product::<usize>()),
         s => return Err(Error::Shape(format!("cannot pack {s:?} into a texture"))),
@@ -54,21 +54,8 @@ pub(crate) fn pack_texture(
         limit: max * 16,
         hint: "use a smaller batch, or NETLENS_GEMM=cpu".into(),
     })?;
-    let texture = ctx.device.create_texture(&wgpu::TextureDescriptor {
-        label: Some("netlens packed input"),
-        size: wgpu::Extent3d {
-            width: width as u32,
-            height: height as u32,
-            depth_or_array_layers: 1,
-        },
-        mip_level_count: 1,
-        sample_count: 1,
-        dimension: wgpu::TextureDimension::D2,
-        format: wgpu::TextureFormat::Rgba32Float,
-        usage: wgpu::TextureUsages::STORAGE_BINDING,
-        view_formats: &[],
-    });
-    let view = texture.create_view(&Default::default());
+    let view = ctx.textures.take(&ctx.device, width as u32, height as u32);
+    rec.hold(view.clone());
     let p = PackParams {
         n: u32s(n, "batch")?,
         c: u32s(c, "channels")?,
