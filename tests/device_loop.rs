@@ -303,4 +303,20 @@ fn a_gradient_tape_fuses_relus_and_gives_the_same_gradient() {
     let (unfused, _) = run_wanting(&Keep::Gradient(vec![]), &want);
     assert!(unfused[0] == fused[0], "input gradient differs");
     assert!(unfused[1] == fused[1], "layer 0's gradient differs");
+    // a walk from a layer the tape fused away is refused, saying what to do; named, it runs
+    let walk_from_0 = |keep: &Keep| {
+        let mut rec = Recorder::new(&ctx, "from a fused conv");
+        let tape = net.record_forward(&mut rec, &x, keep, None).unwrap();
+        let seed = Tensor::upload(&ctx, &vec![1.0; 2 * 32 * 64 * 64], &[2, 32, 64, 64]);
+        let r = net.record_backward(&mut rec, &tape, 0, &seed.unwrap(), ReluRule::Gradient, &[]);
+        r.map(|_| rec.submit().unwrap())
+    };
+    let e = walk_from_0(&Keep::Gradient(vec![]))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("did not keep") && e.contains("Keep::Gradient"),
+        "{e}"
+    );
+    walk_from_0(&Keep::Gradient(vec![0])).unwrap();
 }

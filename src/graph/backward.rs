@@ -68,7 +68,19 @@ impl Net {
                 layers.len()
             )));
         }
-        let out = tape.outputs[from].as_ref().unwrap_or(&tape.logits);
+        let out = match &tape.outputs[from] {
+            Some(t) => t,
+            None if from == tape.last => &tape.logits,
+            None => {
+                return Err(Error::Other(format!(
+                    "cannot walk back from layer {from}: the tape (its forward ran through \
+                     layer {}) did not keep that layer's output; record it with Keep::All, or \
+                     name layer {from} in Keep::Gradient (which otherwise runs a conv or linear \
+                     layer fused with its ReLU)",
+                    tape.last
+                )))
+            }
+        };
         if seed.shape != out.shape {
             return Err(Error::Shape(format!(
                 "seed {:?} does not match layer {from}'s output {:?}",

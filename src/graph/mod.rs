@@ -48,7 +48,10 @@ pub struct Tape {
     pub input: Tensor,
     pub outputs: Vec<Option<Tensor>>,
     pub argmax: Vec<Option<Tensor>>,
+    /// The last layer's output (the logits, or layer `last`'s output).
     pub logits: Tensor,
+    /// The last layer the forward ran.
+    pub last: usize,
 }
 
 /// Host results of a forward pass.
@@ -327,6 +330,7 @@ impl Net {
             outputs,
             argmax,
             logits: cur,
+            last,
         })
     }
 
