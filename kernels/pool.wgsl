@@ -1,7 +1,7 @@
 // 2-D pooling, batched, one thread per output element (NCHW, planes = n * c).
 // max_pool2d_forward keeps the argmax (flat index iy * w + ix within the input plane)
-// for the backward pass; ties keep the first maximum in row-major order, NaN wins,
-// as in PyTorch. avg_pool2d_forward follows PyTorch's count_include_pad and ceil_mode.
+// for the backward pass; ties keep the first maximum in row-major order, a NaN wins
+// (the last of a window's NaNs), as in PyTorch. avg_pool2d_forward follows PyTorch's count_include_pad and ceil_mode.
 // adaptive_avg_pool2d_forward uses bins [floor(i*in/out), ceil((i+1)*in/out)).
 // Each *_backward twin below computes the input-gradient.
 
@@ -16,6 +16,12 @@ struct PoolParams {
 @group(0) @binding(2) var<storage, read_write> output: array<f32>;
 @group(0) @binding(3) var<storage, read_write> argmax: array<u32>; // max_pool2d_forward
 @group(0) @binding(3) var<storage, read> argmax_in: array<u32>; // max_pool2d_backward
+
+// Whether v is a NaN, from its bits: drivers that compile floats with fast-math rules
+// (lavapipe does) fold `v != v` to false.
+fn is_nan(v: f32) -> bool {
+    return (bitcast<u32>(v) & 0x7fffffffu) > 0x7f800000u;
+}
 
 fn out_index(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
     return gid.x + gid.z * nwg.x * 64u;
@@ -48,14 +54,12 @@ fn max_pool2d_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(nu
             if (ix < 0 || ix >= i32(p.w)) { continue; }
             let flat = u32(iy) * p.w + u32(ix);
             let v = input[base + flat];
-            // v != v is true only for NaN
-            if (best_i == 0xffffffffu || v > best || v != v) {
+            // as PyTorch's loop: a NaN replaces anything, so the last NaN wins
+            if (best_i == 0xffffffffu || v > best || is_nan(v)) {
                 best = v;
                 best_i = flat;
-                if (v != v) { break; }
             }
         }
-        if (best != best) { break; }
     }
     output[idx] = best;
     argmax[idx] = best_i;

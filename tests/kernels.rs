@@ -526,6 +526,55 @@ fn pools_odd_padded_ties() {
     );
 }
 
+/// Max-pooling keeps the first maximum in row-major order and the last NaN of a window
+/// (PyTorch's loop: `val > max || isnan(val)`), with windows that tile the input (3x2, stride 3x2 on 9x8) and overlapping
+/// padded ones (3x3, stride 2, padding 1): values and argmaxes against the reference, on
+/// ties and NaNs (two in one window, one after the maximum). lavapipe folds `v != v` to
+/// false, which once made the kernel miss every NaN.
+#[test]
+fn max_pools_keep_the_first_maximum_and_the_first_nan() {
+    let c = ctx();
+    let dims = [2, 3, 9, 8];
+    let mut x = rand_vec(dims.iter().product(), 9);
+    x.iter_mut().for_each(|v| *v = (*v * 2.0).round());
+    for i in [5, 13, 14, 70, 71, 79, 200, 431] {
+        x[i] = f32::NAN;
+    }
+    let tiling = Pool2d {
+        kernel: (3, 2),
+        stride: (3, 2),
+        ..Pool2d::square(2, 2)
+    };
+    let general = Pool2d {
+        padding: (1, 1),
+        ..Pool2d::square(3, 2)
+    };
+    // torch.nn.functional.max_pool2d(x, 2, return_indices=True) gives indices 3 and 2
+    let two = [1.0, f32::NAN, 2.0, f32::NAN, f32::NAN, 5.0, f32::NAN, 1.0];
+    let xt = Tensor::upload(c, &two, &[2, 1, 2, 2]).unwrap();
+    let mut rec = Recorder::new(c, "max pool nan, PyTorch's");
+    let (y, arg) = ops::max_pool2d(&mut rec, &xt, &Pool2d::square(2, 2)).unwrap();
+    rec.submit().unwrap();
+    assert_eq!(arg.read_u32(c).unwrap(), [3, 2]);
+    assert!(y.read(c).unwrap().iter().all(|v| v.is_nan()));
+    for p in [tiling, general] {
+        let xt = Tensor::upload(c, &x, &dims).unwrap();
+        let mut rec = Recorder::new(c, "max pool nan");
+        let (y, arg) = ops::max_pool2d(&mut rec, &xt, &p).unwrap();
+        rec.submit().unwrap();
+        let (want, want_arg, _, _) = cpu::max_pool2d(&x, dims, &p);
+        assert_eq!(arg.read_u32(c).unwrap(), want_arg, "{p:?}");
+        let got = y.read(c).unwrap();
+        assert!(want.iter().any(|v| v.is_nan()), "{p:?}");
+        for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+            assert!(
+                g == w || (g.is_nan() && w.is_nan()),
+                "{p:?} {i}: {g} vs {w}"
+            );
+        }
+    }
+}
+
 #[test]
 fn adaptive_avg_pool_up_and_down() {
     let c = ctx();

@@ -85,7 +85,7 @@ pub fn max_pool2d(x: &[f32], dims: [usize; 4], p: &Pool2d) -> (Vec<f32>, Vec<u32
             for ox in 0..ow {
                 let mut best = f32::NEG_INFINITY;
                 let mut best_i = None;
-                'win: for ky in 0..p.kernel.0 {
+                for ky in 0..p.kernel.0 {
                     let iy = (oy * p.stride.0 + ky) as isize - p.padding.0 as isize;
                     if iy < 0 || iy >= h as isize {
                         continue;
@@ -97,12 +97,10 @@ pub fn max_pool2d(x: &[f32], dims: [usize; 4], p: &Pool2d) -> (Vec<f32>, Vec<u32
                         }
                         let flat = iy as usize * w + ix as usize;
                         let v = x[pl * h * w + flat];
+                        // PyTorch's test: a NaN replaces anything (the last NaN wins)
                         if best_i.is_none() || v > best || v.is_nan() {
                             best = v;
                             best_i = Some(flat as u32);
-                            if v.is_nan() {
-                                break 'win;
-                            }
                         }
                     }
                 }
