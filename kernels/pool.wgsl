@@ -1,7 +1,8 @@
 // 2-D pooling, batched, one thread per output element (NCHW, planes = n * c).
 // max_pool2d_forward keeps the argmax (flat index iy * w + ix within the input plane)
 // for the backward pass; ties keep the first maximum in row-major order, a NaN wins
-// (the last of a window's NaNs), as in PyTorch. avg_pool2d_forward follows PyTorch's count_include_pad and ceil_mode.
+// (the last of a window's NaNs), as in PyTorch. avg_pool2d_forward follows PyTorch's
+// count_include_pad and ceil_mode.
 // adaptive_avg_pool2d_forward uses bins [floor(i*in/out), ceil((i+1)*in/out)).
 // Each *_backward twin below computes the input-gradient.
 

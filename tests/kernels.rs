@@ -812,31 +812,47 @@ fn partial_blocks_chunks_and_f16() {
     }
 }
 
-/// Weights uploaded for one context's GEMM layout are refused by a context whose kernels
-/// read another, with a message that says so.
+/// Weights and tensors of one context (one device) given to another are refused with a
+/// message that says so (wgpu panics on a resource of another device), whatever the two
+/// contexts' GEMM layouts; a context's own run.
 #[test]
-fn weights_of_another_variant_are_refused() {
+fn weights_and_tensors_of_another_context_are_refused() {
     let ctxs = gemm_ctxs();
     let g = geom(3, 5, (3, 3), (1, 1), (1, 1));
     let x = rand_vec(3 * 36, 1);
     for a in &ctxs {
+        let w = WeightBuffer::upload_conv(a, "w", &rand_vec(5 * 27, 2), 5, 9, None).unwrap();
+        let xa = Tensor::upload(a, &x, &[1, 3, 6, 6]).unwrap();
         for b in &ctxs {
-            // (buffers of one device never reach another's kernels: the check comes first)
-            let same = std::ptr::eq(*a, *b);
-            if !same && a.gemm().packing() == b.gemm().packing() {
-                continue;
-            }
-            let w = WeightBuffer::upload_conv(a, "w", &rand_vec(5 * 27, 2), 5, 9, None).unwrap();
             let xt = Tensor::upload(b, &x, &[1, 3, 6, 6]).unwrap();
             let mut rec = Recorder::new(b, "mixed");
             let r = ops::conv2d(&mut rec, &xt, &w, &g, false);
-            if same {
+            if std::ptr::eq(*a, *b) {
                 assert!(r.is_ok(), "{:?}", a.gemm());
                 rec.submit().unwrap();
-            } else {
-                let e = r.err().expect("a layout mismatch is an error").to_string();
-                assert!(e.contains("another context"), "{e}");
+                continue;
             }
+            let e = r.err().expect("weights of another context").to_string();
+            assert!(e.contains("another context"), "{e}");
+            let lw = WeightBuffer::upload(a, "fc", &rand_vec(15, 3), 5, 3, None).unwrap();
+            let lx = Tensor::upload(b, &x[..6], &[2, 3]).unwrap();
+            let mut rec = Recorder::new(b, "mixed linear");
+            let e = ops::linear(&mut rec, &lx, &lw, false)
+                .err()
+                .expect("linear");
+            assert!(e.to_string().contains("another context"), "{e}");
+            let dy = Tensor::upload(b, &x[..10], &[2, 5]).unwrap();
+            let e = ops::linear_backward_input(&mut rec, &dy, &lw)
+                .err()
+                .expect("backward");
+            assert!(e.to_string().contains("another context"), "{e}");
+            // a tensor of another context: the recording fails at submit
+            let mut rec = Recorder::new(b, "mixed tensor");
+            ops::relu(&mut rec, &xa).unwrap();
+            let e = rec.submit().expect_err("a tensor of another context");
+            assert!(e.to_string().contains("another context"), "{e}");
+            let e = xa.read(b).expect_err("read through another context");
+            assert!(e.to_string().contains("another context"), "{e}");
         }
     }
 }

@@ -91,7 +91,12 @@ pub struct Context {
     binding_cap: Option<u64>,
     gemm: Gemm,
     pub(crate) profiler: Option<Profiler>,
+    /// This context's number in the process: what its weight buffers carry.
+    pub(crate) id: u64,
 }
+
+/// Numbers for contexts (`Context::id`).
+static CONTEXTS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 impl Context {
     /// Opens the backend from `NETLENS_BACKEND` (default: best available).
@@ -212,6 +217,7 @@ impl Context {
             binding_cap: None,
             gemm,
             profiler,
+            id: CONTEXTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
         })
     }
 

@@ -9,7 +9,7 @@ use super::context::{scope_error, Context};
 use super::kernels::Kernel;
 use super::profile::Ready;
 use super::tensor::{PooledBuffer, Tensor};
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 /// A resource bound to a launch: a pooled tensor (kept alive until submit), a weight
 /// buffer or a texture.
@@ -41,6 +41,8 @@ pub struct Recorder<'c> {
     keep: Vec<Arc<PooledBuffer>>,
     /// Pooled textures bound here, held until submit (`TexturePool`).
     textures: Vec<Arc<wgpu::TextureView>>,
+    /// A tensor of another context was bound (wgpu would panic on it): submit's error.
+    foreign: Option<String>,
     label: String,
 }
 
@@ -52,6 +54,7 @@ impl<'c> Recorder<'c> {
             launches: Vec::new(),
             keep: Vec::new(),
             textures: Vec::new(),
+            foreign: None,
             label: label.into(),
         }
     }
@@ -85,6 +88,20 @@ impl<'c> Recorder<'c> {
         bindings: &[Binding],
         groups: [u32; 3],
     ) {
+        let foreign = bindings.iter().any(|b| match b {
+            Binding::Tensor(t) => !self.ctx.pool.owns(&t.buf),
+            _ => false,
+        });
+        if foreign {
+            self.foreign.get_or_insert_with(|| {
+                format!(
+                    "{}: {kernel:?} was given a tensor of another context (another device); \
+                     upload or make it with the context that runs the work",
+                    self.label
+                )
+            });
+            return;
+        }
         let align = self.ctx.limits.min_uniform_buffer_offset_alignment.max(16) as usize;
         let offset = self.params.len().div_ceil(align) * align;
         self.params.resize(offset, 0);
@@ -125,6 +142,9 @@ impl<'c> Recorder<'c> {
     /// Encodes and submits everything recorded; validation and out-of-memory errors
     /// come back typed.
     pub fn submit(self) -> Result<()> {
+        if let Some(e) = self.foreign {
+            return Err(Error::Other(e));
+        }
         if self.launches.is_empty() {
             return Ok(());
         }

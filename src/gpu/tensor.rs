@@ -91,6 +91,11 @@ impl BufferPool {
         }
     }
 
+    /// Whether `b` came from this pool (so from its context's device).
+    pub(crate) fn owns(&self, b: &PooledBuffer) -> bool {
+        std::ptr::eq(b.home.as_ptr(), Arc::as_ptr(&self.free))
+    }
+
     /// Drops every free buffer.
     pub(crate) fn clear(&self) {
         let mut f = self.free.lock().unwrap();
@@ -343,6 +348,13 @@ impl Tensor {
 /// progress values, a result and its statistics). u32 tensors come back as their bits in
 /// f32s (`f32::to_bits` recovers them).
 pub fn read_all(ctx: &Context, tensors: &[&Tensor]) -> Result<Vec<Vec<f32>>> {
+    if tensors.iter().any(|t| !ctx.pool.owns(&t.buf)) {
+        return Err(Error::Other(
+            "a tensor of another context (another device) cannot be read through this one: \
+             read it with the context that made it"
+                .into(),
+        ));
+    }
     let offsets: Vec<u64> = tensors
         .iter()
         .scan(0u64, |at, t| {

@@ -95,6 +95,8 @@ pub struct WeightBuffer {
     pub half: bool,
     /// The layout the context's GEMM kernels read.
     pub packing: Packing,
+    /// The context (`Context::id`) whose device holds the buffers.
+    pub(crate) ctx: u64,
 }
 
 pub struct WeightChunk {
@@ -239,6 +241,7 @@ impl WeightBuffer {
             has_bias: bias.is_some(),
             half,
             packing,
+            ctx: ctx.id,
         })
     }
 

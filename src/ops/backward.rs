@@ -1,7 +1,7 @@
 //! Input-gradient launchers, twins of the forward ones.
 
 use super::conv::{
-    check_layout, cpu_launch, gemm_kernel, launch_tiled, Conv2dParams, LinearParams,
+    check_context, check_layout, cpu_launch, gemm_kernel, launch_tiled, Conv2dParams, LinearParams,
 };
 use super::pool::params;
 use super::{dims4, u32s, Conv2dGeom, Pool2d};
@@ -99,6 +99,7 @@ pub fn linear_backward_input(rec: &mut Recorder, dy: &Tensor, w: &WeightBuffer) 
             )))
         }
     };
+    check_context(rec, w, "linear backward")?;
     let k = w.row_len;
     // the tiled variant: its GEMV at any batch, as linear_acc
     if w.packing != Packing::Rows {

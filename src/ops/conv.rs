@@ -242,6 +242,18 @@ pub(crate) fn launch_tiled(
 
 /// Weights laid out for another kernel shape, layer type or context's GEMM kernels are
 /// refused, not misread.
+/// Weights uploaded with another context (another device, where wgpu would panic) are
+/// refused.
+pub(crate) fn check_context(rec: &Recorder, w: &WeightBuffer, what: &str) -> Result<()> {
+    if w.ctx != rec.ctx().id {
+        return Err(Error::Shape(format!(
+            "{what}: the weights were uploaded with another context (another device); upload \
+             them with the context that runs them"
+        )));
+    }
+    Ok(())
+}
+
 pub(crate) fn check_layout(
     rec: &Recorder,
     w: &WeightBuffer,
@@ -260,6 +272,7 @@ pub(crate) fn check_layout(
             w.rows, w.row_len, w.kind, g.kernel.0, g.kernel.1, g.cin, g.cout
         )));
     }
+    check_context(rec, w, what)?;
     let gemm = rec.ctx().gemm();
     if w.packing != gemm.packing() {
         return Err(Error::Shape(format!(
@@ -385,6 +398,7 @@ pub fn linear_acc(
             w.row_len
         )));
     }
+    check_context(rec, w, "linear")?;
     // The tiled variant runs its GEMV at any batch: it reads each weight row once per 8
     // items where the GEMM would share it among 128, but the GEMM sums in another order,
     // and switching by batch size would make an item's outputs depend on its batch.
