@@ -5,7 +5,7 @@
 // lane on a CPU driver, but each feeds 8 multiply-adds. The kernels this replaced read
 // the weights at lane-uniform addresses from uniform buffers, which Mesa 22.3 also loads
 // lane by lane when the index varies in a loop (each weight feeding 2 multiply-adds):
-// 4-6x slower on llvmpipe (README, Kernel variants).
+// 3-6x slower on llvmpipe (README, Kernel variants).
 
 // The workgroup's 16 pixels and their current taps.
 var<private> px16: array<Pixel, 16>;
@@ -25,6 +25,7 @@ fn taps_set(total: u32, offset: u32, count: u32, in_plane: u32, ky: u32, kx: u32
     }
 }
 
+// Nothing: no lane shares its loads here (pixel_input loads them all).
 fn own_input(j: u32, c4: u32, plane: u32, count: u32) -> vec4<f32> {
     return vec4<f32>(0.0);
 }
