@@ -532,7 +532,7 @@ fn pools_odd_padded_ties() {
 /// ties and NaNs (two in one window, one after the maximum). lavapipe folds `v != v` to
 /// false, which once made the kernel miss every NaN.
 #[test]
-fn max_pools_keep_the_first_maximum_and_the_first_nan() {
+fn max_pools_keep_the_first_maximum_and_the_last_nan() {
     let c = ctx();
     let dims = [2, 3, 9, 8];
     let mut x = rand_vec(dims.iter().product(), 9);
