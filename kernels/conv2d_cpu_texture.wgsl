@@ -1,12 +1,13 @@
 // Prelude of the CPU-shaped kernels on CPUs without AVX-512 (`cpu-tex`) and without
-// subgroups (`cpu-fetch`): the packed weights in a 2-D texture,
-// one vec4 group per texel, group g at (g mod W, g / W) for the texture's power-of-two
-// width W (declared by conv2d_cpu_weights32.wgsl or, for --weights f16,
-// conv2d_cpu_weights16.wgsl), and the input packed four channels a texel. lavapipe
-// compiles a storage-buffer load into a loop over the lanes that, without AVX-512, passes
-// every word through the stack; a texel load is a vector gather, about three times faster
-// on AVX2, and a read-only storage texture's (an image load: no sampler, no mip level)
-// about 1.4 times faster again than a sampled texture's (README, Kernel variants).
+// subgroups (`cpu-fetch`): the packed weights in a 2-D texture, one vec4 group per texel,
+// group g at (g mod W, g / W) for the texture's power-of-two width W (declared by
+// conv2d_cpu_weights32.wgsl or, for --weights f16, conv2d_cpu_weights16.wgsl), and the
+// input packed four channels a texel. lavapipe compiles a storage-buffer load into a loop
+// over the lanes that, without AVX-512, passes every word through the stack; a texel load
+// is one 16-byte load per lane (four channels) and a transpose in registers, about three
+// times faster on AVX2, and a read-only storage texture's (an image load: no sampler, no
+// mip level) about 1.4 times faster again than a sampled texture's (README, Kernel
+// variants).
 
 // (HALF, declared in conv2d_cpu_common.wgsl, is unused here: the texture's format converts
 // halves.)
@@ -29,8 +30,8 @@ fn xbase(b: u32, total: u32, offset: u32, count: u32, plane: u32) -> u32 {
     return b * ((count + 3u) / 4u) * plane;
 }
 
-// Channels 4 c4 .. 4 c4 + 3 of the pixel at `off`: one texel load (a vector gather on
-// lavapipe, where four storage loads are four per-lane loops), 0 where !ok.
+// Channels 4 c4 .. 4 c4 + 3 of the pixel at `off`: one texel load (one 16-byte load a
+// lane on lavapipe, where four storage loads are four per-lane loops), 0 where !ok.
 fn xload4(off: u32, c4: u32, plane: u32, count: u32, ok: bool) -> vec4<f32> {
     let g = off + c4 * plane;
     let t = textureLoad(input, vec2<u32>(g & ((1u << xshift) - 1u), g >> xshift));

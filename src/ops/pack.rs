@@ -1,7 +1,7 @@
 //! The cpu-tex GEMMs' input: channels of an NCHW tensor packed four to an rgba32float texel
 //! (kernels/pack_texture.wgsl), read by the kernels as a read-only storage texture. On
-//! lavapipe a texel load is one vector gather where four storage loads are four per-lane
-//! loops.
+//! lavapipe a texel load is one 16-byte load a lane where four storage loads are four
+//! per-lane loops.
 
 use bytemuck::{Pod, Zeroable};
 
