@@ -81,6 +81,12 @@ impl Gemm {
         }
     }
 
+    /// Whether the variant's kernels read weights and input from textures (`CpuTex`,
+    /// `CpuFetch`).
+    pub fn reads_textures(self) -> bool {
+        matches!(self, Gemm::CpuTex | Gemm::CpuFetch)
+    }
+
     /// How the variant's kernels read weights.
     pub fn packing(self) -> Packing {
         match self {

@@ -7,7 +7,7 @@ use std::sync::OnceLock;
 use super::context::Context;
 use super::kernels::Kernel;
 use super::recorder::{grid, Binding, Recorder};
-use super::variant::{Gemm, Packing};
+use super::variant::Packing;
 use crate::error::{Error, Result};
 
 /// How weights are stored on the device; arithmetic is f32 either way.
@@ -203,12 +203,11 @@ impl WeightBuffer {
                 hint: "a single output channel's weights cannot be split further".into(),
             });
         }
-        let usage = wgpu::BufferUsages::empty();
         let store = |v: Vec<f32>| -> wgpu::Buffer {
             if half {
-                create_init(ctx, name, &pack_f16(&v), usage)
+                create_init(ctx, name, &pack_f16(&v))
             } else {
-                create_init(ctx, name, &v, usage)
+                create_init(ctx, name, &v)
             }
         };
         let mut chunks = Vec::new();
@@ -217,10 +216,9 @@ impl WeightBuffer {
             let n = per_chunk.min(rows - start);
             let part = &data[start * row_len..(start + n) * row_len];
             let buffer = store(pack.forward(packing, part, n));
-            let none = wgpu::BufferUsages::empty();
             let bias = match bias {
-                Some(b) => create_init(ctx, name, &b[start..start + n], none),
-                None => create_init(ctx, name, &vec![0.0f32; n], none),
+                Some(b) => create_init(ctx, name, &b[start..start + n]),
+                None => create_init(ctx, name, &vec![0.0f32; n]),
             };
             chunks.push(WeightChunk {
                 buffer,
@@ -262,7 +260,7 @@ impl WeightBuffer {
     /// and kept.
     pub(crate) fn forward_source(&self, ctx: &Context, i: usize) -> Result<WeightSource> {
         let ch = &self.chunks[i];
-        if !matches!(ctx.gemm(), Gemm::CpuTex | Gemm::CpuFetch) {
+        if !ctx.gemm().reads_textures() {
             return Ok(WeightSource::Buffer(ch.buffer.clone()));
         }
         let t = cached(&ch.texture, || texture_from(ctx, &ch.buffer, self.half))?;
@@ -272,7 +270,7 @@ impl WeightBuffer {
     /// As `forward_source`, for an input-gradient launch (`backward_buffer`'s layout).
     pub(crate) fn backward_source(&self, ctx: &Context, i: usize) -> Result<WeightSource> {
         let buffer = self.backward_buffer(ctx, i)?;
-        if !matches!(ctx.gemm(), Gemm::CpuTex | Gemm::CpuFetch) {
+        if !ctx.gemm().reads_textures() {
             return Ok(WeightSource::Buffer(buffer));
         }
         let t = cached(&self.chunks[i].backward_texture, || {
@@ -422,19 +420,13 @@ pub fn pack_f16(data: &[f32]) -> Vec<u32> {
         .collect()
 }
 
-fn create_init<T: bytemuck::Pod>(
-    ctx: &Context,
-    name: &str,
-    data: &[T],
-    usage: wgpu::BufferUsages,
-) -> wgpu::Buffer {
+fn create_init<T: bytemuck::Pod>(ctx: &Context, name: &str, data: &[T]) -> wgpu::Buffer {
     let buffer = ctx.device.create_buffer(&wgpu::BufferDescriptor {
         label: Some(name),
         size: (std::mem::size_of_val(data) as u64).max(4),
         usage: wgpu::BufferUsages::STORAGE
             | wgpu::BufferUsages::COPY_DST
-            | wgpu::BufferUsages::COPY_SRC
-            | usage,
+            | wgpu::BufferUsages::COPY_SRC,
         mapped_at_creation: false,
     });
     ctx.queue
@@ -472,7 +464,8 @@ fn texture_from(ctx: &Context, buf: &wgpu::Buffer, half: bool) -> Result<wgpu::T
         what: "a weight texture".into(),
         bytes: buf.size(),
         limit: max * texel,
-        hint: "the weights of one chunk exceed the adapter's largest texture; use NETLENS_GEMM=cpu"
+        hint: "the weights of one chunk exceed the adapter's largest texture; use \
+               NETLENS_GEMM=tiled (or cpu, where subgroups are 8 wide)"
             .into(),
     })?;
     let size = |w: u64, h: u64| wgpu::Extent3d {

@@ -7,7 +7,7 @@ use super::pool::params;
 use super::{dims4, u32s, Conv2dGeom, Pool2d};
 use crate::error::{Error, Result};
 use crate::gpu::recorder::{grid, Binding};
-use crate::gpu::{Gemm, Kernel, Packing, Recorder, Tensor, WeightBuffer};
+use crate::gpu::{Kernel, Packing, Recorder, Tensor, WeightBuffer};
 
 /// How a ReLU passes the gradient back.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -63,11 +63,10 @@ pub fn conv2d_backward_input(
         // the CPU-shaped kernels read their own transposed packing
         let weights = w.backward_source(rec.ctx(), i)?;
         // cpu-tex and cpu-fetch read this chunk's channels of dY from a texture
-        let packed = match rec.ctx().gemm() {
-            Gemm::CpuTex | Gemm::CpuFetch => {
-                Some(super::pack::pack_texture(rec, dy, ch.start, ch.rows)?)
-            }
-            _ => None,
+        let packed = if rec.ctx().gemm().reads_textures() {
+            Some(super::pack::pack_texture(rec, dy, ch.start, ch.rows)?)
+        } else {
+            None
         };
         let binds = [
             packed

@@ -240,8 +240,6 @@ pub(crate) fn launch_tiled(
     Ok(())
 }
 
-/// Weights laid out for another kernel shape, layer type or context's GEMM kernels are
-/// refused, not misread.
 /// Weights uploaded with another context (another device, where wgpu would panic) are
 /// refused.
 pub(crate) fn check_context(rec: &Recorder, w: &WeightBuffer, what: &str) -> Result<()> {
@@ -254,6 +252,8 @@ pub(crate) fn check_context(rec: &Recorder, w: &WeightBuffer, what: &str) -> Res
     Ok(())
 }
 
+/// Weights laid out for another kernel shape, layer type or context's GEMM kernels are
+/// refused, not misread.
 pub(crate) fn check_layout(
     rec: &Recorder,
     w: &WeightBuffer,
@@ -339,9 +339,10 @@ pub fn conv2d_acc(
             Kernel::Conv2dForwardCpuFetch,
         ],
     );
-    let packed = match rec.ctx().gemm() {
-        Gemm::CpuTex | Gemm::CpuFetch => Some(super::pack::pack_texture(rec, x, 0, c)?),
-        _ => None,
+    let packed = if rec.ctx().gemm().reads_textures() {
+        Some(super::pack::pack_texture(rec, x, 0, c)?)
+    } else {
+        None
     };
     for (i, ch) in w.chunks.iter().enumerate() {
         let p = Conv2dParams::new(g, n, (h, wd), (oh, ow), ch, flags(relu, w) | accumulate)?;

@@ -1,4 +1,4 @@
-//! The cpu-tex GEMMs' input: channels of an NCHW tensor packed four to an rgba32float texel
+//! The cpu-tex and cpu-fetch GEMMs' input: channels of an NCHW tensor packed four to an rgba32float texel
 //! (kernels/pack_texture.wgsl), read by the kernels as a read-only storage texture. On
 //! lavapipe a texel load is one 16-byte load a lane where four storage loads are four
 //! per-lane loops.
@@ -52,7 +52,8 @@ pub(crate) fn pack_texture(
         what: "a conv input packed into a texture".into(),
         bytes: texels * 16,
         limit: max * 16,
-        hint: "use a smaller batch, or NETLENS_GEMM=cpu".into(),
+        hint: "use a smaller batch, or NETLENS_GEMM=tiled (or cpu, where subgroups are 8 wide)"
+            .into(),
     })?;
     let view = ctx.textures.take(&ctx.device, width as u32, height as u32);
     rec.hold(view.clone());
