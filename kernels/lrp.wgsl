@@ -1,4 +1,5 @@
-// Element-wise steps of LRP rules (the matrix products reuse conv2d/linear kernels).
+// Element-wise steps of LRP rules (the matrix products reuse conv2d/linear kernels);
+// lrp4.wgsl holds their four-a-thread twins.
 // s(v) = v + eps * (sign(v) + (v == 0)): Zennit's stabilizer.
 
 struct LrpParams {
@@ -42,12 +43,14 @@ fn lrp_ratio(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgro
     ratio_out[i] = select(0.0, a0[i] / stabilize(a1[i]), keep);
 }
 
-// out (+)= c0 * x0 * y0 + c1 * x1 * y1 (flags bit 0: accumulate).
+// out (+)= c0 * x0 * y0 + c1 * x1 * y1 (flags bit 0: accumulate); c1 = 0 reads neither x1
+// nor y1.
 @compute @workgroup_size(64, 1, 1)
 fn lrp_combine(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = index(gid, nwg);
     if (i >= p.count) { return; }
-    var v = p.c0 * x0[i] * y0[i] + p.c1 * x1[i] * y1[i];
+    var v = p.c0 * x0[i] * y0[i];
+    if (p.c1 != 0.0) { v += p.c1 * x1[i] * y1[i]; }
     if ((p.flags & 1u) != 0u) { v += out[i]; }
     out[i] = v;
 }

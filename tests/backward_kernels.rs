@@ -302,8 +302,14 @@ fn occluded_copies_match_captum_windows() {
 
 #[test]
 fn lrp_elementwise_kernels() {
+    // 1000: the four-a-thread twins (lrp4.wgsl); 999: one element a thread
+    for n in [1000, 999] {
+        lrp_elementwise(n);
+    }
+}
+
+fn lrp_elementwise(n: usize) {
     let c = ctx();
-    let n = 1000;
     let mut z = rand_vec(n, 31);
     z[0] = 0.0; // s(0) = +eps
     z[1] = -0.0;
@@ -335,7 +341,7 @@ fn lrp_elementwise_kernels() {
             &want,
             1e-6,
             1e-6,
-            &format!("lrp_ratio {keep:?}"),
+            &format!("lrp_ratio {keep:?}, {n} elements"),
         );
     }
     let mut rec = Recorder::new(c, "test");
@@ -346,15 +352,27 @@ fn lrp_elementwise_kernels() {
     let ax = ops::lrp_axpby(&mut rec, 1.25, &zt, -0.25, &rt).unwrap();
     rec.submit().unwrap();
     let want_ax: Vec<f32> = (0..n).map(|i| 1.25 * z[i] - 0.25 * r[i]).collect();
-    assert_close(&ax.read(c).unwrap(), &want_ax, 1e-7, 1e-6, "lrp_axpby");
+    assert_close(
+        &ax.read(c).unwrap(),
+        &want_ax,
+        1e-7,
+        1e-6,
+        &format!("lrp_axpby, {n} elements"),
+    );
     let pz: Vec<f32> = z.iter().map(|v| v.max(0.0)).collect();
-    assert_close(&pos.read(c).unwrap(), &pz, 0.0, 0.0, "clamp +");
+    assert_close(
+        &pos.read(c).unwrap(),
+        &pz,
+        0.0,
+        0.0,
+        &format!("clamp +, {n} elements"),
+    );
     assert_close(
         &neg.read(c).unwrap(),
         &z.iter().map(|v| v.min(0.0)).collect::<Vec<_>>(),
         0.0,
         0.0,
-        "clamp -",
+        &format!("clamp -, {n} elements"),
     );
     let want: Vec<f32> = (0..n)
         .map(|i| 2.0 * r[i] * z[i] - 0.5 * z0[i] * pz[i] + r[i] * r[i])
@@ -364,7 +382,7 @@ fn lrp_elementwise_kernels() {
         &want,
         1e-6,
         1e-5,
-        "lrp_combine with accumulate",
+        &format!("lrp_combine with accumulate, {n} elements"),
     );
 }
 

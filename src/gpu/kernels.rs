@@ -103,6 +103,10 @@ kernels! {
     LrpCombine => "lrp.wgsl", "lrp_combine", [R, R, R, R, W];
     LrpAxpby => "lrp.wgsl", "lrp_axpby", [R, R, W];
     LrpClamp => "lrp.wgsl", "lrp_clamp", [R, W];
+    LrpRatio4 => "lrp4.wgsl", "lrp_ratio4", [R, R, R, W];
+    LrpCombine4 => "lrp4.wgsl", "lrp_combine4", [R, R, R, R, W];
+    LrpAxpby4 => "lrp4.wgsl", "lrp_axpby4", [R, R, W];
+    LrpClamp4 => "lrp4.wgsl", "lrp_clamp4", [R, W];
     Axpy => "map.wgsl", "axpy", [R, W];
     Affine => "map.wgsl", "affine", [R, W];
     Clamp => "map.wgsl", "clamp_range", [R, W];

@@ -1,4 +1,5 @@
-//! Element-wise LRP steps (kernels/lrp.wgsl).
+//! Element-wise LRP steps (kernels/lrp.wgsl; four elements a thread, lrp4.wgsl, where the
+//! length is a multiple of 4).
 
 use bytemuck::{Pod, Zeroable};
 
@@ -26,6 +27,20 @@ pub enum Keep {
     All,
     Positive,
     Negative,
+}
+
+/// Records `kernel` over `count` elements, or its four-a-thread twin where `count` is a
+/// multiple of 4 (`p.count` then counts vec4s).
+fn launch(rec: &mut Recorder, kernel: Kernel, mut p: LrpParams, b: &[Binding], count: usize) {
+    let (kernel, n) = match (count % 4, kernel) {
+        (0, Kernel::LrpRatio) => (Kernel::LrpRatio4, count / 4),
+        (0, Kernel::LrpCombine) => (Kernel::LrpCombine4, count / 4),
+        (0, Kernel::LrpAxpby) => (Kernel::LrpAxpby4, count / 4),
+        (0, Kernel::LrpClamp) => (Kernel::LrpClamp4, count / 4),
+        _ => (kernel, count),
+    };
+    p.count = n as u32;
+    rec.launch_1d(kernel, &p, b, n);
 }
 
 fn same(a: &Tensor, b: &Tensor, what: &str) -> Result<()> {
@@ -71,11 +86,12 @@ pub fn lrp_ratio(
         Binding::Tensor(z0),
         Binding::Tensor(&out),
     ];
-    rec.launch_1d(Kernel::LrpRatio, &p, &b, r.len());
+    launch(rec, Kernel::LrpRatio, p, &b, r.len());
     Ok(out)
 }
 
-/// c0 x0 y0 + c1 x1 y1, added into `acc` when given.
+/// c0 x0 y0 + c1 x1 y1, added into `acc` when given; with c1 = 0 the kernel reads neither
+/// x1 nor y1.
 #[allow(clippy::too_many_arguments)]
 pub fn lrp_combine(
     rec: &mut Recorder,
@@ -114,7 +130,7 @@ pub fn lrp_combine(
         Binding::Tensor(y1),
         Binding::Tensor(&out),
     ];
-    rec.launch_1d(Kernel::LrpCombine, &p, &b, x0.len());
+    launch(rec, Kernel::LrpCombine, p, &b, x0.len());
     Ok(out)
 }
 
@@ -132,7 +148,7 @@ pub fn lrp_clamp(rec: &mut Recorder, x: &Tensor, negative: bool) -> Result<Tenso
         _pad1: 0.0,
     };
     let b = [Binding::Tensor(x), Binding::Tensor(&out)];
-    rec.launch_1d(Kernel::LrpClamp, &p, &b, x.len());
+    launch(rec, Kernel::LrpClamp, p, &b, x.len());
     Ok(out)
 }
 
@@ -155,6 +171,6 @@ pub fn lrp_axpby(rec: &mut Recorder, c0: f32, x0: &Tensor, c1: f32, x1: &Tensor)
         Binding::Tensor(x1),
         Binding::Tensor(&out),
     ];
-    rec.launch_1d(Kernel::LrpAxpby, &p, &b, x0.len());
+    launch(rec, Kernel::LrpAxpby, p, &b, x0.len());
     Ok(out)
 }
