@@ -1,6 +1,5 @@
 // Element-wise steps of LRP rules (the matrix products reuse conv2d/linear kernels);
-// lrp4.wgsl holds their four-a-thread twins.
-// s(v) = v + eps * (sign(v) + (v == 0)): Zennit's stabilizer.
+// lrp4.wgsl holds their four-a-thread twins, lrp_ratio.wgsl the stabilizer.
 
 struct LrpParams {
     count: u32, mode: u32, flags: u32, _pad: u32,
@@ -14,12 +13,13 @@ struct LrpParams {
 @group(0) @binding(3) var<storage, read> x1: array<f32>;
 @group(0) @binding(4) var<storage, read> y1: array<f32>;
 @group(0) @binding(5) var<storage, read_write> out: array<f32>;
-// lrp_ratio: R, z, z0 and the output; lrp_axpby: two inputs and the output; lrp_clamp:
-// one input and the output
+// lrp_ratio: R, za, z0, zb and the output (lrp_ratio.wgsl); lrp_axpby: two inputs and the
+// output; lrp_clamp: one input and the output
 @group(0) @binding(1) var<storage, read> a0: array<f32>;
 @group(0) @binding(2) var<storage, read> a1: array<f32>;
 @group(0) @binding(3) var<storage, read> a2: array<f32>;
-@group(0) @binding(4) var<storage, read_write> ratio_out: array<f32>;
+@group(0) @binding(4) var<storage, read> a3: array<f32>;
+@group(0) @binding(5) var<storage, read_write> ratio_out: array<f32>;
 @group(0) @binding(3) var<storage, read_write> axpby_out: array<f32>;
 @group(0) @binding(2) var<storage, read_write> clamp_out: array<f32>;
 
@@ -27,12 +27,8 @@ fn index(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
     return gid.x + gid.z * nwg.x * 64u;
 }
 
-fn stabilize(v: f32) -> f32 {
-    return v + select(-p.eps, p.eps, v >= 0.0);
-}
-
-// out = R / s(z) where mode allows it: a0 = R, a1 = z, a2 = the layer's original output
-// z0; mode 0 everywhere, 1 where z0 > 0, 2 where z0 < 0 (Gamma).
+// out = R / s(c0 za + c1 zb) where mode keeps the unit (lrp_ratio.wgsl): a0 = R, a1 = za,
+// a2 = the layer's original output z0, a3 = zb.
 @compute @workgroup_size(64, 1, 1)
 fn lrp_ratio(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = index(gid, nwg);
@@ -40,7 +36,9 @@ fn lrp_ratio(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgro
     var keep = true;
     if (p.mode == 1u) { keep = a2[i] > 0.0; }
     if (p.mode == 2u) { keep = a2[i] < 0.0; }
-    ratio_out[i] = select(0.0, a0[i] / stabilize(a1[i]), keep);
+    var z = p.c0 * a1[i];
+    if (p.c1 != 0.0) { z += p.c1 * a3[i]; }
+    ratio_out[i] = select(0.0, a0[i] / stabilize(z, p.eps), keep);
 }
 
 // out (+)= c0 * x0 * y0 + c1 * x1 * y1 (flags bit 0: accumulate); c1 = 0 reads neither x1

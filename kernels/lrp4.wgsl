@@ -1,6 +1,6 @@
 // lrp.wgsl's element-wise steps four elements an invocation, for tensors whose length is a
 // multiple of 4: one vec4 access where those make four (as elementwise4.wgsl for ReLU).
-// Same uniform, bindings and rules; count = vec4s.
+// Same uniform, bindings and rules (the ratio's: lrp_ratio.wgsl); count = vec4s.
 
 struct LrpParams {
     count: u32, mode: u32, flags: u32, _pad: u32,
@@ -16,16 +16,13 @@ struct LrpParams {
 @group(0) @binding(1) var<storage, read> a0: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read> a1: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read> a2: array<vec4<f32>>;
-@group(0) @binding(4) var<storage, read_write> ratio_out: array<vec4<f32>>;
+@group(0) @binding(4) var<storage, read> a3: array<vec4<f32>>;
+@group(0) @binding(5) var<storage, read_write> ratio_out: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read_write> axpby_out: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read_write> clamp_out: array<vec4<f32>>;
 
 fn index(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
     return gid.x + gid.z * nwg.x * 64u;
-}
-
-fn stabilize(v: vec4<f32>) -> vec4<f32> {
-    return v + select(vec4<f32>(-p.eps), vec4<f32>(p.eps), v >= vec4<f32>(0.0));
 }
 
 @compute @workgroup_size(64, 1, 1)
@@ -35,7 +32,9 @@ fn lrp_ratio4(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgr
     var keep = vec4<bool>(true);
     if (p.mode == 1u) { keep = a2[i] > vec4<f32>(0.0); }
     if (p.mode == 2u) { keep = a2[i] < vec4<f32>(0.0); }
-    ratio_out[i] = select(vec4<f32>(0.0), a0[i] / stabilize(a1[i]), keep);
+    var z = p.c0 * a1[i];
+    if (p.c1 != 0.0) { z += p.c1 * a3[i]; }
+    ratio_out[i] = select(vec4<f32>(0.0), a0[i] / stabilize4(z, p.eps), keep);
 }
 
 @compute @workgroup_size(64, 1, 1)

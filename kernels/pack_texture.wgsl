@@ -2,28 +2,63 @@
 // rgba32float texture, four channels a texel, zero past `count`: texel
 // g = (b * c4n + c4) * plane + q at (g mod 2^shift, g >> shift). The cpu-tex GEMMs read
 // their input from it (conv2d_cpu_texture.wgsl). One thread per texel.
+// pack_ratio_texture packs an LRP ratio R / s(c0 za + c1 zb) of four tensors of that shape
+// instead (lrp_ratio.wgsl; mode, eps, c0 and c1 as there), so that it is never stored.
 
 struct PackParams {
     n: u32, c: u32, plane: u32, start: u32,
     count: u32, c4n: u32, shift: u32, texels: u32,
+    mode: u32, eps: f32, c0: f32, c1: f32,
 }
 
 @group(0) @binding(0) var<uniform> p: PackParams;
 @group(0) @binding(1) var<storage, read> src: array<f32>;
 @group(0) @binding(2) var dst: texture_storage_2d<rgba32float, write>;
+// pack_ratio_texture: R, za, z0, zb and the texture
+@group(0) @binding(2) var<storage, read> za: array<f32>;
+@group(0) @binding(3) var<storage, read> z0: array<f32>;
+@group(0) @binding(4) var<storage, read> zb: array<f32>;
+@group(0) @binding(5) var ratio_dst: texture_storage_2d<rgba32float, write>;
+
+struct Texel {
+    b: u32, c4: u32, q: u32, at: vec2<u32>,
+}
+
+fn texel(g: u32) -> Texel {
+    let bc = g / p.plane;
+    return Texel(bc / p.c4n, bc % p.c4n, g % p.plane, vec2<u32>(g & ((1u << p.shift) - 1u), g >> p.shift));
+}
 
 @compute @workgroup_size(64, 1, 1)
 fn pack_texture(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let g = gid.x + gid.z * nwg.x * 64u;
     if (g >= p.texels) { return; }
-    let q = g % p.plane;
-    let bc = g / p.plane;
-    let c4 = bc % p.c4n;
-    let b = bc / p.c4n;
+    let t = texel(g);
     var v = vec4<f32>(0.0);
     for (var j = 0u; j < 4u; j++) {
-        let c = 4u * c4 + j;
-        if (c < p.count) { v[j] = src[(b * p.c + p.start + c) * p.plane + q]; }
+        let c = 4u * t.c4 + j;
+        if (c < p.count) { v[j] = src[(t.b * p.c + p.start + c) * p.plane + t.q]; }
     }
-    textureStore(dst, vec2<u32>(g & ((1u << p.shift) - 1u), g >> p.shift), v);
+    textureStore(dst, t.at, v);
+}
+
+@compute @workgroup_size(64, 1, 1)
+fn pack_ratio_texture(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let g = gid.x + gid.z * nwg.x * 64u;
+    if (g >= p.texels) { return; }
+    let t = texel(g);
+    var v = vec4<f32>(0.0);
+    for (var j = 0u; j < 4u; j++) {
+        let c = 4u * t.c4 + j;
+        if (c < p.count) {
+            let i = (t.b * p.c + p.start + c) * p.plane + t.q;
+            var keep = true;
+            if (p.mode == 1u) { keep = z0[i] > 0.0; }
+            if (p.mode == 2u) { keep = z0[i] < 0.0; }
+            var z = p.c0 * za[i];
+            if (p.c1 != 0.0) { z += p.c1 * zb[i]; }
+            v[j] = select(0.0, src[i] / stabilize(z, p.eps), keep);
+        }
+    }
+    textureStore(ratio_dst, t.at, v);
 }

@@ -35,6 +35,59 @@ fn conv_back(dims: [usize; 4], g: Conv2dGeom, limit: Option<u64>) {
             1e-4,
             &format!("conv backward {dims:?} {g:?} {:?}", c.gemm()),
         );
+        // the same from an LRP ratio dy / s(c0 za + c1 zb), kept by the sign of z0 (packed
+        // into the GEMM's input texture on cpu-tex and cpu-fetch): mixed where cout is odd
+        let shape = [dims[0], g.cout, oh, ow];
+        let (za, zb, z0) = (
+            rand_vec(dy.len(), 23),
+            rand_vec(dy.len(), 24),
+            rand_vec(dy.len(), 25),
+        );
+        let up = |v: &[f32]| Tensor::upload(c, v, &shape).unwrap();
+        let (zat, zbt, z0t) = (up(&za), up(&zb), up(&z0));
+        let keep = [
+            ops::LrpKeep::All,
+            ops::LrpKeep::Positive,
+            ops::LrpKeep::Negative,
+        ][g.cout % 3];
+        let (c0, c1) = if g.cout % 2 == 1 {
+            (1.25, -0.5)
+        } else {
+            (1.0, 0.0)
+        };
+        let mut q = ops::LrpRatio::new(&dyt, &zat, &z0t, keep, 0.01);
+        if c1 != 0.0 {
+            q = q.mixed(c0, &zbt, c1);
+        }
+        let mut rec = Recorder::new(c, "test");
+        let dx = ops::conv2d_backward_ratio(&mut rec, &q, &wb, &g, (dims[2], dims[3])).unwrap();
+        rec.submit().unwrap();
+        let ratio: Vec<f32> = (0..dy.len())
+            .map(|i| {
+                let z = c0 * za[i] + c1 * zb[i];
+                let kept = match keep {
+                    ops::LrpKeep::All => true,
+                    ops::LrpKeep::Positive => z0[i] > 0.0,
+                    ops::LrpKeep::Negative => z0[i] < 0.0,
+                };
+                if kept {
+                    dy[i] / (z + if z >= 0.0 { 0.01 } else { -0.01 })
+                } else {
+                    0.0
+                }
+            })
+            .collect();
+        let want = cpu::conv2d_backward_input(&ratio, dims, &w, &g);
+        assert_close(
+            &dx.read(c).unwrap(),
+            &want,
+            1e-3,
+            1e-4,
+            &format!(
+                "conv backward of a ratio {dims:?} {g:?} {keep:?} {:?}",
+                c.gemm()
+            ),
+        );
     }
 }
 
@@ -332,6 +385,9 @@ fn lrp_elementwise(n: usize) {
     ] {
         let mut rec = Recorder::new(c, "test");
         let g = ops::lrp_ratio(&mut rec, &rt, &zt, &z0t, keep, eps).unwrap();
+        // R / s(1.5 z - 0.75 R)
+        let q = ops::LrpRatio::new(&rt, &zt, &z0t, keep, eps).mixed(1.5, &rt, -0.75);
+        let gm = ops::lrp_ratio_of(&mut rec, &q).unwrap();
         rec.submit().unwrap();
         let want: Vec<f32> = (0..n)
             .map(|i| if f(z0[i]) { r[i] / s(z[i]) } else { 0.0 })
@@ -342,6 +398,23 @@ fn lrp_elementwise(n: usize) {
             1e-6,
             1e-6,
             &format!("lrp_ratio {keep:?}, {n} elements"),
+        );
+        let want: Vec<f32> = (0..n)
+            .map(|i| {
+                let zm = 1.5 * z[i] - 0.75 * r[i];
+                if f(z0[i]) {
+                    r[i] / s(zm)
+                } else {
+                    0.0
+                }
+            })
+            .collect();
+        assert_close(
+            &gm.read(c).unwrap(),
+            &want,
+            1e-5,
+            1e-5,
+            &format!("mixed lrp_ratio {keep:?}, {n} elements"),
         );
     }
     let mut rec = Recorder::new(c, "test");

@@ -3,6 +3,7 @@
 use super::conv::{
     check_context, check_layout, cpu_launch, gemm_kernel, launch_tiled, Conv2dParams, LinearParams,
 };
+use super::lrp::Ratio;
 use super::pool::params;
 use super::{dims4, u32s, Conv2dGeom, Pool2d};
 use crate::error::{Error, Result};
@@ -39,6 +40,36 @@ pub fn conv2d_backward_input(
     g: &Conv2dGeom,
     input_hw: (usize, usize),
 ) -> Result<Tensor> {
+    backward_input(rec, dy, None, w, g, input_hw)
+}
+
+/// `conv2d_backward_input` of the LRP ratio `q` (the shape of dy): where the GEMM reads a
+/// packed texture (cpu-tex, cpu-fetch) the ratio is computed as it is packed and never
+/// stored; elsewhere it is a tensor first.
+pub fn conv2d_backward_ratio(
+    rec: &mut Recorder,
+    q: &Ratio,
+    w: &WeightBuffer,
+    g: &Conv2dGeom,
+    input_hw: (usize, usize),
+) -> Result<Tensor> {
+    if rec.ctx().gemm().reads_textures() {
+        q.check()?;
+        return backward_input(rec, q.r, Some(q), w, g, input_hw);
+    }
+    let dy = super::lrp_ratio_of(rec, q)?;
+    backward_input(rec, &dy, None, w, g, input_hw)
+}
+
+/// dx from dy, or from the ratio `q` of dy's shape (texture-reading GEMMs only).
+fn backward_input(
+    rec: &mut Recorder,
+    dy: &Tensor,
+    q: Option<&Ratio>,
+    w: &WeightBuffer,
+    g: &Conv2dGeom,
+    input_hw: (usize, usize),
+) -> Result<Tensor> {
     let [n, c, oh, ow] = dims4(&dy.shape, "conv2d_backward_input")?;
     let (h, wd) = input_hw;
     if c != g.cout || g.out_hw(h, wd)? != (oh, ow) {
@@ -63,10 +94,12 @@ pub fn conv2d_backward_input(
         // the CPU-shaped kernels read their own transposed packing
         let weights = w.backward_source(rec.ctx(), i)?;
         // cpu-tex and cpu-fetch read this chunk's channels of dY from a texture
-        let packed = if rec.ctx().gemm().reads_textures() {
-            Some(super::pack::pack_texture(rec, dy, ch.start, ch.rows)?)
-        } else {
-            None
+        let packed = match q {
+            Some(q) => Some(super::pack::pack_ratio_texture(rec, q, ch.start, ch.rows)?),
+            None if rec.ctx().gemm().reads_textures() => {
+                Some(super::pack::pack_texture(rec, dy, ch.start, ch.rows)?)
+            }
+            None => None,
         };
         let binds = [
             packed

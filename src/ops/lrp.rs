@@ -53,6 +53,74 @@ fn same(a: &Tensor, b: &Tensor, what: &str) -> Result<()> {
     Ok(())
 }
 
+/// An LRP ratio R / s(c0 za + c1 zb), s Zennit's stabilizer of `eps`, zero where `keep`
+/// rejects the layer's original output z0: computed by [`lrp_ratio_of`], or packed
+/// straight into a GEMM's input by [`conv2d_backward_ratio`](super::conv2d_backward_ratio).
+#[derive(Clone, Copy)]
+pub struct Ratio<'a> {
+    pub r: &'a Tensor,
+    pub za: &'a Tensor,
+    pub c0: f32,
+    /// zb and c1 (none: z = c0 za)
+    pub zb: Option<(&'a Tensor, f32)>,
+    pub z0: &'a Tensor,
+    pub keep: Keep,
+    pub eps: f32,
+}
+
+impl<'a> Ratio<'a> {
+    /// R / s(z).
+    pub fn new(r: &'a Tensor, z: &'a Tensor, z0: &'a Tensor, keep: Keep, eps: f32) -> Self {
+        Ratio {
+            r,
+            za: z,
+            c0: 1.0,
+            zb: None,
+            z0,
+            keep,
+            eps,
+        }
+    }
+
+    /// R / s(c0 za + c1 zb).
+    pub fn mixed(self, c0: f32, zb: &'a Tensor, c1: f32) -> Self {
+        Ratio {
+            c0,
+            zb: Some((zb, c1)),
+            ..self
+        }
+    }
+
+    pub(crate) fn check(&self) -> Result<()> {
+        for t in [self.za, self.z0, self.zb.map_or(self.za, |z| z.0)] {
+            same(self.r, t, "lrp ratio")?;
+        }
+        Ok(())
+    }
+
+    pub(crate) fn mode(&self) -> u32 {
+        match self.keep {
+            Keep::All => 0,
+            Keep::Positive => 1,
+            Keep::Negative => 2,
+        }
+    }
+
+    pub(crate) fn c1(&self) -> f32 {
+        self.zb.map_or(0.0, |z| z.1)
+    }
+
+    /// R, za, z0, zb (za again where there is none), as the kernels bind them.
+    pub(crate) fn bindings(&self) -> [Binding<'a>; 4] {
+        [
+            Binding::Tensor(self.r),
+            Binding::Tensor(self.za),
+            Binding::Tensor(self.z0),
+            Binding::Tensor(self.zb.map_or(self.za, |z| z.0)),
+        ]
+    }
+}
+
 /// R / s(z) (with s Zennit's stabilizer of `eps`), zero where `keep` rejects z0.
 pub fn lrp_ratio(
     rec: &mut Recorder,
@@ -62,31 +130,26 @@ pub fn lrp_ratio(
     keep: Keep,
     eps: f32,
 ) -> Result<Tensor> {
-    same(r, z, "lrp ratio")?;
-    same(r, z0, "lrp ratio")?;
-    let out = Tensor::empty(rec.ctx(), &r.shape, "relevance ratio")?;
-    let mode = match keep {
-        Keep::All => 0,
-        Keep::Positive => 1,
-        Keep::Negative => 2,
-    };
+    lrp_ratio_of(rec, &Ratio::new(r, z, z0, keep, eps))
+}
+
+/// The ratio `q` as a tensor.
+pub fn lrp_ratio_of(rec: &mut Recorder, q: &Ratio) -> Result<Tensor> {
+    q.check()?;
+    let out = Tensor::empty(rec.ctx(), &q.r.shape, "relevance ratio")?;
     let p = LrpParams {
-        count: u32s(r.len(), "elements")?,
-        mode,
+        count: u32s(q.r.len(), "elements")?,
+        mode: q.mode(),
         flags: 0,
         _pad: 0,
-        eps,
-        c0: 0.0,
-        c1: 0.0,
+        eps: q.eps,
+        c0: q.c0,
+        c1: q.c1(),
         _pad1: 0.0,
     };
-    let b = [
-        Binding::Tensor(r),
-        Binding::Tensor(z),
-        Binding::Tensor(z0),
-        Binding::Tensor(&out),
-    ];
-    launch(rec, Kernel::LrpRatio, p, &b, r.len());
+    let [r, za, z0, zb] = q.bindings();
+    let b = [r, za, z0, zb, Binding::Tensor(&out)];
+    launch(rec, Kernel::LrpRatio, p, &b, q.r.len());
     Ok(out)
 }
 

@@ -21,11 +21,13 @@ pub mod visualize;
 
 pub use backward::{
     adaptive_avg_pool2d_backward, avg_pool2d_backward, conv2d_backward_input,
-    linear_backward_input, max_pool2d_backward, max_pool2d_relu_backward, relu_backward,
-    tiles_input, ReluRule,
+    conv2d_backward_ratio, linear_backward_input, max_pool2d_backward, max_pool2d_relu_backward,
+    relu_backward, tiles_input, ReluRule,
 };
 pub use conv::{conv2d, conv2d_acc, linear, linear_acc, tiled_split, Conv2dGeom};
-pub use lrp::{lrp_axpby, lrp_clamp, lrp_combine, lrp_ratio, Keep as LrpKeep};
+pub use lrp::{
+    lrp_axpby, lrp_clamp, lrp_combine, lrp_ratio, lrp_ratio_of, Keep as LrpKeep, Ratio as LrpRatio,
+};
 pub use perturb::{occlude, ranked_copies, Windows};
 pub use pool::{adaptive_avg_pool2d, avg_pool2d, max_pool2d, pool_out, Pool2d};
 pub use simple::{add, relu, softmax};

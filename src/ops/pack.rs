@@ -5,6 +5,7 @@
 
 use bytemuck::{Pod, Zeroable};
 
+use super::lrp::Ratio;
 use super::u32s;
 use crate::error::{Error, Result};
 use crate::gpu::recorder::{grid, Binding};
@@ -22,6 +23,11 @@ struct PackParams {
     c4n: u32,
     shift: u32,
     texels: u32,
+    // pack_ratio_texture's ratio (lrp_ratio.wgsl)
+    mode: u32,
+    eps: f32,
+    c0: f32,
+    c1: f32,
 }
 
 /// Channels [start, start + count) of `x` [n, c, h, w] as a texture of
@@ -33,6 +39,27 @@ pub(crate) fn pack_texture(
     x: &Tensor,
     start: usize,
     count: usize,
+) -> Result<std::sync::Arc<wgpu::TextureView>> {
+    pack(rec, x, start, count, None)
+}
+
+/// `pack_texture` of the LRP ratio `q` (of the shape of its R), which is never stored.
+pub(crate) fn pack_ratio_texture(
+    rec: &mut Recorder,
+    q: &Ratio,
+    start: usize,
+    count: usize,
+) -> Result<std::sync::Arc<wgpu::TextureView>> {
+    q.check()?;
+    pack(rec, q.r, start, count, Some(q))
+}
+
+fn pack(
+    rec: &mut Recorder,
+    x: &Tensor,
+    start: usize,
+    count: usize,
+    ratio: Option<&Ratio>,
 ) -> Result<std::sync::Arc<wgpu::TextureView>> {
     let (n, c, plane) = match x.shape.as_slice() {
         [n, c, rest @ ..] => (*n, *c, rest.iter().product::<usize>()),
@@ -66,8 +93,22 @@ pub(crate) fn pack_texture(
         c4n: c4n as u32,
         shift: width.trailing_zeros(),
         texels: u32s(texels as usize, "texels")?,
+        mode: ratio.map_or(0, |q| q.mode()),
+        eps: ratio.map_or(0.0, |q| q.eps),
+        c0: ratio.map_or(0.0, |q| q.c0),
+        c1: ratio.map_or(0.0, |q| q.c1()),
     };
-    let binds = [Binding::Tensor(x), Binding::Texture(&view)];
-    rec.launch(Kernel::PackTexture, &p, &binds, grid(p.texels.div_ceil(64)));
+    let groups = grid(p.texels.div_ceil(64));
+    match ratio {
+        None => {
+            let binds = [Binding::Tensor(x), Binding::Texture(&view)];
+            rec.launch(Kernel::PackTexture, &p, &binds, groups);
+        }
+        Some(q) => {
+            let [r, za, z0, zb] = q.bindings();
+            let binds = [r, za, z0, zb, Binding::Texture(&view)];
+            rec.launch(Kernel::PackRatioTexture, &p, &binds, groups);
+        }
+    }
     Ok(view)
 }

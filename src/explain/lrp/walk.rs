@@ -7,7 +7,7 @@ use crate::error::{Error, Result};
 use crate::gpu::{Recorder, Tensor, WeightBuffer};
 use crate::graph::{accumulate, Net, Tape};
 use crate::model::{LayerKind, Src};
-use crate::ops::{self, LrpKeep, ReluRule};
+use crate::ops::{self, LrpKeep, LrpRatio, ReluRule};
 
 struct Affine<'a> {
     net: &'a Net,
@@ -44,6 +44,25 @@ impl Affine<'_> {
                 ops::conv2d_backward_input(rec, g, w, geom, (input.shape[2], input.shape[3]))
             }
             _ => ops::linear_backward_input(rec, g, w),
+        }
+    }
+
+    /// `bwd` of the ratio `q` (for a conv, packed into the GEMM's input where it reads one).
+    fn bwd_ratio(
+        &self,
+        rec: &mut Recorder,
+        q: &LrpRatio,
+        w: &WeightBuffer,
+        input: &Tensor,
+    ) -> Result<Tensor> {
+        match self.kind() {
+            LayerKind::Conv2d { geom, .. } => {
+                ops::conv2d_backward_ratio(rec, q, w, geom, (input.shape[2], input.shape[3]))
+            }
+            _ => {
+                let g = ops::lrp_ratio_of(rec, q)?;
+                ops::linear_backward_input(rec, &g, w)
+            }
         }
     }
 }
@@ -184,8 +203,8 @@ fn layer_rule(
             ops::lrp_combine(rec, 1.0, a, &t, 0.0, a, &t, None)?
         }
         Rule::Epsilon(e) => {
-            let g = ops::lrp_ratio(rec, r, z0, z0, LrpKeep::All, *e)?;
-            let t = f.bwd(rec, &g, net.weights(i), a)?;
+            let q = LrpRatio::new(r, z0, z0, LrpKeep::All, *e);
+            let t = f.bwd_ratio(rec, &q, net.weights(i), a)?;
             ops::lrp_combine(rec, 1.0, a, &t, 0.0, a, &t, None)?
         }
         Rule::ZPlus | Rule::AlphaBeta { .. } | Rule::Gamma(_) if nonneg => {
@@ -196,22 +215,25 @@ fn layer_rule(
             match rule {
                 Rule::Gamma(gamma) => {
                     let gb = gamma.to_bits();
-                    let z1 = ops::lrp_axpby(rec, 1.0, z0, *gamma, &u)?;
-                    let z2 = ops::lrp_axpby(rec, 1.0 + gamma, z0, -gamma, &u)?;
-                    let g1 = ops::lrp_ratio(rec, r, &z1, z0, LrpKeep::Positive, STABILIZER)?;
-                    let g2 = ops::lrp_ratio(rec, r, &z2, z0, LrpKeep::Negative, STABILIZER)?;
-                    let t1 = f.bwd(
+                    let q1 = LrpRatio::new(r, z0, z0, LrpKeep::Positive, STABILIZER)
+                        .mixed(1.0, &u, *gamma);
+                    let q2 = LrpRatio::new(r, z0, z0, LrpKeep::Negative, STABILIZER).mixed(
+                        1.0 + gamma,
+                        &u,
+                        -gamma,
+                    );
+                    let t1 = f.bwd_ratio(
                         rec,
-                        &g1,
+                        &q1,
                         &*w(Mod::GammaPos {
                             gamma: gb,
                             bias: false,
                         })?,
                         a,
                     )?;
-                    let t2 = f.bwd(
+                    let t2 = f.bwd_ratio(
                         rec,
-                        &g2,
+                        &q2,
                         &*w(Mod::GammaNeg {
                             gamma: gb,
                             bias: false,
@@ -225,14 +247,15 @@ fn layer_rule(
                         Rule::AlphaBeta { alpha, beta } => (*alpha, *beta),
                         _ => (1.0, 0.0),
                     };
-                    let gp = ops::lrp_ratio(rec, r, &u, &u, LrpKeep::All, STABILIZER)?;
-                    let t1 = f.bwd(rec, &gp, &*w(Mod::Pos { bias: false })?, a)?;
+                    let qp = LrpRatio::new(r, &u, &u, LrpKeep::All, STABILIZER);
+                    let t1 = f.bwd_ratio(rec, &qp, &*w(Mod::Pos { bias: false })?, a)?;
                     if beta == 0.0 {
                         ops::lrp_combine(rec, alpha, a, &t1, 0.0, a, &t1, None)?
                     } else {
-                        let zn = ops::lrp_axpby(rec, 1.0, z0, -1.0, &u)?;
-                        let gn = ops::lrp_ratio(rec, r, &zn, &zn, LrpKeep::All, STABILIZER)?;
-                        let t2 = f.bwd(rec, &gn, &*w(Mod::Neg { bias: false })?, a)?;
+                        // W⁻a + b⁻ = z0 − u
+                        let qn =
+                            LrpRatio::new(r, z0, z0, LrpKeep::All, STABILIZER).mixed(1.0, &u, -1.0);
+                        let t2 = f.bwd_ratio(rec, &qn, &*w(Mod::Neg { bias: false })?, a)?;
                         ops::lrp_combine(rec, alpha, a, &t1, -beta, a, &t2, None)?
                     }
                 }
@@ -328,8 +351,12 @@ fn layer_rule(
             let wm = w(m)?;
             let ones = constant(net, &a.shape, 1.0)?;
             let z = f.fwd(rec, &ones, &wm, None)?;
-            let g = ops::lrp_ratio(rec, r, &z, &z, LrpKeep::All, STABILIZER)?;
-            f.bwd(rec, &g, &wm, a)?
+            f.bwd_ratio(
+                rec,
+                &LrpRatio::new(r, &z, &z, LrpKeep::All, STABILIZER),
+                &wm,
+                a,
+            )?
         }
     })
 }
