@@ -98,6 +98,19 @@ def ms(s):
     return f"{s * 1e3:,.0f} ms" if s >= 0.1 else f"{s * 1e3:.1f} ms"
 
 
+def ratio_rows(ours):
+    """(label, numerator, denominator): gradient over forward at each batch, each LRP
+    composite over the gradient at batch 1."""
+    rows = []
+    for n in (1, 8):
+        if f"vgg16 gradient b{n}" in ours:
+            rows.append((f"VGG16 gradient / forward, batch {n}", f"vgg16 gradient b{n}", f"vgg16 forward b{n}"))
+    for name, _ in COMPOSITES:
+        if f"vgg16 lrp {name} b1" in ours:
+            rows.append((f"LRP {name} / gradient, batch 1", f"vgg16 lrp {name} b1", "vgg16 gradient b1"))
+    return rows
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--device", default="cpu")
@@ -123,6 +136,15 @@ def main():
         for s in settings:
             peer, t = peers[s].get(name, ("-", None))
             cells += [f"{peer} {ms(t)}" if t else "-", f"{r['seconds'] / t:.2f}x" if t else "-"]
+        print("| " + " | ".join(cells) + " |")
+    print("\nwithin each tool (issue 9's lines on a GPU: gradient <= 2.5x forward, every LRP composite <= 1.5x gradient):\n")
+    print("| ratio | netlens | " + " | ".join(f"peer ({s})" for s in settings) + " |")
+    print("|" + "---|" * (2 + len(settings)))
+    for name, num, den in ratio_rows(ours):
+        cells = [name, f"{ours[num]['seconds'] / ours[den]['seconds']:.2f}x"]
+        for s in settings:
+            p = peers[s]
+            cells.append(f"{p[num][1] / p[den][1]:.2f}x" if num in p and den in p else "-")
         print("| " + " | ".join(cells) + " |")
     if a.json:
         with open(a.json, "w") as f:
