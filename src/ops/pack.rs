@@ -1,7 +1,8 @@
-//! The cpu-tex and cpu-fetch GEMMs' input: channels of an NCHW tensor packed four to an rgba32float texel
-//! (kernels/pack_texture.wgsl), read by the kernels as a read-only storage texture. On
-//! lavapipe a texel load is one 16-byte load a lane where four storage loads are four
-//! per-lane loops.
+//! The cpu-tex and cpu-fetch GEMMs' input: channels of an NCHW tensor packed four to an
+//! rgba32float texel (kernels/pack_texture.wgsl), read by the kernels as a read-only
+//! storage texture. On lavapipe a texel load is one 16-byte load a lane where four storage
+//! loads are four per-lane loops. An LRP ratio can be packed in place of a tensor: it is
+//! computed as it is packed and never stored.
 
 use bytemuck::{Pod, Zeroable};
 
