@@ -545,3 +545,21 @@ fn max_pool_relu_backward_equals_the_two_passes() {
     );
     assert!(e.is_err());
 }
+
+/// A ratio whose tensors disagree in length is an error on every variant (the texture
+/// variants check it before they pack, the others before the ratio kernel).
+#[test]
+fn mismatched_ratio_tensors_are_refused() {
+    for c in gemm_ctxs() {
+        let g = geom(3, 4, (3, 3), (1, 1), (1, 1));
+        let wb = WeightBuffer::upload_conv(c, "w", &rand_vec(4 * 3 * 9, 41), 4, 9, None).unwrap();
+        let dy = Tensor::upload(c, &rand_vec(2 * 4 * 5 * 5, 42), &[2, 4, 5, 5]).unwrap();
+        let short = Tensor::upload(c, &rand_vec(4 * 5 * 5, 43), &[1, 4, 5, 5]).unwrap();
+        let q = ops::LrpRatio::new(&dy, &dy, &dy, ops::LrpKeep::All, 0.01).mixed(1.0, &short, 0.5);
+        let mut rec = Recorder::new(c, "test");
+        let Err(e) = ops::conv2d_backward_ratio(&mut rec, &q, &wb, &g, (5, 5)) else {
+            panic!("{:?}: a mismatched ratio was accepted", c.gemm());
+        };
+        assert!(e.to_string().contains("lrp ratio"), "{:?}: {e}", c.gemm());
+    }
+}

@@ -53,8 +53,8 @@ pub fn conv2d_backward_ratio(
     g: &Conv2dGeom,
     input_hw: (usize, usize),
 ) -> Result<Tensor> {
+    // both paths check the ratio's shapes (the pack before its first launch)
     if rec.ctx().gemm().reads_textures() {
-        q.check()?;
         return backward_input(rec, q.r, Some(q), w, g, input_hw);
     }
     let dy = super::lrp_ratio_of(rec, q)?;

@@ -94,10 +94,10 @@ fn pack(
         c4n: c4n as u32,
         shift: width.trailing_zeros(),
         texels: u32s(texels as usize, "texels")?,
-        mode: ratio.map_or(0, |q| q.mode()),
-        eps: ratio.map_or(0.0, |q| q.eps),
-        c0: ratio.map_or(0.0, |q| q.c0),
-        c1: ratio.map_or(0.0, |q| q.c1()),
+        mode: 0,
+        eps: 0.0,
+        c0: 0.0,
+        c1: 0.0,
     };
     let groups = grid(p.texels.div_ceil(64));
     match ratio {
@@ -106,6 +106,13 @@ fn pack(
             rec.launch(Kernel::PackTexture, &p, &binds, groups);
         }
         Some(q) => {
+            let p = PackParams {
+                mode: q.mode(),
+                eps: q.eps,
+                c0: q.c0,
+                c1: q.c1(),
+                ..p
+            };
             let [r, za, z0, zb] = q.bindings();
             let binds = [r, za, z0, zb, Binding::Texture(&view)];
             rec.launch(Kernel::PackRatioTexture, &p, &binds, groups);
