@@ -70,6 +70,40 @@ fn mac8(acc: ptr<function, Acc>, j: u32, c4: u32, plane: u32, count: u32, lo: ar
     (*acc).a15 = mac((*acc).a15, x7, hi);
 }
 
+// The bias of channels c, c + 8, c + 16, c + 24 (0 without a bias).
+fn bias4(c: u32, count: u32) -> vec4<f32> {
+    if ((p.flags & 2u) == 0u) { return vec4<f32>(0.0); }
+    let last = count - 1u;
+    return vec4<f32>(bias[min(c, last)], bias[min(c + 8u, last)], bias[min(c + 16u, last)], bias[min(c + 24u, last)]);
+}
+
+// The four output values of channel row c at pixels m .. m + 3 (sums v) with the
+// launch's bias (b, the row's) and ReLU flags.
+fn activate4(v: vec4<f32>, b: f32) -> vec4<f32> {
+    var r = v;
+    if ((p.flags & 2u) != 0u) { r += vec4<f32>(b); }
+    if ((p.flags & 1u) != 0u) { r = max(r, vec4<f32>(0.0)); }
+    return r;
+}
+
+// Stores the sums of output pixels m .. m + 3 (m a multiple of 4, planes of a multiple of
+// 4 pixels: the four lie in one plane, 16-byte aligned) as one vec4 a channel: q0 .. q3
+// hold the pixels' channels c0 + 8(first + t) in component t (t < 4; b their biases), of
+// a stack of planes, `total` channels an item from `offset`, `count` of them in this
+// launch. A storage store is a loop over the lanes on lavapipe, as wide or not, so this
+// stores four values for the price of one.
+fn store_quad(q0: vec4<f32>, q1: vec4<f32>, q2: vec4<f32>, q3: vec4<f32>, b: vec4<f32>, first: u32, m: u32, plane: u32, total: u32, offset: u32, c0: u32, count: u32) {
+    let item = fdiv(m, plane);
+    let base = (item * total + offset) * plane + m - item * plane;
+    for (var t = 0u; t < 4u; t++) {
+        let c = c0 + 8u * (first + t);
+        if (c >= count) { return; }
+        let v = activate4(vec4<f32>(q0[t], q1[t], q2[t], q3[t]), b[t]);
+        let i = (base + c * plane) >> 2u;
+        if ((p.flags & 4u) != 0u) { output[i] += v; } else { output[i] = v; }
+    }
+}
+
 // Pixel k's sums (0 .. 7 in this set): accumulators 2k (lo) and 2k + 1 (hi), picked by
 // selects (a switch on k would branch per lane on a CPU driver).
 fn lo_of(a: Acc, k: u32) -> vec4<f32> {
@@ -105,27 +139,51 @@ fn stores(m0: u32, plane: u32) -> u32 {
     return select(0u, min(LANES, total - m0), m0 < total);
 }
 
-// The bias of channels c, c + 8, c + 16, c + 24 (0 without a bias).
-fn bias4(c: u32, count: u32) -> vec4<f32> {
-    if ((p.flags & 2u) == 0u) { return vec4<f32>(0.0); }
-    let last = count - 1u;
-    return vec4<f32>(bias[min(c, last)], bias[min(c + 8u, last)], bias[min(c + 16u, last)], bias[min(c + 24u, last)]);
-}
-
-// Stores this lane's sums of output pixel m: lo and hi hold channels c0, c0 + 8, ..,
-// c0 + 56 (c0 the block's first plus s; bl, bh their biases) of a stack of planes, `total`
-// channels an item from `offset`, `count` of them in this launch; with the launch's bias,
-// ReLU and accumulation flags.
-fn store_pixel(lo: vec4<f32>, hi: vec4<f32>, bl: vec4<f32>, bh: vec4<f32>, m: u32, plane: u32, width: u32, total: u32, offset: u32, c0: u32, count: u32) {
-    let pk = pixel_at(m, plane, width);
-    if (!pk.live || c0 >= count) { return; }
-    let base = (pk.b * total + offset) * plane + pk.q;
+// Stores this lane's sums of output pixel m one value at a time: lo and hi hold channels
+// c0, c0 + 8, .., c0 + 56 (c0 the block's first plus s; bl, bh their biases) of a stack of
+// planes, `total` channels an item from `offset`, `count` of them in this launch; with the
+// launch's bias, ReLU and accumulation flags.
+fn store_pixel(lo: vec4<f32>, hi: vec4<f32>, bl: vec4<f32>, bh: vec4<f32>, m: u32, plane: u32, total: u32, offset: u32, c0: u32, count: u32) {
+    if (m >= p.n * plane || c0 >= count) { return; }
+    let item = fdiv(m, plane);
+    let base = (item * total + offset) * plane + m - item * plane;
     let channels = min(8u, (count - c0 + 7u) / 8u);
     for (var t = 0u; t < channels; t++) {
         var v = select(lo[t & 3u], hi[t & 3u], t >= 4u);
         if ((p.flags & 2u) != 0u) { v += select(bl[t & 3u], bh[t & 3u], t >= 4u); }
         if ((p.flags & 1u) != 0u) { v = max(v, 0.0); }
         put(base + (c0 + 8u * t) * plane, v);
+    }
+}
+
+// One accumulator of quad h (0 .. 3: the workgroup's pixels 4h .. 4h + 3), chosen from the
+// same accumulator of each quad: a0 and a1 acc_a's (pixels 0 .. 3, 4 .. 7), b0 and b1
+// acc_b's.
+fn quad_of(a0: vec4<f32>, a1: vec4<f32>, b0: vec4<f32>, b1: vec4<f32>, h: u32) -> vec4<f32> {
+    let odd = (h & 1u) == 1u;
+    return select(select(a0, a1, odd), select(b0, b1, odd), h >= 2u);
+}
+
+// Stores this lane's sums of the workgroup's 16 pixels from m0 (acc_a pixels 0 .. 7, acc_b
+// 8 .. 15; accumulators 2k and 2k + 1 hold pixel k's channels c0, c0 + 8, .., c0 + 56,
+// bl and bh their biases), four pixels at a time (loop bounds from the uniform: see
+// `stores`).
+fn store_all(a: Acc, b: Acc, bl: vec4<f32>, bh: vec4<f32>, m0: u32, plane: u32, total: u32, offset: u32, c0: u32, count: u32) {
+    let total_px = p.n * plane;
+    let quads = select(0u, (min(2u * LANES, total_px - m0) + 3u) / 4u, m0 < total_px);
+    // two loops, one of them empty: choosing between the two inside the store loop cost
+    // lavapipe about 45% more instructions in conv1_1's forward (callgrind)
+    let fours = (plane & 3u) == 0u;
+    let whole = select(0u, quads, fours);
+    for (var h = 0u; h < whole; h++) {
+        let m = m0 + 4u * h;
+        store_quad(quad_of(a.a0, a.a8, b.a0, b.a8, h), quad_of(a.a2, a.a10, b.a2, b.a10, h), quad_of(a.a4, a.a12, b.a4, b.a12, h), quad_of(a.a6, a.a14, b.a6, b.a14, h), bl, 0u, m, plane, total, offset, c0, count);
+        store_quad(quad_of(a.a1, a.a9, b.a1, b.a9, h), quad_of(a.a3, a.a11, b.a3, b.a11, h), quad_of(a.a5, a.a13, b.a5, b.a13, h), quad_of(a.a7, a.a15, b.a7, b.a15, h), bh, 4u, m, plane, total, offset, c0, count);
+    }
+    // planes of other sizes: a pixel at a time
+    for (var k = 0u; k < select(stores(m0, plane), 0u, fours); k++) {
+        store_pixel(lo_of(a, k), hi_of(a, k), bl, bh, m0 + k, plane, total, offset, c0, count);
+        store_pixel(lo_of(b, k), hi_of(b, k), bl, bh, m0 + LANES + k, plane, total, offset, c0, count);
     }
 }
 
@@ -169,10 +227,7 @@ fn forward(group: u32, block: u32, lid: u32, sid: u32) {
     let c = co0 + sid;
     let bl = bias4(c, p.co_count);
     let bh = bias4(c + 32u, p.co_count);
-    for (var k = 0u; k < stores(m0, plane); k++) {
-        store_pixel(lo_of(acc_a, k), hi_of(acc_a, k), bl, bh, m0 + k, plane, p.ow, p.cout, p.co_offset, c, p.co_count);
-        store_pixel(lo_of(acc_b, k), hi_of(acc_b, k), bl, bh, m0 + LANES + k, plane, p.ow, p.cout, p.co_offset, c, p.co_count);
-    }
+    store_all(acc_a, acc_b, bl, bh, m0, plane, p.cout, p.co_offset, c, p.co_count);
 }
 
 // dx[b, ci, iy, ix] = sum_{ky, kx, co} dY[b, co, oy, ox] W[co, ci, ky, kx] where
@@ -213,8 +268,5 @@ fn backward_input(group: u32, block: u32, lid: u32, sid: u32) {
     // no bias or ReLU here (flags bit 2 at most)
     let c = ci0 + sid;
     let z = vec4<f32>(0.0);
-    for (var k = 0u; k < stores(m0, plane); k++) {
-        store_pixel(lo_of(acc_a, k), hi_of(acc_a, k), z, z, m0 + k, plane, p.w, p.cin, 0u, c, p.cin);
-        store_pixel(lo_of(acc_b, k), hi_of(acc_b, k), z, z, m0 + LANES + k, plane, p.w, p.cin, 0u, c, p.cin);
-    }
+    store_all(acc_a, acc_b, z, z, m0, plane, p.cin, 0u, c, p.cin);
 }

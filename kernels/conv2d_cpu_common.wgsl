@@ -15,7 +15,9 @@ struct Conv2dParams {
 }
 
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
-@group(0) @binding(4) var<storage, read_write> output: array<f32>; // y, or dx
+// y, or dx, as vec4s: four consecutive values of a plane go in one store where the
+// kernel can (conv2d_cpu.wgsl's store_quad); `put` writes one value.
+@group(0) @binding(4) var<storage, read_write> output: array<vec4<f32>>;
 
 const LANES: u32 = 8u; // pixels per workgroup: one SIMD row of a CPU driver
 const BLOCK: u32 = 64u; // channels per invocation
@@ -29,9 +31,13 @@ fn activate(v: f32, row: u32) -> f32 {
     return r;
 }
 
-// Stores v at output[i], added to what is there with flags bit2.
+// Stores v at value i of the output, added to what is there with flags bit2.
 fn put(i: u32, v: f32) {
-    if ((p.flags & 4u) != 0u) { output[i] += v; } else { output[i] = v; }
+    if ((p.flags & 4u) != 0u) {
+        output[i >> 2u][i & 3u] += v;
+    } else {
+        output[i >> 2u][i & 3u] = v;
+    }
 }
 
 // a / b for a < 2^24 through a float division, corrected to the exact quotient (CPU
@@ -53,33 +59,12 @@ fn unpack4(q: vec4<u32>, g: u32) -> vec4<f32> {
     return bitcast<vec4<f32>>(q);
 }
 
-// Sum j (0 .. 63) is accumulator j / 4, component j % 4.
+// Sixteen vec4 sums (which channels and pixels each holds is the kernel's choice).
 struct Acc { a0: vec4<f32>, a1: vec4<f32>, a2: vec4<f32>, a3: vec4<f32>, a4: vec4<f32>, a5: vec4<f32>, a6: vec4<f32>, a7: vec4<f32>, a8: vec4<f32>, a9: vec4<f32>, a10: vec4<f32>, a11: vec4<f32>, a12: vec4<f32>, a13: vec4<f32>, a14: vec4<f32>, a15: vec4<f32> }
 
 fn zero() -> Acc {
     let z = vec4<f32>(0.0);
     return Acc(z, z, z, z, z, z, z, z, z, z, z, z, z, z, z, z);
-}
-
-fn pick(a: Acc, j: u32) -> f32 {
-    switch (j / 4u) {
-        case 0u: { return a.a0[j % 4u]; }
-        case 1u: { return a.a1[j % 4u]; }
-        case 2u: { return a.a2[j % 4u]; }
-        case 3u: { return a.a3[j % 4u]; }
-        case 4u: { return a.a4[j % 4u]; }
-        case 5u: { return a.a5[j % 4u]; }
-        case 6u: { return a.a6[j % 4u]; }
-        case 7u: { return a.a7[j % 4u]; }
-        case 8u: { return a.a8[j % 4u]; }
-        case 9u: { return a.a9[j % 4u]; }
-        case 10u: { return a.a10[j % 4u]; }
-        case 11u: { return a.a11[j % 4u]; }
-        case 12u: { return a.a12[j % 4u]; }
-        case 13u: { return a.a13[j % 4u]; }
-        case 14u: { return a.a14[j % 4u]; }
-        default: { return a.a15[j % 4u]; }
-    }
 }
 
 // An output pixel: batch item, offset in the plane, row, column, and whether it exists.

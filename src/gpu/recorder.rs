@@ -111,7 +111,10 @@ impl<'c> Recorder<'c> {
             .map(|b| match b {
                 Binding::Tensor(t) => {
                     self.keep.push(t.buf.clone());
-                    Resource::Buffer(t.buffer().clone(), t.bytes().max(4))
+                    // whole vec4s, for kernels that view a tensor as vec4s (pooled
+                    // buffers are multiples of 64 bytes)
+                    let size = t.bytes().max(4).next_multiple_of(16).min(t.buffer().size());
+                    Resource::Buffer(t.buffer().clone(), size)
                 }
                 Binding::Raw(buf) => Resource::Buffer((*buf).clone(), buf.size()),
                 Binding::Texture(v) => Resource::Texture((*v).clone()),
