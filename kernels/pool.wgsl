@@ -4,25 +4,13 @@
 // (the last of a window's NaNs), as in PyTorch. avg_pool2d_forward follows PyTorch's
 // count_include_pad and ceil_mode.
 // adaptive_avg_pool2d_forward uses bins [floor(i*in/out), ceil((i+1)*in/out)).
-// Each *_backward twin below computes the input-gradient.
+// Each *_backward twin below computes the input-gradient. The uniform and is_nan:
+// pool_common.wgsl.
 
-struct PoolParams {
-    planes: u32, h: u32, w: u32, oh: u32,
-    ow: u32, kh: u32, kw: u32, stride_h: u32,
-    stride_w: u32, pad_h: u32, pad_w: u32, flags: u32, // flags: bit0 count_include_pad
-}
-
-@group(0) @binding(0) var<uniform> p: PoolParams;
 @group(0) @binding(1) var<storage, read> input: array<f32>;
 @group(0) @binding(2) var<storage, read_write> output: array<f32>;
 @group(0) @binding(3) var<storage, read_write> argmax: array<u32>; // max_pool2d_forward
 @group(0) @binding(3) var<storage, read> argmax_in: array<u32>; // max_pool2d_backward
-
-// Whether v is a NaN, from its bits: drivers that compile floats with fast-math rules
-// (lavapipe does) fold `v != v` to false.
-fn is_nan(v: f32) -> bool {
-    return (bitcast<u32>(v) & 0x7fffffffu) > 0x7f800000u;
-}
 
 fn out_index(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
     return gid.x + gid.z * nwg.x * 64u;

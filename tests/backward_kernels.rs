@@ -221,6 +221,9 @@ fn pool_backward_overlapping_padded_ties() {
     // windows tiling the input run a thread a window: square, oblong, and an odd size
     // (the last row in no window: the thread-per-input kernel)
     pool_back([2, 3, 8, 8], Pool2d::square(2, 2), true);
+    // two windows a thread (rows of a multiple of 4), and a width that is not
+    pool_back([3, 2, 6, 12], Pool2d::square(2, 2), true);
+    pool_back([1, 2, 6, 6], Pool2d::square(2, 2), true);
     let oblong = Pool2d {
         kernel: (3, 2),
         stride: (3, 2),
@@ -504,13 +507,18 @@ fn forward_accumulate_adds_into_the_target() {
 #[test]
 fn max_pool_relu_backward_equals_the_two_passes() {
     let c = ctx();
-    let dims = [2, 3, 8, 6];
     let oblong = Pool2d {
         kernel: (2, 3),
         stride: (2, 3),
         ..Pool2d::square(2, 2)
     };
-    for p in [Pool2d::square(2, 2), oblong] {
+    // 2x2 over rows of 8 runs two windows a thread; over rows of 6, one
+    let cases = [
+        ([2, 3, 8, 6], Pool2d::square(2, 2)),
+        ([2, 3, 8, 6], oblong),
+        ([2, 3, 6, 8], Pool2d::square(2, 2)),
+    ];
+    for (dims, p) in cases {
         // a ReLU's output: zeros and ties
         let y: Vec<f32> = rand_vec(dims.iter().product(), 71)
             .iter()

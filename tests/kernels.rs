@@ -491,6 +491,11 @@ fn run_pool(dims: [usize; 4], p: Pool2d, quantize: bool) {
 #[test]
 fn pools_odd_padded_ties() {
     run_pool([2, 3, 8, 8], Pool2d::square(2, 2), true);
+    // 2x2 at stride 2 runs two outputs an invocation where rows hold a multiple of 4:
+    // an odd height, a width that is not, a batch
+    run_pool([3, 5, 7, 12], Pool2d::square(2, 2), true);
+    run_pool([2, 3, 7, 12], Pool2d::square(2, 2), false);
+    run_pool([1, 2, 6, 6], Pool2d::square(2, 2), true);
     run_pool([1, 2, 9, 7], Pool2d::square(3, 2), false);
     let padded = Pool2d {
         kernel: (3, 3),
@@ -557,7 +562,7 @@ fn max_pools_keep_the_first_maximum_and_the_last_nan() {
     rec.submit().unwrap();
     assert_eq!(arg.read_u32(c).unwrap(), [3, 2]);
     assert!(y.read(c).unwrap().iter().all(|v| v.is_nan()));
-    for p in [tiling, general] {
+    for p in [tiling, general, Pool2d::square(2, 2)] {
         let xt = Tensor::upload(c, &x, &dims).unwrap();
         let mut rec = Recorder::new(c, "max pool nan");
         let (y, arg) = ops::max_pool2d(&mut rec, &xt, &p).unwrap();

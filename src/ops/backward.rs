@@ -22,7 +22,7 @@ pub enum ReluRule {
 }
 
 impl ReluRule {
-    /// The rule as the kernels read it (elementwise.wgsl, pool.wgsl).
+    /// The rule as the kernels read it (elementwise.wgsl, pool.wgsl, pool_pairs.wgsl).
     fn code(self) -> u32 {
         match self {
             ReluRule::Gradient => 0,
@@ -198,6 +198,7 @@ fn pool_back(
     // a thread per input element, or per window where they tile the input
     let threads = match kernel {
         Kernel::MaxPool2dBackwardTiling => dy.len(),
+        Kernel::MaxPool2dBackwardPairs => dy.len() / 2,
         _ => dx.len(),
     };
     rec.launch_1d(kernel, &p, &bind, threads);
@@ -216,9 +217,12 @@ pub fn max_pool2d_backward(
         return Err(Error::Shape("max-pool argmax does not match dy".into()));
     }
     // windows that tile the input exactly (VGG's 2x2, stride 2) run one thread a window
-    let kernel = match tiles_input(pool, &dy.shape, input) {
-        true => Kernel::MaxPool2dBackwardTiling,
-        false => Kernel::MaxPool2dBackward,
+    let kernel = if !tiles_input(pool, &dy.shape, input) {
+        Kernel::MaxPool2dBackward
+    } else if pairs(pool, &dy.shape, input) {
+        Kernel::MaxPool2dBackwardPairs
+    } else {
+        Kernel::MaxPool2dBackwardTiling
     };
     pool_back(rec, kernel, dy, Some(argmax), Some(pool), input)
 }
@@ -232,6 +236,14 @@ pub fn tiles_input(pool: &Pool2d, out: &[usize], input: &[usize]) -> bool {
         && out.len() == 4
         && input[2] == out[2] * pool.kernel.0
         && input[3] == out[3] * pool.kernel.1
+}
+
+/// Whether a tiling max-pool's backward runs two windows an invocation (`runs_in_pairs`).
+fn pairs(pool: &Pool2d, out: &[usize], input: &[usize]) -> bool {
+    match (<[usize; 4]>::try_from(input), <[usize; 4]>::try_from(out)) {
+        (Ok(i), Ok(o)) => super::pool::runs_in_pairs(pool, &i, &o),
+        _ => false,
+    }
 }
 
 /// The gradient at the input of a ReLU whose only reader is a max-pool whose windows tile
@@ -267,7 +279,11 @@ pub fn max_pool2d_relu_backward(
         Binding::Tensor(argmax),
         Binding::Tensor(pooled),
     ];
-    rec.launch_1d(Kernel::MaxPool2dReluBackwardTiling, &p, &bind, dy.len());
+    if pairs(pool, &dy.shape, input) {
+        rec.launch_1d(Kernel::MaxPool2dReluBackwardPairs, &p, &bind, dy.len() / 2);
+    } else {
+        rec.launch_1d(Kernel::MaxPool2dReluBackwardTiling, &p, &bind, dy.len());
+    }
     Ok(dx)
 }
 

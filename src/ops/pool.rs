@@ -125,6 +125,20 @@ pub(crate) fn params(
     })
 }
 
+/// Whether a max-pool from `input` to `out` runs two windows an invocation
+/// (pool_pairs.wgsl): 2x2 windows at stride 2 without padding over rows of a multiple of
+/// 4 inputs (VGG's), every row of windows within the input, fewer than 2^24 pairs (the
+/// kernel's index arithmetic).
+pub(crate) fn runs_in_pairs(pool: &Pool2d, input: &[usize; 4], out: &[usize; 4]) -> bool {
+    pool.kernel == (2, 2)
+        && pool.stride == (2, 2)
+        && pool.padding == (0, 0)
+        && input[3].is_multiple_of(4)
+        && 2 * out[3] == input[3]
+        && 2 * out[2] <= input[2]
+        && out.iter().product::<usize>() / 2 < 1 << 24
+}
+
 /// Max-pool; returns the output and, per output element, the flat index (y * W + x) of
 /// the winning input within its plane.
 pub fn max_pool2d(rec: &mut Recorder, x: &Tensor, pool: &Pool2d) -> Result<(Tensor, Tensor)> {
@@ -134,15 +148,20 @@ pub fn max_pool2d(rec: &mut Recorder, x: &Tensor, pool: &Pool2d) -> Result<(Tens
     let y = Tensor::empty(rec.ctx(), &shape, "max_pool2d output")?;
     let arg = Tensor::empty_u32(rec.ctx(), &shape, "max_pool2d argmax")?;
     let p = params(&d, oh, ow, Some(pool))?;
+    let (kernel, count) = if runs_in_pairs(pool, &d, &shape) {
+        (Kernel::MaxPool2dForwardPairs, y.len() / 2)
+    } else {
+        (Kernel::MaxPool2dForward, y.len())
+    };
     rec.launch_1d(
-        Kernel::MaxPool2dForward,
+        kernel,
         &p,
         &[
             Binding::Tensor(x),
             Binding::Tensor(&y),
             Binding::Tensor(&arg),
         ],
-        y.len(),
+        count,
     );
     Ok((y, arg))
 }
