@@ -34,8 +34,9 @@ fn step(b: Best, v: f32, i: u32) -> Best {
     return Best(select(b.v, v, take), select(b.i, i, take));
 }
 
-// Output pair k's windows: x the vec4 index of their top input row, y the flat index
-// in the input plane of that row's first element; none (x = y = 2^32 - 1) past the end.
+// This invocation's output pair: x its index k, y the vec4 index of its windows' top
+// input row, z the flat index in the input plane of that row's first element (y = z =
+// 2^32 - 1 past the last pair).
 fn pair_at(gid: vec3<u32>, nwg: vec3<u32>) -> vec3<u32> {
     let k = gid.x + gid.z * nwg.x * 64u;
     let half = p.ow / 2u;
