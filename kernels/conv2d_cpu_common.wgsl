@@ -40,15 +40,6 @@ fn put(i: u32, v: f32) {
     }
 }
 
-// a / b for a < 2^24 through a float division, corrected to the exact quotient (CPU
-// drivers have no vector integer division).
-fn fdiv(a: u32, b: u32) -> u32 {
-    var q = u32(f32(a) / f32(b));
-    if (q * b > a) { q -= 1u; }
-    if ((q + 1u) * b <= a) { q += 1u; }
-    return q;
-}
-
 // The four weights of group g (4 consecutive reduction channels) from the word q that
 // holds it: f32s, or with HALF two groups of f16s per word, g's in the low half if g is even.
 fn unpack4(q: vec4<u32>, g: u32) -> vec4<f32> {

@@ -16,15 +16,6 @@
 @group(0) @binding(3) var<storage, read> argmax_in: array<vec2<u32>>;
 @group(0) @binding(4) var<storage, read> pooled: array<vec2<f32>>;
 
-// a / b for a < 2^24 through a float division, corrected to the exact quotient (CPU
-// drivers have no vector integer division; the launcher keeps the count below 2^24).
-fn fdiv(a: u32, b: u32) -> u32 {
-    var q = u32(f32(a) / f32(b));
-    if (q * b > a) { q -= 1u; }
-    if ((q + 1u) * b <= a) { q += 1u; }
-    return q;
-}
-
 // A window's maximum so far and its flat index in the input plane.
 struct Best { v: f32, i: u32 }
 
@@ -37,6 +28,7 @@ fn step(b: Best, v: f32, i: u32) -> Best {
 // This invocation's output pair: x its index k, y the vec4 index of its windows' top
 // input row, z the flat index in the input plane of that row's first element (y = z =
 // 2^32 - 1 past the last pair).
+// (fdiv.wgsl's division: the launcher keeps the pair count below 2^24.)
 fn pair_at(gid: vec3<u32>, nwg: vec3<u32>) -> vec3<u32> {
     let k = gid.x + gid.z * nwg.x * 64u;
     let half = p.ow / 2u;

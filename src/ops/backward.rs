@@ -4,7 +4,7 @@ use super::conv::{
     check_context, check_layout, cpu_launch, gemm_kernel, launch_tiled, Conv2dParams, LinearParams,
 };
 use super::lrp::Ratio;
-use super::pool::params;
+use super::pool::{params, runs_in_pairs};
 use super::{dims4, u32s, Conv2dGeom, Pool2d};
 use crate::error::{Error, Result};
 use crate::gpu::recorder::{grid, Binding};
@@ -219,7 +219,7 @@ pub fn max_pool2d_backward(
     // windows that tile the input exactly (VGG's 2x2, stride 2) run one thread a window
     let kernel = if !tiles_input(pool, &dy.shape, input) {
         Kernel::MaxPool2dBackward
-    } else if pairs(pool, &dy.shape, input) {
+    } else if runs_in_pairs(pool, input, &dy.shape) {
         Kernel::MaxPool2dBackwardPairs
     } else {
         Kernel::MaxPool2dBackwardTiling
@@ -236,14 +236,6 @@ pub fn tiles_input(pool: &Pool2d, out: &[usize], input: &[usize]) -> bool {
         && out.len() == 4
         && input[2] == out[2] * pool.kernel.0
         && input[3] == out[3] * pool.kernel.1
-}
-
-/// Whether a tiling max-pool's backward runs two windows an invocation (`runs_in_pairs`).
-fn pairs(pool: &Pool2d, out: &[usize], input: &[usize]) -> bool {
-    match (<[usize; 4]>::try_from(input), <[usize; 4]>::try_from(out)) {
-        (Ok(i), Ok(o)) => super::pool::runs_in_pairs(pool, &i, &o),
-        _ => false,
-    }
 }
 
 /// The gradient at the input of a ReLU whose only reader is a max-pool whose windows tile
@@ -279,7 +271,7 @@ pub fn max_pool2d_relu_backward(
         Binding::Tensor(argmax),
         Binding::Tensor(pooled),
     ];
-    if pairs(pool, &dy.shape, input) {
+    if runs_in_pairs(pool, input, &dy.shape) {
         rec.launch_1d(Kernel::MaxPool2dReluBackwardPairs, &p, &bind, dy.len() / 2);
     } else {
         rec.launch_1d(Kernel::MaxPool2dReluBackwardTiling, &p, &bind, dy.len());

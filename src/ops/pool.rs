@@ -128,9 +128,11 @@ pub(crate) fn params(
 /// Whether a max-pool from `input` to `out` runs two windows an invocation
 /// (pool_pairs.wgsl): 2x2 windows at stride 2 without padding over rows of a multiple of
 /// 4 inputs (VGG's), every row of windows within the input, fewer than 2^24 pairs (the
-/// kernel's index arithmetic).
-pub(crate) fn runs_in_pairs(pool: &Pool2d, input: &[usize; 4], out: &[usize; 4]) -> bool {
-    pool.kernel == (2, 2)
+/// kernel's index arithmetic). Shapes are NCHW.
+pub(crate) fn runs_in_pairs(pool: &Pool2d, input: &[usize], out: &[usize]) -> bool {
+    input.len() == 4
+        && out.len() == 4
+        && pool.kernel == (2, 2)
         && pool.stride == (2, 2)
         && pool.padding == (0, 0)
         && input[3].is_multiple_of(4)
