@@ -4,6 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
+use image::ImageEncoder;
 use netlens::data::broden::Broden;
 use netlens::io::{image as img, npy};
 use netlens::model::ModelMeta;
@@ -173,4 +174,54 @@ fn broden_sides_out_of_range_are_refused() {
         let msg = e.to_string();
         assert!(msg.contains("index.csv") && msg.contains("column"), "{msg}");
     }
+}
+
+/// Every image up to 16384 pixels a side decodes: an RGB image of 13400² (539 MB decoded)
+/// is over the image crate's default decoder limit of 512 MiB.
+#[test]
+fn images_over_the_decoders_default_limit_decode() {
+    let (w, h) = (13400, 13400);
+    let mut bytes = Vec::new();
+    image::codecs::png::PngEncoder::new_with_quality(
+        &mut bytes,
+        image::codecs::png::CompressionType::Fast,
+        image::codecs::png::FilterType::NoFilter,
+    )
+    .write_image(
+        &vec![0u8; (w * h * 3) as usize],
+        w,
+        h,
+        image::ExtendedColorType::Rgb8,
+    )
+    .unwrap();
+    let rgb = img::decode_rgb(&bytes, "big.png").unwrap();
+    assert_eq!(rgb.dimensions(), (w, h));
+}
+
+/// Input files are read up to a stated size: a larger file, a directory, or an endless one
+/// (a device) is an error before it can fill memory.
+#[test]
+fn oversized_endless_and_directory_inputs_are_refused() {
+    use netlens::io::{read_capped, read_text};
+    let dir = std::env::temp_dir().join(format!("netlens-capped-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let f = dir.join("ten.bin");
+    std::fs::write(&f, [7u8; 10]).unwrap();
+    assert_eq!(read_capped(&f, 10, "a test file").unwrap(), vec![7u8; 10]);
+    let e = read_capped(&f, 9, "a test file").unwrap_err().to_string();
+    assert!(e.contains("over 9 bytes"), "{e}");
+    let e = read_capped(&dir, 10, "a test file")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("is a directory"), "{e}");
+    std::fs::write(&f, [0xFFu8, 0xFE]).unwrap();
+    let e = read_text(&f, 10, "a CSV file").unwrap_err().to_string();
+    assert!(e.contains("not UTF-8"), "{e}");
+    if cfg!(unix) {
+        let e = read_capped(Path::new("/dev/zero"), 1 << 20, "a model file")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("over 1048576 bytes"), "{e}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -79,7 +79,7 @@ pub fn split_csv(line: &str) -> Vec<String> {
 
 /// Reads a CSV file with a header into rows of (column -> value).
 pub fn read_csv(path: &Path) -> Result<Vec<BTreeMap<String, String>>> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    let text = crate::io::read_text(path, crate::io::MAX_TEXT_FILE, "a CSV file")?;
     parse_csv(&text, path)
 }
 
@@ -124,7 +124,7 @@ impl Broden {
     pub fn open(root: &Path) -> Result<Broden> {
         let read = |name: &str| {
             let path = root.join(name);
-            std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))
+            crate::io::read_text(&path, crate::io::MAX_TEXT_FILE, "a CSV file")
         };
         Broden::parse(root, &read("label.csv")?, &read("index.csv")?)
     }
@@ -235,7 +235,7 @@ impl Broden {
 
 /// A Broden mask: label = red + 256 * green.
 pub fn read_mask(path: &Path) -> Result<(u32, u32, Vec<u32>)> {
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let bytes = crate::io::read_capped(path, crate::io::MAX_IMAGE_FILE, "a mask image")?;
     let img = decode_rgb(&bytes, &path.display().to_string())?;
     let (w, h) = img.dimensions();
     Ok((

@@ -13,7 +13,7 @@ use crate::model::ModelMeta;
 pub const MAX_SIDE: u32 = 16384;
 
 pub fn load(path: &Path, meta: &ModelMeta) -> Result<Array> {
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let bytes = super::read_capped(path, super::MAX_IMAGE_FILE, "an image file")?;
     decode(&bytes, &path.display().to_string(), meta)
 }
 
@@ -58,8 +58,22 @@ pub fn decode_rgb(bytes: &[u8], name: &str) -> Result<image::RgbImage> {
             &"the JPEG ends before its last scan does (truncated file?)",
         ));
     }
-    let img = reader()?.decode().map_err(|e| bad(&e))?;
+    let mut r = reader()?;
+    r.limits(decode_limits());
+    let img = r.decode().map_err(|e| bad(&e))?;
     Ok(img.to_rgb8())
+}
+
+/// The decoder's limits: sides up to [`MAX_SIDE`], and room for the largest such image at
+/// 16 bits per channel with alpha (8 bytes a pixel, 2 GiB) plus the decoder's own buffers;
+/// the crate's default (512 MiB) would refuse an RGB image over about 13000² pixels.
+fn decode_limits() -> image::Limits {
+    let side = MAX_SIDE as u64;
+    let mut limits = image::Limits::default();
+    limits.max_image_width = Some(MAX_SIDE);
+    limits.max_image_height = Some(MAX_SIDE);
+    limits.max_alloc = Some(side * side * 8 + (64 << 20));
+    limits
 }
 
 /// A JPEG whose last scan (SOS marker FF DA) is not followed by an end-of-image marker
@@ -100,7 +114,8 @@ pub fn preprocess(img: &image::RgbImage, meta: &ModelMeta) -> Result<Array> {
     let limit = (MAX_SIDE as u64).max(short);
     if nw.max(nh) > limit {
         return Err(Error::Other(format!(
-            "a {w}x{h} image resized to {short} on its shorter side would be {nw}x{nh};              its aspect ratio is too extreme (at most {limit} pixels on the longer side)"
+            "a {w}x{h} image resized to {short} on its shorter side would be {nw}x{nh}; \
+             its aspect ratio is too extreme (at most {limit} pixels on the longer side)"
         )));
     }
     let (nw, nh) = (nw as u32, nh as u32);

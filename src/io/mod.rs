@@ -37,6 +37,55 @@ pub fn load_input(path: &Path, meta: &ModelMeta) -> Result<Array> {
     }
 }
 
+/// The largest image file read (an image also has at most `image::MAX_SIDE` pixels a side).
+pub const MAX_IMAGE_FILE: u64 = 1 << 30;
+/// The largest .npy, model or dissection-state file read.
+pub const MAX_ARRAY_FILE: u64 = 4 << 30;
+/// The largest CSV file read.
+pub const MAX_TEXT_FILE: u64 = 1 << 30;
+
+/// Reads a whole file of at most `limit` bytes. A larger file, or an endless one (a device,
+/// a pipe), is an error once `limit` bytes are read, before it can fill memory; `what` names
+/// the file's role in that message.
+pub fn read_capped(path: &Path, limit: u64, what: &str) -> Result<Vec<u8>> {
+    use std::io::Read;
+    let too_big = || {
+        Error::input(
+            path.display(),
+            format!("{what} is over {limit} bytes, the most netlens reads; is it the right file?"),
+        )
+    };
+    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let meta = file.metadata().map_err(|e| Error::io(path, e))?;
+    if meta.is_dir() {
+        return Err(Error::input(
+            path.display(),
+            format!("is a directory, not {what}"),
+        ));
+    }
+    if meta.is_file() && meta.len() > limit {
+        return Err(too_big());
+    }
+    let mut bytes = Vec::with_capacity(if meta.is_file() {
+        meta.len() as usize
+    } else {
+        0
+    });
+    file.take(limit + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| Error::io(path, e))?;
+    if bytes.len() as u64 > limit {
+        return Err(too_big());
+    }
+    Ok(bytes)
+}
+
+/// `read_capped` of a UTF-8 text file.
+pub fn read_text(path: &Path, limit: u64, what: &str) -> Result<String> {
+    String::from_utf8(read_capped(path, limit, what)?)
+        .map_err(|e| Error::input(path.display(), format!("{what} is not UTF-8 text ({e})")))
+}
+
 /// Writes `bytes` to `path`, refusing to replace an existing file unless `overwrite`.
 pub fn write_new(path: &Path, bytes: &[u8], overwrite: bool) -> Result<()> {
     if !overwrite && path.exists() {

@@ -9,7 +9,7 @@ use crate::error::{Error, Result};
 const MAGIC: &[u8] = b"\x93NUMPY";
 
 pub fn read(path: &Path) -> Result<Array> {
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let bytes = super::read_capped(path, super::MAX_ARRAY_FILE, "a .npy file")?;
     parse(&bytes).map_err(|m| Error::input(path.display(), m))
 }
 

@@ -74,7 +74,7 @@ impl Tensors {
 
 /// Loads a model file; batch norms are folded into their convs.
 pub fn load(path: &Path) -> Result<Model> {
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let bytes = crate::io::read_capped(path, crate::io::MAX_ARRAY_FILE, "a model file")?;
     load_bytes(&bytes, &path.display().to_string())
 }
 

@@ -207,7 +207,7 @@ fn read_top(st: &SafeTensors, i: usize, l: &Layer, path: &Path) -> Result<Vec<Ve
 /// Reads the state in `dir`.
 pub fn load_state(dir: &Path) -> Result<(Header, State)> {
     let path = dir.join(FILE);
-    let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
+    let bytes = crate::io::read_capped(&path, crate::io::MAX_ARRAY_FILE, "a dissection state")?;
     let bad = |m: String| Error::input(path.display(), m);
     let st = SafeTensors::deserialize(&bytes).map_err(|e| {
         bad(format!(
