@@ -10,6 +10,7 @@ use crate::data::folder::ImageSet;
 use crate::error::{Error, Result};
 use crate::explain::visualize::{features, neighbors, pca, tsne, Metric};
 use crate::io;
+use crate::io::plot::PALETTE;
 
 #[derive(clap::Args)]
 pub struct EmbedArgs {
@@ -74,19 +75,6 @@ pub struct NeighborArgs {
     #[arg(long)]
     overwrite: bool,
 }
-
-const PALETTE: [[u8; 3]; 10] = [
-    [31, 119, 180],
-    [255, 127, 14],
-    [44, 160, 44],
-    [214, 39, 40],
-    [148, 103, 189],
-    [140, 86, 75],
-    [227, 119, 194],
-    [127, 127, 127],
-    [188, 189, 34],
-    [23, 190, 207],
-];
 
 fn thumb(x: &Array, meta: &crate::model::ModelMeta, side: u32) -> image::RgbImage {
     let img = io::heatmap::input_image(x, 0, meta);

@@ -3,7 +3,8 @@
 
 use super::font;
 
-const PALETTE: [[u8; 3]; 8] = [
+/// Matplotlib's tab10 colours, for lines and classes.
+pub const PALETTE: [[u8; 3]; 10] = [
     [31, 119, 180],
     [255, 127, 14],
     [44, 160, 44],
@@ -12,6 +13,8 @@ const PALETTE: [[u8; 3]; 8] = [
     [140, 86, 75],
     [227, 119, 194],
     [127, 127, 127],
+    [188, 189, 34],
+    [23, 190, 207],
 ];
 
 /// One panel: a title and its lines (each a series of y values at x = 0, 1, ...).
