@@ -22,9 +22,10 @@ pub enum Gemm {
     /// No shared memory or barriers, two pixels per lane and a channel block per
     /// workgroup: for software adapters (lavapipe, llvmpipe, WARP, SwiftShader).
     Cpu,
-    /// `Cpu` with the packed weights and the input in read-only storage textures: for
-    /// software adapters on CPUs without AVX-512, where lavapipe's storage-buffer loads
-    /// stall (about 3x slower).
+    /// `Cpu` with the packed weights and the input in read-only storage textures, where a
+    /// step's four input channels are one texel load: the default for software adapters
+    /// with 8-lane subgroups (lavapipe on x86), faster than `Cpu` with AVX2 (about 3x) and
+    /// with AVX-512 (1.2–1.5x on VGG16's convs; see the README's kernel variants).
     CpuTex,
     /// `CpuTex` without subgroups: every lane loads every pixel's inputs itself where
     /// `CpuTex` shares them by broadcasts. For software adapters whose subgroups are not
@@ -34,17 +35,13 @@ pub enum Gemm {
 
 impl Gemm {
     /// The variant for a device: for a CPU-backed adapter whose subgroups are 8 lanes
-    /// wide (the kernel shares inputs across exactly 8) `Cpu`, or `CpuTex` on an x86
-    /// CPU without AVX-512; for another CPU-backed adapter `CpuFetch`; `Tiled` otherwise.
+    /// wide (the kernel shares inputs across exactly 8) `CpuTex`; for another CPU-backed
+    /// adapter `CpuFetch`; `Tiled` otherwise. `Cpu` is chosen only by name.
     pub fn for_device(info: &wgpu::AdapterInfo, features: wgpu::Features) -> Self {
         if info.device_type != wgpu::DeviceType::Cpu {
             Gemm::Tiled
         } else if Self::cpu_supported(info, features) {
-            if Self::textures_faster() {
-                Gemm::CpuTex
-            } else {
-                Gemm::Cpu
-            }
+            Gemm::CpuTex
         } else {
             Gemm::CpuFetch
         }
@@ -63,21 +60,6 @@ impl Gemm {
         match self {
             Gemm::Tiled | Gemm::CpuFetch => "nothing",
             Gemm::Cpu | Gemm::CpuTex => "subgroups of exactly 8 lanes",
-        }
-    }
-
-    /// Whether the CPU-shaped kernels read weights faster from textures on this host:
-    /// measured on AVX2 without AVX-512 (`NETLENS_GEMM=cpu|cpu-tex cargo bench --bench
-    /// kernels -- conv2d/`: 3.3 vs 10.9 GFLOP/s); AVX-512 hosts keep the buffer kernels,
-    /// measured at 35–38 GFLOP/s there.
-    fn textures_faster() -> bool {
-        #[cfg(target_arch = "x86_64")]
-        {
-            !std::arch::is_x86_feature_detected!("avx512f")
-        }
-        #[cfg(not(target_arch = "x86_64"))]
-        {
-            false
         }
     }
 
@@ -133,5 +115,34 @@ impl FromStr for Gemm {
                 "unknown GEMM variant '{other}' (NETLENS_GEMM): use auto, tiled, cpu, cpu-tex or cpu-fetch"
             ))),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn info(device_type: wgpu::DeviceType, subgroups: u32) -> wgpu::AdapterInfo {
+        wgpu::AdapterInfo {
+            subgroup_min_size: subgroups,
+            subgroup_max_size: subgroups,
+            ..wgpu::AdapterInfo::new(device_type, wgpu::Backend::Vulkan)
+        }
+    }
+
+    #[test]
+    fn variants_by_adapter() {
+        use wgpu::DeviceType::{Cpu, DiscreteGpu, IntegratedGpu};
+        let sg = wgpu::Features::SUBGROUP;
+        let none = wgpu::Features::empty();
+        assert_eq!(Gemm::for_device(&info(DiscreteGpu, 32), sg), Gemm::Tiled);
+        assert_eq!(Gemm::for_device(&info(IntegratedGpu, 8), sg), Gemm::Tiled);
+        // lavapipe on x86 (AVX2 or AVX-512): 8 lanes
+        assert_eq!(Gemm::for_device(&info(Cpu, 8), sg), Gemm::CpuTex);
+        // GL (no subgroups), SwiftShader's 4 lanes
+        assert_eq!(Gemm::for_device(&info(Cpu, 8), none), Gemm::CpuFetch);
+        assert_eq!(Gemm::for_device(&info(Cpu, 4), sg), Gemm::CpuFetch);
+        assert!(Gemm::Cpu.supported(&info(Cpu, 8), sg));
+        assert!(!Gemm::Cpu.supported(&info(Cpu, 4), sg));
     }
 }
