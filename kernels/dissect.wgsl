@@ -17,7 +17,14 @@ struct DissectParams {
 
 @group(0) @binding(0) var<uniform> p: DissectParams;
 
-// tally: one workgroup per (pixel chunk, unit, image).
+// tally: one workgroup of TALLY lanes per (unit, image), looping over the mask's rows, each
+// lane over every TALLY-th column. Each lane counts its pixels above the threshold and the
+// categories they hit in registers and adds them to the (image, unit) counters once, so
+// the kernel needs no workgroup memory and no barrier: on a CPU driver a barrier makes a
+// workgroup's lanes run as coroutines, and one workgroup per 256 pixels spent ~3 us a
+// workgroup on that alone (lavapipe). Counts are integers, so their order is free.
+const TALLY: u32 = 64u;
+
 @group(0) @binding(1) var<storage, read> t_act: array<f32>; // [B, U, h, w]
 @group(0) @binding(2) var<storage, read> t_thr: array<f32>; // [U]
 @group(0) @binding(3) var<storage, read> t_lab: array<u32>; // [B, planes, sh * sw]
@@ -27,70 +34,57 @@ struct DissectParams {
 @group(0) @binding(7) var<storage, read_write> t_hit: array<atomic<u32>>; // [B, U] categories hit
 @group(0) @binding(8) var<storage, read> t_active: array<u32>; // [B, U] map max > threshold
 
-var<workgroup> wg_size: atomic<u32>;
-var<workgroup> wg_hit: atomic<u32>;
-var<workgroup> wg_active: u32;
-
 // PyTorch's source index for align_corners = False, clamped below at 0.
 fn source(d: u32, scale: f32) -> f32 {
     return max((f32(d) + 0.5) * scale - 0.5, 0.0);
 }
 
-// The up-sampled map of (b, u) at mask pixel (y, x), computed as PyTorch does.
-fn upsampled(base: u32, y: u32, x: u32) -> f32 {
-    let sy = source(y, f32(p.h) / f32(p.sh));
-    let sx = source(x, f32(p.w) / f32(p.sw));
-    let y0 = min(u32(sy), p.h - 1u);
-    let x0 = min(u32(sx), p.w - 1u);
-    let y1 = min(y0 + 1u, p.h - 1u);
-    let x1 = min(x0 + 1u, p.w - 1u);
-    let ly = sy - f32(y0);
-    let lx = sx - f32(x0);
-    let top = (1.0 - lx) * t_act[base + y0 * p.w + x0] + lx * t_act[base + y0 * p.w + x1];
-    let bottom = (1.0 - lx) * t_act[base + y1 * p.w + x0] + lx * t_act[base + y1 * p.w + x1];
-    return (1.0 - ly) * top + ly * bottom;
-}
-
-@compute @workgroup_size(256, 1, 1)
-fn dissect_tally(
-    @builtin(global_invocation_id) gid: vec3<u32>,
-    @builtin(local_invocation_index) lid: u32,
-    @builtin(workgroup_id) wid: vec3<u32>,
-) {
-    let u = wid.y;
-    let b = wid.z;
-    if (lid == 0u) {
-        atomicStore(&wg_size, 0u);
-        atomicStore(&wg_hit, 0u);
-        wg_active = t_active[b * p.units + u];
-    }
+@compute @workgroup_size(TALLY, 1, 1)
+fn dissect_tally(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>) {
+    let u = wid.x;
+    let b = wid.y;
+    let bu = b * p.units + u;
     // an up-sampled value never exceeds the map's max: most (image, unit) pairs of a
     // deep layer stop here
-    if (workgroupUniformLoad(&wg_active) == 0u) { return; }
+    if (t_active[bu] == 0u) { return; }
+    let thr = t_thr[u];
+    let base = bu * p.h * p.w;
     let plane = p.sh * p.sw;
-    let i = gid.x;
-    if (i < plane) {
-        let v = upsampled((b * p.units + u) * p.h * p.w, i / p.sw, i % p.sw);
-        if (v > t_thr[u]) {
-            atomicAdd(&wg_size, 1u);
-            var hit = 0u;
-            for (var k = 0u; k < p.planes; k++) {
-                let l = t_lab[(b * p.planes + k) * plane + i];
-                if (l > 0u && l < p.labels) {
-                    atomicAdd(&t_both[u * p.labels + l], 1u);
-                    hit |= t_cats[l];
+    let scale_y = f32(p.h) / f32(p.sh);
+    let scale_x = f32(p.w) / f32(p.sw);
+    var size = 0u;
+    var hit = 0u;
+    for (var y = 0u; y < p.sh; y++) {
+        // the up-sampled map at (y, x), bilinear as PyTorch computes it
+        let sy = source(y, scale_y);
+        let y0 = min(u32(sy), p.h - 1u);
+        let y1 = min(y0 + 1u, p.h - 1u);
+        let ly = sy - f32(y0);
+        let r0 = base + y0 * p.w;
+        let r1 = base + y1 * p.w;
+        for (var x = lid; x < p.sw; x += TALLY) {
+            let sx = source(x, scale_x);
+            let x0 = min(u32(sx), p.w - 1u);
+            let x1 = min(x0 + 1u, p.w - 1u);
+            let lx = sx - f32(x0);
+            let top = (1.0 - lx) * t_act[r0 + x0] + lx * t_act[r0 + x1];
+            let bottom = (1.0 - lx) * t_act[r1 + x0] + lx * t_act[r1 + x1];
+            if ((1.0 - ly) * top + ly * bottom > thr) {
+                size += 1u;
+                let i = y * p.sw + x;
+                for (var k = 0u; k < p.planes; k++) {
+                    let l = t_lab[(b * p.planes + k) * plane + i];
+                    if (l > 0u && l < p.labels) {
+                        atomicAdd(&t_both[u * p.labels + l], 1u);
+                        hit |= t_cats[l];
+                    }
                 }
             }
-            if (hit != 0u) { atomicOr(&wg_hit, hit); }
         }
     }
-    workgroupBarrier();
-    if (lid == 0u) {
-        let s = atomicLoad(&wg_size);
-        if (s > 0u) {
-            atomicAdd(&t_size[b * p.units + u], s);
-            atomicOr(&t_hit[b * p.units + u], atomicLoad(&wg_hit));
-        }
+    if (size > 0u) {
+        atomicAdd(&t_size[bu], size);
+        atomicOr(&t_hit[bu], hit);
     }
 }
 

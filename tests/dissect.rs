@@ -167,12 +167,12 @@ fn brute_force(
 fn thresholds_and_iou_match_brute_force() {
     let net = demo();
     // masks of 40x40: the 64x64 maps of features.1 are down-sampled, the 8x8 maps of
-    // features.12 up-sampled by 5
-    let dir = synth("brute", 20, 40);
-    let data = Concepts::open(&dir).unwrap();
+    // features.12 up-sampled by 5; of 72x72 (wider than the tally's 64 lanes): up-sampled
     let names = ["features.1".to_string(), "features.12".to_string()];
     let layers = dissect::layers(&net, &names).unwrap();
-    for (q, union) in [(0.005, Union::Lite), (0.05, Union::Annotated)] {
+    for (q, union, side) in [(0.005, Union::Lite, 40), (0.05, Union::Annotated, 72)] {
+        let dir = synth(&format!("brute{side}"), 20, side);
+        let data = Concepts::open(&dir).unwrap();
         let s = Settings {
             quantile: q,
             batch: 7,

@@ -120,10 +120,9 @@ impl Tally {
             ],
             b * u,
         );
-        let chunks = u32s((sh * sw).div_ceil(256), "mask pixels")?;
-        if chunks > 65535 || u > 65535 || b > 65535 {
+        if u > 65535 || b > 65535 {
             return Err(Error::Shape(format!(
-                "dissect: {sh}x{sw} masks, {u} units or a batch of {b} exceed one dispatch"
+                "dissect: {u} units or a batch of {b} exceed one dispatch"
             )));
         }
         rec.launch(
@@ -139,7 +138,7 @@ impl Tally {
                 Binding::Tensor(&hit),
                 Binding::Tensor(&active),
             ],
-            [chunks, u as u32, b as u32],
+            [u as u32, b as u32, 1],
         );
         rec.launch_1d(
             Kernel::DissectUnitCategories,
