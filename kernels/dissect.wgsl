@@ -17,8 +17,8 @@ struct DissectParams {
 
 @group(0) @binding(0) var<uniform> p: DissectParams;
 
-// tally: one workgroup of TALLY lanes per (unit, image), looping over the mask's rows, each
-// lane over every TALLY-th column. Each lane counts its pixels above the threshold and the
+// tally: one workgroup of TALLY lanes per (unit, image), each lane over every TALLY-th
+// column of the mask and down its rows. Each lane counts its pixels above the threshold and the
 // categories they hit in registers and adds them to the (image, unit) counters once, so
 // the kernel needs no workgroup memory and no barrier: on a CPU driver a barrier makes a
 // workgroup's lanes run as coroutines, and one workgroup per 256 pixels spent ~3 us a
@@ -54,19 +54,20 @@ fn dissect_tally(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_i
     let scale_x = f32(p.w) / f32(p.sw);
     var size = 0u;
     var hit = 0u;
-    for (var y = 0u; y < p.sh; y++) {
-        // the up-sampled map at (y, x), bilinear as PyTorch computes it
-        let sy = source(y, scale_y);
-        let y0 = min(u32(sy), p.h - 1u);
-        let y1 = min(y0 + 1u, p.h - 1u);
-        let ly = sy - f32(y0);
-        let r0 = base + y0 * p.w;
-        let r1 = base + y1 * p.w;
-        for (var x = lid; x < p.sw; x += TALLY) {
-            let sx = source(x, scale_x);
-            let x0 = min(u32(sx), p.w - 1u);
-            let x1 = min(x0 + 1u, p.w - 1u);
-            let lx = sx - f32(x0);
+    // columns outside, rows inside: a lane's columns' source indices are computed once
+    for (var x = lid; x < p.sw; x += TALLY) {
+        let sx = source(x, scale_x);
+        let x0 = min(u32(sx), p.w - 1u);
+        let x1 = min(x0 + 1u, p.w - 1u);
+        let lx = sx - f32(x0);
+        for (var y = 0u; y < p.sh; y++) {
+            // the up-sampled map at (y, x), bilinear as PyTorch computes it
+            let sy = source(y, scale_y);
+            let y0 = min(u32(sy), p.h - 1u);
+            let y1 = min(y0 + 1u, p.h - 1u);
+            let ly = sy - f32(y0);
+            let r0 = base + y0 * p.w;
+            let r1 = base + y1 * p.w;
             let top = (1.0 - lx) * t_act[r0 + x0] + lx * t_act[r0 + x1];
             let bottom = (1.0 - lx) * t_act[r1 + x0] + lx * t_act[r1 + x1];
             if ((1.0 - ly) * top + ly * bottom > thr) {
