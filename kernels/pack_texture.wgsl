@@ -42,6 +42,32 @@ fn pack_texture(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_work
     textureStore(dst, t.at, v);
 }
 
+// pack_texture4: planes of a multiple of 4 pixels, dispatched [quads / 64, c4n, n]: one
+// thread per 4 pixels of one texel row (4 channels), with a vec4 load of each channel's 4
+// pixels and no index division (the flat kernel divides three times a texel, and a CPU
+// driver has no vector integer division).
+@group(0) @binding(1) var<storage, read> src4: array<vec4<f32>>;
+
+@compute @workgroup_size(64, 1, 1)
+fn pack_texture4(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let q = 4u * gid.x;
+    if (q >= p.plane) { return; }
+    let c4 = gid.y;
+    let b = gid.z;
+    var x: array<vec4<f32>, 4>;
+    for (var j = 0u; j < 4u; j++) {
+        let c = 4u * c4 + j;
+        x[j] = vec4<f32>(0.0);
+        if (c < p.count) { x[j] = src4[((b * p.c + p.start + c) * p.plane + q) >> 2u]; }
+    }
+    let g = (b * p.c4n + c4) * p.plane + q;
+    let mask = (1u << p.shift) - 1u;
+    for (var k = 0u; k < 4u; k++) {
+        let at = vec2<u32>((g + k) & mask, (g + k) >> p.shift);
+        textureStore(dst, at, vec4<f32>(x[0][k], x[1][k], x[2][k], x[3][k]));
+    }
+}
+
 @compute @workgroup_size(64, 1, 1)
 fn pack_ratio_texture(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let g = gid.x + gid.z * nwg.x * 64u;

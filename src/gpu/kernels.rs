@@ -80,6 +80,7 @@ kernels! {
     Conv2dForwardCpuTexNarrowHalf => "conv2d_cpu_narrow.wgsl" after ["conv2d_cpu_weights16.wgsl", "conv2d_cpu_texture.wgsl", "fdiv.wgsl", "conv2d_cpu_common.wgsl"], "conv2d_forward_cpu_narrow", [T, H, R, W];
     Conv2dBackwardInputCpuTexNarrowHalf => "conv2d_cpu_narrow.wgsl" after ["conv2d_cpu_weights16.wgsl", "conv2d_cpu_texture.wgsl", "fdiv.wgsl", "conv2d_cpu_common.wgsl"], "conv2d_backward_input_cpu_narrow", [T, H, R, W];
     PackTexture => "pack_texture.wgsl" after ["lrp_ratio.wgsl"], "pack_texture", [R, O];
+    PackTexture4 => "pack_texture.wgsl" after ["lrp_ratio.wgsl"], "pack_texture4", [R, O];
     PackRatioTexture => "pack_texture.wgsl" after ["lrp_ratio.wgsl"], "pack_ratio_texture", [R, R, R, R, O];
     TransposePacked => "repack.wgsl", "transpose_packed", [R, W];
     LinearForward => "linear.wgsl" after ["linear_common.wgsl"], "linear_forward", [R, R, R, W];

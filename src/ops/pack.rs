@@ -103,7 +103,13 @@ fn pack(
     match ratio {
         None => {
             let binds = [Binding::Tensor(x), Binding::Texture(&view)];
-            rec.launch(Kernel::PackTexture, &p, &binds, groups);
+            let quads = (plane / 4).div_ceil(64);
+            if plane % 4 == 0 && quads <= 65535 && c4n <= 65535 && n <= 65535 {
+                let groups = [quads as u32, c4n as u32, n as u32];
+                rec.launch(Kernel::PackTexture4, &p, &binds, groups);
+            } else {
+                rec.launch(Kernel::PackTexture, &p, &binds, groups);
+            }
         }
         Some(q) => {
             let p = PackParams {
