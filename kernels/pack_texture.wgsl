@@ -42,7 +42,7 @@ fn pack_texture(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_work
     textureStore(dst, t.at, v);
 }
 
-// pack_texture4: planes of a multiple of 4 pixels, dispatched [quads / 64, c4n, n]: one
+// pack_texture4 and pack_ratio_texture4: planes of a multiple of 4 pixels, dispatched [quads / 64, c4n, n]: one
 // thread per 4 pixels of one texel row (4 channels), with a vec4 load of each channel's 4
 // pixels and no index division (the flat kernel divides three times a texel, and a CPU
 // driver has no vector integer division).
@@ -61,10 +61,49 @@ fn pack_texture4(@builtin(global_invocation_id) gid: vec3<u32>) {
         if (c < p.count) { x[j] = src4[((b * p.c + p.start + c) * p.plane + q) >> 2u]; }
     }
     let g = (b * p.c4n + c4) * p.plane + q;
-    let mask = (1u << p.shift) - 1u;
     for (var k = 0u; k < 4u; k++) {
-        let at = vec2<u32>((g + k) & mask, (g + k) >> p.shift);
-        textureStore(dst, at, vec4<f32>(x[0][k], x[1][k], x[2][k], x[3][k]));
+        textureStore(dst, texel_at(g + k), pixel_of(x, k));
+    }
+}
+
+// The texture coordinates of texel g.
+fn texel_at(g: u32) -> vec2<u32> {
+    return vec2<u32>(g & ((1u << p.shift) - 1u), g >> p.shift);
+}
+
+// Pixel k's texel of four channels' vec4s of 4 pixels.
+fn pixel_of(x: array<vec4<f32>, 4>, k: u32) -> vec4<f32> {
+    return vec4<f32>(x[0][k], x[1][k], x[2][k], x[3][k]);
+}
+
+// pack_ratio_texture4: pack_texture4 of the ratio, four elements at a time.
+@group(0) @binding(2) var<storage, read> za4: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read> z04: array<vec4<f32>>;
+@group(0) @binding(4) var<storage, read> zb4: array<vec4<f32>>;
+
+@compute @workgroup_size(64, 1, 1)
+fn pack_ratio_texture4(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let q = 4u * gid.x;
+    if (q >= p.plane) { return; }
+    let c4 = gid.y;
+    let b = gid.z;
+    var x: array<vec4<f32>, 4>;
+    for (var j = 0u; j < 4u; j++) {
+        let c = 4u * c4 + j;
+        x[j] = vec4<f32>(0.0);
+        if (c < p.count) {
+            let i = ((b * p.c + p.start + c) * p.plane + q) >> 2u;
+            var keep = vec4<bool>(true);
+            if (p.mode == 1u) { keep = z04[i] > vec4<f32>(0.0); }
+            if (p.mode == 2u) { keep = z04[i] < vec4<f32>(0.0); }
+            var z = p.c0 * za4[i];
+            if (p.c1 != 0.0) { z += p.c1 * zb4[i]; }
+            x[j] = select(vec4<f32>(0.0), src4[i] / stabilize4(z, p.eps), keep);
+        }
+    }
+    let g = (b * p.c4n + c4) * p.plane + q;
+    for (var k = 0u; k < 4u; k++) {
+        textureStore(ratio_dst, texel_at(g + k), pixel_of(x, k));
     }
 }
 

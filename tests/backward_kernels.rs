@@ -114,6 +114,10 @@ fn conv2d_backward_odd_strided_padded_batched() {
     conv_back([1, 70, 6, 5], geom(70, 9, (1, 1), (1, 1), (0, 0)), None);
     conv_back([2, 4, 10, 10], geom(4, 6, (4, 4), (3, 3), (0, 0)), None); // rows the stride skips
     conv_back([1, 2, 7, 7], geom(2, 3, (5, 5), (2, 2), (2, 2)), None);
+    // planes of a multiple of 4 (the packs' four-pixel path) with the ratio kept where
+    // z0 > 0 (cout % 3 == 1), mixed (odd cout) and not
+    conv_back([2, 5, 8, 6], geom(5, 7, (3, 3), (1, 1), (1, 1)), None);
+    conv_back([1, 6, 4, 4], geom(6, 10, (3, 3), (1, 1), (1, 1)), None);
 }
 
 #[test]

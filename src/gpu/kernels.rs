@@ -82,6 +82,7 @@ kernels! {
     PackTexture => "pack_texture.wgsl" after ["lrp_ratio.wgsl"], "pack_texture", [R, O];
     PackTexture4 => "pack_texture.wgsl" after ["lrp_ratio.wgsl"], "pack_texture4", [R, O];
     PackRatioTexture => "pack_texture.wgsl" after ["lrp_ratio.wgsl"], "pack_ratio_texture", [R, R, R, R, O];
+    PackRatioTexture4 => "pack_texture.wgsl" after ["lrp_ratio.wgsl"], "pack_ratio_texture4", [R, R, R, R, O];
     TransposePacked => "repack.wgsl", "transpose_packed", [R, W];
     LinearForward => "linear.wgsl" after ["linear_common.wgsl"], "linear_forward", [R, R, R, W];
     LinearForwardSubgroup => "linear_subgroup.wgsl" after ["linear_common.wgsl"], "linear_forward_subgroup", [R, R, R, W];

@@ -99,17 +99,19 @@ fn pack(
         c0: 0.0,
         c1: 0.0,
     };
-    let groups = grid(p.texels.div_ceil(64));
+    // planes of a multiple of 4 pixels: a thread per 4 pixels of a texel row
+    let quads = (plane / 4).div_ceil(64);
+    let fours = plane % 4 == 0 && quads <= 65535 && c4n <= 65535 && n <= 65535;
+    let groups = if fours {
+        [quads as u32, c4n as u32, n as u32]
+    } else {
+        grid(p.texels.div_ceil(64))
+    };
     match ratio {
         None => {
             let binds = [Binding::Tensor(x), Binding::Texture(&view)];
-            let quads = (plane / 4).div_ceil(64);
-            if plane % 4 == 0 && quads <= 65535 && c4n <= 65535 && n <= 65535 {
-                let groups = [quads as u32, c4n as u32, n as u32];
-                rec.launch(Kernel::PackTexture4, &p, &binds, groups);
-            } else {
-                rec.launch(Kernel::PackTexture, &p, &binds, groups);
-            }
+            let kernel = [Kernel::PackTexture, Kernel::PackTexture4][fours as usize];
+            rec.launch(kernel, &p, &binds, groups);
         }
         Some(q) => {
             let p = PackParams {
@@ -121,7 +123,8 @@ fn pack(
             };
             let [r, za, z0, zb] = q.bindings();
             let binds = [r, za, z0, zb, Binding::Texture(&view)];
-            rec.launch(Kernel::PackRatioTexture, &p, &binds, groups);
+            let kernel = [Kernel::PackRatioTexture, Kernel::PackRatioTexture4][fours as usize];
+            rec.launch(kernel, &p, &binds, groups);
         }
     }
     Ok(view)
