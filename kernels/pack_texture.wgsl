@@ -42,10 +42,10 @@ fn pack_texture(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_work
     textureStore(dst, t.at, v);
 }
 
-// pack_texture4 and pack_ratio_texture4: planes of a multiple of 4 pixels, dispatched [quads / 64, c4n, n]: one
-// thread per 4 pixels of one texel row (4 channels), with a vec4 load of each channel's 4
-// pixels and no index division (the flat kernel divides three times a texel, and a CPU
-// driver has no vector integer division).
+// pack_texture4 and pack_ratio_texture4, for planes of a multiple of 4 pixels, dispatched
+// [quads / 64, c4n, n]: one thread per 4 pixels of one texel row (4 channels), with a vec4
+// load of each channel's 4 pixels and no index division (the flat kernels divide three
+// times a texel, and a CPU driver has no vector integer division).
 @group(0) @binding(1) var<storage, read> src4: array<vec4<f32>>;
 
 @compute @workgroup_size(64, 1, 1)
