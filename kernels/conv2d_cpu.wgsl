@@ -86,6 +86,13 @@ fn activate4(v: vec4<f32>, b: f32) -> vec4<f32> {
     return r;
 }
 
+// The output index of channel 0 at output pixel m (over all items) of a stack of planes,
+// `total` channels an item from `offset`.
+fn out_base(m: u32, plane: u32, total: u32, offset: u32) -> u32 {
+    let item = fdiv(m, plane);
+    return (item * total + offset) * plane + m - item * plane;
+}
+
 // Stores the sums of output pixels m .. m + 3 (m a multiple of 4, planes of a multiple of
 // 4 pixels: the four lie in one plane, 16-byte aligned) as one vec4 a channel: q0 .. q3
 // hold the pixels' channels c0 + 8(first + t) in component t (t < 4; b their biases), of
@@ -93,8 +100,7 @@ fn activate4(v: vec4<f32>, b: f32) -> vec4<f32> {
 // launch. A storage store is a loop over the lanes on lavapipe, as wide or not, so this
 // stores four values for the price of one.
 fn store_quad(q0: vec4<f32>, q1: vec4<f32>, q2: vec4<f32>, q3: vec4<f32>, b: vec4<f32>, first: u32, m: u32, plane: u32, total: u32, offset: u32, c0: u32, count: u32) {
-    let item = fdiv(m, plane);
-    let base = (item * total + offset) * plane + m - item * plane;
+    let base = out_base(m, plane, total, offset);
     for (var t = 0u; t < 4u; t++) {
         let c = c0 + 8u * (first + t);
         if (c >= count) { return; }
@@ -145,8 +151,7 @@ fn stores(m0: u32, plane: u32) -> u32 {
 // launch's bias, ReLU and accumulation flags.
 fn store_pixel(lo: vec4<f32>, hi: vec4<f32>, bl: vec4<f32>, bh: vec4<f32>, m: u32, plane: u32, total: u32, offset: u32, c0: u32, count: u32) {
     if (m >= p.n * plane || c0 >= count) { return; }
-    let item = fdiv(m, plane);
-    let base = (item * total + offset) * plane + m - item * plane;
+    let base = out_base(m, plane, total, offset);
     let channels = min(8u, (count - c0 + 7u) / 8u);
     for (var t = 0u; t < channels; t++) {
         var v = select(lo[t & 3u], hi[t & 3u], t >= 4u);

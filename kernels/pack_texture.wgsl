@@ -48,19 +48,36 @@ fn pack_texture(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_work
 // times a texel, and a CPU driver has no vector integer division).
 @group(0) @binding(1) var<storage, read> src4: array<vec4<f32>>;
 
+// Thread gid's 4 pixels: from q in the plane, texel row c4 (channels 4 c4 .. 4 c4 + 3) of
+// item b.
+struct Quad { q: u32, c4: u32, b: u32 }
+
+fn quad_at(gid: vec3<u32>) -> Quad {
+    return Quad(4u * gid.x, gid.y, gid.z);
+}
+
+// The vec4 index in the source tensors of the quad's 4 pixels of channel c (of those
+// packed: c < count).
+fn quad_source(t: Quad, c: u32) -> u32 {
+    return ((t.b * p.c + p.start + c) * p.plane + t.q) >> 2u;
+}
+
+// The quad's first texel.
+fn quad_texel(t: Quad) -> u32 {
+    return (t.b * p.c4n + t.c4) * p.plane + t.q;
+}
+
 @compute @workgroup_size(64, 1, 1)
 fn pack_texture4(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let q = 4u * gid.x;
-    if (q >= p.plane) { return; }
-    let c4 = gid.y;
-    let b = gid.z;
+    let t = quad_at(gid);
+    if (t.q >= p.plane) { return; }
     var x: array<vec4<f32>, 4>;
     for (var j = 0u; j < 4u; j++) {
-        let c = 4u * c4 + j;
+        let c = 4u * t.c4 + j;
         x[j] = vec4<f32>(0.0);
-        if (c < p.count) { x[j] = src4[((b * p.c + p.start + c) * p.plane + q) >> 2u]; }
+        if (c < p.count) { x[j] = src4[quad_source(t, c)]; }
     }
-    let g = (b * p.c4n + c4) * p.plane + q;
+    let g = quad_texel(t);
     for (var k = 0u; k < 4u; k++) {
         textureStore(dst, texel_at(g + k), pixel_of(x, k));
     }
@@ -83,16 +100,14 @@ fn pixel_of(x: array<vec4<f32>, 4>, k: u32) -> vec4<f32> {
 
 @compute @workgroup_size(64, 1, 1)
 fn pack_ratio_texture4(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let q = 4u * gid.x;
-    if (q >= p.plane) { return; }
-    let c4 = gid.y;
-    let b = gid.z;
+    let t = quad_at(gid);
+    if (t.q >= p.plane) { return; }
     var x: array<vec4<f32>, 4>;
     for (var j = 0u; j < 4u; j++) {
-        let c = 4u * c4 + j;
+        let c = 4u * t.c4 + j;
         x[j] = vec4<f32>(0.0);
         if (c < p.count) {
-            let i = ((b * p.c + p.start + c) * p.plane + q) >> 2u;
+            let i = quad_source(t, c);
             var keep = vec4<bool>(true);
             if (p.mode == 1u) { keep = z04[i] > vec4<f32>(0.0); }
             if (p.mode == 2u) { keep = z04[i] < vec4<f32>(0.0); }
@@ -101,7 +116,7 @@ fn pack_ratio_texture4(@builtin(global_invocation_id) gid: vec3<u32>) {
             x[j] = select(vec4<f32>(0.0), src4[i] / stabilize4(z, p.eps), keep);
         }
     }
-    let g = (b * p.c4n + c4) * p.plane + q;
+    let g = quad_texel(t);
     for (var k = 0u; k < 4u; k++) {
         textureStore(ratio_dst, texel_at(g + k), pixel_of(x, k));
     }

@@ -20,7 +20,8 @@ pub enum Gemm {
     /// Shared-memory tiles and barriers: for GPUs.
     Tiled,
     /// No shared memory or barriers, two pixels per lane and a channel block per
-    /// workgroup: for software adapters (lavapipe, llvmpipe, WARP, SwiftShader).
+    /// workgroup, weights and input read from storage buffers: for software adapters with
+    /// 8-lane subgroups, chosen only by name (`CpuTex` is faster on every host measured).
     Cpu,
     /// `Cpu` with the packed weights and the input in read-only storage textures, where a
     /// step's four input channels are one texel load: the default for software adapters
