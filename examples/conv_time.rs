@@ -17,7 +17,7 @@ fn main() -> netlens::Result<()> {
     let only = std::env::args().nth(2);
     let ctx = Context::from_env()?;
     println!("{} gemm={}", ctx.adapter_name(), ctx.gemm().name());
-    for (name, d, cout) in common::VGG16_CONVS {
+    for (name, d, cout) in common::VGG16_CONVS.iter().chain(common::DEMO_CONVS) {
         if only.as_ref().is_some_and(|o| !name.contains(o.as_str())) {
             continue;
         }

@@ -10,7 +10,8 @@
 // - a workgroup of 8 lanes owns 16 consecutive pixels and a block of 64 channels; lane s
 //   loads the weights of channels s, 8 + s, .., 56 + s, and keeps the sums of those 8
 //   channels for all 16 pixels (two sets of sixteen vec4 accumulators); no workgroup
-//   memory, no barriers; the weights never leave their lane;
+//   memory, no barriers; the weights never leave their lane; a block of at most 32
+//   channels (the last of 96, or all of 32) sums only channels s, .., 24 + s (`sweep`);
 // - every lane needs every pixel's inputs. How they reach it is a prelude's, which also
 //   declares the entry points (calling forward and backward_input below):
 //   conv2d_cpu_share.wgsl, where lane s loads pixels s and 8 + s and subgroupBroadcast
@@ -42,32 +43,32 @@ fn mac(a: vec4<f32>, xk: vec4<f32>, w: array<vec4<f32>, 4>) -> vec4<f32> {
 // 8 .. 15; the prelude's pixel_input gives pixel k of a set in every lane); lo and hi this
 // lane's weight groups of channels s, 8 + s, .. 24 + s and 32 + s, .. 56 + s.
 // Accumulators 2k and 2k + 1 hold pixel k's.
-fn mac8(acc: ptr<function, Acc>, j: u32, c4: u32, plane: u32, count: u32, lo: array<vec4<f32>, 4>, hi: array<vec4<f32>, 4>) {
+fn mac8(acc: ptr<function, Acc>, j: u32, c4: u32, plane: u32, count: u32, lo: array<vec4<f32>, 4>, hi: array<vec4<f32>, 4>, wide: bool) {
     let own = own_input(j, c4, plane, count);
     let x0 = pixel_input(own, j, 0u, c4, plane, count);
     (*acc).a0 = mac((*acc).a0, x0, lo);
-    (*acc).a1 = mac((*acc).a1, x0, hi);
+    if (wide) { (*acc).a1 = mac((*acc).a1, x0, hi); }
     let x1 = pixel_input(own, j, 1u, c4, plane, count);
     (*acc).a2 = mac((*acc).a2, x1, lo);
-    (*acc).a3 = mac((*acc).a3, x1, hi);
+    if (wide) { (*acc).a3 = mac((*acc).a3, x1, hi); }
     let x2 = pixel_input(own, j, 2u, c4, plane, count);
     (*acc).a4 = mac((*acc).a4, x2, lo);
-    (*acc).a5 = mac((*acc).a5, x2, hi);
+    if (wide) { (*acc).a5 = mac((*acc).a5, x2, hi); }
     let x3 = pixel_input(own, j, 3u, c4, plane, count);
     (*acc).a6 = mac((*acc).a6, x3, lo);
-    (*acc).a7 = mac((*acc).a7, x3, hi);
+    if (wide) { (*acc).a7 = mac((*acc).a7, x3, hi); }
     let x4 = pixel_input(own, j, 4u, c4, plane, count);
     (*acc).a8 = mac((*acc).a8, x4, lo);
-    (*acc).a9 = mac((*acc).a9, x4, hi);
+    if (wide) { (*acc).a9 = mac((*acc).a9, x4, hi); }
     let x5 = pixel_input(own, j, 5u, c4, plane, count);
     (*acc).a10 = mac((*acc).a10, x5, lo);
-    (*acc).a11 = mac((*acc).a11, x5, hi);
+    if (wide) { (*acc).a11 = mac((*acc).a11, x5, hi); }
     let x6 = pixel_input(own, j, 6u, c4, plane, count);
     (*acc).a12 = mac((*acc).a12, x6, lo);
-    (*acc).a13 = mac((*acc).a13, x6, hi);
+    if (wide) { (*acc).a13 = mac((*acc).a13, x6, hi); }
     let x7 = pixel_input(own, j, 7u, c4, plane, count);
     (*acc).a14 = mac((*acc).a14, x7, lo);
-    (*acc).a15 = mac((*acc).a15, x7, hi);
+    if (wide) { (*acc).a15 = mac((*acc).a15, x7, hi); }
 }
 
 // The bias of channels c, c + 8, c + 16, c + 24 (0 without a bias).
@@ -192,6 +193,28 @@ fn store_all(a: Acc, b: Acc, bl: vec4<f32>, bh: vec4<f32>, m0: u32, plane: u32, 
     }
 }
 
+// The sums of the workgroup's pixels (acc_a, acc_b: sets 0 and 1) over every tap and
+// reduction channel: packed weight rows `rows` (this lane's channels, `c4n` groups a tap)
+// against an input of `total` channels an item, `count` of them read from `offset`, planes
+// of `in_plane` pixels; `backward` for the input gradient's taps. Without `wide` (a
+// constant at each call, so the driver compiles two loops) only the first 4 rows are
+// summed: a block of at most 32 channels.
+fn sweep(acc_a: ptr<function, Acc>, acc_b: ptr<function, Acc>, rows: array<u32, 8>, c4n: u32, total: u32, offset: u32, count: u32, in_plane: u32, backward: bool, wide: bool) {
+    for (var ky = 0u; ky < p.kh; ky++) {
+        for (var kx = 0u; kx < p.kw; kx++) {
+            taps_set(total, offset, count, in_plane, ky, kx, backward);
+            let t = (ky * p.kw + kx) * c4n;
+            for (var c4 = 0u; c4 < c4n; c4++) {
+                let lo = array(wload4(rows[0] + t + c4), wload4(rows[1] + t + c4), wload4(rows[2] + t + c4), wload4(rows[3] + t + c4));
+                var hi = lo;
+                if (wide) { hi = array(wload4(rows[4] + t + c4), wload4(rows[5] + t + c4), wload4(rows[6] + t + c4), wload4(rows[7] + t + c4)); }
+                mac8(acc_a, 0u, c4, in_plane, count, lo, hi, wide);
+                mac8(acc_b, 1u, c4, in_plane, count, lo, hi, wide);
+            }
+        }
+    }
+}
+
 // y[b, co, oy, ox] = sum_{ky, kx, ci} x[b, ci, oy*s + ky - pad, ox*s + kx - pad] W[co, ci, ky, kx]
 // (workgroup `group` of the pixels, channel block `block`; lane `lid`, `sid` in its subgroup)
 fn forward(group: u32, block: u32, lid: u32, sid: u32) {
@@ -214,19 +237,13 @@ fn forward(group: u32, block: u32, lid: u32, sid: u32) {
     let r5 = min(co0 + 40u + sid, last) * taps * c4n;
     let r6 = min(co0 + 48u + sid, last) * taps * c4n;
     let r7 = min(co0 + 56u + sid, last) * taps * c4n;
+    let rows = array(r0, r1, r2, r3, r4, r5, r6, r7);
     var acc_a = zero();
     var acc_b = zero();
-    for (var ky = 0u; ky < p.kh; ky++) {
-        for (var kx = 0u; kx < p.kw; kx++) {
-            taps_set(p.cin, 0u, p.cin, hw, ky, kx, false);
-            let t = (ky * p.kw + kx) * c4n;
-            for (var c4 = 0u; c4 < c4n; c4++) {
-                let lo = array(wload4(r0 + t + c4), wload4(r1 + t + c4), wload4(r2 + t + c4), wload4(r3 + t + c4));
-                let hi = array(wload4(r4 + t + c4), wload4(r5 + t + c4), wload4(r6 + t + c4), wload4(r7 + t + c4));
-                mac8(&acc_a, 0u, c4, hw, p.cin, lo, hi);
-                mac8(&acc_b, 1u, c4, hw, p.cin, lo, hi);
-            }
-        }
+    if (co0 + 32u < p.co_count) {
+        sweep(&acc_a, &acc_b, rows, c4n, p.cin, 0u, p.cin, hw, false, true);
+    } else {
+        sweep(&acc_a, &acc_b, rows, c4n, p.cin, 0u, p.cin, hw, false, false);
     }
     // lane s holds channels co0 + 8t + s (t = 0..7) of each of the workgroup's pixels
     let c = co0 + sid;
@@ -256,19 +273,13 @@ fn backward_input(group: u32, block: u32, lid: u32, sid: u32) {
     let r5 = min(ci0 + 40u + sid, last) * taps * c4n;
     let r6 = min(ci0 + 48u + sid, last) * taps * c4n;
     let r7 = min(ci0 + 56u + sid, last) * taps * c4n;
+    let rows = array(r0, r1, r2, r3, r4, r5, r6, r7);
     var acc_a = zero();
     var acc_b = zero();
-    for (var ky = 0u; ky < p.kh; ky++) {
-        for (var kx = 0u; kx < p.kw; kx++) {
-            taps_set(p.cout, p.co_offset, p.co_count, ohw, ky, kx, true);
-            let t = (ky * p.kw + kx) * c4n;
-            for (var c4 = 0u; c4 < c4n; c4++) {
-                let lo = array(wload4(r0 + t + c4), wload4(r1 + t + c4), wload4(r2 + t + c4), wload4(r3 + t + c4));
-                let hi = array(wload4(r4 + t + c4), wload4(r5 + t + c4), wload4(r6 + t + c4), wload4(r7 + t + c4));
-                mac8(&acc_a, 0u, c4, ohw, p.co_count, lo, hi);
-                mac8(&acc_b, 1u, c4, ohw, p.co_count, lo, hi);
-            }
-        }
+    if (ci0 + 32u < p.cin) {
+        sweep(&acc_a, &acc_b, rows, c4n, p.cout, p.co_offset, p.co_count, ohw, true, true);
+    } else {
+        sweep(&acc_a, &acc_b, rows, c4n, p.cout, p.co_offset, p.co_count, ohw, true, false);
     }
     // no bias or ReLU here (flags bit 2 at most)
     let c = ci0 + sid;

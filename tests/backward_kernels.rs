@@ -120,6 +120,15 @@ fn conv2d_backward_odd_strided_padded_batched() {
     conv_back([1, 6, 4, 4], geom(6, 10, (3, 3), (1, 1), (1, 1)), None);
 }
 
+/// Input gradients of 32, 96 (64 + 32) and 40 channels: blocks of at most 32 channels are
+/// summed half (conv2d_cpu.wgsl), a block of 40 whole.
+#[test]
+fn conv2d_backward_half_channel_blocks() {
+    for cin in [32, 96, 40] {
+        conv_back([2, cin, 5, 6], geom(cin, 5, (3, 3), (1, 1), (1, 1)), None);
+    }
+}
+
 #[test]
 fn conv2d_backward_split_weights_accumulate() {
     conv_back([2, 3, 9, 8], geom(3, 9, (3, 3), (1, 1), (1, 1)), Some(600));

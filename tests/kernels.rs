@@ -99,6 +99,21 @@ fn conv2d_odd_padded_batched() {
     );
 }
 
+/// Channel blocks of at most 32 (the CPU-shaped kernels sum only half of such a block):
+/// 32 channels, 96 (a block of 64 and one of 32) and 40 (one block of 40, summed whole).
+#[test]
+fn conv2d_half_channel_blocks() {
+    for (cout, relu) in [(32, true), (96, false), (40, true)] {
+        run_conv(
+            [2, 6, 6, 5],
+            geom(6, cout, (3, 3), (1, 1), (1, 1)),
+            relu,
+            true,
+            None,
+        );
+    }
+}
+
 #[test]
 fn conv2d_split_weights() {
     // 9 output channels of 3*3*3*4 bytes (144 packed for the CPU kernels, which also
