@@ -67,8 +67,47 @@ pub fn check_range(what: &str, v: f32, lo: f32, hi: f32, open_lo: bool) -> Resul
         return Ok(());
     }
     let l = if open_lo { "(" } else { "[" };
+    let (v, lo, hi) = (short(v), short(lo), short(hi));
     Err(Error::input(
         what,
         format!("{v} must be a number in {l}{lo}, {hi}]"),
     ))
+}
+
+/// `v` as written in a message: plainly between 1e-4 and 1e7 in size (and 0), else in
+/// scientific notation (1e30, not 31 digits).
+fn short(v: f32) -> String {
+    let a = v.abs();
+    if a == 0.0 || !a.is_finite() || (1e-4..1e7).contains(&a) {
+        format!("{v}")
+    } else {
+        format!("{v:e}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn range_errors_write_numbers_short() {
+        let msg = |v: f32| {
+            check_range("--x", v, 0.0, 100.0, false)
+                .unwrap_err()
+                .to_string()
+        };
+        assert!(
+            msg(1e30).contains("1e30 must be a number in [0, 100]"),
+            "{}",
+            msg(1e30)
+        );
+        assert!(msg(-2.5e-9).contains("-2.5e-9 must"), "{}", msg(-2.5e-9));
+        assert!(msg(250.5).contains("250.5 must"), "{}", msg(250.5));
+        assert!(msg(f32::NAN).contains("NaN must"), "{}", msg(f32::NAN));
+        let big = check_range("--y", 0.0, 1e-9, 1e9, true)
+            .unwrap_err()
+            .to_string();
+        assert!(big.contains("(1e-9, 1e9]"), "{big}");
+        assert!(check_range("--x", 100.0, 0.0, 100.0, false).is_ok());
+    }
 }
