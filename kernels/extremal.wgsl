@@ -50,10 +50,10 @@ fn cell(k: u32, iy: i32, ix: i32) -> f32 {
 
 @group(0) @binding(1) var<storage, read> pm: array<f32>;         // [K, hin, win]
 @group(0) @binding(2) var<storage, read_write> full: array<f32>; // [K, oh, ow]
-@group(0) @binding(3) var<storage, read_write> stats: array<f32>; // [K, oh, ow, 3]
+@group(0) @binding(3) var<storage, read_write> stats: array<vec4<f32>>; // [K, oh, ow]
 
 // The full mask: per pixel, the softmax-pooled (coldness c) bumps of the (2r+1)^2 cells
-// around it, clamped to [0, 1]; stats keep (unclamped value, max, normaliser).
+// around it, clamped to [0, 1]; stats keep (unclamped value, max, normaliser, 0).
 @compute @workgroup_size(64, 1, 1)
 fn smooth_mask(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = index(gid, nwg);
@@ -83,12 +83,10 @@ fn smooth_mask(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workg
     }
     let out = acc / z;
     full[i] = clamp(out, 0.0, 1.0);
-    stats[3u * i] = out;
-    stats[3u * i + 1u] = mx;
-    stats[3u * i + 2u] = z;
+    stats[i] = vec4<f32>(out, mx, z, 0.0);
 }
 
-@group(0) @binding(2) var<storage, read> g_stats: array<f32>;    // [K, oh, ow, 3]
+@group(0) @binding(2) var<storage, read> g_stats: array<vec4<f32>>; // [K, oh, ow]
 @group(0) @binding(3) var<storage, read> g_full: array<f32>;     // [K, oh, ow]
 @group(0) @binding(4) var<storage, read_write> g_pm: array<f32>; // [K, hin, win]
 
@@ -114,11 +112,12 @@ fn smooth_mask_grad(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_
             for (var u = u32(my) * p.step; u < min(u32(my + 1) * p.step, p.oh); u++) {
                 for (var v = u32(mxi) * p.step; v < min(u32(mxi + 1) * p.step, p.ow); v++) {
                     let j = (k * p.oh + u) * p.ow + v;
-                    let value = g_stats[3u * j];
+                    let st = g_stats[j]; // (value, max, normaliser, 0): one load
+                    let value = st.x;
                     if (value < 0.0 || value > 1.0) { continue; }
                     let wgt = bump(u, v, i32(a), i32(b));
                     let val = wgt * own;
-                    let s = exp(p.coldness * (val - g_stats[3u * j + 1u])) / g_stats[3u * j + 2u];
+                    let s = exp(p.coldness * (val - st.y)) / st.z;
                     acc += g_full[j] * s * (1.0 + p.coldness * (val - value)) * wgt;
                 }
             }

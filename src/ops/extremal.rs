@@ -141,7 +141,8 @@ impl MaskGeometry {
 pub fn smooth_mask(rec: &mut Recorder, g: &MaskGeometry, pm: &Tensor) -> Result<(Tensor, Tensor)> {
     let k = g.rows(pm, (g.hin, g.win), "smooth mask parameters")?;
     let full = Tensor::empty(rec.ctx(), &[k, 1, g.oh, g.ow], "smooth mask")?;
-    let stats = Tensor::empty(rec.ctx(), &[k, g.oh, g.ow, 3], "smooth mask statistics")?;
+    // per pixel (value, max, normaliser, 0): one vec4 load in the gradient
+    let stats = Tensor::empty(rec.ctx(), &[k, g.oh, g.ow, 4], "smooth mask statistics")?;
     let p = g.params(k)?;
     let bind = [
         Binding::Tensor(pm),
@@ -162,7 +163,7 @@ pub fn smooth_mask_grad(
 ) -> Result<Tensor> {
     let k = g.rows(pm, (g.hin, g.win), "smooth mask parameters")?;
     if g.rows(g_full, (g.oh, g.ow), "smooth mask gradient")? != k
-        || stats.shape != [k, g.oh, g.ow, 3]
+        || stats.shape != [k, g.oh, g.ow, 4]
     {
         return Err(Error::Shape("smooth mask gradient: shapes differ".into()));
     }
