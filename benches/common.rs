@@ -52,8 +52,8 @@ pub const POOLS: &[(&str, [usize; 4])] = &[
     ("pool1 b8", [8, 64, 224, 224]),
     ("pool4 b8", [8, 512, 28, 28]),
 ];
-/// Every distinct 3x3 conv of VGG16 at 224, batch 1 (name, [n, cin, h, w], cout); the
-/// speed table's shapes (tools/speed_table.py keeps its own copy in step).
+/// The demo model's convs (models/shapes-vgg.safetensors) at the mask loop's batch of 3
+/// (name, [n, cin, h, w], cout): 32- and 96-channel layers, small planes.
 pub const DEMO_CONVS: &[(&str, [usize; 4], usize)] = &[
     ("demo0", [3, 3, 64, 64], 32),
     ("demo3", [3, 32, 32, 32], 64),
@@ -62,6 +62,8 @@ pub const DEMO_CONVS: &[(&str, [usize; 4], usize)] = &[
     ("demo11", [3, 96, 8, 8], 128),
     ("demo14", [3, 128, 4, 4], 128),
 ];
+/// Every distinct 3x3 conv of VGG16 at 224, batch 1 (name, [n, cin, h, w], cout); the
+/// speed table's shapes (tools/speed_table.py keeps its own copy in step).
 pub const VGG16_CONVS: &[(&str, [usize; 4], usize)] = &[
     ("conv1_1", [1, 3, 224, 224], 64),
     ("conv1_2", [1, 64, 224, 224], 64),
