@@ -1,7 +1,8 @@
 //! Quick GFLOP/s of conv2d forward and input-gradient on VGG16's and the demo model's
 //! shapes, for the context's GEMM variant (NETLENS_GEMM=cpu|cpu-tex|tiled): cargo run
-//! --release --example conv_time [reps] [shape] (a part of a name: `conv3`, `demo`). With NETLENS_DUMP_JIT=DIR (Linux) it then copies the process's anonymous
-//! executable mappings, a CPU driver's compiled kernels, to DIR/<address>.bin for
+//! --release --example conv_time [reps] [shape] (a part of a name: `conv3`, `demo`).
+//! With NETLENS_DUMP_JIT=DIR (Linux) it then copies the process's anonymous executable
+//! mappings, a CPU driver's compiled kernels, to DIR/<address>.bin for
 //! tools/jit_profile.py.
 use std::time::Instant;
 
