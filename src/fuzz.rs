@@ -5,12 +5,18 @@
 use std::path::Path;
 
 use crate::data::broden::{csv_field, split_csv, Broden};
-use crate::io::{image, npy};
+use crate::io::{image, npy, Frame};
 use crate::model::{load_bytes, ModelMeta};
 
 /// Safetensors + `netlens` metadata, or torchvision VGG naming without it.
 pub fn model_load(data: &[u8]) {
+    let framed = crate::model::frame(data);
     if let Ok(m) = load_bytes(data, "fuzz") {
+        // a stream is read exactly as far as a file that loads
+        assert!(
+            matches!(framed, Frame::Total(n) if n == data.len() as u64),
+            "the header's length is not the file's"
+        );
         let (h, w) = m.meta.input_size;
         let shapes = m
             .output_shapes(&[1, m.in_channels, h, w])
@@ -27,7 +33,16 @@ pub fn model_load(data: &[u8]) {
 
 /// `.npy` reading; whatever reads must write and read back bit for bit.
 pub fn npy_parse(data: &[u8]) {
+    let framed = npy::frame(data);
     if let Ok(a) = npy::parse(data) {
+        // a stream read as far as its header says reads the same array
+        let Frame::Total(n) = framed else {
+            panic!("a .npy that parses has no length")
+        };
+        let head = data
+            .get(..n as usize)
+            .expect("the header's length is within the file");
+        assert_eq!(npy::parse(head).map(|b| b.shape), Ok(a.shape.clone()));
         assert_eq!(a.shape.iter().product::<usize>(), a.data.len());
         let b = npy::parse(&npy::to_bytes(&a)).expect("a written .npy reads back");
         assert_eq!(a.shape, b.shape);

@@ -225,3 +225,86 @@ fn oversized_endless_and_directory_inputs_are_refused() {
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A stream (a pipe, a device) is read as far as its header says: a model or a .npy
+/// through a FIFO loads, and an endless or foreign stream fails at its first bytes (it
+/// was read up to the 4 GiB bound before).
+#[cfg(unix)]
+#[test]
+fn streams_are_read_as_far_as_their_header_says() {
+    let dir = std::env::temp_dir().join(format!("netlens-streams-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    // through a FIFO, with bytes after the end that must stay unread
+    let through_fifo = |name: &str, bytes: Vec<u8>| -> PathBuf {
+        let fifo = dir.join(name);
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+        assert!(made.unwrap().success(), "mkfifo {}", fifo.display());
+        let path = fifo.clone();
+        std::thread::spawn(move || {
+            use std::io::Write;
+            let mut f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+            let _ = f.write_all(&bytes); // the reader may stop first
+        });
+        fifo
+    };
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let model = std::fs::read(root.join("models/shapes-vgg.safetensors")).unwrap();
+    let mut trailing = model.clone();
+    trailing.extend_from_slice(&[0u8; 100]);
+    let m = netlens::model::load(&through_fifo("model", trailing)).unwrap();
+    assert_eq!(m.layers.len(), 26);
+    let a = netlens::Array {
+        shape: vec![2, 3],
+        data: vec![1.0, -2.0, 3.5, 0.0, 7.0, 9.0],
+    };
+    let mut bytes = npy::to_bytes(&a);
+    bytes.extend_from_slice(b"more");
+    let b = npy::read(&through_fifo("a.npy", bytes.clone())).unwrap();
+    assert_eq!((b.shape, b.data), (a.shape.clone(), a.data.clone()));
+    // a stream that ends early is truncated, as a short file is
+    let cut = bytes[..bytes.len() - 10].to_vec();
+    let e = npy::read(&through_fifo("cut.npy", cut))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("truncated data"), "{e}");
+    // endless or foreign streams: refused by their first bytes
+    let e = netlens::model::load(Path::new("/dev/zero"))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("header of 0 bytes"), "{e}");
+    let e = npy::read(Path::new("/dev/zero")).unwrap_err().to_string();
+    assert!(e.contains("bad magic"), "{e}");
+    let mut huge = model[..8].to_vec();
+    huge[..8].copy_from_slice(&(1u64 << 40).to_le_bytes());
+    let e = netlens::model::load(&through_fifo("huge", huge))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("header of 1099511627776 bytes"), "{e}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// The length a header states is the file's: the demo model's, and a written .npy's.
+#[test]
+fn headers_state_the_file_length() {
+    use netlens::io::Frame;
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let model = std::fs::read(root.join("models/shapes-vgg.safetensors")).unwrap();
+    assert!(matches!(netlens::model::frame(&model[..4]), Frame::More(8)));
+    assert!(matches!(netlens::model::frame(&model[..8]), Frame::More(n) if n > 8));
+    let total = |f: Frame| match f {
+        Frame::Total(n) => n,
+        _ => panic!("no length"),
+    };
+    assert_eq!(total(netlens::model::frame(&model)), model.len() as u64);
+    let a = netlens::Array {
+        shape: vec![3, 1, 5],
+        data: (0..15).map(|i| i as f32).collect(),
+    };
+    let bytes = npy::to_bytes(&a);
+    assert!(matches!(npy::frame(&bytes[..3]), Frame::More(12)));
+    assert_eq!(total(npy::frame(&bytes)), bytes.len() as u64);
+    assert!(matches!(
+        npy::frame(b"PK\x03\x04 a zip file"),
+        Frame::Bad(_)
+    ));
+}

@@ -80,6 +80,63 @@ pub fn read_capped(path: &Path, limit: u64, what: &str) -> Result<Vec<u8>> {
     Ok(bytes)
 }
 
+/// What a file's first bytes say of its length (see `read_framed`).
+pub enum Frame {
+    /// Not known until at least this many bytes are read.
+    More(u64),
+    /// The whole file is this many bytes.
+    Total(u64),
+    /// The bytes cannot begin such a file: why.
+    Bad(String),
+}
+
+/// `read_capped` for a format whose header states its length (models, .npy): a stream (a
+/// pipe, a device) is read only as far as its header says, so an endless or wrong one
+/// fails at its first bytes instead of after `limit`. `frame` reads the bytes so far. A
+/// regular file is read whole, as `read_capped` does, and its parser judges it.
+pub fn read_framed(
+    path: &Path,
+    limit: u64,
+    what: &str,
+    frame: impl Fn(&[u8]) -> Frame,
+) -> Result<Vec<u8>> {
+    use std::io::Read;
+    let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
+    if meta.is_file() || meta.is_dir() {
+        return read_capped(path, limit, what);
+    }
+    let too_big = |n: u64| {
+        Error::input(
+            path.display(),
+            format!("{what} says it holds {n} bytes, over {limit}, the most netlens reads"),
+        )
+    };
+    let mut file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut bytes = Vec::new();
+    loop {
+        let (want, done) = match frame(&bytes) {
+            Frame::Bad(why) => return Err(Error::input(path.display(), why)),
+            Frame::Total(n) => (n, true),
+            Frame::More(n) => (n, false),
+        };
+        if want > limit {
+            return Err(too_big(want));
+        }
+        let have = bytes.len() as u64;
+        if want <= have {
+            return Ok(bytes); // nothing more to read: the parser judges the bytes
+        }
+        let got = (&mut file)
+            .take(want - have)
+            .read_to_end(&mut bytes)
+            .map_err(|e| Error::io(path, e))?;
+        // a stream that ended early: the parser says what is missing
+        if done || (got as u64) < want - have {
+            return Ok(bytes);
+        }
+    }
+}
+
 /// `read_capped` of a UTF-8 text file.
 pub fn read_text(path: &Path, limit: u64, what: &str) -> Result<String> {
     String::from_utf8(read_capped(path, limit, what)?)

@@ -9,11 +9,13 @@ use crate::error::{Error, Result};
 const MAGIC: &[u8] = b"\x93NUMPY";
 
 pub fn read(path: &Path) -> Result<Array> {
-    let bytes = super::read_capped(path, super::MAX_ARRAY_FILE, "a .npy file")?;
+    let bytes = super::read_framed(path, super::MAX_ARRAY_FILE, "a .npy file", frame)?;
     parse(&bytes).map_err(|m| Error::input(path.display(), m))
 }
 
-pub fn parse(bytes: &[u8]) -> std::result::Result<Array, String> {
+/// Where the data begins, the dtype and the shape, from a .npy file's first bytes (the
+/// whole header).
+fn header(bytes: &[u8]) -> std::result::Result<(usize, String, Vec<usize>), String> {
     if bytes.len() < 10 || &bytes[..6] != MAGIC {
         return Err("not a .npy file (bad magic)".into());
     }
@@ -54,8 +56,44 @@ pub fn parse(bytes: &[u8]) -> std::result::Result<Array, String> {
         .iter()
         .try_fold(1usize, |a, &d| a.checked_mul(d.max(1)))
         .ok_or("shape overflows")?;
+    Ok((start + hlen, descr.to_string(), shape))
+}
+
+/// How long a .npy file is, from its first bytes (`io::read_framed`).
+pub fn frame(bytes: &[u8]) -> super::Frame {
+    use super::Frame;
+    if bytes.len() >= 6 && &bytes[..6] != MAGIC {
+        return Frame::Bad("not a .npy file (bad magic)".into());
+    }
+    if bytes.len() < 12 {
+        return Frame::More(12);
+    }
+    let need = match bytes[6] {
+        1 => 10 + u16::from_le_bytes([bytes[8], bytes[9]]) as u64,
+        2 | 3 => 12 + u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as u64,
+        v => return Frame::Bad(format!("unsupported .npy version {v}")),
+    };
+    if (bytes.len() as u64) < need {
+        return Frame::More(need);
+    }
+    match header(bytes) {
+        Err(e) => Frame::Bad(e),
+        Ok((start, descr, shape)) => {
+            let width = if descr.ends_with('8') { 8 } else { 4 };
+            let n = shape
+                .iter()
+                .try_fold(width as u64, |a, &d| a.checked_mul(d as u64));
+            n.and_then(|n| n.checked_add(start as u64))
+                .map_or(Frame::Bad("shape overflows".into()), Frame::Total)
+        }
+    }
+}
+
+pub fn parse(bytes: &[u8]) -> std::result::Result<Array, String> {
+    let (start, descr, shape) = header(bytes)?;
+    let descr = descr.as_str();
     let n: usize = shape.iter().product();
-    let body = &bytes[start + hlen..];
+    let body = &bytes[start..];
     // the first n values of `width` bytes, or an error when the file holds fewer
     let values = |width: usize, kind: &str| {
         n.checked_mul(width)

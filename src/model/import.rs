@@ -74,8 +74,37 @@ impl Tensors {
 
 /// Loads a model file; batch norms are folded into their convs.
 pub fn load(path: &Path) -> Result<Model> {
-    let bytes = crate::io::read_capped(path, crate::io::MAX_ARRAY_FILE, "a model file")?;
+    let bytes = crate::io::read_framed(path, crate::io::MAX_ARRAY_FILE, "a model file", frame)?;
     load_bytes(&bytes, &path.display().to_string())
+}
+
+/// How long a safetensors file is, from its first bytes (`io::read_framed`): 8 bytes of
+/// header length, the JSON header, then the tensors up to the largest end offset.
+pub fn frame(bytes: &[u8]) -> crate::io::Frame {
+    use crate::io::Frame;
+    const MAX_HEADER: u64 = 100_000_000; // the safetensors crate's own bound
+    let Some(len) = bytes.get(..8) else {
+        return Frame::More(8);
+    };
+    let n = u64::from_le_bytes(len.try_into().unwrap());
+    if !(2..=MAX_HEADER).contains(&n) {
+        return Frame::Bad(format!(
+            "not a safetensors file: its first 8 bytes give a header of {n} bytes; is it of another format?"
+        ));
+    }
+    let Some(header) = bytes.get(8..8 + n as usize) else {
+        return Frame::More(8 + n);
+    };
+    let Ok(map) = serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(header)
+    else {
+        return Frame::Bad("not a safetensors file: its header is not a JSON object".into());
+    };
+    let end = map
+        .values()
+        .filter_map(|t| t.get("data_offsets")?.get(1)?.as_u64())
+        .max()
+        .unwrap_or(0);
+    Frame::Total((8 + n).saturating_add(end))
 }
 
 pub fn load_bytes(bytes: &[u8], name: &str) -> Result<Model> {

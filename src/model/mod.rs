@@ -7,7 +7,7 @@ mod spec;
 pub mod zoo;
 
 pub use canonize::fold_batchnorm;
-pub use import::{load, load_bytes};
+pub use import::{frame, load, load_bytes};
 pub use spec::LayerSpec;
 
 use crate::error::{Error, Result};
