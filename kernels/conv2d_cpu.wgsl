@@ -42,7 +42,7 @@ fn mac(a: vec4<f32>, xk: vec4<f32>, w: array<vec4<f32>, 4>) -> vec4<f32> {
 // One step of 4 reduction channels for pixel set j (0: the workgroup's pixels 0 .. 7, 1:
 // 8 .. 15; the prelude's pixel_input gives pixel k of a set in every lane); lo and hi this
 // lane's weight groups of channels s, 8 + s, .. 24 + s and 32 + s, .. 56 + s.
-// Accumulators 2k and 2k + 1 hold pixel k's.
+// Accumulators 2k and 2k + 1 hold pixel k's; without `wide` the odd ones are left alone.
 fn mac8(acc: ptr<function, Acc>, j: u32, c4: u32, plane: u32, count: u32, lo: array<vec4<f32>, 4>, hi: array<vec4<f32>, 4>, wide: bool) {
     let own = own_input(j, c4, plane, count);
     let x0 = pixel_input(own, j, 0u, c4, plane, count);
