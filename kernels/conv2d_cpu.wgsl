@@ -200,17 +200,27 @@ fn store_all(a: Acc, b: Acc, bl: vec4<f32>, bh: vec4<f32>, m0: u32, plane: u32, 
 // constant at each call, so the driver compiles two loops) only the first 4 rows are
 // summed: a block of at most 32 channels.
 fn sweep(acc_a: ptr<function, Acc>, acc_b: ptr<function, Acc>, rows: array<u32, 8>, c4n: u32, total: u32, offset: u32, count: u32, in_plane: u32, backward: bool, wide: bool) {
-    for (var ky = 0u; ky < p.kh; ky++) {
-        for (var kx = 0u; kx < p.kw; kx++) {
-            taps_set(total, offset, count, in_plane, ky, kx, backward);
-            let t = (ky * p.kw + kx) * c4n;
-            for (var c4 = 0u; c4 < c4n; c4++) {
-                let lo = array(wload4(rows[0] + t + c4), wload4(rows[1] + t + c4), wload4(rows[2] + t + c4), wload4(rows[3] + t + c4));
-                var hi = lo;
-                if (wide) { hi = array(wload4(rows[4] + t + c4), wload4(rows[5] + t + c4), wload4(rows[6] + t + c4), wload4(rows[7] + t + c4)); }
-                mac8(acc_a, 0u, c4, in_plane, count, lo, hi, wide);
-                mac8(acc_b, 1u, c4, in_plane, count, lo, hi, wide);
+    // one loop over (tap, channel group) = step g: a loop per tap cost about two steps
+    // of entry and exit, which a layer of few channels (the first: 1 group) paid per step
+    var ky = 0u;
+    var kx = 0u;
+    var c4 = 0u;
+    taps_set(total, offset, count, in_plane, 0u, 0u, backward);
+    for (var g = 0u; g < p.kh * p.kw * c4n; g++) {
+        let lo = array(wload4(rows[0] + g), wload4(rows[1] + g), wload4(rows[2] + g), wload4(rows[3] + g));
+        var hi = lo;
+        if (wide) { hi = array(wload4(rows[4] + g), wload4(rows[5] + g), wload4(rows[6] + g), wload4(rows[7] + g)); }
+        mac8(acc_a, 0u, c4, in_plane, count, lo, hi, wide);
+        mac8(acc_b, 1u, c4, in_plane, count, lo, hi, wide);
+        c4 += 1u;
+        if (c4 == c4n) { // the next tap (past the last one after the last step: unused)
+            c4 = 0u;
+            kx += 1u;
+            if (kx == p.kw) {
+                kx = 0u;
+                ky += 1u;
             }
+            taps_set(total, offset, count, in_plane, ky, kx, backward);
         }
     }
 }
