@@ -200,8 +200,9 @@ fn store_all(a: Acc, b: Acc, bl: vec4<f32>, bh: vec4<f32>, m0: u32, plane: u32, 
 // constant at each call, so the driver compiles two loops) only the first 4 rows are
 // summed: a block of at most 32 channels.
 fn sweep(acc_a: ptr<function, Acc>, acc_b: ptr<function, Acc>, rows: array<u32, 8>, c4n: u32, total: u32, offset: u32, count: u32, in_plane: u32, backward: bool, wide: bool) {
-    // one loop over (tap, channel group) = step g: a loop per tap cost about two steps
-    // of entry and exit, which a layer of few channels (the first: 1 group) paid per step
+    // one loop over (tap, channel group) = step g: a loop per tap cost more than a step
+    // of entry and exit per tap, which a layer of few channels (the first: 1 group a tap)
+    // paid on every step
     var ky = 0u;
     var kx = 0u;
     var c4 = 0u;
