@@ -13,21 +13,27 @@ pub fn read(path: &Path) -> Result<Array> {
     parse(&bytes).map_err(|m| Error::input(path.display(), m))
 }
 
-/// Where the data begins, the dtype and the shape, from a .npy file's first bytes (the
-/// whole header).
-fn header(bytes: &[u8]) -> std::result::Result<(usize, String, Vec<usize>), String> {
+/// Where the header text begins and its length, from the magic, version and length
+/// fields.
+fn prefix(bytes: &[u8]) -> std::result::Result<(usize, usize), String> {
     if bytes.len() < 10 || &bytes[..6] != MAGIC {
         return Err("not a .npy file (bad magic)".into());
     }
     let major = bytes[6];
-    let (hlen, start): (usize, usize) = match major {
-        1 => (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10),
-        2 | 3 if bytes.len() >= 12 => (
-            u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize,
+    match major {
+        1 => Ok((10, u16::from_le_bytes([bytes[8], bytes[9]]) as usize)),
+        2 | 3 if bytes.len() >= 12 => Ok((
             12,
-        ),
-        _ => return Err(format!("unsupported .npy version {major}")),
-    };
+            u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize,
+        )),
+        _ => Err(format!("unsupported .npy version {major}")),
+    }
+}
+
+/// Where the data begins, the dtype and the shape, from a .npy file's first bytes (the
+/// whole header).
+fn header(bytes: &[u8]) -> std::result::Result<(usize, String, Vec<usize>), String> {
+    let (start, hlen) = prefix(bytes)?;
     let header = bytes
         .get(start..start + hlen)
         .ok_or("truncated .npy header")?;
@@ -68,10 +74,9 @@ pub fn frame(bytes: &[u8]) -> super::Frame {
     if bytes.len() < 12 {
         return Frame::More(12);
     }
-    let need = match bytes[6] {
-        1 => 10 + u16::from_le_bytes([bytes[8], bytes[9]]) as u64,
-        2 | 3 => 12 + u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as u64,
-        v => return Frame::Bad(format!("unsupported .npy version {v}")),
+    let need = match prefix(bytes) {
+        Ok((start, hlen)) => (start + hlen) as u64,
+        Err(e) => return Frame::Bad(e),
     };
     if (bytes.len() as u64) < need {
         return Frame::More(need);
