@@ -193,6 +193,17 @@ fn store_all(a: Acc, b: Acc, bl: vec4<f32>, bh: vec4<f32>, m0: u32, plane: u32, 
     }
 }
 
+// The offsets of this lane's 8 packed weight rows in a block from `first`: rows first +
+// 8t + sid of `count`, each `len` groups long, clamped to the last (a partial block reads
+// a valid row and never stores it).
+fn rows_of(first: u32, sid: u32, count: u32, len: u32) -> array<u32, 8> {
+    var r: array<u32, 8>;
+    for (var t = 0u; t < 8u; t++) {
+        r[t] = min(first + 8u * t + sid, count - 1u) * len;
+    }
+    return r;
+}
+
 // The sums of the workgroup's pixels (acc_a, acc_b: sets 0 and 1) over every tap and
 // reduction channel: packed weight rows `rows` (this lane's channels, `c4n` groups a tap)
 // against an input of `total` channels an item, `count` of them read from `offset`, planes
@@ -237,18 +248,7 @@ fn forward(group: u32, block: u32, lid: u32, sid: u32) {
     let taps = p.kh * p.kw;
     let c4n = (p.cin + 3u) / 4u;
     let co0 = block * BLOCK;
-    // packed rows of channels co0 + 8t + sid, clamped: a partial block reads a valid
-    // row and never stores it
-    let last = p.co_count - 1u;
-    let r0 = min(co0 + sid, last) * taps * c4n;
-    let r1 = min(co0 + 8u + sid, last) * taps * c4n;
-    let r2 = min(co0 + 16u + sid, last) * taps * c4n;
-    let r3 = min(co0 + 24u + sid, last) * taps * c4n;
-    let r4 = min(co0 + 32u + sid, last) * taps * c4n;
-    let r5 = min(co0 + 40u + sid, last) * taps * c4n;
-    let r6 = min(co0 + 48u + sid, last) * taps * c4n;
-    let r7 = min(co0 + 56u + sid, last) * taps * c4n;
-    let rows = array(r0, r1, r2, r3, r4, r5, r6, r7);
+    let rows = rows_of(co0, sid, p.co_count, taps * c4n);
     var acc_a = zero();
     var acc_b = zero();
     if (co0 + 32u < p.co_count) {
@@ -275,16 +275,7 @@ fn backward_input(group: u32, block: u32, lid: u32, sid: u32) {
     let taps = p.kh * p.kw;
     let c4n = (p.co_count + 3u) / 4u;
     let ci0 = block * BLOCK;
-    let last = p.cin - 1u;
-    let r0 = min(ci0 + sid, last) * taps * c4n;
-    let r1 = min(ci0 + 8u + sid, last) * taps * c4n;
-    let r2 = min(ci0 + 16u + sid, last) * taps * c4n;
-    let r3 = min(ci0 + 24u + sid, last) * taps * c4n;
-    let r4 = min(ci0 + 32u + sid, last) * taps * c4n;
-    let r5 = min(ci0 + 40u + sid, last) * taps * c4n;
-    let r6 = min(ci0 + 48u + sid, last) * taps * c4n;
-    let r7 = min(ci0 + 56u + sid, last) * taps * c4n;
-    let rows = array(r0, r1, r2, r3, r4, r5, r6, r7);
+    let rows = rows_of(ci0, sid, p.cin, taps * c4n);
     var acc_a = zero();
     var acc_b = zero();
     if (ci0 + 32u < p.cin) {
