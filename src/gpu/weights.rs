@@ -434,8 +434,6 @@ fn create_init<T: bytemuck::Pod>(ctx: &Context, name: &str, data: &[T]) -> wgpu:
     buffer
 }
 
-/// A packed weight buffer as a 2-D texture, one vec4 group per texel (rgba32float, or
-/// rgba16float for f16 pairs), group g at (g mod W, g / W) for a power-of-two width W.
 /// The 2-D extent that holds `texels` texels in rows of a power-of-two width (at least
 /// `min_width`, at most the adapter's largest dimension, capped at 16384), texel g at
 /// (g mod width, g / width); or, where they do not fit, the most texels that would.
@@ -445,17 +443,31 @@ pub(crate) fn texel_grid(
     min_width: u64,
 ) -> std::result::Result<(u64, u64), u64> {
     let max = ctx.limits.max_texture_dimension_2d.min(16384) as u64;
+    grid_within(texels, min_width, max)
+}
+
+/// [`texel_grid`] for a largest dimension `max`. The height is never a power of two
+/// (one or two spare rows where it would be, unless that passes `max`): llvmpipe and
+/// lavapipe compile a kernel again for each combination of power-of-two and other
+/// extents among the images it binds, which cost the README's first command about 20
+/// extra compiles on a cold shader cache.
+fn grid_within(texels: u64, min_width: u64, max: u64) -> std::result::Result<(u64, u64), u64> {
     let max_w = 1u64 << (63 - max.leading_zeros()); // the largest power of two <= max
     let width = texels
         .next_power_of_two()
         .clamp(min_width, max_w.max(min_width));
-    let height = texels.div_ceil(width);
+    let mut height = texels.div_ceil(width);
     if height > max {
         return Err(max_w * max);
+    }
+    while height.is_power_of_two() && height < max {
+        height += 1;
     }
     Ok((width, height))
 }
 
+/// A packed weight buffer as a 2-D texture, one vec4 group per texel (rgba32float, or
+/// rgba16float for f16 pairs), group g at (g mod W, g / W) for a power-of-two width W.
 fn texture_from(ctx: &Context, buf: &wgpu::Buffer, half: bool) -> Result<wgpu::TextureView> {
     let texel: u64 = if half { 8 } else { 16 };
     let groups = buf.size() / texel;
@@ -528,4 +540,31 @@ fn texture_from(ctx: &Context, buf: &wgpu::Buffer, half: bool) -> Result<wgpu::T
     }
     ctx.queue.submit([enc.finish()]);
     Ok(texture.create_view(&wgpu::TextureViewDescriptor::default()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::grid_within;
+
+    #[test]
+    fn texel_grids_hold_their_texels_in_heights_that_are_not_powers_of_two() {
+        for max in [8192u64, 16384] {
+            for texels in (1..5000u64).chain([16384, 16385, 1 << 20, (1 << 20) + 7, 3 << 22]) {
+                for min_width in [1u64, 32] {
+                    let (w, h) = grid_within(texels, min_width, max).unwrap();
+                    assert!(
+                        w.is_power_of_two() && w >= min_width && w <= max,
+                        "{texels}: {w}"
+                    );
+                    assert!(w * h >= texels && h <= max, "{texels}: {w}x{h}");
+                    assert!(!h.is_power_of_two(), "{texels}: {w}x{h}");
+                    // a spare row or two at most: 1 -> 3, 2 -> 3, 4 -> 5, ...
+                    assert!(h <= (texels.div_ceil(w) + 2), "{texels}: {w}x{h}");
+                }
+            }
+        }
+        // the largest grid is kept whole, power of two or not; past it is an error
+        assert_eq!(grid_within(16384 * 16384, 1, 16384), Ok((16384, 16384)));
+        assert_eq!(grid_within(16384 * 16384 + 1, 1, 16384), Err(16384 * 16384));
+    }
 }
