@@ -267,14 +267,19 @@ impl WeightBuffer {
         Ok(WeightSource::Texture(t))
     }
 
-    /// As `forward_source`, for an input-gradient launch (`backward_buffer`'s layout).
+    /// As `forward_source`, for an input-gradient launch (`backward_buffer`'s layout). The
+    /// texture of f32 weights is written by the transposing kernel itself; f16 weights go
+    /// through a transposed buffer that is not kept (a store through rgba16float might
+    /// not keep subnormal halves).
     pub(crate) fn backward_source(&self, ctx: &Context, i: usize) -> Result<WeightSource> {
-        let buffer = self.backward_buffer(ctx, i)?;
         if !ctx.gemm().reads_textures() {
-            return Ok(WeightSource::Buffer(buffer));
+            return Ok(WeightSource::Buffer(self.backward_buffer(ctx, i)?));
         }
-        let t = cached(&self.chunks[i].backward_texture, || {
-            texture_from(ctx, &buffer, self.half)
+        let ch = &self.chunks[i];
+        let t = cached(&ch.backward_texture, || match (self.packing, self.half) {
+            (Packing::Rows, half) => texture_from(ctx, &ch.buffer, half),
+            (Packing::Vec4, true) => texture_from(ctx, &self.transpose(ctx, ch)?, true),
+            (Packing::Vec4, false) => self.transpose_to_texture(ctx, ch),
         })?;
         Ok(WeightSource::Texture(t))
     }
@@ -289,36 +294,69 @@ impl WeightBuffer {
         cached(&ch.backward, || self.transpose(ctx, ch))
     }
 
-    /// Chunk `ch`'s packed weights transposed on the device: [ci][tap][row/4] from `Vec4`.
+    /// Chunk `ch`'s packed f32 weights transposed on the device straight into a texture.
+    fn transpose_to_texture(&self, ctx: &Context, ch: &WeightChunk) -> Result<wgpu::TextureView> {
+        let bytes = (self.pack().lens(self.packing, ch.rows).1 * 4) as u64;
+        let (texture, width) = weight_texture(ctx, bytes, false)?;
+        let view = texture.create_view(&Default::default());
+        let shift = width.trailing_zeros();
+        self.transpose_into(
+            ctx,
+            ch,
+            Kernel::TransposePackedTexture,
+            Binding::Texture(&view),
+            shift,
+        )?;
+        Ok(view)
+    }
+
+    /// Chunk `ch`'s packed weights transposed on the device into a new buffer.
     fn transpose(&self, ctx: &Context, ch: &WeightChunk) -> Result<wgpu::Buffer> {
-        let pack = Pack {
-            cin: self.cin(),
-            taps: self.taps(),
-            half: self.half,
-        };
-        let floats = pack.lens(self.packing, ch.rows).1;
-        let bytes = (floats * if self.half { 2 } else { 4 }) as u64;
+        let values = self.pack().lens(self.packing, ch.rows).1;
         let dst = ctx.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("netlens transposed weights"),
-            size: bytes,
+            size: (values * if self.half { 2 } else { 4 }) as u64,
             usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
             mapped_at_creation: false,
         });
+        self.transpose_into(ctx, ch, Kernel::TransposePacked, Binding::Raw(&dst), 0)?;
+        Ok(dst)
+    }
+
+    fn pack(&self) -> Pack {
+        Pack {
+            cin: self.cin(),
+            taps: self.taps(),
+            half: self.half,
+        }
+    }
+
+    /// Runs `kernel` (repack.wgsl) on chunk `ch`: its `Vec4` packing transposed to
+    /// [ci][tap][row/4] in `out` (a texture `shift` bits wide).
+    fn transpose_into(
+        &self,
+        ctx: &Context,
+        ch: &WeightChunk,
+        kernel: Kernel,
+        out: Binding,
+        shift: u32,
+    ) -> Result<()> {
+        let (cin, taps) = (self.cin(), self.taps());
         let p = RepackParams {
             rows: ch.rows as u32,
-            cin: pack.cin as u32,
-            taps: pack.taps as u32,
-            c4: (pack.cin.div_ceil(4) * 4) as u32,
+            cin: cin as u32,
+            taps: taps as u32,
+            c4: (cin.div_ceil(4) * 4) as u32,
             r4: (ch.rows.div_ceil(4) * 4) as u32,
-            words: (bytes / 4) as u32,
-            _pad: [0; 2],
+            // tiles of 32 rows x 32 channels, one a workgroup
+            tiles: crate::ops::u32s(ch.rows.div_ceil(32) * taps * cin.div_ceil(32), "tiles")?,
+            shift,
+            _pad: 0,
         };
         let mut rec = Recorder::new(ctx, "transposing packed weights");
-        let bindings = [Binding::Raw(&ch.buffer), Binding::Raw(&dst)];
-        let groups = grid(p.words.div_ceil(64));
-        rec.launch_gemm(Kernel::TransposePacked, self.half, &p, &bindings, groups);
-        rec.submit()?;
-        Ok(dst)
+        let bindings = [Binding::Raw(&ch.buffer), out];
+        rec.launch_gemm(kernel, self.half, &p, &bindings, grid(p.tiles));
+        rec.submit()
     }
 }
 
@@ -354,8 +392,9 @@ struct RepackParams {
     taps: u32,
     c4: u32,
     r4: u32,
-    words: u32,
-    _pad: [u32; 2],
+    tiles: u32,
+    shift: u32,
+    _pad: u32,
 }
 
 /// The layouts of rows [s, s + n) of a [rows, cin, taps] matrix.
@@ -466,28 +505,26 @@ fn grid_within(texels: u64, min_width: u64, max: u64) -> std::result::Result<(u6
     Ok((width, height))
 }
 
-/// A packed weight buffer as a 2-D texture, one vec4 group per texel (rgba32float, or
-/// rgba16float for f16 pairs), group g at (g mod W, g / W) for a power-of-two width W.
-fn texture_from(ctx: &Context, buf: &wgpu::Buffer, half: bool) -> Result<wgpu::TextureView> {
+/// An empty weight texture for `bytes` of packed weights, one vec4 group per texel
+/// (rgba32float, or rgba16float for f16 pairs), and its power-of-two width.
+fn weight_texture(ctx: &Context, bytes: u64, half: bool) -> Result<(wgpu::Texture, u64)> {
     let texel: u64 = if half { 8 } else { 16 };
-    let groups = buf.size() / texel;
     // at least 32 texels a row: a row of a multi-row copy must be a multiple of 256 bytes
-    let (width, height) = texel_grid(ctx, groups, 32).map_err(|max| Error::TooLarge {
+    let (width, height) = texel_grid(ctx, bytes / texel, 32).map_err(|max| Error::TooLarge {
         what: "a weight texture".into(),
-        bytes: buf.size(),
+        bytes,
         limit: max * texel,
         hint: "the weights of one chunk exceed the adapter's largest texture; use \
                NETLENS_GEMM=tiled (or cpu, where subgroups are 8 wide)"
             .into(),
     })?;
-    let size = |w: u64, h: u64| wgpu::Extent3d {
-        width: w as u32,
-        height: h as u32,
-        depth_or_array_layers: 1,
-    };
     let texture = ctx.device.create_texture(&wgpu::TextureDescriptor {
         label: Some("netlens weight texture"),
-        size: size(width, height),
+        size: wgpu::Extent3d {
+            width: width as u32,
+            height: height as u32,
+            depth_or_array_layers: 1,
+        },
         mip_level_count: 1,
         sample_count: 1,
         dimension: wgpu::TextureDimension::D2,
@@ -496,9 +533,26 @@ fn texture_from(ctx: &Context, buf: &wgpu::Buffer, half: bool) -> Result<wgpu::T
         } else {
             wgpu::TextureFormat::Rgba32Float
         },
-        usage: wgpu::TextureUsages::STORAGE_BINDING | wgpu::TextureUsages::COPY_DST,
+        // COPY_SRC: tests read them back
+        usage: wgpu::TextureUsages::STORAGE_BINDING
+            | wgpu::TextureUsages::COPY_DST
+            | wgpu::TextureUsages::COPY_SRC,
         view_formats: &[],
     });
+    Ok((texture, width))
+}
+
+/// A packed weight buffer as a 2-D texture, one vec4 group per texel (rgba32float, or
+/// rgba16float for f16 pairs), group g at (g mod W, g / W) for a power-of-two width W.
+fn texture_from(ctx: &Context, buf: &wgpu::Buffer, half: bool) -> Result<wgpu::TextureView> {
+    let texel: u64 = if half { 8 } else { 16 };
+    let groups = buf.size() / texel;
+    let (texture, width) = weight_texture(ctx, buf.size(), half)?;
+    let size = |w: u64, h: u64| wgpu::Extent3d {
+        width: w as u32,
+        height: h as u32,
+        depth_or_array_layers: 1,
+    };
     let mut enc = ctx
         .device
         .create_command_encoder(&wgpu::CommandEncoderDescriptor {
@@ -544,7 +598,112 @@ fn texture_from(ctx: &Context, buf: &wgpu::Buffer, half: bool) -> Result<wgpu::T
 
 #[cfg(test)]
 mod tests {
-    use super::grid_within;
+    use super::*;
+    use crate::gpu::{Gemm, Tensor};
+
+    /// `words` 32-bit words of `src` (a buffer, or a texture `width` texels of `texel`
+    /// bytes wide), read back.
+    fn words_of(ctx: &Context, src: &WeightSource, words: usize, texel: u64) -> Vec<u32> {
+        let t = Tensor::empty_u32(ctx, &[words], "read back").unwrap();
+        let mut enc = ctx.device.create_command_encoder(&Default::default());
+        match src {
+            WeightSource::Buffer(b) => {
+                enc.copy_buffer_to_buffer(b, 0, t.buffer(), 0, Some(words as u64 * 4))
+            }
+            WeightSource::Texture(v) => {
+                let tex = v.texture();
+                let (w, bytes) = (tex.width() as u64, words as u64 * 4);
+                let rows = bytes.div_ceil(w * texel);
+                assert!(rows * w * texel == bytes, "whole rows only");
+                enc.copy_texture_to_buffer(
+                    tex.as_image_copy(),
+                    wgpu::TexelCopyBufferInfo {
+                        buffer: t.buffer(),
+                        layout: wgpu::TexelCopyBufferLayout {
+                            offset: 0,
+                            bytes_per_row: Some((w * texel) as u32),
+                            rows_per_image: None,
+                        },
+                    },
+                    wgpu::Extent3d {
+                        width: w as u32,
+                        height: rows as u32,
+                        depth_or_array_layers: 1,
+                    },
+                );
+            }
+        }
+        ctx.queue.submit([enc.finish()]);
+        t.read_u32(ctx).unwrap()
+    }
+
+    /// The input-gradient packing of every chunk, as a buffer (`cpu`) and as a texture
+    /// (`cpu-tex`: f32 written by the transposing kernel, f16 copied), bit for bit the
+    /// host's transpose of the weights (f16: their halves), rows past the chunk's zero.
+    #[test]
+    fn transposed_packings_are_the_weights_transposed() {
+        // (rows, cin, taps); the last one's chunks fill textures of more than one row
+        let shapes: [(usize, usize, usize); 7] = [
+            (5, 3, 9),
+            (37, 33, 1),
+            (64, 40, 9),
+            (1, 1, 1),
+            (130, 7, 9),
+            (96, 64, 1),
+            (70, 520, 9),
+        ];
+        for gemm in [Gemm::Cpu, Gemm::CpuTex] {
+            let ctx = Context::from_env().unwrap().with_gemm(gemm);
+            if ctx.gemm() != gemm {
+                continue; // subgroups not 8 wide
+            }
+            for (rows, cin, taps) in shapes {
+                for precision in [Precision::F32, Precision::F16] {
+                    let data: Vec<f32> = (0..rows * cin * taps)
+                        .map(|i| ((i * 7919 % 1013) as f32 - 506.0) / 64.0)
+                        .collect();
+                    let half = precision == Precision::F16;
+                    // chunks of about 16 rows, some not a multiple of 4
+                    let row_bytes = (cin.div_ceil(4) * 4 * taps * 4) as u64;
+                    let layout = WeightLayout::conv(taps)
+                        .precision(precision)
+                        .limit((row_bytes * 18).max(256));
+                    let wb =
+                        WeightBuffer::upload_with(&ctx, "t", &data, rows, cin * taps, None, layout)
+                            .unwrap();
+                    for (i, ch) in wb.chunks.iter().enumerate() {
+                        let r4 = ch.rows.div_ceil(4) * 4;
+                        let mut want = vec![0.0f32; cin * taps * r4];
+                        for r in 0..ch.rows {
+                            for ci in 0..cin {
+                                for t in 0..taps {
+                                    want[(ci * taps + t) * r4 + r] =
+                                        data[((ch.start + r) * cin + ci) * taps + t];
+                                }
+                            }
+                        }
+                        let want: Vec<u32> = if half {
+                            pack_f16(&want)
+                        } else {
+                            want.iter().map(|v| v.to_bits()).collect()
+                        };
+                        let what = format!("{gemm:?} {rows}x{cin}x{taps} {precision:?} chunk {i}");
+                        let src = wb.backward_source(&ctx, i).unwrap();
+                        let texel = if half { 8 } else { 16 };
+                        let padded = want.len().next_multiple_of(if half { 2 } else { 4 });
+                        let got = match &src {
+                            WeightSource::Texture(v) => {
+                                let row = v.texture().width() as usize * texel as usize / 4;
+                                words_of(&ctx, &src, padded.next_multiple_of(row), texel)
+                            }
+                            WeightSource::Buffer(_) => words_of(&ctx, &src, padded, texel),
+                        };
+                        assert_eq!(&got[..want.len()], &want[..], "{what}");
+                    }
+                }
+            }
+        }
+    }
 
     #[test]
     fn texel_grids_hold_their_texels_in_heights_that_are_not_powers_of_two() {
