@@ -34,9 +34,8 @@ fn store4(i: u32, v: vec4<u32>) {
 }
 
 // Thread lid of a workgroup: one block of 4 rows x 4 channels of one tap, a workgroup a
-// tile of 8 x 8 such blocks (32 rows x 32 channels). A tile reads and writes whole cache
-// lines; threads walking all rows of a column instead (fc6: rows 100 KB apart) missed
-// cache and TLB on every read. `ok` is false past the matrix.
+// tile of 8 x 8 such blocks (32 rows x 32 channels), so that a tile reads and writes
+// whole cache lines (fc6's rows are 100 KB apart). `ok` is false past the matrix.
 struct Block { r0: u32, t: u32, c0: u32, ok: bool }
 
 fn block_of(wid: vec3<u32>, lid: u32, nwg: vec3<u32>) -> Block {
