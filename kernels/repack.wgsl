@@ -4,7 +4,7 @@
 
 struct RepackParams {
     rows: u32, cin: u32, taps: u32, c4: u32, // c4 = cin rounded up to 4
-    r4: u32, tiles: u32, shift: u32, _pad: u32, // r4 = rows rounded up to 4; tiles: see block_of
+    r4: u32, tiles: u32, shift: u32, src_shift: u32, // r4 = rows rounded up to 4; tiles: see block_of
 }
 
 override HALF: bool = false;
@@ -78,10 +78,15 @@ fn transpose_packed(
     }
 }
 
-// transpose_packed_texture: the same, f32 only, written straight into the rgba32float
-// texture the cpu-tex kernels read (texel g at (g mod 2^shift, g >> shift)), so that no
-// transposed buffer is made and copied.
+// transpose_packed_texture: the same for f32 weights held only as the rgba32float texture
+// the cpu-tex kernels read (forward packing texel g at (g mod 2^src_shift, g >>
+// src_shift)), written into another such texture (2^shift wide).
+@group(0) @binding(1) var src_texture: texture_storage_2d<rgba32float, read>;
 @group(0) @binding(2) var dst_texture: texture_storage_2d<rgba32float, write>;
+
+fn texel_at(g: u32, shift: u32) -> vec2<u32> {
+    return vec2<u32>(g & ((1u << shift) - 1u), g >> shift);
+}
 
 @compute @workgroup_size(64, 1, 1)
 fn transpose_packed_texture(
@@ -91,12 +96,18 @@ fn transpose_packed_texture(
 ) {
     let b = block_of(wid, lid, nwg);
     if (!b.ok) { return; }
-    let m = rows_of(b);
+    var m: array<vec4<f32>, 4>;
+    for (var k = 0u; k < 4u; k++) {
+        m[k] = vec4<f32>(0.0);
+        if (b.r0 + k < p.rows) {
+            let g = (((b.r0 + k) * p.taps + b.t) * p.c4 + b.c0) >> 2u;
+            m[k] = textureLoad(src_texture, texel_at(g, p.src_shift));
+        }
+    }
     for (var j = 0u; j < 4u; j++) {
         if (b.c0 + j < p.cin) {
-            let g = target_of(b, j) >> 2u;
-            let v = vec4<u32>(m[0][j], m[1][j], m[2][j], m[3][j]);
-            textureStore(dst_texture, vec2<u32>(g & ((1u << p.shift) - 1u), g >> p.shift), bitcast<vec4<f32>>(v));
+            let v = vec4<f32>(m[0][j], m[1][j], m[2][j], m[3][j]);
+            textureStore(dst_texture, texel_at(target_of(b, j) >> 2u, p.shift), v);
         }
     }
 }

@@ -84,7 +84,7 @@ kernels! {
     PackRatioTexture => "pack_texture.wgsl" after ["lrp_ratio.wgsl"], "pack_ratio_texture", [R, R, R, R, O];
     PackRatioTexture4 => "pack_texture.wgsl" after ["lrp_ratio.wgsl"], "pack_ratio_texture4", [R, R, R, R, O];
     TransposePacked => "repack.wgsl", "transpose_packed", [R, W];
-    TransposePackedTexture => "repack.wgsl", "transpose_packed_texture", [R, O];
+    TransposePackedTexture => "repack.wgsl", "transpose_packed_texture", [T, O];
     LinearForward => "linear.wgsl" after ["linear_common.wgsl"], "linear_forward", [R, R, R, W];
     LinearForwardSubgroup => "linear_subgroup.wgsl" after ["linear_common.wgsl"], "linear_forward_subgroup", [R, R, R, W];
     LinearBackwardInput => "linear.wgsl" after ["linear_common.wgsl"], "linear_backward_input", [R, R, R, W];

@@ -100,17 +100,30 @@ pub struct WeightBuffer {
 }
 
 pub struct WeightChunk {
-    /// Rows [start, start + rows) as `Packing` says.
-    pub buffer: wgpu::Buffer,
+    /// Rows [start, start + rows) as `Packing` says; `None` for f32 weights on the
+    /// texture-reading variants (`Gemm::CpuTex`, `Gemm::CpuFetch`), which hold them only
+    /// as `texture`.
+    buffer: Option<wgpu::Buffer>,
     /// The transposed packing for the CPU-shaped input gradients, made on first use.
     backward: OnceLock<wgpu::Buffer>,
-    /// `buffer` and `backward` as textures for `Gemm::CpuTex` and `Gemm::CpuFetch`, made
-    /// on first use.
+    /// The forward and transposed packings as textures for the texture-reading variants:
+    /// f32 weights are written into `texture` at upload, f16 ones copied from `buffer` on
+    /// first use; `backward_texture` is made on first use.
     texture: OnceLock<wgpu::TextureView>,
     backward_texture: OnceLock<wgpu::TextureView>,
     pub bias: wgpu::Buffer,
     pub start: usize,
     pub rows: usize,
+}
+
+impl WeightChunk {
+    /// The chunk's buffer: every chunk has one but f32 weights on the texture-reading
+    /// variants, whose kernels never ask for it.
+    pub fn buffer(&self) -> Result<&wgpu::Buffer> {
+        self.buffer.as_ref().ok_or_else(|| {
+            Error::Other("these f32 weights are held as a texture, not a buffer".into())
+        })
+    }
 }
 
 impl WeightBuffer {
@@ -203,19 +216,24 @@ impl WeightBuffer {
                 hint: "a single output channel's weights cannot be split further".into(),
             });
         }
-        let store = |v: Vec<f32>| -> wgpu::Buffer {
-            if half {
-                create_init(ctx, name, &pack_f16(&v))
+        // f32 weights on the texture-reading variants go straight into their texture
+        let textured = ctx.gemm().reads_textures() && !half;
+        type Stored = (Option<wgpu::Buffer>, OnceLock<wgpu::TextureView>);
+        let store = |v: Vec<f32>| -> Result<Stored> {
+            Ok(if textured {
+                (None, OnceLock::from(texture_init(ctx, &v)?))
+            } else if half {
+                (Some(create_init(ctx, name, &pack_f16(&v))), OnceLock::new())
             } else {
-                create_init(ctx, name, &v)
-            }
+                (Some(create_init(ctx, name, &v)), OnceLock::new())
+            })
         };
         let mut chunks = Vec::new();
         let mut start = 0;
         while start < rows {
             let n = per_chunk.min(rows - start);
             let part = &data[start * row_len..(start + n) * row_len];
-            let buffer = store(pack.forward(packing, part, n));
+            let (buffer, texture) = store(pack.forward(packing, part, n))?;
             let bias = match bias {
                 Some(b) => create_init(ctx, name, &b[start..start + n]),
                 None => create_init(ctx, name, &vec![0.0f32; n]),
@@ -223,7 +241,7 @@ impl WeightBuffer {
             chunks.push(WeightChunk {
                 buffer,
                 backward: OnceLock::new(),
-                texture: OnceLock::new(),
+                texture,
                 backward_texture: OnceLock::new(),
                 bias,
                 start,
@@ -261,14 +279,14 @@ impl WeightBuffer {
     pub(crate) fn forward_source(&self, ctx: &Context, i: usize) -> Result<WeightSource> {
         let ch = &self.chunks[i];
         if !ctx.gemm().reads_textures() {
-            return Ok(WeightSource::Buffer(ch.buffer.clone()));
+            return Ok(WeightSource::Buffer(ch.buffer()?.clone()));
         }
-        let t = cached(&ch.texture, || texture_from(ctx, &ch.buffer, self.half))?;
+        let t = cached(&ch.texture, || texture_from(ctx, ch.buffer()?, self.half))?;
         Ok(WeightSource::Texture(t))
     }
 
     /// As `forward_source`, for an input-gradient launch (`backward_buffer`'s layout). The
-    /// texture of f32 weights is written by the transposing kernel itself; f16 weights go
+    /// texture of f32 weights is transposed from their forward texture; f16 weights go
     /// through a transposed buffer that is not kept (a store through rgba16float might
     /// not keep subnormal halves).
     pub(crate) fn backward_source(&self, ctx: &Context, i: usize) -> Result<WeightSource> {
@@ -277,9 +295,14 @@ impl WeightBuffer {
         }
         let ch = &self.chunks[i];
         let t = cached(&ch.backward_texture, || match (self.packing, self.half) {
-            (Packing::Rows, half) => texture_from(ctx, &ch.buffer, half),
+            (Packing::Rows, half) => texture_from(ctx, ch.buffer()?, half),
             (Packing::Vec4, true) => texture_from(ctx, &self.transpose(ctx, ch)?, true),
-            (Packing::Vec4, false) => self.transpose_to_texture(ctx, ch),
+            (Packing::Vec4, false) => match self.forward_source(ctx, i)? {
+                WeightSource::Texture(t) => self.transpose_to_texture(ctx, ch, &t),
+                WeightSource::Buffer(_) => Err(Error::Other(
+                    "a texture-reading GEMM read a weight buffer".into(),
+                )),
+            },
         })?;
         Ok(WeightSource::Texture(t))
     }
@@ -289,24 +312,28 @@ impl WeightBuffer {
     pub(crate) fn backward_buffer(&self, ctx: &Context, i: usize) -> Result<wgpu::Buffer> {
         let ch = &self.chunks[i];
         if self.packing == Packing::Rows {
-            return Ok(ch.buffer.clone());
+            return Ok(ch.buffer()?.clone());
         }
         cached(&ch.backward, || self.transpose(ctx, ch))
     }
 
-    /// Chunk `ch`'s packed f32 weights transposed on the device straight into a texture.
-    fn transpose_to_texture(&self, ctx: &Context, ch: &WeightChunk) -> Result<wgpu::TextureView> {
+    /// Chunk `ch`'s f32 weights transposed on the device from their forward texture `from`
+    /// into a new texture.
+    fn transpose_to_texture(
+        &self,
+        ctx: &Context,
+        ch: &WeightChunk,
+        from: &wgpu::TextureView,
+    ) -> Result<wgpu::TextureView> {
         let bytes = (self.pack().lens(self.packing, ch.rows).1 * 4) as u64;
         let (texture, width) = weight_texture(ctx, bytes, false)?;
         let view = texture.create_view(&Default::default());
-        let shift = width.trailing_zeros();
-        self.transpose_into(
-            ctx,
-            ch,
-            Kernel::TransposePackedTexture,
-            Binding::Texture(&view),
-            shift,
-        )?;
+        let io = [Binding::Texture(from), Binding::Texture(&view)];
+        let shifts = (
+            width.trailing_zeros(),
+            from.texture().width().trailing_zeros(),
+        );
+        self.transpose_into(ctx, ch, Kernel::TransposePackedTexture, io, shifts)?;
         Ok(view)
     }
 
@@ -319,7 +346,8 @@ impl WeightBuffer {
             usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
             mapped_at_creation: false,
         });
-        self.transpose_into(ctx, ch, Kernel::TransposePacked, Binding::Raw(&dst), 0)?;
+        let io = [Binding::Raw(ch.buffer()?), Binding::Raw(&dst)];
+        self.transpose_into(ctx, ch, Kernel::TransposePacked, io, (0, 0))?;
         Ok(dst)
     }
 
@@ -331,15 +359,16 @@ impl WeightBuffer {
         }
     }
 
-    /// Runs `kernel` (repack.wgsl) on chunk `ch`: its `Vec4` packing transposed to
-    /// [ci][tap][row/4] in `out` (a texture `shift` bits wide).
+    /// Runs `kernel` (repack.wgsl) on chunk `ch`: its `Vec4` packing in `io[0]`
+    /// transposed to [ci][tap][row/4] in `io[1]` (`shifts`: the widths' logarithms where
+    /// those are textures, output first).
     fn transpose_into(
         &self,
         ctx: &Context,
         ch: &WeightChunk,
         kernel: Kernel,
-        out: Binding,
-        shift: u32,
+        io: [Binding; 2],
+        shifts: (u32, u32),
     ) -> Result<()> {
         let (cin, taps) = (self.cin(), self.taps());
         let p = RepackParams {
@@ -350,12 +379,11 @@ impl WeightBuffer {
             r4: (ch.rows.div_ceil(4) * 4) as u32,
             // tiles of 32 rows x 32 channels, one a workgroup
             tiles: crate::ops::u32s(ch.rows.div_ceil(32) * taps * cin.div_ceil(32), "tiles")?,
-            shift,
-            _pad: 0,
+            shift: shifts.0,
+            src_shift: shifts.1,
         };
         let mut rec = Recorder::new(ctx, "transposing packed weights");
-        let bindings = [Binding::Raw(&ch.buffer), out];
-        rec.launch_gemm(kernel, self.half, &p, &bindings, grid(p.tiles));
+        rec.launch_gemm(kernel, self.half, &p, &io, grid(p.tiles));
         rec.submit()
     }
 }
@@ -394,7 +422,7 @@ struct RepackParams {
     r4: u32,
     tiles: u32,
     shift: u32,
-    _pad: u32,
+    src_shift: u32,
 }
 
 /// The layouts of rows [s, s + n) of a [rows, cin, taps] matrix.
@@ -542,6 +570,46 @@ fn weight_texture(ctx: &Context, bytes: u64, half: bool) -> Result<(wgpu::Textur
     Ok((texture, width))
 }
 
+/// Packed f32 weights `v` (a multiple of 4 values) written into a new weight texture.
+fn texture_init(ctx: &Context, v: &[f32]) -> Result<wgpu::TextureView> {
+    let (texture, width) = weight_texture(ctx, (v.len() * 4) as u64, false)?;
+    let texels = v.len() as u64 / 4;
+    let (full, rest) = (texels / width, texels % width);
+    let write = |row: u64, data: &[f32], w: u64, rows: u64| {
+        ctx.queue.write_texture(
+            wgpu::TexelCopyTextureInfo {
+                texture: &texture,
+                mip_level: 0,
+                origin: wgpu::Origin3d {
+                    x: 0,
+                    y: row as u32,
+                    z: 0,
+                },
+                aspect: wgpu::TextureAspect::All,
+            },
+            bytemuck::cast_slice(data),
+            wgpu::TexelCopyBufferLayout {
+                offset: 0,
+                bytes_per_row: Some((w * 16) as u32),
+                rows_per_image: None,
+            },
+            wgpu::Extent3d {
+                width: w as u32,
+                height: rows as u32,
+                depth_or_array_layers: 1,
+            },
+        )
+    };
+    let at = (full * width * 4) as usize;
+    if full > 0 {
+        write(0, &v[..at], width, full);
+    }
+    if rest > 0 {
+        write(full, &v[at..], rest, 1);
+    }
+    Ok(texture.create_view(&Default::default()))
+}
+
 /// A packed weight buffer as a 2-D texture, one vec4 group per texel (rgba32float, or
 /// rgba16float for f16 pairs), group g at (g mod W, g / W) for a power-of-two width W.
 fn texture_from(ctx: &Context, buf: &wgpu::Buffer, half: bool) -> Result<wgpu::TextureView> {
@@ -637,11 +705,27 @@ mod tests {
         t.read_u32(ctx).unwrap()
     }
 
-    /// The input-gradient packing of every chunk, as a buffer (`cpu`) and as a texture
-    /// (`cpu-tex`: f32 written by the transposing kernel, f16 copied), bit for bit the
-    /// host's transpose of the weights (f16: their halves), rows past the chunk's zero.
+    /// The words of `src` up to `want`'s length, against `want` (f32 values, or halves).
+    fn check(ctx: &Context, src: &WeightSource, want: &[f32], half: bool, what: &str) {
+        let want: Vec<u32> = if half {
+            pack_f16(want)
+        } else {
+            want.iter().map(|v| v.to_bits()).collect()
+        };
+        let texel = if half { 8 } else { 16 };
+        let mut words = want.len().next_multiple_of(if half { 2 } else { 4 });
+        if let WeightSource::Texture(v) = src {
+            words = words.next_multiple_of(v.texture().width() as usize * texel as usize / 4);
+        }
+        let got = words_of(ctx, src, words, texel);
+        assert_eq!(&got[..want.len()], &want[..], "{what}");
+    }
+
+    /// Both packings of every chunk, as buffers (`cpu`) or textures (`cpu-tex`,
+    /// `cpu-fetch`: f32 written at upload and transposed from that texture, f16 copied
+    /// from buffers), bit for bit the host's (f16: their halves), padding zero.
     #[test]
-    fn transposed_packings_are_the_weights_transposed() {
+    fn packings_hold_the_weights_bit_for_bit() {
         // (rows, cin, taps); the last one's chunks fill textures of more than one row
         let shapes: [(usize, usize, usize); 7] = [
             (5, 3, 9),
@@ -652,53 +736,52 @@ mod tests {
             (96, 64, 1),
             (70, 520, 9),
         ];
-        for gemm in [Gemm::Cpu, Gemm::CpuTex] {
+        for gemm in [Gemm::Cpu, Gemm::CpuTex, Gemm::CpuFetch] {
             let ctx = Context::from_env().unwrap().with_gemm(gemm);
             if ctx.gemm() != gemm {
                 continue; // subgroups not 8 wide
             }
             for (rows, cin, taps) in shapes {
                 for precision in [Precision::F32, Precision::F16] {
+                    // with subnormals and negative zeros, which must keep their bits
                     let data: Vec<f32> = (0..rows * cin * taps)
-                        .map(|i| ((i * 7919 % 1013) as f32 - 506.0) / 64.0)
+                        .map(|i| match i % 97 {
+                            5 => 1e-40,
+                            6 => -0.0,
+                            _ => ((i * 7919 % 1013) as f32 - 506.0) / 64.0,
+                        })
                         .collect();
                     let half = precision == Precision::F16;
-                    // chunks of about 16 rows, some not a multiple of 4
-                    let row_bytes = (cin.div_ceil(4) * 4 * taps * 4) as u64;
+                    // chunks of about 18 rows, some not a multiple of 4
+                    let c4 = cin.div_ceil(4) * 4;
                     let layout = WeightLayout::conv(taps)
                         .precision(precision)
-                        .limit((row_bytes * 18).max(256));
+                        .limit(((c4 * taps * 4 * 18) as u64).max(256));
                     let wb =
                         WeightBuffer::upload_with(&ctx, "t", &data, rows, cin * taps, None, layout)
                             .unwrap();
                     for (i, ch) in wb.chunks.iter().enumerate() {
+                        let at = |r: usize, ci: usize, t: usize| {
+                            data[((ch.start + r) * cin + ci) * taps + t]
+                        };
                         let r4 = ch.rows.div_ceil(4) * 4;
-                        let mut want = vec![0.0f32; cin * taps * r4];
+                        let (mut fwd, mut bwd) = (
+                            vec![0.0f32; ch.rows * taps * c4],
+                            vec![0.0f32; cin * taps * r4],
+                        );
                         for r in 0..ch.rows {
                             for ci in 0..cin {
                                 for t in 0..taps {
-                                    want[(ci * taps + t) * r4 + r] =
-                                        data[((ch.start + r) * cin + ci) * taps + t];
+                                    fwd[(r * taps + t) * c4 + ci] = at(r, ci, t);
+                                    bwd[(ci * taps + t) * r4 + r] = at(r, ci, t);
                                 }
                             }
                         }
-                        let want: Vec<u32> = if half {
-                            pack_f16(&want)
-                        } else {
-                            want.iter().map(|v| v.to_bits()).collect()
-                        };
                         let what = format!("{gemm:?} {rows}x{cin}x{taps} {precision:?} chunk {i}");
+                        let src = wb.forward_source(&ctx, i).unwrap();
+                        check(&ctx, &src, &fwd, half, &format!("{what} forward"));
                         let src = wb.backward_source(&ctx, i).unwrap();
-                        let texel = if half { 8 } else { 16 };
-                        let padded = want.len().next_multiple_of(if half { 2 } else { 4 });
-                        let got = match &src {
-                            WeightSource::Texture(v) => {
-                                let row = v.texture().width() as usize * texel as usize / 4;
-                                words_of(&ctx, &src, padded.next_multiple_of(row), texel)
-                            }
-                            WeightSource::Buffer(_) => words_of(&ctx, &src, padded, texel),
-                        };
-                        assert_eq!(&got[..want.len()], &want[..], "{what}");
+                        check(&ctx, &src, &bwd, half, &format!("{what} transposed"));
                     }
                 }
             }

@@ -164,7 +164,7 @@ pub fn linear_backward_input(rec: &mut Recorder, dy: &Tensor, w: &WeightBuffer) 
             &p,
             &[
                 Binding::Tensor(dy),
-                Binding::Raw(&ch.buffer),
+                Binding::Raw(ch.buffer()?),
                 Binding::Raw(&ch.bias),
                 Binding::Tensor(&dx),
             ],

@@ -448,7 +448,7 @@ pub fn linear_acc(
             &p,
             &[
                 Binding::Tensor(x),
-                Binding::Raw(&ch.buffer),
+                Binding::Raw(ch.buffer()?),
                 Binding::Raw(&ch.bias),
                 Binding::Tensor(&y),
             ],
