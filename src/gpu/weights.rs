@@ -570,6 +570,20 @@ fn weight_texture(ctx: &Context, bytes: u64, half: bool) -> Result<(wgpu::Textur
     Ok((texture, width))
 }
 
+/// Row `row` of `texture` onwards, as a copy's destination.
+fn row_of(texture: &wgpu::Texture, row: u64) -> wgpu::TexelCopyTextureInfo<'_> {
+    wgpu::TexelCopyTextureInfo {
+        texture,
+        mip_level: 0,
+        origin: wgpu::Origin3d {
+            x: 0,
+            y: row as u32,
+            z: 0,
+        },
+        aspect: wgpu::TextureAspect::All,
+    }
+}
+
 /// Packed f32 weights `v` (a multiple of 4 values) written into a new weight texture.
 fn texture_init(ctx: &Context, v: &[f32]) -> Result<wgpu::TextureView> {
     let (texture, width) = weight_texture(ctx, (v.len() * 4) as u64, false)?;
@@ -577,16 +591,7 @@ fn texture_init(ctx: &Context, v: &[f32]) -> Result<wgpu::TextureView> {
     let (full, rest) = (texels / width, texels % width);
     let write = |row: u64, data: &[f32], w: u64, rows: u64| {
         ctx.queue.write_texture(
-            wgpu::TexelCopyTextureInfo {
-                texture: &texture,
-                mip_level: 0,
-                origin: wgpu::Origin3d {
-                    x: 0,
-                    y: row as u32,
-                    z: 0,
-                },
-                aspect: wgpu::TextureAspect::All,
-            },
+            row_of(&texture, row),
             bytemuck::cast_slice(data),
             wgpu::TexelCopyBufferLayout {
                 offset: 0,
@@ -626,16 +631,7 @@ fn texture_from(ctx: &Context, buf: &wgpu::Buffer, half: bool) -> Result<wgpu::T
         .create_command_encoder(&wgpu::CommandEncoderDescriptor {
             label: Some("netlens weight texture"),
         });
-    let at = |row: u64| wgpu::TexelCopyTextureInfo {
-        texture: &texture,
-        mip_level: 0,
-        origin: wgpu::Origin3d {
-            x: 0,
-            y: row as u32,
-            z: 0,
-        },
-        aspect: wgpu::TextureAspect::All,
-    };
+    let at = |row: u64| row_of(&texture, row);
     let full = groups / width;
     if full > 0 {
         let from = wgpu::TexelCopyBufferInfo {
