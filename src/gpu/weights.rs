@@ -249,6 +249,9 @@ impl WeightBuffer {
             });
             start += n;
         }
+        // hand this matrix's staged writes to the queue now: their staging memory is then
+        // freed matrix by matrix, not all at a model's first launch
+        ctx.queue.submit([]);
         Ok(WeightBuffer {
             chunks,
             rows,
