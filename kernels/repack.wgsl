@@ -47,14 +47,24 @@ fn block_of(wid: vec3<u32>, lid: u32, nwg: vec3<u32>) -> Block {
     return Block(r0, rest % p.taps, c0, tile < p.tiles && r0 < p.r4 && c0 < p.c4);
 }
 
+// The forward packing's index of the block's row k (its 4 channels from there on).
+fn source_of(b: Block, k: u32) -> u32 {
+    return ((b.r0 + k) * p.taps + b.t) * p.c4 + b.c0;
+}
+
 // The block's four rows of 4 channels (bits); rows past `rows` are zeros.
 fn rows_of(b: Block) -> array<vec4<u32>, 4> {
     var m: array<vec4<u32>, 4>;
     for (var k = 0u; k < 4u; k++) {
         m[k] = vec4<u32>(0u);
-        if (b.r0 + k < p.rows) { m[k] = load4(((b.r0 + k) * p.taps + b.t) * p.c4 + b.c0); }
+        if (b.r0 + k < p.rows) { m[k] = load4(source_of(b, k)); }
     }
     return m;
+}
+
+// Channel j of the block's four rows: its 4 rows.
+fn column(m: array<vec4<u32>, 4>, j: u32) -> vec4<u32> {
+    return vec4<u32>(m[0][j], m[1][j], m[2][j], m[3][j]);
 }
 
 // The transposed packing's index of the block's channel j (its 4 rows from there on).
@@ -74,7 +84,7 @@ fn transpose_packed(
     if (!b.ok) { return; }
     let m = rows_of(b);
     for (var j = 0u; j < 4u; j++) {
-        if (b.c0 + j < p.cin) { store4(target_of(b, j), vec4<u32>(m[0][j], m[1][j], m[2][j], m[3][j])); }
+        if (b.c0 + j < p.cin) { store4(target_of(b, j), column(m, j)); }
     }
 }
 
@@ -96,18 +106,19 @@ fn transpose_packed_texture(
 ) {
     let b = block_of(wid, lid, nwg);
     if (!b.ok) { return; }
-    var m: array<vec4<f32>, 4>;
+    // as bits, so that every value, subnormal or not, moves unchanged
+    var m: array<vec4<u32>, 4>;
     for (var k = 0u; k < 4u; k++) {
-        m[k] = vec4<f32>(0.0);
+        m[k] = vec4<u32>(0u);
         if (b.r0 + k < p.rows) {
-            let g = (((b.r0 + k) * p.taps + b.t) * p.c4 + b.c0) >> 2u;
-            m[k] = textureLoad(src_texture, texel_at(g, p.src_shift));
+            let at = texel_at(source_of(b, k) >> 2u, p.src_shift);
+            m[k] = bitcast<vec4<u32>>(textureLoad(src_texture, at));
         }
     }
     for (var j = 0u; j < 4u; j++) {
         if (b.c0 + j < p.cin) {
-            let v = vec4<f32>(m[0][j], m[1][j], m[2][j], m[3][j]);
-            textureStore(dst_texture, texel_at(target_of(b, j) >> 2u, p.shift), v);
+            let at = texel_at(target_of(b, j) >> 2u, p.shift);
+            textureStore(dst_texture, at, bitcast<vec4<f32>>(column(m, j)));
         }
     }
 }

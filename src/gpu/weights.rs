@@ -587,33 +587,40 @@ fn row_of(texture: &wgpu::Texture, row: u64) -> wgpu::TexelCopyTextureInfo<'_> {
     }
 }
 
+/// The copies that lay `texels` texels of `texel` bytes, in order from byte 0 of a source,
+/// into rows `width` wide from row 0: the whole rows, then the last partial one (its own
+/// copy: a multi-row copy's rows are whole), each as (first row, source layout, extent).
+fn row_copies(
+    texels: u64,
+    width: u64,
+    texel: u64,
+) -> impl Iterator<Item = (u64, wgpu::TexelCopyBufferLayout, wgpu::Extent3d)> {
+    let (full, rest) = (texels / width, texels % width);
+    let copy = |row: u64, w: u64, rows: u64, bytes_per_row: Option<u32>| {
+        let layout = wgpu::TexelCopyBufferLayout {
+            offset: row * width * texel,
+            bytes_per_row,
+            rows_per_image: None,
+        };
+        let extent = wgpu::Extent3d {
+            width: w as u32,
+            height: rows as u32,
+            depth_or_array_layers: 1,
+        };
+        (row, layout, extent)
+    };
+    let whole = (full > 0).then(|| copy(0, width, full, Some((width * texel) as u32)));
+    let last = (rest > 0).then(|| copy(full, rest, 1, None));
+    whole.into_iter().chain(last)
+}
+
 /// Packed f32 weights `v` (a multiple of 4 values) written into a new weight texture.
 fn texture_init(ctx: &Context, v: &[f32]) -> Result<wgpu::TextureView> {
     let (texture, width) = weight_texture(ctx, (v.len() * 4) as u64, false)?;
-    let texels = v.len() as u64 / 4;
-    let (full, rest) = (texels / width, texels % width);
-    let write = |row: u64, data: &[f32], w: u64, rows: u64| {
-        ctx.queue.write_texture(
-            row_of(&texture, row),
-            bytemuck::cast_slice(data),
-            wgpu::TexelCopyBufferLayout {
-                offset: 0,
-                bytes_per_row: Some((w * 16) as u32),
-                rows_per_image: None,
-            },
-            wgpu::Extent3d {
-                width: w as u32,
-                height: rows as u32,
-                depth_or_array_layers: 1,
-            },
-        )
-    };
-    let at = (full * width * 4) as usize;
-    if full > 0 {
-        write(0, &v[..at], width, full);
-    }
-    if rest > 0 {
-        write(full, &v[at..], rest, 1);
+    for (row, layout, extent) in row_copies(v.len() as u64 / 4, width, 16) {
+        let data = bytemuck::cast_slice(v);
+        ctx.queue
+            .write_texture(row_of(&texture, row), data, layout, extent);
     }
     Ok(texture.create_view(&Default::default()))
 }
@@ -622,42 +629,18 @@ fn texture_init(ctx: &Context, v: &[f32]) -> Result<wgpu::TextureView> {
 /// rgba16float for f16 pairs), group g at (g mod W, g / W) for a power-of-two width W.
 fn texture_from(ctx: &Context, buf: &wgpu::Buffer, half: bool) -> Result<wgpu::TextureView> {
     let texel: u64 = if half { 8 } else { 16 };
-    let groups = buf.size() / texel;
     let (texture, width) = weight_texture(ctx, buf.size(), half)?;
-    let size = |w: u64, h: u64| wgpu::Extent3d {
-        width: w as u32,
-        height: h as u32,
-        depth_or_array_layers: 1,
-    };
     let mut enc = ctx
         .device
         .create_command_encoder(&wgpu::CommandEncoderDescriptor {
             label: Some("netlens weight texture"),
         });
-    let at = |row: u64| row_of(&texture, row);
-    let full = groups / width;
-    if full > 0 {
+    for (row, layout, extent) in row_copies(buf.size() / texel, width, texel) {
         let from = wgpu::TexelCopyBufferInfo {
             buffer: buf,
-            layout: wgpu::TexelCopyBufferLayout {
-                offset: 0,
-                bytes_per_row: Some((width * texel) as u32),
-                rows_per_image: Some(full as u32),
-            },
+            layout,
         };
-        enc.copy_buffer_to_texture(from, at(0), size(width, full));
-    }
-    let rest = groups - full * width;
-    if rest > 0 {
-        let from = wgpu::TexelCopyBufferInfo {
-            buffer: buf,
-            layout: wgpu::TexelCopyBufferLayout {
-                offset: full * width * texel,
-                bytes_per_row: None,
-                rows_per_image: None,
-            },
-        };
-        enc.copy_buffer_to_texture(from, at(full), size(rest, 1));
+        enc.copy_buffer_to_texture(from, row_of(&texture, row), extent);
     }
     ctx.queue.submit([enc.finish()]);
     Ok(texture.create_view(&wgpu::TextureViewDescriptor::default()))
