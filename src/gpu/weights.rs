@@ -248,10 +248,10 @@ impl WeightBuffer {
                 rows: n,
             });
             start += n;
+            // hand this chunk's staged writes to the queue now: their staging memory is then
+            // freed chunk by chunk, not all at a model's first launch
+            ctx.queue.submit([]);
         }
-        // hand this matrix's staged writes to the queue now: their staging memory is then
-        // freed matrix by matrix, not all at a model's first launch
-        ctx.queue.submit([]);
         Ok(WeightBuffer {
             chunks,
             rows,
