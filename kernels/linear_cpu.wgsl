@@ -1,11 +1,10 @@
 // Linear layers at small batches on the CPU-shaped variants (cpu, cpu-tex): one
-// matrix-vector product per batch item over the conv GEMMs' packed weights (rows of vec4
-// groups of 4 reduction channels: outputs' rows [co][ci/4] forward, inputs' rows
-// [ci][co/4] for the input gradient, as conv2d_cpu.wgsl reads them with one tap). That
-// GEMM shares each weight load between 16 pixels; at batch 1 fifteen of them are idle.
-// Here a workgroup (8 lanes) owns 32 rows of one item, lane s rows s, 8 + s, 16 + s and
-// 24 + s, and every weight group is loaded once and used once. Each row is summed in the
-// GEMM's order (one multiply-add after another along the reduction), so a layer's output
+// matrix-vector product per batch item over the conv GEMMs' forward packing (rows [co][ci/4]
+// of vec4 groups of 4 input channels, as conv2d_cpu.wgsl reads them with one tap; both
+// kernels here read it, the input gradient's too). That GEMM shares each weight load between
+// 16 pixels; at batch 1 fifteen of them are idle. Here a workgroup (8 lanes) owns 32 outputs
+// of one item and every weight group is loaded once and used once. Each output is summed in
+// the GEMM's order (one multiply-add after another along the reduction), so a layer's output
 // does not depend on which of the two ran: a batch split into passes gives the same bits.
 // Bindings and preludes as conv2d_cpu.wgsl (winit, wload4, xbase, xload4); same uniform
 // (flags bit0 ReLU, bit1 bias, bit2 accumulate).
@@ -78,8 +77,20 @@ fn linear_forward_cpu(
     store(d, row0, p.co_count, b * p.cout + p.co_offset);
 }
 
-// dx[b, ci] = sum_co dY[b, co] W[co, ci], co over this launch's weight rows (packed
-// [ci][co/4]); no bias or ReLU (flags bit 2 at most).
+// a + the four rows' groups m[0..3] scaled by y.x .. y.w, one multiply-add after another
+// (the GEMM's order for each of the four outputs).
+fn mac_rows(a: vec4<f32>, y: vec4<f32>, m: mat4x4<f32>) -> vec4<f32> {
+    var r = fma(vec4<f32>(y.x), m[0], a);
+    r = fma(vec4<f32>(y.y), m[1], r);
+    r = fma(vec4<f32>(y.z), m[2], r);
+    return fma(vec4<f32>(y.w), m[3], r);
+}
+
+// dx[b, ci] = sum_co dY[b, co] W[co, ci], co over this launch's weight rows, read in their
+// forward packing ([co][ci/4]): no transposed copy of the weights is made for a GEMV. Lane s
+// of workgroup k owns inputs 4 (8 k + s) .. + 3 (32 a workgroup, as the forward kernel's
+// rows) and sums each along co one multiply-add after another, as the GEMM over the
+// transposed packing does, so both give the same bits. No bias or ReLU (flags bit 2 at most).
 @compute @workgroup_size(8, 1, 1)
 fn linear_backward_input_cpu(
     @builtin(workgroup_id) wid: vec3<u32>,
@@ -88,8 +99,27 @@ fn linear_backward_input_cpu(
 ) {
     winit();
     let b = wid.y;
-    let row0 = (wid.x + wid.z * nwg.x) * ROWS + lid;
+    let c4n = (p.cin + 3u) / 4u;
+    let g = (wid.x + wid.z * nwg.x) * LANES + lid;
+    let gg = min(g, c4n - 1u); // lanes past the end read a valid group and store nothing
     let yb = xbase(b, p.cout, p.co_offset, p.co_count, 1u);
-    let d = dots(row0, p.cin, (p.co_count + 3u) / 4u, yb, p.co_count);
-    store(d, row0, p.cin, b * p.cin);
+    let last = p.co_count - 1u;
+    var acc = vec4<f32>(0.0);
+    for (var c4 = 0u; c4 < (p.co_count + 3u) / 4u; c4++) {
+        // dY is 0 past the chunk's rows, where the GEMM's weights are zero padding: those
+        // rows read the last one instead (finite weights: the same sums)
+        let y = xload4(yb, c4, 1u, p.co_count, true);
+        let co = 4u * c4;
+        let m = mat4x4<f32>(
+            wload4(co * c4n + gg),
+            wload4(min(co + 1u, last) * c4n + gg),
+            wload4(min(co + 2u, last) * c4n + gg),
+            wload4(min(co + 3u, last) * c4n + gg),
+        );
+        acc = mac_rows(acc, y, m);
+    }
+    for (var k = 0u; k < 4u; k++) {
+        let ci = 4u * g + k;
+        if (ci < p.cin) { put(b * p.cin + ci, acc[k]); }
+    }
 }

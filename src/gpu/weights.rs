@@ -104,7 +104,8 @@ pub struct WeightChunk {
     /// texture-reading variants (`Gemm::CpuTex`, `Gemm::CpuFetch`), which hold them only
     /// as `texture`.
     buffer: Option<wgpu::Buffer>,
-    /// The transposed packing for the CPU-shaped input gradients, made on first use.
+    /// The transposed packing for the CPU-shaped input-gradient GEMMs (their GEMVs read
+    /// the forward one), made on first use.
     backward: OnceLock<wgpu::Buffer>,
     /// The forward and transposed packings as textures for the texture-reading variants:
     /// f32 weights are written into `texture` at upload, f16 ones copied from `buffer` on
@@ -288,7 +289,7 @@ impl WeightBuffer {
         Ok(WeightSource::Texture(t))
     }
 
-    /// As `forward_source`, for an input-gradient launch (`backward_buffer`'s layout). The
+    /// As `forward_source`, for an input-gradient GEMM launch (`backward_buffer`'s layout). The
     /// texture of f32 weights is transposed from their forward texture; f16 weights go
     /// through a transposed buffer that is not kept (a store through rgba16float might
     /// not keep subnormal halves).
@@ -766,6 +767,32 @@ mod tests {
                         check(&ctx, &src, &bwd, half, &format!("{what} transposed"));
                     }
                 }
+            }
+        }
+    }
+
+    /// A linear layer's input gradient below `CPU_GEMV_BATCH` reads the forward packing
+    /// (no transposed copy is made), the GEMM at larger batches the transposed one.
+    #[test]
+    fn linear_gemvs_make_no_transposed_weights() {
+        let (out, k) = (70, 301);
+        let w: Vec<f32> = (0..out * k).map(|i| (i % 17) as f32 - 8.0).collect();
+        for gemm in [Gemm::Cpu, Gemm::CpuTex, Gemm::CpuFetch] {
+            let ctx = Context::from_env().unwrap().with_gemm(gemm);
+            if ctx.gemm() != gemm {
+                continue;
+            }
+            let wb = WeightBuffer::upload(&ctx, "fc", &w, out, k, None).unwrap();
+            let made = || {
+                let ch = &wb.chunks[0];
+                ch.backward.get().is_some() || ch.backward_texture.get().is_some()
+            };
+            for (n, transposed) in [(1, false), (crate::ops::CPU_GEMV_BATCH, true)] {
+                let dy = Tensor::upload(&ctx, &vec![1.0; n * out], &[n, out]).unwrap();
+                let mut rec = crate::gpu::Recorder::new(&ctx, "linear backward");
+                crate::ops::linear_backward_input(&mut rec, &dy, &wb).unwrap();
+                rec.submit().unwrap();
+                assert_eq!(made(), transposed, "{gemm:?} at batch {n}");
             }
         }
     }

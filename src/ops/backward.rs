@@ -91,8 +91,15 @@ fn backward_input(
     );
     for (i, ch) in w.chunks.iter().enumerate() {
         let p = Conv2dParams::new(g, n, (h, wd), (oh, ow), ch, if i > 0 { 4 } else { 0 })?;
-        // the CPU-shaped kernels read their own transposed packing
-        let weights = w.backward_source(rec.ctx(), i)?;
+        let launch = match w.packing {
+            Packing::Rows => None,
+            _ => Some(cpu_launch(kernel, tile, &p, n * h * wd, g.cin)?),
+        };
+        // the CPU-shaped GEMMs read their own transposed packing, their GEMVs the forward one
+        let weights = match launch {
+            Some((k, _)) if kernel.gemv() == Some(k) => w.forward_source(rec.ctx(), i)?,
+            _ => w.backward_source(rec.ctx(), i)?,
+        };
         // cpu-tex and cpu-fetch read this chunk's channels of dY from a texture
         let packed = match q {
             Some(q) => Some(super::pack::pack_ratio_texture(rec, q, ch.start, ch.rows)?),
@@ -114,8 +121,9 @@ fn backward_input(
             launch_tiled(rec, kernel, w.half, p, true, (n * h * wd, g.cin, k), binds)?;
             continue;
         }
-        let (kernel, gr) = cpu_launch(kernel, tile, &p, n * h * wd, g.cin)?;
-        rec.launch_gemm(kernel, w.half, &p, &binds, gr);
+        if let Some((kernel, gr)) = launch {
+            rec.launch_gemm(kernel, w.half, &p, &binds, gr);
+        }
     }
     Ok(dx)
 }
