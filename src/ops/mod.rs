@@ -24,6 +24,7 @@ pub use backward::{
     conv2d_backward_ratio, linear_backward_input, max_pool2d_backward, max_pool2d_relu_backward,
     relu_backward, tiles_input, ReluRule,
 };
+#[cfg(test)]
 pub(crate) use conv::CPU_GEMV_BATCH;
 pub use conv::{conv2d, conv2d_acc, linear, linear_acc, tiled_split, Conv2dGeom};
 pub use lrp::{
