@@ -1,5 +1,6 @@
-//! Kernel benches: conv2d, linear and max-pool on VGG16 shapes, in GFLOP/s (criterion's
-//! "elem/s" below counts floating-point operations). Compare with tools/bench_torch.py.
+//! Kernel benches: conv2d, linear (forward and input gradient) and max-pool on VGG16
+//! shapes, in GFLOP/s (criterion's "elem/s" below counts floating-point operations).
+//! Compare with tools/bench_torch.py.
 
 use std::sync::Arc;
 
@@ -62,6 +63,23 @@ fn benches(c: &mut Criterion) {
             b.iter(|| {
                 let mut rec = Recorder::new(&ctx, "bench");
                 let _y = ops::linear(&mut rec, &x, &w, false).unwrap();
+                rec.submit().unwrap();
+                ctx.wait().unwrap();
+            })
+        });
+    }
+    g.finish();
+    // the input gradient: below batch 4 the CPU-shaped variants' GEMV reads the forward packing
+    let mut g = c.benchmark_group("linear_backward");
+    g.sample_size(10);
+    for (name, n, k, out) in common::LINEARS {
+        let w = WeightBuffer::upload(&ctx, name, &fill(out * k), *out, *k, None).unwrap();
+        let dy = Tensor::upload(&ctx, &fill(n * out), &[*n, *out]).unwrap();
+        g.throughput(Throughput::Elements((2 * n * k * out) as u64));
+        g.bench_function(*name, |b| {
+            b.iter(|| {
+                let mut rec = Recorder::new(&ctx, "bench");
+                let _dx = ops::linear_backward_input(&mut rec, &dy, &w).unwrap();
                 rec.submit().unwrap();
                 ctx.wait().unwrap();
             })

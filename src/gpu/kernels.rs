@@ -73,6 +73,9 @@ kernels! {
     LinearBackwardInputCpuTex => "linear_cpu.wgsl" after ["conv2d_cpu_weights32.wgsl", "conv2d_cpu_texture.wgsl", "fdiv.wgsl", "conv2d_cpu_common.wgsl"], "linear_backward_input_cpu", [T, T, R, W];
     LinearForwardCpuTexHalf => "linear_cpu.wgsl" after ["conv2d_cpu_weights16.wgsl", "conv2d_cpu_texture.wgsl", "fdiv.wgsl", "conv2d_cpu_common.wgsl"], "linear_forward_cpu", [T, H, R, W];
     LinearBackwardInputCpuTexHalf => "linear_cpu.wgsl" after ["conv2d_cpu_weights16.wgsl", "conv2d_cpu_texture.wgsl", "fdiv.wgsl", "conv2d_cpu_common.wgsl"], "linear_backward_input_cpu", [T, H, R, W];
+    LinearBackwardInputCpuStrips => "linear_cpu.wgsl" after ["conv2d_cpu_input.wgsl", "conv2d_cpu_buffer.wgsl", "fdiv.wgsl", "conv2d_cpu_common.wgsl"], "linear_backward_input_cpu_strips", [R, R, R, W];
+    LinearBackwardInputCpuTexStrips => "linear_cpu.wgsl" after ["conv2d_cpu_weights32.wgsl", "conv2d_cpu_texture.wgsl", "fdiv.wgsl", "conv2d_cpu_common.wgsl"], "linear_backward_input_cpu_strips", [T, T, R, W];
+    LinearBackwardInputCpuTexStripsHalf => "linear_cpu.wgsl" after ["conv2d_cpu_weights16.wgsl", "conv2d_cpu_texture.wgsl", "fdiv.wgsl", "conv2d_cpu_common.wgsl"], "linear_backward_input_cpu_strips", [T, H, R, W];
     Conv2dForwardCpuNarrow => "conv2d_cpu_narrow.wgsl" after ["conv2d_cpu_input.wgsl", "conv2d_cpu_buffer.wgsl", "fdiv.wgsl", "conv2d_cpu_common.wgsl"], "conv2d_forward_cpu_narrow", [R, R, R, W];
     Conv2dBackwardInputCpuNarrow => "conv2d_cpu_narrow.wgsl" after ["conv2d_cpu_input.wgsl", "conv2d_cpu_buffer.wgsl", "fdiv.wgsl", "conv2d_cpu_common.wgsl"], "conv2d_backward_input_cpu_narrow", [R, R, R, W];
     Conv2dForwardCpuTexNarrow => "conv2d_cpu_narrow.wgsl" after ["conv2d_cpu_weights32.wgsl", "conv2d_cpu_texture.wgsl", "fdiv.wgsl", "conv2d_cpu_common.wgsl"], "conv2d_forward_cpu_narrow", [T, T, R, W];
@@ -181,6 +184,9 @@ impl Kernel {
             (Kernel::Conv2dBackwardInputCpuFetch, true) => Kernel::Conv2dBackwardInputCpuFetchHalf,
             (Kernel::LinearForwardCpuTex, true) => Kernel::LinearForwardCpuTexHalf,
             (Kernel::LinearBackwardInputCpuTex, true) => Kernel::LinearBackwardInputCpuTexHalf,
+            (Kernel::LinearBackwardInputCpuTexStrips, true) => {
+                Kernel::LinearBackwardInputCpuTexStripsHalf
+            }
             _ => self,
         }
     }
@@ -195,6 +201,15 @@ impl Kernel {
             Kernel::Conv2dBackwardInputCpuTex => Kernel::Conv2dBackwardInputCpuTexNarrow,
             Kernel::Conv2dForwardCpuFetch => Kernel::Conv2dForwardCpuTexNarrow,
             Kernel::Conv2dBackwardInputCpuFetch => Kernel::Conv2dBackwardInputCpuTexNarrow,
+            _ => return None,
+        })
+    }
+
+    /// The input-gradient GEMV's twin that reads the forward packing, if it has one.
+    pub fn strips(self) -> Option<Kernel> {
+        Some(match self {
+            Kernel::LinearBackwardInputCpu => Kernel::LinearBackwardInputCpuStrips,
+            Kernel::LinearBackwardInputCpuTex => Kernel::LinearBackwardInputCpuTexStrips,
             _ => return None,
         })
     }

@@ -2,6 +2,7 @@
 //! f16, and laid out for the context's GEMM kernels (the tiled kernels read PyTorch's
 //! layout; the CPU-shaped ones read vec4 groups of 4 reduction channels).
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::OnceLock;
 
 use super::context::Context;
@@ -97,7 +98,14 @@ pub struct WeightBuffer {
     pub packing: Packing,
     /// The context (`Context::id`) whose device holds the buffers.
     pub(crate) ctx: u64,
+    /// Input-gradient GEMV passes that read the forward packing so far.
+    strip_passes: AtomicUsize,
 }
+
+/// Input-gradient GEMV passes over a weight matrix that read its forward packing before
+/// its transposed one is made (that GEMV reads the forward rows about half as fast as the
+/// transposed ones, and the transposition costs about as much as 40 such passes on fc6).
+pub(crate) const STRIP_PASSES: usize = 32;
 
 pub struct WeightChunk {
     /// Rows [start, start + rows) as `Packing` says; `None` for f32 weights on the
@@ -262,6 +270,7 @@ impl WeightBuffer {
             half,
             packing,
             ctx: ctx.id,
+            strip_passes: AtomicUsize::new(0),
         })
     }
 
@@ -309,6 +318,27 @@ impl WeightBuffer {
             },
         })?;
         Ok(WeightSource::Texture(t))
+    }
+
+    /// What an input-gradient GEMV over chunk `i` reads: the forward packing (true) for the
+    /// first `STRIP_PASSES` passes while no transposed packing exists, else the transposed
+    /// one, made here if need be. Either way the sums are the same bits.
+    pub(crate) fn gemv_backward_source(
+        &self,
+        ctx: &Context,
+        i: usize,
+    ) -> Result<(WeightSource, bool)> {
+        let ch = &self.chunks[i];
+        let transposed = ch.backward.get().is_some() || ch.backward_texture.get().is_some();
+        let passes = if i == 0 {
+            self.strip_passes.fetch_add(1, Ordering::Relaxed) + 1
+        } else {
+            self.strip_passes.load(Ordering::Relaxed)
+        };
+        if transposed || passes > STRIP_PASSES {
+            return Ok((self.backward_source(ctx, i)?, false));
+        }
+        Ok((self.forward_source(ctx, i)?, true))
     }
 
     /// The buffer an input-gradient launch reads for chunk `i`: the chunk itself, or for
@@ -771,28 +801,57 @@ mod tests {
         }
     }
 
-    /// A linear layer's input gradient below `CPU_GEMV_BATCH` reads the forward packing
-    /// (no transposed copy is made), the GEMM at larger batches the transposed one.
+    /// A linear layer's input gradient below `CPU_GEMV_BATCH` reads the forward packing for
+    /// `STRIP_PASSES` passes (no transposed copy is made), then the transposed one, with the
+    /// same bits; a GEMM at a larger batch makes the transposed packing at once, and the
+    /// GEMVs then read it.
     #[test]
-    fn linear_gemvs_make_no_transposed_weights() {
+    fn linear_gemvs_read_the_forward_packing_until_it_pays_to_transpose() {
         let (out, k) = (70, 301);
-        let w: Vec<f32> = (0..out * k).map(|i| (i % 17) as f32 - 8.0).collect();
+        let w: Vec<f32> = (0..out * k)
+            .map(|i| ((i * 37 % 101) as f32 - 50.0) / 7.0)
+            .collect();
+        let dy: Vec<f32> = (0..out)
+            .map(|i| ((i * 13 % 29) as f32 - 14.0) / 3.0)
+            .collect();
         for gemm in [Gemm::Cpu, Gemm::CpuTex, Gemm::CpuFetch] {
             let ctx = Context::from_env().unwrap().with_gemm(gemm);
             if ctx.gemm() != gemm {
                 continue;
             }
-            let wb = WeightBuffer::upload(&ctx, "fc", &w, out, k, None).unwrap();
-            let made = || {
-                let ch = &wb.chunks[0];
-                ch.backward.get().is_some() || ch.backward_texture.get().is_some()
-            };
-            for (n, transposed) in [(1, false), (crate::ops::CPU_GEMV_BATCH, true)] {
-                let dy = Tensor::upload(&ctx, &vec![1.0; n * out], &[n, out]).unwrap();
+            let dy = Tensor::upload(&ctx, &dy, &[1, out]).unwrap();
+            let pass = |wb: &WeightBuffer| {
                 let mut rec = crate::gpu::Recorder::new(&ctx, "linear backward");
-                crate::ops::linear_backward_input(&mut rec, &dy, &wb).unwrap();
+                let dx = crate::ops::linear_backward_input(&mut rec, &dy, wb).unwrap();
                 rec.submit().unwrap();
-                assert_eq!(made(), transposed, "{gemm:?} at batch {n}");
+                let ch = &wb.chunks[0];
+                let made = ch.backward.get().is_some() || ch.backward_texture.get().is_some();
+                (dx.read(&ctx).unwrap(), made)
+            };
+            for precision in [Precision::F32, Precision::F16] {
+                let what = format!("{gemm:?} {precision:?}");
+                let upload = || {
+                    let layout = WeightLayout::linear().precision(precision);
+                    WeightBuffer::upload_with(&ctx, "fc", &w, out, k, None, layout).unwrap()
+                };
+                let wb = upload();
+                let (first, made) = pass(&wb);
+                assert!(!made, "{what}: transposed at the first pass");
+                for i in 2..=STRIP_PASSES + 1 {
+                    let (dx, made) = pass(&wb);
+                    assert_eq!(made, i > STRIP_PASSES, "{what} pass {i}");
+                    assert_eq!(dx, first, "{what} pass {i}");
+                }
+                // a GEMM pass transposes at once
+                let wb = upload();
+                let n = crate::ops::CPU_GEMV_BATCH;
+                let dy4 = Tensor::upload(&ctx, &vec![1.0; n * out], &[n, out]).unwrap();
+                let mut rec = crate::gpu::Recorder::new(&ctx, "linear backward GEMM");
+                crate::ops::linear_backward_input(&mut rec, &dy4, &wb).unwrap();
+                rec.submit().unwrap();
+                let (dx, made) = pass(&wb);
+                assert!(made, "{what} after a GEMM");
+                assert_eq!(dx, first, "{what} after a GEMM");
             }
         }
     }

@@ -1,7 +1,8 @@
 //! Input-gradient launchers, twins of the forward ones.
 
 use super::conv::{
-    check_context, check_layout, cpu_launch, gemm_kernel, launch_tiled, Conv2dParams, LinearParams,
+    check_context, check_layout, cpu_launch, gemm_kernel, launch_tiled, strips_launch,
+    Conv2dParams, LinearParams,
 };
 use super::lrp::Ratio;
 use super::pool::{params, runs_in_pairs};
@@ -91,13 +92,20 @@ fn backward_input(
     );
     for (i, ch) in w.chunks.iter().enumerate() {
         let p = Conv2dParams::new(g, n, (h, wd), (oh, ow), ch, if i > 0 { 4 } else { 0 })?;
-        let launch = match w.packing {
+        let mut launch = match w.packing {
             Packing::Rows => None,
             _ => Some(cpu_launch(kernel, tile, &p, n * h * wd, g.cin)?),
         };
-        // the CPU-shaped GEMMs read their own transposed packing, their GEMVs the forward one
+        // the CPU-shaped kernels read their own transposed packing, but their GEMVs read the
+        // forward one until they have run often enough to pay for the transposition
         let weights = match launch {
-            Some((k, _)) if kernel.gemv() == Some(k) => w.forward_source(rec.ctx(), i)?,
+            Some((k, _)) if kernel.gemv() == Some(k) => {
+                let (src, strips) = w.gemv_backward_source(rec.ctx(), i)?;
+                if strips {
+                    launch = Some(strips_launch(k, &p, g.cin)?);
+                }
+                src
+            }
             _ => w.backward_source(rec.ctx(), i)?,
         };
         // cpu-tex and cpu-fetch read this chunk's channels of dY from a texture

@@ -113,6 +113,9 @@ pub(crate) const NARROW_ROWS: usize = 8;
 
 /// Rows a workgroup of the matrix-vector kernels owns (linear_cpu.wgsl: ROWS).
 const GEMV_ROWS: usize = 32;
+/// Inputs a workgroup of the input-gradient GEMV over the forward packing owns
+/// (linear_cpu.wgsl: STRIP).
+const GEMV_STRIP: usize = 256;
 
 /// The grid and kernel of a CPU-shaped launch `p` over `m` pixels and `rows` output
 /// channels: `kernel` with its (pixels, channels) `tile`; its narrow twin for few
@@ -138,6 +141,21 @@ pub(crate) fn cpu_launch(
     let mut g = crate::gpu::recorder::grid(u32s(m.div_ceil(tile.0), "conv2d pixel tiles")?);
     g[1] = u32s(rows.div_ceil(tile.1), "conv2d channel tiles")?;
     Ok((kernel, g))
+}
+
+/// The launch of `gemv`'s twin that reads the forward packing (`Kernel::strips`) over
+/// `inputs` input channels.
+pub(crate) fn strips_launch(
+    gemv: Kernel,
+    p: &Conv2dParams,
+    inputs: usize,
+) -> Result<(Kernel, [u32; 3])> {
+    let k = gemv
+        .strips()
+        .ok_or_else(|| Error::Other(format!("{gemv:?} has no twin over the forward packing")))?;
+    let mut g = crate::gpu::recorder::grid(u32s(inputs.div_ceil(GEMV_STRIP), "input strips")?);
+    g[1] = p.n;
+    Ok((k, g))
 }
 
 /// The context's variant of a GEMM kernel (tiled, CPU-shaped with buffers, with textures,
