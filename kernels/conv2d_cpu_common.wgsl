@@ -50,6 +50,16 @@ fn unpack4(q: vec4<u32>, g: u32) -> vec4<f32> {
     return bitcast<vec4<f32>>(q);
 }
 
+// a + x.x m[0] + x.y m[1] + x.z m[2] + x.w m[3], one multiply-add after another: four
+// outputs' sums (a's lanes) over 4 reduction channels (x), m[k] channel k's weights of the
+// four outputs (the GEMM's order of sums for each output).
+fn mac_cols(a: vec4<f32>, x: vec4<f32>, m: mat4x4<f32>) -> vec4<f32> {
+    var r = fma(vec4<f32>(x.x), m[0], a);
+    r = fma(vec4<f32>(x.y), m[1], r);
+    r = fma(vec4<f32>(x.z), m[2], r);
+    return fma(vec4<f32>(x.w), m[3], r);
+}
+
 // Sixteen vec4 sums (which channels and pixels each holds is the kernel's choice).
 struct Acc { a0: vec4<f32>, a1: vec4<f32>, a2: vec4<f32>, a3: vec4<f32>, a4: vec4<f32>, a5: vec4<f32>, a6: vec4<f32>, a7: vec4<f32>, a8: vec4<f32>, a9: vec4<f32>, a10: vec4<f32>, a11: vec4<f32>, a12: vec4<f32>, a13: vec4<f32>, a14: vec4<f32>, a15: vec4<f32> }
 

@@ -30,13 +30,6 @@ fn columns(o: vec4<u32>, g: u32) -> mat4x4<f32> {
     return transpose(mat4x4<f32>(w0, w1, w2, w3));
 }
 
-// a + the 4 channels' sums of x (4 reduction channels) against the step's columns m.
-fn mac(a: vec4<f32>, x: vec4<f32>, m: mat4x4<f32>) -> vec4<f32> {
-    var r = fma(vec4<f32>(x.x), m[0], a);
-    r = fma(vec4<f32>(x.y), m[1], r);
-    r = fma(vec4<f32>(x.z), m[2], r);
-    return fma(vec4<f32>(x.w), m[3], r);
-}
 
 // Stores pixel px's sums v of rows r .. r + 3 (below `count`) of a stack of planes:
 // row k at ((b * total + offset + r + k) * plane + q), with the bias (bias[r + k]), ReLU
@@ -78,10 +71,10 @@ fn conv2d_forward_cpu_narrow(
             let t = (ky * p.kw + kx) * c4n;
             for (var c4 = 0u; c4 < c4n; c4++) {
                 let w = columns(o, t + c4);
-                s.a = mac(s.a, xload4(ta.off, c4, hw, p.cin, ta.ok), w);
-                s.b = mac(s.b, xload4(tb.off, c4, hw, p.cin, tb.ok), w);
-                s.c = mac(s.c, xload4(tc.off, c4, hw, p.cin, tc.ok), w);
-                s.d = mac(s.d, xload4(td.off, c4, hw, p.cin, td.ok), w);
+                s.a = mac_cols(s.a, xload4(ta.off, c4, hw, p.cin, ta.ok), w);
+                s.b = mac_cols(s.b, xload4(tb.off, c4, hw, p.cin, tb.ok), w);
+                s.c = mac_cols(s.c, xload4(tc.off, c4, hw, p.cin, tc.ok), w);
+                s.d = mac_cols(s.d, xload4(td.off, c4, hw, p.cin, td.ok), w);
             }
         }
     }
@@ -121,10 +114,10 @@ fn conv2d_backward_input_cpu_narrow(
             let t = (ky * p.kw + kx) * c4n;
             for (var c4 = 0u; c4 < c4n; c4++) {
                 let w = columns(o, t + c4);
-                s.a = mac(s.a, xload4(ta.off, c4, ohw, p.co_count, ta.ok), w);
-                s.b = mac(s.b, xload4(tb.off, c4, ohw, p.co_count, tb.ok), w);
-                s.c = mac(s.c, xload4(tc.off, c4, ohw, p.co_count, tc.ok), w);
-                s.d = mac(s.d, xload4(td.off, c4, ohw, p.co_count, td.ok), w);
+                s.a = mac_cols(s.a, xload4(ta.off, c4, ohw, p.co_count, ta.ok), w);
+                s.b = mac_cols(s.b, xload4(tb.off, c4, ohw, p.co_count, tb.ok), w);
+                s.c = mac_cols(s.c, xload4(tc.off, c4, ohw, p.co_count, tc.ok), w);
+                s.d = mac_cols(s.d, xload4(td.off, c4, ohw, p.co_count, td.ok), w);
             }
         }
     }

@@ -96,15 +96,6 @@ fn linear_backward_input_cpu(
     store(d, row0, p.cin, b * p.cin);
 }
 
-// a + the four rows' groups m[0..3] scaled by y.x .. y.w, one multiply-add after another
-// (the GEMM's order for each of the four outputs).
-fn mac_rows(a: vec4<f32>, y: vec4<f32>, m: mat4x4<f32>) -> vec4<f32> {
-    var r = fma(vec4<f32>(y.x), m[0], a);
-    r = fma(vec4<f32>(y.y), m[1], r);
-    r = fma(vec4<f32>(y.z), m[2], r);
-    return fma(vec4<f32>(y.w), m[3], r);
-}
-
 // The four rows co .. co + 3 of group g (clamped to `last`: dY is 0 past the chunk's rows,
 // where the GEMM's weights are zero padding, so with finite weights the sums are the same).
 fn rows4(co: u32, last: u32, c4n: u32, g: u32) -> mat4x4<f32> {
@@ -160,14 +151,14 @@ fn linear_backward_input_cpu_strips(
     for (var c4 = 0u; c4 < (p.co_count + 3u) / 4u; c4++) {
         let y = xload4(yb, c4, 1u, p.co_count, true);
         let co = 4u * c4;
-        a0 = mac_rows(a0, y, rows4(co, last, c4n, gg.x));
-        a1 = mac_rows(a1, y, rows4(co, last, c4n, gg.y));
-        a2 = mac_rows(a2, y, rows4(co, last, c4n, gg.z));
-        a3 = mac_rows(a3, y, rows4(co, last, c4n, gg.w));
-        a4 = mac_rows(a4, y, rows4(co, last, c4n, hh.x));
-        a5 = mac_rows(a5, y, rows4(co, last, c4n, hh.y));
-        a6 = mac_rows(a6, y, rows4(co, last, c4n, hh.z));
-        a7 = mac_rows(a7, y, rows4(co, last, c4n, hh.w));
+        a0 = mac_cols(a0, y, rows4(co, last, c4n, gg.x));
+        a1 = mac_cols(a1, y, rows4(co, last, c4n, gg.y));
+        a2 = mac_cols(a2, y, rows4(co, last, c4n, gg.z));
+        a3 = mac_cols(a3, y, rows4(co, last, c4n, gg.w));
+        a4 = mac_cols(a4, y, rows4(co, last, c4n, hh.x));
+        a5 = mac_cols(a5, y, rows4(co, last, c4n, hh.y));
+        a6 = mac_cols(a6, y, rows4(co, last, c4n, hh.z));
+        a7 = mac_cols(a7, y, rows4(co, last, c4n, hh.w));
     }
     store_groups(b, g, mat4x4<f32>(a0, a1, a2, a3));
     store_groups(b, h, mat4x4<f32>(a4, a5, a6, a7));
