@@ -89,3 +89,49 @@ fn shipped_samples_are_classified_right() {
         );
     }
 }
+
+/// A net that released its host weights at upload runs the same forward and gradient,
+/// bit for bit, counts the same parameters, and refuses LRP (whose modified weights are made
+/// from the host copy) with an error that says how to keep them.
+#[test]
+fn released_host_weights_give_the_same_bits_and_lrp_says_why_not() {
+    use netlens::explain::{self, method, Target};
+    use netlens::graph::HostWeights;
+    let path = format!(
+        "{}/models/shapes-vgg.safetensors",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let model = netlens::model::load(std::path::Path::new(&path)).unwrap();
+    let kept = Net::upload(arc_ctx(), model.clone(), Precision::F32, HostWeights::Keep).unwrap();
+    let freed = Net::upload(arc_ctx(), model, Precision::F32, HostWeights::Release).unwrap();
+    let host: usize = freed
+        .model()
+        .layers
+        .iter()
+        .map(|l| match &l.kind {
+            netlens::model::LayerKind::Conv2d { weight, .. }
+            | netlens::model::LayerKind::Linear { weight, .. } => weight.len(),
+            _ => 0,
+        })
+        .sum();
+    assert_eq!(host, 0, "host weights left after the release");
+    assert_eq!(kept.model().param_count(), freed.model().param_count());
+    let x = common::samples(&kept, &["star", "ring"]);
+    assert_eq!(
+        kept.forward(&x, &[]).unwrap().logits.data,
+        freed.forward(&x, &[]).unwrap().logits.data
+    );
+    let g = |n: &Net| {
+        explain::gradient::saliency(n, &x, &Target::Argmax)
+            .unwrap()
+            .map
+            .data
+    };
+    assert_eq!(g(&kept), g(&freed));
+    let s = method::Settings::default();
+    assert!(method::relevance(&kept, "lrp-epsilon-plus", &x, &Target::Argmax, &s).is_ok());
+    let e = method::relevance(&freed, "lrp-epsilon-plus", &x, &Target::Argmax, &s)
+        .err()
+        .expect("LRP without host weights");
+    assert!(e.to_string().contains("HostWeights::Keep"), "{e}");
+}

@@ -183,7 +183,7 @@ pub fn run(a: Args, gpu: super::Gpu) -> Result<()> {
     }
     let model = super::load_model(&a.model)?;
     let x = super::load_inputs(&a.inputs, &model.meta)?;
-    let net = super::open_net(gpu, model)?;
+    let net = super::open_net(gpu, model, &a.method)?;
     let target = match a.target {
         Some(k) => Target::Class(k),
         None => Target::Argmax,

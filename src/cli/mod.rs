@@ -20,7 +20,7 @@ use clap::{Parser, Subcommand};
 
 use crate::error::Result;
 use crate::gpu::{Backend, Context, Precision};
-use crate::graph::Net;
+use crate::graph::{HostWeights, Net};
 
 #[derive(Parser)]
 #[command(
@@ -113,8 +113,13 @@ pub fn run(cli: Cli) -> Result<()> {
     }
 }
 
-/// Opens the GPU and uploads the model's weights at the chosen precision.
-pub(crate) fn open_net(gpu: Gpu, model: crate::model::Model) -> Result<Net> {
+/// Opens the GPU and uploads the model's weights at the chosen precision, keeping their
+/// host copy only for `methods` that need it (LRP's modified weights).
+pub(crate) fn open_net<'m>(
+    gpu: Gpu,
+    model: crate::model::Model,
+    methods: impl IntoIterator<Item = &'m String>,
+) -> Result<Net> {
     let ctx = Context::new(gpu.backend)?;
     log::info!(
         "GPU: {} (GEMM kernels: {}, weights: {:?})",
@@ -122,7 +127,15 @@ pub(crate) fn open_net(gpu: Gpu, model: crate::model::Model) -> Result<Net> {
         ctx.gemm().name(),
         gpu.weights
     );
-    Net::with_precision(Arc::new(ctx), model, gpu.weights)
+    let lrp = methods
+        .into_iter()
+        .any(|m| crate::explain::method::needs_host_weights(m));
+    let host = if lrp {
+        HostWeights::Keep
+    } else {
+        HostWeights::Release
+    };
+    Net::upload(Arc::new(ctx), model, gpu.weights, host)
 }
 
 pub(crate) fn load_model(path: &std::path::Path) -> Result<crate::model::Model> {

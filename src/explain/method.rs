@@ -208,6 +208,12 @@ pub fn attribute(
     }
 }
 
+/// Whether a method reads the host copy of the weights (LRP's modified weights are made
+/// from it): a `Net` for the others may release it (`HostWeights::Release`).
+pub fn needs_host_weights(method: &str) -> bool {
+    method.starts_with("lrp")
+}
+
 /// The rule of every layer for an LRP method name.
 pub fn lrp_rules(net: &Net, method: &str, s: &Settings) -> Result<Vec<Rule>> {
     let c = Composite::from_method(method, &s.rule)?;

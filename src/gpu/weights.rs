@@ -258,9 +258,12 @@ impl WeightBuffer {
                 rows: n,
             });
             start += n;
-            // hand this chunk's staged writes to the queue now: their staging memory is then
-            // freed chunk by chunk, not all at a model's first launch
+            // hand this chunk's staged writes to the queue and wait for them, so that one
+            // chunk's staging memory is alive at a time (fc6's four chunks would hold 411 MB)
             ctx.queue.submit([]);
+            ctx.device
+                .poll(wgpu::PollType::wait_indefinitely())
+                .map_err(|e| Error::DeviceLost(format!("uploading {name}: {e}")))?;
         }
         Ok(WeightBuffer {
             chunks,

@@ -61,6 +61,13 @@ pub struct Forward {
     pub captures: Vec<(String, Array)>,
 }
 
+/// Whether a `Net` keeps the host copy of the conv and linear weights it uploaded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HostWeights {
+    Keep,
+    Release,
+}
+
 pub struct Net {
     ctx: Arc<Context>,
     model: Model,
@@ -83,9 +90,22 @@ impl Net {
     /// As `new`, storing conv and linear weights at `precision` (f16 halves their
     /// memory; arithmetic stays f32).
     pub fn with_precision(ctx: Arc<Context>, model: Model, precision: Precision) -> Result<Net> {
+        Self::upload(ctx, model, precision, HostWeights::Keep)
+    }
+
+    /// As `with_precision`; with `HostWeights::Release` each conv and linear layer's host
+    /// weights are dropped once on the device (`model()` then holds them empty), so that a
+    /// model is held once, not twice. LRP makes its modified weights from the host ones
+    /// and needs `Keep`.
+    pub fn upload(
+        ctx: Arc<Context>,
+        mut model: Model,
+        precision: Precision,
+        host: HostWeights,
+    ) -> Result<Net> {
         model.check_graph()?;
         let mut weights = Vec::with_capacity(model.layers.len());
-        for l in &model.layers {
+        for l in &mut model.layers {
             weights.push(match &l.kind {
                 LayerKind::Conv2d { geom, weight, bias } => Some(WeightBuffer::upload_with(
                     &ctx,
@@ -118,6 +138,13 @@ impl Net {
                 }
                 _ => None,
             });
+            if host == HostWeights::Release {
+                if let LayerKind::Conv2d { weight, .. } | LayerKind::Linear { weight, .. } =
+                    &mut l.kind
+                {
+                    *weight = Vec::new();
+                }
+            }
         }
         ctx.check("uploading weights")?;
         Ok(Net {

@@ -62,11 +62,20 @@ impl LayerKind {
         }
     }
 
+    /// Parameters by the layer's shape (the same whether or not a `Net` released the host
+    /// copy of its weights).
     pub fn param_count(&self) -> usize {
+        let bias = |b: &Option<Vec<f32>>| b.as_ref().map_or(0, |b| b.len());
         match self {
-            LayerKind::Conv2d { weight, bias, .. } | LayerKind::Linear { weight, bias, .. } => {
-                weight.len() + bias.as_ref().map_or(0, |b| b.len())
+            LayerKind::Conv2d { geom, bias: b, .. } => {
+                geom.cout * geom.cin * geom.kernel.0 * geom.kernel.1 + bias(b)
             }
+            LayerKind::Linear {
+                in_features,
+                out_features,
+                bias: b,
+                ..
+            } => in_features * out_features + bias(b),
             LayerKind::BatchNorm2d { gamma, .. } => 2 * gamma.len(),
             _ => 0,
         }

@@ -93,6 +93,13 @@ impl ModWeights {
                 )))
             }
         };
+        if weight.is_empty() {
+            return Err(crate::Error::Other(format!(
+                "layer {}: LRP makes its modified weights from the host copy of the weights, \
+                 which this Net released at upload; build it with HostWeights::Keep",
+                l.name
+            )));
+        }
         let w: Vec<f32> = weight.iter().map(|v| m.weight(*v)).collect();
         let b: Option<Vec<f32>> = match bias {
             Some(b) if m.bias(0.0).is_some() => {
