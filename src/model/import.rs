@@ -74,8 +74,67 @@ impl Tensors {
 
 /// Loads a model file; batch norms are folded into their convs.
 pub fn load(path: &Path) -> Result<Model> {
+    if let Some(m) = load_streamed(path)? {
+        return Ok(m);
+    }
     let bytes = crate::io::read_framed(path, crate::io::MAX_ARRAY_FILE, "a model file", frame)?;
     load_bytes(&bytes, &path.display().to_string())
+}
+
+/// A regular file whose header is valid and whose length is what the header says, read
+/// tensor by tensor (f32 tensors straight into their values), so that the file's bytes are
+/// never held beside the weights. None for anything else: `load` then reads it whole, and
+/// `load_bytes` says what is wrong.
+fn load_streamed(path: &Path) -> Result<Option<Model>> {
+    use std::io::Read;
+    let name = path.display().to_string();
+    let Ok(mut file) = std::fs::File::open(path) else {
+        return Ok(None);
+    };
+    let len = match file.metadata() {
+        Ok(m) if m.is_file() && m.len() <= crate::io::MAX_ARRAY_FILE => m.len(),
+        _ => return Ok(None),
+    };
+    let mut head = [0u8; 8];
+    if file.read_exact(&mut head).is_err() {
+        return Ok(None);
+    }
+    let n = u64::from_le_bytes(head);
+    if n > len.saturating_sub(8) {
+        return Ok(None);
+    }
+    let mut header = vec![0u8; n as usize];
+    if file.read_exact(&mut header).is_err() {
+        return Ok(None);
+    }
+    let Ok(meta) = serde_json::from_slice::<safetensors::tensor::Metadata>(&header) else {
+        return Ok(None);
+    };
+    if 8 + n + meta.data_len() as u64 != len {
+        return Ok(None);
+    }
+    let spec = spec_of(&name, meta.metadata().as_ref())?;
+    let mut map = HashMap::new();
+    for tname in meta.offset_keys() {
+        let info = meta.info(&tname).expect("a name the metadata lists");
+        let bytes = info.data_offsets.1 - info.data_offsets.0;
+        let data = if info.dtype == Dtype::F32 && cfg!(target_endian = "little") {
+            let mut v = vec![0f32; bytes / 4];
+            file.read_exact(bytemuck::cast_slice_mut(&mut v))
+                .map_err(|e| Error::io(path, e))?;
+            check_finite(&name, &tname, &v)?;
+            Some(v)
+        } else {
+            let mut b = vec![0u8; bytes];
+            file.read_exact(&mut b).map_err(|e| Error::io(path, e))?;
+            values(&name, &tname, info.dtype, &b)?
+        };
+        if let Some(data) = data {
+            let shape = info.shape.clone();
+            map.insert(tname, Raw { shape, data });
+        }
+    }
+    assemble(&name, spec, map).map(Some)
 }
 
 /// How long a safetensors file is, from its first bytes (`io::read_framed`): 8 bytes of
@@ -116,7 +175,20 @@ pub fn load_bytes(bytes: &[u8], name: &str) -> Result<Model> {
     })?;
     let (_, header) =
         SafeTensors::read_metadata(bytes).map_err(|e| Error::model(name, e.to_string()))?;
-    let spec: ModelSpec = match header.metadata().as_ref().and_then(|m| m.get("netlens")) {
+    let spec = spec_of(name, header.metadata().as_ref())?;
+    let mut map = HashMap::new();
+    for (tname, view) in st.iter() {
+        if let Some(data) = values(name, tname, view.dtype(), view.data())? {
+            let shape = view.shape().to_vec();
+            map.insert(tname.to_string(), Raw { shape, data });
+        }
+    }
+    assemble(name, spec, map)
+}
+
+/// The file's `netlens` metadata (a default spec without it).
+fn spec_of(name: &str, metadata: Option<&HashMap<String, String>>) -> Result<ModelSpec> {
+    let spec: ModelSpec = match metadata.and_then(|m| m.get("netlens")) {
         Some(json) => {
             let mut de = serde_json::Deserializer::from_str(json);
             serde_path_to_error::deserialize(&mut de).map_err(|e| {
@@ -138,49 +210,52 @@ pub fn load_bytes(bytes: &[u8], name: &str) -> Result<Model> {
             "metadata format is newer than this netlens understands; upgrade netlens",
         ));
     }
-    let mut map = HashMap::new();
-    for (tname, view) in st.iter() {
-        let data: Vec<f32> = match view.dtype() {
-            Dtype::F32 => view
-                .data()
-                .chunks_exact(4)
-                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                .collect(),
-            Dtype::F16 => view
-                .data()
-                .chunks_exact(2)
-                .map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32())
-                .collect(),
-            Dtype::BF16 => view
-                .data()
-                .chunks_exact(2)
-                .map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32())
-                .collect(),
-            _ if tname.ends_with("num_batches_tracked") => continue,
-            other => {
-                return Err(Error::model(
-                    name,
-                    format!("tensor '{tname}' has dtype {other:?}; expected f32, f16 or bf16"),
-                ))
-            }
-        };
-        if let Some(i) = data.iter().position(|v| !v.is_finite()) {
+    Ok(spec)
+}
+
+/// Tensor `tname`'s values as f32 from its little-endian `bytes`; None for a batch norm's
+/// `num_batches_tracked`, which is not used.
+fn values(name: &str, tname: &str, dtype: Dtype, bytes: &[u8]) -> Result<Option<Vec<f32>>> {
+    let data: Vec<f32> = match dtype {
+        Dtype::F32 => bytes
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect(),
+        Dtype::F16 => bytes
+            .chunks_exact(2)
+            .map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32())
+            .collect(),
+        Dtype::BF16 => bytes
+            .chunks_exact(2)
+            .map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32())
+            .collect(),
+        _ if tname.ends_with("num_batches_tracked") => return Ok(None),
+        other => {
             return Err(Error::model(
                 name,
-                format!(
-                    "tensor '{tname}' holds {} at index {i}; every weight must be finite (a damaged file or a diverged training run)",
-                    data[i]
-                ),
-            ));
+                format!("tensor '{tname}' has dtype {other:?}; expected f32, f16 or bf16"),
+            ))
         }
-        map.insert(
-            tname.to_string(),
-            Raw {
-                shape: view.shape().to_vec(),
-                data,
-            },
-        );
+    };
+    check_finite(name, tname, &data)?;
+    Ok(Some(data))
+}
+
+fn check_finite(name: &str, tname: &str, data: &[f32]) -> Result<()> {
+    match data.iter().position(|v| !v.is_finite()) {
+        Some(i) => Err(Error::model(
+            name,
+            format!(
+                "tensor '{tname}' holds {} at index {i}; every weight must be finite (a damaged file or a diverged training run)",
+                data[i]
+            ),
+        )),
+        None => Ok(()),
     }
+}
+
+/// The model from its tensors and spec.
+fn assemble(name: &str, spec: ModelSpec, map: HashMap<String, Raw>) -> Result<Model> {
     let mut t = Tensors {
         path: name.to_string(),
         map,
@@ -644,4 +719,56 @@ fn torchvision(t: &mut Tensors) -> Result<(Vec<Layer>, String)> {
         l.inputs = vec![Src::before(i)];
     }
     Ok((layers, arch))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `load`, f32 tensors read straight from the file, gives the same model as
+    /// `load_bytes` over the whole file, bit for bit, for every model the repository ships
+    /// (f32, f16, bf16, batch norms, residual sums); a file cut short or with bytes past its
+    /// end is read whole and gets `load_bytes`'s error.
+    #[test]
+    fn streamed_loads_match_whole_file_loads() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut files: Vec<_> = ["tests/fixtures", "models"]
+            .iter()
+            .flat_map(|d| std::fs::read_dir(root.join(d)).unwrap())
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|x| x == "safetensors"))
+            .collect();
+        files.sort();
+        let mut models = 0;
+        for path in &files {
+            let bytes = std::fs::read(path).unwrap();
+            let name = path.display().to_string();
+            let Ok(whole) = load_bytes(&bytes, &name) else {
+                continue; // tensors without a model (fixtures' inputs and outputs)
+            };
+            let streamed = load_streamed(path)
+                .unwrap()
+                .expect("a valid file is streamed");
+            assert_eq!(format!("{streamed:?}"), format!("{whole:?}"), "{name}");
+            models += 1;
+        }
+        // vgg11_tiny in f32, f16 and bf16, vgg11_bn_tiny, residual, small, shapes-vgg
+        assert!(models >= 7, "{models} models among {} files", files.len());
+        let path = root.join("models/shapes-vgg.safetensors");
+        let bytes = std::fs::read(&path).unwrap();
+        let dir = std::env::temp_dir().join(format!("netlens-streamed-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        for (what, data) in [
+            ("short", bytes[..bytes.len() - 5].to_vec()),
+            ("long", [bytes.as_slice(), &[0u8; 3]].concat()),
+        ] {
+            let p = dir.join(format!("{what}.safetensors"));
+            std::fs::write(&p, &data).unwrap();
+            assert!(load_streamed(&p).unwrap().is_none(), "{what}");
+            let want = load_bytes(&data, &p.display().to_string()).err().unwrap();
+            let got = load(&p).err().expect(what);
+            assert_eq!(got.to_string(), want.to_string(), "{what}");
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }
