@@ -765,8 +765,8 @@ mod tests {
             let p = dir.join(format!("{what}.safetensors"));
             std::fs::write(&p, &data).unwrap();
             assert!(load_streamed(&p).unwrap().is_none(), "{what}");
-            let want = load_bytes(&data, &p.display().to_string()).err().unwrap();
-            let got = load(&p).err().expect(what);
+            let want = load_bytes(&data, &p.display().to_string()).expect_err(what);
+            let got = load(&p).expect_err(what);
             assert_eq!(got.to_string(), want.to_string(), "{what}");
         }
         std::fs::remove_dir_all(&dir).unwrap();
