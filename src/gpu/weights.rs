@@ -229,10 +229,13 @@ impl WeightBuffer {
         // f32 weights on the texture-reading variants go straight into their texture
         let textured = ctx.gemm().reads_textures() && !half;
         type Stored = (Option<wgpu::Buffer>, OnceLock<wgpu::TextureView>);
-        let store = |v: Vec<f32>| -> Result<Stored> {
-            Ok(if textured {
-                (None, OnceLock::from(texture_init(ctx, &v)?))
-            } else if half {
+        let store = |part: &[f32], n: usize| -> Result<Stored> {
+            if textured {
+                let t = texture_packed(ctx, &pack, packing, part, n)?;
+                return Ok((None, OnceLock::from(t)));
+            }
+            let v = pack.forward(packing, part, n);
+            Ok(if half {
                 (Some(create_init(ctx, name, &pack_f16(&v))), OnceLock::new())
             } else {
                 (Some(create_init(ctx, name, &v)), OnceLock::new())
@@ -243,7 +246,7 @@ impl WeightBuffer {
         while start < rows {
             let n = per_chunk.min(rows - start);
             let part = &data[start * row_len..(start + n) * row_len];
-            let (buffer, texture) = store(pack.forward(packing, part, n))?;
+            let (buffer, texture) = store(part, n)?;
             let bias = match bias {
                 Some(b) => create_init(ctx, name, &b[start..start + n]),
                 None => create_init(ctx, name, &vec![0.0f32; n]),
@@ -647,6 +650,79 @@ fn row_copies(
     let whole = (full > 0).then(|| copy(0, width, full, Some((width * texel) as u32)));
     let last = (rest > 0).then(|| copy(full, rest, 1, None));
     whole.into_iter().chain(last)
+}
+
+/// Bytes of packed f32 weights written into a texture at a time, so that a piece's packing
+/// and staging memory are alive, not a whole chunk's (128 MiB on lavapipe).
+#[cfg(not(test))]
+const PIECE_BYTES: usize = 8 << 20;
+/// Small in the unit tests, so that their weights go in several pieces.
+#[cfg(test)]
+const PIECE_BYTES: usize = 1 << 10;
+
+/// Rows `part` (n of them) packed into a new weight texture, `PIECE_BYTES` at a time, at
+/// most two pieces' copies in flight.
+fn texture_packed(
+    ctx: &Context,
+    pack: &Pack,
+    packing: Packing,
+    part: &[f32],
+    n: usize,
+) -> Result<wgpu::TextureView> {
+    if packing != Packing::Vec4 {
+        return texture_init(ctx, &pack.forward(packing, part, n));
+    }
+    let (taps, cin) = (pack.taps, pack.cin);
+    let row = taps * cin.div_ceil(4) * 4; // values a packed row takes: whole texels
+    let (texture, width) = weight_texture(ctx, (pack.lens(packing, n).0 * 4) as u64, false)?;
+    let per = (PIECE_BYTES / (row * 4)).max(1);
+    let mut r = 0;
+    let mut last = None;
+    while r < n {
+        let k = per.min(n - r);
+        let v = pack.forward(packing, &part[r * cin * taps..(r + k) * cin * taps], k);
+        write_texels(ctx, &texture, width, (r * row / 4) as u64, &v[..k * row]);
+        // the last piece's copy ran while this one was packed; wait for it
+        if let Some(i) = last.replace(ctx.queue.submit([])) {
+            let wait = wgpu::PollType::Wait {
+                submission_index: Some(i),
+                timeout: None,
+            };
+            ctx.device
+                .poll(wait)
+                .map_err(|e| Error::DeviceLost(format!("uploading weights: {e}")))?;
+        }
+        r += k;
+    }
+    Ok(texture.create_view(&Default::default()))
+}
+
+/// Writes f32 values `v` (whole texels) into `texture` (`width` texels a row) from texel
+/// `first` on: the rest of a partial first row, whole rows, then a partial last row.
+fn write_texels(ctx: &Context, texture: &wgpu::Texture, width: u64, first: u64, v: &[f32]) {
+    let data: &[u8] = bytemuck::cast_slice(v);
+    let (mut at, end) = (first, first + v.len() as u64 / 4);
+    while at < end {
+        let (x, y) = (at % width, at / width);
+        let (w, rows) = match (x, (end - at) / width) {
+            (0, rows) if rows > 0 => (width, rows),
+            _ => ((width - x).min(end - at), 1),
+        };
+        let layout = wgpu::TexelCopyBufferLayout {
+            offset: (at - first) * 16,
+            bytes_per_row: Some((w * 16) as u32),
+            rows_per_image: None,
+        };
+        let mut dst = row_of(texture, y);
+        dst.origin.x = x as u32;
+        let extent = wgpu::Extent3d {
+            width: w as u32,
+            height: rows as u32,
+            depth_or_array_layers: 1,
+        };
+        ctx.queue.write_texture(dst, data, layout, extent);
+        at += w * rows;
+    }
 }
 
 /// Packed f32 weights `v` (a multiple of 4 values) written into a new weight texture.
