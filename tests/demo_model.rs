@@ -134,4 +134,32 @@ fn released_host_weights_give_the_same_bits_and_lrp_says_why_not() {
         .err()
         .expect("LRP without host weights");
     assert!(e.to_string().contains("HostWeights::Keep"), "{e}");
+    // what the command line keeps for LRP: the weights its rules modify (EpsilonPlus: z+ on
+    // the convs, ε on the linear layers, which reads the device's weights)
+    let model = netlens::model::load(std::path::Path::new(&path)).unwrap();
+    let m = ["lrp-epsilon-plus".to_string()];
+    let host = method::host_weights(&model, &m, &s).unwrap();
+    let HostWeights::KeepLayers(keep) = &host else {
+        panic!("{host:?}")
+    };
+    for (l, k) in model.layers.iter().zip(keep) {
+        let conv = matches!(l.kind, netlens::model::LayerKind::Conv2d { .. });
+        assert_eq!(*k, conv, "{}", l.name);
+    }
+    let gradient = ["gradient".to_string(), "grad-cam".to_string()];
+    assert_eq!(
+        method::host_weights(&model, &gradient, &s).unwrap(),
+        HostWeights::Release
+    );
+    let some = Net::upload(arc_ctx(), model, Precision::F32, host.clone()).unwrap();
+    for (l, k) in some.model().layers.iter().zip(keep) {
+        if let netlens::model::LayerKind::Linear { weight, .. } = &l.kind {
+            assert_eq!(weight.is_empty(), !k, "{}", l.name);
+        }
+    }
+    let r = |n: &Net| {
+        let r = method::relevance(n, &m[0], &x, &Target::Argmax, &s).unwrap();
+        r.input.data
+    };
+    assert_eq!(r(&kept), r(&some));
 }

@@ -183,7 +183,8 @@ pub fn run(a: Args, gpu: super::Gpu) -> Result<()> {
     }
     let model = super::load_model(&a.model)?;
     let x = super::load_inputs(&a.inputs, &model.meta)?;
-    let net = super::open_net(gpu, model, &a.method)?;
+    let host = crate::explain::method::host_weights(&model, &a.method, &settings)?;
+    let net = super::open_net(gpu, model, host)?;
     let target = match a.target {
         Some(k) => Target::Class(k),
         None => Target::Argmax,

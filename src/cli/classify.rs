@@ -74,7 +74,7 @@ pub fn run(a: Args, gpu: super::Gpu) -> Result<()> {
             }),
         }
     }
-    let mut net = super::open_net(gpu, model, [])?;
+    let mut net = super::open_net(gpu, model, crate::graph::HostWeights::Release)?;
     if let Some(b) = a.batch {
         net = net.with_max_batch(b);
     }

@@ -150,7 +150,7 @@ pub fn run(a: Args, gpu: super::Gpu) -> Result<()> {
     let s = settings(&a.opts, a.batch, a.top)?;
     let model = super::load_model(&model_path)?;
     let data = Concepts::open(&data_path)?;
-    let net = super::open_net(gpu, model, [])?;
+    let net = super::open_net(gpu, model, crate::graph::HostWeights::Release)?;
     let layers = dissect::layers(&net, &a.layers)?;
     let shard = a.shard.as_deref().map(parse_shard).transpose()?;
     let range = match shard {

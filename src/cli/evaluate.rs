@@ -210,7 +210,12 @@ pub fn run(a: Args, gpu: super::Gpu) -> Result<()> {
         ));
     }
     let tolerance = a.tolerance.unwrap_or(15.0 * h.min(w) as f32 / 224.0);
-    let net = super::open_net(gpu, model, &a.methods)?;
+    let host = crate::explain::method::host_weights(
+        &model,
+        &a.methods,
+        &crate::explain::method::Settings::default(),
+    )?;
+    let net = super::open_net(gpu, model, host)?;
     let targets = match (&dataset, a.target) {
         (_, Some(k)) => Target::Class(k).resolve(&net, &x)?,
         (Some(d), None) if d.targets.is_some() => d.targets.clone().unwrap_or_default(),

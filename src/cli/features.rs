@@ -163,7 +163,7 @@ pub fn embed(a: EmbedArgs, gpu: super::Gpu) -> Result<()> {
     let model = super::load_model(&a.model)?;
     let layer = model.find(&a.layer)?;
     let data = ImageSet::open(&a.data)?;
-    let net = super::open_net(gpu, model, [])?;
+    let net = super::open_net(gpu, model, crate::graph::HostWeights::Release)?;
     let progress = super::progress("features", "images");
     let f = features(&net, &data, layer, &progress)?;
     progress.finish_and_clear();
@@ -259,7 +259,7 @@ pub fn neighbors_cmd(a: NeighborArgs, gpu: super::Gpu) -> Result<()> {
     let layer = model.find(&a.layer)?;
     let data = ImageSet::open(&a.data)?;
     let q = super::load_inputs(&a.queries, &model.meta)?;
-    let net = super::open_net(gpu, model, [])?;
+    let net = super::open_net(gpu, model, crate::graph::HostWeights::Release)?;
     let progress = super::progress("features", "images");
     let base = features(&net, &data, layer, &progress)?;
     progress.finish_and_clear();

@@ -122,7 +122,7 @@ pub fn activations(a: ActivationArgs, gpu: super::Gpu) -> Result<()> {
             format!("holds {} items; give one", x.batch()),
         ));
     }
-    let net = super::open_net(gpu, model, [])?;
+    let net = super::open_net(gpu, model, crate::graph::HostWeights::Release)?;
     let name = net.model().output_name(i).to_string();
     let act = net.forward(&x, &[name])?.captures.remove(0).1;
     if let Some(o) = &a.npy {

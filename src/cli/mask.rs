@@ -285,7 +285,7 @@ pub fn run(a: Args, gpu: super::Gpu) -> Result<()> {
     let progress = bar(0);
     let (net, r, run) = if extremal {
         let s = extremal_settings(&a, hw)?;
-        let net = super::open_net(gpu, model, [])?;
+        let net = super::open_net(gpu, model, crate::graph::HostWeights::Release)?;
         let r = extremal_perturbation(&net, &x, &target, &s, &progress)?;
         let run = Run {
             deletion: s.variant == Variant::Delete,
@@ -295,7 +295,7 @@ pub fn run(a: Args, gpu: super::Gpu) -> Result<()> {
         (net, r, run)
     } else {
         let s = settings(&a, game, hw)?;
-        let net = super::open_net(gpu, model, [])?;
+        let net = super::open_net(gpu, model, crate::graph::HostWeights::Release)?;
         let r = meaningful_perturbation(&net, &x, &target, &s, &progress)?;
         let run = Run {
             deletion: game == Game::Deletion,

@@ -187,7 +187,7 @@ pub fn run(a: Args, gpu: super::Gpu) -> Result<()> {
         &model,
         &[1, model.in_channels, size.0, size.1],
     )?;
-    let net = super::open_net(gpu, model, [])?;
+    let net = super::open_net(gpu, model, crate::graph::HostWeights::Release)?;
     let progress = super::progress("maximize", "item-steps");
     let r = maximize(&net, &goals, &s, &progress)?;
     progress.finish_and_clear();

@@ -113,13 +113,9 @@ pub fn run(cli: Cli) -> Result<()> {
     }
 }
 
-/// Opens the GPU and uploads the model's weights at the chosen precision, keeping their
-/// host copy only for `methods` that need it (LRP's modified weights).
-pub(crate) fn open_net<'m>(
-    gpu: Gpu,
-    model: crate::model::Model,
-    methods: impl IntoIterator<Item = &'m String>,
-) -> Result<Net> {
+/// Opens the GPU and uploads the model's weights at the chosen precision, keeping the host
+/// copy of those `host` names (LRP's modified weights are made from them).
+pub(crate) fn open_net(gpu: Gpu, model: crate::model::Model, host: HostWeights) -> Result<Net> {
     let ctx = Context::new(gpu.backend)?;
     log::info!(
         "GPU: {} (GEMM kernels: {}, weights: {:?})",
@@ -127,14 +123,6 @@ pub(crate) fn open_net<'m>(
         ctx.gemm().name(),
         gpu.weights
     );
-    let lrp = methods
-        .into_iter()
-        .any(|m| crate::explain::method::needs_host_weights(m));
-    let host = if lrp {
-        HostWeights::Keep
-    } else {
-        HostWeights::Release
-    };
     Net::upload(Arc::new(ctx), model, gpu.weights, host)
 }
 

@@ -39,7 +39,7 @@ pub fn run(a: Args, gpu: super::Gpu) -> Result<()> {
     let model = super::load_model(&a.model)?;
     let layer = model.find(&a.layer)?;
     let data = ImageSet::open(&a.data)?;
-    let net = super::open_net(gpu, model, [])?;
+    let net = super::open_net(gpu, model, crate::graph::HostWeights::Release)?;
     let progress = super::progress("top patches", "images");
     let units = top_patches(&net, &data, layer, a.k, &progress)?;
     progress.finish_and_clear();

@@ -8,7 +8,7 @@ use super::resample::Upsample;
 use super::{Attribution, Target};
 use crate::array::Array;
 use crate::error::{check_range, Error, Result};
-use crate::graph::Net;
+use crate::graph::{HostWeights, Net};
 use crate::ops::ReluRule;
 
 /// Every attribution method by its CLI name.
@@ -208,10 +208,29 @@ pub fn attribute(
     }
 }
 
-/// Whether a method reads the host copy of the weights (LRP's modified weights are made
-/// from it): a `Net` for the others may release it (`HostWeights::Release`).
-pub fn needs_host_weights(method: &str) -> bool {
-    method.starts_with("lrp")
+/// The host weights a `Net` must keep for `methods` on `model`: those of the layers whose
+/// LRP rule makes modified weights from them (`Rule::modifies_weights`); none for the
+/// other methods.
+pub fn host_weights<'m>(
+    model: &crate::model::Model,
+    methods: impl IntoIterator<Item = &'m String>,
+    s: &Settings,
+) -> Result<HostWeights> {
+    let mut keep = vec![false; model.layers.len()];
+    for m in methods.into_iter().filter(|m| m.starts_with("lrp-")) {
+        let c = Composite::from_method(m, &s.rule)?;
+        for (k, rule) in keep
+            .iter_mut()
+            .zip(lrp::assign(model, &c, &s.rule, &s.rule_overrides)?)
+        {
+            *k |= rule.modifies_weights();
+        }
+    }
+    Ok(if keep.iter().any(|k| *k) {
+        HostWeights::KeepLayers(keep)
+    } else {
+        HostWeights::Release
+    })
 }
 
 /// The rule of every layer for an LRP method name.

@@ -62,10 +62,22 @@ pub struct Forward {
 }
 
 /// Whether a `Net` keeps the host copy of the conv and linear weights it uploaded.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum HostWeights {
     Keep,
     Release,
+    /// Keep those of the layers marked true (by index), release the others.
+    KeepLayers(Vec<bool>),
+}
+
+impl HostWeights {
+    fn keeps(&self, layer: usize) -> bool {
+        match self {
+            HostWeights::Keep => true,
+            HostWeights::Release => false,
+            HostWeights::KeepLayers(k) => k.get(layer).copied().unwrap_or(false),
+        }
+    }
 }
 
 pub struct Net {
@@ -96,7 +108,7 @@ impl Net {
     /// As `with_precision`; with `HostWeights::Release` each conv and linear layer's host
     /// weights are dropped once on the device (`model()` then holds them empty), so that a
     /// model is held once, not twice. LRP makes its modified weights from the host ones
-    /// and needs `Keep`.
+    /// and needs them kept where its rules modify weights (`method::host_weights`).
     pub fn upload(
         ctx: Arc<Context>,
         mut model: Model,
@@ -105,7 +117,7 @@ impl Net {
     ) -> Result<Net> {
         model.check_graph()?;
         let mut weights = Vec::with_capacity(model.layers.len());
-        for l in &mut model.layers {
+        for (i, l) in model.layers.iter_mut().enumerate() {
             weights.push(match &l.kind {
                 LayerKind::Conv2d { geom, weight, bias } => Some(WeightBuffer::upload_with(
                     &ctx,
@@ -138,7 +150,7 @@ impl Net {
                 }
                 _ => None,
             });
-            if host == HostWeights::Release {
+            if !host.keeps(i) {
                 if let LayerKind::Conv2d { weight, .. } | LayerKind::Linear { weight, .. } =
                     &mut l.kind
                 {

@@ -62,6 +62,19 @@ impl Rule {
         })
     }
 
+    /// Rules that make modified weights from the layer's host weights (`ModWeights`).
+    pub fn modifies_weights(&self) -> bool {
+        matches!(
+            self,
+            Rule::ZPlus
+                | Rule::AlphaBeta { .. }
+                | Rule::Gamma(_)
+                | Rule::ZBox { .. }
+                | Rule::Flat
+                | Rule::WSquare
+        )
+    }
+
     /// Rules that need a conv or linear layer's weights.
     pub fn needs_weights(&self) -> bool {
         !matches!(self, Rule::Norm | Rule::Pass | Rule::Gradient)
