@@ -88,12 +88,13 @@ pub fn load(path: &Path) -> Result<Model> {
 fn load_streamed(path: &Path) -> Result<Option<Model>> {
     use std::io::Read;
     let name = path.display().to_string();
-    let Ok(mut file) = std::fs::File::open(path) else {
-        return Ok(None);
-    };
-    let len = match file.metadata() {
+    // judged before opening: opening a FIFO would take its writer from `read_framed`
+    let len = match std::fs::metadata(path) {
         Ok(m) if m.is_file() && m.len() <= crate::io::MAX_ARRAY_FILE => m.len(),
         _ => return Ok(None),
+    };
+    let Ok(mut file) = std::fs::File::open(path) else {
+        return Ok(None);
     };
     let mut head = [0u8; 8];
     if file.read_exact(&mut head).is_err() {
