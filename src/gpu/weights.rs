@@ -610,33 +610,43 @@ fn weight_texture(ctx: &Context, bytes: u64, half: bool) -> Result<(wgpu::Textur
     Ok((texture, width))
 }
 
-/// Row `row` of `texture` onwards, as a copy's destination.
-fn row_of(texture: &wgpu::Texture, row: u64) -> wgpu::TexelCopyTextureInfo<'_> {
-    wgpu::TexelCopyTextureInfo {
-        texture,
-        mip_level: 0,
-        origin: wgpu::Origin3d {
-            x: 0,
-            y: row as u32,
-            z: 0,
-        },
-        aspect: wgpu::TextureAspect::All,
-    }
-}
-
-/// The copies that lay `texels` texels of `texel` bytes, in order from byte 0 of a source,
-/// into rows `width` wide from row 0: the whole rows, then the last partial one (its own
-/// copy: a multi-row copy's rows are whole), each as (first row, source layout, extent).
-fn row_copies(
-    texels: u64,
+/// The copies that lay `count` texels of `texel` bytes, in order from byte 0 of a source,
+/// into `texture` (`width` texels a row) from texel `first` on: the rest of a partial first
+/// row, the whole rows, then a partial last row (a multi-row copy's rows are whole), each as
+/// (destination, source layout, extent).
+fn texel_copies(
+    texture: &wgpu::Texture,
     width: u64,
+    first: u64,
+    count: u64,
     texel: u64,
-) -> impl Iterator<Item = (u64, wgpu::TexelCopyBufferLayout, wgpu::Extent3d)> {
-    let (full, rest) = (texels / width, texels % width);
-    let copy = |row: u64, w: u64, rows: u64, bytes_per_row: Option<u32>| {
+) -> Vec<(
+    wgpu::TexelCopyTextureInfo<'_>,
+    wgpu::TexelCopyBufferLayout,
+    wgpu::Extent3d,
+)> {
+    let mut copies = Vec::new();
+    let (mut at, end) = (first, first + count);
+    while at < end {
+        let (x, y) = (at % width, at / width);
+        let (w, rows) = match (x, (end - at) / width) {
+            (0, rows) if rows > 0 => (width, rows),
+            _ => ((width - x).min(end - at), 1),
+        };
+        let dst = wgpu::TexelCopyTextureInfo {
+            texture,
+            mip_level: 0,
+            origin: wgpu::Origin3d {
+                x: x as u32,
+                y: y as u32,
+                z: 0,
+            },
+            aspect: wgpu::TextureAspect::All,
+        };
         let layout = wgpu::TexelCopyBufferLayout {
-            offset: row * width * texel,
-            bytes_per_row,
+            offset: (at - first) * texel,
+            // a buffer copy's row pitch must be a multiple of 256 bytes: whole rows only
+            bytes_per_row: (rows > 1).then_some((w * texel) as u32),
             rows_per_image: None,
         };
         let extent = wgpu::Extent3d {
@@ -644,11 +654,10 @@ fn row_copies(
             height: rows as u32,
             depth_or_array_layers: 1,
         };
-        (row, layout, extent)
-    };
-    let whole = (full > 0).then(|| copy(0, width, full, Some((width * texel) as u32)));
-    let last = (rest > 0).then(|| copy(full, rest, 1, None));
-    whole.into_iter().chain(last)
+        copies.push((dst, layout, extent));
+        at += w * rows;
+    }
+    copies
 }
 
 /// Bytes of packed f32 weights written into a texture at a time, so that a piece's packing
@@ -669,7 +678,9 @@ fn texture_packed(
     n: usize,
 ) -> Result<wgpu::TextureView> {
     if packing != Packing::Vec4 {
-        return texture_init(ctx, &pack.forward(packing, part, n));
+        return Err(Error::Other(
+            "weight textures hold the CPU-shaped kernels' Vec4 packing only".into(),
+        ));
     }
     let (taps, cin) = (pack.taps, pack.cin);
     let row = taps * cin.div_ceil(4) * 4; // values a packed row takes: whole texels
@@ -697,42 +708,12 @@ fn texture_packed(
 }
 
 /// Writes f32 values `v` (whole texels) into `texture` (`width` texels a row) from texel
-/// `first` on: the rest of a partial first row, whole rows, then a partial last row.
+/// `first` on.
 fn write_texels(ctx: &Context, texture: &wgpu::Texture, width: u64, first: u64, v: &[f32]) {
     let data: &[u8] = bytemuck::cast_slice(v);
-    let (mut at, end) = (first, first + v.len() as u64 / 4);
-    while at < end {
-        let (x, y) = (at % width, at / width);
-        let (w, rows) = match (x, (end - at) / width) {
-            (0, rows) if rows > 0 => (width, rows),
-            _ => ((width - x).min(end - at), 1),
-        };
-        let layout = wgpu::TexelCopyBufferLayout {
-            offset: (at - first) * 16,
-            bytes_per_row: Some((w * 16) as u32),
-            rows_per_image: None,
-        };
-        let mut dst = row_of(texture, y);
-        dst.origin.x = x as u32;
-        let extent = wgpu::Extent3d {
-            width: w as u32,
-            height: rows as u32,
-            depth_or_array_layers: 1,
-        };
+    for (dst, layout, extent) in texel_copies(texture, width, first, v.len() as u64 / 4, 16) {
         ctx.queue.write_texture(dst, data, layout, extent);
-        at += w * rows;
     }
-}
-
-/// Packed f32 weights `v` (a multiple of 4 values) written into a new weight texture.
-fn texture_init(ctx: &Context, v: &[f32]) -> Result<wgpu::TextureView> {
-    let (texture, width) = weight_texture(ctx, (v.len() * 4) as u64, false)?;
-    for (row, layout, extent) in row_copies(v.len() as u64 / 4, width, 16) {
-        let data = bytemuck::cast_slice(v);
-        ctx.queue
-            .write_texture(row_of(&texture, row), data, layout, extent);
-    }
-    Ok(texture.create_view(&Default::default()))
 }
 
 /// A packed weight buffer as a 2-D texture, one vec4 group per texel (rgba32float, or
@@ -745,12 +726,12 @@ fn texture_from(ctx: &Context, buf: &wgpu::Buffer, half: bool) -> Result<wgpu::T
         .create_command_encoder(&wgpu::CommandEncoderDescriptor {
             label: Some("netlens weight texture"),
         });
-    for (row, layout, extent) in row_copies(buf.size() / texel, width, texel) {
+    for (dst, layout, extent) in texel_copies(&texture, width, 0, buf.size() / texel, texel) {
         let from = wgpu::TexelCopyBufferInfo {
             buffer: buf,
             layout,
         };
-        enc.copy_buffer_to_texture(from, row_of(&texture, row), extent);
+        enc.copy_buffer_to_texture(from, dst, extent);
     }
     ctx.queue.submit([enc.finish()]);
     Ok(texture.create_view(&wgpu::TextureViewDescriptor::default()))
