@@ -163,3 +163,38 @@ fn released_host_weights_give_the_same_bits_and_lrp_says_why_not() {
     };
     assert_eq!(r(&kept), r(&some));
 }
+
+/// `attribute` with no `--target` takes each input's top class from its first method's own
+/// forward: gradient and LRP on the demo model's six convs launch twelve conv forwards
+/// (one tape each, no separate pass for the targets), and the targets are the samples'
+/// classes.
+#[test]
+fn attribute_finds_targets_in_its_methods_forward() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let classes = demo_net().model().meta.classes.clone().unwrap();
+    let picks = [3, 0, 5];
+    let dir = std::env::temp_dir().join(format!("netlens-targets-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_netlens"))
+        .env("NETLENS_PROFILE", "host")
+        .args([
+            "attribute",
+            &format!("{root}/models/shapes-vgg.safetensors"),
+        ])
+        .args(picks.map(|k| format!("{root}/models/samples/{}.png", classes[k])))
+        .args(["--method", "gradient,lrp-epsilon", "--out"])
+        .arg(dir.join("map.npy"))
+        .output()
+        .unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["targets"], serde_json::json!(picks), "{doc}");
+    let conv_forwards: u64 = err
+        .lines()
+        .filter(|l| l.starts_with("Conv2dForward"))
+        .map(|l| l.split_whitespace().nth(1).unwrap().parse::<u64>().unwrap())
+        .sum();
+    assert_eq!(conv_forwards, 12, "{err}");
+}

@@ -185,11 +185,12 @@ pub fn run(a: Args, gpu: super::Gpu) -> Result<()> {
     let x = super::load_inputs(&a.inputs, &model.meta)?;
     let host = crate::explain::method::host_weights(&model, &a.method, &settings)?;
     let net = super::open_net(gpu, model, host)?;
-    let target = match a.target {
-        Some(k) => Target::Class(k),
-        None => Target::Argmax,
+    // with no --target, the first method finds each input's top class in its own forward
+    // (every method runs the inputs as they are at least once) and the rest reuse it
+    let mut targets = match a.target {
+        Some(k) => Some(Target::Class(k).resolve(&net, &x)?),
+        None => None,
     };
-    let targets = target.resolve(&net, &x)?;
     let mut maps = Vec::new();
     let mut report = Vec::new();
     for m in &a.method {
@@ -204,7 +205,7 @@ pub fn run(a: Args, gpu: super::Gpu) -> Result<()> {
             );
         }
         let t0 = std::time::Instant::now();
-        let tg = Target::Each(targets.clone());
+        let tg = targets.clone().map_or(Target::Argmax, Target::Each);
         if m.starts_with("lrp-") && a.print_rules {
             eprintln!(
                 "{m}:\n{}",
@@ -230,6 +231,7 @@ pub fn run(a: Args, gpu: super::Gpu) -> Result<()> {
             _ => attribute(&net, m, &x, &tg, &settings, &bar)?,
         };
         bar.finish_and_clear();
+        targets.get_or_insert_with(|| r.targets.clone());
         if let Some(o) = &a.out {
             io::write_new(
                 &out_path(o, m, several),
@@ -251,6 +253,7 @@ pub fn run(a: Args, gpu: super::Gpu) -> Result<()> {
         .map_err(|e| Error::Other(format!("encoding {}: {e}", h.display())))?;
         io::write_new(h, &bytes, a.overwrite)?;
     }
+    let targets = targets.unwrap_or_default();
     let names: Vec<String> = targets.iter().map(|&t| net.model().class_name(t)).collect();
     let doc = json!({"targets": targets, "target_names": names, "maps": report,
                      "heatmap": a.heatmap.as_ref().map(|h| h.display().to_string())});
