@@ -49,6 +49,9 @@ pub struct WeightLayout {
     pub precision: Precision,
     /// Bytes per buffer; `None`: the device's binding limit (tests force splits with it).
     pub limit: Option<u64>,
+    /// Weights only input gradients read (LRP's modified weights of a backward step): the
+    /// CPU-shaped variants get their transposed packing from the host and no forward one.
+    pub backward_only: bool,
 }
 
 impl WeightLayout {
@@ -57,6 +60,7 @@ impl WeightLayout {
             kind: WeightKind::Linear,
             precision: Precision::F32,
             limit: None,
+            backward_only: false,
         }
     }
     pub fn conv(taps: usize) -> Self {
@@ -71,6 +75,12 @@ impl WeightLayout {
     pub fn limit(self, bytes: u64) -> Self {
         WeightLayout {
             limit: Some(bytes),
+            ..self
+        }
+    }
+    pub fn backward_only(self) -> Self {
+        WeightLayout {
+            backward_only: true,
             ..self
         }
     }
@@ -100,6 +110,8 @@ pub struct WeightBuffer {
     pub(crate) ctx: u64,
     /// Input-gradient GEMV passes that read the forward packing so far.
     strip_passes: AtomicUsize,
+    /// Only the transposed packing is held (`WeightLayout::backward_only`).
+    backward_only: bool,
 }
 
 /// Input-gradient GEMV passes over a weight matrix that read its forward packing before
@@ -134,6 +146,15 @@ impl WeightChunk {
             Error::Other("these f32 weights are held as a texture, not a buffer".into())
         })
     }
+}
+
+/// What a chunk holds once uploaded (the rest is made on first use).
+#[derive(Default)]
+struct Stored {
+    buffer: Option<wgpu::Buffer>,
+    texture: OnceLock<wgpu::TextureView>,
+    backward: OnceLock<wgpu::Buffer>,
+    backward_texture: OnceLock<wgpu::TextureView>,
 }
 
 impl WeightBuffer {
@@ -228,34 +249,68 @@ impl WeightBuffer {
         }
         // f32 weights on the texture-reading variants go straight into their texture
         let textured = ctx.gemm().reads_textures() && !half;
-        type Stored = (Option<wgpu::Buffer>, OnceLock<wgpu::TextureView>);
+        // the tiled kernels' input gradients read the forward layout
+        let backward_only = layout.backward_only && packing == Packing::Vec4;
         let store = |part: &[f32], n: usize| -> Result<Stored> {
-            if textured {
-                let t = texture_packed(ctx, &pack, packing, part, n)?;
-                return Ok((None, OnceLock::from(t)));
+            let mut st = Stored::default();
+            if backward_only {
+                let lines = pack.cin * pack.taps;
+                let line = n.div_ceil(4) * 4;
+                if textured {
+                    let bytes = (pack.lens(packing, n).1 * 4) as u64;
+                    let t = texture_packed(ctx, bytes, lines, line, |l0, k| {
+                        pack.backward_lines(part, n, l0, k)
+                    })?;
+                    st.backward_texture = OnceLock::from(t);
+                    return Ok(st);
+                }
+                let buf = create_packed(ctx, name, &pack.backward(packing, part, n), half);
+                if ctx.gemm().reads_textures() {
+                    st.backward_texture = OnceLock::from(texture_from(ctx, &buf, half)?);
+                } else {
+                    st.backward = OnceLock::from(buf);
+                }
+                return Ok(st);
             }
-            let v = pack.forward(packing, part, n);
-            Ok(if half {
-                (Some(create_init(ctx, name, &pack_f16(&v))), OnceLock::new())
-            } else {
-                (Some(create_init(ctx, name, &v)), OnceLock::new())
-            })
+            if textured {
+                if packing != Packing::Vec4 {
+                    return Err(Error::Other(
+                        "weight textures hold the CPU-shaped kernels' Vec4 packing only".into(),
+                    ));
+                }
+                let (line, row_len) = (pack.taps * pack.cin.div_ceil(4) * 4, pack.taps * pack.cin);
+                let bytes = (pack.lens(packing, n).0 * 4) as u64;
+                let t = texture_packed(ctx, bytes, n, line, |r, k| {
+                    let mut v = pack.forward(packing, &part[r * row_len..(r + k) * row_len], k);
+                    v.truncate(k * line);
+                    v
+                })?;
+                st.texture = OnceLock::from(t);
+                return Ok(st);
+            }
+            st.buffer = Some(create_packed(
+                ctx,
+                name,
+                &pack.forward(packing, part, n),
+                half,
+            ));
+            Ok(st)
         };
         let mut chunks = Vec::new();
         let mut start = 0;
         while start < rows {
             let n = per_chunk.min(rows - start);
             let part = &data[start * row_len..(start + n) * row_len];
-            let (buffer, texture) = store(part, n)?;
+            let st = store(part, n)?;
             let bias = match bias {
                 Some(b) => create_init(ctx, name, &b[start..start + n]),
                 None => create_init(ctx, name, &vec![0.0f32; n]),
             };
             chunks.push(WeightChunk {
-                buffer,
-                backward: OnceLock::new(),
-                texture,
-                backward_texture: OnceLock::new(),
+                buffer: st.buffer,
+                backward: st.backward,
+                texture: st.texture,
+                backward_texture: st.backward_texture,
                 bias,
                 start,
                 rows: n,
@@ -278,6 +333,7 @@ impl WeightBuffer {
             packing,
             ctx: ctx.id,
             strip_passes: AtomicUsize::new(0),
+            backward_only,
         })
     }
 
@@ -297,6 +353,11 @@ impl WeightBuffer {
     /// under `Gemm::CpuTex` and `Gemm::CpuFetch` that buffer as a texture, made on first use
     /// and kept.
     pub(crate) fn forward_source(&self, ctx: &Context, i: usize) -> Result<WeightSource> {
+        if self.backward_only {
+            return Err(Error::Other(
+                "these weights were uploaded for input gradients only (backward_only)".into(),
+            ));
+        }
         let ch = &self.chunks[i];
         if !ctx.gemm().reads_textures() {
             return Ok(WeightSource::Buffer(ch.buffer()?.clone()));
@@ -341,7 +402,7 @@ impl WeightBuffer {
         } else {
             self.strip_passes.load(Ordering::Relaxed)
         };
-        if passes > STRIP_PASSES {
+        if passes > STRIP_PASSES || self.backward_only {
             return Ok((self.backward_source(ctx, i)?, false));
         }
         Ok((self.forward_source(ctx, i)?, true))
@@ -505,6 +566,30 @@ impl Pack {
         }
         out
     }
+
+    /// The input-gradient layout of `part` (n rows; `Vec4`): [ci][tap][row] with the rows
+    /// zero-padded to a multiple of 4, as repack.wgsl transposes the forward one. Padded
+    /// to `lens`.
+    fn backward(&self, packing: Packing, part: &[f32], n: usize) -> Vec<f32> {
+        let mut out = self.backward_lines(part, n, 0, self.cin * self.taps);
+        out.resize(self.lens(packing, n).1, 0.0);
+        out
+    }
+
+    /// Lines [l0, l0 + k) of `backward`, a line (ci, tap) at l = ci * taps + tap.
+    fn backward_lines(&self, part: &[f32], n: usize, l0: usize, k: usize) -> Vec<f32> {
+        let (r4, row) = (n.div_ceil(4) * 4, self.cin * self.taps);
+        let mut out = vec![0.0; k * r4];
+        // 16 rows at a time: each line's 16 values are one cache line written whole
+        for rb in (0..n).step_by(16) {
+            for l in 0..k {
+                for r in rb..(rb + 16).min(n) {
+                    out[l * r4 + r] = part[r * row + l0 + l];
+                }
+            }
+        }
+        out
+    }
 }
 
 /// Values a buffer of `len` holds once padded to whole 16-byte words (f16: 8 values).
@@ -525,6 +610,15 @@ pub fn pack_f16(data: &[f32]) -> Vec<u32> {
             lo | (hi << 16)
         })
         .collect()
+}
+
+/// A buffer of packed f32 values `v`, as f16 pairs when `half`.
+fn create_packed(ctx: &Context, name: &str, v: &[f32], half: bool) -> wgpu::Buffer {
+    if half {
+        create_init(ctx, name, &pack_f16(v))
+    } else {
+        create_init(ctx, name, v)
+    }
 }
 
 fn create_init<T: bytemuck::Pod>(ctx: &Context, name: &str, data: &[T]) -> wgpu::Buffer {
@@ -668,30 +762,24 @@ const PIECE_BYTES: usize = 8 << 20;
 #[cfg(test)]
 const PIECE_BYTES: usize = 1 << 10;
 
-/// Rows `part` (n of them) packed into a new weight texture, `PIECE_BYTES` at a time, at
-/// most two pieces' copies in flight.
+/// A new f32 weight texture for `bytes` of packed values, written `PIECE_BYTES` at a time
+/// (at most two pieces' copies in flight): `lines` lines of `line` values (whole texels),
+/// `piece(l, k)` packing lines [l, l + k).
 fn texture_packed(
     ctx: &Context,
-    pack: &Pack,
-    packing: Packing,
-    part: &[f32],
-    n: usize,
+    bytes: u64,
+    lines: usize,
+    line: usize,
+    piece: impl Fn(usize, usize) -> Vec<f32>,
 ) -> Result<wgpu::TextureView> {
-    if packing != Packing::Vec4 {
-        return Err(Error::Other(
-            "weight textures hold the CPU-shaped kernels' Vec4 packing only".into(),
-        ));
-    }
-    let (taps, cin) = (pack.taps, pack.cin);
-    let row = taps * cin.div_ceil(4) * 4; // values a packed row takes: whole texels
-    let (texture, width) = weight_texture(ctx, (pack.lens(packing, n).0 * 4) as u64, false)?;
-    let per = (PIECE_BYTES / (row * 4)).max(1);
+    let (texture, width) = weight_texture(ctx, bytes, false)?;
+    let per = (PIECE_BYTES / (line * 4)).max(1);
     let mut r = 0;
     let mut last = None;
-    while r < n {
-        let k = per.min(n - r);
-        let v = pack.forward(packing, &part[r * cin * taps..(r + k) * cin * taps], k);
-        write_texels(ctx, &texture, width, (r * row / 4) as u64, &v[..k * row]);
+    while r < lines {
+        let k = per.min(lines - r);
+        let v = piece(r, k);
+        write_texels(ctx, &texture, width, (r * line / 4) as u64, &v[..k * line]);
         // the last piece's copy ran while this one was packed; wait for it
         if let Some(i) = last.replace(ctx.queue.submit([])) {
             let wait = wgpu::PollType::Wait {
@@ -830,9 +918,13 @@ mod tests {
                     let layout = WeightLayout::conv(taps)
                         .precision(precision)
                         .limit(((c4 * taps * 4 * 18) as u64).max(256));
-                    let wb =
+                    let upload = |layout| {
                         WeightBuffer::upload_with(&ctx, "t", &data, rows, cin * taps, None, layout)
-                            .unwrap();
+                            .unwrap()
+                    };
+                    let (wb, bo) = (upload(layout), upload(layout.backward_only()));
+                    assert_eq!(wb.chunks.len(), bo.chunks.len());
+                    assert!(bo.chunks.iter().all(|c| c.buffer.is_none()));
                     for (i, ch) in wb.chunks.iter().enumerate() {
                         let at = |r: usize, ci: usize, t: usize| {
                             data[((ch.start + r) * cin + ci) * taps + t]
@@ -855,6 +947,11 @@ mod tests {
                         check(&ctx, &src, &fwd, half, &format!("{what} forward"));
                         let src = wb.backward_source(&ctx, i).unwrap();
                         check(&ctx, &src, &bwd, half, &format!("{what} transposed"));
+                        // packed on the host for input gradients only: the same bits
+                        let src = bo.backward_source(&ctx, i).unwrap();
+                        check(&ctx, &src, &bwd, half, &format!("{what} backward only"));
+                        assert!(bo.forward_source(&ctx, i).is_err(), "{what}");
+                        assert!(bo.chunks[i].texture.get().is_none(), "{what}");
                     }
                 }
             }
@@ -897,6 +994,10 @@ mod tests {
                 let wb = upload();
                 let (first, made) = pass(&wb);
                 assert!(!made, "{what}: transposed at the first pass");
+                // weights for input gradients only: their GEMV reads the transposed packing
+                let layout = WeightLayout::linear().precision(precision).backward_only();
+                let bo = WeightBuffer::upload_with(&ctx, "fc", &w, out, k, None, layout).unwrap();
+                assert_eq!(pass(&bo), (first.clone(), true), "{what} backward only");
                 for i in 2..=STRIP_PASSES + 1 {
                     let (dx, made) = pass(&wb);
                     assert_eq!(made, i > STRIP_PASSES, "{what} pass {i}");

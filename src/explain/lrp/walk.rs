@@ -160,6 +160,8 @@ fn layer_rule(
     }
     let f = Affine { net, layer: i };
     let w = |m: Mod| mw.get(net, i, m);
+    // weights only an input gradient reads
+    let wb = |m: Mod| mw.get_backward(net, i, m);
     Ok(match rule {
         Rule::Pass => match kind {
             LayerKind::Flatten => r.reshape(&a.shape)?,
@@ -211,7 +213,9 @@ fn layer_rule(
             // a ≥ 0: every a⁻ term vanishes, and with u = W⁺a + b⁺ and the tape's z0 = Wa + b
             // each rule's denominators follow from one extra forward:
             // W⁻a + b⁻ = z0 − u, (W + γW⁺)a + b + γb⁺ = z0 + γu, (W + γW⁻)a + b + γb⁻ = (1 + γ)z0 − γu
-            let u = f.fwd(rec, a, &*w(Mod::Pos { bias: true })?, None)?;
+            // (an input gradient ignores biases: W⁺'s backward GEMMs read these weights too)
+            let pos = w(Mod::Pos { bias: true })?;
+            let u = f.fwd(rec, a, &pos, None)?;
             match rule {
                 Rule::Gamma(gamma) => {
                     let gb = gamma.to_bits();
@@ -225,7 +229,7 @@ fn layer_rule(
                     let t1 = f.bwd_ratio(
                         rec,
                         &q1,
-                        &*w(Mod::GammaPos {
+                        &*wb(Mod::GammaPos {
                             gamma: gb,
                             bias: false,
                         })?,
@@ -234,7 +238,7 @@ fn layer_rule(
                     let t2 = f.bwd_ratio(
                         rec,
                         &q2,
-                        &*w(Mod::GammaNeg {
+                        &*wb(Mod::GammaNeg {
                             gamma: gb,
                             bias: false,
                         })?,
@@ -248,14 +252,14 @@ fn layer_rule(
                         _ => (1.0, 0.0),
                     };
                     let qp = LrpRatio::new(r, &u, &u, LrpKeep::All, STABILIZER);
-                    let t1 = f.bwd_ratio(rec, &qp, &*w(Mod::Pos { bias: false })?, a)?;
+                    let t1 = f.bwd_ratio(rec, &qp, &pos, a)?;
                     if beta == 0.0 {
                         ops::lrp_combine(rec, alpha, a, &t1, 0.0, a, &t1, None)?
                     } else {
                         // W⁻a + b⁻ = z0 − u
                         let qn =
                             LrpRatio::new(r, z0, z0, LrpKeep::All, STABILIZER).mixed(1.0, &u, -1.0);
-                        let t2 = f.bwd_ratio(rec, &qn, &*w(Mod::Neg { bias: false })?, a)?;
+                        let t2 = f.bwd_ratio(rec, &qn, &*wb(Mod::Neg { bias: false })?, a)?;
                         ops::lrp_combine(rec, alpha, a, &t1, -beta, a, &t2, None)?
                     }
                 }
@@ -337,8 +341,8 @@ fn layer_rule(
             let z = f.fwd(rec, &hi, &*w(Mod::MinusNeg)?, Some(&z))?;
             let g = ops::lrp_ratio(rec, r, &z, &z, LrpKeep::All, STABILIZER)?;
             let t0 = f.bwd(rec, &g, &plain, a)?;
-            let t1 = f.bwd(rec, &g, &*w(Mod::Pos { bias: false })?, a)?;
-            let t2 = f.bwd(rec, &g, &*w(Mod::Neg { bias: false })?, a)?;
+            let t1 = f.bwd(rec, &g, &*wb(Mod::Pos { bias: false })?, a)?;
+            let t2 = f.bwd(rec, &g, &*wb(Mod::Neg { bias: false })?, a)?;
             let out = ops::lrp_combine(rec, 1.0, a, &t0, -1.0, &lo, &t1, None)?;
             ops::lrp_combine(rec, -1.0, &hi, &t2, 0.0, &hi, &t2, Some(&out))?
         }

@@ -63,12 +63,24 @@ impl Mod {
 /// The cache of modified weight buffers of one network.
 #[derive(Default)]
 pub struct ModWeights {
-    cache: Mutex<HashMap<(usize, Mod), Arc<WeightBuffer>>>,
+    cache: Mutex<HashMap<(usize, Mod, bool), Arc<WeightBuffer>>>,
 }
 
 impl ModWeights {
+    /// Layer `layer`'s weights modified by `m`, for forward and input-gradient GEMMs.
     pub fn get(&self, net: &Net, layer: usize, m: Mod) -> Result<Arc<WeightBuffer>> {
-        if let Some(w) = self.cache.lock().unwrap().get(&(layer, m)) {
+        self.made(net, layer, m, false)
+    }
+
+    /// As `get`, for input-gradient GEMMs only (`WeightLayout::backward_only`: no forward
+    /// packing is made, nor a transposition on the device).
+    pub fn get_backward(&self, net: &Net, layer: usize, m: Mod) -> Result<Arc<WeightBuffer>> {
+        self.made(net, layer, m, true)
+    }
+
+    fn made(&self, net: &Net, layer: usize, m: Mod, backward: bool) -> Result<Arc<WeightBuffer>> {
+        let key = (layer, m, backward);
+        if let Some(w) = self.cache.lock().unwrap().get(&key) {
             return Ok(w.clone());
         }
         let l = &net.model().layers[layer];
@@ -107,6 +119,11 @@ impl ModWeights {
             }
             _ => None,
         };
+        let layout = if backward {
+            layout.backward_only()
+        } else {
+            layout
+        };
         let buf = Arc::new(WeightBuffer::upload_with(
             net.ctx(),
             &format!("{} {m:?}", l.name),
@@ -116,7 +133,7 @@ impl ModWeights {
             b.as_deref(),
             layout,
         )?);
-        self.cache.lock().unwrap().insert((layer, m), buf.clone());
+        self.cache.lock().unwrap().insert(key, buf.clone());
         Ok(buf)
     }
 }
