@@ -6,6 +6,7 @@ mod profile;
 pub mod recorder;
 pub mod tensor;
 mod variant;
+pub(crate) mod weight_texture;
 pub mod weights;
 
 pub use context::{Backend, Context};

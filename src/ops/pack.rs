@@ -10,7 +10,7 @@ use super::lrp::Ratio;
 use super::u32s;
 use crate::error::{Error, Result};
 use crate::gpu::recorder::{grid, Binding};
-use crate::gpu::weights::texel_grid;
+use crate::gpu::weight_texture::texel_grid;
 use crate::gpu::{Kernel, Recorder, Tensor};
 
 #[repr(C)]
