@@ -6,7 +6,8 @@
 // (seed onehot - p), 4 a unit z[t, y, x] (seed one-hot there), 5 a channel's mean
 // (seed 1 / HW over channel t), 6 the logit of each row's argmax (first maximum; the
 // targets are not read, and value holds the argmax index, so a pass with no given target
-// needs no readback between its forward and backward walks).
+// needs no readback between its forward and backward walks), 7 as 6 with the seed one-hot x
+// logit (LRP's start at each row's top class).
 
 struct ObjectiveParams {
     rows: u32, // items
@@ -67,7 +68,7 @@ fn objective(
     let row = wid.x + wid.z * nwg.x;
     if (row >= p.rows) { return; } // uniform per workgroup
     let base = row * p.per;
-    if (p.mode == 6u) {
+    if (p.mode == 6u || p.mode == 7u) {
         var best = -3.4e38;
         var at = 0xffffffffu;
         for (var j = lid; j < p.per; j += 64u) {
@@ -78,7 +79,8 @@ fn objective(
         part_i[lid] = at;
         tree_argmax(lid);
         let arg = min(part_i[0], p.per - 1u);
-        for (var j = lid; j < p.per; j += 64u) { seed[base + j] = select(0.0, 1.0, j == arg); }
+        let s = select(1.0, z[base + arg], p.mode == 7u);
+        for (var j = lid; j < p.per; j += 64u) { seed[base + j] = select(0.0, s, j == arg); }
         if (lid == 0u) { value[row] = f32(arg); }
         return;
     }

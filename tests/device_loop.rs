@@ -221,7 +221,7 @@ fn softmax_objectives_match_their_definitions() {
 }
 
 #[test]
-fn argmax_objective_takes_the_first_maximum() {
+fn argmax_objectives_take_the_first_maximum() {
     let ctx = arc_ctx();
     // rows: a clear maximum, a tie (first wins), a maximum past the first 64 entries
     let k = 70;
@@ -233,12 +233,18 @@ fn argmax_objective_takes_the_first_maximum() {
     let zt = Tensor::upload(&ctx, &z, &[3, k]).unwrap();
     let mut rec = Recorder::new(&ctx, "argmax");
     let (seed, value) = netlens::ops::objective::argmax_objective(&mut rec, &zt).unwrap();
+    // LRP's start: one-hot times the top logit
+    let (lrp_seed, lrp_value) =
+        netlens::ops::objective::argmax_times_logit_objective(&mut rec, &zt).unwrap();
     rec.submit().unwrap();
     assert_eq!(value.read(&ctx).unwrap(), vec![3.0, 5.0, 66.0]);
-    let s = seed.read(&ctx).unwrap();
+    assert_eq!(lrp_value.read(&ctx).unwrap(), vec![3.0, 5.0, 66.0]);
+    let (s, ls) = (seed.read(&ctx).unwrap(), lrp_seed.read(&ctx).unwrap());
     for (r, t) in [3usize, 5, 66].iter().enumerate() {
         for j in 0..k {
             assert_eq!(s[r * k + j], (j == *t) as u8 as f32, "row {r} class {j}");
+            let want = if j == *t { z[r * k + j] } else { 0.0 };
+            assert_eq!(ls[r * k + j], want, "LRP seed row {r} class {j}");
         }
     }
 }

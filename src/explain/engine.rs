@@ -7,10 +7,10 @@ use crate::gpu::{read_all, Recorder, Tensor};
 use crate::graph::stream::passes;
 use crate::graph::{Keep, Net, Tape};
 use crate::ops::copies::weighted_sum;
-use crate::ops::objective::{argmax_objective, objective, Objective, Targets};
+use crate::ops::objective::{
+    argmax_objective, argmax_times_logit_objective, objective, Objective, Targets,
+};
 use crate::ops::ReluRule;
-
-use super::argmax_rows;
 
 pub struct GradRun {
     /// d logit_target / d input, shaped like the input.
@@ -101,43 +101,37 @@ pub fn run_gradients(
     })
 }
 
-/// The seed of a backward walk from one forward pass: each item's target (the argmax of
-/// its logits where `targets` is None) and one-hot(target) at the logits, times the
-/// target logit when `times_logit`. Returns the logits too when it had to read them; with
-/// given targets and no scaling it reads nothing, so the backward pass is encoded without
-/// waiting for the forward one.
+/// Records the seed of a backward walk from a tape's logits into `rec`: one-hot(target),
+/// times the target logit when `times_logit`, the target each item's given one or, where
+/// `targets` is None, its top class found on the device. Returns the seed and, for top
+/// classes, their indices per item (as f32, to read with the walk's results): nothing is
+/// read between the forward pass and the walk.
 pub(crate) fn seed(
-    net: &Net,
+    rec: &mut Recorder,
     tape: &Tape,
     targets: Option<&[usize]>,
     times_logit: bool,
-) -> Result<(Vec<usize>, Option<Array>, Tensor)> {
-    let shape = &tape.logits.shape;
-    let k = shape[1];
-    let (t, lg) = match targets {
-        Some(t) if !times_logit => (t.to_vec(), None),
-        _ => {
-            let lg = Array::new(shape.clone(), tape.logits.read(net.ctx())?)?;
-            (
-                targets.map_or_else(|| argmax_rows(&lg), <[usize]>::to_vec),
-                Some(lg),
-            )
+) -> Result<(Tensor, Option<Tensor>)> {
+    let z = &tape.logits;
+    Ok(match targets {
+        Some(t) => {
+            let t = Targets::classes(rec.ctx(), t, &z.shape[1..])?;
+            let kind = if times_logit {
+                Objective::LogitTimesOnehot
+            } else {
+                Objective::Logit
+            };
+            (objective(rec, z, &t, kind)?.0, None)
         }
-    };
-    let mut seed = vec![0f32; shape[0] * k];
-    for (i, &c) in t.iter().enumerate() {
-        if c >= k {
-            return Err(Error::input(
-                "--target",
-                format!("class {c} does not exist; the model has {k} classes"),
-            ));
+        None if times_logit => {
+            let (s, arg) = argmax_times_logit_objective(rec, z)?;
+            (s, Some(arg))
         }
-        seed[i * k + c] = match (&lg, times_logit) {
-            (Some(lg), true) => lg.data[i * k + c],
-            _ => 1.0,
-        };
-    }
-    Ok((t, lg, Tensor::upload(net.ctx(), &seed, shape)?))
+        None => {
+            let (s, arg) = argmax_objective(rec, z)?;
+            (s, Some(arg))
+        }
+    })
 }
 
 /// Σ_k w[k] · ∇ logit_target(copy k) over `count` copies of one item [1, C, H, W] that

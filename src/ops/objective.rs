@@ -28,6 +28,8 @@ pub enum Objective {
     /// Each row's argmax logit (first maximum): seed one-hot there; the value is the
     /// argmax index. Takes no targets.
     ArgmaxLogit,
+    /// As `ArgmaxLogit`, the seed one-hot times the logit (LRP's start at the top class).
+    ArgmaxLogitTimesOnehot,
 }
 
 impl Objective {
@@ -40,6 +42,7 @@ impl Objective {
             Objective::Unit => 4,
             Objective::ChannelMean => 5,
             Objective::ArgmaxLogit => 6,
+            Objective::ArgmaxLogitTimesOnehot => 7,
         }
     }
 }
@@ -126,6 +129,15 @@ struct ObjectiveParams {
 /// The seed and the argmax index per row of class scores z [N, classes], for a pass
 /// whose targets are each item's top class.
 pub fn argmax_objective(rec: &mut Recorder, z: &Tensor) -> Result<(Tensor, Tensor)> {
+    argmax_seed(rec, z, Objective::ArgmaxLogit)
+}
+
+/// `argmax_objective` with the seed one-hot times the top logit (an LRP walk's start).
+pub fn argmax_times_logit_objective(rec: &mut Recorder, z: &Tensor) -> Result<(Tensor, Tensor)> {
+    argmax_seed(rec, z, Objective::ArgmaxLogitTimesOnehot)
+}
+
+fn argmax_seed(rec: &mut Recorder, z: &Tensor, kind: Objective) -> Result<(Tensor, Tensor)> {
     let (n, k) = match z.shape.as_slice() {
         [n, k] if *n > 0 && *k > 0 => (*n, *k),
         s => {
@@ -141,7 +153,7 @@ pub fn argmax_objective(rec: &mut Recorder, z: &Tensor) -> Result<(Tensor, Tenso
         rows: u32s(n, "batch")?,
         per: u32s(k, "classes")?,
         plane: 1,
-        mode: 6,
+        mode: kind.mode(),
         width: 1,
         _pad: [0; 3],
     };
@@ -172,8 +184,11 @@ pub fn objective(
             z.shape
         )));
     }
-    if kind == Objective::ArgmaxLogit {
-        return argmax_objective(rec, z);
+    if matches!(
+        kind,
+        Objective::ArgmaxLogit | Objective::ArgmaxLogitTimesOnehot
+    ) {
+        return argmax_seed(rec, z, kind);
     }
     if targets.units != (kind == Objective::Unit) {
         return Err(Error::Shape(format!(

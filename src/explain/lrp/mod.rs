@@ -12,7 +12,7 @@ pub use rule::{Rule, RuleParams};
 
 use crate::array::Array;
 use crate::error::Result;
-use crate::gpu::Tensor;
+use crate::gpu::{Recorder, Tensor};
 use crate::graph::stream::passes;
 use crate::graph::{Keep, Net};
 use weights::ModWeights;
@@ -69,12 +69,19 @@ impl<'n> Lrp<'n> {
         passes(x.batch(), chunk, &hidden, |r| {
             let (s, e) = (r.start, r.end);
             let part = x.slice_batch(s, e);
-            let tape =
-                net.forward_gpu(&Tensor::upload(ctx, &part.data, &part.shape)?, &Keep::All)?;
-            let (t, _, seed) =
-                super::seed(net, &tape, targets.map(|t| &t[s..e]), start == Start::Logit)?;
+            // forward and seed in one submission; the walk is encoded while it runs
+            let xt = Tensor::upload(ctx, &part.data, &part.shape)?;
+            let mut rec = Recorder::new(ctx, "lrp forward");
+            let tape = net.record_forward(&mut rec, &xt, &Keep::All, None)?;
+            let given = targets.map(|t| &t[s..e]);
+            let (seed, top) = super::seed(&mut rec, &tape, given, start == Start::Logit)?;
+            rec.submit()?;
             let (r, at) = walk::walk(net, &self.weights, &tape, &seed, rules, keep_layers)?;
             inputs.push(Array::new(r.shape.clone(), r.read(ctx)?)?);
+            let t: Vec<usize> = match (top, given) {
+                (Some(top), _) => top.read(ctx)?.iter().map(|c| *c as usize).collect(),
+                (None, given) => given.unwrap_or_default().to_vec(),
+            };
             for (j, t) in at.iter().enumerate() {
                 if layer_parts.len() <= j {
                     layer_parts.push(Vec::new());
