@@ -4,10 +4,11 @@
 #
 #   here:  bash tools/device_check.sh prepare
 #          builds the parity and kernel tests and examples/speed (stripped and gzipped, into .gpu/),
-#          fetches the Vulkan/EGL loader debs (.gl/) and the captum and zennit wheels
+#          fetches the Vulkan/EGL loader and validation layer debs (.gl/) and the captum and zennit wheels
 #          (.whl/); all three are git-ignored and together well under 64 MiB.
 #   there: bash tools/device_check.sh run [reps]   (carry .gpu, .gl and .whl)
-#          runs every test binary on the GPU (the adapter's own variant: `tiled` on a GPU),
+#          runs every test binary on the GPU (the adapter's own variant: `tiled` on a GPU)
+#          under the Khronos validation layer (tools/vk_validate.sh: any error or warning fails),
 #          then tools/speed_table.py --device cuda, which times netlens and the peers in
 #          one run, PyTorch in strict FP32 beside its default, then one quick pass of the
 #          table under NETLENS_PROFILE (device time per kernel). Logs and speed.json go to
@@ -32,7 +33,8 @@ prepare() {
     mkdir -p .gl .whl /tmp/amd64/partial
     local o=(-oAPT::Architecture=amd64 -oAPT::Architectures=amd64 -oDir::State::Lists=/tmp/amd64)
     apt-get "${o[@]}" update -qq
-    (cd .gl && apt-get "${o[@]}" download libvulkan1 libegl1 libglvnd0 libopengl0 libgl1 libglx0 libgles2)
+    (cd .gl && apt-get "${o[@]}" download libvulkan1 libegl1 libglvnd0 libopengl0 libgl1 libglx0 libgles2 \
+        vulkan-validationlayers)
     python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 \
         --implementation cp --platform manylinux2014_x86_64 -d .whl \
         "captum==$(python3 -c 'import captum; print(captum.__version__)')" \
@@ -63,11 +65,14 @@ run() {
     mkdir -p /work && [ -e /work/main ] || ln -s "$PWD" /work/main
     nvidia-smi --query-gpu=name,driver_version --format=csv,noheader | tee "$out/gpu.txt" || true
     local failed=0
+    # every test under the validation layer, synchronization validation included
+    if ! ls /usr/share/vulkan/explicit_layer.d/VkLayer_khronos_validation.json >/dev/null 2>&1; then
+        dpkg -x .gl/vulkan-validationlayers_*.deb /
+    fi
     for t in $TESTS; do
         echo "== $t"
-        if ! "$bin/tests/$t" 2>&1 | tee "$out/test-$t.log" | grep -E "^test result|FAILED|panicked"; then
-            failed=1
-        fi
+        bash tools/vk_validate.sh "$bin/tests/$t" >"$out/test-$t.log" 2>&1 || failed=1
+        grep -E "^test result|FAILED|panicked|^vk_validate|^ +[0-9]+ [A-Z]" "$out/test-$t.log" || true
         grep -q "^test result: ok" "$out/test-$t.log" || failed=1
     done
     PYTHONUNBUFFERED=1 python3 tools/speed_table.py --device "${PEER_DEVICE:-cuda}" --reps "$reps" ${QUICK:+--quick} \
