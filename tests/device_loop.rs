@@ -309,6 +309,22 @@ fn a_gradient_tape_fuses_relus_and_gives_the_same_gradient() {
     let (unfused, _) = run_wanting(&Keep::Gradient(vec![]), &want);
     assert!(unfused[0] == fused[0], "input gradient differs");
     assert!(unfused[1] == fused[1], "layer 0's gradient differs");
+    // where a conv packs its input (cpu-tex, cpu-fetch), its input-gradient GEMM applies
+    // the ReLU after it (features.6 -> features.7 here) unless the conv's gradient is
+    // wanted: the same bits either way
+    let convs: Vec<usize> = (0..net.model().layers.len())
+        .filter(|&i| {
+            matches!(
+                net.model().layers[i].kind,
+                netlens::model::LayerKind::Conv2d { .. }
+            )
+        })
+        .collect();
+    let (unmasked, _) = run_wanting(&Keep::Gradient(vec![]), &convs);
+    assert!(
+        unmasked[0] == fused[0],
+        "input gradient differs with the convs wanted"
+    );
     // a walk from a layer the tape fused away is refused, saying what to do; named, it runs
     let walk_from_0 = |keep: &Keep| {
         let mut rec = Recorder::new(&ctx, "from a fused conv");

@@ -92,6 +92,8 @@ impl Net {
         let mut g_input: Option<Tensor> = None;
         gs[from] = Some(seed.clone());
         let mut kept = Vec::new();
+        // convs whose input-gradient GEMM applies the ReLU after them (`relu_into_conv`)
+        let mut masked: Vec<Option<usize>> = vec![None; layers.len()];
         for i in (down_to..=from).rev() {
             let Some(g) = gs[i].take() else {
                 continue; // nothing walked so far reads this layer
@@ -104,11 +106,27 @@ impl Net {
             let x = || tape.src(srcs[0]).map(|t| t.shape.clone());
             let gx = match &layers[i].kind {
                 LayerKind::Conv2d { geom, .. } => {
-                    let s = x()?;
-                    ops::conv2d_backward_input(rec, &g, self.weights(i), geom, (s[2], s[3]))?
+                    let (s, w) = (x()?, self.weights(i));
+                    match masked[i] {
+                        // g ⊙ [z > 0] as g / 1, made as g is packed for the GEMM
+                        Some(j) => {
+                            let z = tape.output(j)?;
+                            let q = ops::LrpRatio::new(&g, z, z, ops::LrpKeep::Positive, 1.0)
+                                .mixed(0.0, z, 0.0);
+                            ops::conv2d_backward_ratio(rec, &q, w, geom, (s[2], s[3]))?
+                        }
+                        None => ops::conv2d_backward_input(rec, &g, w, geom, (s[2], s[3]))?,
+                    }
                 }
                 LayerKind::Linear { .. } => ops::linear_backward_input(rec, &g, self.weights(i))?,
-                LayerKind::Relu => ops::relu_backward(rec, tape.output(i)?, &g, relu)?,
+                LayerKind::Relu => {
+                    if let Some(c) = self.relu_into_conv(i, down_to, want, relu) {
+                        masked[c] = Some(i);
+                        accumulate(rec, &mut gs, &mut g_input, Src::Layer(c), g)?;
+                        continue;
+                    }
+                    ops::relu_backward(rec, tape.output(i)?, &g, relu)?
+                }
                 LayerKind::MaxPool2d(p) => {
                     let arg = tape.argmax[i]
                         .as_ref()
@@ -165,6 +183,29 @@ impl Net {
 }
 
 impl Net {
+    /// The conv c whose input-gradient GEMM can apply ReLU j's backward (`ReluRule::Gradient`)
+    /// as it packs its input, on the GEMM variants that pack one (`cpu-tex`, `cpu-fetch`;
+    /// lavapipe's element-wise passes cost a load and a store a word): j reads only c, c
+    /// has no other reader, is walked and its output gradient not wanted.
+    fn relu_into_conv(
+        &self,
+        j: usize,
+        down_to: usize,
+        want: &[usize],
+        relu: ReluRule,
+    ) -> Option<usize> {
+        let [Src::Layer(c)] = self.model.layers[j].inputs[..] else {
+            return None;
+        };
+        let fits = relu == ReluRule::Gradient
+            && self.ctx.gemm().reads_textures()
+            && matches!(self.model.layers[c].kind, LayerKind::Conv2d { .. })
+            && self.consumers[c] == [j]
+            && c >= down_to
+            && !want.contains(&c);
+        fits.then_some(c)
+    }
+
     /// The ReLU j whose backward the walk can fuse into max-pool i's: i reads only j, j
     /// has no other reader, is walked (j >= `down_to`) and not wanted, and the pool's
     /// windows tile j's output (`input`; `out` the pool's).
