@@ -137,7 +137,7 @@ const PIECE_BYTES: usize = 1 << 10;
 
 /// A new f32 weight texture for `bytes` of packed values, written `PIECE_BYTES` at a time
 /// (at most two pieces' copies in flight): `lines` lines of `line` values (whole texels),
-/// `piece(l, k)` packing lines [l, l + k).
+/// `piece(l, k)` packing lines [l, l + k) (values past them, padding, are not written).
 pub(super) fn texture_packed(
     ctx: &Context,
     bytes: u64,

@@ -149,15 +149,6 @@ impl WeightChunk {
     }
 }
 
-/// What a chunk holds once uploaded (the rest is made on first use).
-#[derive(Default)]
-struct Stored {
-    buffer: Option<wgpu::Buffer>,
-    texture: OnceLock<wgpu::TextureView>,
-    backward: OnceLock<wgpu::Buffer>,
-    backward_texture: OnceLock<wgpu::TextureView>,
-}
-
 impl WeightBuffer {
     /// Uploads a linear layer's `data` ([rows, row_len]) and its optional bias as f32.
     pub fn upload(
@@ -252,8 +243,9 @@ impl WeightBuffer {
         let textured = ctx.gemm().reads_textures() && !half;
         // the tiled kernels' input gradients read the forward layout
         let backward_only = layout.backward_only && packing == Packing::Vec4;
-        let store = |part: &[f32], n: usize| -> Result<Stored> {
-            let mut st = Stored::default();
+        // fills chunk `ch` (rows `part`, n of them) with what it holds from the upload on;
+        // the rest is made on first use
+        let store = |ch: &mut WeightChunk, part: &[f32], n: usize| -> Result<()> {
             if backward_only {
                 let lines = pack.cin * pack.taps;
                 let line = n.div_ceil(4) * 4;
@@ -262,16 +254,16 @@ impl WeightBuffer {
                     let t = texture_packed(ctx, bytes, lines, line, |l0, k| {
                         pack.backward_lines(part, n, l0, k)
                     })?;
-                    st.backward_texture = OnceLock::from(t);
-                    return Ok(st);
+                    ch.backward_texture = OnceLock::from(t);
+                    return Ok(());
                 }
                 let buf = create_packed(ctx, name, &pack.backward(packing, part, n), half);
                 if ctx.gemm().reads_textures() {
-                    st.backward_texture = OnceLock::from(texture_from(ctx, &buf, half)?);
+                    ch.backward_texture = OnceLock::from(texture_from(ctx, &buf, half)?);
                 } else {
-                    st.backward = OnceLock::from(buf);
+                    ch.backward = OnceLock::from(buf);
                 }
-                return Ok(st);
+                return Ok(());
             }
             if textured {
                 if packing != Packing::Vec4 {
@@ -282,40 +274,39 @@ impl WeightBuffer {
                 let (line, row_len) = (pack.taps * pack.cin.div_ceil(4) * 4, pack.taps * pack.cin);
                 let bytes = (pack.lens(packing, n).0 * 4) as u64;
                 let t = texture_packed(ctx, bytes, n, line, |r, k| {
-                    let mut v = pack.forward(packing, &part[r * row_len..(r + k) * row_len], k);
-                    v.truncate(k * line);
-                    v
+                    pack.forward(packing, &part[r * row_len..(r + k) * row_len], k)
                 })?;
-                st.texture = OnceLock::from(t);
-                return Ok(st);
+                ch.texture = OnceLock::from(t);
+                return Ok(());
             }
-            st.buffer = Some(create_packed(
+            ch.buffer = Some(create_packed(
                 ctx,
                 name,
                 &pack.forward(packing, part, n),
                 half,
             ));
-            Ok(st)
+            Ok(())
         };
         let mut chunks = Vec::new();
         let mut start = 0;
         while start < rows {
             let n = per_chunk.min(rows - start);
             let part = &data[start * row_len..(start + n) * row_len];
-            let st = store(part, n)?;
             let bias = match bias {
                 Some(b) => create_init(ctx, name, &b[start..start + n]),
                 None => create_init(ctx, name, &vec![0.0f32; n]),
             };
-            chunks.push(WeightChunk {
-                buffer: st.buffer,
-                backward: st.backward,
-                texture: st.texture,
-                backward_texture: st.backward_texture,
+            let mut ch = WeightChunk {
+                buffer: None,
+                backward: OnceLock::new(),
+                texture: OnceLock::new(),
+                backward_texture: OnceLock::new(),
                 bias,
                 start,
                 rows: n,
-            });
+            };
+            store(&mut ch, part, n)?;
+            chunks.push(ch);
             start += n;
             // hand this chunk's staged writes to the queue and wait for them, so that one
             // chunk's staging memory is alive at a time (fc6's four chunks would hold 411 MB)
