@@ -3,7 +3,7 @@
 //! model's integrated gradients and occlusion, one JSON object per line. Run through
 //! `python3 tools/speed_table.py`, which times the peers on the same inputs in the same run.
 //!
-//! cargo run --release --example speed -- [--reps N] [--quick]
+//! cargo run --release --example speed -- [--reps N] [--quick] [--only vgg|demo]
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -55,12 +55,29 @@ fn main() -> netlens::Result<()> {
         .and_then(|i| args.get(i + 1))
         .map_or(3, |v| v.parse().expect("--reps N"));
     let quick = args.iter().any(|a| a == "--quick");
+    let only = args
+        .iter()
+        .position(|a| a == "--only")
+        .and_then(|i| args.get(i + 1))
+        .map(String::as_str);
     let ctx = Arc::new(Context::from_env()?);
     eprintln!(
         "GPU: {} (GEMM kernels: {})",
         ctx.adapter_name(),
         ctx.gemm().name()
     );
+    if only != Some("demo") {
+        vgg16(&ctx, reps, quick)?;
+    }
+    if only != Some("vgg") {
+        demo(&ctx, reps)?;
+    }
+    Ok(())
+}
+
+/// Every VGG16 conv and linear shape, VGG16 forward and gradient, every LRP composite.
+fn vgg16(ctx: &Arc<Context>, reps: usize, quick: bool) -> netlens::Result<()> {
+    let ctx = ctx.clone();
     for (name, d, cout) in CONVS {
         let g = Conv2dGeom {
             cin: d[1],
@@ -142,8 +159,11 @@ fn main() -> netlens::Result<()> {
         });
         emit(&format!("vgg16 lrp {c:?} b1"), t, None);
     }
-    drop(lrp);
-    drop(net);
+    Ok(())
+}
+
+/// The demo model's integrated gradients and occlusion.
+fn demo(ctx: &Arc<Context>, reps: usize) -> netlens::Result<()> {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/models/shapes-vgg.safetensors");
     let demo = Net::new(
         ctx.clone(),

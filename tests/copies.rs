@@ -1,6 +1,6 @@
 //! Copies made on the device for integrated gradients and SmoothGrad: the noise is
-//! standard normal, seeded and the same under any chunking; interpolation and the
-//! weighted sum match the CPU; device SmoothGrad equals SmoothGrad on the same noise
+//! standard normal, seeded and the same under any chunking; interpolation (with and
+//! without a ReLU, a value or four a thread) and the weighted sum match the CPU; device SmoothGrad equals SmoothGrad on the same noise
 //! given from the host.
 
 mod common;
@@ -10,7 +10,7 @@ use netlens::explain::gradient;
 use netlens::explain::Target;
 use netlens::gpu::{Recorder, Tensor};
 use netlens::graph::Net;
-use netlens::ops::copies::{lerp_copies, noisy_copies, weighted_sum};
+use netlens::ops::copies::{lerp_copies, lerp_relu_copies, noisy_copies, weighted_sum};
 
 fn noise(shape: &[usize], sigma: f32, seed: u64, first: usize, m: usize) -> Vec<f32> {
     let x = Tensor::upload(ctx(), &vec![0.0; shape.iter().product()], shape).unwrap();
@@ -63,21 +63,28 @@ fn device_noise_is_standard_normal_seeded_and_chunk_independent() {
 
 #[test]
 fn interpolated_copies_and_weighted_sums() {
-    let shape = [1, 2, 5, 7];
-    let per = 70;
+    // items of 70 values (a thread a value) and of 56 (four a thread)
+    for shape in [[1, 2, 5, 7], [1, 2, 4, 7]] {
+        lerp_and_sum(&shape);
+    }
+}
+
+fn lerp_and_sum(shape: &[usize]) {
+    let per: usize = shape.iter().product();
     let (x, b) = (rand_vec(per, 1), rand_vec(per, 2));
     let alphas = [0.1f32, 0.5, 0.9, 1.0, 0.0];
     let w = [0.2f32, -1.0, 0.7, 0.25, 3.0];
     let c = ctx();
     let (xt, bt) = (
-        Tensor::upload(c, &x, &shape).unwrap(),
-        Tensor::upload(c, &b, &shape).unwrap(),
+        Tensor::upload(c, &x, shape).unwrap(),
+        Tensor::upload(c, &b, shape).unwrap(),
     );
     let at = Tensor::upload(c, &alphas, &[5]).unwrap();
     let wt = Tensor::upload(c, &w, &[5]).unwrap();
-    let acc = Tensor::upload(c, &vec![0.5; per], &shape).unwrap();
+    let acc = Tensor::upload(c, &vec![0.5; per], shape).unwrap();
     let mut rec = Recorder::new(c, "copies");
     let lo = lerp_copies(&mut rec, &xt, &bt, &at, 1, 3).unwrap(); // copies 1, 2, 3
+    let relu = lerp_relu_copies(&mut rec, &xt, &bt, &at, 1, 3).unwrap();
     weighted_sum(&mut rec, &lo, &wt, 1, &acc).unwrap();
     rec.submit().unwrap();
     let mut want = vec![0f32; 3 * per];
@@ -90,6 +97,15 @@ fn interpolated_copies_and_weighted_sums() {
         }
     }
     assert_close(&lo.read(c).unwrap(), &want, 1e-6, 1e-6, "lerp copies");
+    let want_relu: Vec<f32> = want.iter().map(|v| v.max(0.0)).collect();
+    assert!(want.iter().any(|v| *v < 0.0));
+    assert_close(
+        &relu.read(c).unwrap(),
+        &want_relu,
+        1e-6,
+        1e-6,
+        "lerp ReLU copies",
+    );
     let want_acc: Vec<f32> = want_acc.iter().map(|v| *v as f32).collect();
     assert_close(&acc.read(c).unwrap(), &want_acc, 1e-5, 1e-5, "weighted sum");
     let mut rec = Recorder::new(c, "bad copies");

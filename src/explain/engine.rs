@@ -6,7 +6,7 @@ use crate::error::{Error, Result};
 use crate::gpu::{read_all, Recorder, Tensor};
 use crate::graph::stream::passes;
 use crate::graph::{Keep, Net, Tape};
-use crate::ops::copies::weighted_sum;
+use crate::ops::copies::{lerp_copies, lerp_relu_copies, noisy_copies, weighted_sum};
 use crate::ops::objective::{
     argmax_objective, argmax_times_logit_objective, objective, Objective, Targets,
 };
@@ -134,10 +134,29 @@ pub(crate) fn seed(
     })
 }
 
-/// Σ_k w[k] · ∇ logit_target(copy k) over `count` copies of one item [1, C, H, W] that
-/// `make(rec, first, m)` records (copies first .. first + m), streamed through forward and
+/// The copies of one item [1, C, H, W] whose gradients `copies_gradient` sums.
+pub(crate) enum Copies<'a> {
+    /// b + α_k (x − b) for α [count] (integrated gradients)
+    Lerp {
+        x: &'a Tensor,
+        b: &'a Tensor,
+        alphas: &'a Tensor,
+    },
+    /// x + σ N(0, 1), seeded (SmoothGrad)
+    Noisy {
+        x: &'a Tensor,
+        sigma: f32,
+        seed: u64,
+    },
+}
+
+/// Σ_k w[k] · ∇ logit_target(copy k) over `count` copies, streamed through forward and
 /// backward in chunks that fit the device and summed there: one submission per chunk,
-/// nothing read back. Returns the sum, one item on the device.
+/// nothing read back. Where the first layer is a conv or linear one
+/// (`Net::linear_stem`), the gradients are summed at its output and carried through it
+/// once (Σ w_k W^T g_k = W^T Σ w_k g_k), and for interpolated copies its output is
+/// interpolated too (W(b + α(x − b)) = Wb + α(Wx − Wb)), with the ReLU after it: it runs
+/// on x and b only. Returns the sum, one item on the device.
 pub(crate) fn copies_gradient(
     net: &Net,
     item_shape: &[usize],
@@ -145,24 +164,73 @@ pub(crate) fn copies_gradient(
     target: usize,
     weights: &Tensor,
     progress: &indicatif::ProgressBar,
-    mut make: impl FnMut(&mut Recorder, usize, usize) -> Result<Tensor>,
+    copies: Copies,
 ) -> Result<Tensor> {
     let mut shape = item_shape.to_vec();
     shape[0] = count.max(1);
     let chunk = net.tape_batch(&shape)?;
     let ctx = net.ctx();
-    let acc = Tensor::upload(ctx, &vec![0.0; item_shape.iter().product()], item_shape)?;
+    let stem = net.linear_stem();
+    let sum_shape = match stem {
+        Some(s) => net.model().output_shapes(item_shape)?.swap_remove(s),
+        None => item_shape.to_vec(),
+    };
+    let acc = Tensor::upload(ctx, &vec![0.0; sum_shape.iter().product()], &sum_shape)?;
     let last = net.model().layers.len() - 1;
+    let down_to = stem.map_or(0, |s| s + 1);
+    // interpolated copies over a linear stem: its outputs of x and b, and the layer the
+    // forward starts after (the stem, or the ReLU that alone reads it)
+    let lerped = match (&copies, stem) {
+        (Copies::Lerp { x, b, .. }, Some(s)) => {
+            let mut rec = Recorder::new(ctx, "copies' first layer");
+            let zx = net.record_linear(&mut rec, s, x)?;
+            let zb = net.record_linear(&mut rec, s, b)?;
+            rec.submit()?;
+            Some((zx, zb, net.relu_after(s).unwrap_or(s)))
+        }
+        _ => None,
+    };
     passes(count, chunk, progress, |r| {
         let (first, m) = (r.start, r.len());
         let mut rec = Recorder::new(ctx, "copies gradient");
-        let copies = make(&mut rec, first, m)?;
-        let tape = net.record_forward(&mut rec, &copies, &Keep::Gradient(vec![]), None)?;
+        let keep = Keep::Gradient(vec![]);
+        let tape = match (&copies, &lerped) {
+            (Copies::Lerp { alphas, .. }, Some((zx, zb, after))) => {
+                let y = match Some(*after) == stem {
+                    true => lerp_copies(&mut rec, zx, zb, alphas, first, m)?,
+                    false => lerp_relu_copies(&mut rec, zx, zb, alphas, first, m)?,
+                };
+                shape[0] = m;
+                net.record_forward_after(&mut rec, &shape, *after, &y, &keep, None)?
+            }
+            (Copies::Lerp { x, b, alphas }, None) => {
+                let c = lerp_copies(&mut rec, x, b, alphas, first, m)?;
+                net.record_forward(&mut rec, &c, &keep, None)?
+            }
+            (Copies::Noisy { x, sigma, seed }, _) => {
+                let c = noisy_copies(&mut rec, x, *sigma, *seed, first, m)?;
+                net.record_forward(&mut rec, &c, &keep, None)?
+            }
+        };
         let targets = Targets::classes(ctx, &vec![target; m], &tape.logits.shape[1..])?;
         let (seed, _) = objective(&mut rec, &tape.logits, &targets, Objective::Logit)?;
-        let g = net.record_backward(&mut rec, &tape, last, &seed, ReluRule::Gradient, &[])?;
+        let g = net.record_backward_range(
+            &mut rec,
+            &tape,
+            last,
+            down_to,
+            &seed,
+            ReluRule::Gradient,
+            &[],
+        )?;
         weighted_sum(&mut rec, &g.input, weights, first, &acc)?;
         rec.submit()
     })?;
-    Ok(acc)
+    let Some(s) = stem else {
+        return Ok(acc);
+    };
+    let mut rec = Recorder::new(ctx, "copies gradient");
+    let g = net.record_input_gradient(&mut rec, s, &acc, item_shape)?;
+    rec.submit()?;
+    Ok(g)
 }

@@ -1,14 +1,13 @@
 //! Gradient-based attributions: gradient, saliency, input x gradient, SmoothGrad,
 //! integrated gradients, guided backprop and deconvnet (Captum's semantics).
 
-use super::engine::copies_gradient;
+use super::engine::{copies_gradient, Copies};
 use super::{run_gradients, Attribution, Target};
 use crate::array::Array;
 use crate::error::{Error, Result};
 use crate::gpu::Context;
 use crate::gpu::{read_all, Recorder, Tensor};
 use crate::graph::Net;
-use crate::ops::copies::{lerp_copies, noisy_copies};
 use crate::ops::map::{affine, axpy, multiply};
 use crate::ops::resample::{blur_radius, blur_replicate};
 use crate::ops::ReluRule;
@@ -111,7 +110,11 @@ pub fn smoothgrad(
             t,
             &weights,
             &bar,
-            |rec, first, m| noisy_copies(rec, &xi, sigma, seed, first, m),
+            Copies::Noisy {
+                x: &xi,
+                sigma,
+                seed,
+            },
         )?);
     }
     let refs: Vec<&Tensor> = maps.iter().collect();
@@ -389,7 +392,11 @@ pub fn integrated_gradients(
             t,
             &weights,
             &bar,
-            |rec, first, m| lerp_copies(rec, &xi, &bi, &alphas, first, m),
+            Copies::Lerp {
+                x: &xi,
+                b: &bi,
+                alphas: &alphas,
+            },
         )?;
         let mut rec = Recorder::new(ctx, "integrated gradients");
         let diff = affine(&mut rec, &xi, 1.0, 0.0)?;

@@ -138,8 +138,10 @@ kernels! {
     PyramidMixGrad => "extremal.wgsl", "pyramid_mix_grad", [R, R, R, W];
     AreaRegulariser => "extremal.wgsl", "area_regulariser", [R, R, W, W];
     LerpCopies => "copies.wgsl", "lerp_copies", [R, R, R, W];
+    LerpCopies4 => "copies.wgsl", "lerp_copies4", [R, R, R, W];
     NoisyCopies => "copies.wgsl", "noisy_copies", [R, W];
     WeightedSum => "copies.wgsl", "weighted_sum", [R, R, W];
+    WeightedSum4 => "copies.wgsl", "weighted_sum4", [R, R, W];
     Bilinear => "resample.wgsl", "bilinear", [R, W];
     Nearest => "resample.wgsl", "nearest", [R, W];
     Blur => "resample.wgsl", "blur", [R, W];
@@ -259,12 +261,47 @@ impl KernelCache {
         }
     }
 
+    /// Creates the pipelines of `keys` ((kernel, half) as in `get`) not made yet, on as
+    /// many threads as the host has cores: a driver compiles each pipeline on the thread
+    /// that asks for it, and a submission's kernels are known before it is encoded.
+    pub fn prepare(&self, device: &wgpu::Device, keys: &[(Kernel, bool)]) {
+        let mut missing: Vec<(Kernel, bool)> = {
+            let made = self.pipelines.lock().unwrap();
+            keys.iter()
+                .filter(|k| !made.contains_key(k))
+                .copied()
+                .collect()
+        };
+        missing.sort_by_key(|k| (k.0 as usize, k.1));
+        missing.dedup();
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(missing.len());
+        if threads < 2 {
+            return; // `get` makes it on first use
+        }
+        log::debug!("creating {} pipelines on {threads} threads", missing.len());
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        std::thread::scope(|s| {
+            for _ in 0..threads {
+                s.spawn(|| loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let Some(&(kernel, half)) = missing.get(i) else {
+                        break;
+                    };
+                    self.get(device, kernel, half);
+                });
+            }
+        });
+    }
+
     /// The pipeline of `kernel`; `half` sets the GEMM kernels' HALF constant (f16 weights).
     pub fn get(&self, device: &wgpu::Device, kernel: Kernel, half: bool) -> Arc<Compiled> {
         if let Some(c) = self.pipelines.lock().unwrap().get(&(kernel, half)) {
             return c.clone();
         }
         let (file, entry, access) = kernel.spec();
+        let start = std::time::Instant::now();
         let module = {
             let mut modules = self.modules.lock().unwrap();
             modules
@@ -356,6 +393,11 @@ impl KernelCache {
             },
             cache: None,
         });
+        log::debug!(
+            "pipeline {kernel:?}{}: {:.1} ms",
+            if half { " (f16 weights)" } else { "" },
+            start.elapsed().as_secs_f64() * 1e3
+        );
         let c = Arc::new(Compiled { pipeline, layout });
         self.pipelines
             .lock()

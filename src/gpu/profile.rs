@@ -21,7 +21,13 @@ pub fn requested() -> bool {
 /// Whether it asks for the host clock even where the device has timestamps
 /// (`NETLENS_PROFILE=host`).
 pub fn host_clock() -> bool {
-    std::env::var("NETLENS_PROFILE").is_ok_and(|v| v == "host")
+    std::env::var("NETLENS_PROFILE").is_ok_and(|v| v == "host" || v == "trace")
+}
+
+/// Whether it asks for a line per launch on stderr as well (`NETLENS_PROFILE=trace`:
+/// the host clock, each launch's kernel, workgroup counts and time).
+pub fn trace() -> bool {
+    std::env::var("NETLENS_PROFILE").is_ok_and(|v| v == "trace")
 }
 
 /// One kernel's launches and their summed time.
@@ -45,6 +51,8 @@ pub(crate) struct Profiler {
     times: Mutex<HashMap<String, KernelTime>>,
     /// How the times were taken, for the report.
     pub clock: &'static str,
+    /// Whether each host-timed launch is printed as it ends.
+    trace: bool,
 }
 
 /// Queries in one set (wgpu's limit), two per launch.
@@ -60,6 +68,7 @@ impl Profiler {
             } else {
                 "host clock, one launch a submission"
             },
+            trace: period.is_none() && trace(),
         }
     }
 
@@ -95,7 +104,16 @@ impl Profiler {
                     let t = Instant::now();
                     queue.submit([enc.finish()]);
                     let _ = device.poll(wgpu::PollType::wait_indefinitely());
-                    self.add(l.kernel, t.elapsed().as_secs_f64());
+                    let seconds = t.elapsed().as_secs_f64();
+                    if self.trace {
+                        let [x, y, z] = l.groups;
+                        eprintln!(
+                            "netlens trace: {label}: {:?} [{x}, {y}, {z}] {:.3} ms",
+                            l.kernel,
+                            seconds * 1e3
+                        );
+                    }
+                    self.add(l.kernel, seconds);
                 }
             }
         }

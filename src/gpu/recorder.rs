@@ -160,6 +160,8 @@ impl<'c> Recorder<'c> {
             wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
         );
         ctx.queue.write_buffer(&ubuf.buffer, 0, &self.params);
+        let keys: Vec<_> = self.launches.iter().map(|l| (l.kernel, l.half)).collect();
+        ctx.kernels.prepare(&ctx.device, &keys);
         let compiled: Vec<_> = self
             .launches
             .iter()

@@ -62,10 +62,18 @@ impl Net {
         want: &[usize],
     ) -> Result<Grads> {
         let layers = &self.model.layers;
-        if from >= layers.len() || down_to > from + 1 {
+        // a tape that starts after a layer cannot walk below it; a ReLU it starts after
+        // can be walked (its backward reads only its output, which the tape holds)
+        let lowest = match tape.first.checked_sub(1) {
+            Some(a) if matches!(layers[a].kind, LayerKind::Relu) => a,
+            _ => tape.first,
+        };
+        if from >= layers.len() || down_to > from + 1 || down_to < lowest {
             return Err(Error::Shape(format!(
-                "cannot walk from layer {from} down to layer {down_to}; the model has {} layers",
-                layers.len()
+                "cannot walk from layer {from} down to layer {down_to}; the model has {} \
+                 layers and the tape's forward started at layer {}",
+                layers.len(),
+                tape.first
             )));
         }
         let out = match &tape.outputs[from] {
@@ -257,7 +265,11 @@ impl Tape {
     /// `Keep::Gradient` where not fused).
     pub fn src(&self, src: Src) -> Result<&Tensor> {
         match src {
-            Src::Input => Ok(&self.input),
+            Src::Input if self.first == 0 => Ok(&self.input),
+            Src::Input => Err(Error::Other(format!(
+                "the tape's forward started at layer {}, after the input",
+                self.first
+            ))),
             Src::Layer(j) => self.output(j),
         }
     }

@@ -3,6 +3,7 @@
 //! device, capturing any layer's output by name.
 
 mod backward;
+mod stem;
 pub mod stream;
 
 pub(crate) use backward::accumulate;
@@ -45,13 +46,24 @@ impl Keep {
 /// What a GPU forward pass leaves behind: kept layer outputs, max-pool argmaxes and the
 /// logits (the last layer run's output), all on the device.
 pub struct Tape {
+    /// The network's input, or, for a forward that started after a layer
+    /// (`Net::record_forward_after`), that layer's given output.
     pub input: Tensor,
+    /// The first layer the forward ran: 0, or the layer after the one it started after.
+    pub first: usize,
     pub outputs: Vec<Option<Tensor>>,
     pub argmax: Vec<Option<Tensor>>,
     /// The last layer's output (the logits, or layer `last`'s output).
     pub logits: Tensor,
     /// The last layer the forward ran.
     pub last: usize,
+}
+
+/// Where a recorded forward pass begins: at the input, or after a layer whose output is
+/// given.
+enum Begin<'a> {
+    Input(&'a Tensor),
+    After(usize, &'a Tensor),
 }
 
 /// Host results of a forward pass.
@@ -267,6 +279,46 @@ impl Net {
         until: Option<usize>,
     ) -> Result<Tape> {
         self.max_batch(&x.shape)?;
+        self.record_span(rec, Begin::Input(x), keep, until)
+    }
+
+    /// As `record_forward` for an input of shape `input`, starting after layer `after`,
+    /// whose output `y` is given (made some other way: integrated gradients' first conv,
+    /// by its linearity). No layer after it may read the input. The tape's `first` is
+    /// `after + 1` and its `input` is `y`: a walk over it stops at layer `first`
+    /// (`record_backward_range`).
+    pub fn record_forward_after(
+        &self,
+        rec: &mut Recorder,
+        input: &[usize],
+        after: usize,
+        y: &Tensor,
+        keep: &Keep,
+        until: Option<usize>,
+    ) -> Result<Tape> {
+        self.max_batch(input)?;
+        let shapes = self.model.output_shapes(input)?;
+        match shapes.get(after) {
+            Some(s) if *s == y.shape && until.is_none_or(|u| u > after) => {}
+            _ => {
+                return Err(Error::Shape(format!(
+                    "cannot start after layer {after} with an output of {:?} for an input \
+                     of {input:?}",
+                    y.shape
+                )))
+            }
+        }
+        self.record_span(rec, Begin::After(after, y), keep, until)
+    }
+
+    /// The forward pass from where `begin` says.
+    fn record_span(
+        &self,
+        rec: &mut Recorder,
+        begin: Begin,
+        keep: &Keep,
+        until: Option<usize>,
+    ) -> Result<Tape> {
         let n = self.model.layers.len();
         let last = match until {
             Some(u) if u < n => u,
@@ -285,14 +337,29 @@ impl Net {
         let last_read: Vec<usize> = (0..n)
             .map(|j| self.consumers[j].iter().copied().max().unwrap_or(j))
             .collect();
-        let mut cur = x.clone();
-        let mut i = 0;
+        let (x, mut cur, mut i) = match begin {
+            Begin::After(a, y) => {
+                if keep.has(a) {
+                    outputs[a] = Some(y.clone());
+                }
+                live[a] = Some(y.clone());
+                (None, y.clone(), a + 1)
+            }
+            Begin::Input(x) => (Some(x), x.clone(), 0),
+        };
+        let first = i;
+        let input = cur.clone();
         while i <= last {
             let ins: Vec<Tensor> = layers[i]
                 .inputs
                 .iter()
                 .map(|s| match *s {
-                    Src::Input => Ok(x.clone()),
+                    Src::Input => x.cloned().ok_or_else(|| {
+                        Error::Other(format!(
+                            "layer {i} reads the input, which a forward from layer {first} \
+                             does not have"
+                        ))
+                    }),
                     Src::Layer(j) => live[j].clone().ok_or_else(|| {
                         Error::Other(format!("layer {i} reads layer {j}, which was not run"))
                     }),
@@ -365,7 +432,8 @@ impl Net {
             i += 1;
         }
         Ok(Tape {
-            input: x.clone(),
+            input,
+            first,
             outputs,
             argmax,
             logits: cur,

@@ -7,7 +7,7 @@ use bytemuck::{Pod, Zeroable};
 use super::map::distinct;
 use super::u32s;
 use crate::error::{Error, Result};
-use crate::gpu::recorder::Binding;
+use crate::gpu::recorder::{grid, Binding};
 use crate::gpu::{Kernel, Recorder, Tensor};
 
 #[repr(C)]
@@ -19,7 +19,8 @@ struct CopyParams {
     seed_lo: u32,
     seed_hi: u32,
     sigma: f32,
-    _pad: [u32; 2],
+    relu: u32,
+    _pad: u32,
 }
 
 fn one_item(x: &Tensor, what: &str) -> Result<Vec<usize>> {
@@ -48,6 +49,29 @@ pub fn lerp_copies(
     first: usize,
     m: usize,
 ) -> Result<Tensor> {
+    lerp(rec, x, b, alphas, (first, m), false)
+}
+
+/// As `lerp_copies`, each value's ReLU: max(0, b + alpha_k (x - b)).
+pub fn lerp_relu_copies(
+    rec: &mut Recorder,
+    x: &Tensor,
+    b: &Tensor,
+    alphas: &Tensor,
+    first: usize,
+    m: usize,
+) -> Result<Tensor> {
+    lerp(rec, x, b, alphas, (first, m), true)
+}
+
+fn lerp(
+    rec: &mut Recorder,
+    x: &Tensor,
+    b: &Tensor,
+    alphas: &Tensor,
+    (first, m): (usize, usize),
+    relu: bool,
+) -> Result<Tensor> {
     let item = one_item(x, "lerp copies")?;
     if b.shape != x.shape || alphas.shape.len() != 1 || first + m > alphas.len() || m == 0 {
         return Err(Error::Shape(format!(
@@ -63,6 +87,7 @@ pub fn lerp_copies(
         per: u32s(x.len(), "values")?,
         m: u32s(m, "copies")?,
         first: u32s(first, "copy")?,
+        relu: relu as u32,
         ..Default::default()
     };
     let bind = [
@@ -71,7 +96,13 @@ pub fn lerp_copies(
         Binding::Tensor(alphas),
         Binding::Tensor(&out),
     ];
-    rec.launch_1d(Kernel::LerpCopies, &p, &bind, out.len());
+    // four values a thread, a copy a z, where an item is whole vec4s
+    if x.len().is_multiple_of(4) && m <= 65535 {
+        let [gx, _, gy] = grid((x.len() / 4).div_ceil(64) as u32);
+        rec.launch(Kernel::LerpCopies4, &p, &bind, [gx, gy, m as u32]);
+    } else {
+        rec.launch_1d(Kernel::LerpCopies, &p, &bind, out.len());
+    }
     Ok(out)
 }
 
@@ -99,7 +130,7 @@ pub fn noisy_copies(
         seed_lo: seed as u32,
         seed_hi: (seed >> 32) as u32,
         sigma,
-        _pad: [0; 2],
+        ..Default::default()
     };
     rec.launch_1d(
         Kernel::NoisyCopies,
@@ -132,15 +163,16 @@ pub fn weighted_sum(
         first: u32s(first, "row")?,
         ..Default::default()
     };
-    rec.launch_1d(
-        Kernel::WeightedSum,
-        &p,
-        &[
-            Binding::Tensor(g),
-            Binding::Tensor(weights),
-            Binding::Tensor(acc),
-        ],
-        acc.len(),
-    );
+    // four values a thread where an item is whole vec4s
+    let (kernel, threads) = match acc.len().is_multiple_of(4) {
+        true => (Kernel::WeightedSum4, acc.len() / 4),
+        false => (Kernel::WeightedSum, acc.len()),
+    };
+    let bind = [
+        Binding::Tensor(g),
+        Binding::Tensor(weights),
+        Binding::Tensor(acc),
+    ];
+    rec.launch_1d(kernel, &p, &bind, threads);
     Ok(())
 }

@@ -1,0 +1,65 @@
+//! A network's linear stem: a first conv or linear layer that alone reads the input. Over
+//! many copies of one input, its output and input gradient are linear in the copies, so
+//! integrated gradients and SmoothGrad run it once per input instead of once per copy
+//! (`explain::engine::copies_gradient`).
+
+use super::Net;
+use crate::error::{Error, Result};
+use crate::gpu::{Recorder, Tensor};
+use crate::model::{LayerKind, Src};
+use crate::ops;
+
+impl Net {
+    /// Layer 0, where it is a conv or linear layer and the only reader of the input: the
+    /// input gradient is then W^T g for every item alike, so a sum of gradients over
+    /// items (copies of one input) can be taken at its output and carried through it
+    /// once (`record_input_gradient`).
+    pub fn linear_stem(&self) -> Option<usize> {
+        let layers = &self.model.layers;
+        let stem = matches!(
+            layers.first().map(|l| &l.kind),
+            Some(LayerKind::Conv2d { .. } | LayerKind::Linear { .. })
+        ) && layers[0].inputs == [Src::Input];
+        let alone = layers[1..].iter().all(|l| !l.inputs.contains(&Src::Input));
+        (stem && alone).then_some(0)
+    }
+
+    /// Layer i + 1, where it is a ReLU that alone reads layer i's output.
+    pub fn relu_after(&self, i: usize) -> Option<usize> {
+        let j = i + 1;
+        let l = self.model.layers.get(j)?;
+        let alone = self.consumers[i] == [j] && l.inputs == [Src::Layer(i)];
+        (alone && matches!(l.kind, LayerKind::Relu)).then_some(j)
+    }
+
+    /// Records conv or linear layer i on `x`: its output with the bias, no ReLU.
+    pub fn record_linear(&self, rec: &mut Recorder, i: usize, x: &Tensor) -> Result<Tensor> {
+        match &self.model.layers[i].kind {
+            LayerKind::Conv2d { geom, .. } => ops::conv2d(rec, x, self.weights(i), geom, false),
+            LayerKind::Linear { .. } => ops::linear(rec, x, self.weights(i), false),
+            k => Err(not_linear(i, k)),
+        }
+    }
+
+    /// Records conv or linear layer i's input gradient of `g` (the gradient at its
+    /// output), its input of shape `input`.
+    pub fn record_input_gradient(
+        &self,
+        rec: &mut Recorder,
+        i: usize,
+        g: &Tensor,
+        input: &[usize],
+    ) -> Result<Tensor> {
+        match &self.model.layers[i].kind {
+            LayerKind::Conv2d { geom, .. } if input.len() == 4 => {
+                ops::conv2d_backward_input(rec, g, self.weights(i), geom, (input[2], input[3]))
+            }
+            LayerKind::Linear { .. } => ops::linear_backward_input(rec, g, self.weights(i)),
+            k => Err(not_linear(i, k)),
+        }
+    }
+}
+
+fn not_linear(i: usize, k: &LayerKind) -> Error {
+    Error::Other(format!("layer {i} ({k:?}) is not a conv or linear layer"))
+}
