@@ -152,7 +152,7 @@ pub(crate) enum Copies<'a> {
 
 /// Σ_k w[k] · ∇ logit_target(copy k) over `count` copies, streamed through forward and
 /// backward in chunks that fit the device and summed there: one submission per chunk,
-/// nothing read back. Where the first layer is a conv or linear one
+/// nothing read back. Where the first layer is a conv one
 /// (`Net::linear_stem`), the gradients are summed at its output and carried through it
 /// once (Σ w_k W^T g_k = W^T Σ w_k g_k), and for interpolated copies its output is
 /// interpolated too (W(b + α(x − b)) = Wb + α(Wx − Wb)), with the ReLU after it: it runs

@@ -1,4 +1,4 @@
-//! A network's linear stem: a first conv or linear layer that alone reads the input. Over
+//! A network's linear stem: a first conv layer that alone reads the input. Over
 //! many copies of one input, its output and input gradient are linear in the copies, so
 //! integrated gradients and SmoothGrad run it once per input instead of once per copy
 //! (`explain::engine::copies_gradient`).
@@ -10,15 +10,15 @@ use crate::model::{LayerKind, Src};
 use crate::ops;
 
 impl Net {
-    /// Layer 0, where it is a conv or linear layer and the only reader of the input: the
-    /// input gradient is then W^T g for every item alike, so a sum of gradients over
-    /// items (copies of one input) can be taken at its output and carried through it
-    /// once (`record_input_gradient`).
+    /// Layer 0, where it is a conv layer and the only reader of the input: the input
+    /// gradient is then W^T g for every item alike, so a sum of gradients over items
+    /// (copies of one input) can be taken at its output and carried through it once
+    /// (`record_input_gradient`). (A linear layer cannot read the 4-D input.)
     pub fn linear_stem(&self) -> Option<usize> {
         let layers = &self.model.layers;
         let stem = matches!(
             layers.first().map(|l| &l.kind),
-            Some(LayerKind::Conv2d { .. } | LayerKind::Linear { .. })
+            Some(LayerKind::Conv2d { .. })
         ) && layers[0].inputs == [Src::Input];
         let alone = layers[1..].iter().all(|l| !l.inputs.contains(&Src::Input));
         (stem && alone).then_some(0)
