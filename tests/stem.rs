@@ -141,6 +141,13 @@ fn a_forward_resumed_after_a_layer_matches_the_whole_one() {
         "walked below the given layer: {msg}"
     );
     assert!(resumed.src(Src::Input).is_err());
+    // the stem helpers refuse what is not a conv, or not there
+    let err = |r: netlens::Result<Tensor>| r.err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(err(net.record_linear(&mut rec, 1, &x)).contains("layer 1 (ReLU) is not a conv"));
+    assert!(err(net.record_input_gradient(&mut rec, 99, &y, &shape)).contains("does not exist"));
+    assert_eq!(net.relu_after(0), Some(1));
+    assert_eq!(net.relu_after(1), None);
+    assert_eq!(net.relu_after(99), None);
     assert!(net
         .record_forward_after(&mut rec, &shape, 2, &y, &keep, None)
         .is_err());

@@ -20,7 +20,10 @@ impl Net {
             layers.first().map(|l| &l.kind),
             Some(LayerKind::Conv2d { .. })
         ) && layers[0].inputs == [Src::Input];
-        let alone = layers[1..].iter().all(|l| !l.inputs.contains(&Src::Input));
+        let alone = layers
+            .iter()
+            .skip(1)
+            .all(|l| !l.inputs.contains(&Src::Input));
         (stem && alone).then_some(0)
     }
 
@@ -28,15 +31,17 @@ impl Net {
     pub fn relu_after(&self, i: usize) -> Option<usize> {
         let j = i + 1;
         let l = self.model.layers.get(j)?;
-        let alone = self.consumers[i] == [j] && l.inputs == [Src::Layer(i)];
+        let alone = self.consumers.get(i)? == &[j] && l.inputs == [Src::Layer(i)];
         (alone && matches!(l.kind, LayerKind::Relu)).then_some(j)
     }
 
     /// Records conv or linear layer i on `x`: its output with the bias, no ReLU.
     pub fn record_linear(&self, rec: &mut Recorder, i: usize, x: &Tensor) -> Result<Tensor> {
-        match &self.model.layers[i].kind {
-            LayerKind::Conv2d { geom, .. } => ops::conv2d(rec, x, self.weights(i), geom, false),
-            LayerKind::Linear { .. } => ops::linear(rec, x, self.weights(i), false),
+        match self.model.layers.get(i).map(|l| &l.kind) {
+            Some(LayerKind::Conv2d { geom, .. }) => {
+                ops::conv2d(rec, x, self.weights(i), geom, false)
+            }
+            Some(LayerKind::Linear { .. }) => ops::linear(rec, x, self.weights(i), false),
             k => Err(not_linear(i, k)),
         }
     }
@@ -50,16 +55,22 @@ impl Net {
         g: &Tensor,
         input: &[usize],
     ) -> Result<Tensor> {
-        match &self.model.layers[i].kind {
-            LayerKind::Conv2d { geom, .. } if input.len() == 4 => {
+        match self.model.layers.get(i).map(|l| &l.kind) {
+            Some(LayerKind::Conv2d { geom, .. }) if input.len() == 4 => {
                 ops::conv2d_backward_input(rec, g, self.weights(i), geom, (input[2], input[3]))
             }
-            LayerKind::Linear { .. } => ops::linear_backward_input(rec, g, self.weights(i)),
+            Some(LayerKind::Linear { .. }) => ops::linear_backward_input(rec, g, self.weights(i)),
             k => Err(not_linear(i, k)),
         }
     }
 }
 
-fn not_linear(i: usize, k: &LayerKind) -> Error {
-    Error::Other(format!("layer {i} ({k:?}) is not a conv or linear layer"))
+fn not_linear(i: usize, k: Option<&LayerKind>) -> Error {
+    match k {
+        Some(k) => Error::Other(format!(
+            "layer {i} ({}) is not a conv or linear layer",
+            k.type_name()
+        )),
+        None => Error::Other(format!("layer {i} does not exist")),
+    }
 }
