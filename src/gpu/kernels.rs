@@ -263,8 +263,13 @@ impl KernelCache {
 
     /// Creates the pipelines of `keys` ((kernel, half) as in `get`) not made yet, on as
     /// many threads as the host has cores: a driver compiles each pipeline on the thread
-    /// that asks for it, and a submission's kernels are known before it is encoded.
+    /// that asks for it, and a submission's kernels are known before it is encoded. Not on
+    /// GL, where every call holds the one context (wgpu's GL backend gives up on a thread
+    /// that waits for it over 6 s, which a long compile on another thread can cause).
     pub fn prepare(&self, device: &wgpu::Device, keys: &[(Kernel, bool)]) {
+        if device.adapter_info().backend == wgpu::Backend::Gl {
+            return;
+        }
         let mut missing: Vec<(Kernel, bool)> = {
             let made = self.pipelines.lock().unwrap();
             keys.iter()
