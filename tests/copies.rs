@@ -10,7 +10,7 @@ use netlens::explain::gradient;
 use netlens::explain::Target;
 use netlens::gpu::{Recorder, Tensor};
 use netlens::graph::Net;
-use netlens::ops::copies::{lerp_copies, lerp_relu_copies, noisy_copies, weighted_sum};
+use netlens::ops::copies::{lerp_copies, noisy_copies, weighted_sum};
 
 fn noise(shape: &[usize], sigma: f32, seed: u64, first: usize, m: usize) -> Vec<f32> {
     let x = Tensor::upload(ctx(), &vec![0.0; shape.iter().product()], shape).unwrap();
@@ -83,8 +83,8 @@ fn lerp_and_sum(shape: &[usize]) {
     let wt = Tensor::upload(c, &w, &[5]).unwrap();
     let acc = Tensor::upload(c, &vec![0.5; per], shape).unwrap();
     let mut rec = Recorder::new(c, "copies");
-    let lo = lerp_copies(&mut rec, &xt, &bt, &at, 1, 3).unwrap(); // copies 1, 2, 3
-    let relu = lerp_relu_copies(&mut rec, &xt, &bt, &at, 1, 3).unwrap();
+    let lo = lerp_copies(&mut rec, &xt, &bt, &at, 1, 3, false).unwrap(); // copies 1, 2, 3
+    let relu = lerp_copies(&mut rec, &xt, &bt, &at, 1, 3, true).unwrap();
     weighted_sum(&mut rec, &lo, &wt, 1, &acc).unwrap();
     rec.submit().unwrap();
     let mut want = vec![0f32; 3 * per];
@@ -110,7 +110,7 @@ fn lerp_and_sum(shape: &[usize]) {
     assert_close(&acc.read(c).unwrap(), &want_acc, 1e-5, 1e-5, "weighted sum");
     let mut rec = Recorder::new(c, "bad copies");
     assert!(
-        lerp_copies(&mut rec, &xt, &bt, &at, 3, 3).is_err(),
+        lerp_copies(&mut rec, &xt, &bt, &at, 3, 3, false).is_err(),
         "copies past the alphas"
     );
     assert!(weighted_sum(&mut rec, &lo, &wt, 0, &lo).is_err());

@@ -104,7 +104,7 @@ fn a_forward_resumed_after_a_layer_matches_the_whole_one() {
         .record_backward_range(&mut rec, &whole, last, 1, &seed, ReluRule::Gradient, &[])
         .unwrap();
     // layer 1 (the ReLU after the first conv) given, made the plain way
-    let z = net.record_linear(&mut rec, 0, &x).unwrap();
+    let z = net.record_linear(&mut rec, 0, &x, false).unwrap();
     let y = ops::relu(&mut rec, &z).unwrap();
     let resumed = net
         .record_forward_after(&mut rec, &shape, 1, &y, &keep, None)
@@ -143,7 +143,7 @@ fn a_forward_resumed_after_a_layer_matches_the_whole_one() {
     assert!(resumed.src(Src::Input).is_err());
     // the stem helpers refuse what is not a conv, or not there
     let err = |r: netlens::Result<Tensor>| r.err().map(|e| e.to_string()).unwrap_or_default();
-    assert!(err(net.record_linear(&mut rec, 1, &x)).contains("layer 1 (ReLU) is not a conv"));
+    assert!(err(net.record_linear(&mut rec, 1, &x, false)).contains("layer 1 (ReLU) is not a conv"));
     assert!(err(net.record_input_gradient(&mut rec, 99, &y, &shape)).contains("does not exist"));
     assert_eq!(net.relu_after(0), Some(1));
     assert_eq!(net.relu_after(1), None);

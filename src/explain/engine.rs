@@ -6,7 +6,7 @@ use crate::error::{Error, Result};
 use crate::gpu::{read_all, Recorder, Tensor};
 use crate::graph::stream::passes;
 use crate::graph::{Keep, Net, Tape};
-use crate::ops::copies::{lerp_copies, lerp_relu_copies, noisy_copies, weighted_sum};
+use crate::ops::copies::{lerp_copies, noisy_copies, weighted_sum};
 use crate::ops::objective::{
     argmax_objective, argmax_times_logit_objective, objective, Objective, Targets,
 };
@@ -178,15 +178,17 @@ pub(crate) fn copies_gradient(
     let acc = Tensor::upload(ctx, &vec![0.0; sum_shape.iter().product()], &sum_shape)?;
     let last = net.model().layers.len() - 1;
     let down_to = stem.map_or(0, |s| s + 1);
-    // interpolated copies over a linear stem: its outputs of x and b, and the layer the
-    // forward starts after (the stem, or the ReLU that alone reads it)
+    // interpolated copies over a linear stem: its outputs of x and b, the layer the
+    // forward starts after (the stem, or the ReLU that alone reads it) and whether the
+    // copies take that ReLU
     let lerped = match (&copies, stem) {
         (Copies::Lerp { x, b, .. }, Some(s)) => {
             let mut rec = Recorder::new(ctx, "copies' first layer");
-            let zx = net.record_linear(&mut rec, s, x)?;
-            let zb = net.record_linear(&mut rec, s, b)?;
+            let zx = net.record_linear(&mut rec, s, x, false)?;
+            let zb = net.record_linear(&mut rec, s, b, false)?;
             rec.submit()?;
-            Some((zx, zb, net.relu_after(s).unwrap_or(s)))
+            let relu = net.relu_after(s);
+            Some((zx, zb, relu.unwrap_or(s), relu.is_some()))
         }
         _ => None,
     };
@@ -195,16 +197,13 @@ pub(crate) fn copies_gradient(
         let mut rec = Recorder::new(ctx, "copies gradient");
         let keep = Keep::Gradient(vec![]);
         let tape = match (&copies, &lerped) {
-            (Copies::Lerp { alphas, .. }, Some((zx, zb, after))) => {
-                let y = match Some(*after) == stem {
-                    true => lerp_copies(&mut rec, zx, zb, alphas, first, m)?,
-                    false => lerp_relu_copies(&mut rec, zx, zb, alphas, first, m)?,
-                };
+            (Copies::Lerp { alphas, .. }, Some((zx, zb, after, relu))) => {
+                let y = lerp_copies(&mut rec, zx, zb, alphas, first, m, *relu)?;
                 shape[0] = m;
                 net.record_forward_after(&mut rec, &shape, *after, &y, &keep, None)?
             }
             (Copies::Lerp { x, b, alphas }, None) => {
-                let c = lerp_copies(&mut rec, x, b, alphas, first, m)?;
+                let c = lerp_copies(&mut rec, x, b, alphas, first, m, false)?;
                 net.record_forward(&mut rec, &c, &keep, None)?
             }
             (Copies::Noisy { x, sigma, seed }, _) => {

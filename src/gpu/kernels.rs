@@ -267,9 +267,6 @@ impl KernelCache {
     /// GL, where every call holds the one context (wgpu's GL backend gives up on a thread
     /// that waits for it over 6 s, which a long compile on another thread can cause).
     pub fn prepare(&self, device: &wgpu::Device, keys: &[(Kernel, bool)]) {
-        if device.adapter_info().backend == wgpu::Backend::Gl {
-            return;
-        }
         let mut missing: Vec<(Kernel, bool)> = {
             let made = self.pipelines.lock().unwrap();
             keys.iter()
@@ -282,8 +279,8 @@ impl KernelCache {
         let threads = std::thread::available_parallelism()
             .map_or(1, |n| n.get())
             .min(missing.len());
-        if threads < 2 {
-            return; // `get` makes it on first use
+        if threads < 2 || device.adapter_info().backend == wgpu::Backend::Gl {
+            return; // `get` makes them on first use
         }
         log::debug!("creating {} pipelines on {threads} threads", missing.len());
         let next = std::sync::atomic::AtomicUsize::new(0);

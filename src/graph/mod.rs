@@ -377,13 +377,9 @@ impl Net {
                 && matches!(layers.get(i + 1).map(|l| &l.kind), Some(LayerKind::Relu));
             let mut relu_done = false;
             let y = match &layers[i].kind {
-                LayerKind::Conv2d { geom, .. } => {
+                LayerKind::Conv2d { .. } | LayerKind::Linear { .. } => {
                     relu_done = fuse;
-                    ops::conv2d(rec, a, self.weights(i), geom, fuse)?
-                }
-                LayerKind::Linear { .. } => {
-                    relu_done = fuse;
-                    ops::linear(rec, a, self.weights(i), fuse)?
+                    self.record_linear(rec, i, a, fuse)?
                 }
                 LayerKind::Relu => ops::relu(rec, a)?,
                 LayerKind::MaxPool2d(p) => {

@@ -35,13 +35,20 @@ impl Net {
         (alone && matches!(l.kind, LayerKind::Relu)).then_some(j)
     }
 
-    /// Records conv or linear layer i on `x`: its output with the bias, no ReLU.
-    pub fn record_linear(&self, rec: &mut Recorder, i: usize, x: &Tensor) -> Result<Tensor> {
+    /// Records conv or linear layer i on `x`: its output with the bias, and the ReLU
+    /// fused in with `relu`.
+    pub fn record_linear(
+        &self,
+        rec: &mut Recorder,
+        i: usize,
+        x: &Tensor,
+        relu: bool,
+    ) -> Result<Tensor> {
         match self.model.layers.get(i).map(|l| &l.kind) {
             Some(LayerKind::Conv2d { geom, .. }) => {
-                ops::conv2d(rec, x, self.weights(i), geom, false)
+                ops::conv2d(rec, x, self.weights(i), geom, relu)
             }
-            Some(LayerKind::Linear { .. }) => ops::linear(rec, x, self.weights(i), false),
+            Some(LayerKind::Linear { .. }) => ops::linear(rec, x, self.weights(i), relu),
             k => Err(not_linear(i, k)),
         }
     }

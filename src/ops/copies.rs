@@ -40,7 +40,7 @@ fn copies_shape(item: &[usize], m: usize) -> Vec<usize> {
 }
 
 /// Copies k = first .. first + m of b + alpha_k (x - b), for x, b one item each and
-/// alphas [count].
+/// alphas [count]; with `relu`, each value's ReLU max(0, .).
 pub fn lerp_copies(
     rec: &mut Recorder,
     x: &Tensor,
@@ -48,28 +48,6 @@ pub fn lerp_copies(
     alphas: &Tensor,
     first: usize,
     m: usize,
-) -> Result<Tensor> {
-    lerp(rec, x, b, alphas, (first, m), false)
-}
-
-/// As `lerp_copies`, each value's ReLU: max(0, b + alpha_k (x - b)).
-pub fn lerp_relu_copies(
-    rec: &mut Recorder,
-    x: &Tensor,
-    b: &Tensor,
-    alphas: &Tensor,
-    first: usize,
-    m: usize,
-) -> Result<Tensor> {
-    lerp(rec, x, b, alphas, (first, m), true)
-}
-
-fn lerp(
-    rec: &mut Recorder,
-    x: &Tensor,
-    b: &Tensor,
-    alphas: &Tensor,
-    (first, m): (usize, usize),
     relu: bool,
 ) -> Result<Tensor> {
     let item = one_item(x, "lerp copies")?;
