@@ -2,6 +2,7 @@
 //! extents, the buffer-to-texture copies and the piecewise writes of packed weights.
 
 use super::context::Context;
+use super::weights::pack_f16;
 use crate::error::{Error, Result};
 
 /// The 2-D extent that holds `texels` texels in rows of a power-of-two width (at least
@@ -127,32 +128,36 @@ pub(super) fn texel_copies(
     copies
 }
 
-/// Bytes of packed f32 weights written into a texture at a time, so that a piece's packing
-/// and staging memory are alive, not a whole chunk's (128 MiB on lavapipe).
+/// Bytes of packed weights (as f32) written into a texture at a time, so that a piece's
+/// packing and staging memory are alive, not a whole chunk's (128 MiB on lavapipe).
 #[cfg(not(test))]
 const PIECE_BYTES: usize = 8 << 20;
 /// Small in the unit tests, so that their weights go in several pieces.
 #[cfg(test)]
 const PIECE_BYTES: usize = 1 << 10;
 
-/// A new f32 weight texture for `bytes` of packed values, written `PIECE_BYTES` at a time
-/// (at most two pieces' copies in flight): `lines` lines of `line` values (whole texels),
-/// `piece(l, k)` packing lines [l, l + k) (values past them, padding, are not written).
+/// A new weight texture for `bytes` of packed values (f32, or f16 pairs when `half`),
+/// written `PIECE_BYTES` at a time (at most two pieces' copies in flight): `lines` lines of
+/// `line` values (whole texels), `piece(l, k)` packing lines [l, l + k) as f32 (values past
+/// them, padding, are not written). Halves are rounded on the host and copied in as bits,
+/// so a subnormal half keeps its value.
 pub(super) fn texture_packed(
     ctx: &Context,
     bytes: u64,
     lines: usize,
     line: usize,
+    half: bool,
     piece: impl Fn(usize, usize) -> Vec<f32>,
 ) -> Result<wgpu::TextureView> {
-    let (texture, width) = weight_texture(ctx, bytes, false)?;
+    let (texture, width) = weight_texture(ctx, bytes, half)?;
     let per = (PIECE_BYTES / (line * 4)).max(1);
     let mut r = 0;
     let mut last = None;
     while r < lines {
         let k = per.min(lines - r);
         let v = piece(r, k);
-        write_texels(ctx, &texture, width, (r * line / 4) as u64, &v[..k * line]);
+        let first = (r * line / 4) as u64;
+        write_texels(ctx, &texture, width, first, &v[..k * line], half);
         // the last piece's copy ran while this one was packed; wait for it
         if let Some(i) = last.replace(ctx.queue.submit([])) {
             let wait = wgpu::PollType::Wait {
@@ -168,13 +173,59 @@ pub(super) fn texture_packed(
     Ok(texture.create_view(&Default::default()))
 }
 
-/// Writes f32 values `v` (whole texels) into `texture` (`width` texels a row) from texel
-/// `first` on.
-fn write_texels(ctx: &Context, texture: &wgpu::Texture, width: u64, first: u64, v: &[f32]) {
-    let data: &[u8] = bytemuck::cast_slice(v);
-    for (dst, layout, extent) in texel_copies(texture, width, first, v.len() as u64 / 4, 16) {
+/// Writes values `v` (whole texels of 4; as f16 pairs when `half`) into `texture`
+/// (`width` texels a row) from texel `first` on.
+fn write_texels(
+    ctx: &Context,
+    texture: &wgpu::Texture,
+    width: u64,
+    first: u64,
+    v: &[f32],
+    half: bool,
+) {
+    let halves;
+    let (data, texel): (&[u8], u64) = if half {
+        halves = pack_f16(v);
+        (bytemuck::cast_slice(&halves), 8)
+    } else {
+        (bytemuck::cast_slice(v), 16)
+    };
+    for (dst, layout, extent) in texel_copies(texture, width, first, v.len() as u64 / 4, texel) {
         ctx.queue.write_texture(dst, data, layout, extent);
     }
+}
+
+/// The first `bytes` of weight texture `view`'s texels (f32, or f16 pairs when `half`),
+/// copied as bits into a new storage buffer.
+pub(super) fn buffer_from(
+    ctx: &Context,
+    view: &wgpu::TextureView,
+    bytes: u64,
+    half: bool,
+) -> wgpu::Buffer {
+    let texel: u64 = if half { 8 } else { 16 };
+    let texture = view.texture();
+    let buffer = ctx.device.create_buffer(&wgpu::BufferDescriptor {
+        label: Some("netlens weights from a texture"),
+        size: bytes,
+        usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
+        mapped_at_creation: false,
+    });
+    let mut enc = ctx
+        .device
+        .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+            label: Some("netlens weight texture read"),
+        });
+    let width = texture.width() as u64;
+    for (src, layout, extent) in texel_copies(texture, width, 0, bytes / texel, texel) {
+        let to = wgpu::TexelCopyBufferInfo {
+            buffer: &buffer,
+            layout,
+        };
+        enc.copy_texture_to_buffer(src, to, extent);
+    }
+    ctx.queue.submit([enc.finish()]);
+    buffer
 }
 
 /// A packed weight buffer as a 2-D texture, one vec4 group per texel (rgba32float, or

@@ -9,7 +9,7 @@ use super::context::Context;
 use super::kernels::Kernel;
 use super::recorder::{grid, Binding, Recorder};
 use super::variant::Packing;
-use super::weight_texture::{texture_from, texture_packed, weight_texture};
+use super::weight_texture::{buffer_from, texture_from, texture_packed, weight_texture};
 use crate::error::{Error, Result};
 
 /// How weights are stored on the device; arithmetic is f32 either way.
@@ -122,16 +122,15 @@ pub struct WeightBuffer {
 pub(crate) const STRIP_PASSES: usize = 32;
 
 pub struct WeightChunk {
-    /// Rows [start, start + rows) as `Packing` says; `None` for f32 weights on the
-    /// texture-reading variants (`Gemm::CpuTex`, `Gemm::CpuFetch`), which hold them only
-    /// as `texture`.
+    /// Rows [start, start + rows) as `Packing` says; `None` on the texture-reading
+    /// variants (`Gemm::CpuTex`, `Gemm::CpuFetch`), which hold weights only as textures.
     buffer: Option<wgpu::Buffer>,
     /// The transposed packing for the CPU-shaped input-gradient GEMMs (their GEMVs read
     /// the forward one), made on first use.
     backward: OnceLock<wgpu::Buffer>,
     /// The forward and transposed packings as textures for the texture-reading variants:
-    /// f32 weights are written into `texture` at upload, f16 ones copied from `buffer` on
-    /// first use; `backward_texture` is made on first use.
+    /// weights are written into `texture` at upload (f16 as pairs of halves in
+    /// rgba16float); `backward_texture` is made from it on first use.
     texture: OnceLock<wgpu::TextureView>,
     backward_texture: OnceLock<wgpu::TextureView>,
     pub bias: wgpu::Buffer,
@@ -140,12 +139,12 @@ pub struct WeightChunk {
 }
 
 impl WeightChunk {
-    /// The chunk's buffer: every chunk has one but f32 weights on the texture-reading
-    /// variants, whose kernels never ask for it.
+    /// The chunk's buffer: every chunk has one but those on the texture-reading variants,
+    /// whose kernels never ask for it.
     pub fn buffer(&self) -> Result<&wgpu::Buffer> {
-        self.buffer.as_ref().ok_or_else(|| {
-            Error::Other("these f32 weights are held as a texture, not a buffer".into())
-        })
+        self.buffer
+            .as_ref()
+            .ok_or_else(|| Error::Other("these weights are held as a texture, not a buffer".into()))
     }
 }
 
@@ -239,8 +238,8 @@ impl WeightBuffer {
                 hint: "a single output channel's weights cannot be split further".into(),
             });
         }
-        // f32 weights on the texture-reading variants go straight into their texture
-        let textured = ctx.gemm().reads_textures() && !half;
+        // weights on the texture-reading variants go straight into their texture
+        let textured = ctx.gemm().reads_textures();
         // the tiled kernels' input gradients read the forward layout
         let backward_only = layout.backward_only && packing == Packing::Vec4;
         // fills chunk `ch` (rows `part`, n of them) with what it holds from the upload on;
@@ -250,19 +249,15 @@ impl WeightBuffer {
                 let lines = pack.cin * pack.taps;
                 let line = n.div_ceil(4) * 4;
                 if textured {
-                    let bytes = (pack.lens(packing, n).1 * 4) as u64;
-                    let t = texture_packed(ctx, bytes, lines, line, |l0, k| {
+                    let bytes = (pack.lens(packing, n).1 * elem) as u64;
+                    let t = texture_packed(ctx, bytes, lines, line, half, |l0, k| {
                         pack.backward_lines(part, n, l0, k)
                     })?;
                     ch.backward_texture = OnceLock::from(t);
                     return Ok(());
                 }
                 let buf = create_packed(ctx, name, &pack.backward(packing, part, n), half);
-                if ctx.gemm().reads_textures() {
-                    ch.backward_texture = OnceLock::from(texture_from(ctx, &buf, half)?);
-                } else {
-                    ch.backward = OnceLock::from(buf);
-                }
+                ch.backward = OnceLock::from(buf);
                 return Ok(());
             }
             if textured {
@@ -272,8 +267,8 @@ impl WeightBuffer {
                     ));
                 }
                 let (line, row_len) = (pack.taps * pack.cin.div_ceil(4) * 4, pack.taps * pack.cin);
-                let bytes = (pack.lens(packing, n).0 * 4) as u64;
-                let t = texture_packed(ctx, bytes, n, line, |r, k| {
+                let bytes = (pack.lens(packing, n).0 * elem) as u64;
+                let t = texture_packed(ctx, bytes, n, line, half, |r, k| {
                     pack.forward(packing, &part[r * row_len..(r + k) * row_len], k)
                 })?;
                 ch.texture = OnceLock::from(t);
@@ -342,8 +337,7 @@ impl WeightBuffer {
     }
 
     /// What a forward launch over chunk `i` binds as its weights: the chunk's buffer, or
-    /// under `Gemm::CpuTex` and `Gemm::CpuFetch` that buffer as a texture, made on first use
-    /// and kept.
+    /// under `Gemm::CpuTex` and `Gemm::CpuFetch` its texture, written at upload.
     pub(crate) fn forward_source(&self, ctx: &Context, i: usize) -> Result<WeightSource> {
         if self.backward_only {
             return Err(Error::Other(
@@ -354,28 +348,35 @@ impl WeightBuffer {
         if !ctx.gemm().reads_textures() {
             return Ok(WeightSource::Buffer(ch.buffer()?.clone()));
         }
-        let t = cached(&ch.texture, || texture_from(ctx, ch.buffer()?, self.half))?;
+        let t = ch.texture.get().cloned().ok_or_else(|| {
+            Error::Other("these weights were uploaded for a GEMM that reads buffers".into())
+        })?;
         Ok(WeightSource::Texture(t))
     }
 
-    /// As `forward_source`, for an input-gradient GEMM launch (`backward_buffer`'s layout). The
-    /// texture of f32 weights is transposed from their forward texture; f16 weights go
-    /// through a transposed buffer that is not kept (a store through rgba16float might
-    /// not keep subnormal halves).
+    /// As `forward_source`, for an input-gradient GEMM launch (`backward_buffer`'s layout),
+    /// made from the forward texture on first use and kept. f32 weights are transposed
+    /// from texture to texture; f16 ones are copied out to a buffer, transposed as bits
+    /// into another and copied into the new texture (a store through rgba16float might not
+    /// keep subnormal halves), and the buffers dropped.
     pub(crate) fn backward_source(&self, ctx: &Context, i: usize) -> Result<WeightSource> {
         if !ctx.gemm().reads_textures() {
             return Ok(WeightSource::Buffer(self.backward_buffer(ctx, i)?));
         }
         let ch = &self.chunks[i];
-        let t = cached(&ch.backward_texture, || match (self.packing, self.half) {
-            (Packing::Rows, half) => texture_from(ctx, ch.buffer()?, half),
-            (Packing::Vec4, true) => texture_from(ctx, &self.transpose(ctx, ch)?, true),
-            (Packing::Vec4, false) => match self.forward_source(ctx, i)? {
-                WeightSource::Texture(t) => self.transpose_to_texture(ctx, ch, &t),
-                WeightSource::Buffer(_) => Err(Error::Other(
+        let t = cached(&ch.backward_texture, || {
+            let WeightSource::Texture(from) = self.forward_source(ctx, i)? else {
+                return Err(Error::Other(
                     "a texture-reading GEMM read a weight buffer".into(),
-                )),
-            },
+                ));
+            };
+            if self.half {
+                let bytes = (self.pack().lens(self.packing, ch.rows).0 * 2) as u64;
+                let src = buffer_from(ctx, &from, bytes, true);
+                texture_from(ctx, &self.transpose(ctx, ch, &src)?, true)
+            } else {
+                self.transpose_to_texture(ctx, ch, &from)
+            }
         })?;
         Ok(WeightSource::Texture(t))
     }
@@ -407,7 +408,7 @@ impl WeightBuffer {
         if self.packing == Packing::Rows {
             return Ok(ch.buffer()?.clone());
         }
-        cached(&ch.backward, || self.transpose(ctx, ch))
+        cached(&ch.backward, || self.transpose(ctx, ch, ch.buffer()?))
     }
 
     /// Chunk `ch`'s f32 weights transposed on the device from their forward texture `from`
@@ -430,8 +431,14 @@ impl WeightBuffer {
         Ok(view)
     }
 
-    /// Chunk `ch`'s packed weights transposed on the device into a new buffer.
-    fn transpose(&self, ctx: &Context, ch: &WeightChunk) -> Result<wgpu::Buffer> {
+    /// Chunk `ch`'s packed weights, held in `src`, transposed on the device into a new
+    /// buffer.
+    fn transpose(
+        &self,
+        ctx: &Context,
+        ch: &WeightChunk,
+        src: &wgpu::Buffer,
+    ) -> Result<wgpu::Buffer> {
         let values = self.pack().lens(self.packing, ch.rows).1;
         let dst = ctx.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("netlens transposed weights"),
@@ -439,7 +446,7 @@ impl WeightBuffer {
             usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
             mapped_at_creation: false,
         });
-        let io = [Binding::Raw(ch.buffer()?), Binding::Raw(&dst)];
+        let io = [Binding::Raw(src), Binding::Raw(&dst)];
         self.transpose_into(ctx, ch, Kernel::TransposePacked, io, (0, 0))?;
         Ok(dst)
     }
@@ -685,8 +692,8 @@ mod tests {
     }
 
     /// Both packings of every chunk, as buffers (`cpu`) or textures (`cpu-tex`,
-    /// `cpu-fetch`: f32 written at upload and transposed from that texture, f16 copied
-    /// from buffers), bit for bit the host's (f16: their halves), padding zero.
+    /// `cpu-fetch`: written at upload and transposed from that texture), bit for bit the
+    /// host's (f16: their halves, subnormal ones too), padding zero.
     #[test]
     fn packings_hold_the_weights_bit_for_bit() {
         // (rows, cin, taps); the last one's chunks fill textures of more than one row
@@ -706,11 +713,14 @@ mod tests {
             }
             for (rows, cin, taps) in shapes {
                 for precision in [Precision::F32, Precision::F16] {
-                    // with subnormals and negative zeros, which must keep their bits
+                    // with subnormals (f32's, and f16's: 3e-6 and -5e-7) and negative
+                    // zeros, which must keep their bits
                     let data: Vec<f32> = (0..rows * cin * taps)
                         .map(|i| match i % 97 {
                             5 => 1e-40,
                             6 => -0.0,
+                            7 => 3e-6,
+                            8 => -5e-7,
                             _ => ((i * 7919 % 1013) as f32 - 506.0) / 64.0,
                         })
                         .collect();
@@ -727,6 +737,9 @@ mod tests {
                     let (wb, bo) = (upload(layout), upload(layout.backward_only()));
                     assert_eq!(wb.chunks.len(), bo.chunks.len());
                     assert!(bo.chunks.iter().all(|c| c.buffer.is_none()));
+                    // the texture-reading variants hold no weight buffers at all
+                    let textured = ctx.gemm().reads_textures();
+                    assert!(wb.chunks.iter().all(|c| c.buffer.is_none() == textured));
                     for (i, ch) in wb.chunks.iter().enumerate() {
                         let at = |r: usize, ci: usize, t: usize| {
                             data[((ch.start + r) * cin + ci) * taps + t]
