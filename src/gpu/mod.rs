@@ -5,6 +5,7 @@ pub mod kernels;
 mod profile;
 pub mod recorder;
 pub mod tensor;
+pub(crate) mod upload;
 mod variant;
 pub(crate) mod weight_texture;
 pub mod weights;

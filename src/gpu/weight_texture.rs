@@ -2,6 +2,7 @@
 //! extents, the buffer-to-texture copies and the piecewise writes of packed weights.
 
 use super::context::Context;
+use super::upload::write_pieces;
 use super::weights::pack_f16;
 use crate::error::{Error, Result};
 
@@ -128,48 +129,23 @@ pub(super) fn texel_copies(
     copies
 }
 
-/// Bytes of packed weights (as f32) written into a texture at a time, so that a piece's
-/// packing and staging memory are alive, not a whole chunk's (128 MiB on lavapipe).
-#[cfg(not(test))]
-const PIECE_BYTES: usize = 8 << 20;
-/// Small in the unit tests, so that their weights go in several pieces.
-#[cfg(test)]
-const PIECE_BYTES: usize = 1 << 10;
-
-/// A new weight texture for `bytes` of packed values (f32, or f16 pairs when `half`),
-/// written `PIECE_BYTES` at a time (at most two pieces' copies in flight): `lines` lines of
-/// `line` values (whole texels), `piece(l, k)` packing lines [l, l + k) as f32 (values past
-/// them, padding, are not written). Halves are rounded on the host and copied in as bits,
-/// so a subnormal half keeps its value.
+/// A new weight texture for `bytes` of packed values (f32, or f16 pairs when `half`):
+/// `lines` lines of `line` values (whole texels) written by `upload::write_pieces`,
+/// `piece(l, k)` packing lines [l, l + k) as f32 (values past them, padding, are not
+/// written). Halves are rounded on the host and copied in as bits, so a subnormal half
+/// keeps its value.
 pub(super) fn texture_packed(
     ctx: &Context,
     bytes: u64,
     lines: usize,
     line: usize,
     half: bool,
-    piece: impl Fn(usize, usize) -> Vec<f32>,
+    piece: impl FnMut(usize, usize) -> Vec<f32>,
 ) -> Result<wgpu::TextureView> {
     let (texture, width) = weight_texture(ctx, bytes, half)?;
-    let per = (PIECE_BYTES / (line * 4)).max(1);
-    let mut r = 0;
-    let mut last = None;
-    while r < lines {
-        let k = per.min(lines - r);
-        let v = piece(r, k);
-        let first = (r * line / 4) as u64;
-        write_texels(ctx, &texture, width, first, &v[..k * line], half);
-        // the last piece's copy ran while this one was packed; wait for it
-        if let Some(i) = last.replace(ctx.queue.submit([])) {
-            let wait = wgpu::PollType::Wait {
-                submission_index: Some(i),
-                timeout: None,
-            };
-            ctx.device
-                .poll(wait)
-                .map_err(|e| Error::DeviceLost(format!("uploading weights: {e}")))?;
-        }
-        r += k;
-    }
+    write_pieces(ctx, lines, line, piece, |first, v| {
+        write_texels(ctx, &texture, width, first as u64 / 4, v, half)
+    })?;
     Ok(texture.create_view(&Default::default()))
 }
 

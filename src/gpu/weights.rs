@@ -8,6 +8,7 @@ use std::sync::OnceLock;
 use super::context::Context;
 use super::kernels::Kernel;
 use super::recorder::{grid, Binding, Recorder};
+use super::upload::{buffer_packed, HostRows};
 use super::variant::Packing;
 use super::weight_texture::{buffer_from, texture_from, texture_packed, weight_texture};
 use crate::error::{Error, Result};
@@ -192,15 +193,44 @@ impl WeightBuffer {
         bias: Option<&[f32]>,
         layout: WeightLayout,
     ) -> Result<Self> {
+        let data = HostRows::Borrowed(data);
+        Self::upload_rows(ctx, name, data, rows, row_len, bias, layout)
+    }
+
+    /// As `upload_with`, giving `data` back to the allocator from its end as its rows are
+    /// written (the rows go last first), so that a large matrix and its device copy are not
+    /// both whole in host memory (on lavapipe the device's memory is the host's).
+    pub fn upload_owned(
+        ctx: &Context,
+        name: &str,
+        data: Vec<f32>,
+        rows: usize,
+        row_len: usize,
+        bias: Option<&[f32]>,
+        layout: WeightLayout,
+    ) -> Result<Self> {
+        let data = HostRows::Owned(data);
+        Self::upload_rows(ctx, name, data, rows, row_len, bias, layout)
+    }
+
+    pub(crate) fn upload_rows(
+        ctx: &Context,
+        name: &str,
+        mut data: HostRows,
+        rows: usize,
+        row_len: usize,
+        bias: Option<&[f32]>,
+        layout: WeightLayout,
+    ) -> Result<Self> {
         let taps = layout.taps();
-        if data.len() != rows * row_len
+        if data.values().len() != rows * row_len
             || bias.is_some_and(|b| b.len() != rows)
             || taps == 0
             || !row_len.is_multiple_of(taps)
         {
             return Err(Error::Shape(format!(
                 "{name}: {} values for {rows}x{row_len} ({taps} taps)",
-                data.len()
+                data.values().len()
             )));
         }
         let half = layout.precision == Precision::F16;
@@ -242,10 +272,13 @@ impl WeightBuffer {
         let textured = ctx.gemm().reads_textures();
         // the tiled kernels' input gradients read the forward layout
         let backward_only = layout.backward_only && packing == Packing::Vec4;
-        // fills chunk `ch` (rows `part`, n of them) with what it holds from the upload on;
-        // the rest is made on first use
-        let store = |ch: &mut WeightChunk, part: &[f32], n: usize| -> Result<()> {
+        // fills chunk `ch` (rows [start, start + n) of `data`) with what it holds from the
+        // upload on; the rest is made on first use. Rows past `start` are not read again.
+        let store = |ch: &mut WeightChunk, data: &mut HostRows| -> Result<()> {
+            let (start, n) = (ch.start, ch.rows);
+            let row_len = pack.taps * pack.cin;
             if backward_only {
+                let part = &data.values()[start * row_len..(start + n) * row_len];
                 let lines = pack.cin * pack.taps;
                 let line = n.div_ceil(4) * 4;
                 if textured {
@@ -254,44 +287,43 @@ impl WeightBuffer {
                         pack.backward_lines(part, n, l0, k)
                     })?;
                     ch.backward_texture = OnceLock::from(t);
-                    return Ok(());
+                } else {
+                    let buf = create_packed(ctx, name, &pack.backward(packing, part, n), half);
+                    ch.backward = OnceLock::from(buf);
                 }
-                let buf = create_packed(ctx, name, &pack.backward(packing, part, n), half);
-                ch.backward = OnceLock::from(buf);
+                data.release_from(start * row_len);
                 return Ok(());
             }
+            if textured && packing != Packing::Vec4 {
+                return Err(Error::Other(
+                    "weight textures hold the CPU-shaped kernels' Vec4 packing only".into(),
+                ));
+            }
+            let line = pack.line(packing);
+            let bytes = (pack.lens(packing, n).0 * elem) as u64;
+            // rows [r, r + k) of the chunk, packed; the rows from them on are given back
+            let piece = |r: usize, k: usize| {
+                let from = (start + r) * row_len;
+                let v = pack.forward_rows(packing, &data.values()[from..from + k * row_len], k);
+                data.release_from(from);
+                v
+            };
             if textured {
-                if packing != Packing::Vec4 {
-                    return Err(Error::Other(
-                        "weight textures hold the CPU-shaped kernels' Vec4 packing only".into(),
-                    ));
-                }
-                let (line, row_len) = (pack.taps * pack.cin.div_ceil(4) * 4, pack.taps * pack.cin);
-                let bytes = (pack.lens(packing, n).0 * elem) as u64;
-                let t = texture_packed(ctx, bytes, n, line, half, |r, k| {
-                    pack.forward(packing, &part[r * row_len..(r + k) * row_len], k)
-                })?;
-                ch.texture = OnceLock::from(t);
-                return Ok(());
+                ch.texture = OnceLock::from(texture_packed(ctx, bytes, n, line, half, piece)?);
+            } else {
+                ch.buffer = Some(buffer_packed(ctx, name, bytes, n, line, half, piece)?);
             }
-            ch.buffer = Some(create_packed(
-                ctx,
-                name,
-                &pack.forward(packing, part, n),
-                half,
-            ));
             Ok(())
         };
         let mut chunks = Vec::new();
         let mut start = 0;
         while start < rows {
             let n = per_chunk.min(rows - start);
-            let part = &data[start * row_len..(start + n) * row_len];
             let bias = match bias {
                 Some(b) => create_init(ctx, name, &b[start..start + n]),
                 None => create_init(ctx, name, &vec![0.0f32; n]),
             };
-            let mut ch = WeightChunk {
+            chunks.push(WeightChunk {
                 buffer: None,
                 backward: OnceLock::new(),
                 texture: OnceLock::new(),
@@ -299,10 +331,12 @@ impl WeightBuffer {
                 bias,
                 start,
                 rows: n,
-            };
-            store(&mut ch, part, n)?;
-            chunks.push(ch);
+            });
             start += n;
+        }
+        // the last chunk first, so that owned rows are given back from their end
+        for ch in chunks.iter_mut().rev() {
+            store(ch, &mut data)?;
             // hand this chunk's staged writes to the queue and wait for them, so that one
             // chunk's staging memory is alive at a time (fc6's four chunks would hold 411 MB)
             ctx.queue.submit([]);
@@ -310,6 +344,7 @@ impl WeightBuffer {
                 .poll(wgpu::PollType::wait_indefinitely())
                 .map_err(|e| Error::DeviceLost(format!("uploading {name}: {e}")))?;
         }
+        data.release_from(0);
         Ok(WeightBuffer {
             chunks,
             rows,
@@ -546,16 +581,23 @@ impl Pack {
         (padded(fwd, self.half), padded(bwd, self.half))
     }
 
-    /// The forward layout of `part` (n rows): PyTorch's; [row][tap][ci] with ci
-    /// zero-padded to a multiple of 4 (`Vec4`). Padded to `lens`.
-    fn forward(&self, packing: Packing, part: &[f32], n: usize) -> Vec<f32> {
+    /// Values a row takes in the forward layout.
+    fn line(&self, packing: Packing) -> usize {
+        match packing {
+            Packing::Rows => self.cin * self.taps,
+            Packing::Vec4 => self.taps * self.cin.div_ceil(4) * 4,
+        }
+    }
+
+    /// The forward layout of `part` (n rows, `line` values each): PyTorch's; [row][tap][ci]
+    /// with ci zero-padded to a multiple of 4 (`Vec4`).
+    fn forward_rows(&self, packing: Packing, part: &[f32], n: usize) -> Vec<f32> {
+        if packing == Packing::Rows {
+            return part.to_vec();
+        }
         let (taps, cin) = (self.taps, self.cin);
         let c4 = cin.div_ceil(4) * 4;
-        let mut out = vec![0.0; self.lens(packing, n).0];
-        if packing == Packing::Rows {
-            out[..part.len()].copy_from_slice(part);
-            return out;
-        }
+        let mut out = vec![0.0; n * self.line(packing)];
         for r in 0..n {
             for ci in 0..cin {
                 for t in 0..taps {
@@ -735,7 +777,19 @@ mod tests {
                             .unwrap()
                     };
                     let (wb, bo) = (upload(layout), upload(layout.backward_only()));
+                    // uploaded from an owned copy, given back as it goes: the same bits
+                    let ow = WeightBuffer::upload_owned(
+                        &ctx,
+                        "t",
+                        data.clone(),
+                        rows,
+                        cin * taps,
+                        None,
+                        layout,
+                    )
+                    .unwrap();
                     assert_eq!(wb.chunks.len(), bo.chunks.len());
+                    assert_eq!(wb.chunks.len(), ow.chunks.len());
                     assert!(bo.chunks.iter().all(|c| c.buffer.is_none()));
                     // the texture-reading variants hold no weight buffers at all
                     let textured = ctx.gemm().reads_textures();
@@ -762,11 +816,57 @@ mod tests {
                         check(&ctx, &src, &fwd, half, &format!("{what} forward"));
                         let src = wb.backward_source(&ctx, i).unwrap();
                         check(&ctx, &src, &bwd, half, &format!("{what} transposed"));
+                        let src = ow.forward_source(&ctx, i).unwrap();
+                        check(&ctx, &src, &fwd, half, &format!("{what} owned forward"));
+                        let src = ow.backward_source(&ctx, i).unwrap();
+                        check(&ctx, &src, &bwd, half, &format!("{what} owned transposed"));
                         // packed on the host for input gradients only: the same bits
                         let src = bo.backward_source(&ctx, i).unwrap();
                         check(&ctx, &src, &bwd, half, &format!("{what} backward only"));
                         assert!(bo.forward_source(&ctx, i).is_err(), "{what}");
                         assert!(bo.chunks[i].texture.get().is_none(), "{what}");
+                    }
+                }
+            }
+        }
+    }
+
+    /// The tiled kernels' buffers hold PyTorch's layout, written a piece at a time from the
+    /// last (pieces of an even number of rows, so that f16 pairs of odd-length rows stay
+    /// whole words), borrowed or owned, bit for bit.
+    #[test]
+    fn row_buffers_hold_the_weights_bit_for_bit() {
+        let ctx = Context::from_env().unwrap().with_gemm(Gemm::Tiled);
+        for (rows, row_len) in [(5, 27), (37, 33), (70, 301), (1, 1), (130, 63)] {
+            let data: Vec<f32> = (0..rows * row_len)
+                .map(|i| match i % 97 {
+                    5 => 1e-40,
+                    7 => 3e-6,
+                    _ => ((i * 7919 % 1013) as f32 - 506.0) / 64.0,
+                })
+                .collect();
+            for precision in [Precision::F32, Precision::F16] {
+                let half = precision == Precision::F16;
+                let layout = WeightLayout::linear()
+                    .precision(precision)
+                    .limit(((row_len * 4 * 18) as u64).max(256));
+                let borrowed =
+                    WeightBuffer::upload_with(&ctx, "fc", &data, rows, row_len, None, layout);
+                let owned = WeightBuffer::upload_owned(
+                    &ctx,
+                    "fc",
+                    data.clone(),
+                    rows,
+                    row_len,
+                    None,
+                    layout,
+                );
+                for wb in [borrowed.unwrap(), owned.unwrap()] {
+                    for (i, ch) in wb.chunks.iter().enumerate() {
+                        let want = &data[ch.start * row_len..(ch.start + ch.rows) * row_len];
+                        let what = format!("{rows}x{row_len} {precision:?} chunk {i}");
+                        let src = wb.forward_source(&ctx, i).unwrap();
+                        check(&ctx, &src, want, half, &what);
                     }
                 }
             }

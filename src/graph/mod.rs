@@ -13,6 +13,7 @@ use std::sync::Arc;
 
 use crate::array::Array;
 use crate::error::{Error, Result};
+use crate::gpu::upload::HostRows;
 use crate::gpu::{Context, Precision, Recorder, Tensor, WeightBuffer, WeightLayout};
 use crate::model::{LayerKind, Model, Src};
 use crate::ops;
@@ -82,6 +83,15 @@ pub enum HostWeights {
     KeepLayers(Vec<bool>),
 }
 
+/// A layer's host weights for its upload: borrowed where the `Net` keeps them, else taken
+/// from the model and given back as they are written.
+fn host_rows(w: &mut Vec<f32>, keep: bool) -> HostRows<'_> {
+    match keep {
+        true => HostRows::Borrowed(w),
+        false => HostRows::Owned(std::mem::take(w)),
+    }
+}
+
 impl HostWeights {
     fn keeps(&self, layer: usize) -> bool {
         match self {
@@ -130,30 +140,32 @@ impl Net {
         model.check_graph()?;
         let mut weights = Vec::with_capacity(model.layers.len());
         for (i, l) in model.layers.iter_mut().enumerate() {
-            weights.push(match &l.kind {
-                LayerKind::Conv2d { geom, weight, bias } => Some(WeightBuffer::upload_with(
-                    &ctx,
-                    &l.name,
-                    weight,
-                    geom.cout,
-                    weight.len() / geom.cout,
-                    bias.as_deref(),
-                    WeightLayout::conv(geom.kernel.0 * geom.kernel.1).precision(precision),
-                )?),
+            let keep = host.keeps(i);
+            let upload = |w, rows, row_len, bias: &Option<Vec<f32>>, layout| {
+                WeightBuffer::upload_rows(&ctx, &l.name, w, rows, row_len, bias.as_deref(), layout)
+            };
+            weights.push(match &mut l.kind {
+                LayerKind::Conv2d { geom, weight, bias } => {
+                    let (cout, len) = (geom.cout, weight.len() / geom.cout);
+                    let taps = geom.kernel.0 * geom.kernel.1;
+                    let layout = WeightLayout::conv(taps).precision(precision);
+                    Some(upload(host_rows(weight, keep), cout, len, bias, layout)?)
+                }
                 LayerKind::Linear {
                     in_features,
                     out_features,
                     weight,
                     bias,
-                } => Some(WeightBuffer::upload_with(
-                    &ctx,
-                    &l.name,
-                    weight,
-                    *out_features,
-                    *in_features,
-                    bias.as_deref(),
-                    WeightLayout::linear().precision(precision),
-                )?),
+                } => {
+                    let layout = WeightLayout::linear().precision(precision);
+                    Some(upload(
+                        host_rows(weight, keep),
+                        *out_features,
+                        *in_features,
+                        bias,
+                        layout,
+                    )?)
+                }
                 LayerKind::BatchNorm2d { .. } => {
                     return Err(Error::Other(format!(
                         "batch norm {} was not folded; load models with model::load",
@@ -162,13 +174,6 @@ impl Net {
                 }
                 _ => None,
             });
-            if !host.keeps(i) {
-                if let LayerKind::Conv2d { weight, .. } | LayerKind::Linear { weight, .. } =
-                    &mut l.kind
-                {
-                    *weight = Vec::new();
-                }
-            }
         }
         ctx.check("uploading weights")?;
         Ok(Net {
