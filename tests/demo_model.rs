@@ -164,6 +164,59 @@ fn released_host_weights_give_the_same_bits_and_lrp_says_why_not() {
     assert_eq!(r(&kept), r(&some));
 }
 
+/// A model loaded with its large linear weights left in the file (`load_deferred`: the
+/// demo's classifier.0, 1.6 MB) uploads the same weights: released (read a piece at a time
+/// into the device), kept (read whole into the model first) or kept for LRP's layers only,
+/// the same logits, gradients and relevance bit for bit, f32 and f16.
+#[test]
+fn deferred_loads_upload_the_same_weights() {
+    use netlens::explain::{self, method, Target};
+    use netlens::graph::HostWeights;
+    let path = format!(
+        "{}/models/shapes-vgg.safetensors",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let path = std::path::Path::new(&path);
+    let lazy = netlens::model::load_deferred(path).unwrap();
+    let fc = lazy
+        .layers
+        .iter()
+        .find(|l| l.name == "classifier.0")
+        .unwrap();
+    assert!(fc.file_weights.is_some(), "classifier.0 read at load");
+    let whole = netlens::model::load(path).unwrap();
+    let s = method::Settings::default();
+    let lrp = ["lrp-epsilon-alpha2-beta1".to_string()];
+    for precision in [Precision::F32, Precision::F16] {
+        let want = Net::upload(arc_ctx(), whole.clone(), precision, HostWeights::Keep).unwrap();
+        let x = common::samples(&want, &["star", "ring"]);
+        let logits = want.forward(&x, &[]).unwrap().logits.data;
+        let grad = |n: &Net| {
+            let m = explain::gradient::saliency(n, &x, &Target::Argmax).unwrap();
+            m.map.data
+        };
+        let relevance = |n: &Net| {
+            let r = method::relevance(n, &lrp[0], &x, &Target::Argmax, &s).unwrap();
+            r.input.data
+        };
+        let host = method::host_weights(&lazy, &lrp, &s).unwrap();
+        for keep in [HostWeights::Release, HostWeights::Keep, host] {
+            let what = format!("{precision:?} {keep:?}");
+            let net = Net::upload(arc_ctx(), lazy.clone(), precision, keep.clone()).unwrap();
+            assert!(net.model().layers.iter().all(|l| l.file_weights.is_none()));
+            assert_eq!(net.forward(&x, &[]).unwrap().logits.data, logits, "{what}");
+            assert_eq!(grad(&net), grad(&want), "{what}");
+            if keep != HostWeights::Release {
+                assert_eq!(relevance(&net), relevance(&want), "{what}");
+            }
+            if keep == HostWeights::Keep {
+                let (a, b) = (format!("{:?}", net.model()), format!("{:?}", want.model()));
+                assert_eq!(a, b, "{what}: the model's host weights");
+            }
+        }
+    }
+}
+
 /// `attribute` with no `--target` takes each input's top class from its first method's own
 /// forward: gradient and LRP on the demo model's six convs launch twelve conv forwards
 /// (one tape each, no separate pass for the targets), and the targets are the samples'

@@ -239,12 +239,14 @@ fn planted() -> Net {
                 },
                 inputs: vec![Src::Input],
                 folded_bn: None,
+                file_weights: None,
             },
             Layer {
                 name: "relu".into(),
                 kind: LayerKind::Relu,
                 inputs: vec![Src::Layer(0)],
                 folded_bn: None,
+                file_weights: None,
             },
         ],
         meta: ModelMeta {

@@ -39,6 +39,7 @@ fn behind_dropout(mut m: Model) -> Model {
             kind: LayerKind::Dropout,
             inputs: vec![Src::Input],
             folded_bn: None,
+            file_weights: None,
         },
     );
     m

@@ -113,7 +113,7 @@ pub fn activations(a: ActivationArgs, gpu: super::Gpu) -> Result<()> {
             "nothing to write: pass --out or --npy",
         ));
     }
-    let model = super::load_model(&a.model)?;
+    let model = super::load_for_net(&a.model)?;
     let i = model.find(&a.layer)?;
     let x = io::load_input(&a.input, &model.meta)?;
     if x.batch() != 1 {

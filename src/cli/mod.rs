@@ -130,6 +130,12 @@ pub(crate) fn load_model(path: &std::path::Path) -> Result<crate::model::Model> 
     crate::model::load(path)
 }
 
+/// `load_model` for a model that goes straight to `open_net`: large linear weights stay in
+/// the file until they are uploaded (`model::load_deferred`).
+pub(crate) fn load_for_net(path: &std::path::Path) -> Result<crate::model::Model> {
+    crate::model::load_deferred(path)
+}
+
 /// Refuses to start when an output exists and `--overwrite` was not given, or when its
 /// directory does not exist (so that nothing fails after the work is done).
 pub(crate) fn refuse_existing<'p>(

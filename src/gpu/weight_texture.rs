@@ -140,7 +140,7 @@ pub(super) fn texture_packed(
     lines: usize,
     line: usize,
     half: bool,
-    piece: impl FnMut(usize, usize) -> Vec<f32>,
+    piece: impl FnMut(usize, usize) -> Result<Vec<f32>>,
 ) -> Result<wgpu::TextureView> {
     let (texture, width) = weight_texture(ctx, bytes, half)?;
     write_pieces(ctx, lines, line, piece, |first, v| {

@@ -223,14 +223,14 @@ impl WeightBuffer {
         layout: WeightLayout,
     ) -> Result<Self> {
         let taps = layout.taps();
-        if data.values().len() != rows * row_len
+        if data.len() != rows * row_len
             || bias.is_some_and(|b| b.len() != rows)
             || taps == 0
             || !row_len.is_multiple_of(taps)
         {
             return Err(Error::Shape(format!(
                 "{name}: {} values for {rows}x{row_len} ({taps} taps)",
-                data.values().len()
+                data.len()
             )));
         }
         let half = layout.precision == Precision::F16;
@@ -278,19 +278,20 @@ impl WeightBuffer {
             let (start, n) = (ch.start, ch.rows);
             let row_len = pack.taps * pack.cin;
             if backward_only {
-                let part = &data.values()[start * row_len..(start + n) * row_len];
+                let part = data.rows(start * row_len, n * row_len)?;
                 let lines = pack.cin * pack.taps;
                 let line = n.div_ceil(4) * 4;
                 if textured {
                     let bytes = (pack.lens(packing, n).1 * elem) as u64;
                     let t = texture_packed(ctx, bytes, lines, line, half, |l0, k| {
-                        pack.backward_lines(part, n, l0, k)
+                        Ok(pack.backward_lines(&part, n, l0, k))
                     })?;
                     ch.backward_texture = OnceLock::from(t);
                 } else {
-                    let buf = create_packed(ctx, name, &pack.backward(packing, part, n), half);
+                    let buf = create_packed(ctx, name, &pack.backward(packing, &part, n), half);
                     ch.backward = OnceLock::from(buf);
                 }
+                drop(part);
                 data.release_from(start * row_len);
                 return Ok(());
             }
@@ -304,9 +305,9 @@ impl WeightBuffer {
             // rows [r, r + k) of the chunk, packed; the rows from them on are given back
             let piece = |r: usize, k: usize| {
                 let from = (start + r) * row_len;
-                let v = pack.forward_rows(packing, &data.values()[from..from + k * row_len], k);
+                let v = pack.forward_rows(packing, &data.rows(from, k * row_len)?, k);
                 data.release_from(from);
-                v
+                Ok(v)
             };
             if textured {
                 ch.texture = OnceLock::from(texture_packed(ctx, bytes, n, line, half, piece)?);

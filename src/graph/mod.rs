@@ -141,6 +141,15 @@ impl Net {
         let mut weights = Vec::with_capacity(model.layers.len());
         for (i, l) in model.layers.iter_mut().enumerate() {
             let keep = host.keeps(i);
+            // weights `model::load_deferred` left in the file: read whole where they are
+            // kept, else a piece at a time as they are written
+            let file = match keep {
+                true => {
+                    l.resolve()?;
+                    None
+                }
+                false => l.file_weights.take(),
+            };
             let upload = |w, rows, row_len, bias: &Option<Vec<f32>>, layout| {
                 WeightBuffer::upload_rows(&ctx, &l.name, w, rows, row_len, bias.as_deref(), layout)
             };
@@ -158,13 +167,14 @@ impl Net {
                     bias,
                 } => {
                     let layout = WeightLayout::linear().precision(precision);
-                    Some(upload(
-                        host_rows(weight, keep),
-                        *out_features,
-                        *in_features,
-                        bias,
-                        layout,
-                    )?)
+                    let rows = match file {
+                        Some(fw) => HostRows::Reader {
+                            len: fw.len(),
+                            read: Box::new(move |from, count| fw.read(from, count)),
+                        },
+                        None => host_rows(weight, keep),
+                    };
+                    Some(upload(rows, *out_features, *in_features, bias, layout)?)
                 }
                 LayerKind::BatchNorm2d { .. } => {
                     return Err(Error::Other(format!(

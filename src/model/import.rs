@@ -6,20 +6,34 @@ use std::path::Path;
 
 use safetensors::{Dtype, SafeTensors};
 
+use super::file_weights::FileWeights;
 use super::spec::{LayerEntry, LayerSpec, ModelSpec};
 use super::{fold_batchnorm, Layer, LayerKind, Model, ModelMeta, Src};
 use crate::error::{Error, Result};
 use crate::ops::{Conv2dGeom, Pool2d};
 
-/// A tensor read from the file, converted to f32.
+/// A tensor read from the file, converted to f32, or (`data` empty) left in it.
 struct Raw {
     shape: Vec<usize>,
     data: Vec<f32>,
+    file: Option<FileWeights>,
+}
+
+impl Raw {
+    fn read(shape: Vec<usize>, data: Vec<f32>) -> Raw {
+        Raw {
+            shape,
+            data,
+            file: None,
+        }
+    }
 }
 
 struct Tensors {
     path: String,
     map: HashMap<String, Raw>,
+    /// Linear layers' weights left in the file, by layer name.
+    deferred: HashMap<String, FileWeights>,
 }
 
 impl Tensors {
@@ -74,7 +88,20 @@ impl Tensors {
 
 /// Loads a model file; batch norms are folded into their convs.
 pub fn load(path: &Path) -> Result<Model> {
-    if let Some(m) = load_streamed(path)? {
+    load_with(path, None)
+}
+
+/// As `load`, but linear layers' weights of a MiB or more stay in the file
+/// (`Layer::file_weights`, the layer's `weight` empty) where the file can be read a
+/// tensor at a time: `Net::upload` reads them a piece at a time, so that the host never
+/// holds them whole. Their values are checked finite as they are read, not here.
+pub fn load_deferred(path: &Path) -> Result<Model> {
+    load_with(path, Some(1 << 20))
+}
+
+/// `defer`: the size in bytes from which linear weights stay in the file.
+fn load_with(path: &Path, defer: Option<usize>) -> Result<Model> {
+    if let Some(m) = load_streamed(path, defer)? {
         return Ok(m);
     }
     let bytes = crate::io::read_framed(path, crate::io::MAX_ARRAY_FILE, "a model file", frame)?;
@@ -85,8 +112,8 @@ pub fn load(path: &Path) -> Result<Model> {
 /// tensor by tensor (f32 tensors straight into their values), so that the file's bytes are
 /// never held beside the weights. None for anything else: `load` then reads it whole, and
 /// `load_bytes` says what is wrong.
-fn load_streamed(path: &Path) -> Result<Option<Model>> {
-    use std::io::Read;
+fn load_streamed(path: &Path, defer: Option<usize>) -> Result<Option<Model>> {
+    use std::io::{Read, Seek, SeekFrom};
     let name = path.display().to_string();
     // judged before opening: opening a FIFO would take its writer from `read_framed`
     let len = match std::fs::metadata(path) {
@@ -116,9 +143,39 @@ fn load_streamed(path: &Path) -> Result<Option<Model>> {
     }
     let spec = spec_of(&name, meta.metadata().as_ref())?;
     let mut map = HashMap::new();
+    let start = 8 + n;
+    // one handle for every tensor left in the file (it shares this one's offset, but
+    // every read of it seeks first)
+    let shared = match defer {
+        Some(_) => Some(std::sync::Arc::new(std::sync::Mutex::new(
+            file.try_clone().map_err(|e| Error::io(path, e))?,
+        ))),
+        None => None,
+    };
+    let least = defer.unwrap_or(usize::MAX);
     for tname in meta.offset_keys() {
         let info = meta.info(&tname).expect("a name the metadata lists");
         let bytes = info.data_offsets.1 - info.data_offsets.0;
+        // a linear layer's weight of `least` bytes or more, left in the file
+        if let Some(shared) = shared.as_ref().filter(|_| {
+            info.shape.len() == 2
+                && tname.ends_with(".weight")
+                && bytes >= least
+                && FileWeights::readable(info.dtype)
+        }) {
+            let offset = start + info.data_offsets.0 as u64;
+            let len = info.shape.iter().product();
+            let fw = FileWeights::new(shared.clone(), &name, &tname, offset, info.dtype, len);
+            file.seek(SeekFrom::Start(offset + bytes as u64))
+                .map_err(|e| Error::io(path, e))?;
+            let raw = Raw {
+                shape: info.shape.clone(),
+                data: Vec::new(),
+                file: Some(fw),
+            };
+            map.insert(tname, raw);
+            continue;
+        }
         let data = if info.dtype == Dtype::F32 && cfg!(target_endian = "little") {
             let mut v = vec![0f32; bytes / 4];
             file.read_exact(bytemuck::cast_slice_mut(&mut v))
@@ -132,7 +189,7 @@ fn load_streamed(path: &Path) -> Result<Option<Model>> {
         };
         if let Some(data) = data {
             let shape = info.shape.clone();
-            map.insert(tname, Raw { shape, data });
+            map.insert(tname, Raw::read(shape, data));
         }
     }
     assemble(&name, spec, map).map(Some)
@@ -181,7 +238,7 @@ pub fn load_bytes(bytes: &[u8], name: &str) -> Result<Model> {
     for (tname, view) in st.iter() {
         if let Some(data) = values(name, tname, view.dtype(), view.data())? {
             let shape = view.shape().to_vec();
-            map.insert(tname.to_string(), Raw { shape, data });
+            map.insert(tname.to_string(), Raw::read(shape, data));
         }
     }
     assemble(name, spec, map)
@@ -244,15 +301,19 @@ fn values(name: &str, tname: &str, dtype: Dtype, bytes: &[u8]) -> Result<Option<
 
 fn check_finite(name: &str, tname: &str, data: &[f32]) -> Result<()> {
     match data.iter().position(|v| !v.is_finite()) {
-        Some(i) => Err(Error::model(
-            name,
-            format!(
-                "tensor '{tname}' holds {} at index {i}; every weight must be finite (a damaged file or a diverged training run)",
-                data[i]
-            ),
-        )),
+        Some(i) => Err(not_finite(name, tname, i, data[i])),
         None => Ok(()),
     }
+}
+
+/// The error for value `v` at index `i` of tensor `tname` of model `name`.
+pub(super) fn not_finite(name: &str, tname: &str, i: usize, v: f32) -> Error {
+    Error::model(
+        name,
+        format!(
+            "tensor '{tname}' holds {v} at index {i}; every weight must be finite (a damaged file or a diverged training run)"
+        ),
+    )
 }
 
 /// The model from its tensors and spec.
@@ -260,6 +321,7 @@ fn assemble(name: &str, spec: ModelSpec, map: HashMap<String, Raw>) -> Result<Mo
     let mut t = Tensors {
         path: name.to_string(),
         map,
+        deferred: HashMap::new(),
     };
     let (layers, arch) = match &spec.layers {
         Some(specs) => (
@@ -268,6 +330,10 @@ fn assemble(name: &str, spec: ModelSpec, map: HashMap<String, Raw>) -> Result<Mo
         ),
         None => torchvision(&mut t)?,
     };
+    let mut layers = layers;
+    for l in &mut layers {
+        l.file_weights = t.deferred.remove(&l.name);
+    }
     if let Some(extra) = t.map.keys().min() {
         return Err(Error::model(
             name,
@@ -397,6 +463,9 @@ fn conv(
 fn linear(t: &mut Tensors, name: &str) -> Result<LayerKind> {
     let w = t.get(&format!("{name}.weight"), 2, "linear weight [out, in]")?;
     let (out_features, in_features) = (w.shape[0], w.shape[1]);
+    if let Some(fw) = w.file {
+        t.deferred.insert(name.to_string(), fw);
+    }
     let bias = t.opt(&format!("{name}.bias"), out_features)?;
     Ok(LayerKind::Linear {
         in_features,
@@ -443,6 +512,7 @@ fn layer(name: impl Into<String>, kind: LayerKind) -> Layer {
         kind,
         inputs: Vec::new(),
         folded_bn: None,
+        file_weights: None,
     }
 }
 
@@ -747,7 +817,7 @@ mod tests {
             let Ok(whole) = load_bytes(&bytes, &name) else {
                 continue; // tensors without a model (fixtures' inputs and outputs)
             };
-            let streamed = load_streamed(path)
+            let streamed = load_streamed(path, None)
                 .unwrap()
                 .expect("a valid file is streamed");
             assert_eq!(format!("{streamed:?}"), format!("{whole:?}"), "{name}");
@@ -765,11 +835,76 @@ mod tests {
         ] {
             let p = dir.join(format!("{what}.safetensors"));
             std::fs::write(&p, &data).unwrap();
-            assert!(load_streamed(&p).unwrap().is_none(), "{what}");
+            assert!(load_streamed(&p, None).unwrap().is_none(), "{what}");
             let want = load_bytes(&data, &p.display().to_string()).expect_err(what);
             let got = load(&p).expect_err(what);
             assert_eq!(got.to_string(), want.to_string(), "{what}");
         }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// Linear weights left in the file read back as `load` reads them (f32, f16, bf16),
+    /// whole or a piece at a time, and a non-finite one gets `load`'s message when it is
+    /// read rather than at load.
+    #[test]
+    fn deferred_weights_read_what_a_whole_load_reads() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut deferred = 0;
+        for f in [
+            "vgg11_tiny",
+            "vgg11_tiny_f16",
+            "vgg11_tiny_bf16",
+            "residual",
+        ] {
+            let path = root.join(format!("tests/fixtures/{f}.safetensors"));
+            let whole = load(&path).unwrap();
+            let mut lazy = load_streamed(&path, Some(1)).unwrap().unwrap();
+            for (l, w) in lazy.layers.iter().zip(&whole.layers) {
+                let (LayerKind::Linear { weight, .. }, LayerKind::Linear { weight: want, .. }) =
+                    (&l.kind, &w.kind)
+                else {
+                    assert!(l.file_weights.is_none(), "{f} {}", l.name);
+                    continue;
+                };
+                let fw = l
+                    .file_weights
+                    .as_ref()
+                    .expect("a linear weight left in the file");
+                assert!(weight.is_empty(), "{f} {}", l.name);
+                assert_eq!(fw.len(), want.len());
+                let (a, b) = (want.len() / 3, want.len() / 2);
+                assert_eq!(fw.read(a, b - a).unwrap(), want[a..b], "{f} {}", l.name);
+                assert!(fw.read(b, want.len()).is_err(), "past the end");
+                deferred += 1;
+            }
+            lazy.resolve().unwrap();
+            assert_eq!(format!("{lazy:?}"), format!("{whole:?}"), "{f}");
+        }
+        assert!(deferred >= 9, "{deferred}");
+        // a NaN in classifier.3's weight: load refuses the file, a deferred load reads it
+        // when asked, with the same message
+        let path = root.join("tests/fixtures/vgg11_tiny.safetensors");
+        let mut bytes = std::fs::read(&path).unwrap();
+        let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+        let meta: safetensors::tensor::Metadata = serde_json::from_slice(&bytes[8..8 + n]).unwrap();
+        let at = 8 + n + meta.info("classifier.3.weight").unwrap().data_offsets.0 + 4 * 7;
+        bytes[at..at + 4].copy_from_slice(&f32::NAN.to_le_bytes());
+        let dir = std::env::temp_dir().join(format!("netlens-deferred-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("nan.safetensors");
+        std::fs::write(&p, &bytes).unwrap();
+        let want = load(&p).expect_err("a NaN weight").to_string();
+        assert!(want.contains("index 7"), "{want}");
+        let mut lazy = load_streamed(&p, Some(1)).unwrap().unwrap();
+        let fc = lazy
+            .layers
+            .iter()
+            .find(|l| l.name == "classifier.3")
+            .unwrap();
+        let fw = fc.file_weights.as_ref().unwrap();
+        assert_eq!(fw.read(5, 10).expect_err("a NaN piece").to_string(), want);
+        assert!(fw.read(8, 10).is_ok());
+        assert_eq!(lazy.resolve().expect_err("a NaN weight").to_string(), want);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -2,12 +2,14 @@
 //! VGG is a plain sequence; residual sums make a DAG), and preprocessing metadata.
 
 mod canonize;
+mod file_weights;
 mod import;
 mod spec;
 pub mod zoo;
 
 pub use canonize::fold_batchnorm;
-pub use import::{frame, load, load_bytes};
+pub use file_weights::FileWeights;
+pub use import::{frame, load, load_bytes, load_deferred};
 pub use spec::LayerSpec;
 
 use crate::error::{Error, Result};
@@ -109,6 +111,9 @@ pub struct Layer {
     /// Set on a conv whose batch norm was folded into it: the BN layer's name. The layer
     /// then outputs what the BN layer did; the conv's own output no longer exists.
     pub folded_bn: Option<String>,
+    /// A linear layer's weights left in the model file by `load_deferred` (`kind`'s
+    /// `weight` is then empty until `resolve` or `Net::upload` reads them).
+    pub file_weights: Option<FileWeights>,
 }
 
 /// How inputs are prepared and what the outputs mean.
@@ -145,7 +150,26 @@ pub struct Model {
     pub in_channels: usize,
 }
 
+impl Layer {
+    /// Reads weights `load_deferred` left in the file into `kind` (nothing to do for any
+    /// other layer).
+    pub fn resolve(&mut self) -> Result<()> {
+        if let Some(fw) = self.file_weights.take() {
+            if let LayerKind::Linear { weight, .. } = &mut self.kind {
+                *weight = fw.read_all()?;
+            }
+        }
+        Ok(())
+    }
+}
+
 impl Model {
+    /// Reads every weight `load_deferred` left in the file: the model is then what `load`
+    /// gives.
+    pub fn resolve(&mut self) -> Result<()> {
+        self.layers.iter_mut().try_for_each(Layer::resolve)
+    }
+
     pub fn param_count(&self) -> usize {
         self.layers.iter().map(|l| l.kind.param_count()).sum()
     }

@@ -50,6 +50,7 @@ pub fn vgg_random(depth: u32, hidden: usize, classes: usize, seed: u64) -> Optio
             kind,
             inputs: vec![Src::before(layers.len())],
             folded_bn: None,
+            file_weights: None,
         })
     };
     for &v in cfg {
