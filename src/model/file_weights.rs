@@ -89,20 +89,8 @@ impl FileWeights {
                 .and_then(|_| file.read_exact(&mut bytes))
                 .map_err(|e| Error::io(std::path::Path::new(&self.model), e))?;
         }
-        let data: Vec<f32> = match self.dtype {
-            Dtype::F32 => bytes
-                .chunks_exact(4)
-                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                .collect(),
-            Dtype::F16 => bytes
-                .chunks_exact(2)
-                .map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32())
-                .collect(),
-            _ => bytes
-                .chunks_exact(2)
-                .map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32())
-                .collect(),
-        };
+        let data = super::import::decode(self.dtype, &bytes)
+            .ok_or_else(|| Error::Other(format!("{self:?}: a dtype it cannot read")))?;
         if let Some(i) = data.iter().position(|v| !v.is_finite()) {
             return Err(super::import::not_finite(
                 &self.model,

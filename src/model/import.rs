@@ -274,7 +274,23 @@ fn spec_of(name: &str, metadata: Option<&HashMap<String, String>>) -> Result<Mod
 /// Tensor `tname`'s values as f32 from its little-endian `bytes`; None for a batch norm's
 /// `num_batches_tracked`, which is not used.
 fn values(name: &str, tname: &str, dtype: Dtype, bytes: &[u8]) -> Result<Option<Vec<f32>>> {
-    let data: Vec<f32> = match dtype {
+    let data = match decode(dtype, bytes) {
+        Some(data) => data,
+        None if tname.ends_with("num_batches_tracked") => return Ok(None),
+        None => {
+            return Err(Error::model(
+                name,
+                format!("tensor '{tname}' has dtype {dtype:?}; expected f32, f16 or bf16"),
+            ))
+        }
+    };
+    check_finite(name, tname, &data)?;
+    Ok(Some(data))
+}
+
+/// Little-endian `bytes` of `dtype` as f32; None for a dtype other than f32, f16, bf16.
+pub(super) fn decode(dtype: Dtype, bytes: &[u8]) -> Option<Vec<f32>> {
+    Some(match dtype {
         Dtype::F32 => bytes
             .chunks_exact(4)
             .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
@@ -287,16 +303,8 @@ fn values(name: &str, tname: &str, dtype: Dtype, bytes: &[u8]) -> Result<Option<
             .chunks_exact(2)
             .map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32())
             .collect(),
-        _ if tname.ends_with("num_batches_tracked") => return Ok(None),
-        other => {
-            return Err(Error::model(
-                name,
-                format!("tensor '{tname}' has dtype {other:?}; expected f32, f16 or bf16"),
-            ))
-        }
-    };
-    check_finite(name, tname, &data)?;
-    Ok(Some(data))
+        _ => return None,
+    })
 }
 
 fn check_finite(name: &str, tname: &str, data: &[f32]) -> Result<()> {
