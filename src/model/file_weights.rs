@@ -87,7 +87,17 @@ impl FileWeights {
                 .map_err(|_| Error::Other(format!("{self:?}: the file's lock was poisoned")))?;
             file.seek(SeekFrom::Start(self.offset + (from * size) as u64))
                 .and_then(|_| file.read_exact(&mut bytes))
-                .map_err(|e| Error::io(std::path::Path::new(&self.model), e))?;
+                .map_err(|e| match e.kind() {
+                    std::io::ErrorKind::UnexpectedEof => Error::model(
+                        &self.model,
+                        format!(
+                            "tensor '{}' ends past the end of the file, which was cut short \
+                             after the model was loaded; load it again",
+                            self.tensor
+                        ),
+                    ),
+                    _ => Error::io(std::path::Path::new(&self.model), e),
+                })?;
         }
         let data = super::import::decode(self.dtype, &bytes)
             .ok_or_else(|| Error::Other(format!("{self:?}: a dtype it cannot read")))?;

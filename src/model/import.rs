@@ -913,6 +913,11 @@ mod tests {
         assert_eq!(fw.read(5, 10).expect_err("a NaN piece").to_string(), want);
         assert!(fw.read(8, 10).is_ok());
         assert_eq!(lazy.resolve().expect_err("a NaN weight").to_string(), want);
+        // the file cut short after the load: its reader says so
+        let mut lazy = load_streamed(&p, Some(1)).unwrap().unwrap();
+        std::fs::write(&p, &bytes[..at]).unwrap();
+        let e = lazy.resolve().expect_err("a file cut short").to_string();
+        assert!(e.contains("cut short after the model was loaded"), "{e}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
