@@ -110,17 +110,18 @@ pub struct WeightBuffer {
     pub packing: Packing,
     /// The context (`Context::id`) whose device holds the buffers.
     pub(crate) ctx: u64,
-    /// Input-gradient GEMV passes that read the forward packing so far.
-    strip_passes: AtomicUsize,
+    /// Items whose input gradients have been asked of this matrix so far (linear layers).
+    strip_items: AtomicUsize,
     /// Only the transposed packing is held (`WeightLayout::backward_only`).
     backward_only: bool,
 }
 
-/// Input-gradient GEMV passes over a weight matrix that read its forward packing before
-/// its transposed one is made. On lavapipe that GEMV took 63-65 ms on fc6 at batch 1, the
-/// one over the transposed rows 28-30 ms, and transposing fc6-fc8 about 1.6 s in a cold
-/// run (about 45 passes' difference); a loop pays for the copy well before its end.
-pub(crate) const STRIP_PASSES: usize = 32;
+/// Items whose input gradients a linear layer takes from its forward packing (the GEMV's
+/// strips twin, at any batch) before its transposed one is made. On lavapipe (AVX2) that
+/// GEMV took 63-65 ms an item on fc6, the one over the transposed rows 28-30 ms, and
+/// transposing fc6-fc8 about 1.6 s in a cold run (about 45 items' difference): a loop pays
+/// for the copy well before its end, a single pass of a few items never does.
+pub(crate) const STRIP_ITEMS: usize = 32;
 
 pub struct WeightChunk {
     /// Rows [start, start + rows) as `Packing` says; `None` on the texture-reading
@@ -355,7 +356,7 @@ impl WeightBuffer {
             half,
             packing,
             ctx: ctx.id,
-            strip_passes: AtomicUsize::new(0),
+            strip_items: AtomicUsize::new(0),
             backward_only,
         })
     }
@@ -417,21 +418,22 @@ impl WeightBuffer {
         Ok(WeightSource::Texture(t))
     }
 
-    /// What an input-gradient GEMV over chunk `i` reads: the forward packing (true) for the
-    /// first `STRIP_PASSES` passes, else the transposed one, made here if need be. Either
-    /// way the sums are the same bits. (The first passes keep to the forward packing even
-    /// where a GEMM made the transposed one, so that a short run compiles one GEMV.)
+    /// What an input-gradient launch of a linear layer over chunk `i` for `items` items
+    /// reads: the forward packing (true: through the GEMV's strips twin) until
+    /// `STRIP_ITEMS` items have asked, else the transposed one, made here if need be.
+    /// Either way the sums are the same bits.
     pub(crate) fn gemv_backward_source(
         &self,
         ctx: &Context,
         i: usize,
+        items: usize,
     ) -> Result<(WeightSource, bool)> {
-        let passes = if i == 0 {
-            self.strip_passes.fetch_add(1, Ordering::Relaxed) + 1
+        let seen = if i == 0 {
+            self.strip_items.fetch_add(items, Ordering::Relaxed) + items
         } else {
-            self.strip_passes.load(Ordering::Relaxed)
+            self.strip_items.load(Ordering::Relaxed)
         };
-        if passes > STRIP_PASSES || self.backward_only {
+        if seen > STRIP_ITEMS || self.backward_only {
             return Ok((self.backward_source(ctx, i)?, false));
         }
         Ok((self.forward_source(ctx, i)?, true))
@@ -874,17 +876,16 @@ mod tests {
         }
     }
 
-    /// A linear layer's input gradient below `CPU_GEMV_BATCH` reads the forward packing for
-    /// `STRIP_PASSES` passes (no transposed copy is made), then the transposed one, with the
-    /// same bits; a GEMM at a larger batch makes the transposed packing at once, and the
-    /// GEMVs count their passes on the forward one all the same.
+    /// A linear layer's input gradient reads the forward packing (no transposed copy is
+    /// made) until `STRIP_ITEMS` items have asked, at any batch (GEMV or GEMM sized), then
+    /// the transposed one, every item's dx the same bits throughout.
     #[test]
     fn linear_gemvs_read_the_forward_packing_until_it_pays_to_transpose() {
         let (out, k) = (70, 301);
         let w: Vec<f32> = (0..out * k)
             .map(|i| ((i * 37 % 101) as f32 - 50.0) / 7.0)
             .collect();
-        let dy: Vec<f32> = (0..out)
+        let dy_host: Vec<f32> = (0..out)
             .map(|i| ((i * 13 % 29) as f32 - 14.0) / 3.0)
             .collect();
         for gemm in [Gemm::Cpu, Gemm::CpuTex, Gemm::CpuFetch] {
@@ -892,15 +893,16 @@ mod tests {
             if ctx.gemm() != gemm {
                 continue;
             }
-            let dy = Tensor::upload(&ctx, &dy, &[1, out]).unwrap();
-            let pass = |wb: &WeightBuffer| {
+            let dy = Tensor::upload(&ctx, &dy_host, &[1, out]).unwrap();
+            let pass_of = |wb: &WeightBuffer, dy: &Tensor| {
                 let mut rec = crate::gpu::Recorder::new(&ctx, "linear backward");
-                let dx = crate::ops::linear_backward_input(&mut rec, &dy, wb).unwrap();
+                let dx = crate::ops::linear_backward_input(&mut rec, dy, wb).unwrap();
                 rec.submit().unwrap();
                 let ch = &wb.chunks[0];
                 let made = ch.backward.get().is_some() || ch.backward_texture.get().is_some();
                 (dx.read(&ctx).unwrap(), made)
             };
+            let pass = |wb: &WeightBuffer| pass_of(wb, &dy);
             for precision in [Precision::F32, Precision::F16] {
                 let what = format!("{gemm:?} {precision:?}");
                 let upload = || {
@@ -914,22 +916,26 @@ mod tests {
                 let layout = WeightLayout::linear().precision(precision).backward_only();
                 let bo = WeightBuffer::upload_with(&ctx, "fc", &w, out, k, None, layout).unwrap();
                 assert_eq!(pass(&bo), (first.clone(), true), "{what} backward only");
-                for i in 2..=STRIP_PASSES + 1 {
+                for i in 2..=STRIP_ITEMS + 1 {
                     let (dx, made) = pass(&wb);
-                    assert_eq!(made, i > STRIP_PASSES, "{what} pass {i}");
+                    assert_eq!(made, i > STRIP_ITEMS, "{what} pass {i}");
                     assert_eq!(dx, first, "{what} pass {i}");
                 }
-                // a GEMM pass transposes at once; the GEMVs still read the forward packing
+                // passes at a GEMM's batch count their items the same way
                 let wb = upload();
-                let n = crate::ops::CPU_GEMV_BATCH;
-                let dy4 = Tensor::upload(&ctx, &vec![1.0; n * out], &[n, out]).unwrap();
-                let mut rec = crate::gpu::Recorder::new(&ctx, "linear backward GEMM");
-                crate::ops::linear_backward_input(&mut rec, &dy4, &wb).unwrap();
-                rec.submit().unwrap();
-                let (dx, made) = pass(&wb);
-                assert!(made, "{what}: not transposed by a GEMM");
-                assert_eq!(dx, first, "{what} after a GEMM");
-                assert_eq!(wb.strip_passes.load(Ordering::Relaxed), 1, "{what}");
+                let n = crate::ops::CPU_GEMV_BATCH + 1;
+                let dyn_host: Vec<f32> = dy_host.repeat(n);
+                let dyn_ = Tensor::upload(&ctx, &dyn_host, &[n, out]).unwrap();
+                let mut seen = 0;
+                while seen <= STRIP_ITEMS {
+                    let (dx, made) = pass_of(&wb, &dyn_);
+                    seen += n;
+                    assert_eq!(made, seen > STRIP_ITEMS, "{what} after {seen} items");
+                    for (r, row) in dx.chunks(k).enumerate() {
+                        assert_eq!(row, &first[..], "{what} item {r} after {seen} items");
+                    }
+                }
+                assert_eq!(wb.strip_items.load(Ordering::Relaxed), seen, "{what}");
             }
         }
     }

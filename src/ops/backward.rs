@@ -96,13 +96,15 @@ fn backward_input(
             Packing::Rows => None,
             _ => Some(cpu_launch(kernel, tile, &p, n * h * wd, g.cin)?),
         };
-        // the CPU-shaped kernels read their own transposed packing, but their GEMVs read the
-        // forward one until they have run often enough to pay for the transposition
-        let weights = match launch {
-            Some((k, _)) if kernel.gemv() == Some(k) => {
-                let (src, strips) = w.gemv_backward_source(rec.ctx(), i)?;
+        // the CPU-shaped kernels read their own transposed packing, but a linear layer's
+        // (GEMV or GEMM) reads the forward one through the GEMV's strips twin until it has
+        // seen enough items to pay for the transposition
+        let vector = [h, wd, oh, ow, g.kernel.0, g.kernel.1] == [1; 6];
+        let weights = match (launch, kernel.gemv()) {
+            (Some(_), Some(gemv)) if vector => {
+                let (src, strips) = w.gemv_backward_source(rec.ctx(), i, n)?;
                 if strips {
-                    launch = Some(strips_launch(k, &p, g.cin)?);
+                    launch = Some(strips_launch(gemv, &p, g.cin)?);
                 }
                 src
             }
