@@ -62,6 +62,32 @@ fn good_model() -> String {
     fixture("vgg11_tiny.safetensors")
 }
 
+/// A NaN in a linear weight large enough to stay in the file until upload (the demo's
+/// classifier.0, 1.6 MB): `info` still reads it and says where, and so does `classify` (at
+/// upload).
+#[test]
+fn a_bad_weight_left_in_the_file_is_still_reported() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let mut bytes = std::fs::read(format!("{root}/models/shapes-vgg.safetensors")).unwrap();
+    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let meta: serde_json::Value = serde_json::from_slice(&bytes[8..8 + n]).unwrap();
+    let start = meta["classifier.0.weight"]["data_offsets"][0]
+        .as_u64()
+        .unwrap() as usize;
+    let at = 8 + n + start + 4 * 300_001;
+    bytes[at..at + 4].copy_from_slice(&f32::NAN.to_le_bytes());
+    let m = tmp("deferred_nan.safetensors");
+    std::fs::write(&m, &bytes).unwrap();
+    let m = m.to_str().unwrap();
+    let star = format!("{root}/models/samples/star.png");
+    for args in [vec!["info", m], vec!["classify", m, &star]] {
+        expect_error(
+            &args,
+            "tensor 'classifier.0.weight' holds NaN at index 300001",
+        );
+    }
+}
+
 #[test]
 fn truncated_and_corrupt_model_files() {
     let bytes = std::fs::read(good_model()).unwrap();

@@ -32,7 +32,9 @@ pub(crate) fn parse_hw(s: &str) -> std::result::Result<(usize, usize), String> {
 }
 
 pub fn run(a: Args) -> Result<()> {
-    let m = super::load_model(&a.model)?;
+    // its linear weights checked a piece at a time rather than held (VGG16's: 495 MB)
+    let m = super::load_for_net(&a.model)?;
+    m.check_file_weights()?;
     let (h, w) = a.input_size.unwrap_or(m.meta.input_size);
     let shapes = m
         .output_shapes(&[1, m.in_channels, h, w])

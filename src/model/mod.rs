@@ -170,6 +170,13 @@ impl Model {
         self.layers.iter_mut().try_for_each(Layer::resolve)
     }
 
+    /// Checks every weight `load_deferred` left in the file as `load` would, a piece at a
+    /// time, without reading it into the model.
+    pub fn check_file_weights(&self) -> Result<()> {
+        let mut file = self.layers.iter().filter_map(|l| l.file_weights.as_ref());
+        file.try_for_each(FileWeights::check)
+    }
+
     pub fn param_count(&self) -> usize {
         self.layers.iter().map(|l| l.kind.param_count()).sum()
     }
