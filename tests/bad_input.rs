@@ -63,8 +63,8 @@ fn good_model() -> String {
 }
 
 /// A NaN in a linear weight large enough to stay in the file until upload (the demo's
-/// classifier.0, 1.6 MB): `info` still reads it and says where, and so does `classify` (at
-/// upload).
+/// classifier.0, 1.6 MB): `info` and `filters` still read it and say where, and so does
+/// `classify` (at upload).
 #[test]
 fn a_bad_weight_left_in_the_file_is_still_reported() {
     let root = env!("CARGO_MANIFEST_DIR");
@@ -80,7 +80,10 @@ fn a_bad_weight_left_in_the_file_is_still_reported() {
     std::fs::write(&m, &bytes).unwrap();
     let m = m.to_str().unwrap();
     let star = format!("{root}/models/samples/star.png");
-    for args in [vec!["info", m], vec!["classify", m, &star]] {
+    let npy = tmp("deferred_nan_filters.npy");
+    let npy = npy.to_str().unwrap();
+    let filters = vec!["filters", m, "--npy", npy, "--overwrite"];
+    for args in [vec!["info", m], vec!["classify", m, &star], filters] {
         expect_error(
             &args,
             "tensor 'classifier.0.weight' holds NaN at index 300001",

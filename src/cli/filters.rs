@@ -49,7 +49,9 @@ pub struct ActivationArgs {
 pub fn filters(a: FilterArgs) -> Result<()> {
     let outputs = [&a.out, &a.npy];
     super::refuse_existing(outputs.iter().filter_map(|o| o.as_deref()), a.overwrite)?;
-    let model = super::load_model(&a.model)?;
+    // conv weights only: the linear ones are checked a piece at a time, not held
+    let model = super::load_for_net(&a.model)?;
+    model.check_file_weights()?;
     let i = match &a.layer {
         Some(l) => model.find(l)?,
         None => model
