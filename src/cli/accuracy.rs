@@ -23,7 +23,7 @@ pub struct Args {
 }
 
 pub fn run(a: Args, gpu: super::Gpu) -> Result<()> {
-    let model = super::load_for_net(&a.model)?;
+    let model = super::load_model(&a.model)?;
     let net = super::open_net(gpu, model, crate::graph::HostWeights::Release)?;
     let r = accuracy(&net, &a.data, a.batch, true)?;
     if a.json {

@@ -181,7 +181,7 @@ pub fn run(a: Args, gpu: super::Gpu) -> Result<()> {
             .rule_overrides
             .push((layer.to_string(), Rule::parse(rule, &settings.rule)?));
     }
-    let model = super::load_for_net(&a.model)?;
+    let model = super::load_model(&a.model)?;
     let x = super::load_inputs(&a.inputs, &model.meta)?;
     let host = crate::explain::method::host_weights(&model, &a.method, &settings)?;
     let net = super::open_net(gpu, model, host)?;

@@ -48,7 +48,7 @@ pub fn run(a: Args, gpu: super::Gpu) -> Result<()> {
     if let Some(out) = &a.logits {
         super::refuse_existing([out.as_path()], a.overwrite)?;
     }
-    let model = super::load_for_net(&a.model)?;
+    let model = super::load_model(&a.model)?;
     let mut groups: Vec<Group> = Vec::new();
     for path in &a.inputs {
         let arr = io::load_input(path, &model.meta)?;

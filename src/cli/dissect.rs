@@ -148,7 +148,7 @@ pub fn run(a: Args, gpu: super::Gpu) -> Result<()> {
         return Err(Error::input("dissect", "give MODEL, DATA and --out DIR"));
     };
     let s = settings(&a.opts, a.batch, a.top)?;
-    let model = super::load_for_net(&model_path)?;
+    let model = super::load_model(&model_path)?;
     let data = Concepts::open(&data_path)?;
     let net = super::open_net(gpu, model, crate::graph::HostWeights::Release)?;
     let layers = dissect::layers(&net, &a.layers)?;

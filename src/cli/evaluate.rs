@@ -185,7 +185,7 @@ pub fn run(a: Args, gpu: super::Gpu) -> Result<()> {
         o => return Err(Error::input("--score", format!("'{o}': use prob or logit"))),
     };
     let perturbation = substrate(&a.perturbation, &a, "--perturbation")?;
-    let model = super::load_for_net(&a.model)?;
+    let model = super::load_model(&a.model)?;
     let dataset = match a.inputs.as_slice() {
         [d] if d.is_dir() => Some(load_dataset(d, &model.meta)?),
         _ => None,

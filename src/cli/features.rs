@@ -160,7 +160,7 @@ pub fn embed(a: EmbedArgs, gpu: super::Gpu) -> Result<()> {
             format!("'{}': use pca or tsne", a.method),
         ));
     }
-    let model = super::load_for_net(&a.model)?;
+    let model = super::load_model(&a.model)?;
     let layer = model.find(&a.layer)?;
     let data = ImageSet::open(&a.data)?;
     let net = super::open_net(gpu, model, crate::graph::HostWeights::Release)?;
@@ -255,7 +255,7 @@ pub fn neighbors_cmd(a: NeighborArgs, gpu: super::Gpu) -> Result<()> {
     if !(1..=1000).contains(&a.k) {
         return Err(Error::input("--k", format!("{} is outside [1, 1000]", a.k)));
     }
-    let model = super::load_for_net(&a.model)?;
+    let model = super::load_model(&a.model)?;
     let layer = model.find(&a.layer)?;
     let data = ImageSet::open(&a.data)?;
     let q = super::load_inputs(&a.queries, &model.meta)?;

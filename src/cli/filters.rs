@@ -50,7 +50,7 @@ pub fn filters(a: FilterArgs) -> Result<()> {
     let outputs = [&a.out, &a.npy];
     super::refuse_existing(outputs.iter().filter_map(|o| o.as_deref()), a.overwrite)?;
     // conv weights only: the linear ones are checked a piece at a time, not held
-    let model = super::load_for_net(&a.model)?;
+    let model = super::load_model(&a.model)?;
     model.check_file_weights()?;
     let i = match &a.layer {
         Some(l) => model.find(l)?,
@@ -115,7 +115,7 @@ pub fn activations(a: ActivationArgs, gpu: super::Gpu) -> Result<()> {
             "nothing to write: pass --out or --npy",
         ));
     }
-    let model = super::load_for_net(&a.model)?;
+    let model = super::load_model(&a.model)?;
     let i = model.find(&a.layer)?;
     let x = io::load_input(&a.input, &model.meta)?;
     if x.batch() != 1 {

@@ -33,7 +33,7 @@ pub(crate) fn parse_hw(s: &str) -> std::result::Result<(usize, usize), String> {
 
 pub fn run(a: Args) -> Result<()> {
     // its linear weights checked a piece at a time rather than held (VGG16's: 495 MB)
-    let m = super::load_for_net(&a.model)?;
+    let m = super::load_model(&a.model)?;
     m.check_file_weights()?;
     let (h, w) = a.input_size.unwrap_or(m.meta.input_size);
     let shapes = m

@@ -278,7 +278,7 @@ pub fn run(a: Args, gpu: super::Gpu) -> Result<()> {
         outputs.into_iter().flatten().map(|p| p.as_path()),
         a.overwrite,
     )?;
-    let model = super::load_for_net(&a.model)?;
+    let model = super::load_model(&a.model)?;
     let x = super::load_inputs(&a.inputs, &model.meta)?;
     let hw = (x.shape[2], x.shape[3]);
     let target = a.target.map_or(Target::Argmax, Target::Class);

@@ -176,7 +176,7 @@ pub fn run(a: Args, gpu: super::Gpu) -> Result<()> {
             "nothing to write: pass --out, --png or --json",
         ));
     }
-    let model = super::load_for_net(&a.model)?;
+    let model = super::load_model(&a.model)?;
     let size = match &a.size {
         Some(s) => parse_size(s)?,
         None => model.meta.input_size,

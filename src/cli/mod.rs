@@ -126,13 +126,10 @@ pub(crate) fn open_net(gpu: Gpu, model: crate::model::Model, host: HostWeights) 
     Net::upload(Arc::new(ctx), model, gpu.weights, host)
 }
 
+/// The model at `path` with its large linear weights left in the file
+/// (`model::load_deferred`): `open_net` reads them a piece at a time as it uploads them, and
+/// a command that opens no net checks them with `Model::check_file_weights`.
 pub(crate) fn load_model(path: &std::path::Path) -> Result<crate::model::Model> {
-    crate::model::load(path)
-}
-
-/// `load_model` for a model that goes straight to `open_net`: large linear weights stay in
-/// the file until they are uploaded (`model::load_deferred`).
-pub(crate) fn load_for_net(path: &std::path::Path) -> Result<crate::model::Model> {
     crate::model::load_deferred(path)
 }
 

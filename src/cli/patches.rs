@@ -36,7 +36,7 @@ pub struct Args {
 pub fn run(a: Args, gpu: super::Gpu) -> Result<()> {
     let (json_path, png_path) = (a.out.join("top.json"), a.out.join("top.png"));
     super::refuse_existing_files([json_path.as_path(), png_path.as_path()], a.overwrite)?;
-    let model = super::load_for_net(&a.model)?;
+    let model = super::load_model(&a.model)?;
     let layer = model.find(&a.layer)?;
     let data = ImageSet::open(&a.data)?;
     let net = super::open_net(gpu, model, crate::graph::HostWeights::Release)?;
