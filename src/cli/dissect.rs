@@ -423,7 +423,8 @@ fn merge(m: MergeArgs) -> Result<()> {
                     .model
                     .clone()
                     .unwrap_or_else(|| PathBuf::from(&h0.model_path));
-                crate::model::load(&mp)?.meta
+                // the metadata only: linear weights stay in the file
+                crate::model::load_deferred(&mp)?.meta
             } else {
                 crate::model::ModelMeta::default()
             };
