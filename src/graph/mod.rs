@@ -15,7 +15,7 @@ use crate::array::Array;
 use crate::error::{Error, Result};
 use crate::gpu::upload::HostRows;
 use crate::gpu::{Context, Precision, Recorder, Tensor, WeightBuffer, WeightLayout};
-use crate::model::{LayerKind, Model, Src};
+use crate::model::{FileWeights, LayerKind, Model, Src};
 use crate::ops;
 
 /// Which layer outputs a GPU forward pass keeps.
@@ -83,12 +83,17 @@ pub enum HostWeights {
     KeepLayers(Vec<bool>),
 }
 
-/// A layer's host weights for its upload: borrowed where the `Net` keeps them, else taken
-/// from the model and given back as they are written.
-fn host_rows(w: &mut Vec<f32>, keep: bool) -> HostRows<'_> {
-    match keep {
-        true => HostRows::Borrowed(w),
-        false => HostRows::Owned(std::mem::take(w)),
+/// A layer's weights for its upload: read a piece at a time from the file where
+/// `model::load_deferred` left them there (`file`), else the host copy, borrowed where the
+/// `Net` keeps it, else taken from the model and given back as it is written.
+fn host_rows(w: &mut Vec<f32>, keep: bool, file: Option<FileWeights>) -> HostRows<'_> {
+    match (file, keep) {
+        (Some(fw), _) => HostRows::Reader {
+            len: fw.len(),
+            read: Box::new(move |from, count| fw.read(from, count)),
+        },
+        (None, true) => HostRows::Borrowed(w),
+        (None, false) => HostRows::Owned(std::mem::take(w)),
     }
 }
 
@@ -155,10 +160,10 @@ impl Net {
             };
             weights.push(match &mut l.kind {
                 LayerKind::Conv2d { geom, weight, bias } => {
-                    let (cout, len) = (geom.cout, weight.len() / geom.cout);
                     let taps = geom.kernel.0 * geom.kernel.1;
                     let layout = WeightLayout::conv(taps).precision(precision);
-                    Some(upload(host_rows(weight, keep), cout, len, bias, layout)?)
+                    let rows = host_rows(weight, keep, file);
+                    Some(upload(rows, geom.cout, geom.cin * taps, bias, layout)?)
                 }
                 LayerKind::Linear {
                     in_features,
@@ -167,13 +172,7 @@ impl Net {
                     bias,
                 } => {
                     let layout = WeightLayout::linear().precision(precision);
-                    let rows = match file {
-                        Some(fw) => HostRows::Reader {
-                            len: fw.len(),
-                            read: Box::new(move |from, count| fw.read(from, count)),
-                        },
-                        None => host_rows(weight, keep),
-                    };
+                    let rows = host_rows(weight, keep, file);
                     Some(upload(rows, *out_features, *in_features, bias, layout)?)
                 }
                 LayerKind::BatchNorm2d { .. } => {

@@ -54,7 +54,7 @@ impl FileWeights {
 
     /// Whether a tensor of `dtype` can be left in its file (the types `read` converts).
     pub(super) fn readable(dtype: Dtype) -> bool {
-        matches!(dtype, Dtype::F32 | Dtype::F16 | Dtype::BF16)
+        super::import::decode(dtype, &[]).is_some()
     }
 
     /// Values in the tensor.
@@ -75,10 +75,7 @@ impl FileWeights {
                 from + count
             )));
         }
-        let size = match self.dtype {
-            Dtype::F32 => 4,
-            _ => 2,
-        };
+        let size = self.dtype.bitsize() / 8;
         let mut bytes = vec![0u8; count * size];
         {
             let mut file = self

@@ -155,7 +155,9 @@ impl Layer {
     /// other layer).
     pub fn resolve(&mut self) -> Result<()> {
         if let Some(fw) = self.file_weights.take() {
-            if let LayerKind::Linear { weight, .. } = &mut self.kind {
+            if let LayerKind::Conv2d { weight, .. } | LayerKind::Linear { weight, .. } =
+                &mut self.kind
+            {
                 *weight = fw.read_all()?;
             }
         }
