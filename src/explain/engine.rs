@@ -5,7 +5,7 @@ use crate::array::Array;
 use crate::error::{Error, Result};
 use crate::gpu::{read_all, Recorder, Tensor};
 use crate::graph::stream::passes;
-use crate::graph::{Keep, Net, Tape};
+use crate::graph::{Bands, Keep, Net, Tape};
 use crate::ops::copies::{lerp_copies, noisy_copies, weighted_sum};
 use crate::ops::objective::{
     argmax_objective, argmax_times_logit_objective, objective, Objective, Targets,
@@ -36,6 +36,9 @@ pub fn run_gradients(
             "--target",
             "one target per input item is needed",
         ));
+    }
+    if let Some(b) = net.bands(&x.shape)? {
+        return banded_gradients(net, x, targets, relu, layer, &b, progress);
     }
     let chunk = net.tape_batch(&x.shape)?;
     let ctx = net.ctx();
@@ -86,6 +89,75 @@ pub fn run_gradients(
             acts.push(next(a)?);
             lgrads.push(next(d)?);
         }
+        Ok(())
+    })?;
+    let layer = if layer.is_some() {
+        Some((Array::concat(&acts)?, Array::concat(&lgrads)?))
+    } else {
+        None
+    };
+    Ok(GradRun {
+        grad: Array::concat(&grads)?,
+        logits: Array::concat(&logits)?,
+        targets: all_t,
+        layer,
+    })
+}
+
+/// `run_gradients` for items too large for the device, one at a time: the first layers
+/// in row bands (`Net::bands`), the rest as usual.
+fn banded_gradients(
+    net: &Net,
+    x: &Array,
+    targets: Option<&[usize]>,
+    relu: ReluRule,
+    layer: Option<usize>,
+    b: &Bands,
+    progress: &indicatif::ProgressBar,
+) -> Result<GradRun> {
+    if relu != ReluRule::Gradient {
+        return Err(net.unbanded_error(
+            &x.shape,
+            "guided backprop and deconvnet cannot run in row bands",
+        ));
+    }
+    if let Some(li) = layer.filter(|&li| li <= b.last) {
+        return Err(Error::input(
+            "--layer",
+            &format!(
+                "layer {} runs in row bands for an input of {:?} (too large for one \
+                 binding); name a layer after {}",
+                net.model().layers[li].name,
+                x.shape,
+                net.model().layers[b.last].name
+            ),
+        ));
+    }
+    let ctx = net.ctx();
+    let last = net.model().layers.len() - 1;
+    let want: Vec<usize> = layer.into_iter().collect();
+    let (mut grads, mut logits, mut acts, mut lgrads, mut all_t) =
+        (vec![], vec![], vec![], vec![], vec![]);
+    passes(x.batch(), 1, progress, |r| {
+        let item = x.slice_batch(r.start, r.end);
+        let y = net.banded_prefix(&item, b)?;
+        let mut rec = Recorder::new(ctx, "gradients after bands");
+        let tape = net.record_after_bands(&mut rec, b, &y, &Keep::Gradient(want.clone()))?;
+        let (s, arg) = seed(&mut rec, &tape, targets.map(|t| &t[r.clone()]), false)?;
+        let g = net.record_backward_range(&mut rec, &tape, last, b.last + 1, &s, relu, &want)?;
+        rec.submit()?;
+        logits.push(Array::new(tape.logits.shape.clone(), tape.logits.read(ctx)?)?);
+        all_t.extend(match (targets, arg) {
+            (Some(t), _) => t[r.clone()].to_vec(),
+            (None, Some(a)) => a.read(ctx)?.iter().map(|c| *c as usize).collect(),
+            (None, None) => unreachable!("seed gives the argmax where no target is given"),
+        });
+        if let Some(li) = layer {
+            let (a, d) = (tape.output(li)?, &g.layers[0].1);
+            acts.push(Array::new(a.shape.clone(), a.read(ctx)?)?);
+            lgrads.push(Array::new(d.shape.clone(), d.read(ctx)?)?);
+        }
+        grads.push(net.banded_input_gradient(&item, b, &g.input, relu)?);
         Ok(())
     })?;
     let layer = if layer.is_some() {

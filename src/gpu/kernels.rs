@@ -146,6 +146,7 @@ kernels! {
     Nearest => "resample.wgsl", "nearest", [R, W];
     Blur => "resample.wgsl", "blur", [R, W];
     Roll => "resample.wgsl", "roll", [R, W, R];
+    BandRows => "bands.wgsl", "band_rows", [R, W];
     ReduceRows => "reduce.wgsl", "reduce_rows", [R, W];
     TvRows => "reduce.wgsl", "tv_rows", [R, W];
     TvGrad => "reduce.wgsl", "tv_grad", [R, W];

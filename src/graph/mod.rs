@@ -3,8 +3,11 @@
 //! device, capturing any layer's output by name.
 
 mod backward;
+mod bands;
 mod stem;
 pub mod stream;
+
+pub use bands::{Band, Bands};
 
 pub(crate) use backward::accumulate;
 pub use backward::Grads;
@@ -455,11 +458,29 @@ impl Net {
     /// device), returning the logits and the named layers' outputs.
     pub fn forward(&self, input: &Array, capture: &[String]) -> Result<Forward> {
         input.check_finite()?;
-        let chunk = self.max_batch(&input.shape)?;
         let idx: Vec<usize> = capture
             .iter()
             .map(|c| self.model.find(c))
             .collect::<Result<_>>()?;
+        let bands = self.bands(&input.shape)?;
+        let chunk = match &bands {
+            Some(b) => {
+                if let Some(&i) = idx.iter().find(|&&i| i <= b.last) {
+                    return Err(Error::input(
+                        "--capture",
+                        format!(
+                            "layer {} runs in row bands for an input of {:?} (too large for \
+                             one binding); capture a layer after {}",
+                            self.model.layers[i].name,
+                            input.shape,
+                            self.model.layers[b.last].name
+                        ),
+                    ));
+                }
+                1
+            }
+            None => self.max_batch(&input.shape)?,
+        };
         let keep = if idx.is_empty() {
             Keep::Nothing
         } else {
@@ -470,8 +491,19 @@ impl Net {
         let hidden = indicatif::ProgressBar::hidden();
         stream::passes(input.batch(), chunk, &hidden, |r| {
             let part = input.slice_batch(r.start, r.end);
-            let x = Tensor::upload(&self.ctx, &part.data, &part.shape)?;
-            let tape = self.forward_gpu(&x, &keep)?;
+            let tape = match &bands {
+                Some(b) => {
+                    let y = self.banded_prefix(&part, b)?;
+                    let mut rec = Recorder::new(&self.ctx, "forward after bands");
+                    let tape = self.record_after_bands(&mut rec, b, &y, &keep)?;
+                    rec.submit()?;
+                    tape
+                }
+                None => {
+                    let x = Tensor::upload(&self.ctx, &part.data, &part.shape)?;
+                    self.forward_gpu(&x, &keep)?
+                }
+            };
             logits.push(read(&self.ctx, &tape.logits)?);
             for (k, &li) in idx.iter().enumerate() {
                 caps[k].push(read(&self.ctx, tape.outputs[li].as_ref().unwrap())?);

@@ -247,9 +247,14 @@ impl Model {
     /// Each layer's output shape for an input shape, or an error naming the layer that
     /// cannot take it.
     pub fn output_shapes(&self, input: &[usize]) -> Result<Vec<Vec<usize>>> {
+        self.output_shapes_through(input, self.layers.len().saturating_sub(1))
+    }
+
+    /// As `output_shapes`, for layers 0 ..= `last` only (later ones may not take them).
+    pub fn output_shapes_through(&self, input: &[usize], last: usize) -> Result<Vec<Vec<usize>>> {
         self.check_graph()?;
         let mut out: Vec<Vec<usize>> = Vec::with_capacity(self.layers.len());
-        for l in &self.layers {
+        for l in self.layers.iter().take(last + 1) {
             let ins: Vec<&[usize]> = l
                 .inputs
                 .iter()

@@ -1,0 +1,109 @@
+//! One item too large for a storage binding runs its first layers in row bands: the same
+//! logits and gradients as on a device whose bindings hold it whole.
+
+mod common;
+
+use std::sync::Arc;
+
+use netlens::explain::method::{attribute, Settings};
+use netlens::explain::Target;
+use netlens::gpu::Context;
+use netlens::graph::Net;
+use netlens::{Array, Error};
+
+/// The demo model's first conv output at 128² is 2 MiB: over this, under the default.
+const BINDING: u64 = 768 << 10;
+
+fn narrow() -> Net {
+    let ctx = Context::from_env().unwrap().with_binding_limit(BINDING);
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/models/shapes-vgg.safetensors");
+    Net::new(Arc::new(ctx), netlens::model::load(path.as_ref()).unwrap()).unwrap()
+}
+
+/// Shipped samples at twice their size (nearest), cropped to `h` x `w`.
+fn large(net: &Net, names: &[&str], h: usize, w: usize) -> Array {
+    let x = common::samples(net, names);
+    let [n, c, sh, sw] = [x.shape[0], x.shape[1], x.shape[2], x.shape[3]];
+    let mut data = Vec::with_capacity(n * c * h * w);
+    for plane in x.data.chunks(sh * sw) {
+        for y in 0..h {
+            for xx in 0..w {
+                data.push(plane[(y / 2).min(sh - 1) * sw + (xx / 2).min(sw - 1)]);
+            }
+        }
+    }
+    Array::new(vec![n, c, h, w], data).unwrap()
+}
+
+fn run(net: &Net, method: &str, x: &Array) -> (Array, Vec<usize>) {
+    let bar = indicatif::ProgressBar::hidden();
+    let a = attribute(net, method, x, &Target::Argmax, &Settings::default(), &bar).unwrap();
+    (a.map, a.targets)
+}
+
+#[test]
+fn bands_cover_the_output_once_and_overlap_at_the_input() {
+    let net = narrow();
+    assert!(net.bands(&[1, 3, 64, 64]).unwrap().is_none());
+    let b = net.bands(&[1, 3, 131, 97]).unwrap().expect("bands");
+    // features.5 (a pool) is the first layer from which every output fits
+    assert_eq!(net.model().layers[b.last].name, "features.5");
+    assert_eq!(b.out_shape, vec![1, 64, 32, 24]);
+    assert!(b.bands.len() >= 2, "{b:?}");
+    let mut next = 0;
+    for (k, band) in b.bands.iter().enumerate() {
+        assert_eq!(band.valid.start, next, "{b:?}");
+        next = band.valid.end;
+        assert_eq!(band.rows.start % 4, 0, "rows start on the strides: {b:?}");
+        if k > 0 {
+            assert!(band.rows.start < b.bands[k - 1].rows.end, "halo: {b:?}");
+        }
+    }
+    assert_eq!(next, 32);
+    assert_eq!(b.bands.last().unwrap().rows.end, 131);
+}
+
+#[test]
+fn an_item_too_large_for_one_binding_gives_the_whole_items_logits_and_gradients() {
+    let (net, full) = (narrow(), common::demo());
+    for (names, h, w) in [(&["star", "arrow"][..], 128, 128), (&["ring"][..], 131, 97)] {
+        let x = large(&net, names, h, w);
+        assert!(net.max_batch(&x.shape).is_err(), "one pass cannot hold it");
+        let got = net.forward(&x, &["classifier.3".into()]).unwrap();
+        let want = full.forward(&x, &["classifier.3".into()]).unwrap();
+        common::assert_close(&got.logits.data, &want.logits.data, 1e-5, 1e-5, "logits");
+        common::assert_close(
+            &got.captures[0].1.data,
+            &want.captures[0].1.data,
+            1e-5,
+            1e-5,
+            "capture",
+        );
+        for method in ["gradient"] {
+            let (g, t) = run(&net, method, &x);
+            let (gw, tw) = run(&full, method, &x);
+            assert_eq!(t, tw);
+            let what = format!("{method} at {h}x{w}");
+            common::assert_close(&g.data, &gw.data, 1e-6, 1e-4, &what);
+            assert!(common::rel_l2(&g.data, &gw.data) < 1e-5, "{what}");
+        }
+        // their ReLUs clip the sum of the bands' gradients, not each band's part
+        let bar = indicatif::ProgressBar::hidden();
+        for method in ["guided-backprop", "deconvnet"] {
+            match attribute(&net, method, &x, &Target::Argmax, &Settings::default(), &bar) {
+                Err(Error::TooLarge { hint, .. }) => assert!(hint.contains("row bands"), "{hint}"),
+                other => panic!("{method}: expected TooLarge, got {:?}", other.map(|a| a.map.shape)),
+            }
+        }
+    }
+}
+
+#[test]
+fn layers_inside_the_bands_cannot_be_captured() {
+    let net = narrow();
+    let x = large(&net, &["star"], 128, 128);
+    let Err(e) = net.forward(&x, &["features.3".into()]) else {
+        panic!("features.3 runs in bands")
+    };
+    assert!(e.to_string().contains("row bands"), "{e}");
+}
