@@ -17,19 +17,24 @@ struct BandParams {
 @group(0) @binding(1) var<storage, read> src: array<f32>;
 @group(0) @binding(2) var<storage, read_write> dst: array<f32>;
 
-// one thread a value of dst, dispatched [x, 1, z] by 64-wide x
+// one thread a value of dst (zero_rest) or of the rows copied, dispatched [x, 1, z] by
+// 64-wide x
 @compute @workgroup_size(64, 1, 1)
 fn band_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = gid.x + gid.z * nwg.x * 64u;
-    let plane = p.dst_rows * p.width;
+    let span = select(p.rows, p.dst_rows, p.zero_rest == 1u);
+    let plane = span * p.width;
     if (i >= p.channels * plane) { return; }
     let c = i / plane;
     let at = i - c * plane;
     let r = at / p.width;
     let x = at - r * p.width;
-    if (r >= p.dst_row && r < p.dst_row + p.rows) {
-        dst[i] = src[(c * p.src_rows + r - p.dst_row + p.src_row) * p.width + x];
-    } else if (p.zero_rest == 1u) {
-        dst[i] = 0.0;
+    // the row of dst written
+    let d = select(r + p.dst_row, r, p.zero_rest == 1u);
+    let out = (c * p.dst_rows + d) * p.width + x;
+    if (d >= p.dst_row && d < p.dst_row + p.rows) {
+        dst[out] = src[(c * p.src_rows + d - p.dst_row + p.src_row) * p.width + x];
+    } else {
+        dst[out] = 0.0;
     }
 }

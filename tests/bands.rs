@@ -5,10 +5,12 @@ mod common;
 
 use std::sync::Arc;
 
+use netlens::explain::gradient::{ig_steps, IgMethod};
 use netlens::explain::method::{attribute, Settings};
-use netlens::explain::Target;
+use netlens::explain::{run_gradients, Target};
 use netlens::gpu::Context;
 use netlens::graph::Net;
+use netlens::ops::ReluRule;
 use netlens::{Array, Error};
 
 /// The demo model's first conv output at 128² is 2 MiB: over this, under the default.
@@ -37,7 +39,12 @@ fn large(net: &Net, names: &[&str], h: usize, w: usize) -> Array {
 
 fn run(net: &Net, method: &str, x: &Array) -> (Array, Vec<usize>) {
     let bar = indicatif::ProgressBar::hidden();
-    let a = attribute(net, method, x, &Target::Argmax, &Settings::default(), &bar).unwrap();
+    let s = Settings {
+        steps: 6,
+        samples: 3,
+        ..Settings::default()
+    };
+    let a = attribute(net, method, x, &Target::Argmax, &s, &bar).unwrap();
     (a.map, a.targets)
 }
 
@@ -79,7 +86,17 @@ fn an_item_too_large_for_one_binding_gives_the_whole_items_logits_and_gradients(
             1e-5,
             "capture",
         );
-        for method in ["gradient"] {
+        for method in [
+            "gradient",
+            "saliency",
+            "input-x-gradient",
+            "smoothgrad",
+            "grad-cam",
+            "lrp-epsilon",
+            "lrp-epsilon-plus-flat",
+            "lrp-epsilon-gamma-box",
+            "lrp-epsilon-alpha2-beta1",
+        ] {
             let (g, t) = run(&net, method, &x);
             let (gw, tw) = run(&full, method, &x);
             assert_eq!(t, tw);
@@ -87,12 +104,59 @@ fn an_item_too_large_for_one_binding_gives_the_whole_items_logits_and_gradients(
             common::assert_close(&g.data, &gw.data, 1e-6, 1e-4, &what);
             assert!(common::rel_l2(&g.data, &gw.data) < 1e-5, "{what}");
         }
+        // integrated gradients without the first conv's linearity (the whole item's
+        // path interpolates that conv's output, a rounding away): the plain gradients of
+        // the interpolated copies, summed here
+        let (ig, t) = run(&net, "integrated-gradients", &x);
+        let (alphas, weights) = ig_steps(IgMethod::GaussLegendre, 6).unwrap();
+        let per = x.data.len() / x.batch();
+        for (i, &ti) in t.iter().enumerate() {
+            let xi = &x.data[i * per..(i + 1) * per];
+            let copies: Vec<f32> = alphas
+                .iter()
+                .flat_map(|a| xi.iter().map(move |v| *a as f32 * v))
+                .collect();
+            let mut shape = x.shape.clone();
+            shape[0] = alphas.len();
+            let c = Array::new(shape, copies).unwrap();
+            let bar = indicatif::ProgressBar::hidden();
+            let g = run_gradients(
+                &full,
+                &c,
+                Some(&[ti; 6]),
+                ReluRule::Gradient,
+                None,
+                &bar,
+            )
+            .unwrap()
+            .grad;
+            let want: Vec<f32> = (0..per)
+                .map(|j| {
+                    let s: f64 = (0..6)
+                        .map(|k| weights[k] * g.data[k * per + j] as f64)
+                        .sum();
+                    (s * xi[j] as f64) as f32
+                })
+                .collect();
+            let got = &ig.data[i * per..(i + 1) * per];
+            common::assert_close(got, &want, 1e-6, 1e-4, "integrated gradients");
+        }
         // their ReLUs clip the sum of the bands' gradients, not each band's part
         let bar = indicatif::ProgressBar::hidden();
         for method in ["guided-backprop", "deconvnet"] {
-            match attribute(&net, method, &x, &Target::Argmax, &Settings::default(), &bar) {
+            match attribute(
+                &net,
+                method,
+                &x,
+                &Target::Argmax,
+                &Settings::default(),
+                &bar,
+            ) {
                 Err(Error::TooLarge { hint, .. }) => assert!(hint.contains("row bands"), "{hint}"),
-                other => panic!("{method}: expected TooLarge, got {:?}", other.map(|a| a.map.shape)),
+                other => panic!(
+                    "{method}: expected TooLarge, got {:?}",
+                    other.map(|a| a.map.shape)
+                ),
             }
         }
     }

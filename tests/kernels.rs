@@ -919,3 +919,43 @@ fn profiled_runs_time_each_kernel_and_change_nothing() {
         "{report}"
     );
 }
+
+#[test]
+fn band_rows_copy_rows_and_clear_the_rest() {
+    let c = ctx();
+    let (ch, hs, hd, w) = (3, 7, 5, 9);
+    let src = rand_vec(ch * hs * w, 41);
+    let old = rand_vec(ch * hd * w, 42);
+    for (src_row, dst_row, rows, zero) in [(2, 1, 4, false), (0, 0, 5, true), (6, 3, 1, true)] {
+        let s = Tensor::upload(c, &src, &[1, ch, hs, w]).unwrap();
+        let d = Tensor::upload(c, &old, &[1, ch, hd, w]).unwrap();
+        let mut rec = Recorder::new(c, "test");
+        ops::bands::band_rows(&mut rec, &s, &d, (src_row, dst_row, rows), zero).unwrap();
+        rec.submit().unwrap();
+        let mut want = old.clone();
+        for k in 0..ch {
+            for r in 0..hd {
+                for x in 0..w {
+                    let i = (k * hd + r) * w + x;
+                    want[i] = if (dst_row..dst_row + rows).contains(&r) {
+                        src[(k * hs + r - dst_row + src_row) * w + x]
+                    } else if zero {
+                        0.0
+                    } else {
+                        old[i]
+                    };
+                }
+            }
+        }
+        assert_eq!(
+            d.read(c).unwrap(),
+            want,
+            "{src_row} {dst_row} {rows} {zero}"
+        );
+    }
+    // rows past either end are an error, not a launch
+    let s = Tensor::upload(c, &src, &[1, ch, hs, w]).unwrap();
+    let d = Tensor::upload(c, &old, &[1, ch, hd, w]).unwrap();
+    let mut rec = Recorder::new(c, "test");
+    assert!(ops::bands::band_rows(&mut rec, &s, &d, (4, 2, 4), false).is_err());
+}

@@ -1,7 +1,7 @@
 //! Typed, recoverable errors: a host application's device opened with its limits forced
-//! down (bindings of 768 KiB: one item a pass, the first linear layer's weights split) runs
-//! the demo model to the same maps, refuses what cannot fit with `Error::TooLarge`, and
-//! stays usable; a destroyed device gives `Error::DeviceLost`, not a panic.
+//! down (bindings of 768 KiB: one item a pass, the first linear layer's weights split, a
+//! larger item's first layers in row bands) runs the demo model to the same maps, refuses
+//! what cannot fit with `Error::TooLarge`, and stays usable; a destroyed device gives `Error::DeviceLost`, not a panic.
 
 mod common;
 
@@ -64,11 +64,19 @@ fn forced_low_limits_split_or_fail_typed_and_leave_the_host_device_usable() {
         "gradient, 768 KiB bindings",
     );
 
-    // one item whose first activation cannot fit one binding: a typed error, named
+    // one item whose first activation cannot fit one binding runs in row bands
+    // (tests/bands.rs), unless a band of one row is already too wide: a typed error
     let big = Array::new(vec![1, 3, 128, 128], vec![0.5; 3 * 128 * 128]).unwrap();
-    match gradient(&net, &big) {
-        Err(Error::TooLarge { bytes, limit, .. }) => {
-            assert_eq!((bytes, limit), (32 * 128 * 128 * 4, BINDING))
+    assert!(net.max_batch(&big.shape).is_err());
+    let banded = gradient(&net, &big).unwrap();
+    let whole = gradient(&common::demo(), &big).unwrap();
+    common::assert_close(&banded.data, &whole.data, 1e-6, 1e-4, "gradient in bands");
+    let wide = Array::new(vec![1, 3, 32, 20000], vec![0.5; 3 * 32 * 20000]).unwrap();
+    match gradient(&net, &wide) {
+        Err(Error::TooLarge {
+            bytes, limit, hint, ..
+        }) => {
+            assert!(bytes > limit && limit == BINDING && hint.contains("narrower"))
         }
         other => panic!("expected TooLarge, got {:?}", other.map(|a| a.shape)),
     }

@@ -121,32 +121,24 @@ fn banded_gradients(
             "guided backprop and deconvnet cannot run in row bands",
         ));
     }
-    if let Some(li) = layer.filter(|&li| li <= b.last) {
-        return Err(Error::input(
-            "--layer",
-            &format!(
-                "layer {} runs in row bands for an input of {:?} (too large for one \
-                 binding); name a layer after {}",
-                net.model().layers[li].name,
-                x.shape,
-                net.model().layers[b.last].name
-            ),
-        ));
-    }
+    let want: Vec<usize> = layer.into_iter().collect();
+    net.check_after_bands(b, &x.shape, &want, "--layer")?;
     let ctx = net.ctx();
     let last = net.model().layers.len() - 1;
-    let want: Vec<usize> = layer.into_iter().collect();
     let (mut grads, mut logits, mut acts, mut lgrads, mut all_t) =
         (vec![], vec![], vec![], vec![], vec![]);
     passes(x.batch(), 1, progress, |r| {
         let item = x.slice_batch(r.start, r.end);
-        let y = net.banded_prefix(&item, b)?;
         let mut rec = Recorder::new(ctx, "gradients after bands");
-        let tape = net.record_after_bands(&mut rec, b, &y, &Keep::Gradient(want.clone()))?;
+        let keep = Keep::Gradient(want.clone());
+        let tape = net.record_forward_host(&mut rec, &item, Some(b), &keep)?;
         let (s, arg) = seed(&mut rec, &tape, targets.map(|t| &t[r.clone()]), false)?;
         let g = net.record_backward_range(&mut rec, &tape, last, b.last + 1, &s, relu, &want)?;
         rec.submit()?;
-        logits.push(Array::new(tape.logits.shape.clone(), tape.logits.read(ctx)?)?);
+        logits.push(Array::new(
+            tape.logits.shape.clone(),
+            tape.logits.read(ctx)?,
+        )?);
         all_t.extend(match (targets, arg) {
             (Some(t), _) => t[r.clone()].to_vec(),
             (None, Some(a)) => a.read(ctx)?.iter().map(|c| *c as usize).collect(),
@@ -238,6 +230,9 @@ pub(crate) fn copies_gradient(
     progress: &indicatif::ProgressBar,
     copies: Copies,
 ) -> Result<Tensor> {
+    if let Some(b) = net.bands(item_shape)? {
+        return banded_copies_gradient(net, count, target, weights, progress, copies, &b);
+    }
     let mut shape = item_shape.to_vec();
     shape[0] = count.max(1);
     let chunk = net.tape_batch(&shape)?;
@@ -304,4 +299,55 @@ pub(crate) fn copies_gradient(
     let g = net.record_input_gradient(&mut rec, s, &acc, item_shape)?;
     rec.submit()?;
     Ok(g)
+}
+
+/// `copies_gradient` for an item too large for the device: each copy is made on the
+/// device, read back and run with its first layers in row bands (`Net::bands`); the
+/// weighted sum is taken on the host.
+fn banded_copies_gradient(
+    net: &Net,
+    count: usize,
+    target: usize,
+    weights: &Tensor,
+    progress: &indicatif::ProgressBar,
+    copies: Copies,
+    b: &Bands,
+) -> Result<Tensor> {
+    let ctx = net.ctx();
+    let hidden = indicatif::ProgressBar::hidden();
+    let mut acc: Option<Array> = None;
+    for (k, w) in weights.read(ctx)?.into_iter().enumerate().take(count) {
+        let mut rec = Recorder::new(ctx, "copy");
+        let c = match &copies {
+            Copies::Lerp { x, b, alphas } => lerp_copies(&mut rec, x, b, alphas, k, 1, false)?,
+            Copies::Noisy { x, sigma, seed } => noisy_copies(&mut rec, x, *sigma, *seed, k, 1)?,
+        };
+        rec.submit()?;
+        let item = Array::new(c.shape.clone(), c.read(ctx)?)?;
+        let g = banded_gradients(
+            net,
+            &item,
+            Some(&[target]),
+            ReluRule::Gradient,
+            None,
+            b,
+            &hidden,
+        )?;
+        match &mut acc {
+            Some(a) => a
+                .data
+                .iter_mut()
+                .zip(&g.grad.data)
+                .for_each(|(a, g)| *a += w * g),
+            None => {
+                acc = Some(Array::new(
+                    g.grad.shape,
+                    g.grad.data.iter().map(|g| w * g).collect(),
+                )?)
+            }
+        }
+        progress.inc(1);
+    }
+    let acc = acc.ok_or_else(|| Error::Other("no copies to sum".into()))?;
+    Tensor::upload(ctx, &acc.data, &acc.shape)
 }

@@ -4,7 +4,7 @@ use super::resample::Upsample;
 use super::{run_gradients, Attribution, Target};
 use crate::array::Array;
 use crate::error::{Error, Result};
-use crate::gpu::{read_all, Recorder, Tensor};
+use crate::gpu::{read_all, Recorder};
 use crate::graph::stream::passes;
 use crate::graph::{Keep, Net};
 use crate::model::LayerKind;
@@ -49,12 +49,20 @@ pub fn grad_cam(
         return Err(Error::Other(format!("layer {layer} does not exist")));
     }
     let size = (x.shape[2], x.shape[3]);
-    let chunk = net.tape_batch(&x.shape)?;
+    // an item too large for the device: its first layers in row bands
+    let bands = net.bands(&x.shape)?;
+    let chunk = match &bands {
+        Some(b) => {
+            net.check_after_bands(b, &x.shape, &[layer], "--layer")?;
+            1
+        }
+        None => net.tape_batch(&x.shape)?,
+    };
     let parts = passes(x.batch(), chunk, &indicatif::ProgressBar::hidden(), |r| {
         let part = x.slice_batch(r.start, r.end);
-        let xt = Tensor::upload(ctx, &part.data, &part.shape)?;
         let mut rec = Recorder::new(ctx, "grad-cam");
-        let tape = net.record_forward(&mut rec, &xt, &Keep::Gradient(vec![layer]), None)?;
+        let keep = Keep::Gradient(vec![layer]);
+        let tape = net.record_forward_host(&mut rec, &part, bands.as_ref(), &keep)?;
         let (seed, value) = match &fixed {
             Some(t) => {
                 let t = Targets::classes(ctx, &t[r.clone()], &tape.logits.shape[1..])?;

@@ -59,11 +59,11 @@ impl Net {
     /// (the activations after the first layers that can run in bands do not fit, or one
     /// band of rows is too wide).
     pub fn bands(&self, shape: &[usize]) -> Result<Option<Bands>> {
-        let err = match self.max_batch(shape) {
+        match self.max_batch(shape) {
             Ok(_) => return Ok(None),
-            Err(e @ Error::TooLarge { .. }) => e,
+            Err(Error::TooLarge { .. }) => {}
             Err(e) => return Err(e),
-        };
+        }
         let one = [1, shape[1], shape[2], shape[3]];
         let shapes = self.model.output_shapes(&one)?;
         let limit = self.ctx.max_binding();
@@ -84,13 +84,20 @@ impl Net {
                 break;
             }
         }
-        let input_read_later = layers.iter().skip(1).any(|l| l.inputs.contains(&Src::Input));
+        let input_read_later = layers
+            .iter()
+            .skip(1)
+            .any(|l| l.inputs.contains(&Src::Input));
         // the first layer of the chain from which on every output fits
         let Some(mut last) = (0..chain)
             .find(|&p| shapes[p..].iter().all(|s| bytes(s) <= limit))
             .filter(|_| !input_read_later)
         else {
-            return Err(err);
+            return Err(self.unbanded_error(
+                shape,
+                "its first layers cannot run in row bands (that takes a chain of convs, \
+                 ReLUs and pools from the input, after which every activation fits)",
+            ));
         };
         // a conv's ReLU runs with it, in the bands
         if last + 1 < chain
@@ -104,27 +111,31 @@ impl Net {
         // the most output rows a band can give (fits is monotone in them), then as many
         // bands of even height
         let (mut lo, mut hi) = (1, out_rows);
-        if plan(1).is_none() {
+        if let Err(bytes) = plan(1)? {
             return Err(Error::TooLarge {
                 what: format!(
-                    "one row band of layer {}'s input (the image is {} pixels wide)",
+                    "an activation of the thinnest row band through layer {} (the image is {} \
+                     pixels wide)",
                     layers[last].name, shape[3]
                 ),
-                bytes: bytes(&[1, shapes[0][1], 1, shapes[0][3]]),
+                bytes,
                 limit,
                 hint: "use a narrower image".into(),
             });
         }
         while lo < hi {
             let mid = (lo + hi).div_ceil(2);
-            if plan(mid).is_some() {
+            if plan(mid)?.is_ok() {
                 lo = mid;
             } else {
                 hi = mid - 1;
             }
         }
         let even = out_rows.div_ceil(out_rows.div_ceil(lo));
-        let bands = plan(even).or_else(|| plan(lo)).expect("a height that fitted");
+        let bands = match plan(even)? {
+            Ok(b) => b,
+            Err(_) => plan(lo)?.map_err(|_| Error::Other("row bands that fitted do not".into()))?,
+        };
         Ok(Some(Bands {
             last,
             out_shape: shapes[last].clone(),
@@ -132,16 +143,16 @@ impl Net {
         }))
     }
 
-    /// Bands of `t` output rows of layer `last` each, or `None` where one does not fit
-    /// (a binding for each activation, the tape budget for all of them and their
-    /// gradients).
+    /// Bands of `t` output rows of layer `last` each, or the bytes of the largest
+    /// activation of a band that does not fit (a binding for each activation, the tape
+    /// budget for all of them and their gradients).
     fn plan_bands(
         &self,
         input: &[usize],
         shapes: &[Vec<usize>],
         last: usize,
         t: usize,
-    ) -> Option<Vec<Band>> {
+    ) -> Result<std::result::Result<Vec<Band>, u64>> {
         let layers = &self.model.layers;
         let stride: usize = (0..=last)
             .map(|i| row_window(&layers[i].kind).unwrap().1)
@@ -162,15 +173,18 @@ impl Net {
             // start on a multiple of the strides, so every layer's windows line up
             lo -= lo % stride;
             let band = [1, input[1], hi - lo, input[3]];
-            let sizes = self.model.output_shapes_through(&band, last).ok()?;
+            let sizes = self.model.output_shapes_through(&band, last)?;
             let kept: u64 = sizes.iter().map(|s| bytes(s)).sum::<u64>() * 2;
+            let largest = sizes.iter().map(|s| bytes(s)).fold(bytes(&band), u64::max);
+            if largest > limit || kept > self.tape_budget {
+                return Ok(Err(largest));
+            }
             let skip = a - lo / stride;
-            if bytes(&band) > limit
-                || sizes.iter().any(|s| bytes(s) > limit)
-                || kept > self.tape_budget
-                || skip + (b - a) > sizes[last][2]
-            {
-                return None;
+            if skip + (b - a) > sizes[last][2] {
+                return Err(Error::Other(format!(
+                    "row band {lo}..{hi} of an input of {input:?} gives no rows {a}..{b} of \
+                     layer {last}"
+                )));
             }
             bands.push(Band {
                 rows: lo..hi,
@@ -178,7 +192,7 @@ impl Net {
                 skip,
             });
         }
-        Some(bands)
+        Ok(Ok(bands))
     }
 
     /// The error for an input of `shape` that needs bands where a method cannot use
@@ -205,16 +219,65 @@ impl Net {
         for band in &b.bands {
             let xt = upload_rows(self, x, &band.rows)?;
             let mut rec = Recorder::new(&self.ctx, "forward in bands");
-            let tape = self.record_span(&mut rec, Begin::Input(&xt), &Keep::Nothing, Some(b.last))?;
+            let tape =
+                self.record_span(&mut rec, Begin::Input(&xt), &Keep::Nothing, Some(b.last))?;
             let rows = band.valid.len();
-            band_rows(&mut rec, &tape.logits, &out, (band.skip, band.valid.start, rows), false)?;
+            band_rows(
+                &mut rec,
+                &tape.logits,
+                &out,
+                (band.skip, band.valid.start, rows),
+                false,
+            )?;
             rec.submit()?;
         }
         Ok(out)
     }
 
-    /// Records the layers after the bands on their joined output `y` (`banded_prefix`)
-    /// for an input of `shape`.
+    /// Records a forward of the host batch `x` with `keep`: uploaded whole, or with
+    /// `bands` (one item), its first layers run band by band now and the rest recorded.
+    pub fn record_forward_host(
+        &self,
+        rec: &mut Recorder,
+        x: &Array,
+        bands: Option<&Bands>,
+        keep: &Keep,
+    ) -> Result<Tape> {
+        match bands {
+            Some(b) => {
+                let y = self.banded_prefix(x, b)?;
+                self.record_after_bands(rec, b, &y, keep)
+            }
+            None => {
+                let xt = Tensor::upload(&self.ctx, &x.data, &x.shape)?;
+                self.record_forward(rec, &xt, keep, None)
+            }
+        }
+    }
+
+    /// An error naming `flag` where one of `layers` runs inside the bands of an input of
+    /// `shape` (its output never exists whole).
+    pub fn check_after_bands(
+        &self,
+        b: &Bands,
+        shape: &[usize],
+        layers: &[usize],
+        flag: &str,
+    ) -> Result<()> {
+        match layers.iter().find(|&&i| i <= b.last) {
+            Some(&i) => Err(Error::input(
+                flag,
+                format!(
+                    "layer {} runs in row bands for an input of {shape:?} (too large for one \
+                     binding); name a layer after {}",
+                    self.model.layers[i].name, self.model.layers[b.last].name
+                ),
+            )),
+            None => Ok(()),
+        }
+    }
+
+    /// Records the layers after the bands on their joined output `y` (`banded_prefix`).
     pub fn record_after_bands(
         &self,
         rec: &mut Recorder,
@@ -249,23 +312,49 @@ impl Net {
                 "guided backprop and deconvnet cannot run in row bands",
             ));
         }
+        self.banded_walk(x, b, g, &Keep::Gradient(vec![]), |tape, seed| {
+            let mut rec = Recorder::new(&self.ctx, "gradient in bands");
+            let gx = self.record_backward(&mut rec, tape, b.last, seed, relu, &[])?;
+            rec.submit()?;
+            Ok(gx.input)
+        })
+    }
+
+    /// What `walk` carries from layer `b.last`'s output back to the input of `x`, for a
+    /// walk linear in what it carries: `walk` runs on each band's tape (recorded with
+    /// `keep`) from the band's rows of `g` (the others zero), and the bands' results
+    /// are summed where they overlap.
+    pub fn banded_walk(
+        &self,
+        x: &Array,
+        b: &Bands,
+        g: &Tensor,
+        keep: &Keep,
+        mut walk: impl FnMut(&Tape, &Tensor) -> Result<Tensor>,
+    ) -> Result<Array> {
+        if g.shape != b.out_shape {
+            return Err(Error::Shape(format!(
+                "the bands give {:?}, not {:?}",
+                b.out_shape, g.shape
+            )));
+        }
         let [c, h, w] = [x.shape[1], x.shape[2], x.shape[3]];
         let mut dx = vec![0f32; c * h * w];
         for band in &b.bands {
             let xt = upload_rows(self, x, &band.rows)?;
-            let mut rec = Recorder::new(&self.ctx, "gradient in bands");
-            let tape = self.record_span(
-                &mut rec,
-                Begin::Input(&xt),
-                &Keep::Gradient(vec![]),
-                Some(b.last),
-            )?;
-            let seed = Tensor::empty(&self.ctx, &tape.logits.shape, "band gradient")?;
+            let mut rec = Recorder::new(&self.ctx, "forward in bands");
+            let tape = self.record_span(&mut rec, Begin::Input(&xt), keep, Some(b.last))?;
+            let seed = Tensor::empty(&self.ctx, &tape.logits.shape, "band seed")?;
             let rows = band.valid.len();
-            band_rows(&mut rec, g, &seed, (band.valid.start, band.skip, rows), true)?;
-            let gx = self.record_backward(&mut rec, &tape, b.last, &seed, relu, &[])?;
+            band_rows(
+                &mut rec,
+                g,
+                &seed,
+                (band.valid.start, band.skip, rows),
+                true,
+            )?;
             rec.submit()?;
-            let part = gx.input.read(&self.ctx)?;
+            let part = walk(&tape, &seed)?.read(&self.ctx)?;
             let n = band.rows.len();
             for ch in 0..c {
                 let src = &part[ch * n * w..(ch + 1) * n * w];

@@ -270,7 +270,11 @@ impl Net {
                 what: format!("one item's output of layer {}", worst.1),
                 bytes: worst.0,
                 limit,
-                hint: format!("use a smaller input than {}x{}", shape[2], shape[3]),
+                hint: format!(
+                    "use a smaller input than {}x{} (classify, the gradient methods, Grad-CAM \
+                     and LRP run one this large in row bands where the model allows)",
+                    shape[2], shape[3]
+                ),
             });
         }
         let fit = ((limit / worst.0) as usize).max(1);
@@ -465,18 +469,7 @@ impl Net {
         let bands = self.bands(&input.shape)?;
         let chunk = match &bands {
             Some(b) => {
-                if let Some(&i) = idx.iter().find(|&&i| i <= b.last) {
-                    return Err(Error::input(
-                        "--capture",
-                        format!(
-                            "layer {} runs in row bands for an input of {:?} (too large for \
-                             one binding); capture a layer after {}",
-                            self.model.layers[i].name,
-                            input.shape,
-                            self.model.layers[b.last].name
-                        ),
-                    ));
-                }
+                self.check_after_bands(b, &input.shape, &idx, "--capture")?;
                 1
             }
             None => self.max_batch(&input.shape)?,
@@ -491,19 +484,9 @@ impl Net {
         let hidden = indicatif::ProgressBar::hidden();
         stream::passes(input.batch(), chunk, &hidden, |r| {
             let part = input.slice_batch(r.start, r.end);
-            let tape = match &bands {
-                Some(b) => {
-                    let y = self.banded_prefix(&part, b)?;
-                    let mut rec = Recorder::new(&self.ctx, "forward after bands");
-                    let tape = self.record_after_bands(&mut rec, b, &y, &keep)?;
-                    rec.submit()?;
-                    tape
-                }
-                None => {
-                    let x = Tensor::upload(&self.ctx, &part.data, &part.shape)?;
-                    self.forward_gpu(&x, &keep)?
-                }
-            };
+            let mut rec = Recorder::new(&self.ctx, "forward");
+            let tape = self.record_forward_host(&mut rec, &part, bands.as_ref(), &keep)?;
+            rec.submit()?;
             logits.push(read(&self.ctx, &tape.logits)?);
             for (k, &li) in idx.iter().enumerate() {
                 caps[k].push(read(&self.ctx, tape.outputs[li].as_ref().unwrap())?);

@@ -59,7 +59,7 @@ pub fn band_rows(
             crate::gpu::recorder::Binding::Tensor(src),
             crate::gpu::recorder::Binding::Tensor(dst),
         ],
-        dst.len(),
+        if zero_rest { dst.len() } else { c * rows * w },
     );
     Ok(())
 }

@@ -2,7 +2,7 @@
 //! pool and records its launches; nothing runs until the recorder is submitted.
 
 mod backward;
-pub(crate) mod bands;
+pub mod bands;
 mod conv;
 pub mod copies;
 pub mod dissect;

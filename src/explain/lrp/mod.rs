@@ -14,7 +14,7 @@ use crate::array::Array;
 use crate::error::Result;
 use crate::gpu::{Recorder, Tensor};
 use crate::graph::stream::passes;
-use crate::graph::{Keep, Net};
+use crate::graph::{Bands, Keep, Net};
 use weights::ModWeights;
 
 /// Where the backward walk starts.
@@ -62,6 +62,16 @@ impl<'n> Lrp<'n> {
         let net = self.net;
         let ctx = net.ctx();
         x.check_finite()?;
+        if let Some(b) = net.bands(&x.shape)? {
+            if keep_layers {
+                return Err(net.unbanded_error(
+                    &x.shape,
+                    "every layer's relevance cannot be kept where the first layers run in \
+                     row bands",
+                ));
+            }
+            return self.banded(x, targets, rules, start, &b);
+        }
         let chunk = net.tape_batch(&x.shape)?;
         let (mut inputs, mut all_t) = (Vec::new(), Vec::new());
         let mut layer_parts: Vec<Vec<Array>> = Vec::new();
@@ -100,6 +110,48 @@ impl<'n> Lrp<'n> {
             input: Array::concat(&inputs)?,
             targets: all_t,
             layers,
+        })
+    }
+
+    /// `relevance` for items too large for the device, one at a time: the layers after
+    /// the row bands (`Net::bands`) walked on their joined output, then each band from
+    /// its rows of the relevance there (LRP is linear in the relevance it passes down),
+    /// summed at the input.
+    fn banded(
+        &self,
+        x: &Array,
+        targets: Option<&[usize]>,
+        rules: &[Rule],
+        start: Start,
+        b: &Bands,
+    ) -> Result<Relevance> {
+        let net = self.net;
+        let ctx = net.ctx();
+        let n = net.model().layers.len();
+        let (mut inputs, mut all_t) = (Vec::new(), Vec::new());
+        passes(x.batch(), 1, &indicatif::ProgressBar::hidden(), |r| {
+            let item = x.slice_batch(r.start, r.end);
+            let mut rec = Recorder::new(ctx, "lrp forward after bands");
+            let tape = net.record_forward_host(&mut rec, &item, Some(b), &Keep::All)?;
+            let given = targets.map(|t| &t[r.clone()]);
+            let (seed, top) = super::seed(&mut rec, &tape, given, start == Start::Logit)?;
+            rec.submit()?;
+            let span = (n - 1, b.last + 1);
+            let (rel, _) = walk::walk_range(net, &self.weights, &tape, span, &seed, rules, false)?;
+            inputs.push(net.banded_walk(&item, b, &rel, &Keep::All, |tape, seed| {
+                let span = (b.last, 0);
+                Ok(walk::walk_range(net, &self.weights, tape, span, seed, rules, false)?.0)
+            })?);
+            all_t.extend(match (top, given) {
+                (Some(top), _) => top.read(ctx)?.iter().map(|c| *c as usize).collect(),
+                (None, given) => given.unwrap_or_default().to_vec(),
+            });
+            Ok(())
+        })?;
+        Ok(Relevance {
+            input: Array::concat(&inputs)?,
+            targets: all_t,
+            layers: Vec::new(),
         })
     }
 }

@@ -377,10 +377,37 @@ pub fn walk(
     keep: bool,
 ) -> Result<(Tensor, Vec<Tensor>)> {
     let n = net.model().layers.len();
+    walk_range(net, mw, tape, (n - 1, 0), seed, rules, keep)
+}
+
+/// As `walk`, from layer `from` (whose output `seed` is the relevance at) down to layer
+/// `down_to`: the relevance returned is at `down_to`'s input, and the layers' relevances
+/// (`keep`) only for a whole walk.
+pub fn walk_range(
+    net: &Net,
+    mw: &ModWeights,
+    tape: &Tape,
+    (from, down_to): (usize, usize),
+    seed: &Tensor,
+    rules: &[Rule],
+    keep: bool,
+) -> Result<(Tensor, Vec<Tensor>)> {
+    let n = net.model().layers.len();
     if rules.len() != n {
         return Err(Error::Other(format!(
             "{} rules for {n} layers",
             rules.len()
+        )));
+    }
+    let whole = from + 1 == n && down_to == 0;
+    if from >= n || down_to > from || (keep && !whole) {
+        return Err(Error::Other(format!(
+            "cannot walk layers {from} down to {down_to} of {n}{}",
+            if keep {
+                ", keeping their relevance"
+            } else {
+                ""
+            }
         )));
     }
     let nonneg = nonnegative_inputs(net);
@@ -389,9 +416,9 @@ pub fn walk(
     // relevance at each layer's output, summed over its readers as they are walked
     let mut rs: Vec<Option<Tensor>> = vec![None; n];
     let mut r_input: Option<Tensor> = None;
-    rs[n - 1] = Some(seed.clone());
+    rs[from] = Some(seed.clone());
     let mut at: Vec<Option<Tensor>> = vec![None; n];
-    for i in (0..n).rev() {
+    for i in (down_to..=from).rev() {
         let Some(r) = rs[i].take() else { continue };
         if keep {
             at[i] = Some(r.clone());
@@ -407,9 +434,13 @@ pub fn walk(
         }
     }
     rec.submit()?;
-    let r = match r_input {
+    let r = match down_to {
+        0 => r_input,
+        d => rs[d - 1].take(),
+    };
+    let r = match r {
         Some(r) => r,
-        None => constant(net, &tape.input.shape, 0.0)?,
+        None => constant(net, &tape.src(Src::before(down_to))?.shape, 0.0)?,
     };
     let at = if keep {
         at.into_iter()
