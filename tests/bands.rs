@@ -120,16 +120,9 @@ fn an_item_too_large_for_one_binding_gives_the_whole_items_logits_and_gradients(
             shape[0] = alphas.len();
             let c = Array::new(shape, copies).unwrap();
             let bar = indicatif::ProgressBar::hidden();
-            let g = run_gradients(
-                &full,
-                &c,
-                Some(&[ti; 6]),
-                ReluRule::Gradient,
-                None,
-                &bar,
-            )
-            .unwrap()
-            .grad;
+            let g = run_gradients(&full, &c, Some(&[ti; 6]), ReluRule::Gradient, None, &bar)
+                .unwrap()
+                .grad;
             let want: Vec<f32> = (0..per)
                 .map(|j| {
                     let s: f64 = (0..6)

@@ -21,6 +21,31 @@ pub struct GradRun {
     pub layer: Option<(Array, Array)>,
 }
 
+/// What `run_gradients` gathers pass by pass.
+#[derive(Default)]
+struct Gathered {
+    grads: Vec<Array>,
+    logits: Vec<Array>,
+    acts: Vec<Array>,
+    lgrads: Vec<Array>,
+    targets: Vec<usize>,
+}
+
+impl Gathered {
+    fn finish(self, layer: bool) -> Result<GradRun> {
+        let layer = match layer {
+            true => Some((Array::concat(&self.acts)?, Array::concat(&self.lgrads)?)),
+            false => None,
+        };
+        Ok(GradRun {
+            grad: Array::concat(&self.grads)?,
+            logits: Array::concat(&self.logits)?,
+            targets: self.targets,
+            layer,
+        })
+    }
+}
+
 /// Gradients of each item's target logit (argmax where `targets` is None).
 pub fn run_gradients(
     net: &Net,
@@ -42,8 +67,7 @@ pub fn run_gradients(
     }
     let chunk = net.tape_batch(&x.shape)?;
     let ctx = net.ctx();
-    let (mut grads, mut logits, mut acts, mut lgrads, mut all_t) =
-        (vec![], vec![], vec![], vec![], vec![]);
+    let mut got = Gathered::default();
     let last = net.model().layers.len() - 1;
     // forward, seed (the given targets, or each item's argmax found on the device) and
     // backward in one submission per pass; one read per pass
@@ -75,33 +99,23 @@ pub fn run_gradients(
         if let Some((a, d)) = kept {
             reads.extend([a, d]);
         }
-        let mut got = read_all(ctx, &reads)?.into_iter();
+        let mut values = read_all(ctx, &reads)?.into_iter();
         let mut next =
-            |t: &Tensor| Array::new(t.shape.clone(), got.next().expect("one read per tensor"));
-        grads.push(next(&g.input)?);
-        logits.push(next(&tape.logits)?);
+            |t: &Tensor| Array::new(t.shape.clone(), values.next().expect("one read per tensor"));
+        got.grads.push(next(&g.input)?);
+        got.logits.push(next(&tape.logits)?);
         let v = next(&value)?;
-        all_t.extend(match targets {
+        got.targets.extend(match targets {
             Some(t) => t[r.clone()].to_vec(),
             None => v.data.iter().map(|c| *c as usize).collect(),
         });
         if let Some((a, d)) = kept {
-            acts.push(next(a)?);
-            lgrads.push(next(d)?);
+            got.acts.push(next(a)?);
+            got.lgrads.push(next(d)?);
         }
         Ok(())
     })?;
-    let layer = if layer.is_some() {
-        Some((Array::concat(&acts)?, Array::concat(&lgrads)?))
-    } else {
-        None
-    };
-    Ok(GradRun {
-        grad: Array::concat(&grads)?,
-        logits: Array::concat(&logits)?,
-        targets: all_t,
-        layer,
-    })
+    got.finish(layer.is_some())
 }
 
 /// `run_gradients` for items too large for the device, one at a time: the first layers
@@ -125,8 +139,7 @@ fn banded_gradients(
     net.check_after_bands(b, &x.shape, &want, "--layer")?;
     let ctx = net.ctx();
     let last = net.model().layers.len() - 1;
-    let (mut grads, mut logits, mut acts, mut lgrads, mut all_t) =
-        (vec![], vec![], vec![], vec![], vec![]);
+    let mut got = Gathered::default();
     passes(x.batch(), 1, progress, |r| {
         let item = x.slice_batch(r.start, r.end);
         let mut rec = Recorder::new(ctx, "gradients after bands");
@@ -135,34 +148,22 @@ fn banded_gradients(
         let (s, arg) = seed(&mut rec, &tape, targets.map(|t| &t[r.clone()]), false)?;
         let g = net.record_backward_range(&mut rec, &tape, last, b.last + 1, &s, relu, &want)?;
         rec.submit()?;
-        logits.push(Array::new(
-            tape.logits.shape.clone(),
-            tape.logits.read(ctx)?,
-        )?);
-        all_t.extend(match (targets, arg) {
+        let read = |t: &Tensor| Array::new(t.shape.clone(), t.read(ctx)?);
+        got.logits.push(read(&tape.logits)?);
+        got.targets.extend(match (targets, arg) {
             (Some(t), _) => t[r.clone()].to_vec(),
             (None, Some(a)) => a.read(ctx)?.iter().map(|c| *c as usize).collect(),
             (None, None) => unreachable!("seed gives the argmax where no target is given"),
         });
         if let Some(li) = layer {
-            let (a, d) = (tape.output(li)?, &g.layers[0].1);
-            acts.push(Array::new(a.shape.clone(), a.read(ctx)?)?);
-            lgrads.push(Array::new(d.shape.clone(), d.read(ctx)?)?);
+            got.acts.push(read(tape.output(li)?)?);
+            got.lgrads.push(read(&g.layers[0].1)?);
         }
-        grads.push(net.banded_input_gradient(&item, b, &g.input, relu)?);
+        got.grads
+            .push(net.banded_input_gradient(&item, b, &g.input, relu)?);
         Ok(())
     })?;
-    let layer = if layer.is_some() {
-        Some((Array::concat(&acts)?, Array::concat(&lgrads)?))
-    } else {
-        None
-    };
-    Ok(GradRun {
-        grad: Array::concat(&grads)?,
-        logits: Array::concat(&logits)?,
-        targets: all_t,
-        layer,
-    })
+    got.finish(layer.is_some())
 }
 
 /// Records the seed of a backward walk from a tape's logits into `rec`: one-hot(target),
