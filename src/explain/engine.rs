@@ -129,12 +129,6 @@ fn banded_gradients(
     b: &Bands,
     progress: &indicatif::ProgressBar,
 ) -> Result<GradRun> {
-    if relu != ReluRule::Gradient {
-        return Err(net.unbanded_error(
-            &x.shape,
-            "guided backprop and deconvnet cannot run in row bands",
-        ));
-    }
     let want: Vec<usize> = layer.into_iter().collect();
     net.check_after_bands(b, &x.shape, &want, "--layer")?;
     let ctx = net.ctx();

@@ -3,8 +3,9 @@
 //! run on one band of the image's rows at a time, each band taking the rows above and
 //! below that its output rows read, and the rest of the network runs on their joined
 //! output. A band's output rows are the whole image's bit for bit (the same sums over
-//! the same values); the input gradient walks the bands back, each from its own rows of
-//! the joined gradient, and sums them.
+//! the same values). Going back, each band gives the input gradient of its own input
+//! rows: its forward covers every output row that reads them, and its walk starts from
+//! the gradient at all of those, so every sum along the way is whole.
 
 use std::ops::Range;
 
@@ -23,17 +24,23 @@ pub struct Bands {
     pub last: usize,
     /// That layer's output for the whole item, [1, C, H, W].
     pub out_shape: Vec<usize>,
+    /// The forward's bands: their `valid` rows cover that output once.
     pub bands: Vec<Band>,
+    /// The backward's: their `keep` rows cover the input once.
+    pub back: Vec<Band>,
 }
 
 /// One band: the input rows it reads and the rows of layer `Bands::last`'s output it
-/// gives.
+/// gives as the whole input does.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Band {
     pub rows: Range<usize>,
     pub valid: Range<usize>,
     /// Row `valid.start` as a row of the band's own output.
     pub skip: usize,
+    /// A backward band's input rows whose gradient it gives whole: every output row
+    /// that reads them is in `valid` (a forward band's: `rows`).
+    pub keep: Range<usize>,
 }
 
 /// A layer's (kernel, stride, padding) along rows, where its output rows each read a
@@ -106,23 +113,52 @@ impl Net {
         {
             last += 1;
         }
-        let out_rows = shapes[last][2];
-        let plan = |t: usize| self.plan_bands(&one, &shapes, last, t);
-        // the most output rows a band can give (fits is monotone in them), then as many
-        // bands of even height
-        let (mut lo, mut hi) = (1, out_rows);
+        let bands = self.largest_bands(&one, &shapes, last, false)?;
+        let back = self.largest_bands(&one, &shapes, last, true)?;
+        let rows = |b: &[Band]| {
+            b.iter()
+                .map(|b| format!("{:?}", b.rows))
+                .collect::<Vec<_>>()
+        };
+        log::debug!(
+            "{shape:?}: layers through {} in row bands, forward {:?}, backward {:?}",
+            layers[last].name,
+            rows(&bands),
+            rows(&back)
+        );
+        Ok(Some(Bands {
+            last,
+            out_shape: shapes[last].clone(),
+            bands,
+            back,
+        }))
+    }
+
+    /// The fewest bands that fit (forward, or `back`ward), of even heights.
+    fn largest_bands(
+        &self,
+        input: &[usize],
+        shapes: &[Vec<usize>],
+        last: usize,
+        back: bool,
+    ) -> Result<Vec<Band>> {
+        let plan = |t: usize| self.plan_bands(input, shapes, last, (t, back));
         if let Err(bytes) = plan(1)? {
             return Err(Error::TooLarge {
                 what: format!(
                     "an activation of the thinnest row band through layer {} (the image is {} \
                      pixels wide)",
-                    layers[last].name, shape[3]
+                    self.model.layers[last].name, input[3]
                 ),
                 bytes,
-                limit,
+                limit: self.ctx.max_binding(),
                 hint: "use a narrower image".into(),
             });
         }
+        // the most rows a band can take (fitting is monotone in them), then as many
+        // bands of even height
+        let total = if back { input[2] } else { shapes[last][2] };
+        let (mut lo, mut hi) = (1, total);
         while lo < hi {
             let mid = (lo + hi).div_ceil(2);
             if plan(mid)?.is_ok() {
@@ -131,68 +167,109 @@ impl Net {
                 hi = mid - 1;
             }
         }
-        let even = out_rows.div_ceil(out_rows.div_ceil(lo));
-        let bands = match plan(even)? {
-            Ok(b) => b,
-            Err(_) => plan(lo)?.map_err(|_| Error::Other("row bands that fitted do not".into()))?,
-        };
-        Ok(Some(Bands {
-            last,
-            out_shape: shapes[last].clone(),
-            bands,
-        }))
+        let even = total.div_ceil(total.div_ceil(lo));
+        match plan(even)? {
+            Ok(b) => Ok(b),
+            Err(_) => plan(lo)?.map_err(|_| Error::Other("row bands that fitted do not".into())),
+        }
     }
 
-    /// Bands of `t` output rows of layer `last` each, or the bytes of the largest
-    /// activation of a band that does not fit (a binding for each activation, the tape
-    /// budget for all of them and their gradients).
+    /// Bands of `t` output rows of layer `last` each (`back`: bands that each give the
+    /// input gradient of `t` input rows), or the bytes of the largest activation of a
+    /// band that does not fit.
     fn plan_bands(
         &self,
         input: &[usize],
         shapes: &[Vec<usize>],
         last: usize,
-        t: usize,
+        (t, back): (usize, bool),
     ) -> Result<std::result::Result<Vec<Band>, u64>> {
+        let total = if back { input[2] } else { shapes[last][2] };
+        let mut bands = Vec::new();
+        for start in (0..total).step_by(t) {
+            let end = (start + t).min(total);
+            let (valid, keep) = match back {
+                false => (start..end, None),
+                true => match self.rows_read_from(shapes, last, start..end) {
+                    v if v.is_empty() => continue, // rows nothing reads: a gradient of 0
+                    v => (v, Some(start..end)),
+                },
+            };
+            match self.band_for(input, shapes, last, valid)? {
+                Ok(b) => bands.push(Band {
+                    keep: keep.unwrap_or(b.keep.clone()),
+                    ..b
+                }),
+                Err(bytes) => return Ok(Err(bytes)),
+            }
+        }
+        Ok(Ok(bands))
+    }
+
+    /// The band that gives output rows `valid` of layer `last` as the whole input
+    /// does (`keep`: the rows it reads), or the bytes of its largest activation where
+    /// that does not fit a binding, or all of them with their gradients the tape budget.
+    fn band_for(
+        &self,
+        input: &[usize],
+        shapes: &[Vec<usize>],
+        last: usize,
+        valid: Range<usize>,
+    ) -> Result<std::result::Result<Band, u64>> {
         let layers = &self.model.layers;
         let stride: usize = (0..=last)
             .map(|i| row_window(&layers[i].kind).unwrap().1)
             .product();
-        let out_rows = shapes[last][2];
-        let limit = self.ctx.max_binding();
-        let mut bands = Vec::new();
-        for a in (0..out_rows).step_by(t) {
-            let b = (a + t).min(out_rows);
-            // the input rows output rows a..b read, clipped to the image
-            let (mut lo, mut hi) = (a, b);
-            for i in (0..=last).rev() {
-                let (k, s, pad) = row_window(&layers[i].kind).unwrap();
-                let h = if i == 0 { input[2] } else { shapes[i - 1][2] };
-                lo = (lo * s).saturating_sub(pad);
-                hi = ((hi - 1) * s + k).saturating_sub(pad).min(h);
-            }
-            // start on a multiple of the strides, so every layer's windows line up
-            lo -= lo % stride;
-            let band = [1, input[1], hi - lo, input[3]];
-            let sizes = self.model.output_shapes_through(&band, last)?;
-            let kept: u64 = sizes.iter().map(|s| bytes(s)).sum::<u64>() * 2;
-            let largest = sizes.iter().map(|s| bytes(s)).fold(bytes(&band), u64::max);
-            if largest > limit || kept > self.tape_budget {
-                return Ok(Err(largest));
-            }
-            let skip = a - lo / stride;
-            if skip + (b - a) > sizes[last][2] {
-                return Err(Error::Other(format!(
-                    "row band {lo}..{hi} of an input of {input:?} gives no rows {a}..{b} of \
-                     layer {last}"
-                )));
-            }
-            bands.push(Band {
-                rows: lo..hi,
-                valid: a..b,
-                skip,
-            });
+        // the input rows they read, clipped to the image
+        let (mut lo, mut hi) = (valid.start, valid.end);
+        for i in (0..=last).rev() {
+            let (k, s, pad) = row_window(&layers[i].kind).unwrap();
+            let h = if i == 0 { input[2] } else { shapes[i - 1][2] };
+            lo = (lo * s).saturating_sub(pad);
+            hi = ((hi - 1) * s + k).saturating_sub(pad).min(h);
         }
-        Ok(Ok(bands))
+        // start on a multiple of the strides, so every layer's windows line up
+        lo -= lo % stride;
+        let band = [1, input[1], hi - lo, input[3]];
+        let sizes = self.model.output_shapes_through(&band, last)?;
+        let kept: u64 = sizes.iter().map(|s| bytes(s)).sum::<u64>() * 2;
+        let largest = sizes.iter().map(|s| bytes(s)).fold(bytes(&band), u64::max);
+        if largest > self.ctx.max_binding() || kept > self.tape_budget {
+            return Ok(Err(largest));
+        }
+        let skip = valid.start - lo / stride;
+        if skip + valid.len() > sizes[last][2] {
+            return Err(Error::Other(format!(
+                "row band {lo}..{hi} of an input of {input:?} gives no rows {valid:?} of \
+                 layer {last}"
+            )));
+        }
+        Ok(Ok(Band {
+            rows: lo..hi,
+            keep: lo..hi,
+            valid,
+            skip,
+        }))
+    }
+
+    /// The output rows of layer `last` that read any of the input's rows `rows`.
+    fn rows_read_from(
+        &self,
+        shapes: &[Vec<usize>],
+        last: usize,
+        rows: Range<usize>,
+    ) -> Range<usize> {
+        let (mut lo, mut hi) = (rows.start, rows.end);
+        for (i, shape) in shapes.iter().enumerate().take(last + 1) {
+            let (k, s, pad) = row_window(&self.model.layers[i].kind).unwrap();
+            // output row o reads rows o·s − pad ..= o·s − pad + k − 1
+            lo = (lo + pad).saturating_sub(k - 1).div_ceil(s);
+            hi = ((hi - 1 + pad) / s + 1).min(shape[2]);
+            if lo >= hi {
+                return 0..0;
+            }
+        }
+        lo..hi
     }
 
     /// The error for an input of `shape` that needs bands where a method cannot use
@@ -295,8 +372,7 @@ impl Net {
     }
 
     /// The gradient at the input [1, C, H, W] of `x` from `g`, the gradient at layer
-    /// `b.last`'s output: each band's walk from its own rows of `g` (the others zero),
-    /// summed where bands overlap. ReLUs follow `relu`.
+    /// `b.last`'s output, band by band (`banded_walk`). ReLUs follow `relu`.
     pub fn banded_input_gradient(
         &self,
         x: &Array,
@@ -304,14 +380,6 @@ impl Net {
         g: &Tensor,
         relu: ReluRule,
     ) -> Result<Array> {
-        if relu != ReluRule::Gradient {
-            // the bands' gradients meet summed at the input, but guided backprop's and
-            // deconvnet's ReLUs clip a sum, not its parts
-            return Err(self.unbanded_error(
-                &x.shape,
-                "guided backprop and deconvnet cannot run in row bands",
-            ));
-        }
         self.banded_walk(x, b, g, &Keep::Gradient(vec![]), |tape, seed| {
             let mut rec = Recorder::new(&self.ctx, "gradient in bands");
             let gx = self.record_backward(&mut rec, tape, b.last, seed, relu, &[])?;
@@ -320,10 +388,11 @@ impl Net {
         })
     }
 
-    /// What `walk` carries from layer `b.last`'s output back to the input of `x`, for a
-    /// walk linear in what it carries: `walk` runs on each band's tape (recorded with
-    /// `keep`) from the band's rows of `g` (the others zero), and the bands' results
-    /// are summed where they overlap.
+    /// What `walk` carries from layer `b.last`'s output (`g`) back to the input of
+    /// `x`: each backward band's forward is recorded with `keep` and `walk` runs on its
+    /// tape from the band's rows of `g` (the others zero); every output row that reads
+    /// the band's kept input rows is among them, so those rows come out as a walk of the
+    /// whole item gives them, whatever the walk's rules.
     pub fn banded_walk(
         &self,
         x: &Array,
@@ -340,7 +409,7 @@ impl Net {
         }
         let [c, h, w] = [x.shape[1], x.shape[2], x.shape[3]];
         let mut dx = vec![0f32; c * h * w];
-        for band in &b.bands {
+        for band in &b.back {
             let xt = upload_rows(self, x, &band.rows)?;
             let mut rec = Recorder::new(&self.ctx, "forward in bands");
             let tape = self.record_span(&mut rec, Begin::Input(&xt), keep, Some(b.last))?;
@@ -355,11 +424,18 @@ impl Net {
             )?;
             rec.submit()?;
             let part = walk(&tape, &seed)?.read(&self.ctx)?;
-            let n = band.rows.len();
+            // the kept rows the band read (the others no output reads)
+            let (from, to) = (
+                band.keep.start.max(band.rows.start),
+                band.keep.end.min(band.rows.end),
+            );
+            if to <= from {
+                continue;
+            }
+            let (n, len) = (band.rows.len(), (to - from) * w);
             for ch in 0..c {
-                let src = &part[ch * n * w..(ch + 1) * n * w];
-                let dst = &mut dx[(ch * h + band.rows.start) * w..][..n * w];
-                dst.iter_mut().zip(src).for_each(|(d, s)| *d += s);
+                let src = &part[(ch * n + from - band.rows.start) * w..][..len];
+                dx[(ch * h + from) * w..][..len].copy_from_slice(src);
             }
         }
         Array::new(x.shape.clone(), dx)

@@ -114,9 +114,8 @@ impl<'n> Lrp<'n> {
     }
 
     /// `relevance` for items too large for the device, one at a time: the layers after
-    /// the row bands (`Net::bands`) walked on their joined output, then each band from
-    /// its rows of the relevance there (LRP is linear in the relevance it passes down),
-    /// summed at the input.
+    /// the row bands (`Net::bands`) walked on their joined output, then the bands
+    /// (`Net::banded_walk`).
     fn banded(
         &self,
         x: &Array,
