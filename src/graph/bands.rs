@@ -115,16 +115,20 @@ impl Net {
         }
         let bands = self.largest_bands(&one, &shapes, last, false)?;
         let back = self.largest_bands(&one, &shapes, last, true)?;
-        let rows = |b: &[Band]| {
+        let rows = |b: &[Band], back: bool| {
             b.iter()
-                .map(|b| format!("{:?}", b.rows))
+                .map(|b| match back {
+                    false => format!("{:?} -> {:?}", b.rows, b.valid),
+                    true => format!("{:?} for {:?}", b.rows, b.keep),
+                })
                 .collect::<Vec<_>>()
         };
         log::debug!(
-            "{shape:?}: layers through {} in row bands, forward {:?}, backward {:?}",
+            "{shape:?}: layers through {} in row bands; forward (input rows -> output \
+             rows) {:?}; backward (input rows read for those given) {:?}",
             layers[last].name,
-            rows(&bands),
-            rows(&back)
+            rows(&bands, false),
+            rows(&back, true)
         );
         Ok(Some(Bands {
             last,
