@@ -170,3 +170,35 @@ fn layers_inside_the_bands_cannot_be_captured() {
     };
     assert!(e.to_string().contains("row bands"), "{e}");
 }
+
+#[test]
+fn a_residual_block_runs_in_bands_with_its_sum() {
+    let path = common::fixture("residual.safetensors");
+    let load = || netlens::model::load(path.as_ref()).unwrap();
+    // the stem and the first block (8 x 64 x 64 floats each) over the limit, the pool
+    // after them (8 x 32 x 32) under it
+    let ctx = Context::from_env().unwrap().with_binding_limit(100_000);
+    let net = Net::new(Arc::new(ctx), load()).unwrap();
+    let full = Net::new(common::arc_ctx(), load()).unwrap();
+    let x = Array::new(vec![1, 3, 64, 61], common::rand_vec(3 * 64 * 61, 7)).unwrap();
+    let b = net.bands(&x.shape).unwrap().expect("bands");
+    assert_eq!(net.model().layers[b.last].name, "pool");
+    assert!(b.bands.len() >= 2 && b.back.len() >= 2, "{b:?}");
+    let got = net.forward(&x, &[]).unwrap().logits;
+    let want = full.forward(&x, &[]).unwrap().logits;
+    common::assert_close(&got.data, &want.data, 1e-5, 1e-5, "logits");
+    for method in [
+        "gradient",
+        "guided-backprop",
+        "lrp-epsilon-plus",
+        "lrp-epsilon-gamma-box",
+    ] {
+        let (g, t) = run(&net, method, &x);
+        let (gw, tw) = run(&full, method, &x);
+        assert_eq!(t, tw);
+        let scale = gw.data.iter().fold(0f32, |m, v| m.max(v.abs()));
+        common::assert_close(&g.data, &gw.data, 1e-5 * scale, 1e-4, method);
+        let e = common::rel_l2(&g.data, &gw.data);
+        assert!(e < 1e-5, "{method}: rel. L2 {e}");
+    }
+}

@@ -147,7 +147,7 @@ fn banded_gradients(
         got.targets.extend(match (targets, arg) {
             (Some(t), _) => t[r.clone()].to_vec(),
             (None, Some(a)) => a.read(ctx)?.iter().map(|c| *c as usize).collect(),
-            (None, None) => unreachable!("seed gives the argmax where no target is given"),
+            (None, None) => return Err(Error::Other("the seed found no top class".into())),
         });
         if let Some(li) = layer {
             got.acts.push(read(tape.output(li)?)?);

@@ -44,14 +44,14 @@ pub struct Band {
 }
 
 /// A layer's (kernel, stride, padding) along rows, where its output rows each read a
-/// window of its input rows and nothing else.
+/// window of its inputs' rows and nothing else.
 fn row_window(kind: &LayerKind) -> Option<(usize, usize, usize)> {
     match kind {
         LayerKind::Conv2d { geom, .. } => Some((geom.kernel.0, geom.stride.0, geom.padding.0)),
         LayerKind::MaxPool2d(p) | LayerKind::AvgPool2d(p) => {
             Some((p.kernel.0, p.stride.0, p.padding.0))
         }
-        LayerKind::Relu | LayerKind::Dropout => Some((1, 1, 0)),
+        LayerKind::Relu | LayerKind::Dropout | LayerKind::Add => Some((1, 1, 0)),
         _ => None,
     }
 }
@@ -75,39 +75,32 @@ impl Net {
         let shapes = self.model.output_shapes(&one)?;
         let limit = self.ctx.max_binding();
         let layers = &self.model.layers;
-        // the chain of row-local layers from the input, each read by the next alone
-        let mut chain = 0;
-        while chain < layers.len() {
-            let l = &layers[chain];
-            let reads = match chain {
-                0 => Src::Input,
-                i => Src::Layer(i - 1),
-            };
-            if l.inputs != [reads] || row_window(&l.kind).is_none() {
-                break;
-            }
-            chain += 1;
-            if self.consumers[chain - 1] != [chain] {
-                break;
-            }
-        }
-        let input_read_later = layers
+        // layers 0..=p can run in bands where each reads rows through a window, their
+        // strides agree where paths meet, and no later layer reads any of them but p
+        let local = layers
             .iter()
-            .skip(1)
-            .any(|l| l.inputs.contains(&Src::Input));
-        // the first layer of the chain from which on every output fits
-        let Some(mut last) = (0..chain)
-            .find(|&p| shapes[p..].iter().all(|s| bytes(s) <= limit))
-            .filter(|_| !input_read_later)
+            .take_while(|l| row_window(&l.kind).is_some())
+            .count();
+        let cut = |p: usize| {
+            layers[p + 1..].iter().all(|l| {
+                l.inputs.iter().all(|s| match *s {
+                    Src::Input => false,
+                    Src::Layer(j) => j >= p,
+                })
+            }) && self.strides(p).is_some()
+        };
+        let Some(mut last) =
+            (0..local).find(|&p| cut(p) && shapes[p..].iter().all(|s| bytes(s) <= limit))
         else {
             return Err(self.unbanded_error(
                 shape,
-                "its first layers cannot run in row bands (that takes a chain of convs, \
-                 ReLUs and pools from the input, after which every activation fits)",
+                "its first layers cannot run in row bands (that takes convs, ReLUs, pools \
+                 and sums from the input, after which every activation fits)",
             ));
         };
         // a conv's ReLU runs with it, in the bands
-        if last + 1 < chain
+        if last + 1 < local
+            && cut(last + 1)
             && matches!(layers[last].kind, LayerKind::Conv2d { .. })
             && matches!(layers[last + 1].kind, LayerKind::Relu)
         {
@@ -221,18 +214,28 @@ impl Net {
         valid: Range<usize>,
     ) -> Result<std::result::Result<Band, u64>> {
         let layers = &self.model.layers;
-        let stride: usize = (0..=last)
-            .map(|i| row_window(&layers[i].kind).unwrap().1)
-            .product();
-        // the input rows they read, clipped to the image
-        let (mut lo, mut hi) = (valid.start, valid.end);
+        let cum = self.strides(last).expect("checked in bands");
+        // the rows each layer's output must give, from the readers down, and the input
+        // rows that takes (clipped to the image)
+        let mut need: Vec<Option<(usize, usize)>> = vec![None; last + 1];
+        need[last] = Some((valid.start, valid.end));
+        let mut rows: Option<(usize, usize)> = None;
         for i in (0..=last).rev() {
+            let Some((a, b)) = need[i] else { continue };
             let (k, s, pad) = row_window(&layers[i].kind).unwrap();
-            let h = if i == 0 { input[2] } else { shapes[i - 1][2] };
-            lo = (lo * s).saturating_sub(pad);
-            hi = ((hi - 1) * s + k).saturating_sub(pad).min(h);
+            for src in &layers[i].inputs {
+                let (at, h) = match *src {
+                    Src::Input => (&mut rows, input[2]),
+                    Src::Layer(j) => (&mut need[j], shapes[j][2]),
+                };
+                let lo = (a * s).saturating_sub(pad);
+                let hi = ((b - 1) * s + k).saturating_sub(pad).min(h);
+                *at = Some(at.map_or((lo, hi), |(l, h)| (l.min(lo), h.max(hi))));
+            }
         }
-        // start on a multiple of the strides, so every layer's windows line up
+        let (mut lo, hi) = rows.ok_or_else(|| Error::Other("no layer reads the input".into()))?;
+        // start on a multiple of every layer's stride, so every layer's windows line up
+        let stride = cum.iter().fold(1, |m, &c| lcm(m, c));
         lo -= lo % stride;
         let band = [1, input[1], hi - lo, input[3]];
         let sizes = self.model.output_shapes_through(&band, last)?;
@@ -241,7 +244,7 @@ impl Net {
         if largest > self.ctx.max_binding() || kept > self.tape_budget {
             return Ok(Err(largest));
         }
-        let skip = valid.start - lo / stride;
+        let skip = valid.start - lo / cum[last];
         if skip + valid.len() > sizes[last][2] {
             return Err(Error::Other(format!(
                 "row band {lo}..{hi} of an input of {input:?} gives no rows {valid:?} of \
@@ -263,17 +266,48 @@ impl Net {
         last: usize,
         rows: Range<usize>,
     ) -> Range<usize> {
-        let (mut lo, mut hi) = (rows.start, rows.end);
-        for (i, shape) in shapes.iter().enumerate().take(last + 1) {
-            let (k, s, pad) = row_window(&self.model.layers[i].kind).unwrap();
-            // output row o reads rows o·s − pad ..= o·s − pad + k − 1
-            lo = (lo + pad).saturating_sub(k - 1).div_ceil(s);
-            hi = ((hi - 1 + pad) / s + 1).min(shape[2]);
-            if lo >= hi {
-                return 0..0;
+        let layers = &self.model.layers;
+        let mut read: Vec<Option<(usize, usize)>> = vec![None; last + 1];
+        for i in 0..=last {
+            let (k, s, pad) = row_window(&layers[i].kind).unwrap();
+            for src in &layers[i].inputs {
+                let from = match *src {
+                    Src::Input => Some((rows.start, rows.end)),
+                    Src::Layer(j) => read[j],
+                };
+                // output row o reads rows o·s − pad ..= o·s − pad + k − 1
+                let Some((lo, hi)) = from else { continue };
+                let lo = (lo + pad).saturating_sub(k - 1).div_ceil(s);
+                let hi = ((hi - 1 + pad) / s + 1).min(shapes[i][2]);
+                if lo < hi {
+                    read[i] = Some(read[i].map_or((lo, hi), |(l, h)| (l.min(lo), h.max(hi))));
+                }
             }
         }
-        lo..hi
+        read[last].map_or(0..0, |(lo, hi)| lo..hi)
+    }
+
+    /// Each of layers 0..=`last`'s stride from the input (the product along any path),
+    /// or `None` where the paths into a sum disagree.
+    fn strides(&self, last: usize) -> Option<Vec<usize>> {
+        let layers = &self.model.layers;
+        let mut cum: Vec<usize> = Vec::with_capacity(last + 1);
+        for l in &layers[..=last] {
+            let s = row_window(&l.kind)?.1;
+            let ins: Vec<usize> = l
+                .inputs
+                .iter()
+                .map(|src| match *src {
+                    Src::Input => 1,
+                    Src::Layer(j) => cum[j],
+                })
+                .collect();
+            if ins.iter().any(|&c| c != ins[0]) {
+                return None;
+            }
+            cum.push(ins[0] * s);
+        }
+        Some(cum)
     }
 
     /// The error for an input of `shape` that needs bands where a method cannot use
@@ -454,4 +488,14 @@ fn upload_rows(net: &Net, x: &Array, rows: &Range<usize>) -> Result<Tensor> {
         data.extend_from_slice(&x.data[(ch * h + rows.start) * w..(ch * h + rows.end) * w]);
     }
     Tensor::upload(&net.ctx, &data, &[1, c, rows.len(), w])
+}
+
+fn lcm(a: usize, b: usize) -> usize {
+    let gcd = |mut a: usize, mut b: usize| {
+        while b != 0 {
+            (a, b) = (b, a % b);
+        }
+        a
+    };
+    a / gcd(a, b) * b
 }

@@ -469,7 +469,7 @@ impl Net {
         let bands = self.bands(&input.shape)?;
         let chunk = match &bands {
             Some(b) => {
-                self.check_after_bands(b, &input.shape, &idx, "--capture")?;
+                self.check_after_bands(b, &input.shape, &idx, "--layer")?;
                 1
             }
             None => self.max_batch(&input.shape)?,
