@@ -202,3 +202,92 @@ fn a_residual_block_runs_in_bands_with_its_sum() {
         assert!(e < 1e-5, "{method}: rel. L2 {e}");
     }
 }
+
+/// A conv of stride 2, a max pool with padding and ceil mode, a conv without padding,
+/// an average pool that leaves its padding out and a 1x1 conv, all in the bands.
+fn odd_geometry() -> netlens::model::Model {
+    use netlens::model::{Layer, LayerKind, Model, ModelMeta, Src};
+    use netlens::ops::{Conv2dGeom, Pool2d};
+    let conv =
+        |cin: usize, cout: usize, k: usize, s: usize, p: usize, seed: u64| LayerKind::Conv2d {
+            geom: Conv2dGeom {
+                cin,
+                cout,
+                kernel: (k, k),
+                stride: (s, s),
+                padding: (p, p),
+            },
+            weight: common::rand_vec(cout * cin * k * k, seed),
+            bias: Some(common::rand_vec(cout, seed + 1)),
+        };
+    let pool = |k: usize, s: usize, p: usize, ceil: bool, include: bool| Pool2d {
+        kernel: (k, k),
+        stride: (s, s),
+        padding: (p, p),
+        ceil_mode: ceil,
+        count_include_pad: include,
+    };
+    let kinds = vec![
+        conv(3, 6, 5, 2, 2, 1),
+        LayerKind::Relu,
+        LayerKind::MaxPool2d(pool(3, 2, 1, true, true)),
+        conv(6, 96, 3, 1, 0, 3),
+        LayerKind::AvgPool2d(pool(3, 1, 1, false, false)),
+        LayerKind::Relu,
+        conv(96, 4, 1, 1, 0, 5),
+        LayerKind::AdaptiveAvgPool2d((2, 2)),
+        LayerKind::Flatten,
+        LayerKind::Linear {
+            in_features: 16,
+            out_features: 5,
+            weight: common::rand_vec(80, 7),
+            bias: None,
+        },
+    ];
+    let layers = kinds
+        .into_iter()
+        .enumerate()
+        .map(|(i, kind)| Layer {
+            name: format!("l{i}"),
+            kind,
+            inputs: vec![Src::before(i)],
+            folded_bn: None,
+            file_weights: None,
+        })
+        .collect();
+    Model {
+        layers,
+        meta: ModelMeta {
+            mean: vec![0.0; 3],
+            std: vec![1.0; 3],
+            input_size: (157, 45),
+            ..ModelMeta::default()
+        },
+        in_channels: 3,
+    }
+}
+
+#[test]
+fn strided_padded_and_unpadded_layers_line_up_in_bands() {
+    // the input (3 x 157 x 45) and the 96 channels after the max pool over 60000 bytes
+    let ctx = Context::from_env().unwrap().with_binding_limit(60_000);
+    let net = Net::new(Arc::new(ctx), odd_geometry()).unwrap();
+    let full = Net::new(common::arc_ctx(), odd_geometry()).unwrap();
+    let x = Array::new(vec![1, 3, 157, 45], common::rand_vec(3 * 157 * 45, 9)).unwrap();
+    let b = net.bands(&x.shape).unwrap().expect("bands");
+    assert_eq!(b.last, 6, "{b:?}");
+    assert!(b.bands.len() >= 2 && b.back.len() >= 2, "{b:?}");
+    assert!(b.bands.iter().all(|band| band.rows.start % 4 == 0), "{b:?}");
+    let got = net.forward(&x, &[]).unwrap().logits;
+    let want = full.forward(&x, &[]).unwrap().logits;
+    common::assert_close(&got.data, &want.data, 1e-5, 1e-5, "logits");
+    for method in ["gradient", "guided-backprop", "lrp-epsilon-plus"] {
+        let (g, t) = run(&net, method, &x);
+        let (gw, tw) = run(&full, method, &x);
+        assert_eq!(t, tw);
+        let scale = gw.data.iter().fold(0f32, |m, v| m.max(v.abs()));
+        common::assert_close(&g.data, &gw.data, 1e-5 * scale, 1e-4, method);
+        let e = common::rel_l2(&g.data, &gw.data);
+        assert!(e < 1e-5, "{method}: rel. L2 {e}");
+    }
+}
