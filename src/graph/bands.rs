@@ -187,7 +187,7 @@ impl Net {
             let end = (start + t).min(total);
             let (valid, keep) = match back {
                 false => (start..end, None),
-                true => match self.rows_read_from(shapes, last, start..end) {
+                true => match self.rows_read_from(shapes, last, start..end)? {
                     v if v.is_empty() => continue, // rows nothing reads: a gradient of 0
                     v => (v, Some(start..end)),
                 },
@@ -214,7 +214,9 @@ impl Net {
         valid: Range<usize>,
     ) -> Result<std::result::Result<Band, u64>> {
         let layers = &self.model.layers;
-        let cum = self.strides(last).expect("checked in bands");
+        let cum = self
+            .strides(last)
+            .ok_or_else(|| Error::Other(format!("layers 0..={last} cannot run in bands")))?;
         // the rows each layer's output must give, from the readers down, and the input
         // rows that takes (clipped to the image)
         let mut need: Vec<Option<(usize, usize)>> = vec![None; last + 1];
@@ -222,7 +224,7 @@ impl Net {
         let mut rows: Option<(usize, usize)> = None;
         for i in (0..=last).rev() {
             let Some((a, b)) = need[i] else { continue };
-            let (k, s, pad) = row_window(&layers[i].kind).unwrap();
+            let (k, s, pad) = self.window(i)?;
             for src in &layers[i].inputs {
                 let (at, h) = match *src {
                     Src::Input => (&mut rows, input[2]),
@@ -265,11 +267,11 @@ impl Net {
         shapes: &[Vec<usize>],
         last: usize,
         rows: Range<usize>,
-    ) -> Range<usize> {
+    ) -> Result<Range<usize>> {
         let layers = &self.model.layers;
         let mut read: Vec<Option<(usize, usize)>> = vec![None; last + 1];
         for i in 0..=last {
-            let (k, s, pad) = row_window(&layers[i].kind).unwrap();
+            let (k, s, pad) = self.window(i)?;
             for src in &layers[i].inputs {
                 let from = match *src {
                     Src::Input => Some((rows.start, rows.end)),
@@ -284,7 +286,19 @@ impl Net {
                 }
             }
         }
-        read[last].map_or(0..0, |(lo, hi)| lo..hi)
+        Ok(read[last].map_or(0..0, |(lo, hi)| lo..hi))
+    }
+
+    /// Layer i's `row_window`.
+    fn window(&self, i: usize) -> Result<(usize, usize, usize)> {
+        let l = &self.model.layers[i];
+        row_window(&l.kind).ok_or_else(|| {
+            Error::Other(format!(
+                "layer {} ({}) cannot run in bands",
+                l.name,
+                l.kind.type_name()
+            ))
+        })
     }
 
     /// Each of layers 0..=`last`'s stride from the input (the product along any path),
