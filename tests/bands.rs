@@ -42,6 +42,8 @@ fn run(net: &Net, method: &str, x: &Array) -> (Array, Vec<usize>) {
     let s = Settings {
         steps: 6,
         samples: 3,
+        window: 32,
+        stride: 24,
         ..Settings::default()
     };
     let a = attribute(net, method, x, &Target::Argmax, &s, &bar).unwrap();
@@ -105,6 +107,7 @@ fn an_item_too_large_for_one_binding_gives_the_whole_items_logits_and_gradients(
             "guided-backprop",
             "deconvnet",
             "guided-grad-cam",
+            "occlusion",
             "lrp-epsilon",
             "lrp-epsilon-plus-flat",
             "lrp-epsilon-gamma-box",

@@ -345,22 +345,47 @@ impl Net {
     /// submission each).
     pub fn banded_prefix(&self, x: &Array, b: &Bands) -> Result<Tensor> {
         let out = Tensor::empty(&self.ctx, &b.out_shape, "banded activations")?;
-        for band in &b.bands {
+        self.run_bands(x, b, &out, |_| true)?;
+        Ok(out)
+    }
+
+    /// `banded_prefix` of `x`, which differs from an item whose output that is `base`
+    /// only in rows `changed`: only the bands that read those rows run.
+    pub fn banded_prefix_from(
+        &self,
+        x: &Array,
+        b: &Bands,
+        base: &Tensor,
+        changed: Range<usize>,
+    ) -> Result<Tensor> {
+        let out = Tensor::empty(&self.ctx, &b.out_shape, "banded activations")?;
+        let mut rec = Recorder::new(&self.ctx, "bands' output");
+        band_rows(&mut rec, base, &out, (0, 0, b.out_shape[2]), false)?;
+        rec.submit()?;
+        self.run_bands(x, b, &out, |band| {
+            band.rows.start < changed.end && changed.start < band.rows.end
+        })?;
+        Ok(out)
+    }
+
+    /// Runs the forward bands `which` picks on `x`, each giving its rows of `out`.
+    fn run_bands(
+        &self,
+        x: &Array,
+        b: &Bands,
+        out: &Tensor,
+        which: impl Fn(&Band) -> bool,
+    ) -> Result<()> {
+        for band in b.bands.iter().filter(|band| which(band)) {
             let xt = upload_rows(self, x, &band.rows)?;
             let mut rec = Recorder::new(&self.ctx, "forward in bands");
             let tape =
                 self.record_span(&mut rec, Begin::Input(&xt), &Keep::Nothing, Some(b.last))?;
-            let rows = band.valid.len();
-            band_rows(
-                &mut rec,
-                &tape.logits,
-                &out,
-                (band.skip, band.valid.start, rows),
-                false,
-            )?;
+            let rows = (band.skip, band.valid.start, band.valid.len());
+            band_rows(&mut rec, &tape.logits, out, rows, false)?;
             rec.submit()?;
         }
-        Ok(out)
+        Ok(())
     }
 
     /// Records a forward of the host batch `x` with `keep`: uploaded whole, or with

@@ -271,8 +271,8 @@ impl Net {
                 bytes: worst.0,
                 limit,
                 hint: format!(
-                    "use a smaller input than {}x{} (classify, the gradient methods, Grad-CAM \
-                     and LRP run one this large in row bands where the model allows)",
+                    "use a smaller input than {}x{} (classify and every attribution method run \
+                     one this large in row bands where the model allows)",
                     shape[2], shape[3]
                 ),
             });
