@@ -294,3 +294,15 @@ fn strided_padded_and_unpadded_layers_line_up_in_bands() {
         assert!(e < 1e-5, "{method}: rel. L2 {e}");
     }
 }
+
+#[test]
+fn joined_bands_hold_the_whole_items_activations_bit_for_bit() {
+    // the same sums over the same values: the claim is exact, so is the check
+    let (net, full) = (narrow(), common::demo());
+    let x = large(&net, &["ring"], 131, 97);
+    let b = net.bands(&x.shape).unwrap().unwrap();
+    let got = net.banded_prefix(&x, &b).unwrap().read(net.ctx()).unwrap();
+    let name = net.model().layers[b.last].name.clone();
+    let want = full.forward(&x, &[name]).unwrap().captures.remove(0).1;
+    assert_eq!(got, want.data);
+}

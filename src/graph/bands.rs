@@ -1,5 +1,5 @@
-//! One item whose activations exceed a storage binding: the network's first layers (a
-//! chain of convs, ReLUs and pools, where each output row reads a window of input rows)
+//! One item whose activations exceed a storage binding: the network's first layers
+//! (convs, ReLUs, pools and sums, where each output row reads a window of input rows)
 //! run on one band of the image's rows at a time, each band taking the rows above and
 //! below that its output rows read, and the rest of the network runs on their joined
 //! output. A band's output rows are the whole image's bit for bit (the same sums over
