@@ -27,11 +27,16 @@ pub fn occlusion(
     let base_logits = net.forward(x, &[])?.logits;
     let targets = target.from_logits(&base_logits)?;
     if let Some(b) = net.bands(&x.shape)? {
-        let fixed = Attribution {
-            map: base_logits,
-            targets,
-        };
-        return banded(net, x, fixed, &win, baseline, &b, progress);
+        let map = banded(
+            net,
+            x,
+            (&base_logits, &targets),
+            &win,
+            baseline,
+            &b,
+            progress,
+        )?;
+        return Ok(Attribution { map, targets });
     }
     let k = base_logits.shape[1];
     let chunk = net.max_batch(&x.shape)?;
@@ -42,8 +47,7 @@ pub fn occlusion(
     progress.set_length((n * win.count()) as u64);
     for b in 0..n {
         let f0 = base_logits.data[b * k + targets[b]];
-        let mut sum = vec![0f64; plane];
-        let mut count = vec![0u32; plane];
+        let mut means = Means::new(h, w);
         passes(win.count(), chunk, progress, |r| {
             let (first, m) = (r.start, r.len());
             let mut rec = Recorder::new(ctx, "occlude");
@@ -51,22 +55,12 @@ pub fn occlusion(
             rec.submit()?;
             let logits = net.forward_gpu(&copies, &Keep::Nothing)?.logits.read(ctx)?;
             for j in 0..m {
-                let d = (f0 - logits[j * k + targets[b]]) as f64;
-                let (y0, y1, x0, x1) = win.rect(first + j, h, w);
-                for yy in y0..y1 {
-                    for xx in x0..x1 {
-                        sum[yy * w + xx] += d;
-                        count[yy * w + xx] += 1;
-                    }
-                }
+                let d = f0 - logits[j * k + targets[b]];
+                means.add(win.rect(first + j, h, w), d);
             }
             Ok(())
         })?;
-        for ch in 0..c {
-            for i in 0..plane {
-                out[(b * c + ch) * plane + i] = (sum[i] / count[i].max(1) as f64) as f32;
-            }
-        }
+        means.write(&mut out[b * c * plane..(b + 1) * c * plane]);
     }
     Ok(Attribution {
         map: Array::new(x.shape.clone(), out)?,
@@ -74,20 +68,56 @@ pub fn occlusion(
     })
 }
 
+/// Each pixel's mean, over the windows that cover it, of the score drops they gave.
+struct Means {
+    sum: Vec<f64>,
+    count: Vec<u32>,
+    w: usize,
+}
+
+impl Means {
+    fn new(h: usize, w: usize) -> Self {
+        Means {
+            sum: vec![0.0; h * w],
+            count: vec![0; h * w],
+            w,
+        }
+    }
+
+    /// Window (y0, y1, x0, x1) dropped the score by `d`.
+    fn add(&mut self, (y0, y1, x0, x1): (usize, usize, usize, usize), d: f32) {
+        for yy in y0..y1 {
+            for xx in x0..x1 {
+                self.sum[yy * self.w + xx] += d as f64;
+                self.count[yy * self.w + xx] += 1;
+            }
+        }
+    }
+
+    /// The means into every channel of one item's map `out` [C, H, W].
+    fn write(&self, out: &mut [f32]) {
+        for plane in out.chunks_mut(self.sum.len()) {
+            for (o, (s, c)) in plane.iter_mut().zip(self.sum.iter().zip(&self.count)) {
+                *o = (s / (*c).max(1) as f64) as f32;
+            }
+        }
+    }
+}
+
 /// `occlusion` for items too large for the device (`Net::bands`): a copy at a time, the
 /// bands that read no occluded row left as they ran on the item itself. `base` holds
-/// the item's logits and targets.
+/// the items' logits and targets; returns the map.
 fn banded(
     net: &Net,
     x: &Array,
-    base: Attribution,
+    (logits, targets): (&Array, &[usize]),
     win: &Windows,
     baseline: &Baseline,
     b: &Bands,
     progress: &indicatif::ProgressBar,
-) -> Result<Attribution> {
+) -> Result<Array> {
     let [n, c, h, w] = [x.shape[0], x.shape[1], x.shape[2], x.shape[3]];
-    let (ctx, plane, k) = (net.ctx(), h * w, base.map.shape[1]);
+    let (ctx, plane, k) = (net.ctx(), h * w, logits.shape[1]);
     let mut out = vec![0f32; n * c * plane];
     progress.set_length((n * win.count()) as u64);
     for i in 0..n {
@@ -95,9 +125,8 @@ fn banded(
         let xt = Tensor::upload(ctx, &item.data, &item.shape)?;
         let fill = baseline.on_device(ctx, &item, &xt)?.read(ctx)?;
         let clean = net.banded_prefix(&item, b)?;
-        let (t, f0) = (base.targets[i], base.map.data[i * k + base.targets[i]]);
-        let mut sum = vec![0f64; plane];
-        let mut count = vec![0u32; plane];
+        let (t, f0) = (targets[i], logits.data[i * k + targets[i]]);
+        let mut means = Means::new(h, w);
         for j in 0..win.count() {
             let (y0, y1, x0, x1) = win.rect(j, h, w);
             let mut copy = item.clone();
@@ -111,23 +140,10 @@ fn banded(
             let mut rec = Recorder::new(ctx, "occluded copy");
             let tape = net.record_after_bands(&mut rec, b, &y, &Keep::Nothing)?;
             rec.submit()?;
-            let d = (f0 - tape.logits.read(ctx)?[t]) as f64;
-            for yy in y0..y1 {
-                for xx in x0..x1 {
-                    sum[yy * w + xx] += d;
-                    count[yy * w + xx] += 1;
-                }
-            }
+            means.add((y0, y1, x0, x1), f0 - tape.logits.read(ctx)?[t]);
             progress.inc(1);
         }
-        for ch in 0..c {
-            for p in 0..plane {
-                out[(i * c + ch) * plane + p] = (sum[p] / count[p].max(1) as f64) as f32;
-            }
-        }
+        means.write(&mut out[i * c * plane..(i + 1) * c * plane]);
     }
-    Ok(Attribution {
-        map: Array::new(x.shape.clone(), out)?,
-        targets: base.targets,
-    })
+    Array::new(x.shape.clone(), out)
 }
