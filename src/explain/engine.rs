@@ -226,7 +226,8 @@ pub(crate) fn copies_gradient(
     copies: Copies,
 ) -> Result<Tensor> {
     if let Some(b) = net.bands(item_shape)? {
-        return banded_copies_gradient(net, count, target, weights, progress, copies, &b);
+        let sum = banded_copies_gradient(net, count, target, weights, progress, copies, &b)?;
+        return Tensor::upload(net.ctx(), &sum, item_shape);
     }
     let mut shape = item_shape.to_vec();
     shape[0] = count.max(1);
@@ -298,7 +299,7 @@ pub(crate) fn copies_gradient(
 
 /// `copies_gradient` for an item too large for the device: each copy is made on the
 /// device, read back and run with its first layers in row bands (`Net::bands`); the
-/// weighted sum is taken on the host.
+/// weighted sum is taken on the host, and returned.
 fn banded_copies_gradient(
     net: &Net,
     count: usize,
@@ -307,10 +308,10 @@ fn banded_copies_gradient(
     progress: &indicatif::ProgressBar,
     copies: Copies,
     b: &Bands,
-) -> Result<Tensor> {
+) -> Result<Vec<f32>> {
     let ctx = net.ctx();
     let hidden = indicatif::ProgressBar::hidden();
-    let mut acc: Option<Array> = None;
+    let mut sum = Vec::new();
     for (k, w) in weights.read(ctx)?.into_iter().enumerate().take(count) {
         let mut rec = Recorder::new(ctx, "copy");
         let c = match &copies {
@@ -319,30 +320,11 @@ fn banded_copies_gradient(
         };
         rec.submit()?;
         let item = Array::new(c.shape.clone(), c.read(ctx)?)?;
-        let g = banded_gradients(
-            net,
-            &item,
-            Some(&[target]),
-            ReluRule::Gradient,
-            None,
-            b,
-            &hidden,
-        )?;
-        match &mut acc {
-            Some(a) => a
-                .data
-                .iter_mut()
-                .zip(&g.grad.data)
-                .for_each(|(a, g)| *a += w * g),
-            None => {
-                acc = Some(Array::new(
-                    g.grad.shape,
-                    g.grad.data.iter().map(|g| w * g).collect(),
-                )?)
-            }
-        }
+        let one = Some(&[target][..]);
+        let g = banded_gradients(net, &item, one, ReluRule::Gradient, None, b, &hidden)?.grad;
+        sum.resize(g.data.len(), 0.0);
+        sum.iter_mut().zip(&g.data).for_each(|(s, g)| *s += w * g);
         progress.inc(1);
     }
-    let acc = acc.ok_or_else(|| Error::Other("no copies to sum".into()))?;
-    Tensor::upload(ctx, &acc.data, &acc.shape)
+    Ok(sum)
 }

@@ -30,6 +30,19 @@ pub struct Bands {
     pub back: Vec<Band>,
 }
 
+impl Bands {
+    /// Errs where `t` is not shaped as the bands' joined output (or its gradient).
+    fn check_joined(&self, t: &Tensor) -> Result<()> {
+        if t.shape != self.out_shape {
+            return Err(Error::Shape(format!(
+                "the bands give {:?}, not {:?}",
+                self.out_shape, t.shape
+            )));
+        }
+        Ok(())
+    }
+}
+
 /// One band: the input rows it reads and the rows of layer `Bands::last`'s output it
 /// gives as the whole input does.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -232,7 +245,7 @@ impl Net {
                 };
                 let lo = (a * s).saturating_sub(pad);
                 let hi = ((b - 1) * s + k).saturating_sub(pad).min(h);
-                *at = Some(at.map_or((lo, hi), |(l, h)| (l.min(lo), h.max(hi))));
+                *at = hull(*at, (lo, hi));
             }
         }
         let (mut lo, hi) = rows.ok_or_else(|| Error::Other("no layer reads the input".into()))?;
@@ -282,7 +295,7 @@ impl Net {
                 let lo = (lo + pad).saturating_sub(k - 1).div_ceil(s);
                 let hi = ((hi - 1 + pad) / s + 1).min(shapes[i][2]);
                 if lo < hi {
-                    read[i] = Some(read[i].map_or((lo, hi), |(l, h)| (l.min(lo), h.max(hi))));
+                    read[i] = hull(read[i], (lo, hi));
                 }
             }
         }
@@ -439,12 +452,7 @@ impl Net {
         y: &Tensor,
         keep: &Keep,
     ) -> Result<Tape> {
-        if y.shape != b.out_shape {
-            return Err(Error::Shape(format!(
-                "the bands give {:?}, not {:?}",
-                b.out_shape, y.shape
-            )));
-        }
+        b.check_joined(y)?;
         self.record_span(rec, Begin::After(b.last, y), keep, None)
     }
 
@@ -478,12 +486,7 @@ impl Net {
         keep: &Keep,
         mut walk: impl FnMut(&Tape, &Tensor) -> Result<Tensor>,
     ) -> Result<Array> {
-        if g.shape != b.out_shape {
-            return Err(Error::Shape(format!(
-                "the bands give {:?}, not {:?}",
-                b.out_shape, g.shape
-            )));
-        }
+        b.check_joined(g)?;
         let [c, h, w] = [x.shape[1], x.shape[2], x.shape[3]];
         let mut dx = vec![0f32; c * h * w];
         for band in &b.back {
@@ -537,4 +540,9 @@ fn lcm(a: usize, b: usize) -> usize {
         a
     };
     a / gcd(a, b) * b
+}
+
+/// The smallest row range holding `at` (if any) and `rows`.
+fn hull(at: Option<(usize, usize)>, (lo, hi): (usize, usize)) -> Option<(usize, usize)> {
+    Some(at.map_or((lo, hi), |(l, h)| (l.min(lo), h.max(hi))))
 }
