@@ -50,6 +50,26 @@ fn run(net: &Net, method: &str, x: &Array) -> (Array, Vec<usize>) {
     (a.map, a.targets)
 }
 
+/// `net` (in bands) and `full` (whole) give the same logits.
+fn assert_same_logits(net: &Net, full: &Net, x: &Array) {
+    let got = net.forward(x, &[]).unwrap().logits;
+    let want = full.forward(x, &[]).unwrap().logits;
+    common::assert_close(&got.data, &want.data, 1e-5, 1e-5, "logits");
+}
+
+/// `net` (in bands) and `full` (whole) give `method`'s map for the same targets, every
+/// value within 1e-5 of the map's largest plus 1e-4 of itself, and rel. L2 under 1e-5.
+fn assert_same_map(net: &Net, full: &Net, method: &str, x: &Array) {
+    let (g, t) = run(net, method, x);
+    let (gw, tw) = run(full, method, x);
+    assert_eq!(t, tw, "{method}");
+    let what = format!("{method} at {:?}", x.shape);
+    let scale = gw.data.iter().fold(0f32, |m, v| m.max(v.abs()));
+    common::assert_close(&g.data, &gw.data, 1e-5 * scale, 1e-4, &what);
+    let e = common::rel_l2(&g.data, &gw.data);
+    assert!(e < 1e-5, "{what}: rel. L2 {e}");
+}
+
 #[test]
 fn bands_cover_the_output_once_and_overlap_at_the_input() {
     let net = narrow();
@@ -113,22 +133,19 @@ fn an_item_too_large_for_one_binding_gives_the_whole_items_logits_and_gradients(
             "lrp-epsilon-gamma-box",
             "lrp-epsilon-alpha2-beta1",
         ] {
-            let (g, t) = run(&net, method, &x);
-            let (gw, tw) = run(&full, method, &x);
-            assert_eq!(t, tw);
-            let what = format!("{method} at {h}x{w}");
-            let e = common::rel_l2(&g.data, &gw.data);
             // ε-LRP divides by sums near 0, and SmoothGrad's noisy copies put
             // pre-activations near 0: summed in another order, a ratio or a ReLU can
             // tip (on the tiled GEMMs: 3e-5 and 4e-4); the rest stay within 1e-5 of
             // the map's largest value
             if matches!(method, "lrp-epsilon" | "smoothgrad") {
-                assert!(e < 2e-3, "{what}: rel. L2 {e}");
+                let (g, t) = run(&net, method, &x);
+                let (gw, tw) = run(&full, method, &x);
+                assert_eq!(t, tw);
+                let e = common::rel_l2(&g.data, &gw.data);
+                assert!(e < 2e-3, "{method} at {h}x{w}: rel. L2 {e}");
                 continue;
             }
-            let scale = gw.data.iter().fold(0f32, |m, v| m.max(v.abs()));
-            common::assert_close(&g.data, &gw.data, 1e-5 * scale, 1e-4, &what);
-            assert!(e < 1e-5, "{what}: rel. L2 {e}");
+            assert_same_map(&net, &full, method, &x);
         }
         // integrated gradients without the first conv's linearity (the whole item's
         // path interpolates that conv's output, a rounding away): the plain gradients of
@@ -187,22 +204,14 @@ fn a_residual_block_runs_in_bands_with_its_sum() {
     let b = net.bands(&x.shape).unwrap().expect("bands");
     assert_eq!(net.model().layers[b.last].name, "pool");
     assert!(b.bands.len() >= 2 && b.back.len() >= 2, "{b:?}");
-    let got = net.forward(&x, &[]).unwrap().logits;
-    let want = full.forward(&x, &[]).unwrap().logits;
-    common::assert_close(&got.data, &want.data, 1e-5, 1e-5, "logits");
+    assert_same_logits(&net, &full, &x);
     for method in [
         "gradient",
         "guided-backprop",
         "lrp-epsilon-plus",
         "lrp-epsilon-gamma-box",
     ] {
-        let (g, t) = run(&net, method, &x);
-        let (gw, tw) = run(&full, method, &x);
-        assert_eq!(t, tw);
-        let scale = gw.data.iter().fold(0f32, |m, v| m.max(v.abs()));
-        common::assert_close(&g.data, &gw.data, 1e-5 * scale, 1e-4, method);
-        let e = common::rel_l2(&g.data, &gw.data);
-        assert!(e < 1e-5, "{method}: rel. L2 {e}");
+        assert_same_map(&net, &full, method, &x);
     }
 }
 
@@ -281,17 +290,9 @@ fn strided_padded_and_unpadded_layers_line_up_in_bands() {
     assert_eq!(b.last, 6, "{b:?}");
     assert!(b.bands.len() >= 2 && b.back.len() >= 2, "{b:?}");
     assert!(b.bands.iter().all(|band| band.rows.start % 4 == 0), "{b:?}");
-    let got = net.forward(&x, &[]).unwrap().logits;
-    let want = full.forward(&x, &[]).unwrap().logits;
-    common::assert_close(&got.data, &want.data, 1e-5, 1e-5, "logits");
+    assert_same_logits(&net, &full, &x);
     for method in ["gradient", "guided-backprop", "lrp-epsilon-plus"] {
-        let (g, t) = run(&net, method, &x);
-        let (gw, tw) = run(&full, method, &x);
-        assert_eq!(t, tw);
-        let scale = gw.data.iter().fold(0f32, |m, v| m.max(v.abs()));
-        common::assert_close(&g.data, &gw.data, 1e-5 * scale, 1e-4, method);
-        let e = common::rel_l2(&g.data, &gw.data);
-        assert!(e < 1e-5, "{method}: rel. L2 {e}");
+        assert_same_map(&net, &full, method, &x);
     }
 }
 
