@@ -307,3 +307,45 @@ fn joined_bands_hold_the_whole_items_activations_bit_for_bit() {
     let want = full.forward(&x, &[name]).unwrap().captures.remove(0).1;
     assert_eq!(got, want.data);
 }
+
+#[test]
+fn faithfulness_curves_run_their_copies_in_bands() {
+    use netlens::explain::faithfulness::{aopc, deletion_insertion, Order, Score, Substrate};
+    let (net, full) = (narrow(), common::demo());
+    let x = large(&net, &["star", "ring"], 128, 128);
+    let bar = indicatif::ProgressBar::hidden();
+    let (maps, targets) = run(&full, "gradient", &x);
+    // the same copies, scored by the banded and the whole network
+    let close = |got: &[netlens::explain::faithfulness::Curve],
+                 want: &[netlens::explain::faithfulness::Curve],
+                 what: &str| {
+        assert_eq!(got.len(), want.len());
+        for (g, w) in got.iter().zip(want) {
+            common::assert_close(&g.curve, &w.curve, 1e-5, 1e-4, what);
+            assert!((g.value - w.value).abs() < 1e-5, "{what}");
+        }
+    };
+    for (order, sub, score) in [
+        (Order::Morf, Substrate::Blur(3.0), Score::Prob),
+        (Order::Random(4), Substrate::Uniform(2), Score::Logit),
+    ] {
+        let r = |n: &Net| aopc(n, &x, &maps, &targets, 16, 40, order, &sub, score, &bar);
+        let (got, want) = (r(&net).unwrap(), r(&full).unwrap());
+        assert_eq!(got[0].curve.len(), 41);
+        // the random order's first patches change the score
+        assert!(want[0]
+            .curve
+            .iter()
+            .any(|v| (v - want[0].curve[0]).abs() > 1e-3));
+        close(&got, &want, &format!("aopc {order:?} {sub:?}"));
+    }
+    for insert in [false, true] {
+        let sub = Substrate::Constant(0.5);
+        let r = |n: &Net| deletion_insertion(n, &x, &maps, &targets, 1500, insert, &sub, &bar);
+        close(
+            &r(&net).unwrap(),
+            &r(&full).unwrap(),
+            &format!("insert {insert}"),
+        );
+    }
+}

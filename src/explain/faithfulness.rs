@@ -3,13 +3,15 @@
 //! curves with their AUC. Maps [N, C, H, W] are summed over channels; every perturbed copy
 //! of an item is built by a kernel from a per-pixel rank and run in batches.
 
+use std::ops::Range;
+
 use crate::array::Array;
 use crate::data::rng::Rng;
 use crate::error::{Error, Result};
 use crate::explain::gradient::Baseline;
 use crate::gpu::{Recorder, Tensor};
 use crate::graph::stream::passes;
-use crate::graph::{Keep, Net};
+use crate::graph::{Bands, Keep, Net};
 use crate::ops::ranked_copies;
 
 /// The order in which units are perturbed.
@@ -138,6 +140,10 @@ fn curve(
     score: Score,
     progress: &indicatif::ProgressBar,
 ) -> Result<Vec<f32>> {
+    if let Some(b) = net.bands(&item.shape)? {
+        let copies = Copies::new(net, item, sub, rank, insert)?;
+        return banded_curve(net, &b, copies, thresholds, target, score, progress);
+    }
     let ctx = net.ctx();
     let rank_t = Tensor::upload_u32(ctx, rank, &[rank.len()])?;
     let thr_t = Tensor::upload_u32(ctx, thresholds, &[thresholds.len()])?;
@@ -157,20 +163,105 @@ fn curve(
         let logits = net.forward_gpu(&copies, &Keep::Nothing)?.logits.read(ctx)?;
         let k = logits.len() / r.len();
         Ok((0..r.len())
-            .map(|j| {
-                let row = &logits[j * k..(j + 1) * k];
-                match score {
-                    Score::Logit => row[target],
-                    Score::Prob => {
-                        let mx = row.iter().cloned().fold(f32::NEG_INFINITY, f32::max) as f64;
-                        let z: f64 = row.iter().map(|v| (*v as f64 - mx).exp()).sum();
-                        ((row[target] as f64 - mx).exp() / z) as f32
-                    }
-                }
-            })
+            .map(|j| score_of(&logits[j * k..(j + 1) * k], target, score))
             .collect::<Vec<f32>>())
     })?;
     Ok(parts.concat())
+}
+
+/// `score` of `target` from one row of logits.
+fn score_of(row: &[f32], target: usize, score: Score) -> f32 {
+    match score {
+        Score::Logit => row[target],
+        Score::Prob => {
+            let mx = row.iter().cloned().fold(f32::NEG_INFINITY, f32::max) as f64;
+            let z: f64 = row.iter().map(|v| (*v as f64 - mx).exp()).sum();
+            ((row[target] as f64 - mx).exp() / z) as f32
+        }
+    }
+}
+
+/// One item's ranked copies made on the host, one threshold after another: the pixels
+/// whose rank is below the threshold take the substitute (with `insert`, the copies start
+/// as the substitute and those pixels take the item's values).
+struct Copies<'a> {
+    x: Array,
+    /// What a ranked pixel becomes.
+    to: Vec<f32>,
+    rank: &'a [u32],
+    /// The threshold `x` now holds.
+    at: u32,
+}
+
+impl<'a> Copies<'a> {
+    fn new(net: &Net, item: &Tensor, sub: &Tensor, rank: &'a [u32], insert: bool) -> Result<Self> {
+        let ctx = net.ctx();
+        let (item_v, sub_v) = (item.read(ctx)?, sub.read(ctx)?);
+        let (from, to) = if insert {
+            (sub_v, item_v)
+        } else {
+            (item_v, sub_v)
+        };
+        Ok(Copies {
+            x: Array::new(item.shape.clone(), from)?,
+            to,
+            rank,
+            at: 0,
+        })
+    }
+
+    /// Moves to threshold `thr` (not below the last); returns the rows that changed.
+    fn advance(&mut self, thr: u32) -> Range<usize> {
+        let [c, h, w] = [self.x.shape[1], self.x.shape[2], self.x.shape[3]];
+        let plane = h * w;
+        let (mut lo, mut hi) = (h, 0);
+        for (p, &r) in self.rank.iter().enumerate() {
+            if r >= self.at && r < thr {
+                for ch in 0..c {
+                    self.x.data[ch * plane + p] = self.to[ch * plane + p];
+                }
+                lo = lo.min(p / w);
+                hi = hi.max(p / w + 1);
+            }
+        }
+        self.at = thr;
+        lo..hi.max(lo)
+    }
+}
+
+/// `curve` for an item too large for one binding: its copies one at a time, the first
+/// layers in row bands, rerunning only the bands that read the rows each step changed.
+fn banded_curve(
+    net: &Net,
+    b: &Bands,
+    mut copies: Copies,
+    thresholds: &[u32],
+    target: usize,
+    score: Score,
+    progress: &indicatif::ProgressBar,
+) -> Result<Vec<f32>> {
+    let ctx = net.ctx();
+    let mut out = Vec::with_capacity(thresholds.len());
+    let mut y: Option<Tensor> = None;
+    for &thr in thresholds {
+        let changed = copies.advance(thr);
+        let now = match &y {
+            None => net.banded_prefix(&copies.x, b)?,
+            Some(_) if changed.is_empty() => {
+                out.push(out[out.len() - 1]);
+                progress.inc(1);
+                continue;
+            }
+            Some(base) => net.banded_prefix_from(&copies.x, b, base, changed)?,
+        };
+        let mut rec = Recorder::new(ctx, "ranked copy after bands");
+        let tape = net.record_after_bands(&mut rec, b, &now, &Keep::Nothing)?;
+        rec.submit()?;
+        out.push(score_of(&tape.logits.read(ctx)?, target, score));
+        y = Some(now);
+        progress.inc(1);
+    }
+    Ok(out)
 }
 
 /// Each map's plane summed over channels, item i.
