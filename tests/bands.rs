@@ -349,3 +349,97 @@ fn faithfulness_curves_run_their_copies_in_bands() {
         );
     }
 }
+
+/// Every `a` within 1e-4 of `b`'s largest value plus 1e-3 of itself.
+fn assert_near(a: &[f32], b: &[f32], what: &str) {
+    let scale = b.iter().fold(0f32, |m, v| m.max(v.abs()));
+    common::assert_close(a, b, 1e-4 * scale, 1e-3, what);
+}
+
+#[test]
+fn masks_learn_through_the_bands() {
+    use netlens::explain::mask::extremal::{extremal_perturbation, ExtremalSettings, Variant};
+    use netlens::explain::mask::{meaningful_perturbation, Game, MaskSettings};
+    let (net, full) = (narrow(), common::demo());
+    let x = large(&net, &["star", "cross"], 128, 128);
+    let bar = indicatif::ProgressBar::hidden();
+    // jittered steps, two items a pass each
+    let s = MaskSettings {
+        iterations: 6,
+        explainable_below: 1.0,
+        ..MaskSettings::new(Game::Preservation, (128, 128))
+    };
+    assert!(s.jitter > 0);
+    let run = |n: &Net| meaningful_perturbation(n, &x, &Target::Argmax, &s, &bar).unwrap();
+    let (got, want) = (run(&net), run(&full));
+    assert_near(&got.mask.data, &want.mask.data, "meaningful mask");
+    assert_near(&got.perturbed.data, &want.perturbed.data, "meaningful Φ");
+    for (g, w) in got.items.iter().zip(&want.items) {
+        assert!(w.explainable);
+        assert_near(&g.loss, &w.loss, "meaningful loss");
+        assert!((g.p_perturbed - w.p_perturbed).abs() < 1e-4);
+    }
+    // dual: two rows (kept and deleted) joined after the bands; two pyramid levels, as
+    // the input's whole-image tensors must fit the narrow bindings
+    let s = ExtremalSettings {
+        areas: vec![0.2],
+        levels: 2,
+        iterations: 4,
+        explainable_below: 1.0,
+        ..ExtremalSettings::new(Variant::Dual, (128, 128))
+    };
+    let x1 = x.slice_batch(0, 1);
+    let run = |n: &Net| extremal_perturbation(n, &x1, &Target::Argmax, &s, &bar).unwrap();
+    let (got, want) = (run(&net), run(&full));
+    assert_near(&got.mask.data, &want.mask.data, "extremal mask");
+    for (g, w) in got.items.iter().zip(&want.items) {
+        assert_near(&g.loss, &w.loss, "extremal energy");
+        assert!((g.p_perturbed - w.p_perturbed).abs() < 1e-4);
+    }
+}
+
+#[test]
+fn maximisation_steps_through_the_bands() {
+    use netlens::explain::visualize::{maximize, Goal, MaximizeSettings, Optimizer, Preset};
+    let (net, full) = (narrow(), common::demo());
+    let bar = indicatif::ProgressBar::hidden();
+    let shape = [1, 3, 128, 128];
+    let goals: Vec<Goal> = ["class:2", "channel:features.6:5"]
+        .iter()
+        .map(|t| Goal::parse(t, net.model(), &shape).unwrap())
+        .collect();
+    // two steps: the banded walk's gradients differ from the whole one's by rounding
+    // (2e-6 rel. L2 after one step), and a noisy image's near-zero pre-activations can
+    // tip a ReLU on that, more with every step (4 steps: 4e-4 to 4e-3). Adam's first
+    // steps are ±lr wherever a gradient is not 0, whatever its size, which turns the
+    // rounding in near-zero gradients into whole steps: both presets take SGD steps here
+    for preset in [Preset::Simonyan, Preset::Lucid] {
+        let s = MaximizeSettings {
+            steps: 2,
+            optimizer: Optimizer::Sgd { lr: 0.05 },
+            // pixel images start from noise, not the flat mean image (whose conv
+            // outputs are all their bias, a gradient of cancelling sums)
+            jitter: if preset == Preset::Simonyan { 3 } else { 0 },
+            init_noise: if preset == Preset::Simonyan { 1.0 } else { 0.0 },
+            ..MaximizeSettings::preset(preset, (128, 128))
+        };
+        let (got, want) = (
+            maximize(&net, &goals, &s, &bar).unwrap(),
+            maximize(&full, &goals, &s, &bar).unwrap(),
+        );
+        let what = format!("{preset:?}");
+        assert_near(&got.images.data, &want.images.data, &what);
+        assert_near(&got.history.data, &want.history.data, &what);
+        assert_near(&got.values, &want.values, &what);
+    }
+    // a unit inside the bands has no whole output to maximise
+    let inside = [Goal::parse("channel:features.3:0", net.model(), &shape).unwrap()];
+    let s = MaximizeSettings {
+        steps: 2,
+        ..MaximizeSettings::preset(Preset::Simonyan, (128, 128))
+    };
+    let e = maximize(&net, &inside, &s, &bar)
+        .err()
+        .expect("features.3 runs in bands");
+    assert!(e.to_string().contains("row bands"), "{e}");
+}

@@ -44,7 +44,15 @@ impl Net {
         relu: ReluRule,
         want: &[usize],
     ) -> Result<Grads> {
-        self.record_backward_range(rec, tape, from, 0, seed, relu, want)
+        let Some(bi) = &tape.banded else {
+            return self.record_backward_range(rec, tape, from, 0, seed, relu, want);
+        };
+        // the layers after the bands as usual; through the bands now, band by band
+        let b = &bi.bands;
+        let mut g = self.record_backward_range(rec, tape, from, b.last + 1, seed, relu, want)?;
+        super::bands::flush(rec)?;
+        g.input = self.banded_items_gradient(bi, &g.input, relu)?;
+        Ok(g)
     }
 
     /// As `record_backward`, walking layers `from` down to `down_to` only: `Grads::input`

@@ -43,6 +43,18 @@ impl Bands {
     }
 }
 
+/// What a forward run in bands (`Net::record_forward_any`) keeps for its walk back.
+#[derive(Debug)]
+pub(crate) struct BandedInput {
+    pub bands: Bands,
+    pub x: Array,
+}
+
+/// Submits what `rec` holds and leaves it empty, to record on.
+pub(crate) fn flush(rec: &mut Recorder) -> Result<()> {
+    std::mem::replace(rec, Recorder::new(rec.ctx(), "after bands")).submit()
+}
+
 /// One band: the input rows it reads and the rows of layer `Bands::last`'s output it
 /// gives as the whole input does.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -79,6 +91,11 @@ impl Net {
     /// (the activations after the first layers that can run in bands do not fit, or one
     /// band of rows is too wide).
     pub fn bands(&self, shape: &[usize]) -> Result<Option<Bands>> {
+        self.plan(shape, 1)
+    }
+
+    /// `bands`, where the activations after the bands hold `after` items.
+    fn plan(&self, shape: &[usize], after: usize) -> Result<Option<Bands>> {
         match self.max_batch(shape) {
             Ok(_) => return Ok(None),
             Err(Error::TooLarge { .. }) => {}
@@ -102,8 +119,8 @@ impl Net {
                 })
             }) && self.strides(p).is_some()
         };
-        let Some(mut last) =
-            (0..local).find(|&p| cut(p) && shapes[p..].iter().all(|s| bytes(s) <= limit))
+        let Some(mut last) = (0..local)
+            .find(|&p| cut(p) && shapes[p..].iter().all(|s| bytes(s) * after as u64 <= limit))
         else {
             return Err(self.unbanded_error(
                 shape,
@@ -442,6 +459,83 @@ impl Net {
             )),
             None => Ok(()),
         }
+    }
+
+    /// Items per pass of a device loop that walks back to its input: `tape_batch`, or
+    /// one where an item of `shape` runs in bands.
+    pub fn loop_batch(&self, shape: &[usize]) -> Result<usize> {
+        match self.bands(shape)? {
+            Some(_) => Ok(1),
+            None => self.tape_batch(shape),
+        }
+    }
+
+    /// `record_forward` for device loops on inputs of any size. Where one item of `x`
+    /// is too large for a binding (`Net::bands`), what `rec` holds is submitted, `x` is
+    /// read back, each item's first layers run band by band now and the rest is recorded
+    /// on their joined outputs; `record_backward` on the tape walks back through the bands
+    /// the same way. `flag` names the option that chose `until` or the kept layers, for
+    /// the error where one of them runs inside the bands.
+    pub fn record_forward_any(
+        &self,
+        rec: &mut Recorder,
+        x: &Tensor,
+        keep: &Keep,
+        until: Option<usize>,
+        flag: &str,
+    ) -> Result<Tape> {
+        let n = x.shape[0];
+        let Some(b) = self.plan(&x.shape, n)? else {
+            return self.record_forward(rec, x, keep, until);
+        };
+        let mut named: Vec<usize> = until.into_iter().collect();
+        if let Keep::Layers(v) | Keep::Gradient(v) = keep {
+            named.extend(v);
+        }
+        self.check_after_bands(&b, &x.shape, &named, flag)?;
+        let mut joined = b.out_shape.clone();
+        joined[0] = n;
+        flush(rec)?;
+        let x = Array::new(x.shape.clone(), x.read(&self.ctx)?)?;
+        let y = if n == 1 {
+            self.banded_prefix(&x, &b)?
+        } else {
+            let mut data = Vec::with_capacity(joined.iter().product());
+            for i in 0..n {
+                let yi = self.banded_prefix(&x.slice_batch(i, i + 1), &b)?;
+                data.extend(yi.read(&self.ctx)?);
+            }
+            Tensor::upload(&self.ctx, &data, &joined)?
+        };
+        let mut tape = self.record_span(rec, Begin::After(b.last, &y), keep, until)?;
+        tape.banded = Some(Box::new(BandedInput { bands: b, x }));
+        Ok(tape)
+    }
+
+    /// The input gradient of a tape's items from `g`, the gradient at the output of the
+    /// last layer its bands ran (`record_forward_any`), item by item and band by band.
+    pub(crate) fn banded_items_gradient(
+        &self,
+        bi: &BandedInput,
+        g: &Tensor,
+        relu: ReluRule,
+    ) -> Result<Tensor> {
+        let (x, b) = (&bi.x, &bi.bands);
+        let n = x.batch();
+        let gx = if n == 1 {
+            self.banded_input_gradient(x, b, g, relu)?.data
+        } else {
+            let all = g.read(&self.ctx)?;
+            let per = all.len() / n;
+            let mut data = Vec::with_capacity(x.data.len());
+            for i in 0..n {
+                let gi = Tensor::upload(&self.ctx, &all[i * per..(i + 1) * per], &b.out_shape)?;
+                let xi = x.slice_batch(i, i + 1);
+                data.extend(self.banded_input_gradient(&xi, b, &gi, relu)?.data);
+            }
+            data
+        };
+        Tensor::upload(&self.ctx, &gx, &x.shape)
     }
 
     /// Records the layers after the bands on their joined output `y` (`banded_prefix`).

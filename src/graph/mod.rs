@@ -61,6 +61,9 @@ pub struct Tape {
     pub logits: Tensor,
     /// The last layer the forward ran.
     pub last: usize,
+    /// For a forward whose first layers ran in row bands (`Net::record_forward_any`):
+    /// the bands and the input, for the walk back through them.
+    pub(crate) banded: Option<Box<bands::BandedInput>>,
 }
 
 /// Where a recorded forward pass begins: at the input, or after a layer whose output is
@@ -271,8 +274,8 @@ impl Net {
                 bytes: worst.0,
                 limit,
                 hint: format!(
-                    "use a smaller input than {}x{} (classify and every attribution method run \
-                     one this large in row bands where the model allows)",
+                    "use a smaller input than {}x{} (classify, attribute, evaluate, mask and \
+                     maximize run one this large in row bands where the model allows)",
                     shape[2], shape[3]
                 ),
             });
@@ -455,6 +458,7 @@ impl Net {
             argmax,
             logits: cur,
             last,
+            banded: None,
         })
     }
 

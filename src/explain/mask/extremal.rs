@@ -243,7 +243,7 @@ pub fn extremal_perturbation(
         })
         .collect();
     let rows_per_item = a * if s.variant == Variant::Dual { 2 } else { 1 };
-    let chunk = (net.tape_batch(&[rows_per_item, c, h, w])? / rows_per_item).max(1);
+    let chunk = (net.loop_batch(&[rows_per_item, c, h, w])? / rows_per_item).max(1);
     progress.set_length((keep.len().div_ceil(chunk) * s.iterations) as u64);
     for group in keep.chunks(chunk) {
         let x0 = gather(x, group);
@@ -337,7 +337,7 @@ fn optimise(
         } else {
             blended
         };
-        let tape = net.record_forward(&mut rec, &input, &Keep::Gradient(vec![]), None)?;
+        let tape = net.record_forward_any(&mut rec, &input, &Keep::Gradient(vec![]), None, "")?;
         let (onehot, logit) = objective(&mut rec, &tape.logits, &tg, Objective::Logit)?;
         let seed = multiply(&mut rec, &onehot, &signs)?;
         let g = net.record_backward(&mut rec, &tape, last, &seed, ReluRule::Gradient, &[])?;
@@ -370,7 +370,7 @@ fn optimise(
         _ => Blend::Preserve,
     };
     let phi = pyramid_mix(&mut rec, geo, &full, &pyr, a, view)?;
-    let tape = net.record_forward(&mut rec, &phi, &Keep::Nothing, None)?;
+    let tape = net.record_forward_any(&mut rec, &phi, &Keep::Nothing, None, "")?;
     let (_, p) = objective(&mut rec, &tape.logits, &tg_k, Objective::Prob)?;
     rec.submit()?;
     let out = read_all(

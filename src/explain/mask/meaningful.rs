@@ -101,7 +101,7 @@ impl<'a> Problem<'a> {
             Some(o) => roll(rec, &phi, o, false)?,
             None => phi,
         };
-        let tape = net.record_forward(rec, &input, &Keep::Gradient(vec![]), None)?;
+        let tape = net.record_forward_any(rec, &input, &Keep::Gradient(vec![]), None, "")?;
         let (seed, score) = objective(rec, &tape.logits, &self.tg, s.score.objective())?;
         let last = net.model().layers.len() - 1;
         let g = net.record_backward(rec, &tape, last, &seed, ReluRule::Gradient, &[])?;
@@ -304,7 +304,9 @@ impl<'a> MaskRun<'a> {
         };
         let up = bilinear(&mut rec, m, (h, w))?;
         let phi = mix(&mut rec, &up, &p.xt, &p.et)?;
-        let tape = p.net.record_forward(&mut rec, &phi, &Keep::Nothing, None)?;
+        let tape = p
+            .net
+            .record_forward_any(&mut rec, &phi, &Keep::Nothing, None, "")?;
         let (_, prob) = objective(&mut rec, &tape.logits, &p.tg, Objective::Prob)?;
         let kept = reduce(&mut rec, &up, n, Reduction::Mean)?;
         rec.submit()?;

@@ -49,7 +49,6 @@ pub fn maximize(
     let c = model.in_channels;
     let (h, w) = s.size;
     let one = [1, c, h, w];
-    net.max_batch(&one)?;
     let classes = model.num_classes();
     let n = goals.len();
     let mut images = vec![0f32; n * c * h * w];
@@ -67,7 +66,7 @@ pub fn maximize(
             None => groups.push((g.kind, g.layer, vec![i])),
         }
     }
-    let chunk = net.tape_batch(&one)?;
+    let chunk = net.loop_batch(&one)?;
     progress.set_length((n * s.steps) as u64);
     for (_, _, ids) in groups {
         for part in ids.chunks(chunk) {
@@ -341,7 +340,8 @@ impl<'a> MaximizeRun<'a> {
             )
         };
         let keep = Keep::Gradient(vec![self.layer]);
-        let tape = net.record_forward(&mut rec, &input, &keep, Some(self.layer))?;
+        let tape =
+            net.record_forward_any(&mut rec, &input, &keep, Some(self.layer), "--objective")?;
         let fresh;
         let tg = if tape.logits.shape == self.out_shape {
             &self.tg
@@ -439,9 +439,13 @@ impl<'a> MaximizeRun<'a> {
             }
             None => self.x.clone(),
         };
-        let tape = self
-            .net
-            .record_forward(&mut rec, &image, &Keep::All, None)?;
+        let tape = self.net.record_forward_any(
+            &mut rec,
+            &image,
+            &Keep::Layers(vec![self.layer]),
+            None,
+            "--objective",
+        )?;
         let z = tape.output(self.layer)?;
         let (_, value) = objective(&mut rec, z, &self.tg, self.kind)?;
         let p = ops::softmax(&mut rec, &tape.logits)?;
