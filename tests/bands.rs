@@ -438,8 +438,68 @@ fn maximisation_steps_through_the_bands() {
         steps: 2,
         ..MaximizeSettings::preset(Preset::Simonyan, (128, 128))
     };
-    let e = maximize(&net, &inside, &s, &bar)
-        .err()
-        .expect("features.3 runs in bands");
+    let Err(e) = maximize(&net, &inside, &s, &bar) else {
+        panic!("features.3 runs in bands")
+    };
     assert!(e.to_string().contains("row bands"), "{e}");
+}
+
+#[test]
+fn dataset_passes_run_their_images_in_bands() {
+    use netlens::data::folder::ImageSet;
+    use netlens::explain::dissect::{self, dissect, Concepts, Settings};
+    use netlens::explain::visualize::top_patches;
+    // the demo model told to see 128² images: the generated 64² ones are brought up
+    let at128 = |ctx: Arc<Context>| {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/models/shapes-vgg.safetensors");
+        let mut m = netlens::model::load(path.as_ref()).unwrap();
+        m.meta.input_size = (128, 128);
+        m.meta.resize = 128;
+        Net::new(ctx, m).unwrap()
+    };
+    let narrow = Context::from_env().unwrap().with_binding_limit(BINDING);
+    let (net, full) = (at128(Arc::new(narrow)), at128(common::arc_ctx()));
+    assert!(net.bands(&[1, 3, 128, 128]).unwrap().is_some());
+    let dir = std::env::temp_dir().join(format!("netlens-bands-data-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let opts = netlens::data::synth::Options {
+        count: 5,
+        size: 64,
+        seed: 3,
+        split: "train".into(),
+    };
+    let bar = indicatif::ProgressBar::hidden();
+    netlens::data::synth::generate(&dir, &opts, &bar).unwrap();
+    let images = ImageSet::open(&dir).unwrap();
+    let layer = net.model().find("features.6").unwrap();
+    let got = top_patches(&net, &images, layer, 3, &bar).unwrap();
+    let want = top_patches(&full, &images, layer, 3, &bar).unwrap();
+    for (g, w) in got.iter().flatten().zip(want.iter().flatten()) {
+        assert_eq!((g.image, g.y, g.x, g.bbox), (w.image, w.y, w.x, w.bbox));
+        assert!((g.value - w.value).abs() <= 1e-5 * w.value.abs().max(1.0));
+    }
+    let concepts = Concepts::open(&dir).unwrap();
+    let names = ["features.6".to_string(), "features.9".to_string()];
+    let layers = dissect::layers(&net, &names).unwrap();
+    let s = Settings {
+        batch: 2,
+        ..Settings::default()
+    };
+    let got = dissect(&net, &concepts, &layers, &s, &bar).unwrap();
+    let want = dissect(&full, &concepts, &layers, &s, &bar).unwrap();
+    for (g, w) in got.iter().zip(&want) {
+        common::assert_close(&g.thresholds, &w.thresholds, 1e-6, 1e-5, "thresholds");
+        common::assert_close(&g.iou, &w.iou, 2e-3, 0.0, "IoU");
+    }
+    // a layer inside the bands never exists whole
+    let inside = dissect::layers(&net, &["features.3".to_string()]).unwrap();
+    let Err(e) = dissect(&net, &concepts, &inside, &s, &bar) else {
+        panic!("features.3 runs in bands")
+    };
+    assert!(e.to_string().contains("row bands"), "{e}");
+    let Err(e) = top_patches(&net, &images, 3, 3, &bar) else {
+        panic!("features.3 runs in bands")
+    };
+    assert!(e.to_string().contains("row bands"), "{e}");
+    let _ = std::fs::remove_dir_all(&dir);
 }

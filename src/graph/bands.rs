@@ -461,9 +461,18 @@ impl Net {
         }
     }
 
+    /// Items per forward pass (`record_forward_any`): `max_batch`, or one where an item
+    /// of `shape` runs in bands.
+    pub fn forward_batch(&self, shape: &[usize]) -> Result<usize> {
+        match self.bands(shape)? {
+            Some(_) => Ok(1),
+            None => self.max_batch(shape),
+        }
+    }
+
     /// Items per pass of a device loop that walks back to its input: `tape_batch`, or
     /// one where an item of `shape` runs in bands.
-    pub fn loop_batch(&self, shape: &[usize]) -> Result<usize> {
+    pub fn walk_batch(&self, shape: &[usize]) -> Result<usize> {
         match self.bands(shape)? {
             Some(_) => Ok(1),
             None => self.tape_batch(shape),

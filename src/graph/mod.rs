@@ -274,8 +274,8 @@ impl Net {
                 bytes: worst.0,
                 limit,
                 hint: format!(
-                    "use a smaller input than {}x{} (classify, attribute, evaluate, mask and \
-                     maximize run one this large in row bands where the model allows)",
+                    "use a smaller input than {}x{} (every command runs one this large in \
+                     row bands where the model allows)",
                     shape[2], shape[3]
                 ),
             });

@@ -150,7 +150,7 @@ pub fn count_pass(
     let until = layers.iter().map(|l| l.index).max();
     let (ih, iw) = model.meta.input_size;
     let chunk = net
-        .max_batch(&[1, model.in_channels, ih, iw])?
+        .forward_batch(&[1, model.in_channels, ih, iw])?
         .min(settings.batch);
     let (sh, sw) = data.mask;
     // the most any counter can grow per image is planes × sh × sw
@@ -184,7 +184,7 @@ pub fn count_pass(
         let lab = Tensor::upload_u32(ctx, &planes_data, &[end - start, planes, sh, sw])?;
         let ann = Tensor::upload_u32(ctx, &annotated, &[end - start])?;
         let mut rec = Recorder::new(ctx, "dissect counts");
-        let tape = net.record_forward(&mut rec, &xt, &keep, until)?;
+        let tape = net.record_forward_any(&mut rec, &xt, &keep, until, "--layer")?;
         for ((l, t), th) in layers.iter().zip(&tallies).zip(&thr) {
             let act = tape.outputs[l.index].as_ref().unwrap_or(&tape.logits);
             t.add(&mut rec, act, th, &lab, &label_cats, &ann)?;

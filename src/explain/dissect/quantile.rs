@@ -245,7 +245,7 @@ pub fn quantile_pass(
     let until = layers.iter().map(|l| l.index).max();
     let (ih, iw) = model.meta.input_size;
     let chunk = net
-        .max_batch(&[1, model.in_channels, ih, iw])?
+        .forward_batch(&[1, model.in_channels, ih, iw])?
         .min(settings.batch);
     progress.set_message("thresholds");
     let mut start = range.0;
@@ -255,7 +255,7 @@ pub fn quantile_pass(
         x.check_finite()?;
         let xt = Tensor::upload(ctx, &x.data, &x.shape)?;
         let mut rec = Recorder::new(ctx, "dissect thresholds");
-        let tape = net.record_forward(&mut rec, &xt, &keep, until)?;
+        let tape = net.record_forward_any(&mut rec, &xt, &keep, until, "--layer")?;
         rec.submit()?;
         let outs: Vec<&Tensor> = layers
             .iter()

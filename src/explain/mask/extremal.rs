@@ -243,7 +243,7 @@ pub fn extremal_perturbation(
         })
         .collect();
     let rows_per_item = a * if s.variant == Variant::Dual { 2 } else { 1 };
-    let chunk = (net.loop_batch(&[rows_per_item, c, h, w])? / rows_per_item).max(1);
+    let chunk = (net.walk_batch(&[rows_per_item, c, h, w])? / rows_per_item).max(1);
     progress.set_length((keep.len().div_ceil(chunk) * s.iterations) as u64);
     for group in keep.chunks(chunk) {
         let x0 = gather(x, group);

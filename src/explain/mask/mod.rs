@@ -118,7 +118,7 @@ pub fn meaningful_perturbation(
             prob: Vec::new(),
         })
         .collect();
-    let chunk = net.loop_batch(&[keep.len().max(1), c, h, w])?;
+    let chunk = net.walk_batch(&[keep.len().max(1), c, h, w])?;
     progress.set_length((keep.len().div_ceil(chunk) * s.iterations) as u64);
     for group in keep.chunks(chunk) {
         let x0 = gather(x, group);

@@ -66,7 +66,7 @@ pub fn maximize(
             None => groups.push((g.kind, g.layer, vec![i])),
         }
     }
-    let chunk = net.loop_batch(&one)?;
+    let chunk = net.walk_batch(&one)?;
     progress.set_length((n * s.steps) as u64);
     for (_, _, ids) in groups {
         for part in ids.chunks(chunk) {

@@ -124,7 +124,7 @@ pub fn top_patches(
     let out = model.output_shapes(&one)?[layer].clone();
     let channels = out[1];
     let width = out.get(3).copied().unwrap_or(1);
-    let chunk = net.max_batch(&one)?.min(64);
+    let chunk = net.forward_batch(&one)?.min(64);
     let mut list = TopList::new(ctx, channels, k)?;
     progress.set_length(data.len() as u64);
     let mut start = 0;
@@ -143,7 +143,7 @@ pub fn top_patches(
         x.check_finite()?;
         let xt = Tensor::upload(ctx, &x.data, &x.shape)?;
         let mut rec = Recorder::new(ctx, "top patches");
-        let tape = net.record_forward(&mut rec, &xt, &Keep::Nothing, Some(layer))?;
+        let tape = net.record_forward_any(&mut rec, &xt, &Keep::Nothing, Some(layer), "--layer")?;
         list = list.merge(&mut rec, &tape.logits, start)?;
         rec.submit()?;
         progress.inc((end - start) as u64);
