@@ -1,7 +1,8 @@
 //! Faithfulness of attribution maps by perturbation (Samek et al. 2017; Petsiuk et al.
 //! 2018): region perturbation with AOPC (MoRF, LeRF, random), and deletion and insertion
 //! curves with their AUC. Maps [N, C, H, W] are summed over channels; every perturbed copy
-//! of an item is built by a kernel from a per-pixel rank and run in batches.
+//! of an item is built by a kernel from a per-pixel rank and run in batches (an item too
+//! large for one binding: on the host, one copy at a time, in row bands).
 
 use std::ops::Range;
 

@@ -502,13 +502,13 @@ impl Net {
             named.extend(v);
         }
         self.check_after_bands(&b, &x.shape, &named, flag)?;
-        let mut joined = b.out_shape.clone();
-        joined[0] = n;
         flush(rec)?;
         let x = Array::new(x.shape.clone(), x.read(&self.ctx)?)?;
         let y = if n == 1 {
             self.banded_prefix(&x, &b)?
         } else {
+            let mut joined = b.out_shape.clone();
+            joined[0] = n;
             let mut data = Vec::with_capacity(joined.iter().product());
             for i in 0..n {
                 let yi = self.banded_prefix(&x.slice_batch(i, i + 1), &b)?;
