@@ -389,6 +389,15 @@ fn masks_learn_through_the_bands() {
         ..ExtremalSettings::new(Variant::Dual, (128, 128))
     };
     let x1 = x.slice_batch(0, 1);
+    // eight levels of a 3 x 128² input are 1.5 MiB; four fit the 768 KiB bindings
+    let eight = ExtremalSettings {
+        levels: 8,
+        ..s.clone()
+    };
+    let Err(e) = extremal_perturbation(&net, &x1, &Target::Argmax, &eight, &bar) else {
+        panic!("eight levels do not fit")
+    };
+    assert!(e.to_string().contains("--levels 4 or fewer"), "{e}");
     let run = |n: &Net| extremal_perturbation(n, &x1, &Target::Argmax, &s, &bar).unwrap();
     let (got, want) = (run(&net), run(&full));
     assert_near(&got.mask.data, &want.mask.data, "extremal mask");

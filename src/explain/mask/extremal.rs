@@ -177,6 +177,25 @@ fn level(rec: &mut Recorder, xt: &Tensor, s: &ExtremalSettings, l: usize) -> Res
     }
 }
 
+/// How many items' pyramids (`per` values a level) fit one binding: at least one, or an
+/// error naming the `--levels` that would fit.
+fn pyramid_items(net: &Net, s: &ExtremalSettings, per: usize) -> Result<usize> {
+    let (one, limit) = (s.levels as u64 * per as u64 * 4, net.ctx().max_binding());
+    if one > limit {
+        let fit = limit / (per as u64 * 4);
+        return Err(crate::Error::TooLarge {
+            what: format!("the perturbation pyramid of {} levels", s.levels),
+            bytes: one,
+            limit,
+            hint: match fit {
+                0 | 1 => "use a smaller input: two levels of this one do not fit".into(),
+                f => format!("use --levels {f} or fewer, or a smaller input"),
+            },
+        });
+    }
+    Ok((limit / one) as usize)
+}
+
 /// The pyramid [levels, N, C, h, w] of x on the device.
 fn build_pyramid(net: &Net, xt: &Tensor, s: &ExtremalSettings) -> Result<Tensor> {
     let ctx = net.ctx();
@@ -204,6 +223,7 @@ pub fn extremal_perturbation(
     let [n, c, h, w] = crate::ops::dims4(&x.shape, "mask input")?;
     let geo = s.check(h, w)?;
     x.check_finite()?;
+    let pyramids = pyramid_items(net, s, c * h * w)?;
     let targets = target.resolve(net, x)?;
     let a = s.areas.len();
     let xt = Tensor::upload(net.ctx(), &x.data, &x.shape)?;
@@ -244,6 +264,7 @@ pub fn extremal_perturbation(
         .collect();
     let rows_per_item = a * if s.variant == Variant::Dual { 2 } else { 1 };
     let chunk = (net.walk_batch(&[rows_per_item, c, h, w])? / rows_per_item).max(1);
+    let chunk = chunk.min(pyramids);
     progress.set_length((keep.len().div_ceil(chunk) * s.iterations) as u64);
     for group in keep.chunks(chunk) {
         let x0 = gather(x, group);
