@@ -1,7 +1,7 @@
 // Resampling of NCHW planes and the adjoints the backward passes of masks and
 // parametrisations need: bilinear resize (F.interpolate, align_corners=False), separable
 // Gaussian blur with reflect padding, and roll (translation jitter). One thread per output
-// element; adjoints are gathers, so no atomics.
+// element (the forward blur: four); adjoints are gathers, so no atomics.
 
 struct ResampleParams {
     planes: u32, // N * C
@@ -107,11 +107,11 @@ fn gauss(d: i32) -> f32 {
     return exp(-f32(d * d) / (2.0 * p.sigma * p.sigma));
 }
 
-// One pass of a separable Gaussian blur along p.axis (weights exp(-d^2 / 2 sigma^2),
-// d = -radius..radius, normalised), reflect padding (replicate = 1: replicated border,
-// 2: zeros, forward only); src and dst both [planes, h, w].
+// The adjoint of one pass of a separable Gaussian blur along p.axis (weights
+// exp(-d^2 / 2 sigma^2), d = -radius..radius, normalised, reflect padding): a gather of
+// the outputs each input feeds. src and dst both [planes, h, w].
 @compute @workgroup_size(64, 1, 1)
-fn blur(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+fn blur_adjoint(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = index(gid, nwg);
     if (i >= p.planes * p.h * p.w) { return; }
     let plane = i / (p.h * p.w);
@@ -127,19 +127,7 @@ fn blur(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     var norm = 0.0;
     for (var d = -rad; d <= rad; d++) { norm += gauss(d); }
     var acc = 0.0;
-    if (p.adjoint == 0u) {
-        for (var d = -rad; d <= rad; d++) {
-            var j = reflect(i32(pos) + d, n);
-            if (p.replicate == 1u) { j = u32(clamp(i32(pos) + d, 0, i32(n) - 1)); }
-            if (p.replicate == 2u) {
-                // zero padding: taps outside the plane add nothing
-                let q = i32(pos) + d;
-                if (q < 0 || q >= i32(n)) { continue; }
-                j = u32(q);
-            }
-            acc += gauss(d) * src[base + j * stride];
-        }
-    } else if (n == 1u) {
+    if (n == 1u) {
         acc = norm * src[base];
     } else {
         // outputs o with reflect(o + d) == pos: o + d = pos or period - pos (mod period)
@@ -154,6 +142,57 @@ fn blur(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
         }
     }
     dst[i] = acc / norm;
+}
+
+// Index q of an axis of n as the forward blur's border reads it: reflected (without a
+// division where one reflection suffices), clamped (replicate = 1), or -1 (zeros).
+fn border_tap(q: i32, n: i32) -> i32 {
+    if (q >= 0 && q < n) { return q; }
+    if (p.replicate == 1u) { return clamp(q, 0, n - 1); }
+    if (p.replicate == 2u) { return -1; }
+    if (q < 0 && q > -n) { return -q; }
+    if (q >= n && q < 2 * n - 1) { return 2 * (n - 1) - q; }
+    return i32(reflect(q, u32(n)));
+}
+
+// One pass of a separable Gaussian blur along p.axis (weights exp(-d^2 / 2 sigma^2),
+// d = -radius..radius, normalised), reflect padding (replicate = 1: replicated border,
+// 2: zeros), four outputs a thread: each tap is read once for the four, its weight
+// computed once and handed on (w[k] = gauss(j - k)). Threads: along x, [planes, h,
+// ceil(w / 4)]; along y, [planes, ceil(h / 4), w]. src and dst both [planes, h, w].
+@compute @workgroup_size(64, 1, 1)
+fn blur4(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = index(gid, nwg);
+    let along_x = p.axis == 0u;
+    let gw = select(p.w, (p.w + 3u) / 4u, along_x);
+    let gh = select((p.h + 3u) / 4u, p.h, along_x);
+    if (i >= p.planes * gh * gw) { return; }
+    let plane = i / (gh * gw);
+    let r = i - plane * gh * gw;
+    let gy = r / gw;
+    let gx = r - gy * gw;
+    let n = i32(select(p.h, p.w, along_x));
+    let pos0 = i32(select(gy, gx, along_x)) * 4;
+    let stride = select(p.w, 1u, along_x);
+    let base = plane * p.h * p.w + select(gx, gy * p.w, along_x);
+    let rad = i32(p.radius);
+    var w = vec4<f32>(0.0);
+    var acc = vec4<f32>(0.0);
+    var norm = 0.0;
+    for (var j = -rad; j <= rad + 3; j++) {
+        var g = 0.0;
+        if (j <= rad) {
+            g = gauss(j);
+            norm += g;
+        }
+        w = vec4<f32>(g, w.x, w.y, w.z);
+        let q = border_tap(pos0 + j, n);
+        if (q >= 0) { acc += w * src[base + u32(q) * stride]; }
+    }
+    acc /= norm;
+    for (var k = 0; k < 4; k++) {
+        if (pos0 + k < n) { dst[base + u32(pos0 + k) * stride] = acc[k]; }
+    }
 }
 
 // Roll each item by its own offset (torch.roll over H and W): dst[n, c, y, x] =

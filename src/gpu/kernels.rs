@@ -144,7 +144,8 @@ kernels! {
     WeightedSum4 => "copies.wgsl", "weighted_sum4", [R, R, W];
     Bilinear => "resample.wgsl", "bilinear", [R, W];
     Nearest => "resample.wgsl", "nearest", [R, W];
-    Blur => "resample.wgsl", "blur", [R, W];
+    Blur4 => "resample.wgsl", "blur4", [R, W];
+    BlurAdjoint => "resample.wgsl", "blur_adjoint", [R, W];
     Roll => "resample.wgsl", "roll", [R, W, R];
     BandRows => "bands.wgsl", "band_rows", [R, W];
     ReduceRows => "reduce.wgsl", "reduce_rows", [R, W];

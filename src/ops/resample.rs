@@ -123,11 +123,17 @@ fn blur_pass(
         replicate: border as u32,
         ..ResampleParams::planes(n * c, (h, w), (h, w))?
     };
+    // the forward four outputs a thread (its taps read once for all four)
+    let (kernel, threads) = match (adjoint, axis) {
+        (true, _) => (Kernel::BlurAdjoint, y.len()),
+        (false, 0) => (Kernel::Blur4, n * c * h * w.div_ceil(4)),
+        (false, _) => (Kernel::Blur4, n * c * h.div_ceil(4) * w),
+    };
     rec.launch_1d(
-        Kernel::Blur,
+        kernel,
         &p,
         &[Binding::Tensor(x), Binding::Tensor(&y)],
-        y.len(),
+        threads,
     );
     Ok(y)
 }
