@@ -241,7 +241,6 @@ fn banded_curve(
     score: Score,
     progress: &indicatif::ProgressBar,
 ) -> Result<Vec<f32>> {
-    let ctx = net.ctx();
     let mut out = Vec::with_capacity(thresholds.len());
     let mut y: Option<Tensor> = None;
     for &thr in thresholds {
@@ -255,10 +254,7 @@ fn banded_curve(
             }
             Some(base) => net.banded_prefix_from(&copies.x, b, base, changed)?,
         };
-        let mut rec = Recorder::new(ctx, "ranked copy after bands");
-        let tape = net.record_after_bands(&mut rec, b, &now, &Keep::Nothing)?;
-        rec.submit()?;
-        out.push(score_of(&tape.logits.read(ctx)?, target, score));
+        out.push(score_of(&net.logits_after_bands(b, &now)?, target, score));
         y = Some(now);
         progress.inc(1);
     }

@@ -137,10 +137,7 @@ fn banded(
                 }
             }
             let y = net.banded_prefix_from(&copy, b, &clean, y0..y1)?;
-            let mut rec = Recorder::new(ctx, "occluded copy");
-            let tape = net.record_after_bands(&mut rec, b, &y, &Keep::Nothing)?;
-            rec.submit()?;
-            means.add((y0, y1, x0, x1), f0 - tape.logits.read(ctx)?[t]);
+            means.add((y0, y1, x0, x1), f0 - net.logits_after_bands(b, &y)?[t]);
             progress.inc(1);
         }
         means.write(&mut out[i * c * plane..(i + 1) * c * plane]);

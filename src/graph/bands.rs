@@ -559,6 +559,14 @@ impl Net {
         self.record_span(rec, Begin::After(b.last, y), keep, None)
     }
 
+    /// One item's logits from the joined output `y` of its bands, run and read now.
+    pub fn logits_after_bands(&self, b: &Bands, y: &Tensor) -> Result<Vec<f32>> {
+        let mut rec = Recorder::new(&self.ctx, "logits after bands");
+        let tape = self.record_after_bands(&mut rec, b, y, &Keep::Nothing)?;
+        rec.submit()?;
+        tape.logits.read(&self.ctx)
+    }
+
     /// The gradient at the input [1, C, H, W] of `x` from `g`, the gradient at layer
     /// `b.last`'s output, band by band (`banded_walk`). ReLUs follow `relu`.
     pub fn banded_input_gradient(
