@@ -20,6 +20,10 @@
 // - kernel taps run outside and channels inside: the padding test and the pixel offset
 //   are paid once per tap; padded taps read a valid word and drop it, so control flow
 //   stays uniform (subgroup operations need it) and the inner loop has no division.
+// - with flags bit3 (POOL, forward only) a workgroup's 16 pixels are two output rows by 8
+//   columns and it stores only their 2 x 2, stride 2 max-pools (`store_pooled`): a
+//   quarter of the stores, which bound the layers of short reductions on a CPU driver
+//   (a store is a loop over the lanes there), and no pass of its own for the pool.
 // Same uniform as conv2d.wgsl (flags bit0 ReLU, bit1 bias, bit2 accumulate); binding 2
 // holds this launch's packed weights, read through wload4 and set up by winit, and binding
 // 1 the input, read through xbase and xload4, which prelude files define: storage buffers
@@ -27,6 +31,32 @@
 // Shared helpers (pixel, taps, accumulators): conv2d_cpu_common.wgsl.
 
 @group(0) @binding(0) var<uniform> p: Conv2dParams;
+
+// flags bit3: store the 2 x 2, stride 2 max-pool of the (activated) output
+const POOL: u32 = 8u;
+
+// Pixel k (0 .. 15) of the workgroup whose first is m0 (the preludes' pixels_init): output
+// pixel m0 + k of the batch (planes of `plane` pixels, rows of `width`), or with POOL one
+// of a tile of two rows (k < 8 the top one) by 8 columns, which makes 4 pooled windows side
+// by side: pooled row r, columns 4 cb .. 4 cb + 3 of item b, for workgroup m0 / 16 in
+// (b, r, cb) order. Columns a floor-mode pool drops are dead pixels (valid, never stored).
+fn group_pixel(m0: u32, k: u32, plane: u32, width: u32) -> Pixel {
+    if ((p.flags & POOL) == 0u) { return pixel_at(m0 + k, plane, width); }
+    let pw = width / 2u;
+    let blocks = (pw + 3u) / 4u;
+    let per_item = (p.oh / 2u) * blocks;
+    let g = m0 / (2u * LANES);
+    let live = g < p.n * per_item;
+    let gg = select(0u, g, live); // past the end: item 0's first tile, stored nowhere
+    let b = fdiv(gg, per_item);
+    let rb = gg - b * per_item;
+    let r = fdiv(rb, blocks);
+    let y = 2u * r + k / LANES;
+    let x = 8u * (rb - r * blocks) + (k % LANES);
+    let inside = x < 2u * pw;
+    let xx = select(0u, x, inside);
+    return Pixel(b, y * width + xx, y, xx, live && inside);
+}
 
 // Sums a (channels 8t + s for t = 4h .. 4h + 3 in lane s) plus one step of pixel k: its
 // 4 reduction channels xk (the same in every lane) against w, lane s's weights of those 4
@@ -239,6 +269,7 @@ fn sweep(acc_a: ptr<function, Acc>, acc_b: ptr<function, Acc>, rows: array<u32, 
 
 // y[b, co, oy, ox] = sum_{ky, kx, ci} x[b, ci, oy*s + ky - pad, ox*s + kx - pad] W[co, ci, ky, kx]
 // (workgroup `group` of the pixels, channel block `block`; lane `lid`, `sid` in its subgroup)
+// With POOL, y's 2 x 2 max-pools instead (store_pooled).
 fn forward(group: u32, block: u32, lid: u32, sid: u32) {
     winit();
     let plane = p.oh * p.ow;
@@ -260,7 +291,69 @@ fn forward(group: u32, block: u32, lid: u32, sid: u32) {
     let c = co0 + sid;
     let bl = bias4(c, p.co_count);
     let bh = bias4(c + 32u, p.co_count);
+    if ((p.flags & POOL) != 0u) {
+        store_pooled(acc_a, acc_b, bl, bh, m0, c);
+        return;
+    }
     store_all(acc_a, acc_b, bl, bh, m0, plane, p.cout, p.co_offset, c, p.co_count);
+}
+
+// Whether v is a NaN, from its bits (pool_common.wgsl's is_nan: a fast-math driver folds
+// v != v to false).
+fn nan4(v: vec4<f32>) -> vec4<bool> {
+    return (bitcast<vec4<u32>>(v) & vec4<u32>(0x7fffffffu)) > vec4<u32>(0x7f800000u);
+}
+
+// The 2 x 2 max of four sums (top left, top right, bottom left, bottom right; four
+// channels in the components), each with the bias b and the ReLU flag as store_quad
+// applies them, compared in max_pool2d_forward's order by its rule (a later value wins
+// if larger or a NaN): the same bits as the two passes.
+fn pool_act(tl: vec4<f32>, tr: vec4<f32>, bl: vec4<f32>, br: vec4<f32>, b: vec4<f32>) -> vec4<f32> {
+    var m = act_bias(tl, b);
+    let v1 = act_bias(tr, b);
+    m = select(m, v1, (v1 > m) | nan4(v1));
+    let v2 = act_bias(bl, b);
+    m = select(m, v2, (v2 > m) | nan4(v2));
+    let v3 = act_bias(br, b);
+    return select(m, v3, (v3 > m) | nan4(v3));
+}
+
+// v with the bias b (one a component) and the ReLU, in activate4's order.
+fn act_bias(v: vec4<f32>, b: vec4<f32>) -> vec4<f32> {
+    var r = v;
+    if ((p.flags & 2u) != 0u) { r += b; }
+    if ((p.flags & 1u) != 0u) { r = max(r, vec4<f32>(0.0)); }
+    return r;
+}
+
+// Stores the 2 x 2 max-pools of this lane's sums (POOL): acc a the tile's top row (pixel
+// k in accumulators 2k, channels c0, .., c0 + 24, and 2k + 1, c0 + 32, .., c0 + 56), b its
+// bottom row; window w covers pixels 2w and 2w + 1 of both; bl and bh the biases. The
+// output holds `cout` pooled planes an item, this launch's `co_count` from `co_offset`.
+// Where pooled rows hold a multiple of 4 windows, a channel's 4 are one vec4 store.
+fn store_pooled(a: Acc, b: Acc, bl: vec4<f32>, bh: vec4<f32>, m0: u32, c0: u32) {
+    let px = group_pixel(m0, 0u, p.oh * p.ow, p.ow); // the tile's top left
+    if (!px.live) { return; }
+    let pw = p.ow / 2u;
+    let plane = (p.oh / 2u) * pw;
+    let first = px.x / 2u;
+    let base = (px.b * p.cout + p.co_offset) * plane + (px.y / 2u) * pw + first;
+    let lo = array(pool_act(a.a0, a.a2, b.a0, b.a2, bl), pool_act(a.a4, a.a6, b.a4, b.a6, bl), pool_act(a.a8, a.a10, b.a8, b.a10, bl), pool_act(a.a12, a.a14, b.a12, b.a14, bl));
+    let hi = array(pool_act(a.a1, a.a3, b.a1, b.a3, bh), pool_act(a.a5, a.a7, b.a5, b.a7, bh), pool_act(a.a9, a.a11, b.a9, b.a11, bh), pool_act(a.a13, a.a15, b.a13, b.a15, bh));
+    let whole = (pw & 3u) == 0u; // then all 4 windows exist and base is a multiple of 4
+    let windows = min(4u, pw - first);
+    for (var t = 0u; t < 8u; t++) {
+        let c = c0 + 8u * t;
+        if (c >= p.co_count) { return; }
+        let j = t & 3u;
+        let v = select(vec4<f32>(lo[0][j], lo[1][j], lo[2][j], lo[3][j]), vec4<f32>(hi[0][j], hi[1][j], hi[2][j], hi[3][j]), t >= 4u);
+        let i = base + c * plane;
+        if (whole) {
+            output[i >> 2u] = v;
+        } else {
+            for (var w = 0u; w < windows; w++) { output[(i + w) >> 2u][(i + w) & 3u] = v[w]; }
+        }
+    }
 }
 
 // dx[b, ci, iy, ix] = sum_{ky, kx, co} dY[b, co, oy, ox] W[co, ci, ky, kx] where

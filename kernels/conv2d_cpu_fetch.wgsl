@@ -13,7 +13,7 @@ var<private> tap16: array<Tap, 16>;
 
 fn pixels_init(m0: u32, lid: u32, plane: u32, width: u32) {
     for (var k = 0u; k < 2u * LANES; k++) {
-        px16[k] = pixel_at(m0 + k, plane, width);
+        px16[k] = group_pixel(m0, k, plane, width);
     }
 }
 

@@ -9,8 +9,8 @@ var<private> tap_a: Tap;
 var<private> tap_b: Tap;
 
 fn pixels_init(m0: u32, lid: u32, plane: u32, width: u32) {
-    px_a = pixel_at(m0 + lid, plane, width);
-    px_b = pixel_at(m0 + LANES + lid, plane, width);
+    px_a = group_pixel(m0, lid, plane, width);
+    px_b = group_pixel(m0, LANES + lid, plane, width);
 }
 
 // Kernel tap (ky, kx) of this lane's pixels, in an input of `total` channels an item of

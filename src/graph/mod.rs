@@ -399,10 +399,17 @@ impl Net {
             } && i < last
                 && self.consumers[i] == [i + 1]
                 && matches!(layers.get(i + 1).map(|l| &l.kind), Some(LayerKind::Relu));
-            let mut relu_done = false;
+            // the layers after i that run inside it: its ReLU, and a max-pool after them
+            let mut skip = 0;
+            let pooled = self.pool_after(rec, i, keep, last, fuse, &a.shape)?;
             let y = match &layers[i].kind {
+                LayerKind::Conv2d { geom, .. } if pooled.is_some() => {
+                    let (pool, at) = pooled.expect("checked");
+                    skip = at - i;
+                    ops::conv2d_pool(rec, a, self.weights(i), geom, fuse, pool)?
+                }
                 LayerKind::Conv2d { .. } | LayerKind::Linear { .. } => {
-                    relu_done = fuse;
+                    skip = fuse as usize;
                     self.record_linear(rec, i, a, fuse)?
                 }
                 LayerKind::Relu => ops::relu(rec, a)?,
@@ -430,20 +437,16 @@ impl Net {
             drop(ins);
             for s in &layers[i].inputs {
                 if let Src::Layer(j) = *s {
-                    if last_read[j] <= i + relu_done as usize {
+                    if last_read[j] <= i + skip {
                         live[j] = None;
                     }
                 }
             }
-            // a fused conv/linear has no output of its own to keep (y is its ReLU's)
-            if keep.has(i) && !relu_done {
+            // a fused conv/linear has no output of its own to keep (y is the last fused
+            // layer's: its ReLU's or the pool's)
+            i += skip;
+            if keep.has(i) {
                 outputs[i] = Some(y.clone());
-            }
-            if relu_done {
-                i += 1; // the ReLU ran inside the conv/linear
-                if keep.has(i) {
-                    outputs[i] = Some(y.clone());
-                }
             }
             if last_read[i] > i {
                 live[i] = Some(y.clone());
@@ -460,6 +463,41 @@ impl Net {
             last,
             banded: None,
         })
+    }
+
+    /// The max-pool that conv layer i runs inside itself (`ops::conv2d_pool`) in a forward
+    /// keeping `keep` up to `last` (`relu`: i's ReLU runs fused with it), and the pool's
+    /// index: the pool alone reads the conv's output (or its ReLU's), which no other layer
+    /// reads, nothing from i to the pool's input is kept, no backward walk can follow (the
+    /// pool's argmax is not made: `Keep::Nothing` or `Keep::Layers`), and the context's
+    /// GEMMs run that pool on this conv output.
+    fn pool_after(
+        &self,
+        rec: &Recorder,
+        i: usize,
+        keep: &Keep,
+        last: usize,
+        relu: bool,
+        input: &[usize],
+    ) -> Result<Option<(&ops::Pool2d, usize)>> {
+        let layers = &self.model.layers;
+        let LayerKind::Conv2d { geom, .. } = &layers[i].kind else {
+            return Ok(None);
+        };
+        let at = i + 1 + relu as usize;
+        let Some(LayerKind::MaxPool2d(pool)) = layers.get(at).map(|l| &l.kind) else {
+            return Ok(None);
+        };
+        let walked = matches!(keep, Keep::All | Keep::Gradient(_));
+        let alone = self.consumers[at - 1] == [at] && layers[at].inputs == [Src::Layer(at - 1)];
+        let (&[_, _, h, w], true) = (input, alone && !walked && at <= last) else {
+            return Ok(None);
+        };
+        if (i..at).any(|j| keep.has(j)) {
+            return Ok(None);
+        }
+        let (oh, ow) = geom.out_hw(h, w)?;
+        Ok(ops::conv2d_pool_fits(rec.ctx(), pool, oh, ow).then_some((pool, at)))
     }
 
     /// Runs the network on a host batch of any size (split into passes that fit the

@@ -4,6 +4,7 @@
 mod backward;
 pub mod bands;
 mod conv;
+mod conv_pool;
 pub mod copies;
 pub mod dissect;
 pub mod extremal;
@@ -28,6 +29,7 @@ pub use backward::{
 #[cfg(test)]
 pub(crate) use conv::CPU_GEMV_BATCH;
 pub use conv::{conv2d, conv2d_acc, linear, linear_acc, tiled_split, Conv2dGeom};
+pub use conv_pool::{conv2d_pool, conv2d_pool_fits};
 pub use lrp::{
     lrp_axpby, lrp_clamp, lrp_combine, lrp_ratio, lrp_ratio_of, Keep as LrpKeep, Ratio as LrpRatio,
 };

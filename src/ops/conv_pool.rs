@@ -1,0 +1,96 @@
+//! A conv layer (with its ReLU) and the 2 x 2, stride 2 max-pool after it in one pass, on
+//! the CPU-shaped GEMMs: the conv's output is never stored, only the pool's, a quarter of
+//! the stores (conv2d_cpu.wgsl's POOL mode). For forward passes that keep neither the
+//! conv's output nor the pool's argmax (no backward walk follows).
+
+use super::conv::{check_layout, flags, gemm_kernel, Conv2dParams};
+use super::{dims4, u32s, Conv2dGeom, Pool2d};
+use crate::error::{Error, Result};
+use crate::gpu::recorder::{grid, Binding};
+use crate::gpu::{Context, Gemm, Kernel, Recorder, Tensor, WeightBuffer};
+
+/// conv2d_cpu.wgsl's POOL flag.
+const POOL: u32 = 8;
+/// Output pixels a workgroup owns (two rows of 8) and channels.
+const TILE: (usize, usize) = (16, 64);
+/// Tiles of one launch at most: the kernel finds a tile's item and row by fdiv.wgsl's
+/// division, exact below 2^24.
+const MAX_TILES: usize = 1 << 24;
+
+/// Whether `conv2d_pool` runs `pool` after a conv whose output is `oh` x `ow` on `ctx`:
+/// a CPU-shaped GEMM, and windows of 2 x 2 at stride 2 without padding that tile the
+/// output's first 2 ⌊oh / 2⌋ rows and 2 ⌊ow / 2⌋ columns (what PyTorch's floor mode
+/// pools; ceil mode only where both sides are even).
+pub fn conv2d_pool_fits(ctx: &Context, pool: &Pool2d, oh: usize, ow: usize) -> bool {
+    let square = pool.kernel == (2, 2) && pool.stride == (2, 2) && pool.padding == (0, 0);
+    let floors = !pool.ceil_mode || (oh.is_multiple_of(2) && ow.is_multiple_of(2));
+    ctx.gemm() != Gemm::Tiled && square && floors && oh >= 2 && ow >= 2
+}
+
+/// max_pool2d(conv2d(x, W) + b, ReLU first when `relu`) for a pool that
+/// `conv2d_pool_fits`: the same values, bit for bit, as `conv2d` then `max_pool2d`
+/// (sums, bias, ReLU and the pool's comparisons in the same order), with no argmax.
+pub fn conv2d_pool(
+    rec: &mut Recorder,
+    x: &Tensor,
+    w: &WeightBuffer,
+    g: &Conv2dGeom,
+    relu: bool,
+    pool: &Pool2d,
+) -> Result<Tensor> {
+    let [n, c, h, wd] = dims4(&x.shape, "conv2d_pool")?;
+    if c != g.cin {
+        return Err(Error::Shape(format!(
+            "conv2d_pool expects {} input channels, got input {:?}",
+            g.cin, x.shape
+        )));
+    }
+    check_layout(rec, w, g, "conv2d_pool")?;
+    let (oh, ow) = g.out_hw(h, wd)?;
+    if !conv2d_pool_fits(rec.ctx(), pool, oh, ow) {
+        return Err(Error::Other(format!(
+            "conv2d_pool: {pool:?} after a {oh}x{ow} conv output on the {} GEMMs is not a \
+             2x2, stride 2 max-pool it can run; run conv2d and max_pool2d",
+            rec.ctx().gemm().name()
+        )));
+    }
+    let (ph, pw) = (oh / 2, ow / 2);
+    let tiles = n * ph * pw.div_ceil(4);
+    if tiles >= MAX_TILES {
+        return Err(Error::Other(format!(
+            "conv2d_pool: {tiles} tiles of output pixels; at most {MAX_TILES} a launch \
+             (run fewer items a pass)"
+        )));
+    }
+    let y = Tensor::empty(rec.ctx(), &[n, g.cout, ph, pw], "conv2d_pool output")?;
+    let (kernel, _) = gemm_kernel(
+        rec,
+        [
+            Kernel::Conv2dForward,
+            Kernel::Conv2dForwardCpu,
+            Kernel::Conv2dForwardCpuTex,
+            Kernel::Conv2dForwardCpuFetch,
+        ],
+    );
+    let packed = if rec.ctx().gemm().reads_textures() {
+        Some(super::pack::pack_texture(rec, x, 0, c)?)
+    } else {
+        None
+    };
+    for (i, ch) in w.chunks.iter().enumerate() {
+        let p = Conv2dParams::new(g, n, (h, wd), (oh, ow), ch, flags(relu, w) | POOL)?;
+        let weights = w.forward_source(rec.ctx(), i)?;
+        let binds = [
+            packed
+                .as_ref()
+                .map_or(Binding::Tensor(x), |t| Binding::Texture(t)),
+            weights.binding(),
+            Binding::Raw(&ch.bias),
+            Binding::Tensor(&y),
+        ];
+        let mut groups = grid(u32s(tiles, "conv2d_pool tiles")?);
+        groups[1] = u32s(ch.rows.div_ceil(TILE.1), "conv2d_pool channel tiles")?;
+        rec.launch_gemm(kernel, w.half, &p, &binds, groups);
+    }
+    Ok(y)
+}
