@@ -93,7 +93,7 @@ fn conv_pool_matches_conv_then_pool() {
         .into_iter()
         .filter(|c| c.gemm() != Gemm::Tiled)
         .collect();
-    assert!(ctxs.len() >= 2, "at least two CPU-shaped variants");
+    assert!(!ctxs.is_empty(), "a CPU-shaped variant");
     let pool = Pool2d::square(2, 2);
     for (k, case) in cases().iter().enumerate() {
         let (dims, g) = (case.dims, &case.g);
