@@ -32,8 +32,13 @@
 
 @group(0) @binding(0) var<uniform> p: Conv2dParams;
 
-// flags bit3: store the 2 x 2, stride 2 max-pool of the (activated) output
+// flags bit3: store the 2 x 2, stride 2 max-pool of the (activated) output; bit4 with it:
+// also each window's argmax (its flat index in the conv output's plane, max_pool2d's)
 const POOL: u32 = 8u;
+const ARGMAX: u32 = 16u;
+
+// The forward's pool argmax (POOL and ARGMAX; a placeholder otherwise).
+@group(0) @binding(5) var<storage, read_write> pool_argmax: array<vec4<u32>>;
 
 // Pixel k (0 .. 15) of the workgroup whose first is m0 (the preludes' pixels_init): output
 // pixel m0 + k of the batch (planes of `plane` pixels, rows of `width`), or with POOL one
@@ -304,18 +309,28 @@ fn nan4(v: vec4<f32>) -> vec4<bool> {
     return (bitcast<vec4<u32>>(v) & vec4<u32>(0x7fffffffu)) > vec4<u32>(0x7f800000u);
 }
 
+// A pooled window's maxima (four channels in the components) and their argmaxes.
+struct Win { v: vec4<f32>, i: vec4<u32> }
+
 // The 2 x 2 max of four sums (top left, top right, bottom left, bottom right; four
 // channels in the components), each with the bias b and the ReLU flag as store_quad
 // applies them, compared in max_pool2d_forward's order by its rule (a later value wins
-// if larger or a NaN): the same bits as the two passes.
-fn pool_act(tl: vec4<f32>, tr: vec4<f32>, bl: vec4<f32>, br: vec4<f32>, b: vec4<f32>) -> vec4<f32> {
+// if larger or a NaN): the same bits as the two passes. f: the top left's flat index in
+// the conv output's plane.
+fn pool_act(tl: vec4<f32>, tr: vec4<f32>, bl: vec4<f32>, br: vec4<f32>, b: vec4<f32>, f: u32) -> Win {
     var m = act_bias(tl, b);
+    var i = vec4<u32>(f);
     let v1 = act_bias(tr, b);
-    m = select(m, v1, (v1 > m) | nan4(v1));
+    let t1 = (v1 > m) | nan4(v1);
+    m = select(m, v1, t1);
+    i = select(i, vec4<u32>(f + 1u), t1);
     let v2 = act_bias(bl, b);
-    m = select(m, v2, (v2 > m) | nan4(v2));
+    let t2 = (v2 > m) | nan4(v2);
+    m = select(m, v2, t2);
+    i = select(i, vec4<u32>(f + p.ow), t2);
     let v3 = act_bias(br, b);
-    return select(m, v3, (v3 > m) | nan4(v3));
+    let t3 = (v3 > m) | nan4(v3);
+    return Win(select(m, v3, t3), select(i, vec4<u32>(f + p.ow + 1u), t3));
 }
 
 // v with the bias b (one a component) and the ReLU, in activate4's order.
@@ -326,11 +341,12 @@ fn act_bias(v: vec4<f32>, b: vec4<f32>) -> vec4<f32> {
     return r;
 }
 
-// Stores the 2 x 2 max-pools of this lane's sums (POOL): acc a the tile's top row (pixel
-// k in accumulators 2k, channels c0, .., c0 + 24, and 2k + 1, c0 + 32, .., c0 + 56), b its
-// bottom row; window w covers pixels 2w and 2w + 1 of both; bl and bh the biases. The
-// output holds `cout` pooled planes an item, this launch's `co_count` from `co_offset`.
-// Where pooled rows hold a multiple of 4 windows, a channel's 4 are one vec4 store.
+// Stores the 2 x 2 max-pools of this lane's sums (POOL), and with ARGMAX their argmaxes:
+// acc a the tile's top row (pixel k in accumulators 2k, channels c0, .., c0 + 24, and
+// 2k + 1, c0 + 32, .., c0 + 56), b its bottom row; window w covers pixels 2w and 2w + 1
+// of both; bl and bh the biases. The output holds `cout` pooled planes an item, this
+// launch's `co_count` from `co_offset`. Where pooled rows hold a multiple of 4 windows, a
+// channel's 4 are one vec4 store.
 fn store_pooled(a: Acc, b: Acc, bl: vec4<f32>, bh: vec4<f32>, m0: u32, c0: u32) {
     let px = group_pixel(m0, 0u, p.oh * p.ow, p.ow); // the tile's top left
     if (!px.live) { return; }
@@ -338,20 +354,28 @@ fn store_pooled(a: Acc, b: Acc, bl: vec4<f32>, bh: vec4<f32>, m0: u32, c0: u32) 
     let plane = (p.oh / 2u) * pw;
     let first = px.x / 2u;
     let base = (px.b * p.cout + p.co_offset) * plane + (px.y / 2u) * pw + first;
-    let lo = array(pool_act(a.a0, a.a2, b.a0, b.a2, bl), pool_act(a.a4, a.a6, b.a4, b.a6, bl), pool_act(a.a8, a.a10, b.a8, b.a10, bl), pool_act(a.a12, a.a14, b.a12, b.a14, bl));
-    let hi = array(pool_act(a.a1, a.a3, b.a1, b.a3, bh), pool_act(a.a5, a.a7, b.a5, b.a7, bh), pool_act(a.a9, a.a11, b.a9, b.a11, bh), pool_act(a.a13, a.a15, b.a13, b.a15, bh));
+    let f = px.y * p.ow + px.x; // window 0's top left in the conv plane
+    let lo = array(pool_act(a.a0, a.a2, b.a0, b.a2, bl, f), pool_act(a.a4, a.a6, b.a4, b.a6, bl, f + 2u), pool_act(a.a8, a.a10, b.a8, b.a10, bl, f + 4u), pool_act(a.a12, a.a14, b.a12, b.a14, bl, f + 6u));
+    let hi = array(pool_act(a.a1, a.a3, b.a1, b.a3, bh, f), pool_act(a.a5, a.a7, b.a5, b.a7, bh, f + 2u), pool_act(a.a9, a.a11, b.a9, b.a11, bh, f + 4u), pool_act(a.a13, a.a15, b.a13, b.a15, bh, f + 6u));
     let whole = (pw & 3u) == 0u; // then all 4 windows exist and base is a multiple of 4
     let windows = min(4u, pw - first);
+    let arg = (p.flags & ARGMAX) != 0u;
     for (var t = 0u; t < 8u; t++) {
         let c = c0 + 8u * t;
         if (c >= p.co_count) { return; }
         let j = t & 3u;
-        let v = select(vec4<f32>(lo[0][j], lo[1][j], lo[2][j], lo[3][j]), vec4<f32>(hi[0][j], hi[1][j], hi[2][j], hi[3][j]), t >= 4u);
+        let up = t >= 4u;
+        let v = select(vec4<f32>(lo[0].v[j], lo[1].v[j], lo[2].v[j], lo[3].v[j]), vec4<f32>(hi[0].v[j], hi[1].v[j], hi[2].v[j], hi[3].v[j]), up);
+        let k = select(vec4<u32>(lo[0].i[j], lo[1].i[j], lo[2].i[j], lo[3].i[j]), vec4<u32>(hi[0].i[j], hi[1].i[j], hi[2].i[j], hi[3].i[j]), up);
         let i = base + c * plane;
         if (whole) {
             output[i >> 2u] = v;
+            if (arg) { pool_argmax[i >> 2u] = k; }
         } else {
-            for (var w = 0u; w < windows; w++) { output[(i + w) >> 2u][(i + w) & 3u] = v[w]; }
+            for (var w = 0u; w < windows; w++) {
+                output[(i + w) >> 2u][(i + w) & 3u] = v[w];
+                if (arg) { pool_argmax[(i + w) >> 2u][(i + w) & 3u] = k[w]; }
+            }
         }
     }
 }

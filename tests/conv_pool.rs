@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use netlens::gpu::{Context, Gemm, Precision, Recorder, Tensor, WeightBuffer, WeightLayout};
 use netlens::graph::{Keep, Net};
-use netlens::ops::{self, Conv2dGeom, Pool2d};
+use netlens::ops::{self, Conv2dGeom, Pool2d, ReluRule};
 use netlens::reference as cpu;
 
 fn geom(cin: usize, cout: usize, s: usize, p: usize) -> Conv2dGeom {
@@ -111,13 +111,24 @@ fn conv_pool_matches_conv_then_pool() {
             let wb = upload(c, case, &w, b);
             let xt = Tensor::upload(c, &x, &dims).unwrap();
             let mut rec = Recorder::new(c, "conv pool");
-            let fused = ops::conv2d_pool(&mut rec, &xt, &wb, g, case.relu, &pool).unwrap();
+            let r = ops::conv2d_pool(&mut rec, &xt, &wb, g, case.relu, &pool, true).unwrap();
+            let (fused, arg) = (r.0, r.1.expect("an argmax"));
+            let (alone, none) =
+                ops::conv2d_pool(&mut rec, &xt, &wb, g, case.relu, &pool, false).unwrap();
+            assert!(none.is_none());
             let y = ops::conv2d(&mut rec, &xt, &wb, g, case.relu).unwrap();
-            let (two, _) = ops::max_pool2d(&mut rec, &y, &pool).unwrap();
+            let (two, two_arg) = ops::max_pool2d(&mut rec, &y, &pool).unwrap();
             rec.submit().unwrap();
             assert_eq!(fused.shape, two.shape, "{what}");
+            let read_u32 = |t: &Tensor| t.read_u32(c).unwrap();
+            assert_eq!(read_u32(&arg), read_u32(&two_arg), "{what}: argmax");
+            let alone = alone.read(c).unwrap();
             let (fused, two) = (fused.read(c).unwrap(), two.read(c).unwrap());
             assert!(bits(&fused) == bits(&two), "{what}: not the same bits");
+            assert!(
+                bits(&alone) == bits(&two),
+                "{what}: not the same bits without argmax"
+            );
             if !case.relu {
                 assert!(fused.iter().any(|v| v.is_nan()), "{what}: the NaN is lost");
             }
@@ -164,17 +175,20 @@ fn pools_it_cannot_run_are_refused() {
         let wb = WeightBuffer::upload_conv(c, "w", &rand_vec(8 * 27, 1), 8, 9, None).unwrap();
         let xt = Tensor::upload(c, &rand_vec(3 * 25, 2), &[1, 3, 5, 5]).unwrap();
         let mut rec = Recorder::new(c, "refused");
-        let r = ops::conv2d_pool(&mut rec, &xt, &wb, &g, true, &Pool2d::square(3, 2));
+        let r = ops::conv2d_pool(&mut rec, &xt, &wb, &g, true, &Pool2d::square(3, 2), false);
         assert!(r.is_err(), "{:?}: a 3x3 pool", c.gemm());
         if !cpu {
-            assert!(ops::conv2d_pool(&mut rec, &xt, &wb, &g, true, &square).is_err());
+            assert!(ops::conv2d_pool(&mut rec, &xt, &wb, &g, true, &square, true).is_err());
         }
     }
 }
 
-/// On the demo model, a forward that keeps nothing runs each conv block's pool inside its
-/// conv (no argmax is made) and gives the same logits, bit for bit, as the tape that keeps
-/// every layer; a kept pool output is the same too; the tiled GEMMs never fuse.
+/// On the demo model: a forward that keeps nothing runs each conv block's pool inside its
+/// conv (no argmax) and gives the same logits, bit for bit, as the tape that keeps every
+/// layer; a kept pool output is the same too. A gradient tape runs them with the argmax
+/// and keeps no ReLU output before a pool, and its walks give the same input gradients,
+/// for each ReLU rule; a ReLU named in `Keep::Gradient` stays unfused. The tiled GEMMs
+/// never fuse.
 #[test]
 fn forward_passes_fuse_the_pools_and_keep_their_bits() {
     let path = format!(
@@ -191,11 +205,13 @@ fn forward_passes_fuse_the_pools_and_keep_their_bits() {
         })
         .collect();
     assert_eq!(pools.len(), 5);
+    let last = model.layers.len() - 1;
     for g in [Gemm::CpuTex, Gemm::CpuFetch, Gemm::Tiled] {
         let ctx = Context::from_env().unwrap().with_gemm(g);
         if ctx.gemm() != g {
             continue;
         }
+        let fused = g != Gemm::Tiled;
         let net = Net::new(Arc::new(ctx), model.clone()).unwrap();
         let x = common::samples(&net, &["star", "ring", "cross"]);
         let xt = Tensor::upload(net.ctx(), &x.data, &x.shape).unwrap();
@@ -209,9 +225,39 @@ fn forward_passes_fuse_the_pools_and_keep_their_bits() {
         assert_eq!(read(kept), read(whole), "{g:?} kept pool");
         for &p in &pools {
             assert!(all.argmax[p].is_some(), "{g:?}: the tape's pool {p}");
-            // the last pool's 4 x 4 conv output makes 2 x 2: still one tile
-            let fused = g != Gemm::Tiled;
             assert_eq!(nothing.argmax[p].is_none(), fused, "{g:?}: pool {p}");
+        }
+        // walks: the ReLU before the second pool wanted (unfused) or not
+        let seed = Tensor::upload(net.ctx(), &rand_vec(3 * 8, 4), &[3, 8]).unwrap();
+        let relu = pools[1] - 1;
+        for want in [vec![], vec![relu]] {
+            let grad = net.forward_gpu(&xt, &Keep::Gradient(want.clone())).unwrap();
+            for &p in &pools {
+                assert!(
+                    grad.argmax[p].is_some(),
+                    "{g:?}: the gradient tape's pool {p}"
+                );
+                let unfused = !fused || want.contains(&(p - 1));
+                assert_eq!(
+                    grad.outputs[p - 1].is_some(),
+                    unfused,
+                    "{g:?} {want:?}: {p}"
+                );
+            }
+            for rule in [ReluRule::Gradient, ReluRule::Guided, ReluRule::Deconv] {
+                let walk = |tape| {
+                    let mut rec = Recorder::new(net.ctx(), "walk");
+                    let g = net.record_backward(&mut rec, tape, last, &seed, rule, &want);
+                    let g = g.unwrap();
+                    rec.submit().unwrap();
+                    let layers: Vec<_> = g.layers.iter().map(|(i, t)| (*i, read(t))).collect();
+                    (read(&g.input), layers)
+                };
+                assert!(
+                    walk(&grad) == walk(&all),
+                    "{g:?} {want:?} {rule:?}: gradients"
+                );
+            }
         }
     }
 }
@@ -238,10 +284,12 @@ fn nans_win_from_any_corner() {
         let xt = Tensor::upload(c, &x, &dims).unwrap();
         let pool = Pool2d::square(2, 2);
         let mut rec = Recorder::new(c, "nan corners");
-        let fused = ops::conv2d_pool(&mut rec, &xt, &wb, &g, false, &pool).unwrap();
+        let (fused, arg) = ops::conv2d_pool(&mut rec, &xt, &wb, &g, false, &pool, true).unwrap();
         let y = ops::conv2d(&mut rec, &xt, &wb, &g, false).unwrap();
-        let (two, _) = ops::max_pool2d(&mut rec, &y, &pool).unwrap();
+        let (two, two_arg) = ops::max_pool2d(&mut rec, &y, &pool).unwrap();
         rec.submit().unwrap();
+        let arg = arg.unwrap().read_u32(c).unwrap();
+        assert_eq!(arg, two_arg.read_u32(c).unwrap(), "{:?}: argmax", c.gemm());
         let (fused, two) = (fused.read(c).unwrap(), two.read(c).unwrap());
         assert!(bits(&fused) == bits(&two), "{:?}", c.gemm());
         let nan: Vec<bool> = fused.iter().map(|v| v.is_nan()).collect();

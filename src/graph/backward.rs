@@ -119,7 +119,7 @@ impl Net {
             }
             let srcs = &layers[i].inputs;
             // the input's shape (a ReLU's input may be a fused conv's, not kept)
-            let x = || tape.src(srcs[0]).map(|t| t.shape.clone());
+            let x = || tape.src_shape(srcs[0]);
             let gx = match &layers[i].kind {
                 LayerKind::Conv2d { geom, .. } => {
                     let (s, w) = (x()?, self.weights(i));
@@ -187,7 +187,7 @@ impl Net {
             Some(t) => t,
             None => {
                 // no path from the seed reaches there: the gradient is zero
-                let shape = &tape.src(Src::before(down_to))?.shape;
+                let shape = &tape.src_shape(Src::before(down_to))?;
                 Tensor::upload(&self.ctx, &vec![0.0; shape.iter().product()], shape)?
             }
         };
@@ -279,6 +279,15 @@ impl Tape {
                 self.first
             ))),
             Src::Layer(j) => self.output(j),
+        }
+    }
+
+    /// The shape of what `src` holds, kept or made inside a conv + max-pool pass.
+    pub fn src_shape(&self, src: Src) -> Result<Vec<usize>> {
+        match (src, self.src(src)) {
+            (_, Ok(t)) => Ok(t.shape.clone()),
+            (Src::Layer(j), Err(e)) => self.shapes[j].clone().ok_or(e),
+            (Src::Input, Err(e)) => Err(e),
         }
     }
 

@@ -57,6 +57,9 @@ pub struct Tape {
     pub first: usize,
     pub outputs: Vec<Option<Tensor>>,
     pub argmax: Vec<Option<Tensor>>,
+    /// The shapes of layer outputs a conv + max-pool pass made inside itself and did not
+    /// keep (the walk needs only their shapes).
+    pub(crate) shapes: Vec<Option<Vec<usize>>>,
     /// The last layer's output (the logits, or layer `last`'s output).
     pub logits: Tensor,
     /// The last layer the forward ran.
@@ -356,6 +359,8 @@ impl Net {
         let layers = &self.model.layers;
         let mut outputs: Vec<Option<Tensor>> = vec![None; n];
         let mut argmax: Vec<Option<Tensor>> = vec![None; n];
+        // the shapes of outputs a conv + max-pool pass makes and does not keep
+        let mut shapes: Vec<Option<Vec<usize>>> = vec![None; n];
         // outputs still to be read by a later layer, dropped after their last reader
         let mut live: Vec<Option<Tensor>> = vec![None; n];
         let last_read: Vec<usize> = (0..n)
@@ -404,9 +409,16 @@ impl Net {
             let pooled = self.pool_after(rec, i, keep, last, fuse, &a.shape)?;
             let y = match &layers[i].kind {
                 LayerKind::Conv2d { geom, .. } if pooled.is_some() => {
-                    let (pool, at) = pooled.expect("checked");
+                    let (pool, at, walked) = pooled.expect("checked");
                     skip = at - i;
-                    ops::conv2d_pool(rec, a, self.weights(i), geom, fuse, pool)?
+                    let w = self.weights(i);
+                    let (y, arg) = ops::conv2d_pool(rec, a, w, geom, fuse, pool, walked)?;
+                    let (oh, ow) = geom.out_hw(a.shape[2], a.shape[3])?;
+                    for j in i..at {
+                        shapes[j] = Some(vec![a.shape[0], geom.cout, oh, ow]);
+                    }
+                    argmax[at] = arg;
+                    y
                 }
                 LayerKind::Conv2d { .. } | LayerKind::Linear { .. } => {
                     skip = fuse as usize;
@@ -459,6 +471,7 @@ impl Net {
             first,
             outputs,
             argmax,
+            shapes,
             logits: cur,
             last,
             banded: None,
@@ -466,11 +479,14 @@ impl Net {
     }
 
     /// The max-pool that conv layer i runs inside itself (`ops::conv2d_pool`) in a forward
-    /// keeping `keep` up to `last` (`relu`: i's ReLU runs fused with it), and the pool's
-    /// index: the pool alone reads the conv's output (or its ReLU's), which no other layer
-    /// reads, nothing from i to the pool's input is kept, no backward walk can follow (the
-    /// pool's argmax is not made: `Keep::Nothing` or `Keep::Layers`), and the context's
-    /// GEMMs run that pool on this conv output.
+    /// keeping `keep` up to `last` (`relu`: i's ReLU runs fused with it), its index, and
+    /// whether the pass makes its argmax: the pool alone reads the conv's output (or its
+    /// ReLU's), which no other layer reads, nothing from i to the pool's input is kept or
+    /// wanted, and the context's GEMMs run that pool on this conv output. A tape a walk reads
+    /// (`Keep::Gradient`) gets the argmax, and only where the windows tile the conv output,
+    /// so that the walk runs the pool's backward with its ReLU's from the pool's output
+    /// (`relu_before_pool`); `Keep::All` keeps every layer and never fuses.
+    #[allow(clippy::too_many_arguments)]
     fn pool_after(
         &self,
         rec: &Recorder,
@@ -479,7 +495,7 @@ impl Net {
         last: usize,
         relu: bool,
         input: &[usize],
-    ) -> Result<Option<(&ops::Pool2d, usize)>> {
+    ) -> Result<Option<(&ops::Pool2d, usize, bool)>> {
         let layers = &self.model.layers;
         let LayerKind::Conv2d { geom, .. } = &layers[i].kind else {
             return Ok(None);
@@ -488,16 +504,24 @@ impl Net {
         let Some(LayerKind::MaxPool2d(pool)) = layers.get(at).map(|l| &l.kind) else {
             return Ok(None);
         };
-        let walked = matches!(keep, Keep::All | Keep::Gradient(_));
+        let wanted = |j: usize| match keep {
+            Keep::All => true,
+            Keep::Nothing => false,
+            Keep::Layers(v) | Keep::Gradient(v) => v.contains(&j),
+        };
         let alone = self.consumers[at - 1] == [at] && layers[at].inputs == [Src::Layer(at - 1)];
-        let (&[_, _, h, w], true) = (input, alone && !walked && at <= last) else {
+        let (&[n, _, h, w], true) = (input, alone && at <= last) else {
             return Ok(None);
         };
-        if (i..at).any(|j| keep.has(j)) {
+        if (i..at).any(wanted) {
             return Ok(None);
         }
         let (oh, ow) = geom.out_hw(h, w)?;
-        Ok(ops::conv2d_pool_fits(rec.ctx(), pool, oh, ow).then_some((pool, at)))
+        let walked = matches!(keep, Keep::Gradient(_));
+        let conv = [n, geom.cout, oh, ow];
+        let tiles = ops::tiles_input(pool, &[n, geom.cout, oh / 2, ow / 2], &conv);
+        let fits = ops::conv2d_pool_fits(rec.ctx(), pool, oh, ow) && (tiles || !walked);
+        Ok(fits.then_some((pool, at, walked)))
     }
 
     /// Runs the network on a host batch of any size (split into passes that fit the

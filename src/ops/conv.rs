@@ -379,9 +379,29 @@ pub fn conv2d_acc(
             continue;
         }
         let (kernel, grid) = cpu_launch(kernel, tile, &p, m, ch.rows)?;
+        if binds_argmax(kernel) {
+            // conv2d_cpu.wgsl's forward binds the pool argmax it writes only with POOL
+            let unused = placeholder(rec)?;
+            let binds = [&binds[..], &[Binding::Tensor(&unused)]].concat();
+            rec.launch_gemm(kernel, w.half, &p, &binds, grid);
+            continue;
+        }
         rec.launch_gemm(kernel, w.half, &p, &binds, grid);
     }
     Ok(y)
+}
+
+/// Whether `kernel` is conv2d_cpu.wgsl's forward, which binds a pool argmax.
+pub(crate) fn binds_argmax(kernel: Kernel) -> bool {
+    matches!(
+        kernel,
+        Kernel::Conv2dForwardCpu | Kernel::Conv2dForwardCpuTex | Kernel::Conv2dForwardCpuFetch
+    )
+}
+
+/// The tensor bound as conv2d_cpu.wgsl's forward pool argmax where it writes none.
+pub(crate) fn placeholder(rec: &Recorder) -> Result<Tensor> {
+    Tensor::empty_u32(rec.ctx(), &[4], "unused pool argmax")
 }
 
 /// Batch below which the CPU-shaped variants run linear layers through their

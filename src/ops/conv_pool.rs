@@ -1,16 +1,17 @@
 //! A conv layer (with its ReLU) and the 2 x 2, stride 2 max-pool after it in one pass, on
-//! the CPU-shaped GEMMs: the conv's output is never stored, only the pool's, a quarter of
-//! the stores (conv2d_cpu.wgsl's POOL mode). For forward passes that keep neither the
-//! conv's output nor the pool's argmax (no backward walk follows).
+//! the CPU-shaped GEMMs: the conv's output is never stored, only the pool's (a quarter of
+//! the stores) and, for a tape a backward walk reads, the pool's argmax (conv2d_cpu.wgsl's
+//! POOL and ARGMAX modes).
 
-use super::conv::{check_layout, flags, gemm_kernel, Conv2dParams};
+use super::conv::{check_layout, flags, gemm_kernel, placeholder, Conv2dParams};
 use super::{dims4, u32s, Conv2dGeom, Pool2d};
 use crate::error::{Error, Result};
 use crate::gpu::recorder::{grid, Binding};
 use crate::gpu::{Context, Gemm, Kernel, Recorder, Tensor, WeightBuffer};
 
-/// conv2d_cpu.wgsl's POOL flag.
+/// conv2d_cpu.wgsl's POOL and ARGMAX flags.
 const POOL: u32 = 8;
+const ARGMAX: u32 = 16;
 /// Output pixels a workgroup owns (two rows of 8) and channels.
 const TILE: (usize, usize) = (16, 64);
 /// Tiles of one launch at most: the kernel finds a tile's item and row by fdiv.wgsl's
@@ -28,8 +29,8 @@ pub fn conv2d_pool_fits(ctx: &Context, pool: &Pool2d, oh: usize, ow: usize) -> b
 }
 
 /// max_pool2d(conv2d(x, W) + b, ReLU first when `relu`) for a pool that
-/// `conv2d_pool_fits`: the same values, bit for bit, as `conv2d` then `max_pool2d`
-/// (sums, bias, ReLU and the pool's comparisons in the same order), with no argmax.
+/// `conv2d_pool_fits`, and with `argmax` the pool's argmax: the same bits as `conv2d`
+/// then `max_pool2d` (sums, bias, ReLU and the pool's comparisons in the same order).
 pub fn conv2d_pool(
     rec: &mut Recorder,
     x: &Tensor,
@@ -37,7 +38,8 @@ pub fn conv2d_pool(
     g: &Conv2dGeom,
     relu: bool,
     pool: &Pool2d,
-) -> Result<Tensor> {
+    argmax: bool,
+) -> Result<(Tensor, Option<Tensor>)> {
     let [n, c, h, wd] = dims4(&x.shape, "conv2d_pool")?;
     if c != g.cin {
         return Err(Error::Shape(format!(
@@ -62,7 +64,13 @@ pub fn conv2d_pool(
              (run fewer items a pass)"
         )));
     }
-    let y = Tensor::empty(rec.ctx(), &[n, g.cout, ph, pw], "conv2d_pool output")?;
+    let shape = [n, g.cout, ph, pw];
+    let y = Tensor::empty(rec.ctx(), &shape, "conv2d_pool output")?;
+    let arg = match argmax {
+        true => Tensor::empty_u32(rec.ctx(), &shape, "conv2d_pool argmax")?,
+        false => placeholder(rec)?,
+    };
+    let mode = POOL | if argmax { ARGMAX } else { 0 };
     let (kernel, _) = gemm_kernel(
         rec,
         [
@@ -78,7 +86,7 @@ pub fn conv2d_pool(
         None
     };
     for (i, ch) in w.chunks.iter().enumerate() {
-        let p = Conv2dParams::new(g, n, (h, wd), (oh, ow), ch, flags(relu, w) | POOL)?;
+        let p = Conv2dParams::new(g, n, (h, wd), (oh, ow), ch, flags(relu, w) | mode)?;
         let weights = w.forward_source(rec.ctx(), i)?;
         let binds = [
             packed
@@ -87,10 +95,11 @@ pub fn conv2d_pool(
             weights.binding(),
             Binding::Raw(&ch.bias),
             Binding::Tensor(&y),
+            Binding::Tensor(&arg),
         ];
         let mut groups = grid(u32s(tiles, "conv2d_pool tiles")?);
         groups[1] = u32s(ch.rows.div_ceil(TILE.1), "conv2d_pool channel tiles")?;
         rec.launch_gemm(kernel, w.half, &p, &binds, groups);
     }
-    Ok(y)
+    Ok((y, argmax.then_some(arg)))
 }
