@@ -148,7 +148,12 @@ impl Net {
                         .as_ref()
                         .ok_or_else(|| Error::Other("tape lacks a max-pool argmax".into()))?;
                     let s = x()?;
-                    if let Some(j) = self.relu_before_pool(i, down_to, want, (&g.shape, &s)) {
+                    if let Some(j) = self.relu_before_pool(i, down_to, (&g.shape, &s)) {
+                        if want.contains(&j) {
+                            // the gradient at the ReLU's output, which the tape may not
+                            // hold (a conv + pool pass): the pool's backward alone
+                            kept.push((j, ops::max_pool2d_backward(rec, &g, arg, p, &s)?));
+                        }
                         // the ReLU's backward too: its gradient goes to its input
                         let gx = ops::max_pool2d_relu_backward(
                             rec,
@@ -223,13 +228,12 @@ impl Net {
     }
 
     /// The ReLU j whose backward the walk can fuse into max-pool i's: i reads only j, j
-    /// has no other reader, is walked (j >= `down_to`) and not wanted, and the pool's
-    /// windows tile j's output (`input`; `out` the pool's).
+    /// has no other reader, is walked (j >= `down_to`), and the pool's windows tile j's
+    /// output (`input`; `out` the pool's).
     fn relu_before_pool(
         &self,
         i: usize,
         down_to: usize,
-        want: &[usize],
         (out, input): (&[usize], &[usize]),
     ) -> Option<usize> {
         let layers = &self.model.layers;
@@ -242,7 +246,6 @@ impl Net {
         let fits = matches!(layers[j].kind, LayerKind::Relu)
             && self.consumers[j] == [i]
             && j >= down_to
-            && !want.contains(&j)
             && ops::tiles_input(p, out, input);
         fits.then_some(j)
     }

@@ -414,9 +414,7 @@ impl Net {
                     let w = self.weights(i);
                     let (y, arg) = ops::conv2d_pool(rec, a, w, geom, fuse, pool, walked)?;
                     let (oh, ow) = geom.out_hw(a.shape[2], a.shape[3])?;
-                    for j in i..at {
-                        shapes[j] = Some(vec![a.shape[0], geom.cout, oh, ow]);
-                    }
+                    shapes[i..at].fill(Some(vec![a.shape[0], geom.cout, oh, ow]));
                     argmax[at] = arg;
                     y
                 }
