@@ -484,7 +484,6 @@ impl Net {
     /// (`Keep::Gradient`) gets the argmax, and only where the windows tile the conv output,
     /// so that the walk runs the pool's backward with its ReLU's from the pool's output
     /// (`relu_before_pool`); `Keep::All` keeps every layer and never fuses.
-    #[allow(clippy::too_many_arguments)]
     fn pool_after(
         &self,
         rec: &Recorder,
