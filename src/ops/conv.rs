@@ -6,7 +6,9 @@ use bytemuck::{Pod, Zeroable};
 use super::{conv_out, dims4, u32s};
 use crate::error::{Error, Result};
 use crate::gpu::recorder::Binding;
-use crate::gpu::weights::WeightChunk;
+use std::sync::Arc;
+
+use crate::gpu::weights::{WeightChunk, WeightSource};
 use crate::gpu::{Gemm, Kernel, Packing, Recorder, Tensor, WeightBuffer, WeightKind};
 
 #[repr(C)]
@@ -348,31 +350,11 @@ pub fn conv2d_acc(
     };
     let accumulate = if acc.is_some() { 4 } else { 0 };
     let m = n * oh * ow;
-    let (kernel, tile) = gemm_kernel(
-        rec,
-        [
-            Kernel::Conv2dForward,
-            Kernel::Conv2dForwardCpu,
-            Kernel::Conv2dForwardCpuTex,
-            Kernel::Conv2dForwardCpuFetch,
-        ],
-    );
-    let packed = if rec.ctx().gemm().reads_textures() {
-        Some(super::pack::pack_texture(rec, x, 0, c)?)
-    } else {
-        None
-    };
+    let (kernel, tile, packed) = forward_input(rec, x, c)?;
     for (i, ch) in w.chunks.iter().enumerate() {
         let p = Conv2dParams::new(g, n, (h, wd), (oh, ow), ch, flags(relu, w) | accumulate)?;
         let weights = w.forward_source(rec.ctx(), i)?;
-        let binds = [
-            packed
-                .as_ref()
-                .map_or(Binding::Tensor(x), |t| Binding::Texture(t)),
-            weights.binding(),
-            Binding::Raw(&ch.bias),
-            Binding::Tensor(&y),
-        ];
+        let binds = forward_binds(x, &packed, &weights, ch, &y);
         if w.packing == Packing::Rows {
             let k = g.cin * g.kernel.0 * g.kernel.1;
             launch_tiled(rec, kernel, w.half, p, false, (m, ch.rows, k), binds)?;
@@ -389,6 +371,51 @@ pub fn conv2d_acc(
         rec.launch_gemm(kernel, w.half, &p, &binds, grid);
     }
     Ok(y)
+}
+
+/// A conv input packed into a texture, for the GEMMs that read textures.
+pub(crate) type Packed = Option<Arc<wgpu::TextureView>>;
+
+/// The context's forward GEMM kernel, its (pixels, channels) tile, and, where it reads
+/// textures, `x`'s `c` channels packed into one.
+pub(crate) fn forward_input(
+    rec: &mut Recorder,
+    x: &Tensor,
+    c: usize,
+) -> Result<(Kernel, (usize, usize), Packed)> {
+    let (kernel, tile) = gemm_kernel(
+        rec,
+        [
+            Kernel::Conv2dForward,
+            Kernel::Conv2dForwardCpu,
+            Kernel::Conv2dForwardCpuTex,
+            Kernel::Conv2dForwardCpuFetch,
+        ],
+    );
+    let packed = match rec.ctx().gemm().reads_textures() {
+        true => Some(super::pack::pack_texture(rec, x, 0, c)?),
+        false => None,
+    };
+    Ok((kernel, tile, packed))
+}
+
+/// A forward GEMM launch's bindings over weight chunk `ch`: the input (`x`, or its
+/// packing), the chunk's weights and bias, the output `y`.
+pub(crate) fn forward_binds<'a>(
+    x: &'a Tensor,
+    packed: &'a Packed,
+    weights: &'a WeightSource,
+    ch: &'a WeightChunk,
+    y: &'a Tensor,
+) -> [Binding<'a>; 4] {
+    [
+        packed
+            .as_ref()
+            .map_or(Binding::Tensor(x), |t| Binding::Texture(t)),
+        weights.binding(),
+        Binding::Raw(&ch.bias),
+        Binding::Tensor(y),
+    ]
 }
 
 /// Whether `kernel` is conv2d_cpu.wgsl's forward, which binds a pool argmax.

@@ -3,11 +3,11 @@
 //! the stores) and, for a tape a backward walk reads, the pool's argmax (conv2d_cpu.wgsl's
 //! POOL and ARGMAX modes).
 
-use super::conv::{check_layout, flags, gemm_kernel, placeholder, Conv2dParams};
+use super::conv::{check_layout, flags, forward_binds, forward_input, placeholder, Conv2dParams};
 use super::{dims4, u32s, Conv2dGeom, Pool2d};
 use crate::error::{Error, Result};
 use crate::gpu::recorder::{grid, Binding};
-use crate::gpu::{Context, Gemm, Kernel, Recorder, Tensor, WeightBuffer};
+use crate::gpu::{Context, Gemm, Recorder, Tensor, WeightBuffer};
 
 /// conv2d_cpu.wgsl's POOL and ARGMAX flags.
 const POOL: u32 = 8;
@@ -71,32 +71,12 @@ pub fn conv2d_pool(
         false => placeholder(rec)?,
     };
     let mode = POOL | if argmax { ARGMAX } else { 0 };
-    let (kernel, _) = gemm_kernel(
-        rec,
-        [
-            Kernel::Conv2dForward,
-            Kernel::Conv2dForwardCpu,
-            Kernel::Conv2dForwardCpuTex,
-            Kernel::Conv2dForwardCpuFetch,
-        ],
-    );
-    let packed = if rec.ctx().gemm().reads_textures() {
-        Some(super::pack::pack_texture(rec, x, 0, c)?)
-    } else {
-        None
-    };
+    let (kernel, _, packed) = forward_input(rec, x, c)?;
     for (i, ch) in w.chunks.iter().enumerate() {
         let p = Conv2dParams::new(g, n, (h, wd), (oh, ow), ch, flags(relu, w) | mode)?;
         let weights = w.forward_source(rec.ctx(), i)?;
-        let binds = [
-            packed
-                .as_ref()
-                .map_or(Binding::Tensor(x), |t| Binding::Texture(t)),
-            weights.binding(),
-            Binding::Raw(&ch.bias),
-            Binding::Tensor(&y),
-            Binding::Tensor(&arg),
-        ];
+        let binds = forward_binds(x, &packed, &weights, ch, &y);
+        let binds = [&binds[..], &[Binding::Tensor(&arg)]].concat();
         let mut groups = grid(u32s(tiles, "conv2d_pool tiles")?);
         groups[1] = u32s(ch.rows.div_ceil(TILE.1), "conv2d_pool channel tiles")?;
         rec.launch_gemm(kernel, w.half, &p, &binds, groups);
