@@ -47,6 +47,17 @@ impl Keep {
     }
 }
 
+/// A max-pool run inside the conv before it (`Net::pool_after`).
+struct PoolFusion<'a> {
+    pool: &'a ops::Pool2d,
+    /// the pool's layer index
+    at: usize,
+    /// whether the pass makes the pool's argmax (a tape a walk reads)
+    argmax: bool,
+    /// the conv's output shape, which the pass does not keep
+    conv: [usize; 4],
+}
+
 /// What a GPU forward pass leaves behind: kept layer outputs, max-pool argmaxes and the
 /// logits (the last layer run's output), all on the device.
 pub struct Tape {
@@ -409,13 +420,12 @@ impl Net {
             let pooled = self.pool_after(rec, i, keep, last, fuse, &a.shape)?;
             let y = match &layers[i].kind {
                 LayerKind::Conv2d { geom, .. } if pooled.is_some() => {
-                    let (pool, at, walked) = pooled.expect("checked");
-                    skip = at - i;
+                    let f = pooled.expect("checked");
+                    skip = f.at - i;
                     let w = self.weights(i);
-                    let (y, arg) = ops::conv2d_pool(rec, a, w, geom, fuse, pool, walked)?;
-                    let (oh, ow) = geom.out_hw(a.shape[2], a.shape[3])?;
-                    shapes[i..at].fill(Some(vec![a.shape[0], geom.cout, oh, ow]));
-                    argmax[at] = arg;
+                    let (y, arg) = ops::conv2d_pool(rec, a, w, geom, fuse, f.pool, f.argmax)?;
+                    shapes[i..f.at].fill(Some(f.conv.to_vec()));
+                    argmax[f.at] = arg;
                     y
                 }
                 LayerKind::Conv2d { .. } | LayerKind::Linear { .. } => {
@@ -477,8 +487,8 @@ impl Net {
     }
 
     /// The max-pool that conv layer i runs inside itself (`ops::conv2d_pool`) in a forward
-    /// keeping `keep` up to `last` (`relu`: i's ReLU runs fused with it), its index, and
-    /// whether the pass makes its argmax: the pool alone reads the conv's output (or its
+    /// keeping `keep` up to `last` (`relu`: i's ReLU runs fused with it), its index,
+    /// whether the pass makes its argmax, and the conv's output shape: the pool alone reads the conv's output (or its
     /// ReLU's), which no other layer reads, nothing from i to the pool's input is kept or
     /// wanted, and the context's GEMMs run that pool on this conv output. A tape a walk reads
     /// (`Keep::Gradient`) gets the argmax, and only where the windows tile the conv output,
@@ -492,7 +502,7 @@ impl Net {
         last: usize,
         relu: bool,
         input: &[usize],
-    ) -> Result<Option<(&ops::Pool2d, usize, bool)>> {
+    ) -> Result<Option<PoolFusion<'_>>> {
         let layers = &self.model.layers;
         let LayerKind::Conv2d { geom, .. } = &layers[i].kind else {
             return Ok(None);
@@ -518,7 +528,12 @@ impl Net {
         let conv = [n, geom.cout, oh, ow];
         let tiles = ops::tiles_input(pool, &[n, geom.cout, oh / 2, ow / 2], &conv);
         let fits = ops::conv2d_pool_fits(rec.ctx(), pool, oh, ow) && (tiles || !walked);
-        Ok(fits.then_some((pool, at, walked)))
+        Ok(fits.then_some(PoolFusion {
+            pool,
+            at,
+            argmax: walked,
+            conv,
+        }))
     }
 
     /// Runs the network on a host batch of any size (split into passes that fit the

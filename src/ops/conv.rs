@@ -329,15 +329,7 @@ pub fn conv2d_acc(
     relu: bool,
     acc: Option<&Tensor>,
 ) -> Result<Tensor> {
-    let [n, c, h, wd] = dims4(&x.shape, "conv2d")?;
-    if c != g.cin {
-        return Err(Error::Shape(format!(
-            "conv2d expects {} input channels, got input {:?}",
-            g.cin, x.shape
-        )));
-    }
-    check_layout(rec, w, g, "conv2d")?;
-    let (oh, ow) = g.out_hw(h, wd)?;
+    let ([n, c, h, wd], (oh, ow)) = forward_dims(rec, x, w, g, "conv2d")?;
     let y = match acc {
         Some(t) if t.shape == [n, g.cout, oh, ow] => t.clone(),
         Some(t) => {
@@ -351,6 +343,8 @@ pub fn conv2d_acc(
     let accumulate = if acc.is_some() { 4 } else { 0 };
     let m = n * oh * ow;
     let (kernel, tile, packed) = forward_input(rec, x, c)?;
+    // conv2d_cpu.wgsl's forward binds a pool argmax, which it writes only with POOL
+    let unused = binds_argmax(kernel).then(|| placeholder(rec)).transpose()?;
     for (i, ch) in w.chunks.iter().enumerate() {
         let p = Conv2dParams::new(g, n, (h, wd), (oh, ow), ch, flags(relu, w) | accumulate)?;
         let weights = w.forward_source(rec.ctx(), i)?;
@@ -361,16 +355,36 @@ pub fn conv2d_acc(
             continue;
         }
         let (kernel, grid) = cpu_launch(kernel, tile, &p, m, ch.rows)?;
-        if binds_argmax(kernel) {
-            // conv2d_cpu.wgsl's forward binds the pool argmax it writes only with POOL
-            let unused = placeholder(rec)?;
-            let binds = [&binds[..], &[Binding::Tensor(&unused)]].concat();
-            rec.launch_gemm(kernel, w.half, &p, &binds, grid);
-            continue;
+        match &unused {
+            // not the narrow or GEMV twin cpu_launch may pick
+            Some(u) if binds_argmax(kernel) => {
+                let binds = [&binds[..], &[Binding::Tensor(u)]].concat();
+                rec.launch_gemm(kernel, w.half, &p, &binds, grid);
+            }
+            _ => rec.launch_gemm(kernel, w.half, &p, &binds, grid),
         }
-        rec.launch_gemm(kernel, w.half, &p, &binds, grid);
     }
     Ok(y)
+}
+
+/// The dims of a conv input `x` and the conv's output size, after checking `x` against
+/// `g` and `w` (`what` names the op in errors).
+pub(crate) fn forward_dims(
+    rec: &Recorder,
+    x: &Tensor,
+    w: &WeightBuffer,
+    g: &Conv2dGeom,
+    what: &str,
+) -> Result<([usize; 4], (usize, usize))> {
+    let [n, c, h, wd] = dims4(&x.shape, what)?;
+    if c != g.cin {
+        return Err(Error::Shape(format!(
+            "{what} expects {} input channels, got input {:?}",
+            g.cin, x.shape
+        )));
+    }
+    check_layout(rec, w, g, what)?;
+    Ok(([n, c, h, wd], g.out_hw(h, wd)?))
 }
 
 /// A conv input packed into a texture, for the GEMMs that read textures.

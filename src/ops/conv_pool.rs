@@ -3,8 +3,8 @@
 //! the stores) and, for a tape a backward walk reads, the pool's argmax (conv2d_cpu.wgsl's
 //! POOL and ARGMAX modes).
 
-use super::conv::{check_layout, flags, forward_binds, forward_input, placeholder, Conv2dParams};
-use super::{dims4, u32s, Conv2dGeom, Pool2d};
+use super::conv::{flags, forward_binds, forward_dims, forward_input, placeholder, Conv2dParams};
+use super::{u32s, Conv2dGeom, Pool2d};
 use crate::error::{Error, Result};
 use crate::gpu::recorder::{grid, Binding};
 use crate::gpu::{Context, Gemm, Recorder, Tensor, WeightBuffer};
@@ -40,15 +40,7 @@ pub fn conv2d_pool(
     pool: &Pool2d,
     argmax: bool,
 ) -> Result<(Tensor, Option<Tensor>)> {
-    let [n, c, h, wd] = dims4(&x.shape, "conv2d_pool")?;
-    if c != g.cin {
-        return Err(Error::Shape(format!(
-            "conv2d_pool expects {} input channels, got input {:?}",
-            g.cin, x.shape
-        )));
-    }
-    check_layout(rec, w, g, "conv2d_pool")?;
-    let (oh, ow) = g.out_hw(h, wd)?;
+    let ([n, c, h, wd], (oh, ow)) = forward_dims(rec, x, w, g, "conv2d_pool")?;
     if !conv2d_pool_fits(rec.ctx(), pool, oh, ow) {
         return Err(Error::Other(format!(
             "conv2d_pool: {pool:?} after a {oh}x{ow} conv output on the {} GEMMs is not a \
