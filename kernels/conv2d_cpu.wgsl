@@ -8,10 +8,12 @@
 //   for the input gradient (made from the first on first use, repack.wgsl), zero-padded
 //   to a multiple of 4;
 // - a workgroup of 8 lanes owns 16 consecutive pixels and a block of 64 channels; lane s
-//   loads the weights of channels s, 8 + s, .., 56 + s, and keeps the sums of those 8
-//   channels for all 16 pixels (two sets of sixteen vec4 accumulators); no workgroup
-//   memory, no barriers; the weights never leave their lane; a block of at most 32
-//   channels (the last of 96, or all of 32) sums only channels s, .., 24 + s (`sweep`);
+//   loads the weights of channels 4s .. 4s + 3 and 32 + 4s .. 32 + 4s + 3, and keeps the
+//   sums of those 8 channels for all 16 pixels (two sets of sixteen vec4 accumulators, one
+//   vec4 a pixel's 4 consecutive channels, as a packed texel holds them: TEXELS stores
+//   them as one); no workgroup memory, no barriers; the weights never leave their lane; a
+//   block of at most 32 channels (the last of 96, or all of 32) sums only channels 4s ..
+//   4s + 3 (`sweep`);
 // - every lane needs every pixel's inputs. How they reach it is a prelude's, which also
 //   declares the entry points (calling forward and backward_input below):
 //   conv2d_cpu_share.wgsl, where lane s loads pixels s and 8 + s and subgroupBroadcast
@@ -36,6 +38,10 @@
 // also each window's argmax (its flat index in the conv output's plane, max_pool2d's)
 const POOL: u32 = 8u;
 const ARGMAX: u32 = 16u;
+// flags bit5 (forward only, texture-reading preludes): store the output (or its pools)
+// packed four channels a texel, as the next conv reads it (pack_texture.wgsl's layout:
+// texel (b * cout / 4 + c / 4) * plane + q), through the prelude's store_texel
+const TEXELS: u32 = 32u;
 
 // The forward's pool argmax (POOL and ARGMAX; a placeholder otherwise).
 @group(0) @binding(5) var<storage, read_write> pool_argmax: array<vec4<u32>>;
@@ -63,9 +69,9 @@ fn group_pixel(m0: u32, k: u32, plane: u32, width: u32) -> Pixel {
     return Pixel(b, y * width + xx, y, xx, live && inside);
 }
 
-// Sums a (channels 8t + s for t = 4h .. 4h + 3 in lane s) plus one step of pixel k: its
-// 4 reduction channels xk (the same in every lane) against w, lane s's weights of those 4
-// channels (w.x: group 4h's, ..). The four multiply-adds run back to back, so a spilled
+// Sums a (four of lane s's channels: 4s .. 4s + 3 of a block, or 32 more) plus one step of
+// pixel k: its 4 reduction channels xk (the same in every lane) against w, lane s's weights
+// of those 4 channels (w[0]: the first's, ..). The four multiply-adds run back to back, so a spilled
 // accumulator is loaded and stored once a step.
 fn mac(a: vec4<f32>, xk: vec4<f32>, w: array<vec4<f32>, 4>) -> vec4<f32> {
     var r = fma(vec4<f32>(xk.x), vec4<f32>(w[0].x, w[1].x, w[2].x, w[3].x), a);
@@ -76,7 +82,7 @@ fn mac(a: vec4<f32>, xk: vec4<f32>, w: array<vec4<f32>, 4>) -> vec4<f32> {
 
 // One step of 4 reduction channels for pixel set j (0: the workgroup's pixels 0 .. 7, 1:
 // 8 .. 15; the prelude's pixel_input gives pixel k of a set in every lane); lo and hi this
-// lane's weight groups of channels s, 8 + s, .. 24 + s and 32 + s, .. 56 + s.
+// lane's weight groups of channels 4s .. 4s + 3 and 32 + 4s .. 32 + 4s + 3 of the block.
 // Accumulators 2k and 2k + 1 hold pixel k's; without `wide` the odd ones are left alone.
 fn mac8(acc: ptr<function, Acc>, j: u32, c4: u32, plane: u32, count: u32, lo: array<vec4<f32>, 4>, hi: array<vec4<f32>, 4>, wide: bool) {
     let own = own_input(j, c4, plane, count);
@@ -106,11 +112,11 @@ fn mac8(acc: ptr<function, Acc>, j: u32, c4: u32, plane: u32, count: u32, lo: ar
     if (wide) { (*acc).a15 = mac((*acc).a15, x7, hi); }
 }
 
-// The bias of channels c, c + 8, c + 16, c + 24 (0 without a bias).
+// The bias of channels c .. c + 3 (0 without a bias).
 fn bias4(c: u32, count: u32) -> vec4<f32> {
     if ((p.flags & 2u) == 0u) { return vec4<f32>(0.0); }
     let last = count - 1u;
-    return vec4<f32>(bias[min(c, last)], bias[min(c + 8u, last)], bias[min(c + 16u, last)], bias[min(c + 24u, last)]);
+    return vec4<f32>(bias[min(c, last)], bias[min(c + 1u, last)], bias[min(c + 2u, last)], bias[min(c + 3u, last)]);
 }
 
 // The four output values of channel row c at pixels m .. m + 3 (sums v) with the
@@ -131,14 +137,14 @@ fn out_base(m: u32, plane: u32, total: u32, offset: u32) -> u32 {
 
 // Stores the sums of output pixels m .. m + 3 (m a multiple of 4, planes of a multiple of
 // 4 pixels: the four lie in one plane, 16-byte aligned) as one vec4 a channel: q0 .. q3
-// hold the pixels' channels c0 + 8(first + t) in component t (t < 4; b their biases), of
+// hold the pixels' channels c0 + 8 first + t in component t (t < 4; b their biases), of
 // a stack of planes, `total` channels an item from `offset`, `count` of them in this
 // launch. A storage store is a loop over the lanes on lavapipe, as wide or not, so this
 // stores four values for the price of one.
 fn store_quad(q0: vec4<f32>, q1: vec4<f32>, q2: vec4<f32>, q3: vec4<f32>, b: vec4<f32>, first: u32, m: u32, plane: u32, total: u32, offset: u32, c0: u32, count: u32) {
     let base = out_base(m, plane, total, offset);
     for (var t = 0u; t < 4u; t++) {
-        let c = c0 + 8u * (first + t);
+        let c = c0 + 8u * first + t;
         if (c >= count) { return; }
         let v = activate4(vec4<f32>(q0[t], q1[t], q2[t], q3[t]), b[t]);
         let i = (base + c * plane) >> 2u;
@@ -182,18 +188,20 @@ fn stores(m0: u32, plane: u32) -> u32 {
 }
 
 // Stores this lane's sums of output pixel m one value at a time: lo and hi hold channels
-// c0, c0 + 8, .., c0 + 56 (c0 the block's first plus s; bl, bh their biases) of a stack of
+// c0 .. c0 + 3 and c0 + 32 .. c0 + 35 (c0 the block's first plus 4s; bl, bh their
+// biases) of a stack of
 // planes, `total` channels an item from `offset`, `count` of them in this launch; with the
 // launch's bias, ReLU and accumulation flags.
 fn store_pixel(lo: vec4<f32>, hi: vec4<f32>, bl: vec4<f32>, bh: vec4<f32>, m: u32, plane: u32, total: u32, offset: u32, c0: u32, count: u32) {
     if (m >= p.n * plane || c0 >= count) { return; }
     let base = out_base(m, plane, total, offset);
-    let channels = min(8u, (count - c0 + 7u) / 8u);
-    for (var t = 0u; t < channels; t++) {
+    for (var t = 0u; t < 8u; t++) {
+        let c = lane_channel(c0, t);
+        if (c >= count) { return; }
         var v = select(lo[t & 3u], hi[t & 3u], t >= 4u);
         if ((p.flags & 2u) != 0u) { v += select(bl[t & 3u], bh[t & 3u], t >= 4u); }
         if ((p.flags & 1u) != 0u) { v = max(v, 0.0); }
-        put(base + (c0 + 8u * t) * plane, v);
+        put(base + c * plane, v);
     }
 }
 
@@ -206,7 +214,8 @@ fn quad_of(a0: vec4<f32>, a1: vec4<f32>, b0: vec4<f32>, b1: vec4<f32>, h: u32) -
 }
 
 // Stores this lane's sums of the workgroup's 16 pixels from m0 (acc_a pixels 0 .. 7, acc_b
-// 8 .. 15; accumulators 2k and 2k + 1 hold pixel k's channels c0, c0 + 8, .., c0 + 56,
+// 8 .. 15; accumulators 2k and 2k + 1 hold pixel k's channels c0 .. c0 + 3, c0 + 32 ..
+// c0 + 35,
 // bl and bh their biases), four pixels at a time (loop bounds from the uniform: see
 // `stores`).
 fn store_all(a: Acc, b: Acc, bl: vec4<f32>, bh: vec4<f32>, m0: u32, plane: u32, total: u32, offset: u32, c0: u32, count: u32) {
@@ -228,13 +237,19 @@ fn store_all(a: Acc, b: Acc, bl: vec4<f32>, bh: vec4<f32>, m0: u32, plane: u32, 
     }
 }
 
-// The offsets of this lane's 8 packed weight rows in a block from `first`: rows first +
-// 8t + sid of `count`, each `len` groups long, clamped to the last (a partial block reads
-// a valid row and never stores it).
+// Channel t (0 .. 7) of the lane whose first is c0 (a block's first plus 4s): c0 + t, then
+// c0 + 32 + t - 4, increasing with t.
+fn lane_channel(c0: u32, t: u32) -> u32 {
+    return c0 + 32u * (t / 4u) + (t & 3u);
+}
+
+// The offsets of this lane's 8 packed weight rows in a block from `first`: rows
+// lane_channel(first + 4 sid, t) of `count`, each `len` groups long, clamped to the last (a
+// partial block reads a valid row and never stores it).
 fn rows_of(first: u32, sid: u32, count: u32, len: u32) -> array<u32, 8> {
     var r: array<u32, 8>;
     for (var t = 0u; t < 8u; t++) {
-        r[t] = min(first + 8u * t + sid, count - 1u) * len;
+        r[t] = min(lane_channel(first + 4u * sid, t), count - 1u) * len;
     }
     return r;
 }
@@ -292,15 +307,38 @@ fn forward(group: u32, block: u32, lid: u32, sid: u32) {
     } else {
         sweep(&acc_a, &acc_b, rows, c4n, p.cin, 0u, p.cin, hw, false, false);
     }
-    // lane s holds channels co0 + 8t + s (t = 0..7) of each of the workgroup's pixels
-    let c = co0 + sid;
+    // lane s holds channels co0 + 4s .. co0 + 4s + 3 and 32 more of each of the
+    // workgroup's pixels
+    let c = co0 + 4u * sid;
     let bl = bias4(c, p.co_count);
     let bh = bias4(c + 32u, p.co_count);
     if ((p.flags & POOL) != 0u) {
         store_pooled(acc_a, acc_b, bl, bh, m0, c);
         return;
     }
+    if ((p.flags & TEXELS) != 0u) {
+        for (var k = 0u; k < stores(m0, plane); k++) {
+            texel_pixel(lo_of(acc_a, k), hi_of(acc_a, k), bl, bh, m0 + k, plane, c);
+            texel_pixel(lo_of(acc_b, k), hi_of(acc_b, k), bl, bh, m0 + LANES + k, plane, c);
+        }
+        return;
+    }
     store_all(acc_a, acc_b, bl, bh, m0, plane, p.cout, p.co_offset, c, p.co_count);
+}
+
+// The texel of this launch's channel c (a multiple of 4) at output pixel m of the batch.
+fn texel_of(m: u32, plane: u32, c: u32) -> u32 {
+    let item = fdiv(m, plane);
+    return (item * (p.cout / 4u) + (p.co_offset + c) / 4u) * plane + m - item * plane;
+}
+
+// TEXELS: this lane's sums of output pixel m (lo: channels c0 .. c0 + 3, hi: 32 more; bl
+// and bh their biases) with the bias and ReLU flags, as two texels.
+fn texel_pixel(lo: vec4<f32>, hi: vec4<f32>, bl: vec4<f32>, bh: vec4<f32>, m: u32, plane: u32, c0: u32) {
+    if (m >= p.n * plane || c0 >= p.co_count) { return; }
+    let g = texel_of(m, plane, c0);
+    store_texel(g, act_bias(lo, bl));
+    if (c0 + 32u < p.co_count) { store_texel(g + 8u * plane, act_bias(hi, bh)); }
 }
 
 // Whether v is a NaN, from its bits (pool_common.wgsl's is_nan: a fast-math driver folds
@@ -342,8 +380,8 @@ fn act_bias(v: vec4<f32>, b: vec4<f32>) -> vec4<f32> {
 }
 
 // Stores the 2 x 2 max-pools of this lane's sums (POOL), and with ARGMAX their argmaxes:
-// acc a the tile's top row (pixel k in accumulators 2k, channels c0, .., c0 + 24, and
-// 2k + 1, c0 + 32, .., c0 + 56), b its bottom row; window w covers pixels 2w and 2w + 1
+// acc a the tile's top row (pixel k in accumulators 2k, channels c0 .. c0 + 3, and
+// 2k + 1, c0 + 32 .. c0 + 35), b its bottom row; window w covers pixels 2w and 2w + 1
 // of both; bl and bh the biases. The output holds `cout` pooled planes an item, this
 // launch's `co_count` from `co_offset`. Where pooled rows hold a multiple of 4 windows, a
 // channel's 4 are one vec4 store.
@@ -360,8 +398,16 @@ fn store_pooled(a: Acc, b: Acc, bl: vec4<f32>, bh: vec4<f32>, m0: u32, c0: u32) 
     let whole = (pw & 3u) == 0u; // then all 4 windows exist and base is a multiple of 4
     let windows = min(4u, pw - first);
     let arg = (p.flags & ARGMAX) != 0u;
+    let texels = (p.flags & TEXELS) != 0u;
+    if (texels) {
+        // window w's pooled pixel: texel g + w (and 8 planes on for the hi channels)
+        let g = ((px.b * p.cout + p.co_offset + c0) / 4u) * plane + (px.y / 2u) * pw + first;
+        texel_windows(lo, g, windows, c0);
+        texel_windows(hi, g + 8u * plane, windows, c0 + 32u);
+        if (!arg) { return; }
+    }
     for (var t = 0u; t < 8u; t++) {
-        let c = c0 + 8u * t;
+        let c = lane_channel(c0, t);
         if (c >= p.co_count) { return; }
         let j = t & 3u;
         let up = t >= 4u;
@@ -369,11 +415,11 @@ fn store_pooled(a: Acc, b: Acc, bl: vec4<f32>, bh: vec4<f32>, m0: u32, c0: u32) 
         let k = select(vec4<u32>(lo[0].i[j], lo[1].i[j], lo[2].i[j], lo[3].i[j]), vec4<u32>(hi[0].i[j], hi[1].i[j], hi[2].i[j], hi[3].i[j]), up);
         let i = base + c * plane;
         if (whole) {
-            output[i >> 2u] = v;
+            if (!texels) { output[i >> 2u] = v; }
             if (arg) { pool_argmax[i >> 2u] = k; }
         } else {
             for (var w = 0u; w < windows; w++) {
-                output[(i + w) >> 2u][(i + w) & 3u] = v[w];
+                if (!texels) { output[(i + w) >> 2u][(i + w) & 3u] = v[w]; }
                 if (arg) { pool_argmax[(i + w) >> 2u][(i + w) & 3u] = k[w]; }
             }
         }
@@ -401,7 +447,17 @@ fn backward_input(group: u32, block: u32, lid: u32, sid: u32) {
         sweep(&acc_a, &acc_b, rows, c4n, p.cout, p.co_offset, p.co_count, ohw, true, false);
     }
     // no bias or ReLU here (flags bit 2 at most)
-    let c = ci0 + sid;
+    let c = ci0 + 4u * sid;
     let z = vec4<f32>(0.0);
     store_all(acc_a, acc_b, z, z, m0, plane, p.cin, 0u, c, p.cin);
+}
+
+// TEXELS with POOL: the first `windows` of four pooled windows' maxima (4 channels from
+// this launch's c) as texels g, g + 1, ...
+fn texel_windows(win: array<Win, 4>, g: u32, windows: u32, c: u32) {
+    if (c >= p.co_count) { return; }
+    store_texel(g, win[0].v);
+    if (windows > 1u) { store_texel(g + 1u, win[1].v); }
+    if (windows > 2u) { store_texel(g + 2u, win[2].v); }
+    if (windows > 3u) { store_texel(g + 3u, win[3].v); }
 }

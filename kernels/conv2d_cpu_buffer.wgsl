@@ -10,3 +10,7 @@ fn wload4(g: u32) -> vec4<f32> {
     return unpack4(weight[select(g, g >> 1u, HALF)], g);
 }
 
+
+// conv2d_cpu.wgsl's TEXELS output is the texture-reading kernels' (conv2d_cpu_texture.wgsl):
+// never asked of these.
+fn store_texel(g: u32, v: vec4<f32>) {}

@@ -43,3 +43,12 @@ fn wload4(g: u32) -> vec4<f32> {
     return textureLoad(weight, vec2<u32>(g & ((1u << wshift) - 1u), g >> wshift));
 }
 
+
+// The forward's output packed four channels a texel (conv2d_cpu.wgsl's TEXELS; the input's
+// layout, at (g mod W, g / W) for this texture's power-of-two width W).
+@group(0) @binding(6) var output_texels: texture_storage_2d<rgba32float, write>;
+
+fn store_texel(g: u32, v: vec4<f32>) {
+    let shift = countTrailingZeros(textureDimensions(output_texels).x);
+    textureStore(output_texels, vec2<u32>(g & ((1u << shift) - 1u), g >> shift), v);
+}

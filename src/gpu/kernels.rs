@@ -59,13 +59,13 @@ kernels! {
     Conv2dSplitSum => "conv2d.wgsl", "conv2d_split_sum", [R, R, R, W];
     Conv2dForwardCpu => "conv2d_cpu.wgsl" after ["conv2d_cpu_input.wgsl", "conv2d_cpu_buffer.wgsl", "fdiv.wgsl", "conv2d_cpu_common.wgsl", "conv2d_cpu_share.wgsl"], "conv2d_forward_cpu", [R, R, R, W, W];
     Conv2dBackwardInputCpu => "conv2d_cpu.wgsl" after ["conv2d_cpu_input.wgsl", "conv2d_cpu_buffer.wgsl", "fdiv.wgsl", "conv2d_cpu_common.wgsl", "conv2d_cpu_share.wgsl"], "conv2d_backward_input_cpu", [R, R, R, W];
-    Conv2dForwardCpuTex => "conv2d_cpu.wgsl" after ["conv2d_cpu_weights32.wgsl", "conv2d_cpu_texture.wgsl", "fdiv.wgsl", "conv2d_cpu_common.wgsl", "conv2d_cpu_share.wgsl"], "conv2d_forward_cpu", [T, T, R, W, W];
+    Conv2dForwardCpuTex => "conv2d_cpu.wgsl" after ["conv2d_cpu_weights32.wgsl", "conv2d_cpu_texture.wgsl", "fdiv.wgsl", "conv2d_cpu_common.wgsl", "conv2d_cpu_share.wgsl"], "conv2d_forward_cpu", [T, T, R, W, W, O];
     Conv2dBackwardInputCpuTex => "conv2d_cpu.wgsl" after ["conv2d_cpu_weights32.wgsl", "conv2d_cpu_texture.wgsl", "fdiv.wgsl", "conv2d_cpu_common.wgsl", "conv2d_cpu_share.wgsl"], "conv2d_backward_input_cpu", [T, T, R, W];
-    Conv2dForwardCpuTexHalf => "conv2d_cpu.wgsl" after ["conv2d_cpu_weights16.wgsl", "conv2d_cpu_texture.wgsl", "fdiv.wgsl", "conv2d_cpu_common.wgsl", "conv2d_cpu_share.wgsl"], "conv2d_forward_cpu", [T, H, R, W, W];
+    Conv2dForwardCpuTexHalf => "conv2d_cpu.wgsl" after ["conv2d_cpu_weights16.wgsl", "conv2d_cpu_texture.wgsl", "fdiv.wgsl", "conv2d_cpu_common.wgsl", "conv2d_cpu_share.wgsl"], "conv2d_forward_cpu", [T, H, R, W, W, O];
     Conv2dBackwardInputCpuTexHalf => "conv2d_cpu.wgsl" after ["conv2d_cpu_weights16.wgsl", "conv2d_cpu_texture.wgsl", "fdiv.wgsl", "conv2d_cpu_common.wgsl", "conv2d_cpu_share.wgsl"], "conv2d_backward_input_cpu", [T, H, R, W];
-    Conv2dForwardCpuFetch => "conv2d_cpu.wgsl" after ["conv2d_cpu_weights32.wgsl", "conv2d_cpu_texture.wgsl", "fdiv.wgsl", "conv2d_cpu_common.wgsl", "conv2d_cpu_fetch.wgsl"], "conv2d_forward_cpu", [T, T, R, W, W];
+    Conv2dForwardCpuFetch => "conv2d_cpu.wgsl" after ["conv2d_cpu_weights32.wgsl", "conv2d_cpu_texture.wgsl", "fdiv.wgsl", "conv2d_cpu_common.wgsl", "conv2d_cpu_fetch.wgsl"], "conv2d_forward_cpu", [T, T, R, W, W, O];
     Conv2dBackwardInputCpuFetch => "conv2d_cpu.wgsl" after ["conv2d_cpu_weights32.wgsl", "conv2d_cpu_texture.wgsl", "fdiv.wgsl", "conv2d_cpu_common.wgsl", "conv2d_cpu_fetch.wgsl"], "conv2d_backward_input_cpu", [T, T, R, W];
-    Conv2dForwardCpuFetchHalf => "conv2d_cpu.wgsl" after ["conv2d_cpu_weights16.wgsl", "conv2d_cpu_texture.wgsl", "fdiv.wgsl", "conv2d_cpu_common.wgsl", "conv2d_cpu_fetch.wgsl"], "conv2d_forward_cpu", [T, H, R, W, W];
+    Conv2dForwardCpuFetchHalf => "conv2d_cpu.wgsl" after ["conv2d_cpu_weights16.wgsl", "conv2d_cpu_texture.wgsl", "fdiv.wgsl", "conv2d_cpu_common.wgsl", "conv2d_cpu_fetch.wgsl"], "conv2d_forward_cpu", [T, H, R, W, W, O];
     Conv2dBackwardInputCpuFetchHalf => "conv2d_cpu.wgsl" after ["conv2d_cpu_weights16.wgsl", "conv2d_cpu_texture.wgsl", "fdiv.wgsl", "conv2d_cpu_common.wgsl", "conv2d_cpu_fetch.wgsl"], "conv2d_backward_input_cpu", [T, H, R, W];
     LinearForwardCpu => "linear_cpu.wgsl" after ["conv2d_cpu_input.wgsl", "conv2d_cpu_buffer.wgsl", "fdiv.wgsl", "conv2d_cpu_common.wgsl"], "linear_forward_cpu", [R, R, R, W];
     LinearBackwardInputCpu => "linear_cpu.wgsl" after ["conv2d_cpu_input.wgsl", "conv2d_cpu_buffer.wgsl", "fdiv.wgsl", "conv2d_cpu_common.wgsl"], "linear_backward_input_cpu", [R, R, R, W];

@@ -63,6 +63,11 @@ impl<'c> Recorder<'c> {
         self.ctx
     }
 
+    /// The kernels recorded so far, in launch order.
+    pub fn kernels(&self) -> Vec<Kernel> {
+        self.launches.iter().map(|l| l.kernel).collect()
+    }
+
     /// Keeps a pooled texture from reuse until this recording is submitted.
     pub(crate) fn hold(&mut self, texture: Arc<wgpu::TextureView>) {
         self.textures.push(texture);

@@ -374,6 +374,8 @@ impl Net {
         let mut shapes: Vec<Option<Vec<usize>>> = vec![None; n];
         // outputs still to be read by a later layer, dropped after their last reader
         let mut live: Vec<Option<Tensor>> = vec![None; n];
+        // outputs a conv pass stored packed for the conv that alone reads them next
+        let mut packed: Vec<Option<ops::PackedTensor>> = vec![None; n];
         let last_read: Vec<usize> = (0..n)
             .map(|j| self.consumers[j].iter().copied().max().unwrap_or(j))
             .collect();
@@ -390,9 +392,14 @@ impl Net {
         let first = i;
         let input = cur.clone();
         while i <= last {
+            let packed_in = match layers[i].inputs.as_slice() {
+                [Src::Layer(j)] => packed[*j].take(),
+                _ => None,
+            };
             let ins: Vec<Tensor> = layers[i]
                 .inputs
                 .iter()
+                .filter(|_| packed_in.is_none())
                 .map(|s| match *s {
                     Src::Input => x.cloned().ok_or_else(|| {
                         Error::Other(format!(
@@ -405,7 +412,10 @@ impl Net {
                     }),
                 })
                 .collect::<Result<_>>()?;
-            let a = &ins[0];
+            let a = match packed_in {
+                Some(p) => ops::Act::Packed(p),
+                None => ops::Act::Tensor(ins[0].clone()),
+            };
             // a conv/linear takes its ReLU in when the pre-activation is not wanted (and
             // it is not the last layer asked for) and only that ReLU reads it
             let fuse = match keep {
@@ -415,44 +425,39 @@ impl Net {
             } && i < last
                 && self.consumers[i] == [i + 1]
                 && matches!(layers.get(i + 1).map(|l| &l.kind), Some(LayerKind::Relu));
+            let pooled = self.pool_after(rec, i, keep, last, fuse, a.shape())?;
             // the layers after i that run inside it: its ReLU, and a max-pool after them
-            let mut skip = 0;
-            let pooled = self.pool_after(rec, i, keep, last, fuse, &a.shape)?;
-            let y = match &layers[i].kind {
-                LayerKind::Conv2d { geom, .. } if pooled.is_some() => {
+            let skip = match (&layers[i].kind, &pooled) {
+                (_, Some(f)) => f.at - i,
+                (LayerKind::Conv2d { .. } | LayerKind::Linear { .. }, None) => fuse as usize,
+                _ => 0,
+            };
+            let pack = self.packs_output(rec, i, i + skip, keep, last, a.shape())?;
+            let y = match (&layers[i].kind, a) {
+                (LayerKind::Conv2d { geom, .. }, a) if pooled.is_some() => {
                     let f = pooled.expect("checked");
-                    skip = f.at - i;
                     let w = self.weights(i);
-                    let (y, arg) = ops::conv2d_pool(rec, a, w, geom, fuse, f.pool, f.argmax)?;
+                    let (y, arg) =
+                        ops::conv2d_pool_act(rec, &a, w, geom, fuse, f.pool, f.argmax, pack)?;
                     shapes[i..f.at].fill(Some(f.conv.to_vec()));
                     argmax[f.at] = arg;
                     y
                 }
-                LayerKind::Conv2d { .. } | LayerKind::Linear { .. } => {
-                    skip = fuse as usize;
-                    self.record_linear(rec, i, a, fuse)?
+                (LayerKind::Conv2d { geom, .. }, a) if pack || matches!(a, ops::Act::Packed(_)) => {
+                    ops::conv2d_act(rec, &a, self.weights(i), geom, fuse, pack)?
                 }
-                LayerKind::Relu => ops::relu(rec, a)?,
-                LayerKind::MaxPool2d(p) => {
-                    let (y, arg) = ops::max_pool2d(rec, a, p)?;
-                    argmax[i] = Some(arg);
-                    y
+                (LayerKind::Conv2d { .. } | LayerKind::Linear { .. }, ops::Act::Tensor(a)) => {
+                    ops::Act::Tensor(self.record_linear(rec, i, &a, fuse)?)
                 }
-                LayerKind::AvgPool2d(p) => ops::avg_pool2d(rec, a, p)?,
-                LayerKind::AdaptiveAvgPool2d(o) => ops::adaptive_avg_pool2d(rec, a, *o)?,
-                LayerKind::Flatten => {
-                    let s = &a.shape;
-                    a.reshape(&[s[0], s[1..].iter().product()])?
+                (k, ops::Act::Packed(_)) => {
+                    return Err(Error::Other(format!(
+                        "layer {i} ({}) cannot read a packed input",
+                        k.type_name()
+                    )))
                 }
-                LayerKind::Dropout => a.clone(),
-                LayerKind::Add => {
-                    let mut sum = ops::add(rec, &ins[0], &ins[1])?;
-                    for t in &ins[2..] {
-                        sum = ops::add(rec, &sum, t)?;
-                    }
-                    sum
+                (_, ops::Act::Tensor(a)) => {
+                    ops::Act::Tensor(self.record_plain(rec, i, &a, &ins, &mut argmax)?)
                 }
-                LayerKind::BatchNorm2d { .. } => unreachable!("rejected in Net::new"),
             };
             drop(ins);
             for s in &layers[i].inputs {
@@ -465,6 +470,14 @@ impl Net {
             // a fused conv/linear has no output of its own to keep (y is the last fused
             // layer's: its ReLU's or the pool's)
             i += skip;
+            let y = match y {
+                ops::Act::Packed(p) => {
+                    packed[i] = Some(p);
+                    i += 1;
+                    continue;
+                }
+                ops::Act::Tensor(y) => y,
+            };
             if keep.has(i) {
                 outputs[i] = Some(y.clone());
             }
@@ -484,6 +497,85 @@ impl Net {
             last,
             banded: None,
         })
+    }
+
+    /// Records layer i, of a kind other than conv and linear, on its inputs `ins` (`a` the
+    /// first), with a max-pool's argmax into `argmax`.
+    fn record_plain(
+        &self,
+        rec: &mut Recorder,
+        i: usize,
+        a: &Tensor,
+        ins: &[Tensor],
+        argmax: &mut [Option<Tensor>],
+    ) -> Result<Tensor> {
+        Ok(match &self.model.layers[i].kind {
+            LayerKind::Relu => ops::relu(rec, a)?,
+            LayerKind::MaxPool2d(p) => {
+                let (y, arg) = ops::max_pool2d(rec, a, p)?;
+                argmax[i] = Some(arg);
+                y
+            }
+            LayerKind::AvgPool2d(p) => ops::avg_pool2d(rec, a, p)?,
+            LayerKind::AdaptiveAvgPool2d(o) => ops::adaptive_avg_pool2d(rec, a, *o)?,
+            LayerKind::Flatten => {
+                let s = &a.shape;
+                a.reshape(&[s[0], s[1..].iter().product()])?
+            }
+            LayerKind::Dropout => a.clone(),
+            LayerKind::Add => {
+                let mut sum = ops::add(rec, &ins[0], &ins[1])?;
+                for t in &ins[2..] {
+                    sum = ops::add(rec, &sum, t)?;
+                }
+                sum
+            }
+            LayerKind::Conv2d { .. } | LayerKind::Linear { .. } => {
+                unreachable!("recorded by record_span")
+            }
+            LayerKind::BatchNorm2d { .. } => unreachable!("rejected in Net::new"),
+        })
+    }
+
+    /// Whether conv layer i's pass, which ends with layer `end`'s output (its own, its
+    /// ReLU's or a max-pool's run inside it), stores that output packed for the conv that
+    /// alone reads it next (`ops::conv2d_packs_output`), so that no packing pass runs: in a
+    /// forward up to `last` that keeps nothing of it (`Keep::Nothing`, or `Keep::Layers`
+    /// without it), on `input`.
+    fn packs_output(
+        &self,
+        rec: &Recorder,
+        i: usize,
+        end: usize,
+        keep: &Keep,
+        last: usize,
+        input: &[usize],
+    ) -> Result<bool> {
+        let layers = &self.model.layers;
+        let kept = match keep {
+            Keep::Nothing => false,
+            Keep::Layers(v) => v.contains(&end),
+            Keep::All | Keep::Gradient(_) => true,
+        };
+        let (LayerKind::Conv2d { geom, .. }, [j], &[n, _, h, w]) =
+            (&layers[i].kind, self.consumers[end].as_slice(), input)
+        else {
+            return Ok(false);
+        };
+        let next = &layers[*j];
+        let conv_next =
+            matches!(next.kind, LayerKind::Conv2d { .. }) && next.inputs == [Src::Layer(end)];
+        if kept || end >= last || *j > last || !conv_next {
+            return Ok(false);
+        }
+        let ohw = geom.out_hw(h, w)?;
+        Ok(ops::conv2d_packs_output(
+            rec.ctx(),
+            self.weights(i),
+            geom,
+            n,
+            ohw,
+        ))
     }
 
     /// The max-pool that conv layer i runs inside itself (`ops::conv2d_pool`) in a forward

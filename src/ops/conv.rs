@@ -3,6 +3,7 @@
 
 use bytemuck::{Pod, Zeroable};
 
+use super::pack::Act;
 use super::{conv_out, dims4, u32s};
 use crate::error::{Error, Result};
 use crate::gpu::recorder::Binding;
@@ -329,7 +330,7 @@ pub fn conv2d_acc(
     relu: bool,
     acc: Option<&Tensor>,
 ) -> Result<Tensor> {
-    let ([n, c, h, wd], (oh, ow)) = forward_dims(rec, x, w, g, "conv2d")?;
+    let ([n, _, _, _], (oh, ow)) = forward_dims(rec, &x.shape, w, g, "conv2d")?;
     let y = match acc {
         Some(t) if t.shape == [n, g.cout, oh, ow] => t.clone(),
         Some(t) => {
@@ -341,46 +342,131 @@ pub fn conv2d_acc(
         None => Tensor::empty(rec.ctx(), &[n, g.cout, oh, ow], "conv2d output")?,
     };
     let accumulate = if acc.is_some() { 4 } else { 0 };
+    let y = Act::Tensor(y);
+    launch_forward(rec, &Act::Tensor(x.clone()), w, g, relu, accumulate, &y)?;
+    match y {
+        Act::Tensor(y) => Ok(y),
+        Act::Packed(_) => unreachable!("made as a tensor"),
+    }
+}
+
+/// `conv2d` of a tensor or a packed one (`Act`), its output packed four channels a texel
+/// with `packed` (the next conv then reads it without a packing pass; see
+/// `conv2d_packs_output` for where it can), else a tensor.
+pub fn conv2d_act(
+    rec: &mut Recorder,
+    x: &Act,
+    w: &WeightBuffer,
+    g: &Conv2dGeom,
+    relu: bool,
+    packed: bool,
+) -> Result<Act> {
+    let ([n, _, _, _], (oh, ow)) = forward_dims(rec, x.shape(), w, g, "conv2d")?;
+    let shape = [n, g.cout, oh, ow];
+    let y = match packed {
+        true => {
+            if !conv2d_packs_output(rec.ctx(), w, g, n, (oh, ow)) {
+                return Err(Error::Other(format!(
+                    "conv2d: the {} GEMMs cannot store this {}-channel output packed; run it \
+                     unpacked",
+                    rec.ctx().gemm().name(),
+                    g.cout
+                )));
+            }
+            Act::Packed(super::pack::packed_tensor(rec, &shape)?)
+        }
+        false => Act::Tensor(Tensor::empty(rec.ctx(), &shape, "conv2d output")?),
+    };
+    launch_forward(rec, x, w, g, relu, 0, &y)?;
+    Ok(y)
+}
+
+/// Whether conv2d (or conv2d_pool) with weights `w` on `n` items of `ohw` outputs can
+/// store its output packed: a texture-reading GEMM whose 64-channel kernel runs every
+/// launch (not the narrow or matrix-vector twins), a whole texel of channels each (a
+/// multiple of 4 channels, chunks starting on one).
+pub fn conv2d_packs_output(
+    ctx: &crate::gpu::Context,
+    w: &WeightBuffer,
+    g: &Conv2dGeom,
+    n: usize,
+    ohw: (usize, usize),
+) -> bool {
+    let vector = n < CPU_GEMV_BATCH && ohw == (1, 1) && g.kernel == (1, 1);
+    ctx.gemm().reads_textures()
+        && g.cout.is_multiple_of(4)
+        && !vector
+        && w.chunks
+            .iter()
+            .all(|c| c.start.is_multiple_of(4) && c.rows > NARROW_ROWS)
+}
+
+/// Records conv2d's launches over every weight chunk of `w`: x (a tensor or packed) into y
+/// (a tensor, or packed with conv2d_cpu.wgsl's TEXELS), with the ReLU and `accumulate`
+/// (flags bit2) flags.
+fn launch_forward(
+    rec: &mut Recorder,
+    x: &Act,
+    w: &WeightBuffer,
+    g: &Conv2dGeom,
+    relu: bool,
+    accumulate: u32,
+    y: &Act,
+) -> Result<()> {
+    let ([n, c, h, wd], (oh, ow)) = forward_dims(rec, x.shape(), w, g, "conv2d")?;
     let m = n * oh * ow;
     let (kernel, tile, packed) = forward_input(rec, x, c)?;
-    // conv2d_cpu.wgsl's forward binds a pool argmax, which it writes only with POOL
-    let unused = binds_argmax(kernel).then(|| placeholder(rec)).transpose()?;
+    let texels = matches!(y, Act::Packed(_)) as u32 * TEXELS;
+    // conv2d_cpu.wgsl's forward binds a pool argmax, which it writes only with POOL, and
+    // the texels output
+    let tail = binds_argmax(kernel)
+        .then(|| ForwardTail::new(rec, None, y))
+        .transpose()?;
     for (i, ch) in w.chunks.iter().enumerate() {
-        let p = Conv2dParams::new(g, n, (h, wd), (oh, ow), ch, flags(relu, w) | accumulate)?;
+        let flags = flags(relu, w) | accumulate | texels;
+        let p = Conv2dParams::new(g, n, (h, wd), (oh, ow), ch, flags)?;
         let weights = w.forward_source(rec.ctx(), i)?;
-        let binds = forward_binds(x, &packed, &weights, ch, &y);
+        let binds = forward_binds(x, &packed, &weights, ch, y, tail.as_ref());
         if w.packing == Packing::Rows {
             let k = g.cin * g.kernel.0 * g.kernel.1;
             launch_tiled(rec, kernel, w.half, p, false, (m, ch.rows, k), binds)?;
             continue;
         }
         let (kernel, grid) = cpu_launch(kernel, tile, &p, m, ch.rows)?;
-        match &unused {
+        match &tail {
             // not the narrow or GEMV twin cpu_launch may pick
-            Some(u) if binds_argmax(kernel) => {
-                let binds = [&binds[..], &[Binding::Tensor(u)]].concat();
+            Some(t) if binds_argmax(kernel) => {
+                let binds = [&binds[..], &t.bindings(kernel)].concat();
                 rec.launch_gemm(kernel, w.half, &p, &binds, grid);
+            }
+            _ if texels != 0 => {
+                return Err(Error::Other(format!(
+                    "conv2d: {kernel:?} cannot store a packed output"
+                )))
             }
             _ => rec.launch_gemm(kernel, w.half, &p, &binds, grid),
         }
     }
-    Ok(y)
+    Ok(())
 }
 
-/// The dims of a conv input `x` and the conv's output size, after checking `x` against
-/// `g` and `w` (`what` names the op in errors).
+/// conv2d_cpu.wgsl's flags bit5: the output packed four channels a texel.
+pub(crate) const TEXELS: u32 = 32;
+
+/// The dims of a conv input of shape `x` and the conv's output size, after checking `x`
+/// against `g` and `w` (`what` names the op in errors).
 pub(crate) fn forward_dims(
     rec: &Recorder,
-    x: &Tensor,
+    x: &[usize],
     w: &WeightBuffer,
     g: &Conv2dGeom,
     what: &str,
 ) -> Result<([usize; 4], (usize, usize))> {
-    let [n, c, h, wd] = dims4(&x.shape, what)?;
+    let [n, c, h, wd] = dims4(x, what)?;
     if c != g.cin {
         return Err(Error::Shape(format!(
-            "{what} expects {} input channels, got input {:?}",
-            g.cin, x.shape
+            "{what} expects {} input channels, got input {x:?}",
+            g.cin
         )));
     }
     check_layout(rec, w, g, what)?;
@@ -391,10 +477,10 @@ pub(crate) fn forward_dims(
 pub(crate) type Packed = Option<Arc<wgpu::TextureView>>;
 
 /// The context's forward GEMM kernel, its (pixels, channels) tile, and, where it reads
-/// textures, `x`'s `c` channels packed into one.
+/// textures, `x`'s `c` channels packed into one (or `x` itself if it is packed).
 pub(crate) fn forward_input(
     rec: &mut Recorder,
-    x: &Tensor,
+    x: &Act,
     c: usize,
 ) -> Result<(Kernel, (usize, usize), Packed)> {
     let (kernel, tile) = gemm_kernel(
@@ -406,30 +492,90 @@ pub(crate) fn forward_input(
             Kernel::Conv2dForwardCpuFetch,
         ],
     );
-    let packed = match rec.ctx().gemm().reads_textures() {
-        true => Some(super::pack::pack_texture(rec, x, 0, c)?),
-        false => None,
+    let packed = match (x, rec.ctx().gemm().reads_textures()) {
+        (Act::Tensor(x), true) => Some(super::pack::pack_texture(rec, x, 0, c)?),
+        (Act::Tensor(_), false) => None,
+        (Act::Packed(p), true) => Some(p.view.clone()),
+        (Act::Packed(_), false) => {
+            return Err(Error::Other(format!(
+                "a packed conv input on the {} GEMMs, which read tensors",
+                rec.ctx().gemm().name()
+            )))
+        }
     };
     Ok((kernel, tile, packed))
 }
 
+/// The bindings of a CPU-shaped forward launch after its first four (conv2d_cpu.wgsl):
+/// the pool argmax (binding 5) and, for the texture-reading kernels, the texels output
+/// (binding 6); placeholders where the launch writes neither.
+pub(crate) struct ForwardTail {
+    argmax: Tensor,
+    texels: Arc<wgpu::TextureView>,
+    /// bound as the output buffer where the output is packed (stored as texels)
+    spare: Tensor,
+}
+
+impl ForwardTail {
+    /// `argmax` (or a placeholder) and `y`'s texture if it is packed (else a placeholder).
+    pub(crate) fn new(rec: &mut Recorder, argmax: Option<&Tensor>, y: &Act) -> Result<Self> {
+        let unused = |rec: &Recorder| Tensor::empty_u32(rec.ctx(), &[4], "unused binding");
+        let argmax = match argmax {
+            Some(a) => a.clone(),
+            None => unused(rec)?,
+        };
+        let (texels, spare) = match y {
+            Act::Packed(p) => (p.view.clone(), unused(rec)?),
+            // spare is then never bound
+            Act::Tensor(_) => (super::pack::packed_texture(rec, 1)?.0, argmax.clone()),
+        };
+        Ok(ForwardTail {
+            argmax,
+            texels,
+            spare,
+        })
+    }
+
+    /// The tail `kernel` declares.
+    pub(crate) fn bindings(&self, kernel: Kernel) -> Vec<Binding<'_>> {
+        let mut b = vec![Binding::Tensor(&self.argmax)];
+        if matches!(
+            kernel,
+            Kernel::Conv2dForwardCpuTex | Kernel::Conv2dForwardCpuFetch
+        ) {
+            b.push(Binding::Texture(&self.texels));
+        }
+        b
+    }
+
+    /// A buffer to bind as binding 4 where the output is packed.
+    pub(crate) fn spare(&self) -> &Tensor {
+        &self.spare
+    }
+}
+
 /// A forward GEMM launch's bindings over weight chunk `ch`: the input (`x`, or its
-/// packing), the chunk's weights and bias, the output `y`.
+/// packing), the chunk's weights and bias, the output `y` (where `y` is packed, `tail`'s
+/// spare buffer: the kernel stores texels instead).
 pub(crate) fn forward_binds<'a>(
-    x: &'a Tensor,
+    x: &'a Act,
     packed: &'a Packed,
     weights: &'a WeightSource,
     ch: &'a WeightChunk,
-    y: &'a Tensor,
+    y: &'a Act,
+    tail: Option<&'a ForwardTail>,
 ) -> [Binding<'a>; 4] {
-    [
-        packed
-            .as_ref()
-            .map_or(Binding::Tensor(x), |t| Binding::Texture(t)),
-        weights.binding(),
-        Binding::Raw(&ch.bias),
-        Binding::Tensor(y),
-    ]
+    let input = match (packed, x) {
+        (Some(t), _) => Binding::Texture(t),
+        (None, Act::Tensor(t)) => Binding::Tensor(t),
+        (None, Act::Packed(p)) => Binding::Texture(&p.view),
+    };
+    let output = match (y, tail) {
+        (Act::Tensor(t), _) => Binding::Tensor(t),
+        (Act::Packed(_), Some(t)) => Binding::Tensor(t.spare()),
+        (Act::Packed(p), None) => Binding::Texture(&p.view), // refused by the launcher
+    };
+    [input, weights.binding(), Binding::Raw(&ch.bias), output]
 }
 
 /// Whether `kernel` is conv2d_cpu.wgsl's forward, which binds a pool argmax.
@@ -438,11 +584,6 @@ pub(crate) fn binds_argmax(kernel: Kernel) -> bool {
         kernel,
         Kernel::Conv2dForwardCpu | Kernel::Conv2dForwardCpuTex | Kernel::Conv2dForwardCpuFetch
     )
-}
-
-/// The tensor bound as conv2d_cpu.wgsl's forward pool argmax where it writes none.
-pub(crate) fn placeholder(rec: &Recorder) -> Result<Tensor> {
-    Tensor::empty_u32(rec.ctx(), &[4], "unused pool argmax")
 }
 
 /// Batch below which the CPU-shaped variants run linear layers through their

@@ -3,10 +3,14 @@
 //! the stores) and, for a tape a backward walk reads, the pool's argmax (conv2d_cpu.wgsl's
 //! POOL and ARGMAX modes).
 
-use super::conv::{flags, forward_binds, forward_dims, forward_input, placeholder, Conv2dParams};
+use super::conv::{
+    conv2d_packs_output, flags, forward_binds, forward_dims, forward_input, Conv2dParams,
+    ForwardTail, TEXELS,
+};
+use super::pack::{packed_tensor, Act};
 use super::{u32s, Conv2dGeom, Pool2d};
 use crate::error::{Error, Result};
-use crate::gpu::recorder::{grid, Binding};
+use crate::gpu::recorder::grid;
 use crate::gpu::{Context, Gemm, Recorder, Tensor, WeightBuffer};
 
 /// conv2d_cpu.wgsl's POOL and ARGMAX flags.
@@ -40,7 +44,27 @@ pub fn conv2d_pool(
     pool: &Pool2d,
     argmax: bool,
 ) -> Result<(Tensor, Option<Tensor>)> {
-    let ([n, c, h, wd], (oh, ow)) = forward_dims(rec, x, w, g, "conv2d_pool")?;
+    let x = Act::Tensor(x.clone());
+    match conv2d_pool_act(rec, &x, w, g, relu, pool, argmax, false)? {
+        (Act::Tensor(y), arg) => Ok((y, arg)),
+        (Act::Packed(_), _) => unreachable!("made as a tensor"),
+    }
+}
+
+/// `conv2d_pool` of a tensor or a packed one, its pooled output packed with `packed`
+/// (where `conv2d_packs_output` says the conv can), else a tensor.
+#[allow(clippy::too_many_arguments)]
+pub fn conv2d_pool_act(
+    rec: &mut Recorder,
+    x: &Act,
+    w: &WeightBuffer,
+    g: &Conv2dGeom,
+    relu: bool,
+    pool: &Pool2d,
+    argmax: bool,
+    packed: bool,
+) -> Result<(Act, Option<Tensor>)> {
+    let ([n, c, h, wd], (oh, ow)) = forward_dims(rec, x.shape(), w, g, "conv2d_pool")?;
     if !conv2d_pool_fits(rec.ctx(), pool, oh, ow) {
         return Err(Error::Other(format!(
             "conv2d_pool: {pool:?} after a {oh}x{ow} conv output on the {} GEMMs is not a \
@@ -57,21 +81,34 @@ pub fn conv2d_pool(
         )));
     }
     let shape = [n, g.cout, ph, pw];
-    let y = Tensor::empty(rec.ctx(), &shape, "conv2d_pool output")?;
-    let arg = match argmax {
-        true => Tensor::empty_u32(rec.ctx(), &shape, "conv2d_pool argmax")?,
-        false => placeholder(rec)?,
+    let y = match packed {
+        true if conv2d_packs_output(rec.ctx(), w, g, n, (oh, ow)) => {
+            Act::Packed(packed_tensor(rec, &shape)?)
+        }
+        true => {
+            return Err(Error::Other(format!(
+                "conv2d_pool: the {} GEMMs cannot store this {}-channel output packed; run \
+                 it unpacked",
+                rec.ctx().gemm().name(),
+                g.cout
+            )))
+        }
+        false => Act::Tensor(Tensor::empty(rec.ctx(), &shape, "conv2d_pool output")?),
     };
-    let mode = POOL | if argmax { ARGMAX } else { 0 };
-    let (kernel, _, packed) = forward_input(rec, x, c)?;
+    let arg = argmax
+        .then(|| Tensor::empty_u32(rec.ctx(), &shape, "conv2d_pool argmax"))
+        .transpose()?;
+    let mode = POOL | if argmax { ARGMAX } else { 0 } | if packed { TEXELS } else { 0 };
+    let (kernel, _, input) = forward_input(rec, x, c)?;
+    let tail = ForwardTail::new(rec, arg.as_ref(), &y)?;
     for (i, ch) in w.chunks.iter().enumerate() {
         let p = Conv2dParams::new(g, n, (h, wd), (oh, ow), ch, flags(relu, w) | mode)?;
         let weights = w.forward_source(rec.ctx(), i)?;
-        let binds = forward_binds(x, &packed, &weights, ch, &y);
-        let binds = [&binds[..], &[Binding::Tensor(&arg)]].concat();
+        let binds = forward_binds(x, &input, &weights, ch, &y, Some(&tail));
+        let binds = [&binds[..], &tail.bindings(kernel)].concat();
         let mut groups = grid(u32s(tiles, "conv2d_pool tiles")?);
         groups[1] = u32s(ch.rows.div_ceil(TILE.1), "conv2d_pool channel tiles")?;
         rec.launch_gemm(kernel, w.half, &p, &binds, groups);
     }
-    Ok((y, argmax.then_some(arg)))
+    Ok((y, arg))
 }

@@ -28,11 +28,15 @@ pub use backward::{
 };
 #[cfg(test)]
 pub(crate) use conv::CPU_GEMV_BATCH;
-pub use conv::{conv2d, conv2d_acc, linear, linear_acc, tiled_split, Conv2dGeom};
-pub use conv_pool::{conv2d_pool, conv2d_pool_fits};
+pub use conv::{
+    conv2d, conv2d_acc, conv2d_act, conv2d_packs_output, linear, linear_acc, tiled_split,
+    Conv2dGeom,
+};
+pub use conv_pool::{conv2d_pool, conv2d_pool_act, conv2d_pool_fits};
 pub use lrp::{
     lrp_axpby, lrp_clamp, lrp_combine, lrp_ratio, lrp_ratio_of, Keep as LrpKeep, Ratio as LrpRatio,
 };
+pub use pack::{Act, PackedTensor};
 pub use perturb::{occlude, ranked_copies, Windows};
 pub use pool::{adaptive_avg_pool2d, avg_pool2d, max_pool2d, pool_out, Pool2d};
 pub use simple::{add, relu, softmax};

@@ -4,6 +4,8 @@
 //! loads are four per-lane loops. An LRP ratio can be packed in place of a tensor: it is
 //! computed as it is packed and never stored.
 
+use std::sync::Arc;
+
 use bytemuck::{Pod, Zeroable};
 
 use super::lrp::Ratio;
@@ -40,7 +42,7 @@ pub(crate) fn pack_texture(
     x: &Tensor,
     start: usize,
     count: usize,
-) -> Result<std::sync::Arc<wgpu::TextureView>> {
+) -> Result<Arc<wgpu::TextureView>> {
     pack(rec, x, start, count, None)
 }
 
@@ -50,7 +52,7 @@ pub(crate) fn pack_ratio_texture(
     q: &Ratio,
     start: usize,
     count: usize,
-) -> Result<std::sync::Arc<wgpu::TextureView>> {
+) -> Result<Arc<wgpu::TextureView>> {
     q.check()?;
     pack(rec, q.r, start, count, Some(q))
 }
@@ -61,7 +63,7 @@ fn pack(
     start: usize,
     count: usize,
     ratio: Option<&Ratio>,
-) -> Result<std::sync::Arc<wgpu::TextureView>> {
+) -> Result<Arc<wgpu::TextureView>> {
     let (n, c, plane) = match x.shape.as_slice() {
         [n, c, rest @ ..] => (*n, *c, rest.iter().product::<usize>()),
         s => return Err(Error::Shape(format!("cannot pack {s:?} into a texture"))),
@@ -74,17 +76,8 @@ fn pack(
         )));
     }
     let c4n = count.div_ceil(4);
+    let (view, width) = packed_texture(rec, n * c4n * plane)?;
     let texels = (n * c4n * plane).max(1) as u64;
-    let ctx = rec.ctx();
-    let (width, height) = texel_grid(ctx, texels, 1).map_err(|max| Error::TooLarge {
-        what: "a conv input packed into a texture".into(),
-        bytes: texels * 16,
-        limit: max * 16,
-        hint: "use a smaller batch, or NETLENS_GEMM=tiled (or cpu, where subgroups are 8 wide)"
-            .into(),
-    })?;
-    let view = ctx.textures.take(&ctx.device, width as u32, height as u32);
-    rec.hold(view.clone());
     let p = PackParams {
         n: u32s(n, "batch")?,
         c: u32s(c, "channels")?,
@@ -128,4 +121,60 @@ fn pack(
         }
     }
     Ok(view)
+}
+
+/// A tensor held packed four channels a texel, in the layout `pack_texture` gives all of
+/// its channels: what the texture-reading GEMMs read as their input. A conv whose output
+/// only the next conv reads can store it so (conv2d_cpu.wgsl's TEXELS), and the next conv
+/// reads it without a packing pass (`ops::Act`).
+#[derive(Clone)]
+pub struct PackedTensor {
+    pub(crate) view: Arc<wgpu::TextureView>,
+    pub shape: Vec<usize>,
+}
+
+/// A texture from the context's pool for `texels` packed texels (n × ⌈c / 4⌉ × plane),
+/// held by `rec` until its submission ends, and its width.
+pub(crate) fn packed_texture(
+    rec: &mut Recorder,
+    texels: usize,
+) -> Result<(Arc<wgpu::TextureView>, u64)> {
+    let texels = texels.max(1) as u64;
+    let ctx = rec.ctx();
+    let (width, height) = texel_grid(ctx, texels, 1).map_err(|max| Error::TooLarge {
+        what: "a conv input packed into a texture".into(),
+        bytes: texels * 16,
+        limit: max * 16,
+        hint: "use a smaller batch, or NETLENS_GEMM=tiled (or cpu, where subgroups are 8 wide)"
+            .into(),
+    })?;
+    let view = ctx.textures.take(&ctx.device, width as u32, height as u32);
+    rec.hold(view.clone());
+    Ok((view, width))
+}
+
+/// A conv layer's input or output: a tensor, or the same values packed (`PackedTensor`).
+#[derive(Clone)]
+pub enum Act {
+    Tensor(Tensor),
+    Packed(PackedTensor),
+}
+
+impl Act {
+    pub fn shape(&self) -> &[usize] {
+        match self {
+            Act::Tensor(t) => &t.shape,
+            Act::Packed(p) => &p.shape,
+        }
+    }
+}
+
+/// An uninitialised packed tensor of `shape` [n, c, h, w] from the pool (held by `rec`).
+pub(crate) fn packed_tensor(rec: &mut Recorder, shape: &[usize]) -> Result<PackedTensor> {
+    let [n, c, h, w] = super::dims4(shape, "a packed tensor")?;
+    let (view, _) = packed_texture(rec, n * c.div_ceil(4) * h * w)?;
+    Ok(PackedTensor {
+        view,
+        shape: shape.to_vec(),
+    })
 }
