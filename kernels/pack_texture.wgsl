@@ -3,12 +3,14 @@
 // g = (b * c4n + c4) * plane + q at (g mod 2^shift, g >> shift). The cpu-tex GEMMs read
 // their input from it (conv2d_cpu_texture.wgsl). One thread per texel.
 // pack_ratio_texture packs an LRP ratio R / s(c0 za + c1 zb) of four tensors of that shape
-// instead (lrp_ratio.wgsl; mode, eps, c0 and c1 as there), so that it is never stored.
+// instead (lrp_ratio.wgsl; mode, eps, c0 and c1 as there), so that it is never stored;
+// pack_pool_grad_texture4 the gradient a 2 x 2 max-pool and the ReLU before it pass back.
 
 struct PackParams {
     n: u32, c: u32, plane: u32, start: u32,
     count: u32, c4n: u32, shift: u32, texels: u32,
     mode: u32, eps: f32, c0: f32, c1: f32,
+    width: u32, pad0: u32, pad1: u32, pad2: u32, // pack_pool_grad_texture4's rows
 }
 
 @group(0) @binding(0) var<uniform> p: PackParams;
@@ -141,4 +143,45 @@ fn pack_ratio_texture(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(nu
         }
     }
     textureStore(ratio_dst, t.at, v);
+}
+
+// pack_pool_grad_texture4: pack_texture4 of the gradient at the input of a ReLU that a
+// 2 x 2, stride 2 max-pool alone reads, whose windows tile it (a conv's output gradient in
+// a walk), made from the pool's tensors as max_pool2d_relu_backward_pairs makes it and
+// never stored: dy at the pool's output, its argmax (flat indices in the plane) and its
+// output (the ReLU's output at each argmax); mode: the ReLU rule (0 gradient, 1 guided
+// backprop, 2 deconvnet). Rows of `width` pixels, a multiple of 4, so that a thread's 4
+// pixels are two windows side by side, a vec2 of each pool tensor.
+@group(0) @binding(1) var<storage, read> pool_dy: array<vec2<f32>>;
+@group(0) @binding(2) var<storage, read> pool_arg: array<vec2<u32>>;
+@group(0) @binding(3) var<storage, read> pool_out: array<vec2<f32>>;
+@group(0) @binding(4) var pool_dst: texture_storage_2d<rgba32float, write>;
+
+@compute @workgroup_size(64, 1, 1)
+fn pack_pool_grad_texture4(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let t = quad_at(gid);
+    if (t.q >= p.plane) { return; }
+    let y = t.q / p.width;
+    let x = t.q - y * p.width;
+    let pw = p.width / 2u;
+    var v: array<vec4<f32>, 4>;
+    for (var j = 0u; j < 4u; j++) {
+        let c = 4u * t.c4 + j;
+        v[j] = vec4<f32>(0.0);
+        if (c < p.count) {
+            // the pair of windows over pixels x .. x + 3 (x / 2 even: one vec2)
+            let i = ((t.b * p.c + p.start + c) * (p.plane / 4u) + (y / 2u) * pw + x / 2u) >> 1u;
+            var g = pool_dy[i];
+            if (p.mode != 0u) { g = max(g, vec2<f32>(0.0)); }
+            if (p.mode != 2u) { g = select(g, vec2<f32>(0.0), pool_out[i] <= vec2<f32>(0.0)); }
+            let a = pool_arg[i];
+            let f = t.q;
+            let z = 0.0;
+            v[j] = vec4<f32>(select(z, g.x, a.x == f), select(z, g.x, a.x == f + 1u), select(z, g.y, a.y == f + 2u), select(z, g.y, a.y == f + 3u));
+        }
+    }
+    let g0 = quad_texel(t);
+    for (var k = 0u; k < 4u; k++) {
+        textureStore(pool_dst, texel_at(g0 + k), pixel_of(v, k));
+    }
 }

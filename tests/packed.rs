@@ -258,3 +258,138 @@ fn forward_passes_pack_conv_outputs_for_the_next_conv() {
         }
     }
 }
+
+/// A conv's input gradient made from the max-pool over its ReLU (`conv2d_backward_pooled`:
+/// the pool + ReLU gradient made as the GEMM packs its input, never stored) is the same
+/// bits as `max_pool2d_relu_backward` then `conv2d_backward_input`, for every ReLU rule;
+/// shapes it cannot pack are refused.
+#[test]
+fn pooled_gradients_pack_into_the_conv_backward() {
+    use ops::ReluRule;
+    let pool = Pool2d::square(2, 2);
+    // (conv input dims, conv, weight limit, f16): 72 channels (a block of 64 and one of 8)
+    // on 6 x 12 outputs; 48 split over bindings; f16 weights
+    let cases = [
+        ([2, 5, 6, 12], geom(5, 72, 3, 1, 1), None, false),
+        (
+            [1, 16, 8, 8],
+            geom(16, 48, 3, 1, 1),
+            Some(16 * 16 * 9 * 4),
+            false,
+        ),
+        ([2, 16, 8, 8], geom(16, 48, 3, 1, 1), None, true),
+    ];
+    for c in packing_ctxs() {
+        for (k, (dims, g, limit, half)) in cases.iter().enumerate() {
+            let what = format!("{dims:?} {g:?} {:?}", c.gemm());
+            let wb = upload(c, g, *limit, *half, 50);
+            let (oh, ow) = g.out_hw(dims[2], dims[3]).unwrap();
+            let conv_out = [dims[0], g.cout, oh, ow];
+            let z = Tensor::upload(
+                c,
+                &rand_vec(conv_out.iter().product(), 60 + k as u64),
+                &conv_out,
+            )
+            .unwrap();
+            let mut rec = Recorder::new(c, "pooled");
+            let y = ops::relu(&mut rec, &z).unwrap();
+            let (pooled, arg) = ops::max_pool2d(&mut rec, &y, &pool).unwrap();
+            rec.submit().unwrap();
+            let dy = Tensor::upload(c, &rand_vec(pooled.len(), 70), &pooled.shape).unwrap();
+            for rule in [ReluRule::Gradient, ReluRule::Guided, ReluRule::Deconv] {
+                let pg = ops::PoolGrad {
+                    dy: &dy,
+                    argmax: &arg,
+                    pooled: &pooled,
+                    pool: &pool,
+                    rule,
+                };
+                assert!(pg.packs(&conv_out), "{what}");
+                let hw = (dims[2], dims[3]);
+                let mut rec = Recorder::new(c, "pooled");
+                let fused = ops::conv2d_backward_pooled(&mut rec, &pg, &wb, g, hw).unwrap();
+                let kernels = rec.kernels();
+                let gz = ops::max_pool2d_relu_backward(
+                    &mut rec, &dy, &arg, &pooled, &pool, &conv_out, rule,
+                )
+                .unwrap();
+                let two = ops::conv2d_backward_input(&mut rec, &gz, &wb, g, hw).unwrap();
+                rec.submit().unwrap();
+                assert!(
+                    kernels.contains(&Kernel::PackPoolGradTexture4),
+                    "{what}: {kernels:?}"
+                );
+                let (a, b) = (fused.read(c).unwrap(), two.read(c).unwrap());
+                assert!(a.iter().any(|v| *v != 0.0), "{what} {rule:?}: all zero");
+                assert!(bits(&a) == bits(&b), "{what} {rule:?}: not the same bits");
+            }
+        }
+        // rows of 6 pixels: not two whole windows a quad
+        let g = geom(4, 16, 3, 1, 1);
+        let wb = upload(c, &g, None, false, 80);
+        let dy = Tensor::upload(c, &rand_vec(16 * 9, 81), &[1, 16, 3, 3]).unwrap();
+        let arg = Tensor::upload_u32(c, &[0; 16 * 9], &[1, 16, 3, 3]).unwrap();
+        let pg = ops::PoolGrad {
+            dy: &dy,
+            argmax: &arg,
+            pooled: &dy,
+            pool: &pool,
+            rule: ReluRule::Gradient,
+        };
+        assert!(!pg.packs(&[1, 16, 6, 6]));
+        let mut rec = Recorder::new(c, "refused");
+        assert!(ops::conv2d_backward_pooled(&mut rec, &pg, &wb, &g, (6, 6)).is_err());
+    }
+}
+
+/// On the demo model a gradient walk makes each conv block's output gradient from the
+/// pool after it as the conv's GEMM packs it (no pool + ReLU backward pass), and gives
+/// the same bits as a walk that stores it (each such conv's output gradient wanted), for
+/// every ReLU rule.
+#[test]
+fn walks_pack_pool_gradients_for_the_convs() {
+    use ops::ReluRule;
+    let net = common::demo();
+    if !net.ctx().gemm().reads_textures() {
+        return;
+    }
+    let x = common::samples(&net, &["star", "ring"]);
+    let xt = Tensor::upload(net.ctx(), &x.data, &x.shape).unwrap();
+    let model = net.model();
+    let last = model.layers.len() - 1;
+    let pools: Vec<usize> = (0..model.layers.len())
+        .filter(|&i| {
+            matches!(
+                model.layers[i].kind,
+                netlens::model::LayerKind::MaxPool2d(_)
+            )
+        })
+        .collect();
+    let tape = net.forward_gpu(&xt, &Keep::Gradient(vec![])).unwrap();
+    let seed = Tensor::upload(net.ctx(), &rand_vec(2 * 8, 4), &[2, 8]).unwrap();
+    let read = |t: &Tensor| bits(&t.read(net.ctx()).unwrap());
+    for rule in [ReluRule::Gradient, ReluRule::Guided, ReluRule::Deconv] {
+        let walk = |want: &[usize]| {
+            let mut rec = Recorder::new(net.ctx(), "walk");
+            let g = net
+                .record_backward(&mut rec, &tape, last, &seed, rule, want)
+                .unwrap();
+            let kernels = rec.kernels();
+            rec.submit().unwrap();
+            let count = |k: Kernel| kernels.iter().filter(|&&x| x == k).count();
+            let counts = (
+                count(Kernel::PackPoolGradTexture4),
+                count(Kernel::MaxPool2dReluBackwardPairs)
+                    + count(Kernel::MaxPool2dReluBackwardTiling),
+            );
+            (read(&g.input), counts)
+        };
+        // every pool's conv (two layers below it) packs its gradient
+        let (fused, n) = walk(&[]);
+        assert_eq!(n, (pools.len(), 0), "{rule:?}");
+        let convs: Vec<usize> = pools.iter().map(|p| p - 2).collect();
+        let (stored, m) = walk(&convs);
+        assert_eq!(m, (0, pools.len()), "{rule:?}");
+        assert!(fused == stored, "{rule:?}: input gradients");
+    }
+}

@@ -86,6 +86,7 @@ kernels! {
     PackTexture4 => "pack_texture.wgsl" after ["lrp_ratio.wgsl"], "pack_texture4", [R, O];
     PackRatioTexture => "pack_texture.wgsl" after ["lrp_ratio.wgsl"], "pack_ratio_texture", [R, R, R, R, O];
     PackRatioTexture4 => "pack_texture.wgsl" after ["lrp_ratio.wgsl"], "pack_ratio_texture4", [R, R, R, R, O];
+    PackPoolGradTexture4 => "pack_texture.wgsl" after ["lrp_ratio.wgsl"], "pack_pool_grad_texture4", [R, R, R, O];
     TransposePacked => "repack.wgsl", "transpose_packed", [R, W];
     TransposePackedTexture => "repack.wgsl", "transpose_packed_texture", [T, O];
     LinearForward => "linear.wgsl" after ["linear_common.wgsl"], "linear_forward", [R, R, R, W];

@@ -108,8 +108,11 @@ impl Net {
         let mut g_input: Option<Tensor> = None;
         gs[from] = Some(seed.clone());
         let mut kept = Vec::new();
-        // convs whose input-gradient GEMM applies the ReLU after them (`relu_into_conv`)
+        // convs whose input-gradient GEMM applies the ReLU after them (`relu_into_conv`),
+        // or makes its output gradient from the max-pool after that ReLU (`pool_into_conv`:
+        // the walk leaves the pool's output gradient at the conv)
         let mut masked: Vec<Option<usize>> = vec![None; layers.len()];
+        let mut pool_fed: Vec<Option<usize>> = vec![None; layers.len()];
         for i in (down_to..=from).rev() {
             let Some(g) = gs[i].take() else {
                 continue; // nothing walked so far reads this layer
@@ -123,15 +126,29 @@ impl Net {
             let gx = match &layers[i].kind {
                 LayerKind::Conv2d { geom, .. } => {
                     let (s, w) = (x()?, self.weights(i));
-                    match masked[i] {
+                    match (masked[i], pool_fed[i]) {
+                        // made from the pool's gradient g as it is packed for the GEMM
+                        (_, Some(k)) => {
+                            let LayerKind::MaxPool2d(pool) = &layers[k].kind else {
+                                unreachable!("pool_into_conv")
+                            };
+                            let pg = ops::PoolGrad {
+                                dy: &g,
+                                argmax: tape.argmax[k].as_ref().expect("pool_into_conv"),
+                                pooled: tape.output(k)?,
+                                pool,
+                                rule: relu,
+                            };
+                            ops::conv2d_backward_pooled(rec, &pg, w, geom, (s[2], s[3]))?
+                        }
                         // g ⊙ [z > 0] as g / 1, made as g is packed for the GEMM
-                        Some(j) => {
+                        (Some(j), None) => {
                             let z = tape.output(j)?;
                             let q = ops::LrpRatio::new(&g, z, z, ops::LrpKeep::Positive, 1.0)
                                 .mixed(0.0, z, 0.0);
                             ops::conv2d_backward_ratio(rec, &q, w, geom, (s[2], s[3]))?
                         }
-                        None => ops::conv2d_backward_input(rec, &g, w, geom, (s[2], s[3]))?,
+                        (None, None) => ops::conv2d_backward_input(rec, &g, w, geom, (s[2], s[3]))?,
                     }
                 }
                 LayerKind::Linear { .. } => ops::linear_backward_input(rec, &g, self.weights(i))?,
@@ -153,6 +170,21 @@ impl Net {
                             // the gradient at the ReLU's output, which the tape may not
                             // hold (a conv + pool pass): the pool's backward alone
                             kept.push((j, ops::max_pool2d_backward(rec, &g, arg, p, &s)?));
+                        }
+                        // the conv under the ReLU makes its output gradient itself
+                        if let Some(c) = self.pool_into_conv(j, down_to, want) {
+                            let pg = ops::PoolGrad {
+                                dy: &g,
+                                argmax: arg,
+                                pooled: tape.output(i)?,
+                                pool: p,
+                                rule: relu,
+                            };
+                            if pg.packs(&s) {
+                                pool_fed[c] = Some(i);
+                                accumulate(rec, &mut gs, &mut g_input, Src::Layer(c), g)?;
+                                continue;
+                            }
                         }
                         // the ReLU's backward too: its gradient goes to its input
                         let gx = ops::max_pool2d_relu_backward(
@@ -220,6 +252,22 @@ impl Net {
         };
         let fits = relu == ReluRule::Gradient
             && self.ctx.gemm().reads_textures()
+            && matches!(self.model.layers[c].kind, LayerKind::Conv2d { .. })
+            && self.consumers[c] == [j]
+            && c >= down_to
+            && !want.contains(&c);
+        fits.then_some(c)
+    }
+
+    /// The conv c whose input-gradient GEMM can make its output gradient from the max-pool
+    /// over ReLU j (`ops::conv2d_backward_pooled`), on the GEMM variants that pack their
+    /// input: j reads only c, c has no other reader, is walked and its output gradient not
+    /// wanted.
+    fn pool_into_conv(&self, j: usize, down_to: usize, want: &[usize]) -> Option<usize> {
+        let [Src::Layer(c)] = self.model.layers[j].inputs[..] else {
+            return None;
+        };
+        let fits = self.ctx.gemm().reads_textures()
             && matches!(self.model.layers[c].kind, LayerKind::Conv2d { .. })
             && self.consumers[c] == [j]
             && c >= down_to

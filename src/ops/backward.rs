@@ -23,8 +23,9 @@ pub enum ReluRule {
 }
 
 impl ReluRule {
-    /// The rule as the kernels read it (elementwise.wgsl, pool.wgsl, pool_pairs.wgsl).
-    fn code(self) -> u32 {
+    /// The rule as the kernels read it (elementwise.wgsl, pool.wgsl, pool_pairs.wgsl,
+    /// pack_texture.wgsl).
+    pub(crate) fn code(self) -> u32 {
         match self {
             ReluRule::Gradient => 0,
             ReluRule::Guided => 1,
@@ -41,7 +42,7 @@ pub fn conv2d_backward_input(
     g: &Conv2dGeom,
     input_hw: (usize, usize),
 ) -> Result<Tensor> {
-    backward_input(rec, dy, None, w, g, input_hw)
+    backward_input(rec, dy, Dy::Tensor, w, g, input_hw)
 }
 
 /// `conv2d_backward_input` of the LRP ratio `q` (the shape of dy): where the GEMM reads a
@@ -56,22 +57,88 @@ pub fn conv2d_backward_ratio(
 ) -> Result<Tensor> {
     // both paths check the ratio's shapes (the pack before its first launch)
     if rec.ctx().gemm().reads_textures() {
-        return backward_input(rec, q.r, Some(q), w, g, input_hw);
+        return backward_input(rec, q.r, Dy::Ratio(q), w, g, input_hw);
     }
     let dy = super::lrp_ratio_of(rec, q)?;
-    backward_input(rec, &dy, None, w, g, input_hw)
+    backward_input(rec, &dy, Dy::Tensor, w, g, input_hw)
 }
 
-/// dx from dy, or from the ratio `q` of dy's shape (texture-reading GEMMs only).
-fn backward_input(
+/// The gradient at a conv's output where a ReLU reads it alone and a max-pool whose
+/// windows tile the ReLU's output reads that alone (the walk's pool + ReLU backward), given
+/// at the pool: `dy` at its output, its `argmax` and its output `pooled` (the ReLU's
+/// output at each argmax), the ReLU `rule`.
+pub struct PoolGrad<'a> {
+    pub dy: &'a Tensor,
+    pub argmax: &'a Tensor,
+    pub pooled: &'a Tensor,
+    pub pool: &'a Pool2d,
+    pub rule: ReluRule,
+}
+
+impl PoolGrad<'_> {
+    /// Whether the texture-reading GEMMs' packing pass can make this gradient for a conv
+    /// output of shape `conv_out` (`conv2d_backward_pooled`): 2 x 2, stride 2 windows that
+    /// tile it, rows of a multiple of 4 pixels.
+    pub fn packs(&self, conv_out: &[usize]) -> bool {
+        let o = &self.dy.shape;
+        super::tiles_input(self.pool, o, conv_out)
+            && runs_in_pairs(self.pool, conv_out, o)
+            && self.argmax.shape == *o
+            && self.pooled.shape == *o
+            && conv_out[1] <= 4 * 65535
+            && conv_out[0] <= 65535
+            && (conv_out[2] * conv_out[3] / 4).div_ceil(64) <= 65535
+    }
+}
+
+/// `conv2d_backward_input` of the gradient `pg` gives at the conv's output, on a
+/// texture-reading GEMM where `PoolGrad::packs`: the GEMM's packing pass makes it from
+/// the pool's tensors, so it is never stored (the same bits as
+/// `max_pool2d_relu_backward` then `conv2d_backward_input`).
+pub fn conv2d_backward_pooled(
     rec: &mut Recorder,
-    dy: &Tensor,
-    q: Option<&Ratio>,
+    pg: &PoolGrad,
     w: &WeightBuffer,
     g: &Conv2dGeom,
     input_hw: (usize, usize),
 ) -> Result<Tensor> {
-    let [n, c, oh, ow] = dims4(&dy.shape, "conv2d_backward_input")?;
+    if !rec.ctx().gemm().reads_textures() {
+        return Err(Error::Other(format!(
+            "conv2d_backward_pooled: the {} GEMMs do not pack their input; run \
+             max_pool2d_relu_backward, then conv2d_backward_input",
+            rec.ctx().gemm().name()
+        )));
+    }
+    backward_input(rec, pg.dy, Dy::Pooled(pg), w, g, input_hw)
+}
+
+/// What an input-gradient launch reads as dY: the tensor given, or where the GEMM packs
+/// its input, a ratio of its shape or a max-pool's gradient made as it is packed.
+#[derive(Clone, Copy)]
+enum Dy<'a> {
+    Tensor,
+    Ratio(&'a Ratio<'a>),
+    Pooled(&'a PoolGrad<'a>),
+}
+
+/// dx from dy (its shape, for `Dy::Pooled` the conv output's, comes from `g`), or from
+/// what `src` says is packed in its place (texture-reading GEMMs only).
+fn backward_input(
+    rec: &mut Recorder,
+    dy: &Tensor,
+    src: Dy,
+    w: &WeightBuffer,
+    g: &Conv2dGeom,
+    input_hw: (usize, usize),
+) -> Result<Tensor> {
+    let dy_shape = match src {
+        Dy::Pooled(_) => {
+            let (oh, ow) = g.out_hw(input_hw.0, input_hw.1)?;
+            vec![dy.shape[0], g.cout, oh, ow]
+        }
+        _ => dy.shape.clone(),
+    };
+    let [n, c, oh, ow] = dims4(&dy_shape, "conv2d_backward_input")?;
     let (h, wd) = input_hw;
     if c != g.cout || g.out_hw(h, wd)? != (oh, ow) {
         return Err(Error::Shape(format!(
@@ -111,12 +178,15 @@ fn backward_input(
             _ => w.backward_source(rec.ctx(), i)?,
         };
         // cpu-tex and cpu-fetch read this chunk's channels of dY from a texture
-        let packed = match q {
-            Some(q) => Some(super::pack::pack_ratio_texture(rec, q, ch.start, ch.rows)?),
-            None if rec.ctx().gemm().reads_textures() => {
+        let packed = match src {
+            Dy::Ratio(q) => Some(super::pack::pack_ratio_texture(rec, q, ch.start, ch.rows)?),
+            Dy::Pooled(pg) => Some(super::pack::pack_pool_grad_texture(
+                rec, pg, &dy_shape, ch.start, ch.rows,
+            )?),
+            Dy::Tensor if rec.ctx().gemm().reads_textures() => {
                 Some(super::pack::pack_texture(rec, dy, ch.start, ch.rows)?)
             }
-            None => None,
+            Dy::Tensor => None,
         };
         let binds = [
             packed

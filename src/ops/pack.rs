@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use bytemuck::{Pod, Zeroable};
 
+use super::backward::PoolGrad;
 use super::lrp::Ratio;
 use super::u32s;
 use crate::error::{Error, Result};
@@ -26,11 +27,14 @@ struct PackParams {
     c4n: u32,
     shift: u32,
     texels: u32,
-    // pack_ratio_texture's ratio (lrp_ratio.wgsl)
+    // pack_ratio_texture's ratio (lrp_ratio.wgsl); pack_pool_grad_texture4's ReLU rule
     mode: u32,
     eps: f32,
     c0: f32,
     c1: f32,
+    // pack_pool_grad_texture4's row width
+    width: u32,
+    _pad: [u32; 3],
 }
 
 /// Channels [start, start + count) of `x` [n, c, h, w] as a texture of
@@ -55,6 +59,59 @@ pub(crate) fn pack_ratio_texture(
 ) -> Result<Arc<wgpu::TextureView>> {
     q.check()?;
     pack(rec, q.r, start, count, Some(q))
+}
+
+/// `pack_texture` of the gradient at the output of the conv under `pg`'s ReLU and pool
+/// (`conv_out` its shape), made from the pool's tensors and never stored; where
+/// `PoolGrad::packs` says it can.
+pub(crate) fn pack_pool_grad_texture(
+    rec: &mut Recorder,
+    pg: &PoolGrad,
+    conv_out: &[usize],
+    start: usize,
+    count: usize,
+) -> Result<Arc<wgpu::TextureView>> {
+    if !pg.packs(conv_out) {
+        return Err(Error::Shape(format!(
+            "cannot pack a max-pool's gradient {:?} for a conv output {conv_out:?}",
+            pg.dy.shape
+        )));
+    }
+    let [n, c, h, w] = super::dims4(conv_out, "a pooled gradient")?;
+    if count == 0 || start + count > c {
+        return Err(Error::Shape(format!(
+            "channels {start}..{} of {conv_out:?}",
+            start + count
+        )));
+    }
+    let c4n = count.div_ceil(4);
+    let plane = h * w;
+    let (view, width) = packed_texture(rec, n * c4n * plane)?;
+    let p = PackParams {
+        n: u32s(n, "batch")?,
+        c: u32s(c, "channels")?,
+        plane: u32s(plane, "pixels")?,
+        start: start as u32,
+        count: count as u32,
+        c4n: c4n as u32,
+        shift: width.trailing_zeros(),
+        texels: u32s(n * c4n * plane, "texels")?,
+        mode: pg.rule.code(),
+        eps: 0.0,
+        c0: 0.0,
+        c1: 0.0,
+        width: w as u32,
+        _pad: [0; 3],
+    };
+    let binds = [
+        Binding::Tensor(pg.dy),
+        Binding::Tensor(pg.argmax),
+        Binding::Tensor(pg.pooled),
+        Binding::Texture(&view),
+    ];
+    let groups = [(plane / 4).div_ceil(64) as u32, c4n as u32, n as u32];
+    rec.launch(Kernel::PackPoolGradTexture4, &p, &binds, groups);
+    Ok(view)
 }
 
 fn pack(
@@ -91,6 +148,8 @@ fn pack(
         eps: 0.0,
         c0: 0.0,
         c1: 0.0,
+        width: 0,
+        _pad: [0; 3],
     };
     // planes of a multiple of 4 pixels: a thread per 4 pixels of a texel row
     let quads = (plane / 4).div_ceil(64);
