@@ -156,3 +156,84 @@ fn a_forward_resumed_after_a_layer_matches_the_whole_one() {
         .record_forward_after(&mut rec, &shape, 1, &y, &keep, Some(1))
         .is_err());
 }
+
+/// The stem's copies made, ReLU'd and max-pooled in one pass (`lerp_pool_copies`), and
+/// their gradients summed back through the pool and ReLU in one (`weighted_pool_grad_sum`),
+/// are the same bits as the passes they replace, over odd channel counts, rows of 4 and
+/// 8 pixels, a second pass's copies, and ties and NaN-free negatives the ReLU zeroes;
+/// shapes they cannot run are refused.
+#[test]
+fn pooled_copies_match_the_separate_passes() {
+    use netlens::ops::copies;
+    let ctx = arc_ctx();
+    let pool = ops::Pool2d::square(2, 2);
+    for (k, item) in [[1, 5, 6, 8], [1, 3, 4, 4], [1, 2, 2, 12]]
+        .iter()
+        .enumerate()
+    {
+        let n: usize = item.iter().product();
+        // quantised values: ties inside windows
+        let q = |v: Vec<f32>| -> Vec<f32> { v.iter().map(|v| (v * 3.0).round() / 2.0).collect() };
+        let x = Tensor::upload(&ctx, &q(rand_vec(n, 10 + k as u64)), item).unwrap();
+        let b = Tensor::upload(&ctx, &q(rand_vec(n, 20 + k as u64)), item).unwrap();
+        let alphas = Tensor::upload(&ctx, &[0.0, 0.25, 0.5, 0.75, 1.0, -0.5, 1.5], &[7]).unwrap();
+        let weights = Tensor::upload(&ctx, &rand_vec(7, 30), &[7]).unwrap();
+        let (first, m) = (2, 5);
+        assert!(copies::stem_pool_fits(item, &pool));
+        let mut rec = Recorder::new(&ctx, "pooled copies");
+        let (y, arg) =
+            copies::lerp_pool_copies(&mut rec, &x, &b, &alphas, &pool, (first, m)).unwrap();
+        let full = copies::lerp_copies(&mut rec, &x, &b, &alphas, first, m, true).unwrap();
+        let (y2, arg2) = ops::max_pool2d(&mut rec, &full, &pool).unwrap();
+        rec.submit().unwrap();
+        let what = format!("{item:?}");
+        let bits = |t: &Tensor| -> Vec<u32> {
+            t.read(&ctx).unwrap().iter().map(|v| v.to_bits()).collect()
+        };
+        assert_eq!(y.shape, y2.shape, "{what}");
+        assert!(bits(&y) == bits(&y2), "{what}: pooled copies");
+        assert_eq!(
+            arg.read_u32(&ctx).unwrap(),
+            arg2.read_u32(&ctx).unwrap(),
+            "{what}: argmax"
+        );
+        // the backward: two passes into one sum, as integrated gradients runs them
+        let g = Tensor::upload(&ctx, &rand_vec(y.len(), 40), &y.shape).unwrap();
+        let start = rand_vec(n, 50);
+        let acc = Tensor::upload(&ctx, &start, item).unwrap();
+        let acc2 = Tensor::upload(&ctx, &start, item).unwrap();
+        let mut rec = Recorder::new(&ctx, "pooled sum");
+        copies::weighted_pool_grad_sum(&mut rec, &g, &arg, &y, &weights, first, &acc).unwrap();
+        let gx = ops::max_pool2d_relu_backward(
+            &mut rec,
+            &g,
+            &arg2,
+            &y2,
+            &pool,
+            &full.shape,
+            ReluRule::Gradient,
+        )
+        .unwrap();
+        copies::weighted_sum(&mut rec, &gx, &weights, first, &acc2).unwrap();
+        rec.submit().unwrap();
+        let (a, a2) = (bits(&acc), bits(&acc2));
+        assert!(
+            a != start.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+            "{what}: unchanged"
+        );
+        assert!(a == a2, "{what}: weighted sums");
+    }
+    // rows of 6 (not whole pairs of windows), odd rows, a 3x3 pool
+    for (item, p) in [
+        ([1, 2, 4, 6], pool),
+        ([1, 2, 5, 8], pool),
+        ([1, 2, 6, 6], ops::Pool2d::square(3, 3)),
+    ] {
+        assert!(!copies::stem_pool_fits(&item, &p), "{item:?} {p:?}");
+        let n: usize = item.iter().product();
+        let x = Tensor::upload(&ctx, &rand_vec(n, 1), &item).unwrap();
+        let alphas = Tensor::upload(&ctx, &[0.5], &[1]).unwrap();
+        let mut rec = Recorder::new(&ctx, "refused");
+        assert!(copies::lerp_pool_copies(&mut rec, &x, &x, &alphas, &p, (0, 1)).is_err());
+    }
+}

@@ -6,7 +6,9 @@ use crate::error::{Error, Result};
 use crate::gpu::{read_all, Recorder, Tensor};
 use crate::graph::stream::passes;
 use crate::graph::{Bands, Keep, Net, Tape};
-use crate::ops::copies::{lerp_copies, noisy_copies, weighted_sum};
+use crate::ops::copies::{
+    lerp_copies, lerp_pool_copies, noisy_copies, weighted_pool_grad_sum, weighted_sum,
+};
 use crate::ops::objective::{
     argmax_objective, argmax_times_logit_objective, objective, Objective, Targets,
 };
@@ -255,11 +257,27 @@ pub(crate) fn copies_gradient(
         }
         _ => None,
     };
+    // and a max-pool after the stem's ReLU, which the copies' pass runs too, and its
+    // backward with the weighted sum: the copies' full-size stem outputs and gradients are
+    // never stored
+    let pooled = match &lerped {
+        Some((zx, _, after, true)) => net.pool_after_relu(*after, &zx.shape),
+        _ => None,
+    };
     passes(count, chunk, progress, |r| {
         let (first, m) = (r.start, r.len());
         let mut rec = Recorder::new(ctx, "copies gradient");
         let keep = Keep::Gradient(vec![]);
+        let mut pool_pass = None;
         let tape = match (&copies, &lerped) {
+            (Copies::Lerp { alphas, .. }, Some((zx, zb, _, _))) if pooled.is_some() => {
+                let (at, pool) = pooled.expect("checked");
+                let (y, arg) = lerp_pool_copies(&mut rec, zx, zb, alphas, pool, (first, m))?;
+                shape[0] = m;
+                let tape = net.record_forward_after(&mut rec, &shape, at, &y, &keep, None)?;
+                pool_pass = Some((at, y, arg));
+                tape
+            }
             (Copies::Lerp { alphas, .. }, Some((zx, zb, after, relu))) => {
                 let y = lerp_copies(&mut rec, zx, zb, alphas, first, m, *relu)?;
                 shape[0] = m;
@@ -276,6 +294,7 @@ pub(crate) fn copies_gradient(
         };
         let targets = Targets::classes(ctx, &vec![target; m], &tape.logits.shape[1..])?;
         let (seed, _) = objective(&mut rec, &tape.logits, &targets, Objective::Logit)?;
+        let down_to = pool_pass.as_ref().map_or(down_to, |(at, _, _)| at + 1);
         let g = net.record_backward_range(
             &mut rec,
             &tape,
@@ -285,7 +304,12 @@ pub(crate) fn copies_gradient(
             ReluRule::Gradient,
             &[],
         )?;
-        weighted_sum(&mut rec, &g.input, weights, first, &acc)?;
+        match &pool_pass {
+            Some((_, y, arg)) => {
+                weighted_pool_grad_sum(&mut rec, &g.input, arg, y, weights, first, &acc)?
+            }
+            None => weighted_sum(&mut rec, &g.input, weights, first, &acc)?,
+        }
         rec.submit()
     })?;
     let Some(s) = stem else {

@@ -143,6 +143,8 @@ kernels! {
     NoisyCopies => "copies.wgsl", "noisy_copies", [R, W];
     WeightedSum => "copies.wgsl", "weighted_sum", [R, R, W];
     WeightedSum4 => "copies.wgsl", "weighted_sum4", [R, R, W];
+    LerpPoolCopies => "copies_pool.wgsl" after ["fdiv.wgsl"], "lerp_pool_copies", [R, R, R, W, W];
+    WeightedPoolGradSum => "copies_pool.wgsl" after ["fdiv.wgsl"], "weighted_pool_grad_sum", [R, R, R, R, W];
     Bilinear => "resample.wgsl", "bilinear", [R, W];
     Nearest => "resample.wgsl", "nearest", [R, W];
     Blur4 => "resample.wgsl", "blur4", [R, W];

@@ -35,6 +35,19 @@ impl Net {
         (alone && matches!(l.kind, LayerKind::Relu)).then_some(j)
     }
 
+    /// Layer j + 1 and its pool, where it is a max-pool that alone reads ReLU j's output,
+    /// which no other layer reads, and that `ops::copies::lerp_pool_copies` can run over an
+    /// output of shape `item` (integrated gradients' copies of a linear stem).
+    pub fn pool_after_relu(&self, j: usize, item: &[usize]) -> Option<(usize, &ops::Pool2d)> {
+        let at = j + 1;
+        let l = self.model.layers.get(at)?;
+        let LayerKind::MaxPool2d(pool) = &l.kind else {
+            return None;
+        };
+        let alone = self.consumers.get(j)? == &[at] && l.inputs == [Src::Layer(j)];
+        (alone && ops::copies::stem_pool_fits(item, pool)).then_some((at, pool))
+    }
+
     /// Records conv or linear layer i on `x`: its output with the bias, and the ReLU
     /// fused in with `relu`.
     pub fn record_linear(

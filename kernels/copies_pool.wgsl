@@ -1,0 +1,111 @@
+// Integrated gradients over a linear stem followed by a ReLU and a 2 x 2, stride 2
+// max-pool that tiles its output (rows of a multiple of 4): the interpolated copies
+// made, ReLU'd and pooled in one pass (lerp_pool_copies), and their gradients summed back
+// through that pool and ReLU in one pass (weighted_pool_grad_sum), so the copies' full-size
+// stem outputs and their gradients are never stored. Each is the same bits as the passes
+// it replaces: copies.wgsl's lerp_copies4 then pool_pairs.wgsl's max_pool2d_forward_pairs,
+// and max_pool2d_relu_backward_pairs (the gradient rule) then copies.wgsl's weighted_sum4.
+
+struct StemParams {
+    planes: u32, h: u32, w: u32, oh: u32, // channels; the stem output's rows and columns; pooled rows
+    ow: u32, first: u32, m: u32, pad0: u32, // pooled columns; the launch's first copy and count
+}
+
+@group(0) @binding(0) var<uniform> p: StemParams;
+
+// lerp_pool_copies: the stem's outputs for x and the baseline, one item each; the copies'
+// alphas; the pooled copies and their argmaxes (flat indices in the stem output's plane)
+@group(0) @binding(1) var<storage, read> stem_x: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> stem_b: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read> alphas: array<f32>;
+@group(0) @binding(4) var<storage, read_write> pooled_out: array<vec2<f32>>;
+@group(0) @binding(5) var<storage, read_write> argmax_out: array<vec2<u32>>;
+
+// Whether v is a NaN, from its bits (pool_common.wgsl's).
+fn nan_bits(v: f32) -> bool {
+    return (bitcast<u32>(v) & 0x7fffffffu) > 0x7f800000u;
+}
+
+// A window's maximum so far and its flat index (pool_pairs.wgsl's Best and step).
+struct Best { v: f32, i: u32 }
+
+fn step(b: Best, v: f32, i: u32) -> Best {
+    let take = v > b.v || nan_bits(v);
+    return Best(select(b.v, v, take), select(b.i, i, take));
+}
+
+// Pair k of one item (pool_pairs.wgsl's pair_at): x k, y the vec4 index of its windows'
+// top row in the item, z the flat index in the plane of that row's first element;
+// y = 2^32 - 1 past the last pair.
+fn pair_of(k: u32) -> vec3<u32> {
+    let half = p.ow / 2u;
+    if (k >= p.planes * p.oh * half) { return vec3<u32>(k, 0xffffffffu, 0xffffffffu); }
+    let r = fdiv(k, half);
+    let j = k - r * half;
+    let plane = fdiv(r, p.oh);
+    let y0 = 2u * (r - plane * p.oh);
+    return vec3<u32>(k, (plane * p.h + y0) * p.w / 4u + j, y0 * p.w + 4u * j);
+}
+
+// Copy `copy`'s four values at vec4 j: max(0, b + alpha (x - b)) as lerp_copies4 makes it.
+fn lerped(j: u32, copy: u32) -> vec4<f32> {
+    let b = stem_b[j];
+    let v = b + alphas[p.first + copy] * (stem_x[j] - b);
+    return max(v, vec4<f32>(0.0));
+}
+
+// Dispatched [x, m, z]: pair x + z * 64 nwg.x of copy y.
+@compute @workgroup_size(64, 1, 1)
+fn lerp_pool_copies(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let q = pair_of(gid.x + gid.z * nwg.x * 64u);
+    if (q.y == 0xffffffffu) { return; }
+    let copy = gid.y;
+    let a = lerped(q.y, copy);
+    let b = lerped(q.y + p.w / 4u, copy);
+    let f = q.z;
+    var l = Best(a.x, f);
+    l = step(l, a.y, f + 1u);
+    l = step(l, b.x, f + p.w);
+    l = step(l, b.y, f + p.w + 1u);
+    var h = Best(a.z, f + 2u);
+    h = step(h, a.w, f + 3u);
+    h = step(h, b.z, f + p.w + 2u);
+    h = step(h, b.w, f + p.w + 3u);
+    let i = copy * p.planes * p.oh * (p.ow / 2u) + q.x;
+    pooled_out[i] = vec2<f32>(l.v, h.v);
+    argmax_out[i] = vec2<u32>(l.i, h.i);
+}
+
+// weighted_pool_grad_sum: the gradients at the pooled copies, the forward's argmaxes and
+// pooled copies, the copies' weights, and the sum at the stem output (one item)
+@group(0) @binding(1) var<storage, read> pool_g: array<vec2<f32>>;
+@group(0) @binding(2) var<storage, read> pool_arg: array<vec2<u32>>;
+@group(0) @binding(3) var<storage, read> pool_y: array<vec2<f32>>;
+@group(0) @binding(4) var<storage, read> weights: array<f32>;
+@group(0) @binding(5) var<storage, read_write> acc: array<vec4<f32>>;
+
+// acc's vec4 j (4 pixels of one row) += Σ_k w[first + k] · the gradient copy k's pool and
+// ReLU pass back to those pixels, in weighted_sum4's order.
+@compute @workgroup_size(64, 1, 1)
+fn weighted_pool_grad_sum(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let j = gid.x + gid.z * nwg.x * 64u;
+    let w4 = p.w / 4u;
+    if (j >= p.planes * p.h * w4) { return; }
+    let row = fdiv(j, w4); // over all planes
+    let x = 4u * (j - row * w4);
+    let plane = fdiv(row, p.h);
+    let y = row - plane * p.h;
+    let f = y * p.w + x; // the first pixel's flat index in the plane
+    let pairs = p.planes * p.oh * (p.ow / 2u);
+    let pair = (plane * p.oh + y / 2u) * (p.ow / 2u) + x / 4u;
+    let z = 0.0;
+    var s = acc[j];
+    for (var k = 0u; k < p.m; k++) {
+        let i = k * pairs + pair;
+        let g = select(pool_g[i], vec2<f32>(0.0), pool_y[i] <= vec2<f32>(0.0));
+        let a = pool_arg[i];
+        let v = vec4<f32>(select(z, g.x, a.x == f), select(z, g.x, a.x == f + 1u), select(z, g.y, a.y == f + 2u), select(z, g.y, a.y == f + 3u));
+        s = fma(vec4<f32>(weights[p.first + k]), v, s);
+    }
+    acc[j] = s;
+}
