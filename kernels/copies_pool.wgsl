@@ -1,3 +1,4 @@
+// (Preludes: fdiv.wgsl, pool_pair.wgsl.)
 // Integrated gradients over a linear stem followed by a ReLU and a 2 x 2, stride 2
 // max-pool that tiles its output (rows of a multiple of 4): the interpolated copies
 // made, ReLU'd and pooled in one pass (lerp_pool_copies), and their gradients summed back
@@ -21,32 +22,6 @@ struct StemParams {
 @group(0) @binding(4) var<storage, read_write> pooled_out: array<vec2<f32>>;
 @group(0) @binding(5) var<storage, read_write> argmax_out: array<vec2<u32>>;
 
-// Whether v is a NaN, from its bits (pool_common.wgsl's).
-fn nan_bits(v: f32) -> bool {
-    return (bitcast<u32>(v) & 0x7fffffffu) > 0x7f800000u;
-}
-
-// A window's maximum so far and its flat index (pool_pairs.wgsl's Best and step).
-struct Best { v: f32, i: u32 }
-
-fn step(b: Best, v: f32, i: u32) -> Best {
-    let take = v > b.v || nan_bits(v);
-    return Best(select(b.v, v, take), select(b.i, i, take));
-}
-
-// Pair k of one item (pool_pairs.wgsl's pair_at): x k, y the vec4 index of its windows'
-// top row in the item, z the flat index in the plane of that row's first element;
-// y = 2^32 - 1 past the last pair.
-fn pair_of(k: u32) -> vec3<u32> {
-    let half = p.ow / 2u;
-    if (k >= p.planes * p.oh * half) { return vec3<u32>(k, 0xffffffffu, 0xffffffffu); }
-    let r = fdiv(k, half);
-    let j = k - r * half;
-    let plane = fdiv(r, p.oh);
-    let y0 = 2u * (r - plane * p.oh);
-    return vec3<u32>(k, (plane * p.h + y0) * p.w / 4u + j, y0 * p.w + 4u * j);
-}
-
 // Copy `copy`'s four values at vec4 j: max(0, b + alpha (x - b)) as lerp_copies4 makes it.
 fn lerped(j: u32, copy: u32) -> vec4<f32> {
     let b = stem_b[j];
@@ -62,18 +37,10 @@ fn lerp_pool_copies(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_
     let copy = gid.y;
     let a = lerped(q.y, copy);
     let b = lerped(q.y + p.w / 4u, copy);
-    let f = q.z;
-    var l = Best(a.x, f);
-    l = step(l, a.y, f + 1u);
-    l = step(l, b.x, f + p.w);
-    l = step(l, b.y, f + p.w + 1u);
-    var h = Best(a.z, f + 2u);
-    h = step(h, a.w, f + 3u);
-    h = step(h, b.z, f + p.w + 2u);
-    h = step(h, b.w, f + p.w + 3u);
+    let mx = pair_max(a, b, q.z);
     let i = copy * p.planes * p.oh * (p.ow / 2u) + q.x;
-    pooled_out[i] = vec2<f32>(l.v, h.v);
-    argmax_out[i] = vec2<u32>(l.i, h.i);
+    pooled_out[i] = vec2<f32>(mx[0].v, mx[1].v);
+    argmax_out[i] = vec2<u32>(mx[0].i, mx[1].i);
 }
 
 // weighted_pool_grad_sum: the gradients at the pooled copies, the forward's argmaxes and

@@ -16,28 +16,9 @@
 @group(0) @binding(3) var<storage, read> argmax_in: array<vec2<u32>>;
 @group(0) @binding(4) var<storage, read> pooled: array<vec2<f32>>;
 
-// A window's maximum so far and its flat index in the input plane.
-struct Best { v: f32, i: u32 }
-
-// b, or (v, i) where v is larger or a NaN (max_pool2d_forward's rule).
-fn step(b: Best, v: f32, i: u32) -> Best {
-    let take = v > b.v || is_nan(v);
-    return Best(select(b.v, v, take), select(b.i, i, take));
-}
-
-// This invocation's output pair: x its index k, y the vec4 index of its windows' top
-// input row, z the flat index in the input plane of that row's first element (y = z =
-// 2^32 - 1 past the last pair).
-// (fdiv.wgsl's division: the launcher keeps the pair count below 2^24.)
+// This invocation's output pair (pool_pair.wgsl's pair_of).
 fn pair_at(gid: vec3<u32>, nwg: vec3<u32>) -> vec3<u32> {
-    let k = gid.x + gid.z * nwg.x * 64u;
-    let half = p.ow / 2u;
-    if (k >= p.planes * p.oh * half) { return vec3<u32>(k, 0xffffffffu, 0xffffffffu); }
-    let r = fdiv(k, half); // output row over all planes
-    let j = k - r * half;
-    let plane = fdiv(r, p.oh);
-    let y0 = 2u * (r - plane * p.oh);
-    return vec3<u32>(k, (plane * p.h + y0) * p.w / 4u + j, y0 * p.w + 4u * j);
+    return pair_of(gid.x + gid.z * nwg.x * 64u);
 }
 
 @compute @workgroup_size(64, 1, 1)
@@ -46,17 +27,9 @@ fn max_pool2d_forward_pairs(@builtin(global_invocation_id) gid: vec3<u32>, @buil
     if (q.y == 0xffffffffu) { return; }
     let a = input[q.y];
     let b = input[q.y + p.w / 4u];
-    let f = q.z;
-    var l = Best(a.x, f);
-    l = step(l, a.y, f + 1u);
-    l = step(l, b.x, f + p.w);
-    l = step(l, b.y, f + p.w + 1u);
-    var h = Best(a.z, f + 2u);
-    h = step(h, a.w, f + 3u);
-    h = step(h, b.z, f + p.w + 2u);
-    h = step(h, b.w, f + p.w + 3u);
-    output[q.x] = vec2<f32>(l.v, h.v);
-    argmax[q.x] = vec2<u32>(l.i, h.i);
+    let m = pair_max(a, b, q.z);
+    output[q.x] = vec2<f32>(m[0].v, m[1].v);
+    argmax[q.x] = vec2<u32>(m[0].i, m[1].i);
 }
 
 // Writes pair q's two windows: g.x and g.y at their argmaxes, zeros elsewhere.

@@ -93,12 +93,12 @@ kernels! {
     LinearForwardSubgroup => "linear_subgroup.wgsl" after ["linear_common.wgsl"], "linear_forward_subgroup", [R, R, R, W];
     LinearBackwardInput => "linear.wgsl" after ["linear_common.wgsl"], "linear_backward_input", [R, R, R, W];
     MaxPool2dForward => "pool.wgsl" after ["pool_common.wgsl"], "max_pool2d_forward", [R, W, W];
-    MaxPool2dForwardPairs => "pool_pairs.wgsl" after ["pool_common.wgsl", "fdiv.wgsl"], "max_pool2d_forward_pairs", [R, W, W];
+    MaxPool2dForwardPairs => "pool_pairs.wgsl" after ["pool_common.wgsl", "fdiv.wgsl", "pool_pair.wgsl"], "max_pool2d_forward_pairs", [R, W, W];
     MaxPool2dBackward => "pool.wgsl" after ["pool_common.wgsl"], "max_pool2d_backward", [R, W, R];
     MaxPool2dBackwardTiling => "pool.wgsl" after ["pool_common.wgsl"], "max_pool2d_backward_tiling", [R, W, R];
-    MaxPool2dBackwardPairs => "pool_pairs.wgsl" after ["pool_common.wgsl", "fdiv.wgsl"], "max_pool2d_backward_pairs", [R, W, R];
+    MaxPool2dBackwardPairs => "pool_pairs.wgsl" after ["pool_common.wgsl", "fdiv.wgsl", "pool_pair.wgsl"], "max_pool2d_backward_pairs", [R, W, R];
     MaxPool2dReluBackwardTiling => "pool.wgsl" after ["pool_common.wgsl"], "max_pool2d_relu_backward_tiling", [R, W, R, R];
-    MaxPool2dReluBackwardPairs => "pool_pairs.wgsl" after ["pool_common.wgsl", "fdiv.wgsl"], "max_pool2d_relu_backward_pairs", [R, W, R, R];
+    MaxPool2dReluBackwardPairs => "pool_pairs.wgsl" after ["pool_common.wgsl", "fdiv.wgsl", "pool_pair.wgsl"], "max_pool2d_relu_backward_pairs", [R, W, R, R];
     AvgPool2dForward => "pool.wgsl" after ["pool_common.wgsl"], "avg_pool2d_forward", [R, W];
     AvgPool2dBackward => "pool.wgsl" after ["pool_common.wgsl"], "avg_pool2d_backward", [R, W];
     AdaptiveAvgPool2dForward => "pool.wgsl" after ["pool_common.wgsl"], "adaptive_avg_pool2d_forward", [R, W];
@@ -143,8 +143,8 @@ kernels! {
     NoisyCopies => "copies.wgsl", "noisy_copies", [R, W];
     WeightedSum => "copies.wgsl", "weighted_sum", [R, R, W];
     WeightedSum4 => "copies.wgsl", "weighted_sum4", [R, R, W];
-    LerpPoolCopies => "copies_pool.wgsl" after ["fdiv.wgsl"], "lerp_pool_copies", [R, R, R, W, W];
-    WeightedPoolGradSum => "copies_pool.wgsl" after ["fdiv.wgsl"], "weighted_pool_grad_sum", [R, R, R, R, W];
+    LerpPoolCopies => "copies_pool.wgsl" after ["fdiv.wgsl", "pool_pair.wgsl"], "lerp_pool_copies", [R, R, R, W, W];
+    WeightedPoolGradSum => "copies_pool.wgsl" after ["fdiv.wgsl", "pool_pair.wgsl"], "weighted_pool_grad_sum", [R, R, R, R, W];
     Bilinear => "resample.wgsl", "bilinear", [R, W];
     Nearest => "resample.wgsl", "nearest", [R, W];
     Blur4 => "resample.wgsl", "blur4", [R, W];

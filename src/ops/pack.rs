@@ -37,6 +37,30 @@ struct PackParams {
     _pad: [u32; 3],
 }
 
+impl PackParams {
+    /// Channels [start, start + count) of n items of c planes of `plane` pixels into a
+    /// texture `width` texels wide (a power of two), with no ratio or pool.
+    fn new([n, c, plane]: [usize; 3], start: usize, count: usize, width: u64) -> Result<Self> {
+        let c4n = count.div_ceil(4);
+        Ok(PackParams {
+            n: u32s(n, "batch")?,
+            c: u32s(c, "channels")?,
+            plane: u32s(plane, "pixels")?,
+            start: start as u32,
+            count: count as u32,
+            c4n: c4n as u32,
+            shift: width.trailing_zeros(),
+            texels: u32s((n * c4n * plane).max(1), "texels")?,
+            mode: 0,
+            eps: 0.0,
+            c0: 0.0,
+            c1: 0.0,
+            width: 0,
+            _pad: [0; 3],
+        })
+    }
+}
+
 /// Channels [start, start + count) of `x` [n, c, h, w] as a texture of
 /// n x ceil(count / 4) x h x w texels, recorded into `rec`: texel
 /// g = (b * ceil(count / 4) + c / 4) * h * w + pixel at (g mod W, g / W), W the texture's
@@ -88,20 +112,9 @@ pub(crate) fn pack_pool_grad_texture(
     let plane = h * w;
     let (view, width) = packed_texture(rec, n * c4n * plane)?;
     let p = PackParams {
-        n: u32s(n, "batch")?,
-        c: u32s(c, "channels")?,
-        plane: u32s(plane, "pixels")?,
-        start: start as u32,
-        count: count as u32,
-        c4n: c4n as u32,
-        shift: width.trailing_zeros(),
-        texels: u32s(n * c4n * plane, "texels")?,
         mode: pg.rule.code(),
-        eps: 0.0,
-        c0: 0.0,
-        c1: 0.0,
         width: w as u32,
-        _pad: [0; 3],
+        ..PackParams::new([n, c, plane], start, count, width)?
     };
     let binds = [
         Binding::Tensor(pg.dy),
@@ -134,23 +147,7 @@ fn pack(
     }
     let c4n = count.div_ceil(4);
     let (view, width) = packed_texture(rec, n * c4n * plane)?;
-    let texels = (n * c4n * plane).max(1) as u64;
-    let p = PackParams {
-        n: u32s(n, "batch")?,
-        c: u32s(c, "channels")?,
-        plane: u32s(plane, "pixels")?,
-        start: start as u32,
-        count: count as u32,
-        c4n: c4n as u32,
-        shift: width.trailing_zeros(),
-        texels: u32s(texels as usize, "texels")?,
-        mode: 0,
-        eps: 0.0,
-        c0: 0.0,
-        c1: 0.0,
-        width: 0,
-        _pad: [0; 3],
-    };
+    let p = PackParams::new([n, c, plane], start, count, width)?;
     // planes of a multiple of 4 pixels: a thread per 4 pixels of a texel row
     let quads = (plane / 4).div_ceil(64);
     let fours = plane % 4 == 0 && quads <= 65535 && c4n <= 65535 && n <= 65535;
