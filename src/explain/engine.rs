@@ -257,13 +257,12 @@ pub(crate) fn copies_gradient(
         }
         _ => None,
     };
-    // and a max-pool after the stem's ReLU, which the copies' pass runs too, and its
-    // backward with the weighted sum: the copies' full-size stem outputs and gradients are
-    // never stored
-    let pooled = match &lerped {
-        Some((zx, _, after, true)) => net.pool_after_relu(*after, &zx.shape),
-        _ => None,
-    };
+    // a max-pool after the stem's ReLU: its backward runs with the weighted sum, and for
+    // interpolated copies with their making too, so the copies' full-size stem gradients
+    // (and interpolated outputs) are never stored
+    let pooled = stem
+        .and_then(|s| net.relu_after(s))
+        .and_then(|j| net.pool_after_relu(j, &sum_shape));
     passes(count, chunk, progress, |r| {
         let (first, m) = (r.start, r.len());
         let mut rec = Recorder::new(ctx, "copies gradient");
@@ -289,7 +288,14 @@ pub(crate) fn copies_gradient(
             }
             (Copies::Noisy { x, sigma, seed }, _) => {
                 let c = noisy_copies(&mut rec, x, *sigma, *seed, first, m)?;
-                net.record_forward(&mut rec, &c, &keep, None)?
+                let tape = net.record_forward(&mut rec, &c, &keep, None)?;
+                if let Some((at, _)) = pooled {
+                    let kept = (tape.outputs[at].clone(), tape.argmax[at].clone());
+                    if let (Some(y), Some(arg)) = kept {
+                        pool_pass = Some((at, y, arg));
+                    }
+                }
+                tape
             }
         };
         let targets = Targets::classes(ctx, &vec![target; m], &tape.logits.shape[1..])?;
