@@ -37,7 +37,8 @@ impl Net {
 
     /// Layer j + 1 and its pool, where it is a max-pool that alone reads ReLU j's output,
     /// which no other layer reads, and that `ops::copies::lerp_pool_copies` can run over an
-    /// output of shape `item` (integrated gradients' copies of a linear stem).
+    /// output of shape `item` (integrated gradients' and SmoothGrad's copies of a linear
+    /// stem).
     pub fn pool_after_relu(&self, j: usize, item: &[usize]) -> Option<(usize, &ops::Pool2d)> {
         let at = j + 1;
         let l = self.model.layers.get(at)?;
