@@ -339,6 +339,10 @@ fn pooled_gradients_pack_into_the_conv_backward() {
         assert!(!pg.packs(&[1, 16, 6, 6]));
         let mut rec = Recorder::new(c, "refused");
         assert!(ops::conv2d_backward_pooled(&mut rec, &pg, &wb, &g, (6, 6)).is_err());
+        // a gradient of the wrong rank: an error, not a panic
+        let flat = dy.reshape(&[16 * 9]).unwrap();
+        let pg = ops::PoolGrad { dy: &flat, ..pg };
+        assert!(ops::conv2d_backward_pooled(&mut rec, &pg, &wb, &g, (8, 8)).is_err());
     }
 }
 

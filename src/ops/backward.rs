@@ -109,6 +109,16 @@ pub fn conv2d_backward_pooled(
             rec.ctx().gemm().name()
         )));
     }
+    let (oh, ow) = g.out_hw(input_hw.0, input_hw.1)?;
+    let n = pg.dy.shape.first().copied().unwrap_or(0);
+    if !pg.packs(&[n, g.cout, oh, ow]) {
+        return Err(Error::Shape(format!(
+            "conv2d_backward_pooled: a max-pool gradient {:?} ({:?}) that does not tile a \
+             {oh}x{ow} conv output in pairs of windows; run max_pool2d_relu_backward, then \
+             conv2d_backward_input",
+            pg.dy.shape, pg.pool
+        )));
+    }
     backward_input(rec, pg.dy, Dy::Pooled(pg), w, g, input_hw)
 }
 
@@ -134,7 +144,7 @@ fn backward_input(
     let dy_shape = match src {
         Dy::Pooled(_) => {
             let (oh, ow) = g.out_hw(input_hw.0, input_hw.1)?;
-            vec![dy.shape[0], g.cout, oh, ow]
+            vec![dy.shape.first().copied().unwrap_or(0), g.cout, oh, ow]
         }
         _ => dy.shape.clone(),
     };
