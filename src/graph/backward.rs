@@ -109,7 +109,7 @@ impl Net {
         gs[from] = Some(seed.clone());
         let mut kept = Vec::new();
         // convs whose input-gradient GEMM applies the ReLU after them (`relu_into_conv`),
-        // or makes its output gradient from the max-pool after that ReLU (`pool_into_conv`:
+        // or makes its output gradient from the max-pool after that ReLU (`conv_under_relu`:
         // the walk leaves the pool's output gradient at the conv)
         let mut masked: Vec<Option<usize>> = vec![None; layers.len()];
         let mut pool_fed: Vec<Option<usize>> = vec![None; layers.len()];
@@ -130,11 +130,13 @@ impl Net {
                         // made from the pool's gradient g as it is packed for the GEMM
                         (_, Some(k)) => {
                             let LayerKind::MaxPool2d(pool) = &layers[k].kind else {
-                                unreachable!("pool_into_conv")
+                                unreachable!("pool_fed holds max-pools")
                             };
                             let pg = ops::PoolGrad {
                                 dy: &g,
-                                argmax: tape.argmax[k].as_ref().expect("pool_into_conv"),
+                                argmax: tape.argmax[k]
+                                    .as_ref()
+                                    .expect("checked when the pool was walked"),
                                 pooled: tape.output(k)?,
                                 pool,
                                 rule: relu,
@@ -172,7 +174,7 @@ impl Net {
                             kept.push((j, ops::max_pool2d_backward(rec, &g, arg, p, &s)?));
                         }
                         // the conv under the ReLU makes its output gradient itself
-                        if let Some(c) = self.pool_into_conv(j, down_to, want) {
+                        if let Some(c) = self.conv_under_relu(j, down_to, want) {
                             let pg = ops::PoolGrad {
                                 dy: &g,
                                 argmax: arg,
@@ -237,9 +239,8 @@ impl Net {
 
 impl Net {
     /// The conv c whose input-gradient GEMM can apply ReLU j's backward (`ReluRule::Gradient`)
-    /// as it packs its input, on the GEMM variants that pack one (`cpu-tex`, `cpu-fetch`;
-    /// lavapipe's element-wise passes cost a load and a store a word): j reads only c, c
-    /// has no other reader, is walked and its output gradient not wanted.
+    /// as it packs its input (`conv_under_relu`; lavapipe's element-wise passes cost a load
+    /// and a store a word).
     fn relu_into_conv(
         &self,
         j: usize,
@@ -247,23 +248,17 @@ impl Net {
         want: &[usize],
         relu: ReluRule,
     ) -> Option<usize> {
-        let [Src::Layer(c)] = self.model.layers[j].inputs[..] else {
-            return None;
-        };
-        let fits = relu == ReluRule::Gradient
-            && self.ctx.gemm().reads_textures()
-            && matches!(self.model.layers[c].kind, LayerKind::Conv2d { .. })
-            && self.consumers[c] == [j]
-            && c >= down_to
-            && !want.contains(&c);
-        fits.then_some(c)
+        (relu == ReluRule::Gradient)
+            .then(|| self.conv_under_relu(j, down_to, want))
+            .flatten()
     }
 
-    /// The conv c whose input-gradient GEMM can make its output gradient from the max-pool
-    /// over ReLU j (`ops::conv2d_backward_pooled`), on the GEMM variants that pack their
-    /// input: j reads only c, c has no other reader, is walked and its output gradient not
-    /// wanted.
-    fn pool_into_conv(&self, j: usize, down_to: usize, want: &[usize]) -> Option<usize> {
+    /// The conv c under ReLU j whose input-gradient GEMM can make its output gradient as it
+    /// packs its input, on the GEMM variants that pack one (`cpu-tex`, `cpu-fetch`): from
+    /// the gradient at j (`relu_into_conv`) or from the max-pool over j
+    /// (`ops::conv2d_backward_pooled`). j reads only c, c has no other reader, is walked and
+    /// its output gradient not wanted.
+    fn conv_under_relu(&self, j: usize, down_to: usize, want: &[usize]) -> Option<usize> {
         let [Src::Layer(c)] = self.model.layers[j].inputs[..] else {
             return None;
         };

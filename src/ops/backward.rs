@@ -109,16 +109,6 @@ pub fn conv2d_backward_pooled(
             rec.ctx().gemm().name()
         )));
     }
-    let (oh, ow) = g.out_hw(input_hw.0, input_hw.1)?;
-    let n = pg.dy.shape.first().copied().unwrap_or(0);
-    if !pg.packs(&[n, g.cout, oh, ow]) {
-        return Err(Error::Shape(format!(
-            "conv2d_backward_pooled: a max-pool gradient {:?} ({:?}) that does not tile a \
-             {oh}x{ow} conv output in pairs of windows; run max_pool2d_relu_backward, then \
-             conv2d_backward_input",
-            pg.dy.shape, pg.pool
-        )));
-    }
     backward_input(rec, pg.dy, Dy::Pooled(pg), w, g, input_hw)
 }
 
@@ -142,9 +132,19 @@ fn backward_input(
     input_hw: (usize, usize),
 ) -> Result<Tensor> {
     let dy_shape = match src {
-        Dy::Pooled(_) => {
+        // the conv output's, checked before any launch
+        Dy::Pooled(pg) => {
             let (oh, ow) = g.out_hw(input_hw.0, input_hw.1)?;
-            vec![dy.shape.first().copied().unwrap_or(0), g.cout, oh, ow]
+            let shape = vec![dy.shape.first().copied().unwrap_or(0), g.cout, oh, ow];
+            if !pg.packs(&shape) {
+                return Err(Error::Shape(format!(
+                    "conv2d_backward_pooled: a max-pool gradient {:?} ({:?}) that does not \
+                     tile a {oh}x{ow} conv output in pairs of windows; run \
+                     max_pool2d_relu_backward, then conv2d_backward_input",
+                    pg.dy.shape, pg.pool
+                )));
+            }
+            shape
         }
         _ => dy.shape.clone(),
     };

@@ -330,7 +330,8 @@ pub fn conv2d_acc(
     relu: bool,
     acc: Option<&Tensor>,
 ) -> Result<Tensor> {
-    let ([n, _, _, _], (oh, ow)) = forward_dims(rec, &x.shape, w, g, "conv2d")?;
+    let dims = forward_dims(rec, &x.shape, w, g, "conv2d")?;
+    let ([n, _, _, _], (oh, ow)) = dims;
     let y = match acc {
         Some(t) if t.shape == [n, g.cout, oh, ow] => t.clone(),
         Some(t) => {
@@ -343,7 +344,16 @@ pub fn conv2d_acc(
     };
     let accumulate = if acc.is_some() { 4 } else { 0 };
     let y = Act::Tensor(y);
-    launch_forward(rec, &Act::Tensor(x.clone()), w, g, relu, accumulate, &y)?;
+    launch_forward(
+        rec,
+        &Act::Tensor(x.clone()),
+        w,
+        g,
+        dims,
+        relu,
+        accumulate,
+        &y,
+    )?;
     match y {
         Act::Tensor(y) => Ok(y),
         Act::Packed(_) => unreachable!("made as a tensor"),
@@ -361,24 +371,45 @@ pub fn conv2d_act(
     relu: bool,
     packed: bool,
 ) -> Result<Act> {
-    let ([n, _, _, _], (oh, ow)) = forward_dims(rec, x.shape(), w, g, "conv2d")?;
-    let shape = [n, g.cout, oh, ow];
-    let y = match packed {
-        true => {
-            if !conv2d_packs_output(rec.ctx(), w, g, n, (oh, ow)) {
-                return Err(Error::Other(format!(
-                    "conv2d: the {} GEMMs cannot store this {}-channel output packed; run it \
-                     unpacked",
-                    rec.ctx().gemm().name(),
-                    g.cout
-                )));
-            }
-            Act::Packed(super::pack::packed_tensor(rec, &shape)?)
-        }
-        false => Act::Tensor(Tensor::empty(rec.ctx(), &shape, "conv2d output")?),
-    };
-    launch_forward(rec, x, w, g, relu, 0, &y)?;
+    let dims = forward_dims(rec, x.shape(), w, g, "conv2d")?;
+    let ([n, _, _, _], (oh, ow)) = dims;
+    let y = forward_output(
+        rec,
+        w,
+        g,
+        (n, (oh, ow)),
+        &[n, g.cout, oh, ow],
+        packed,
+        "conv2d",
+    )?;
+    launch_forward(rec, x, w, g, dims, relu, 0, &y)?;
     Ok(y)
+}
+
+/// A forward's output of `shape`: packed with `packed`, where `conv2d_packs_output` says
+/// the conv with weights `w` over `n` items of `conv_ohw` outputs can store it so (an
+/// error naming `what` otherwise), else a tensor.
+pub(crate) fn forward_output(
+    rec: &mut Recorder,
+    w: &WeightBuffer,
+    g: &Conv2dGeom,
+    (n, conv_ohw): (usize, (usize, usize)),
+    shape: &[usize],
+    packed: bool,
+    what: &str,
+) -> Result<Act> {
+    if !packed {
+        let label = format!("{what} output");
+        return Ok(Act::Tensor(Tensor::empty(rec.ctx(), shape, &label)?));
+    }
+    if !conv2d_packs_output(rec.ctx(), w, g, n, conv_ohw) {
+        return Err(Error::Other(format!(
+            "{what}: the {} GEMMs cannot store this {}-channel output packed; run it unpacked",
+            rec.ctx().gemm().name(),
+            g.cout
+        )));
+    }
+    Ok(Act::Packed(super::pack::packed_tensor(rec, shape)?))
 }
 
 /// Whether conv2d (or conv2d_pool) with weights `w` on `n` items of `ohw` outputs can
@@ -401,19 +432,20 @@ pub fn conv2d_packs_output(
             .all(|c| c.start.is_multiple_of(4) && c.rows > NARROW_ROWS)
 }
 
-/// Records conv2d's launches over every weight chunk of `w`: x (a tensor or packed) into y
-/// (a tensor, or packed with conv2d_cpu.wgsl's TEXELS), with the ReLU and `accumulate`
-/// (flags bit2) flags.
+/// Records conv2d's launches over every weight chunk of `w`: x (a tensor or packed, of the
+/// checked `forward_dims`) into y (a tensor, or packed with conv2d_cpu.wgsl's TEXELS),
+/// with the ReLU and `accumulate` (flags bit2) flags.
+#[allow(clippy::too_many_arguments)]
 fn launch_forward(
     rec: &mut Recorder,
     x: &Act,
     w: &WeightBuffer,
     g: &Conv2dGeom,
+    ([n, c, h, wd], (oh, ow)): ([usize; 4], (usize, usize)),
     relu: bool,
     accumulate: u32,
     y: &Act,
 ) -> Result<()> {
-    let ([n, c, h, wd], (oh, ow)) = forward_dims(rec, x.shape(), w, g, "conv2d")?;
     let m = n * oh * ow;
     let (kernel, tile, packed) = forward_input(rec, x, c)?;
     let texels = matches!(y, Act::Packed(_)) as u32 * TEXELS;

@@ -4,10 +4,10 @@
 //! POOL and ARGMAX modes).
 
 use super::conv::{
-    conv2d_packs_output, flags, forward_binds, forward_dims, forward_input, Conv2dParams,
-    ForwardTail, TEXELS,
+    flags, forward_binds, forward_dims, forward_input, forward_output, Conv2dParams, ForwardTail,
+    TEXELS,
 };
-use super::pack::{packed_tensor, Act};
+use super::pack::Act;
 use super::{u32s, Conv2dGeom, Pool2d};
 use crate::error::{Error, Result};
 use crate::gpu::recorder::grid;
@@ -81,20 +81,7 @@ pub fn conv2d_pool_act(
         )));
     }
     let shape = [n, g.cout, ph, pw];
-    let y = match packed {
-        true if conv2d_packs_output(rec.ctx(), w, g, n, (oh, ow)) => {
-            Act::Packed(packed_tensor(rec, &shape)?)
-        }
-        true => {
-            return Err(Error::Other(format!(
-                "conv2d_pool: the {} GEMMs cannot store this {}-channel output packed; run \
-                 it unpacked",
-                rec.ctx().gemm().name(),
-                g.cout
-            )))
-        }
-        false => Act::Tensor(Tensor::empty(rec.ctx(), &shape, "conv2d_pool output")?),
-    };
+    let y = forward_output(rec, w, g, (n, (oh, ow)), &shape, packed, "conv2d_pool")?;
     let arg = argmax
         .then(|| Tensor::empty_u32(rec.ctx(), &shape, "conv2d_pool argmax"))
         .transpose()?;

@@ -258,10 +258,7 @@ pub fn weighted_pool_grad_sum(
     distinct("weighted pool gradient sum", &[g, pooled, weights, acc])?;
     let item = &acc.shape;
     let [_, c, h, w] = super::dims4(item, "weighted pool gradient sum")?;
-    let fits = item[0] == 1
-        && h.is_multiple_of(2)
-        && w.is_multiple_of(4)
-        && c * h * w / 4 < 1 << 24
+    let fits = stem_pool_fits(item, &super::Pool2d::square(2, 2))
         && g.shape == [m, c, h / 2, w / 2]
         && argmax.shape == g.shape
         && pooled.shape == g.shape;

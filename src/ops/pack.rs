@@ -86,8 +86,8 @@ pub(crate) fn pack_ratio_texture(
 }
 
 /// `pack_texture` of the gradient at the output of the conv under `pg`'s ReLU and pool
-/// (`conv_out` its shape), made from the pool's tensors and never stored; where
-/// `PoolGrad::packs` says it can.
+/// (`conv_out` its shape), made from the pool's tensors and never stored; for a `pg` that
+/// `PoolGrad::packs` for `conv_out` (its one caller, `conv2d_backward_pooled`, checks).
 pub(crate) fn pack_pool_grad_texture(
     rec: &mut Recorder,
     pg: &PoolGrad,
@@ -95,12 +95,6 @@ pub(crate) fn pack_pool_grad_texture(
     start: usize,
     count: usize,
 ) -> Result<Arc<wgpu::TextureView>> {
-    if !pg.packs(conv_out) {
-        return Err(Error::Shape(format!(
-            "cannot pack a max-pool's gradient {:?} for a conv output {conv_out:?}",
-            pg.dy.shape
-        )));
-    }
     let [n, c, h, w] = super::dims4(conv_out, "a pooled gradient")?;
     if count == 0 || start + count > c {
         return Err(Error::Shape(format!(
