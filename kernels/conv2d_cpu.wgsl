@@ -69,10 +69,9 @@ fn group_pixel(m0: u32, k: u32, plane: u32, width: u32) -> Pixel {
     return Pixel(b, y * width + xx, y, xx, live && inside);
 }
 
-// Sums a (four of lane s's channels: 4s .. 4s + 3 of a block, or 32 more) plus one step of
-// pixel k: its 4 reduction channels xk (the same in every lane) against w, lane s's weights
-// of those 4 channels (w[0]: the first's, ..). The four multiply-adds run back to back, so a spilled
-// accumulator is loaded and stored once a step.
+// Sums a (four of lane s's channels: 4s .. 4s + 3 of a block, or 32 more) plus one group
+// of pixel k: its 4 reduction channels xk (the same in every lane) against w, lane s's
+// weights of those 4 channels (w[0]: the first's, ..).
 fn mac(a: vec4<f32>, xk: vec4<f32>, w: array<vec4<f32>, 4>) -> vec4<f32> {
     var r = fma(vec4<f32>(xk.x), vec4<f32>(w[0].x, w[1].x, w[2].x, w[3].x), a);
     r = fma(vec4<f32>(xk.y), vec4<f32>(w[0].y, w[1].y, w[2].y, w[3].y), r);
@@ -80,36 +79,55 @@ fn mac(a: vec4<f32>, xk: vec4<f32>, w: array<vec4<f32>, 4>) -> vec4<f32> {
     return fma(vec4<f32>(xk.w), vec4<f32>(w[0].w, w[1].w, w[2].w, w[3].w), r);
 }
 
-// One step of 4 reduction channels for pixel set j (0: the workgroup's pixels 0 .. 7, 1:
-// 8 .. 15; the prelude's pixel_input gives pixel k of a set in every lane); lo and hi this
-// lane's weight groups of channels 4s .. 4s + 3 and 32 + 4s .. 32 + 4s + 3 of the block.
-// Accumulators 2k and 2k + 1 hold pixel k's; without `wide` the odd ones are left alone.
-fn mac8(acc: ptr<function, Acc>, j: u32, c4: u32, plane: u32, count: u32, lo: array<vec4<f32>, 4>, hi: array<vec4<f32>, 4>, wide: bool) {
-    let own = own_input(j, c4, plane, count);
-    let x0 = pixel_input(own, j, 0u, c4, plane, count);
-    (*acc).a0 = mac((*acc).a0, x0, lo);
-    if (wide) { (*acc).a1 = mac((*acc).a1, x0, hi); }
-    let x1 = pixel_input(own, j, 1u, c4, plane, count);
-    (*acc).a2 = mac((*acc).a2, x1, lo);
-    if (wide) { (*acc).a3 = mac((*acc).a3, x1, hi); }
-    let x2 = pixel_input(own, j, 2u, c4, plane, count);
-    (*acc).a4 = mac((*acc).a4, x2, lo);
-    if (wide) { (*acc).a5 = mac((*acc).a5, x2, hi); }
-    let x3 = pixel_input(own, j, 3u, c4, plane, count);
-    (*acc).a6 = mac((*acc).a6, x3, lo);
-    if (wide) { (*acc).a7 = mac((*acc).a7, x3, hi); }
-    let x4 = pixel_input(own, j, 4u, c4, plane, count);
-    (*acc).a8 = mac((*acc).a8, x4, lo);
-    if (wide) { (*acc).a9 = mac((*acc).a9, x4, hi); }
-    let x5 = pixel_input(own, j, 5u, c4, plane, count);
-    (*acc).a10 = mac((*acc).a10, x5, lo);
-    if (wide) { (*acc).a11 = mac((*acc).a11, x5, hi); }
-    let x6 = pixel_input(own, j, 6u, c4, plane, count);
-    (*acc).a12 = mac((*acc).a12, x6, lo);
-    if (wide) { (*acc).a13 = mac((*acc).a13, x6, hi); }
-    let x7 = pixel_input(own, j, 7u, c4, plane, count);
-    (*acc).a14 = mac((*acc).a14, x7, lo);
-    if (wide) { (*acc).a15 = mac((*acc).a15, x7, hi); }
+// a plus a step of pixel k: group xk against w, then the next group yk against v, back
+// to back, so that an accumulator a CPU driver keeps in memory (blending every write in
+// a loop with the lanes' mask) is loaded, blended and stored once for 8 multiply-adds.
+fn mac2(a: vec4<f32>, xk: vec4<f32>, w: array<vec4<f32>, 4>, yk: vec4<f32>, v: array<vec4<f32>, 4>) -> vec4<f32> {
+    return mac(mac(a, xk, w), yk, v);
+}
+
+// One step for pixel set j (0: the workgroup's pixels 0 .. 7, 1: 8 .. 15; the prelude's
+// pixel_input gives pixel k of a set in every lane): reduction groups c4 and c4 + 1 of
+// the current tap; lo and hi this lane's weights of group c4 for channels 4s .. 4s + 3
+// and 32 + 4s .. 32 + 4s + 3 of the block, lo2 and hi2 of group c4 + 1. Without `two`
+// (c4 is the tap's last group) the second group's inputs read 0 (from group c4). Accumulators 2k and
+// 2k + 1 hold pixel k's; without `wide` the odd ones are left alone.
+fn mac8(acc: ptr<function, Acc>, j: u32, c4: u32, two: bool, plane: u32, count: u32, lo: array<vec4<f32>, 4>, hi: array<vec4<f32>, 4>, lo2: array<vec4<f32>, 4>, hi2: array<vec4<f32>, 4>, wide: bool) {
+    let own = own_input(j, c4, plane, count, true);
+    let c4b = select(c4, c4 + 1u, two); // a valid group either way
+    let own2 = own_input(j, c4b, plane, count, two);
+    let x0 = pixel_input(own, j, 0u, c4, plane, count, true);
+    let y0 = pixel_input(own2, j, 0u, c4b, plane, count, two);
+    (*acc).a0 = mac2((*acc).a0, x0, lo, y0, lo2);
+    if (wide) { (*acc).a1 = mac2((*acc).a1, x0, hi, y0, hi2); }
+    let x1 = pixel_input(own, j, 1u, c4, plane, count, true);
+    let y1 = pixel_input(own2, j, 1u, c4b, plane, count, two);
+    (*acc).a2 = mac2((*acc).a2, x1, lo, y1, lo2);
+    if (wide) { (*acc).a3 = mac2((*acc).a3, x1, hi, y1, hi2); }
+    let x2 = pixel_input(own, j, 2u, c4, plane, count, true);
+    let y2 = pixel_input(own2, j, 2u, c4b, plane, count, two);
+    (*acc).a4 = mac2((*acc).a4, x2, lo, y2, lo2);
+    if (wide) { (*acc).a5 = mac2((*acc).a5, x2, hi, y2, hi2); }
+    let x3 = pixel_input(own, j, 3u, c4, plane, count, true);
+    let y3 = pixel_input(own2, j, 3u, c4b, plane, count, two);
+    (*acc).a6 = mac2((*acc).a6, x3, lo, y3, lo2);
+    if (wide) { (*acc).a7 = mac2((*acc).a7, x3, hi, y3, hi2); }
+    let x4 = pixel_input(own, j, 4u, c4, plane, count, true);
+    let y4 = pixel_input(own2, j, 4u, c4b, plane, count, two);
+    (*acc).a8 = mac2((*acc).a8, x4, lo, y4, lo2);
+    if (wide) { (*acc).a9 = mac2((*acc).a9, x4, hi, y4, hi2); }
+    let x5 = pixel_input(own, j, 5u, c4, plane, count, true);
+    let y5 = pixel_input(own2, j, 5u, c4b, plane, count, two);
+    (*acc).a10 = mac2((*acc).a10, x5, lo, y5, lo2);
+    if (wide) { (*acc).a11 = mac2((*acc).a11, x5, hi, y5, hi2); }
+    let x6 = pixel_input(own, j, 6u, c4, plane, count, true);
+    let y6 = pixel_input(own2, j, 6u, c4b, plane, count, two);
+    (*acc).a12 = mac2((*acc).a12, x6, lo, y6, lo2);
+    if (wide) { (*acc).a13 = mac2((*acc).a13, x6, hi, y6, hi2); }
+    let x7 = pixel_input(own, j, 7u, c4, plane, count, true);
+    let y7 = pixel_input(own2, j, 7u, c4b, plane, count, two);
+    (*acc).a14 = mac2((*acc).a14, x7, lo, y7, lo2);
+    if (wide) { (*acc).a15 = mac2((*acc).a15, x7, hi, y7, hi2); }
 }
 
 // The bias of channels c .. c + 3 (0 without a bias).
@@ -261,20 +279,32 @@ fn rows_of(first: u32, sid: u32, count: u32, len: u32) -> array<u32, 8> {
 // constant at each call, so the driver compiles two loops) only the first 4 rows are
 // summed: a block of at most 32 channels.
 fn sweep(acc_a: ptr<function, Acc>, acc_b: ptr<function, Acc>, rows: array<u32, 8>, c4n: u32, total: u32, offset: u32, count: u32, in_plane: u32, backward: bool, wide: bool) {
-    // one loop over (tap, channel group) = step g: a loop per tap cost more than a step
-    // of entry and exit per tap, which a layer of few channels (the first: 1 group a tap)
-    // paid on every step
+    // one loop over steps of two (tap, channel group)s of one tap: a loop per tap cost
+    // more than a step of entry and exit per tap, which a layer of few channels paid on
+    // every step. Where a tap has an odd number of groups its last step has one: the
+    // second's inputs read 0 against the first's weights again (a first layer, 1 group a
+    // tap, does twice the multiply-adds: a separate single-group loop, tried, made the
+    // kernel's first compile 0.8 s longer)
     var ky = 0u;
     var kx = 0u;
     var c4 = 0u;
     taps_set(total, offset, count, in_plane, 0u, 0u, backward);
-    for (var g = 0u; g < p.kh * p.kw * c4n; g++) {
+    for (var g = 0u; g < p.kh * p.kw * c4n; ) {
+        let two = c4 + 1u < c4n;
+        let h = select(g, g + 1u, two);
         let lo = array(wload4(rows[0] + g), wload4(rows[1] + g), wload4(rows[2] + g), wload4(rows[3] + g));
+        let lo2 = array(wload4(rows[0] + h), wload4(rows[1] + h), wload4(rows[2] + h), wload4(rows[3] + h));
         var hi = lo;
-        if (wide) { hi = array(wload4(rows[4] + g), wload4(rows[5] + g), wload4(rows[6] + g), wload4(rows[7] + g)); }
-        mac8(acc_a, 0u, c4, in_plane, count, lo, hi, wide);
-        mac8(acc_b, 1u, c4, in_plane, count, lo, hi, wide);
-        c4 += 1u;
+        var hi2 = lo2;
+        if (wide) {
+            hi = array(wload4(rows[4] + g), wload4(rows[5] + g), wload4(rows[6] + g), wload4(rows[7] + g));
+            hi2 = array(wload4(rows[4] + h), wload4(rows[5] + h), wload4(rows[6] + h), wload4(rows[7] + h));
+        }
+        mac8(acc_a, 0u, c4, two, in_plane, count, lo, hi, lo2, hi2, wide);
+        mac8(acc_b, 1u, c4, two, in_plane, count, lo, hi, lo2, hi2, wide);
+        let step = select(1u, 2u, two);
+        g += step;
+        c4 += step;
         if (c4 == c4n) { // the next tap (past the last one after the last step: unused)
             c4 = 0u;
             kx += 1u;

@@ -26,14 +26,15 @@ fn taps_set(total: u32, offset: u32, count: u32, in_plane: u32, ky: u32, kx: u32
 }
 
 // Nothing: no lane shares its loads here (pixel_input loads them all).
-fn own_input(j: u32, c4: u32, plane: u32, count: u32) -> vec4<f32> {
+fn own_input(j: u32, c4: u32, plane: u32, count: u32, live: bool) -> vec4<f32> {
     return vec4<f32>(0.0);
 }
 
-// Pixel k of set j (pixels 8 j + k): its 4 reduction channels from 4 c4.
-fn pixel_input(own: vec4<f32>, j: u32, k: u32, c4: u32, plane: u32, count: u32) -> vec4<f32> {
+// Pixel k of set j (pixels 8 j + k): its 4 reduction channels from 4 c4 (0 unless
+// `live`).
+fn pixel_input(own: vec4<f32>, j: u32, k: u32, c4: u32, plane: u32, count: u32, live: bool) -> vec4<f32> {
     let t = tap16[LANES * j + k];
-    return xload4(t.off, c4, plane, count, t.ok);
+    return xload4(t.off, c4, plane, count, t.ok && live);
 }
 
 // The subgroup version's entry points, with the lane's index in the workgroup.

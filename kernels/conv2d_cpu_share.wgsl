@@ -20,14 +20,14 @@ fn taps_set(total: u32, offset: u32, count: u32, in_plane: u32, ky: u32, kx: u32
     tap_b = tap_of(px_b, xbase(px_b.b, total, offset, count, in_plane), ky, kx, backward);
 }
 
-// This lane's pixel of set j: its 4 reduction channels from 4 c4.
-fn own_input(j: u32, c4: u32, plane: u32, count: u32) -> vec4<f32> {
-    if (j == 0u) { return xload4(tap_a.off, c4, plane, count, tap_a.ok); }
-    return xload4(tap_b.off, c4, plane, count, tap_b.ok);
+// This lane's pixel of set j: its 4 reduction channels from 4 c4 (0 unless `live`).
+fn own_input(j: u32, c4: u32, plane: u32, count: u32, live: bool) -> vec4<f32> {
+    if (j == 0u) { return xload4(tap_a.off, c4, plane, count, tap_a.ok && live); }
+    return xload4(tap_b.off, c4, plane, count, tap_b.ok && live);
 }
 
 // Pixel k of the set, in every lane: lane k's `own` (k a constant after inlining).
-fn pixel_input(own: vec4<f32>, j: u32, k: u32, c4: u32, plane: u32, count: u32) -> vec4<f32> {
+fn pixel_input(own: vec4<f32>, j: u32, k: u32, c4: u32, plane: u32, count: u32, live: bool) -> vec4<f32> {
     switch (k) {
         case 0u: { return vec4<f32>(subgroupBroadcast(own.x, 0u), subgroupBroadcast(own.y, 0u), subgroupBroadcast(own.z, 0u), subgroupBroadcast(own.w, 0u)); }
         case 1u: { return vec4<f32>(subgroupBroadcast(own.x, 1u), subgroupBroadcast(own.y, 1u), subgroupBroadcast(own.z, 1u), subgroupBroadcast(own.w, 1u)); }
