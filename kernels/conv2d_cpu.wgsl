@@ -90,8 +90,8 @@ fn mac2(a: vec4<f32>, xk: vec4<f32>, w: array<vec4<f32>, 4>, yk: vec4<f32>, v: a
 // pixel_input gives pixel k of a set in every lane): reduction groups c4 and c4 + 1 of
 // the current tap; lo and hi this lane's weights of group c4 for channels 4s .. 4s + 3
 // and 32 + 4s .. 32 + 4s + 3 of the block, lo2 and hi2 of group c4 + 1. Without `two`
-// (c4 is the tap's last group) the second group's inputs read 0 (from group c4). Accumulators 2k and
-// 2k + 1 hold pixel k's; without `wide` the odd ones are left alone.
+// (c4 is the tap's last group) the second group's inputs read 0 (from group c4).
+// Accumulators 2k and 2k + 1 hold pixel k's; without `wide` the odd ones are left alone.
 fn mac8(acc: ptr<function, Acc>, j: u32, c4: u32, two: bool, plane: u32, count: u32, lo: array<vec4<f32>, 4>, hi: array<vec4<f32>, 4>, lo2: array<vec4<f32>, 4>, hi2: array<vec4<f32>, 4>, wide: bool) {
     let own = own_input(j, c4, plane, count, true);
     let c4b = select(c4, c4 + 1u, two); // a valid group either way
@@ -279,11 +279,11 @@ fn rows_of(first: u32, sid: u32, count: u32, len: u32) -> array<u32, 8> {
 // constant at each call, so the driver compiles two loops) only the first 4 rows are
 // summed: a block of at most 32 channels.
 fn sweep(acc_a: ptr<function, Acc>, acc_b: ptr<function, Acc>, rows: array<u32, 8>, c4n: u32, total: u32, offset: u32, count: u32, in_plane: u32, backward: bool, wide: bool) {
-    // one loop over steps of two (tap, channel group)s of one tap: a loop per tap cost
-    // more than a step of entry and exit per tap, which a layer of few channels paid on
-    // every step. Where a tap has an odd number of groups its last step has one: the
+    // one loop over steps of two channel groups of a tap, taps outside: a loop per tap
+    // cost more than a step of entry and exit per tap, which a layer of few channels paid
+    // on every step. Where a tap has an odd number of groups its last step has one: the
     // second's inputs read 0 against the first's weights again (a first layer, 1 group a
-    // tap, does twice the multiply-adds: a separate single-group loop, tried, made the
+    // tap, does twice the multiply-adds: a separate one-group loop, tried, made the
     // kernel's first compile 0.8 s longer)
     var ky = 0u;
     var kx = 0u;

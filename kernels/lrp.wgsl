@@ -2,7 +2,7 @@
 // lrp4.wgsl holds their four-a-thread twins, lrp_ratio.wgsl the stabilizer.
 
 struct LrpParams {
-    count: u32, mode: u32, flags: u32, _pad: u32,
+    count: u32, mode: u32, flags: u32, item: u32, // item: lrp_ratio's stacking (below)
     eps: f32, c0: f32, c1: f32, _pad1: f32,
 }
 
@@ -28,7 +28,9 @@ fn index(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
 }
 
 // out = R / s(c0 za + c1 zb) where mode keeps the unit (lrp_ratio.wgsl): a0 = R, a1 = za,
-// a2 = the layer's original output z0, a3 = zb.
+// a2 = the layer's original output z0, a3 = zb. With item > 0 the output stacks two
+// ratios an item: element i of item b (items of `item` values) goes to half h (flags
+// bit1) of an output item twice as long (lrp_ratio.wgsl's stacked_at).
 @compute @workgroup_size(64, 1, 1)
 fn lrp_ratio(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = index(gid, nwg);
@@ -38,7 +40,7 @@ fn lrp_ratio(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgro
     if (p.mode == 2u) { keep = a2[i] < 0.0; }
     var z = p.c0 * a1[i];
     if (p.c1 != 0.0) { z += p.c1 * a3[i]; }
-    ratio_out[i] = select(0.0, a0[i] / stabilize(z, p.eps), keep);
+    ratio_out[stacked_at(i, p.item, (p.flags >> 1u) & 1u)] = select(0.0, a0[i] / stabilize(z, p.eps), keep);
 }
 
 // out (+)= c0 * x0 * y0 + c1 * x1 * y1 (flags bit 0: accumulate); c1 = 0 reads neither x1

@@ -3,7 +3,7 @@
 // Same uniform, bindings and rules (the ratio's: lrp_ratio.wgsl); count = vec4s.
 
 struct LrpParams {
-    count: u32, mode: u32, flags: u32, _pad: u32,
+    count: u32, mode: u32, flags: u32, item: u32, // item: in vec4s here
     eps: f32, c0: f32, c1: f32, _pad1: f32,
 }
 
@@ -34,7 +34,7 @@ fn lrp_ratio4(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgr
     if (p.mode == 2u) { keep = a2[i] < vec4<f32>(0.0); }
     var z = p.c0 * a1[i];
     if (p.c1 != 0.0) { z += p.c1 * a3[i]; }
-    ratio_out[i] = select(vec4<f32>(0.0), a0[i] / stabilize4(z, p.eps), keep);
+    ratio_out[stacked_at(i, p.item, (p.flags >> 1u) & 1u)] = select(vec4<f32>(0.0), a0[i] / stabilize4(z, p.eps), keep);
 }
 
 @compute @workgroup_size(64, 1, 1)

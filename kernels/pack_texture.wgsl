@@ -1,6 +1,7 @@
 // Packs channels [start, start + count) of an NCHW tensor [n, c, plane] into an
 // rgba32float texture, four channels a texel, zero past `count`: texel
-// g = (b * c4n + c4) * plane + q at (g mod 2^shift, g >> shift). The cpu-tex GEMMs read
+// g = (b * c4n + c4) * plane + q at (g mod 2^shift, g >> shift), or with two ratios in one
+// texture (b * gtotal + goff + c4) * plane + q. The cpu-tex GEMMs read
 // their input from it (conv2d_cpu_texture.wgsl). One thread per texel.
 // pack_ratio_texture packs an LRP ratio R / s(c0 za + c1 zb) of four tensors of that shape
 // instead (lrp_ratio.wgsl; mode, eps, c0 and c1 as there), so that it is never stored;
@@ -10,7 +11,10 @@ struct PackParams {
     n: u32, c: u32, plane: u32, start: u32,
     count: u32, c4n: u32, shift: u32, texels: u32,
     mode: u32, eps: f32, c0: f32, c1: f32,
-    width: u32, pad0: u32, pad1: u32, pad2: u32, // pack_pool_grad_texture4's rows
+    width: u32, // pack_pool_grad_texture4's rows
+    // the texture's groups an item and the first of this launch's (two ratios packed
+    // into one texture; c4n and 0 otherwise)
+    gtotal: u32, goff: u32, pad0: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: PackParams;
@@ -28,7 +32,11 @@ struct Texel {
 
 fn texel(g: u32) -> Texel {
     let bc = g / p.plane;
-    return Texel(bc / p.c4n, bc % p.c4n, g % p.plane, vec2<u32>(g & ((1u << p.shift) - 1u), g >> p.shift));
+    let b = bc / p.c4n;
+    let c4 = bc % p.c4n;
+    let q = g % p.plane;
+    let out = (b * p.gtotal + p.goff + c4) * p.plane + q;
+    return Texel(b, c4, q, vec2<u32>(out & ((1u << p.shift) - 1u), out >> p.shift));
 }
 
 @compute @workgroup_size(64, 1, 1)
@@ -66,7 +74,7 @@ fn quad_source(t: Quad, c: u32) -> u32 {
 
 // The quad's first texel.
 fn quad_texel(t: Quad) -> u32 {
-    return (t.b * p.c4n + t.c4) * p.plane + t.q;
+    return (t.b * p.gtotal + p.goff + t.c4) * p.plane + t.q;
 }
 
 @compute @workgroup_size(64, 1, 1)

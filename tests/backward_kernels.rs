@@ -584,3 +584,84 @@ fn mismatched_ratio_tensors_are_refused() {
         assert!(e.to_string().contains("lrp ratio"), "{:?}: {e}", c.gemm());
     }
 }
+
+/// Two LRP ratios' input gradients through one GEMM over stacked weights
+/// (`conv2d_backward_ratios`) against two GEMMs (`conv2d_backward_ratio`) summed on the
+/// host, on every variant: planes of 4k pixels and not, a batch of 3, and stacked weights
+/// split into chunks of 8 rows, one of them holding rows of both ratios.
+#[test]
+fn stacked_ratios_match_two_gemms() {
+    let cases = [
+        ([3, 5, 11, 9], geom(5, 8, (3, 5), (2, 1), (1, 2)), None),
+        (
+            [2, 6, 8, 8],
+            geom(6, 12, (3, 3), (1, 1), (1, 1)),
+            Some(8 * 8 * 9 * 4),
+        ),
+        ([1, 70, 6, 5], geom(70, 4, (1, 1), (1, 1), (0, 0)), None),
+    ];
+    for c in gemm_ctxs() {
+        for (i, (dims, g, limit)) in cases.into_iter().enumerate() {
+            let (oh, ow) = g.out_hw(dims[2], dims[3]).unwrap();
+            let shape = [dims[0], g.cout, oh, ow];
+            let len = shape.iter().product::<usize>();
+            let up = |seed: u64| Tensor::upload(c, &rand_vec(len, seed), &shape).unwrap();
+            let (r, za, z0, zb) = (up(81 + i as u64), up(82), up(83), up(84));
+            let q1 = ops::LrpRatio::new(&r, &za, &z0, ops::LrpKeep::Positive, 0.01)
+                .mixed(1.0, &zb, 0.25);
+            let q2 =
+                ops::LrpRatio::new(&r, &z0, &z0, ops::LrpKeep::All, 0.01).mixed(1.0, &za, -1.0);
+            let taps = g.kernel.0 * g.kernel.1;
+            let k = g.cin * taps;
+            let (w1, w2) = (rand_vec(g.cout * k, 85), rand_vec(g.cout * k, 86));
+            let (c1, c2) = (2.0f32, -1.0f32);
+            let stacked: Vec<f32> = w1
+                .iter()
+                .map(|v| c1 * v)
+                .chain(w2.iter().map(|v| c2 * v))
+                .collect();
+            let mut layout = WeightLayout::conv(taps).backward_only();
+            if let Some(l) = limit {
+                layout = layout.limit(l);
+            }
+            let ws =
+                WeightBuffer::upload_with(c, "w", &stacked, 2 * g.cout, k, None, layout).unwrap();
+            if limit.is_some() {
+                assert_eq!(ws.chunks.len(), 3, "{:?}", c.gemm());
+            }
+            let g2 = Conv2dGeom {
+                cout: 2 * g.cout,
+                ..g
+            };
+            let hw = (dims[2], dims[3]);
+            let mut rec = Recorder::new(c, "test");
+            let dx = ops::conv2d_backward_ratios(&mut rec, (&q1, &q2), &ws, &g2, hw).unwrap();
+            let wb1 = WeightBuffer::upload_conv(c, "w1", &w1, g.cout, taps, None).unwrap();
+            let wb2 = WeightBuffer::upload_conv(c, "w2", &w2, g.cout, taps, None).unwrap();
+            let t1 = ops::conv2d_backward_ratio(&mut rec, &q1, &wb1, &g, hw).unwrap();
+            let t2 = ops::conv2d_backward_ratio(&mut rec, &q2, &wb2, &g, hw).unwrap();
+            rec.submit().unwrap();
+            let (t1, t2) = (t1.read(c).unwrap(), t2.read(c).unwrap());
+            let want: Vec<f32> = t1.iter().zip(&t2).map(|(a, b)| c1 * a + c2 * b).collect();
+            assert_eq!(dx.shape, dims.to_vec());
+            assert_close(
+                &dx.read(c).unwrap(),
+                &want,
+                1e-4,
+                1e-4,
+                &format!("stacked ratios {dims:?} {g:?} {:?}", c.gemm()),
+            );
+        }
+        // packed into one texture, each ratio's channels must fill whole texels
+        if c.gemm().reads_textures() {
+            let g = geom(3, 6, (3, 3), (1, 1), (1, 1));
+            let t = Tensor::upload(c, &rand_vec(6 * 25, 87), &[1, 6, 5, 5]).unwrap();
+            let q = ops::LrpRatio::new(&t, &t, &t, ops::LrpKeep::All, 0.01);
+            let ws =
+                WeightBuffer::upload_conv(c, "w", &rand_vec(12 * 27, 88), 12, 9, None).unwrap();
+            let g2 = Conv2dGeom { cout: 12, ..g };
+            let mut rec = Recorder::new(c, "test");
+            assert!(ops::conv2d_backward_ratios(&mut rec, (&q, &q), &ws, &g2, (5, 5)).is_err());
+        }
+    }
+}

@@ -63,6 +63,25 @@ pub fn conv2d_backward_ratio(
     backward_input(rec, &dy, Dy::Tensor, w, g, input_hw)
 }
 
+/// The sum of two LRP ratios' input gradients, Wᵀ₁ q1 + Wᵀ₂ q2, as one GEMM over twice the
+/// reduction: `w` holds W₁ and W₂ stacked ([2 cout, cin, kh, kw]; `g` its geometry, cout
+/// doubled) and the ratios are stacked an item to match (cout a multiple of 4). As
+/// `conv2d_backward_ratio`, packed as computed on the texture-reading GEMMs; elsewhere
+/// stacked in a tensor first (`lrp_ratios_stacked`).
+pub fn conv2d_backward_ratios(
+    rec: &mut Recorder,
+    (q1, q2): (&Ratio, &Ratio),
+    w: &WeightBuffer,
+    g: &Conv2dGeom,
+    input_hw: (usize, usize),
+) -> Result<Tensor> {
+    if rec.ctx().gemm().reads_textures() {
+        return backward_input(rec, q1.r, Dy::Ratios(q1, q2), w, g, input_hw);
+    }
+    let dy = super::lrp::lrp_ratios_stacked(rec, q1, q2)?;
+    backward_input(rec, &dy, Dy::Tensor, w, g, input_hw)
+}
+
 /// The gradient at a conv's output where a ReLU reads it alone and a max-pool whose
 /// windows tile the ReLU's output reads that alone (the walk's pool + ReLU backward), given
 /// at the pool: `dy` at its output, its `argmax` and its output `pooled` (the ReLU's
@@ -118,6 +137,8 @@ pub fn conv2d_backward_pooled(
 enum Dy<'a> {
     Tensor,
     Ratio(&'a Ratio<'a>),
+    /// two ratios of dy's shape, stacked an item (`conv2d_backward_ratios`)
+    Ratios(&'a Ratio<'a>, &'a Ratio<'a>),
     Pooled(&'a PoolGrad<'a>),
 }
 
@@ -146,6 +167,7 @@ fn backward_input(
             }
             shape
         }
+        Dy::Ratios(..) => super::lrp::stacked_shape(&dy.shape)?,
         _ => dy.shape.clone(),
     };
     let [n, c, oh, ow] = dims4(&dy_shape, "conv2d_backward_input")?;
@@ -190,6 +212,9 @@ fn backward_input(
         // cpu-tex and cpu-fetch read this chunk's channels of dY from a texture
         let packed = match src {
             Dy::Ratio(q) => Some(super::pack::pack_ratio_texture(rec, q, ch.start, ch.rows)?),
+            Dy::Ratios(q1, q2) => Some(super::pack::pack_ratios_texture(
+                rec, q1, q2, ch.start, ch.rows,
+            )?),
             Dy::Pooled(pg) => Some(super::pack::pack_pool_grad_texture(
                 rec, pg, &dy_shape, ch.start, ch.rows,
             )?),

@@ -14,7 +14,8 @@ struct LrpParams {
     count: u32,
     mode: u32,
     flags: u32,
-    _pad: u32,
+    /// lrp_ratio's stacking: values an item (0: none; flags bit1 the half)
+    item: u32,
     eps: f32,
     c0: f32,
     c1: f32,
@@ -29,11 +30,15 @@ pub enum Keep {
     Negative,
 }
 
-/// Records `kernel` over `count` elements, or its four-a-thread twin where `count` is a
-/// multiple of 4 (`p.count` then counts vec4s).
+/// Records `kernel` over `count` elements, or its four-a-thread twin where `count` (and
+/// a stacked ratio's item) is a multiple of 4 (`p.count` and `p.item` then count vec4s).
 fn launch(rec: &mut Recorder, kernel: Kernel, mut p: LrpParams, b: &[Binding], count: usize) {
     let (kernel, n) = match (count % 4, kernel) {
-        (0, Kernel::LrpRatio) => (Kernel::LrpRatio4, count / 4),
+        (0, Kernel::LrpRatio) if p.item.is_multiple_of(4) => {
+            p.item /= 4;
+            (Kernel::LrpRatio4, count / 4)
+        }
+        (_, Kernel::LrpRatio) => (kernel, count),
         (0, Kernel::LrpCombine) => (Kernel::LrpCombine4, count / 4),
         (0, Kernel::LrpAxpby) => (Kernel::LrpAxpby4, count / 4),
         (0, Kernel::LrpClamp) => (Kernel::LrpClamp4, count / 4),
@@ -137,20 +142,49 @@ pub fn lrp_ratio(
 pub fn lrp_ratio_of(rec: &mut Recorder, q: &Ratio) -> Result<Tensor> {
     q.check()?;
     let out = Tensor::empty(rec.ctx(), &q.r.shape, "relevance ratio")?;
+    ratio_into(rec, q, &out, 0, 0)?;
+    Ok(out)
+}
+
+/// Ratios `q1` and `q2` (of one shape [n, c, ...]) stacked an item: [n, 2c, ...], item b
+/// holding q1's channels, then q2's.
+pub fn lrp_ratios_stacked(rec: &mut Recorder, q1: &Ratio, q2: &Ratio) -> Result<Tensor> {
+    q1.check()?;
+    q2.check()?;
+    same(q1.r, q2.r, "stacked lrp ratios")?;
+    let shape = stacked_shape(&q1.r.shape)?;
+    let out = Tensor::empty(rec.ctx(), &shape, "stacked relevance ratios")?;
+    let item = u32s(q1.r.len() / shape[0].max(1), "values an item")?;
+    ratio_into(rec, q1, &out, item, 0)?;
+    ratio_into(rec, q2, &out, item, 2)?;
+    Ok(out)
+}
+
+/// [n, 2c, ...] for ratios of `shape` [n, c, ...].
+pub(crate) fn stacked_shape(shape: &[usize]) -> Result<Vec<usize>> {
+    match shape {
+        [n, c, rest @ ..] => Ok([&[*n, 2 * c][..], rest].concat()),
+        s => Err(Error::Shape(format!("cannot stack ratios of shape {s:?}"))),
+    }
+}
+
+/// Records ratio `q` into `out` (stacked as `lrp_ratios_stacked` says where `item` > 0,
+/// in the half of flags bit1).
+fn ratio_into(rec: &mut Recorder, q: &Ratio, out: &Tensor, item: u32, flags: u32) -> Result<()> {
     let p = LrpParams {
         count: u32s(q.r.len(), "elements")?,
         mode: q.mode(),
-        flags: 0,
-        _pad: 0,
+        flags,
+        item,
         eps: q.eps,
         c0: q.c0,
         c1: q.c1(),
         _pad1: 0.0,
     };
     let [r, za, z0, zb] = q.bindings();
-    let b = [r, za, z0, zb, Binding::Tensor(&out)];
+    let b = [r, za, z0, zb, Binding::Tensor(out)];
     launch(rec, Kernel::LrpRatio, p, &b, q.r.len());
-    Ok(out)
+    Ok(())
 }
 
 /// c0 x0 y0 + c1 x1 y1, added into `acc` when given; with c1 = 0 the kernel reads neither
@@ -180,7 +214,7 @@ pub fn lrp_combine(
         count: u32s(x0.len(), "elements")?,
         mode: 0,
         flags: acc.is_some() as u32,
-        _pad: 0,
+        item: 0,
         eps: 0.0,
         c0,
         c1,
@@ -204,7 +238,7 @@ pub fn lrp_clamp(rec: &mut Recorder, x: &Tensor, negative: bool) -> Result<Tenso
         count: u32s(x.len(), "elements")?,
         mode: negative as u32,
         flags: 0,
-        _pad: 0,
+        item: 0,
         eps: 0.0,
         c0: 0.0,
         c1: 0.0,
@@ -223,7 +257,7 @@ pub fn lrp_axpby(rec: &mut Recorder, c0: f32, x0: &Tensor, c1: f32, x1: &Tensor)
         count: u32s(x0.len(), "elements")?,
         mode: 0,
         flags: 0,
-        _pad: 0,
+        item: 0,
         eps: 0.0,
         c0,
         c1,

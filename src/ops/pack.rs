@@ -34,7 +34,10 @@ struct PackParams {
     c1: f32,
     // pack_pool_grad_texture4's row width
     width: u32,
-    _pad: [u32; 3],
+    // the texture's groups an item and the first this launch writes (`pack_ratios_texture`)
+    gtotal: u32,
+    goff: u32,
+    _pad: u32,
 }
 
 impl PackParams {
@@ -56,7 +59,9 @@ impl PackParams {
             c0: 0.0,
             c1: 0.0,
             width: 0,
-            _pad: [0; 3],
+            gtotal: c4n as u32,
+            goff: 0,
+            _pad: 0,
         })
     }
 }
@@ -71,7 +76,7 @@ pub(crate) fn pack_texture(
     start: usize,
     count: usize,
 ) -> Result<Arc<wgpu::TextureView>> {
-    pack(rec, x, start, count, None)
+    pack(rec, x, start, count, None, None)
 }
 
 /// `pack_texture` of the LRP ratio `q` (of the shape of its R), which is never stored.
@@ -82,7 +87,72 @@ pub(crate) fn pack_ratio_texture(
     count: usize,
 ) -> Result<Arc<wgpu::TextureView>> {
     q.check()?;
-    pack(rec, q.r, start, count, Some(q))
+    pack(rec, q.r, start, count, Some(q), None)
+}
+
+/// `pack_ratio_texture` of channels [start, start + count) of ratios `q1` and `q2` stacked
+/// an item (`lrp_ratios_stacked`'s [n, 2c, ...], c a multiple of 4, as `start`), both
+/// packed into one texture and never stored.
+pub(crate) fn pack_ratios_texture(
+    rec: &mut Recorder,
+    q1: &Ratio,
+    q2: &Ratio,
+    start: usize,
+    count: usize,
+) -> Result<Arc<wgpu::TextureView>> {
+    q1.check()?;
+    q2.check()?;
+    let stacked = super::lrp::stacked_shape(&q2.r.shape)?;
+    let (n, c, plane) = (
+        stacked[0],
+        stacked[1] / 2,
+        stacked[2..].iter().product::<usize>(),
+    );
+    if q1.r.shape != q2.r.shape
+        || !c.is_multiple_of(4)
+        || !start.is_multiple_of(4)
+        || count == 0
+        || start + count > 2 * c
+    {
+        return Err(Error::Shape(format!(
+            "channels {start}..{} of two stacked ratios {:?}, {:?} (channels and start a \
+             multiple of 4)",
+            start + count,
+            q1.r.shape,
+            q2.r.shape
+        )));
+    }
+    let gtotal = count.div_ceil(4);
+    let (view, width) = packed_texture(rec, n * gtotal * plane)?;
+    let dst = Dst {
+        view: &view,
+        width,
+        gtotal,
+    };
+    // q1's channels of the range, then q2's, each at its groups of the texture
+    let (lo, hi) = (start.min(c), (start + count).min(c));
+    if hi > lo {
+        pack(rec, q1.r, lo, hi - lo, Some(q1), Some((&dst, 0)))?;
+    }
+    let (lo2, hi2) = (start.max(c) - c, start + count - c.min(start + count));
+    if hi2 > lo2 {
+        pack(
+            rec,
+            q2.r,
+            lo2,
+            hi2 - lo2,
+            Some(q2),
+            Some((&dst, (lo2 + c - start) / 4)),
+        )?;
+    }
+    Ok(view)
+}
+
+/// A texture packed in parts: its view, width and groups an item.
+struct Dst<'a> {
+    view: &'a Arc<wgpu::TextureView>,
+    width: u64,
+    gtotal: usize,
 }
 
 /// `pack_texture` of the gradient at the output of the conv under `pg`'s ReLU and pool
@@ -121,12 +191,15 @@ pub(crate) fn pack_pool_grad_texture(
     Ok(view)
 }
 
+/// Packs channels [start, start + count) of `x` (or of the ratio of its shape) into a new
+/// texture, or `into` one at a group offset.
 fn pack(
     rec: &mut Recorder,
     x: &Tensor,
     start: usize,
     count: usize,
     ratio: Option<&Ratio>,
+    into: Option<(&Dst, usize)>,
 ) -> Result<Arc<wgpu::TextureView>> {
     let (n, c, plane) = match x.shape.as_slice() {
         [n, c, rest @ ..] => (*n, *c, rest.iter().product::<usize>()),
@@ -140,8 +213,18 @@ fn pack(
         )));
     }
     let c4n = count.div_ceil(4);
-    let (view, width) = packed_texture(rec, n * c4n * plane)?;
-    let p = PackParams::new([n, c, plane], start, count, width)?;
+    let (view, width, gtotal, goff) = match into {
+        Some((d, goff)) => (d.view.clone(), d.width, d.gtotal, goff),
+        None => {
+            let (view, width) = packed_texture(rec, n * c4n * plane)?;
+            (view, width, c4n, 0)
+        }
+    };
+    let p = PackParams {
+        gtotal: gtotal as u32,
+        goff: goff as u32,
+        ..PackParams::new([n, c, plane], start, count, width)?
+    };
     // planes of a multiple of 4 pixels: a thread per 4 pixels of a texel row
     let quads = (plane / 4).div_ceil(64);
     let fours = plane % 4 == 0 && quads <= 65535 && c4n <= 65535 && n <= 65535;

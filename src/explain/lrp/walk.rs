@@ -67,6 +67,35 @@ impl Affine<'_> {
     }
 }
 
+impl Affine<'_> {
+    /// a ⊙ (c1 W₁ᵀ q1 + c2 W₂ᵀ q2), W₁ and W₂ the weights as `m1` and `m2` modify them, for
+    /// a conv of a multiple of 4 output channels: one input-gradient GEMM over both, stacked
+    /// (`ModWeights::stacked`, `ops::conv2d_backward_ratios`), where two GEMMs, their packs
+    /// and the sum of their outputs would run. None for other layers.
+    fn stacked_pair(
+        &self,
+        rec: &mut Recorder,
+        mw: &ModWeights,
+        a: &Tensor,
+        [(q1, m1, c1), (q2, m2, c2)]: [(&LrpRatio, Mod, f32); 2],
+    ) -> Result<Option<Tensor>> {
+        let LayerKind::Conv2d { geom, .. } = self.kind() else {
+            return Ok(None);
+        };
+        if !geom.cout.is_multiple_of(4) {
+            return Ok(None);
+        }
+        let w = mw.stacked(self.net, self.layer, [(m1, c1), (m2, c2)])?;
+        let g = ops::Conv2dGeom {
+            cout: 2 * geom.cout,
+            ..*geom
+        };
+        let hw = (a.shape[2], a.shape[3]);
+        let t = ops::conv2d_backward_ratios(rec, (q1, q2), &w, &g, hw)?;
+        ops::lrp_combine(rec, 1.0, a, &t, 0.0, a, &t, None).map(Some)
+    }
+}
+
 fn constant(net: &Net, shape: &[usize], v: f32) -> Result<Tensor> {
     Tensor::upload(net.ctx(), &vec![v; shape.iter().product()], shape)
 }
@@ -226,6 +255,27 @@ fn layer_rule(
                         &u,
                         -gamma,
                     );
+                    let pair = [
+                        (
+                            &q1,
+                            Mod::GammaPos {
+                                gamma: gb,
+                                bias: false,
+                            },
+                            1.0,
+                        ),
+                        (
+                            &q2,
+                            Mod::GammaNeg {
+                                gamma: gb,
+                                bias: false,
+                            },
+                            1.0,
+                        ),
+                    ];
+                    if let Some(out) = f.stacked_pair(rec, mw, a, pair)? {
+                        return Ok(out);
+                    }
                     let t1 = f.bwd_ratio(
                         rec,
                         &q1,
@@ -252,13 +302,21 @@ fn layer_rule(
                         _ => (1.0, 0.0),
                     };
                     let qp = LrpRatio::new(r, &u, &u, LrpKeep::All, STABILIZER);
-                    let t1 = f.bwd_ratio(rec, &qp, &pos, a)?;
                     if beta == 0.0 {
+                        let t1 = f.bwd_ratio(rec, &qp, &pos, a)?;
                         ops::lrp_combine(rec, alpha, a, &t1, 0.0, a, &t1, None)?
                     } else {
                         // W⁻a + b⁻ = z0 − u
                         let qn =
                             LrpRatio::new(r, z0, z0, LrpKeep::All, STABILIZER).mixed(1.0, &u, -1.0);
+                        let pair = [
+                            (&qp, Mod::Pos { bias: false }, alpha),
+                            (&qn, Mod::Neg { bias: false }, -beta),
+                        ];
+                        if let Some(out) = f.stacked_pair(rec, mw, a, pair)? {
+                            return Ok(out);
+                        }
+                        let t1 = f.bwd_ratio(rec, &qp, &pos, a)?;
                         let t2 = f.bwd_ratio(rec, &qn, &*wb(Mod::Neg { bias: false })?, a)?;
                         ops::lrp_combine(rec, alpha, a, &t1, -beta, a, &t2, None)?
                     }

@@ -64,12 +64,58 @@ impl Mod {
 #[derive(Default)]
 pub struct ModWeights {
     cache: Mutex<HashMap<(usize, Mod, bool), Arc<WeightBuffer>>>,
+    /// stacked pairs (`stacked`)
+    stacks: Mutex<HashMap<StackKey, Arc<WeightBuffer>>>,
 }
+
+/// A stacked pair's layer, and its modifiers with their factors' bits.
+type StackKey = (usize, [(Mod, u32); 2]);
 
 impl ModWeights {
     /// Layer `layer`'s weights modified by `m`, for forward and input-gradient GEMMs.
     pub fn get(&self, net: &Net, layer: usize, m: Mod) -> Result<Arc<WeightBuffer>> {
         self.made(net, layer, m, false)
+    }
+
+    /// Conv layer `layer`'s weights modified by two modifiers and scaled, stacked as one
+    /// conv of twice the output channels, no bias: [c1 m1(W); c2 m2(W)], for one
+    /// input-gradient GEMM over both (`ops::conv2d_backward_ratios`; made as `get_backward`
+    /// makes its weights).
+    pub fn stacked(
+        &self,
+        net: &Net,
+        layer: usize,
+        [(m1, c1), (m2, c2)]: [(Mod, f32); 2],
+    ) -> Result<Arc<WeightBuffer>> {
+        let key = (layer, [(m1, c1.to_bits()), (m2, c2.to_bits())]);
+        if let Some(w) = self.stacks.lock().unwrap().get(&key) {
+            return Ok(w.clone());
+        }
+        let l = &net.model().layers[layer];
+        let LayerKind::Conv2d { geom, weight, .. } = &l.kind else {
+            return Err(crate::Error::Other(format!(
+                "layer {} ({}): stacked weights are a conv's",
+                l.name,
+                l.kind.type_name()
+            )));
+        };
+        host_weights(&l.name, weight)?;
+        let w: Vec<f32> = [(m1, c1), (m2, c2)]
+            .iter()
+            .flat_map(|&(m, c)| weight.iter().map(move |v| c * m.weight(*v)))
+            .collect();
+        let rows = 2 * geom.cout;
+        let buf = Arc::new(WeightBuffer::upload_with(
+            net.ctx(),
+            &format!("{} {m1:?} {m2:?}", l.name),
+            &w,
+            rows,
+            w.len() / rows,
+            None,
+            WeightLayout::conv(geom.kernel.0 * geom.kernel.1).backward_only(),
+        )?);
+        self.stacks.lock().unwrap().insert(key, buf.clone());
+        Ok(buf)
     }
 
     /// As `get`, for input-gradient GEMMs only (`WeightLayout::backward_only`: no forward
@@ -105,13 +151,7 @@ impl ModWeights {
                 )))
             }
         };
-        if weight.is_empty() {
-            return Err(crate::Error::Other(format!(
-                "layer {}: LRP makes its modified weights from the host copy of the weights, \
-                 which this Net released at upload; build it with HostWeights::Keep",
-                l.name
-            )));
-        }
+        host_weights(&l.name, weight)?;
         let w: Vec<f32> = weight.iter().map(|v| m.weight(*v)).collect();
         let b: Option<Vec<f32>> = match bias {
             Some(b) if m.bias(0.0).is_some() => {
@@ -136,4 +176,15 @@ impl ModWeights {
         self.cache.lock().unwrap().insert(key, buf.clone());
         Ok(buf)
     }
+}
+
+/// An error unless layer `name`'s host `weight` copy is kept.
+fn host_weights(name: &str, weight: &[f32]) -> Result<()> {
+    if weight.is_empty() {
+        return Err(crate::Error::Other(format!(
+            "layer {name}: LRP makes its modified weights from the host copy of the weights, \
+             which this Net released at upload; build it with HostWeights::Keep"
+        )));
+    }
+    Ok(())
 }
