@@ -71,7 +71,8 @@ impl Affine<'_> {
     /// a ⊙ (c1 W₁ᵀ q1 + c2 W₂ᵀ q2), W₁ and W₂ the weights as `m1` and `m2` modify them, for
     /// a conv of a multiple of 4 output channels: one input-gradient GEMM over both, stacked
     /// (`ModWeights::stacked`, `ops::conv2d_backward_ratios`), where two GEMMs, their packs
-    /// and the sum of their outputs would run. None for other layers.
+    /// and the sum of their outputs would run. None for other layers, and where the stacked
+    /// ratios would not fit one binding.
     fn stacked_pair(
         &self,
         rec: &mut Recorder,
@@ -82,7 +83,13 @@ impl Affine<'_> {
         let LayerKind::Conv2d { geom, .. } = self.kind() else {
             return Ok(None);
         };
-        if !geom.cout.is_multiple_of(4) {
+        // the buffer-reading GEMMs bind the stacked ratios as one tensor: where that is over
+        // the binding limit (an image run in bands) the two GEMMs run as before
+        let ctx = rec.ctx();
+        let stacked = (2 * q1.r.len() * std::mem::size_of::<f32>()) as u64;
+        if !geom.cout.is_multiple_of(4)
+            || (!ctx.gemm().reads_textures() && stacked > ctx.max_binding())
+        {
             return Ok(None);
         }
         let w = mw.stacked(self.net, self.layer, [(m1, c1), (m2, c2)])?;
