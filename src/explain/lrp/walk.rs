@@ -65,9 +65,7 @@ impl Affine<'_> {
             }
         }
     }
-}
 
-impl Affine<'_> {
     /// a ⊙ (c1 W₁ᵀ q1 + c2 W₂ᵀ q2), W₁ and W₂ the weights as `m1` and `m2` modify them, for
     /// a conv of a multiple of 4 output channels: one input-gradient GEMM over both, stacked
     /// (`ModWeights::stacked`, `ops::conv2d_backward_ratios`), where two GEMMs, their packs
