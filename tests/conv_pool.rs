@@ -196,14 +196,7 @@ fn forward_passes_fuse_the_pools_and_keep_their_bits() {
         env!("CARGO_MANIFEST_DIR")
     );
     let model = netlens::model::load(std::path::Path::new(&path)).unwrap();
-    let pools: Vec<usize> = (0..model.layers.len())
-        .filter(|&i| {
-            matches!(
-                model.layers[i].kind,
-                netlens::model::LayerKind::MaxPool2d(_)
-            )
-        })
-        .collect();
+    let pools = common::max_pool_layers(&model);
     assert_eq!(pools.len(), 5);
     let last = model.layers.len() - 1;
     for g in [Gemm::CpuTex, Gemm::CpuFetch, Gemm::Tiled] {

@@ -361,14 +361,7 @@ fn walks_pack_pool_gradients_for_the_convs() {
     let xt = Tensor::upload(net.ctx(), &x.data, &x.shape).unwrap();
     let model = net.model();
     let last = model.layers.len() - 1;
-    let pools: Vec<usize> = (0..model.layers.len())
-        .filter(|&i| {
-            matches!(
-                model.layers[i].kind,
-                netlens::model::LayerKind::MaxPool2d(_)
-            )
-        })
-        .collect();
+    let pools = common::max_pool_layers(model);
     let tape = net.forward_gpu(&xt, &Keep::Gradient(vec![])).unwrap();
     let seed = Tensor::upload(net.ctx(), &rand_vec(2 * 8, 4), &[2, 8]).unwrap();
     let read = |t: &Tensor| bits(&t.read(net.ctx()).unwrap());

@@ -268,25 +268,24 @@ pub(crate) fn copies_gradient(
         let mut rec = Recorder::new(ctx, "copies gradient");
         let keep = Keep::Gradient(vec![]);
         let mut pool_pass = None;
-        let tape = match (&copies, &lerped) {
-            (Copies::Lerp { alphas, .. }, Some((zx, zb, _, _))) if pooled.is_some() => {
-                let (at, pool) = pooled.expect("checked");
+        let tape = match (&copies, &lerped, pooled) {
+            (Copies::Lerp { alphas, .. }, Some((zx, zb, _, _)), Some((at, pool))) => {
                 let (y, arg) = lerp_pool_copies(&mut rec, zx, zb, alphas, pool, (first, m))?;
                 shape[0] = m;
                 let tape = net.record_forward_after(&mut rec, &shape, at, &y, &keep, None)?;
                 pool_pass = Some((at, y, arg));
                 tape
             }
-            (Copies::Lerp { alphas, .. }, Some((zx, zb, after, relu))) => {
+            (Copies::Lerp { alphas, .. }, Some((zx, zb, after, relu)), None) => {
                 let y = lerp_copies(&mut rec, zx, zb, alphas, first, m, *relu)?;
                 shape[0] = m;
                 net.record_forward_after(&mut rec, &shape, *after, &y, &keep, None)?
             }
-            (Copies::Lerp { x, b, alphas }, None) => {
+            (Copies::Lerp { x, b, alphas }, None, _) => {
                 let c = lerp_copies(&mut rec, x, b, alphas, first, m, false)?;
                 net.record_forward(&mut rec, &c, &keep, None)?
             }
-            (Copies::Noisy { x, sigma, seed }, _) => {
+            (Copies::Noisy { x, sigma, seed }, _, _) => {
                 let c = noisy_copies(&mut rec, x, *sigma, *seed, first, m)?;
                 let tape = net.record_forward(&mut rec, &c, &keep, None)?;
                 if let Some((at, _)) = pooled {

@@ -138,3 +138,15 @@ pub fn host_device_still_works(device: &wgpu::Device, queue: &wgpu::Queue) {
         .poll(wgpu::PollType::wait_indefinitely())
         .expect("the host's device drains its queue");
 }
+
+/// The indices of `model`'s max-pool layers.
+pub fn max_pool_layers(model: &netlens::model::Model) -> Vec<usize> {
+    (0..model.layers.len())
+        .filter(|&i| {
+            matches!(
+                model.layers[i].kind,
+                netlens::model::LayerKind::MaxPool2d(_)
+            )
+        })
+        .collect()
+}
