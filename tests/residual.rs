@@ -130,6 +130,9 @@ fn lrp_matches_zennit_with_norm_on_sums() {
         ("epsilon_alpha2_beta1", Composite::EpsilonAlpha2Beta1),
         ("rule_epsilon", Composite::Single(Rule::Epsilon(0.25))),
         ("rule_zplus", Composite::Single(Rule::ZPlus)),
+        // the sums pass relevance to conv outputs below zero, where γ takes its second half
+        ("epsilon_gamma_box", Composite::EpsilonGammaBox),
+        ("rule_gamma", Composite::Single(Rule::Gamma(0.25))),
     ] {
         // the composites keep Zennit's default ε (1e-6) on the linear layer
         let p = RuleParams {
@@ -154,7 +157,7 @@ fn lrp_matches_zennit_with_norm_on_sums() {
             checked += 1;
         }
     }
-    assert_eq!(checked, 8);
+    assert_eq!(checked, 12);
 }
 
 #[test]

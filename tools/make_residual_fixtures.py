@@ -9,8 +9,10 @@ tests/fixtures/residual_io.safetensors (float32, computed in float64):
   grad_cam.bN (Grad-CAM at b2_out, the last residual block's ReLU: channel weights the
   spatial means of the gradient there, no ReLU, nearest up-sampling to the input size),
   <composite>.bN (Zennit's input relevance from one-hot(target) * logits; epsilon_plus,
-  epsilon_alpha2_beta1, rule_epsilon with epsilon 0.25 on every conv and linear, rule_zplus;
-  sums get Zennit's default Norm rule, batch norms are merged by SequentialMergeBatchNorm).
+  epsilon_alpha2_beta1, epsilon_gamma_box (-3, 3), rule_epsilon with epsilon 0.25 on every
+  conv and linear, rule_zplus, rule_gamma with gamma 0.25; sums get Zennit's default Norm rule,
+  batch norms are merged by SequentialMergeBatchNorm). The sums pass relevance to conv
+  outputs below zero, which the gamma rule treats apart: in a plain VGG they get none.
 """
 import os
 import sys
@@ -20,9 +22,9 @@ from safetensors.torch import save_file
 from torch import nn
 from zennit.attribution import Gradient
 from zennit.canonizers import SequentialMergeBatchNorm
-from zennit.composites import EpsilonAlpha2Beta1, EpsilonPlus, LayerMapComposite
+from zennit.composites import EpsilonAlpha2Beta1, EpsilonGammaBox, EpsilonPlus, LayerMapComposite
 from zennit.layer import Sum
-from zennit.rules import Epsilon, Norm, Pass, ZPlus
+from zennit.rules import Epsilon, Gamma, Norm, Pass, ZPlus
 from zennit.types import Activation, AvgPool, Convolution
 
 sys.path.insert(0, os.path.dirname(__file__))
@@ -103,6 +105,8 @@ def composites():
         "epsilon_alpha2_beta1": EpsilonAlpha2Beta1(canonizers=[SequentialMergeBatchNorm()]),
         "rule_epsilon": single(lambda: Epsilon(epsilon=0.25)),
         "rule_zplus": single(ZPlus),
+        "epsilon_gamma_box": EpsilonGammaBox(low=-3.0, high=3.0, canonizers=[SequentialMergeBatchNorm()]),
+        "rule_gamma": single(lambda: Gamma(gamma=0.25)),
     }
 
 
