@@ -1,9 +1,10 @@
-"""VGG16 on one image larger than a storage binding holds (lavapipe's 128 MiB is passed at
-about 724x724): netlens's gradient, whose first layers then run in row bands, against
-PyTorch's on the same machine in the same run, times and maps.
+"""A torchvision model's gradient on one image, netlens against PyTorch on the same machine
+in the same run, times and maps. Made for VGG16 on an image larger than a storage binding
+holds (lavapipe's 128 MiB is passed at about 724x724), whose first layers netlens then
+runs in row bands; `--arch` takes any VGG or ResNet that tools/export_vgg.py exports.
 
-Run: python3 tools/bench_large.py MODEL.safetensors [--size 1024] [--reps 2]
-(MODEL from tools/export_vgg.py --arch vgg16, e.g. with --random; needs torch,
+Run: python3 tools/bench_large.py MODEL.safetensors [--arch vgg16] [--size 1024] [--reps 2]
+(MODEL from tools/export_vgg.py --arch ARCH, e.g. with --random; needs torch,
 torchvision, safetensors and a release build: cargo build --release)
 """
 import argparse
@@ -35,13 +36,18 @@ def torch_gradient(vgg, x, target):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("model")
+    ap.add_argument("--arch", default="vgg16")
     ap.add_argument("--size", type=int, default=1024)
     ap.add_argument("--reps", type=int, default=2)
     ap.add_argument("--device", default="cpu")
     a = ap.parse_args()
     dev = torch.device(a.device)
-    vgg = torchvision.models.vgg16(weights=None).eval()
-    vgg.load_state_dict({k: v for k, v in load_file(a.model).items()}, strict=True)
+    vgg = getattr(torchvision.models, a.arch)(weights=None).eval()
+    missing, unexpected = vgg.load_state_dict(load_file(a.model), strict=False)
+    # the export leaves out batch norms' num_batches_tracked, which eval mode never reads
+    missing = [k for k in missing if not k.endswith("num_batches_tracked")]
+    if missing or unexpected:
+        raise SystemExit(f"{a.model} is not a torchvision {a.arch}: missing {missing}, unexpected {unexpected}")
     vgg = vgg.to(dev)
     x = torch.from_numpy(
         np.random.default_rng(0).standard_normal((1, 3, a.size, a.size)).astype(np.float32)

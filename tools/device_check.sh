@@ -16,7 +16,7 @@
 #          it for a dry run on a machine without a GPU.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-TESTS="${TESTS:-kernels backward_kernels primitives pytorch_parity captum_parity zennit_parity residual vgg16_full copies stem}"
+TESTS="${TESTS:-kernels backward_kernels primitives pytorch_parity captum_parity zennit_parity residual resnet vgg16_full copies stem}"
 
 prepare() {
     rm -rf .gpu && mkdir -p .gpu/tests

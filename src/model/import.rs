@@ -1,5 +1,6 @@
-//! Loading models from safetensors: torchvision VGG state dicts by their names, or any
-//! VGG-style sequence described in the file's metadata (see `spec`).
+//! Loading models from safetensors: torchvision VGG and ResNet state dicts by their names
+//! (`resnet`), or any network of the supported layers described in the file's metadata
+//! (see `spec`).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
@@ -11,6 +12,8 @@ use super::spec::{LayerEntry, LayerSpec, ModelSpec};
 use super::{fold_batchnorm, Layer, LayerKind, Model, ModelMeta, Src};
 use crate::error::{Error, Result};
 use crate::ops::{Conv2dGeom, Pool2d};
+
+mod resnet;
 
 /// A tensor read from the file, converted to f32, or (`data` empty) left in it.
 struct Raw {
@@ -336,6 +339,7 @@ fn assemble(name: &str, spec: ModelSpec, map: HashMap<String, Raw>) -> Result<Mo
             from_spec(specs, &mut t)?,
             spec.arch.clone().unwrap_or_else(|| "custom".into()),
         ),
+        None if resnet::looks_like(&t) => resnet::torchvision_resnet(&mut t)?,
         None => torchvision(&mut t)?,
     };
     let mut layers = layers;
@@ -688,8 +692,8 @@ fn torchvision(t: &mut Tensors) -> Result<(Vec<Layer>, String)> {
             return Err(Error::model(
                 &t.path,
                 format!(
-                    "tensor '{name}' is not part of a torchvision VGG (expected features.N.* and classifier.N.*); \
-                     describe other networks with the 'netlens' metadata key (see README)"
+                    "tensor '{name}' is not part of a torchvision VGG (expected features.N.* and classifier.N.*) \
+                     or ResNet (conv1.*, layer1.N.*, ...); describe other networks with the 'netlens' metadata key (see README)"
                 ),
             ));
         }
