@@ -195,6 +195,13 @@ fn torchvision_vgg_matches_captum() {
     run_all("vgg11_tiny", "features.19", "features.13", (8, 4));
 }
 
+/// A torchvision ResNet (BasicBlocks) loaded by its names: ReLU rules, Grad-CAM at a
+/// block's output and occlusion through residual sums.
+#[test]
+fn torchvision_resnet_matches_captum() {
+    run_all("resnet_basic", "layer4.0", "layer3.0", (8, 4));
+}
+
 #[test]
 fn batched_passes_split_like_single_ones() {
     // a tape budget that forces one item per pass gives the same maps

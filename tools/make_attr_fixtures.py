@@ -1,5 +1,6 @@
 """Generates tests/fixtures/attr_<model>.safetensors: Captum's attributions on the fixture
-models (run tools/make_fixtures.py first). Computed in float64.
+models (run tools/make_fixtures.py and tools/make_resnet_fixtures.py first). Computed in
+float64.
 
 Keys: input.bN, target.bN (float), noise.bN / ig_mean_baseline.bN (what the methods were
 given), and <method>.bN for each method (see METHODS below). SmoothGrad is the mean of
@@ -17,6 +18,8 @@ from safetensors.torch import load_file, save_file
 sys.path.insert(0, os.path.dirname(__file__))
 from make_fixtures import REDUCED_VGG11, SmallNet  # noqa: E402
 from vgg_like import TorchvisionVGG  # noqa: E402
+from make_resnet_fixtures import SmallResNet  # noqa: E402
+from torchvision.models.resnet import BasicBlock  # noqa: E402
 
 FIX = os.path.join(os.path.dirname(__file__), "..", "tests", "fixtures")
 
@@ -84,6 +87,11 @@ def main():
     build("small", small, small.body[6], small.body[2], (3, 17, 15), (5, 3), {1: None, 3: [1, 3, 0]}, seed=10)
     tv = load(TorchvisionVGG(REDUCED_VGG11, hidden=32, classes=5), "vgg11_tiny")
     build("vgg11_tiny", tv, tv.features[19], tv.features[13], (3, 40, 40), (8, 4), {1: None, 2: [4, 2]}, seed=11)
+    rn = load(SmallResNet(BasicBlock, [2, 2, 1, 1], classes=6), "resnet_basic")
+    for m in rn.modules():
+        if isinstance(m, torch.nn.ReLU):
+            m.inplace = False  # Captum's ReLU hooks cannot wrap an in-place ReLU
+    build("resnet_basic", rn, rn.layer4, rn.layer3, (3, 40, 37), (8, 4), {1: None, 2: [5, 1]}, seed=12)
     print("wrote attr fixtures")
 
 
