@@ -60,7 +60,9 @@ fn lrp_combine(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workg
 fn lrp_axpby(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = index(gid, nwg);
     if (i >= p.count) { return; }
-    axpby_out[i] = p.c0 * a0[i] + p.c1 * a1[i];
+    let v = p.c0 * a0[i] + p.c1 * a1[i];
+    // flags bit0: a ReLU after it (a residual sum's), as relu_forward computes it
+    axpby_out[i] = select(v, max(v, 0.0), (p.flags & 1u) != 0u);
 }
 
 // out = max(a0, 0) (mode 0) or min(a0, 0) (mode 1).

@@ -51,7 +51,9 @@ fn lrp_combine4(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_work
 fn lrp_axpby4(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = index(gid, nwg);
     if (i >= p.count) { return; }
-    axpby_out[i] = p.c0 * a0[i] + p.c1 * a1[i];
+    let v = p.c0 * a0[i] + p.c1 * a1[i];
+    // flags bit0: a ReLU after it (a residual sum's), as relu_forward4 computes it
+    axpby_out[i] = select(v, max(v, vec4<f32>(0.0)), (p.flags & 1u) != 0u);
 }
 
 @compute @workgroup_size(64, 1, 1)

@@ -235,3 +235,60 @@ fn what_is_not_a_torchvision_resnet_is_named() {
     });
     assert!(e.contains("fc takes 255"), "{e}");
 }
+
+/// A residual sum and the ReLU after it run as one pass where the sum is not wanted
+/// (`ops::add_relu`): the same bits as the two passes, which run where it is captured.
+#[test]
+fn sums_fused_with_their_relus_give_the_same_bits() {
+    let net = Net::new(arc_ctx(), load("bottleneck")).unwrap();
+    let io = io("bottleneck");
+    let x = &io["input.b3"];
+    let sums: Vec<String> = net
+        .model()
+        .layers
+        .iter()
+        .filter(|l| matches!(l.kind, LayerKind::Add))
+        .map(|l| l.name.clone())
+        .collect();
+    assert_eq!(sums.len(), 5);
+    let outs: Vec<String> = sums
+        .iter()
+        .map(|s| s.trim_end_matches(".add").to_string())
+        .collect();
+    let fused = net.forward(x, &outs).unwrap();
+    let apart = net
+        .forward(x, &[sums.clone(), outs.clone()].concat())
+        .unwrap();
+    let bits = |a: &Array| a.data.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+    assert_eq!(bits(&fused.logits), bits(&apart.logits));
+    for (name, got) in &fused.captures {
+        let (_, want) = apart.captures.iter().find(|(n, _)| n == name).unwrap();
+        assert_eq!(bits(got), bits(want), "{name}");
+    }
+    // and the kernel itself, negative sums, zeros and NaN included
+    let ctx = arc_ctx();
+    let a = netlens::gpu::Tensor::upload(
+        &ctx,
+        &[1.0, -2.0, 0.5, f32::NAN, -0.0, 3.0, -1.0, 2.0],
+        &[2, 4],
+    )
+    .unwrap();
+    let b = netlens::gpu::Tensor::upload(
+        &ctx,
+        &[-1.5, 1.0, -0.5, 1.0, 0.0, -3.0, 0.25, f32::INFINITY],
+        &[2, 4],
+    )
+    .unwrap();
+    let mut rec = netlens::gpu::Recorder::new(&ctx, "add_relu");
+    let one = netlens::ops::add_relu(&mut rec, &a, &b, true).unwrap();
+    let sum = netlens::ops::add(&mut rec, &a, &b).unwrap();
+    let two = netlens::ops::relu(&mut rec, &sum).unwrap();
+    rec.submit().unwrap();
+    let (one, two) = (one.read(&ctx).unwrap(), two.read(&ctx).unwrap());
+    assert_eq!(
+        one.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+        two.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+    );
+    assert_eq!(one[0], 0.0);
+    assert_eq!(one[7], f32::INFINITY);
+}

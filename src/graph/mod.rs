@@ -24,16 +24,17 @@ use crate::ops;
 /// Which layer outputs a GPU forward pass keeps.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Keep {
-    /// Only the logits (conv/linear + ReLU pairs are fused).
+    /// Only the logits (conv, linear and sum + ReLU pairs are fused).
     Nothing,
     /// These layer indices.
     Layers(Vec<usize>),
     /// Every layer (the tape for a backward pass); nothing is fused.
     All,
     /// What a gradient walk (`Net::record_backward`) reads, and these layers' outputs:
-    /// every layer's output, except that a conv/linear whose only reader is a ReLU runs
-    /// fused with it and keeps no output of its own (the walk needs the ReLU's output,
-    /// not the pre-activation). Saves the ReLU passes and the pre-activation tensors.
+    /// every layer's output, except that a conv, linear or residual sum whose only reader
+    /// is a ReLU runs fused with it and keeps no output of its own (the walk needs the
+    /// ReLU's output, not the pre-activation). Saves the ReLU passes and the
+    /// pre-activation tensors.
     Gradient(Vec<usize>),
 }
 
@@ -416,8 +417,8 @@ impl Net {
                 Some(p) => ops::Act::Packed(p),
                 None => ops::Act::Tensor(ins[0].clone()),
             };
-            // a conv/linear takes its ReLU in when the pre-activation is not wanted (and
-            // it is not the last layer asked for) and only that ReLU reads it
+            // a conv, linear or sum takes its ReLU in when its own output is not wanted
+            // (and it is not the last layer asked for) and only that ReLU reads it
             let fuse = match keep {
                 Keep::All => false,
                 Keep::Gradient(wanted) => !wanted.contains(&i),
@@ -429,7 +430,9 @@ impl Net {
             // the layers after i that run inside it: its ReLU, and a max-pool after them
             let skip = match (&layers[i].kind, &pooled) {
                 (_, Some(f)) => f.at - i,
-                (LayerKind::Conv2d { .. } | LayerKind::Linear { .. }, None) => fuse as usize,
+                (LayerKind::Conv2d { .. } | LayerKind::Linear { .. } | LayerKind::Add, None) => {
+                    fuse as usize
+                }
                 _ => 0,
             };
             let pack = self.packs_output(rec, i, i + skip, keep, last, a.shape())?;
@@ -455,8 +458,13 @@ impl Net {
                         k.type_name()
                     )))
                 }
-                (_, ops::Act::Tensor(a)) => {
-                    ops::Act::Tensor(self.record_plain(rec, i, &a, &ins, &mut argmax)?)
+                (kind, ops::Act::Tensor(a)) => {
+                    let y = self.record_plain(rec, i, &a, &ins, &mut argmax, fuse)?;
+                    if fuse && matches!(kind, LayerKind::Add) {
+                        // the sum itself is not kept: its shape is the ReLU's
+                        shapes[i] = Some(y.shape.clone());
+                    }
+                    ops::Act::Tensor(y)
                 }
             };
             drop(ins);
@@ -500,7 +508,8 @@ impl Net {
     }
 
     /// Records layer i, of a kind other than conv and linear, on its inputs `ins` (`a` the
-    /// first), with a max-pool's argmax into `argmax`.
+    /// first), with a max-pool's argmax into `argmax`; a sum with the ReLU after it when
+    /// `relu`.
     fn record_plain(
         &self,
         rec: &mut Recorder,
@@ -508,6 +517,7 @@ impl Net {
         a: &Tensor,
         ins: &[Tensor],
         argmax: &mut [Option<Tensor>],
+        relu: bool,
     ) -> Result<Tensor> {
         Ok(match &self.model.layers[i].kind {
             LayerKind::Relu => ops::relu(rec, a)?,
@@ -524,9 +534,11 @@ impl Net {
             }
             LayerKind::Dropout => a.clone(),
             LayerKind::Add => {
-                let mut sum = ops::add(rec, &ins[0], &ins[1])?;
-                for t in &ins[2..] {
-                    sum = ops::add(rec, &sum, t)?;
+                // the ReLU, where it runs here, after the last of the sums
+                let last = ins.len() - 1;
+                let mut sum = ops::add_relu(rec, &ins[0], &ins[1], relu && last == 1)?;
+                for (k, t) in ins.iter().enumerate().skip(2) {
+                    sum = ops::add_relu(rec, &sum, t, relu && k == last)?;
                 }
                 sum
             }

@@ -256,12 +256,24 @@ pub fn lrp_clamp(rec: &mut Recorder, x: &Tensor, negative: bool) -> Result<Tenso
 
 /// c0 x0 + c1 x1.
 pub fn lrp_axpby(rec: &mut Recorder, c0: f32, x0: &Tensor, c1: f32, x1: &Tensor) -> Result<Tensor> {
+    axpby(rec, c0, x0, c1, x1, false)
+}
+
+/// c0·x0 + c1·x1, then a ReLU with `relu` (the same bits as `ops::relu` after it).
+pub(crate) fn axpby(
+    rec: &mut Recorder,
+    c0: f32,
+    x0: &Tensor,
+    c1: f32,
+    x1: &Tensor,
+    relu: bool,
+) -> Result<Tensor> {
     same(x0, x1, "lrp axpby")?;
     let out = Tensor::empty(rec.ctx(), &x0.shape, "relevance denominator")?;
     let p = LrpParams {
         count: u32s(x0.len(), "elements")?,
         mode: 0,
-        flags: 0,
+        flags: relu as u32,
         item: 0,
         eps: 0.0,
         c0,

@@ -39,7 +39,7 @@ pub use lrp::{
 pub use pack::{Act, PackedTensor};
 pub use perturb::{occlude, ranked_copies, Windows};
 pub use pool::{adaptive_avg_pool2d, avg_pool2d, max_pool2d, pool_out, Pool2d};
-pub use simple::{add, relu, softmax};
+pub use simple::{add, add_relu, relu, softmax};
 
 use crate::error::{Error, Result};
 

@@ -50,13 +50,19 @@ pub(crate) fn relu_launch(
 /// a + b, element-wise (tensors of one shape): a residual sum's forward, and gradients
 /// and relevances meeting where a layer's output has several readers.
 pub fn add(rec: &mut Recorder, a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    add_relu(rec, a, b, false)
+}
+
+/// `add`, then a ReLU with `relu` in the same pass (a residual sum and the ReLU that alone
+/// reads it): the same bits as `add` then `relu`.
+pub fn add_relu(rec: &mut Recorder, a: &Tensor, b: &Tensor, relu: bool) -> Result<Tensor> {
     if a.shape != b.shape {
         return Err(Error::Shape(format!(
             "cannot add tensors of shapes {:?} and {:?}",
             a.shape, b.shape
         )));
     }
-    super::lrp_axpby(rec, 1.0, a, 1.0, b)
+    super::lrp::axpby(rec, 1.0, a, 1.0, b, relu)
 }
 
 /// Softmax over the last axis of [N, classes].
