@@ -1,9 +1,10 @@
 //! netlens's side of the README speed table: median seconds of every VGG16 conv/linear
-//! shape, VGG16 forward and gradient at batch 1 and 8, every LRP composite, and the demo
-//! model's integrated gradients and occlusion, one JSON object per line. Run through
-//! `python3 tools/speed_table.py`, which times the peers on the same inputs in the same run.
+//! shape, VGG16 forward and gradient at batch 1 and 8, every LRP composite, ResNet-50's
+//! forward, gradient and two LRP composites, and the demo model's integrated gradients and
+//! occlusion, one JSON object per line. Run through `python3 tools/speed_table.py`, which
+//! times the peers on the same inputs in the same run.
 //!
-//! cargo run --release --example speed -- [--reps N] [--quick] [--only vgg|demo]
+//! cargo run --release --example speed -- [--reps N] [--quick] [--only vgg|resnet|demo]
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -66,10 +67,13 @@ fn main() -> netlens::Result<()> {
         ctx.adapter_name(),
         ctx.gemm().name()
     );
-    if only != Some("demo") {
+    if only.is_none_or(|o| o == "vgg") {
         vgg16(&ctx, reps, quick)?;
     }
-    if only != Some("vgg") {
+    if only.is_none_or(|o| o == "resnet") {
+        resnet50(&ctx, reps)?;
+    }
+    if only.is_none_or(|o| o == "demo") {
         demo(&ctx, reps)?;
     }
     Ok(())
@@ -158,6 +162,37 @@ fn vgg16(ctx: &Arc<Context>, reps: usize, quick: bool) -> netlens::Result<()> {
                 .unwrap();
         });
         emit(&format!("vgg16 lrp {c:?} b1"), t, None);
+    }
+    Ok(())
+}
+
+/// ResNet-50 (random weights and batch-norm statistics) at batch 1: forward, gradient,
+/// and the LRP composites Zennit's ResNetCanonizer serves (EpsilonPlus, EpsilonAlpha2Beta1).
+fn resnet50(ctx: &Arc<Context>, reps: usize) -> netlens::Result<()> {
+    let net = Net::new(
+        ctx.clone(),
+        zoo::resnet_random(50, 1000, 1).expect("resnet50"),
+    )?;
+    let x = Array::new(vec![1, 3, 224, 224], fill(3 * 224 * 224))?;
+    let xt = Tensor::upload(ctx, &x.data, &x.shape)?;
+    let t = median(reps, || {
+        let tape = net.forward_gpu(&xt, &Keep::Nothing).unwrap();
+        tape.logits.read(ctx).unwrap();
+    });
+    emit("resnet50 forward b1", t, Some(8.18e9));
+    let hidden = indicatif::ProgressBar::hidden();
+    let t = median(reps, || {
+        run_gradients(&net, &x, Some(&[3]), ReluRule::Gradient, None, &hidden).unwrap();
+    });
+    emit("resnet50 gradient b1", t, None);
+    let lrp = Lrp::new(&net);
+    for c in [Composite::EpsilonPlus, Composite::EpsilonAlpha2Beta1] {
+        let rules = assign(net.model(), &c, &RuleParams::default(), &[])?;
+        let t = median(reps, || {
+            lrp.relevance(&x, Some(&[3]), &rules, Start::Logit, false)
+                .unwrap();
+        });
+        emit(&format!("resnet50 lrp {c:?} b1"), t, None);
     }
     Ok(())
 }

@@ -27,6 +27,7 @@ from PIL import Image
 from safetensors.torch import load_file
 from zennit.attribution import Gradient
 from zennit.composites import EpsilonAlpha2Beta1, EpsilonAlpha2Beta1Flat, EpsilonGammaBox, EpsilonPlus, EpsilonPlusFlat
+from zennit.torchvision import ResNetCanonizer
 
 sys.path.insert(0, os.path.dirname(__file__))
 from timing import precisions, timeit  # noqa: E402
@@ -39,6 +40,7 @@ CONVS = [("conv1_1", 3, 224, 64), ("conv1_2", 64, 224, 64), ("conv2_1", 64, 112,
          ("conv3_1", 128, 56, 256), ("conv3_2", 256, 56, 256), ("conv4_1", 256, 28, 512), ("conv4_2", 512, 28, 512),
          ("conv5_1", 512, 14, 512)]
 LINEARS = [("fc6", 25088, 4096), ("fc7", 4096, 4096), ("fc8", 4096, 1000)]
+RESNET_COMPOSITES = [("EpsilonPlus", EpsilonPlus), ("EpsilonAlpha2Beta1", EpsilonAlpha2Beta1)]
 COMPOSITES = [("EpsilonPlus", EpsilonPlus), ("EpsilonPlusFlat", EpsilonPlusFlat),
               ("EpsilonGammaBox", lambda: EpsilonGammaBox(low=-3.0, high=3.0)), ("EpsilonAlpha2Beta1", EpsilonAlpha2Beta1),
               ("EpsilonAlpha2Beta1Flat", EpsilonAlpha2Beta1Flat)]
@@ -79,6 +81,14 @@ def peer_rows(dev, reps, quick):
     for name, make in COMPOSITES:
         with Gradient(model=vgg, composite=make()) as attributor:
             rows[f"vgg16 lrp {name} b1"] = ("Zennit", timeit(lambda: attributor(x, lambda out: eye * out), dev, reps, 1))
+    resnet = torchvision.models.resnet50(weights=None).eval().to(dev)
+    with torch.inference_mode():
+        rows["resnet50 forward b1"] = ("PyTorch", timeit(lambda: resnet(x), dev, reps, 1))
+    rows["resnet50 gradient b1"] = ("Captum Saliency", timeit(
+        lambda: Saliency(resnet).attribute(x, target=3, abs=False), dev, reps, 1))
+    for name, make in RESNET_COMPOSITES:
+        with Gradient(model=resnet, composite=make(canonizers=[ResNetCanonizer()])) as attributor:
+            rows[f"resnet50 lrp {name} b1"] = ("Zennit", timeit(lambda: attributor(x, lambda out: eye * out), dev, reps, 1))
     demo = TorchvisionVGG(CFG, hidden=HIDDEN, classes=len(SHAPES)).eval()
     demo.load_state_dict(load_file(os.path.join(ROOT, "models", "shapes-vgg.safetensors")))
     demo = demo.to(dev)
@@ -108,6 +118,11 @@ def ratio_rows(ours):
     for name, _ in COMPOSITES:
         if f"vgg16 lrp {name} b1" in ours:
             rows.append((f"LRP {name} / gradient, batch 1", f"vgg16 lrp {name} b1", "vgg16 gradient b1"))
+    if "resnet50 gradient b1" in ours:
+        rows.append(("ResNet-50 gradient / forward, batch 1", "resnet50 gradient b1", "resnet50 forward b1"))
+    for name, _ in RESNET_COMPOSITES:
+        if f"resnet50 lrp {name} b1" in ours:
+            rows.append((f"ResNet-50 LRP {name} / gradient, batch 1", f"resnet50 lrp {name} b1", "resnet50 gradient b1"))
     return rows
 
 

@@ -1,4 +1,5 @@
-//! torchvision VGG architectures with random weights, for benchmarks and size tests.
+//! torchvision VGG and ResNet architectures with random weights, for benchmarks and size
+//! tests.
 
 use super::{Layer, LayerKind, Model, ModelMeta, Src};
 use crate::ops::{Conv2dGeom, Pool2d};
@@ -118,4 +119,113 @@ pub fn vgg_random(depth: u32, hidden: usize, classes: usize, seed: u64) -> Optio
         },
         in_channels: 3,
     })
+}
+
+/// torchvision's ResNet block counts and whether its blocks are Bottlenecks.
+pub fn resnet_config(depth: u32) -> Option<([usize; 4], bool)> {
+    Some(match depth {
+        18 => ([2, 2, 2, 2], false),
+        34 => ([3, 4, 6, 3], false),
+        50 => ([3, 4, 6, 3], true),
+        101 => ([3, 4, 23, 3], true),
+        152 => ([3, 8, 36, 3], true),
+        _ => return None,
+    })
+}
+
+/// A torchvision ResNet (`depth` 18/34/50/101/152) with uniform Kaiming-scaled random
+/// weights and random batch-norm statistics, made as a state dict under torchvision's
+/// names and loaded through the importer (`import/resnet.rs`), batch norms folded.
+pub fn resnet_random(depth: u32, classes: usize, seed: u64) -> Option<Model> {
+    let (blocks, deep) = resnet_config(depth)?;
+    let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
+    let mut tensors: Vec<(String, Vec<usize>, Vec<f32>)> = Vec::new();
+    let mut conv = |t: &mut Vec<_>, name: &str, cout: usize, cin: usize, k: usize| {
+        let a = (6.0 / (cin * k * k) as f32).sqrt();
+        t.push((
+            format!("{name}.weight"),
+            vec![cout, cin, k, k],
+            rng.fill(cout * cin * k * k, a),
+        ));
+    };
+    let mut stats = Rng(seed ^ 0xB5);
+    let mut bn = |t: &mut Vec<(String, Vec<usize>, Vec<f32>)>, name: &str, c: usize| {
+        let gamma = stats.fill(c, 0.2).iter().map(|v| 1.0 + v).collect();
+        let var = stats.fill(c, 0.25).iter().map(|v| 0.75 + v).collect();
+        t.push((format!("{name}.weight"), vec![c], gamma));
+        t.push((format!("{name}.bias"), vec![c], stats.fill(c, 0.1)));
+        t.push((format!("{name}.running_mean"), vec![c], stats.fill(c, 0.2)));
+        t.push((format!("{name}.running_var"), vec![c], var));
+    };
+    conv(&mut tensors, "conv1", 64, 3, 7);
+    bn(&mut tensors, "bn1", 64);
+    let mut inplanes = 64;
+    for (s, &n) in blocks.iter().enumerate() {
+        let planes = 64 << s;
+        let out = if deep { 4 * planes } else { planes };
+        for b in 0..n {
+            let p = format!("layer{}.{b}", s + 1);
+            if deep {
+                conv(&mut tensors, &format!("{p}.conv1"), planes, inplanes, 1);
+                bn(&mut tensors, &format!("{p}.bn1"), planes);
+                conv(&mut tensors, &format!("{p}.conv2"), planes, planes, 3);
+                bn(&mut tensors, &format!("{p}.bn2"), planes);
+                conv(&mut tensors, &format!("{p}.conv3"), out, planes, 1);
+                bn(&mut tensors, &format!("{p}.bn3"), out);
+            } else {
+                conv(&mut tensors, &format!("{p}.conv1"), planes, inplanes, 3);
+                bn(&mut tensors, &format!("{p}.bn1"), planes);
+                conv(&mut tensors, &format!("{p}.conv2"), planes, planes, 3);
+                bn(&mut tensors, &format!("{p}.bn2"), planes);
+            }
+            if b == 0 && (s > 0 || inplanes != out) {
+                conv(&mut tensors, &format!("{p}.downsample.0"), out, inplanes, 1);
+                bn(&mut tensors, &format!("{p}.downsample.1"), out);
+            }
+            inplanes = out;
+        }
+    }
+    let a = (6.0 / inplanes as f32).sqrt();
+    tensors.push((
+        "fc.weight".into(),
+        vec![classes, inplanes],
+        rng.fill(classes * inplanes, a),
+    ));
+    tensors.push(("fc.bias".into(), vec![classes], rng.fill(classes, 0.05)));
+    let bytes: Vec<(String, Vec<usize>, Vec<u8>)> = tensors
+        .into_iter()
+        .map(|(k, s, v)| (k, s, v.iter().flat_map(|x| x.to_le_bytes()).collect()))
+        .collect();
+    let views: Vec<(String, safetensors::tensor::TensorView)> = bytes
+        .iter()
+        .map(|(k, s, d)| {
+            let v = safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.clone(), d)
+                .expect("shapes match their data");
+            (k.clone(), v)
+        })
+        .collect();
+    let file = safetensors::serialize(views, None).ok()?;
+    let mut m = super::load_bytes(&file, &format!("resnet{depth}")).ok()?;
+    m.meta.arch = format!("resnet{depth}");
+    Some(m)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The random ResNets have torchvision's shapes: its parameter counts less one per
+    /// batch-norm channel (a folded batch norm leaves a bias where it had a weight and a
+    /// bias), as `netlens info` counts a torchvision export.
+    #[test]
+    fn random_resnets_have_torchvision_shapes() {
+        for (depth, params) in [(18, 11_689_512 - 4_800), (50, 25_557_032 - 26_560)] {
+            let m = resnet_random(depth, 1000, 1).unwrap();
+            assert_eq!(m.meta.arch, format!("resnet{depth}"));
+            assert_eq!(m.param_count(), params, "resnet{depth}");
+            let shapes = m.output_shapes(&[1, 3, 224, 224]).unwrap();
+            assert_eq!(shapes.last().unwrap(), &[1, 1000]);
+        }
+        assert!(resnet_random(20, 10, 1).is_none());
+    }
 }
