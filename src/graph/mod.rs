@@ -377,6 +377,8 @@ impl Net {
         let mut live: Vec<Option<Tensor>> = vec![None; n];
         // outputs a conv pass stored packed for the conv that alone reads them next
         let mut packed: Vec<Option<ops::PackedTensor>> = vec![None; n];
+        // tensors that several convs read, packed once for all of them
+        let mut shared: Vec<Option<ops::PackedTensor>> = vec![None; n];
         let last_read: Vec<usize> = (0..n)
             .map(|j| self.consumers[j].iter().copied().max().unwrap_or(j))
             .collect();
@@ -394,7 +396,10 @@ impl Net {
         let input = cur.clone();
         while i <= last {
             let packed_in = match layers[i].inputs.as_slice() {
-                [Src::Layer(j)] => packed[*j].take(),
+                [Src::Layer(j)] => match packed[*j].take() {
+                    Some(p) => Some(p),
+                    None => self.shared_pack(rec, i, *j, last, &live, &mut shared)?,
+                },
                 _ => None,
             };
             let ins: Vec<Tensor> = layers[i]
@@ -505,6 +510,41 @@ impl Net {
             last,
             banded: None,
         })
+    }
+
+    /// Layer i's input `j` packed for it (`ops::pack_tensor`) where i is a conv on a
+    /// texture-reading GEMM and another conv up to `last` reads `j` alone too (a residual
+    /// block's first conv and its shortcut): packed at the first of them, kept in `shared`
+    /// for the others. None where the conv packs its input itself.
+    fn shared_pack(
+        &self,
+        rec: &mut Recorder,
+        i: usize,
+        j: usize,
+        last: usize,
+        live: &[Option<Tensor>],
+        shared: &mut [Option<ops::PackedTensor>],
+    ) -> Result<Option<ops::PackedTensor>> {
+        let layers = &self.model.layers;
+        let conv_of_j = |k: &usize| {
+            *k <= last
+                && matches!(layers[*k].kind, LayerKind::Conv2d { .. })
+                && layers[*k].inputs == [Src::Layer(j)]
+        };
+        if let Some(p) = &shared[j] {
+            return Ok(Some(p.clone()));
+        }
+        let readers = self.consumers[j].iter().filter(|k| conv_of_j(k)).count();
+        let Some(t) = &live[j] else {
+            return Ok(None);
+        };
+        if !conv_of_j(&i) || readers < 2 || !rec.ctx().gemm().reads_textures() || t.shape.len() != 4
+        {
+            return Ok(None);
+        }
+        let p = ops::pack_tensor(rec, t)?;
+        shared[j] = Some(p.clone());
+        Ok(Some(p))
     }
 
     /// Records layer i, of a kind other than conv and linear, on its inputs `ins` (`a` the

@@ -36,7 +36,7 @@ pub use conv_pool::{conv2d_pool, conv2d_pool_act, conv2d_pool_fits};
 pub use lrp::{
     lrp_axpby, lrp_clamp, lrp_combine, lrp_ratio, lrp_ratio_of, Keep as LrpKeep, Ratio as LrpRatio,
 };
-pub use pack::{Act, PackedTensor};
+pub use pack::{pack_tensor, Act, PackedTensor};
 pub use perturb::{occlude, ranked_copies, Windows};
 pub use pool::{adaptive_avg_pool2d, avg_pool2d, max_pool2d, pool_out, Pool2d};
 pub use simple::{add, add_relu, relu, softmax};

@@ -266,6 +266,16 @@ pub struct PackedTensor {
     pub shape: Vec<usize>,
 }
 
+/// `x` [n, c, h, w] packed four channels a texel, as a conv reading it would pack it: for
+/// several convs that read one tensor (`Act::Packed`), one pass instead of one each.
+pub fn pack_tensor(rec: &mut Recorder, x: &Tensor) -> Result<PackedTensor> {
+    let [_, c, _, _] = super::dims4(&x.shape, "a packed tensor")?;
+    Ok(PackedTensor {
+        view: pack_texture(rec, x, 0, c)?,
+        shape: x.shape.clone(),
+    })
+}
+
 /// A texture from the context's pool for `texels` packed texels (n × ⌈c / 4⌉ × plane),
 /// held by `rec` until its submission ends, and its width.
 pub(crate) fn packed_texture(
