@@ -675,7 +675,7 @@ fn indexed(t: &Tensors, prefix: &str) -> Result<BTreeMap<usize, BTreeSet<String>
             Error::model(
                 &t.path,
                 format!(
-                    "tensor '{name}': expected '{prefix}<index>.<field>' as in torchvision's VGG"
+                    "tensor '{name}': expected '{prefix}<index>.<field>' as in torchvision's models"
                 ),
             )
         })?;

@@ -46,8 +46,8 @@ pub(super) fn torchvision_resnet(t: &mut Tensors) -> Result<(Vec<Layer>, String)
         return Err(Error::model(
             &b.t.path,
             format!(
-                "conv1 is {:?}; a torchvision ResNet's stem is a 7x7 conv",
-                b.kernel(stem)
+                "conv1 is {}; a torchvision ResNet's stem is a 7x7 conv",
+                size(b.kernel(stem))
             ),
         ));
     }
@@ -191,9 +191,10 @@ impl Builder<'_> {
                 return Err(Error::model(
                     &self.t.path,
                     format!(
-                        "{p}.{name} is {:?}; a torchvision {} has {k:?} there",
-                        g.kernel,
-                        kind(deep)
+                        "{p}.{name} is {}; a torchvision {} has {} there",
+                        size(g.kernel),
+                        kind(deep),
+                        size(k)
                     ),
                 ));
             }
@@ -220,8 +221,8 @@ impl Builder<'_> {
                 return Err(Error::model(
                     &self.t.path,
                     format!(
-                        "{p}.downsample.0 is {:?}; torchvision's shortcut is a 1x1 conv",
-                        self.kernel(d)
+                        "{p}.downsample.0 is {}; torchvision's shortcut is a 1x1 conv",
+                        size(self.kernel(d))
                     ),
                 ));
             }
@@ -246,4 +247,8 @@ fn kind(deep: bool) -> &'static str {
     } else {
         "BasicBlock"
     }
+}
+
+fn size((h, w): (usize, usize)) -> String {
+    format!("{h}x{w}")
 }
