@@ -22,6 +22,8 @@ struct LrpParams {
 @group(0) @binding(5) var<storage, read_write> ratio_out: array<f32>;
 @group(0) @binding(3) var<storage, read_write> axpby_out: array<f32>;
 @group(0) @binding(2) var<storage, read_write> clamp_out: array<f32>;
+// lrp_sum: a0 .. a3 and ratio_out as lrp_ratio's, and a second output
+@group(0) @binding(6) var<storage, read_write> sum_out2: array<f32>;
 
 fn index(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
     return gid.x + gid.z * nwg.x * 64u;
@@ -71,4 +73,16 @@ fn lrp_clamp(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgro
     let i = index(gid, nwg);
     if (i >= p.count) { return; }
     clamp_out[i] = select(max(a0[i], 0.0), min(a0[i], 0.0), p.mode == 1u);
+}
+
+// Zennit's rule for a sum of two inputs, a2 + a3 = a1 (its output), with R = a0: each
+// input's share a_k R / s(c0 a1) (mode 0) into ratio_out and sum_out2. The same
+// expressions as lrp_ratio and then lrp_combine for each input, so the same bits.
+@compute @workgroup_size(64, 1, 1)
+fn lrp_sum(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = index(gid, nwg);
+    if (i >= p.count) { return; }
+    let g = a0[i] / stabilize(p.c0 * a1[i], p.eps);
+    ratio_out[i] = p.c0 * a2[i] * g;
+    sum_out2[i] = p.c0 * a3[i] * g;
 }

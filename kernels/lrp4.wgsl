@@ -20,6 +20,7 @@ struct LrpParams {
 @group(0) @binding(5) var<storage, read_write> ratio_out: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read_write> axpby_out: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read_write> clamp_out: array<vec4<f32>>;
+@group(0) @binding(6) var<storage, read_write> sum_out2: array<vec4<f32>>;
 
 fn index(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
     return gid.x + gid.z * nwg.x * 64u;
@@ -62,4 +63,13 @@ fn lrp_clamp4(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgr
     if (i >= p.count) { return; }
     let v = a0[i];
     clamp_out[i] = select(max(v, vec4<f32>(0.0)), min(v, vec4<f32>(0.0)), p.mode == 1u);
+}
+
+@compute @workgroup_size(64, 1, 1)
+fn lrp_sum4(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = index(gid, nwg);
+    if (i >= p.count) { return; }
+    let g = a0[i] / stabilize4(p.c0 * a1[i], p.eps);
+    ratio_out[i] = p.c0 * a2[i] * g;
+    sum_out2[i] = p.c0 * a3[i] * g;
 }

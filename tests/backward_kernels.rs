@@ -473,6 +473,41 @@ fn lrp_elementwise(n: usize) {
         1e-5,
         &format!("lrp_combine with accumulate, {n} elements"),
     );
+    // a sum's rule in one pass: the same bits as the ratio and a combine for each input
+    // (z[0] and z[1] are zeros: s(±0) = +eps)
+    let x2: Vec<f32> = rand_vec(n, 34);
+    let x2t = Tensor::upload(c, &x2, &[n]).unwrap();
+    let mut rec = Recorder::new(c, "test");
+    let [s1, s2] = ops::lrp_sum_rule(&mut rec, &rt, &zt, [&z0t, &x2t], eps).unwrap();
+    let g = ops::lrp_ratio(&mut rec, &rt, &zt, &zt, ops::LrpKeep::All, eps).unwrap();
+    let c1 = ops::lrp_combine(&mut rec, 1.0, &z0t, &g, 0.0, &z0t, &g, None).unwrap();
+    let c2 = ops::lrp_combine(&mut rec, 1.0, &x2t, &g, 0.0, &x2t, &g, None).unwrap();
+    rec.submit().unwrap();
+    let bits = |t: &Tensor| {
+        t.read(c)
+            .unwrap()
+            .iter()
+            .map(|v| v.to_bits())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        bits(&s1),
+        bits(&c1),
+        "lrp_sum_rule's first input, {n} elements"
+    );
+    assert_eq!(
+        bits(&s2),
+        bits(&c2),
+        "lrp_sum_rule's second input, {n} elements"
+    );
+    let want: Vec<f32> = (0..n).map(|i| x2[i] * (r[i] / s(z[i]))).collect();
+    assert_close(
+        &s2.read(c).unwrap(),
+        &want,
+        1e-6,
+        1e-5,
+        &format!("lrp_sum_rule, {n} elements"),
+    );
 }
 
 #[test]

@@ -114,10 +114,12 @@ kernels! {
     LrpCombine => "lrp.wgsl" after ["lrp_ratio.wgsl"], "lrp_combine", [R, R, R, R, W];
     LrpAxpby => "lrp.wgsl" after ["lrp_ratio.wgsl"], "lrp_axpby", [R, R, W];
     LrpClamp => "lrp.wgsl" after ["lrp_ratio.wgsl"], "lrp_clamp", [R, W];
+    LrpSum => "lrp.wgsl" after ["lrp_ratio.wgsl"], "lrp_sum", [R, R, R, R, W, W];
     LrpRatio4 => "lrp4.wgsl" after ["lrp_ratio.wgsl"], "lrp_ratio4", [R, R, R, R, W];
     LrpCombine4 => "lrp4.wgsl" after ["lrp_ratio.wgsl"], "lrp_combine4", [R, R, R, R, W];
     LrpAxpby4 => "lrp4.wgsl" after ["lrp_ratio.wgsl"], "lrp_axpby4", [R, R, W];
     LrpClamp4 => "lrp4.wgsl" after ["lrp_ratio.wgsl"], "lrp_clamp4", [R, W];
+    LrpSum4 => "lrp4.wgsl" after ["lrp_ratio.wgsl"], "lrp_sum4", [R, R, R, R, W, W];
     Axpy => "map.wgsl", "axpy", [R, W];
     Affine => "map.wgsl", "affine", [R, W];
     Clamp => "map.wgsl", "clamp_range", [R, W];

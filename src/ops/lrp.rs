@@ -42,6 +42,7 @@ fn launch(rec: &mut Recorder, kernel: Kernel, mut p: LrpParams, b: &[Binding], c
         (0, Kernel::LrpCombine) => (Kernel::LrpCombine4, count / 4),
         (0, Kernel::LrpAxpby) => (Kernel::LrpAxpby4, count / 4),
         (0, Kernel::LrpClamp) => (Kernel::LrpClamp4, count / 4),
+        (0, Kernel::LrpSum) => (Kernel::LrpSum4, count / 4),
         _ => (kernel, count),
     };
     p.count = n as u32;
@@ -190,6 +191,45 @@ fn ratio_into(rec: &mut Recorder, q: &Ratio, out: &Tensor, item: u32, flags: u32
     let b = [r, za, z0, zb, Binding::Tensor(out)];
     launch(rec, Kernel::LrpRatio, p, &b, q.r.len());
     Ok(())
+}
+
+/// Relevance at the two inputs of a sum x1 + x2 = z from `r` at its output: x_k ⊙ r / s(z),
+/// s the stabilizer of `eps` (Zennit's `Norm` with ε its stabilizer, or `Epsilon`), in one
+/// pass: the same bits as `lrp_ratio` then `lrp_combine` for each input.
+pub fn lrp_sum_rule(
+    rec: &mut Recorder,
+    r: &Tensor,
+    z: &Tensor,
+    [x1, x2]: [&Tensor; 2],
+    eps: f32,
+) -> Result<[Tensor; 2]> {
+    for t in [z, x1, x2] {
+        same(r, t, "lrp sum rule")?;
+    }
+    let out = [
+        Tensor::empty(rec.ctx(), &x1.shape, "relevance")?,
+        Tensor::empty(rec.ctx(), &x2.shape, "relevance")?,
+    ];
+    let p = LrpParams {
+        count: u32s(r.len(), "elements")?,
+        mode: 0,
+        flags: 0,
+        item: 0,
+        eps,
+        c0: 1.0,
+        c1: 0.0,
+        _pad1: 0.0,
+    };
+    let b = [
+        Binding::Tensor(r),
+        Binding::Tensor(z),
+        Binding::Tensor(x1),
+        Binding::Tensor(x2),
+        Binding::Tensor(&out[0]),
+        Binding::Tensor(&out[1]),
+    ];
+    launch(rec, Kernel::LrpSum, p, &b, r.len());
+    Ok(out)
 }
 
 /// c0 x0 y0 + c1 x1 y1, added into `acc` when given; with c1 = 0 the kernel reads neither

@@ -34,7 +34,8 @@ pub use conv::{
 };
 pub use conv_pool::{conv2d_pool, conv2d_pool_act, conv2d_pool_fits};
 pub use lrp::{
-    lrp_axpby, lrp_clamp, lrp_combine, lrp_ratio, lrp_ratio_of, Keep as LrpKeep, Ratio as LrpRatio,
+    lrp_axpby, lrp_clamp, lrp_combine, lrp_ratio, lrp_ratio_of, lrp_sum_rule, Keep as LrpKeep,
+    Ratio as LrpRatio,
 };
 pub use pack::{pack_tensor, Act, PackedTensor};
 pub use perturb::{occlude, ranked_copies, Windows};

@@ -158,6 +158,10 @@ fn add_rule(
         }
     };
     let z = tape.output(i)?;
+    if let [a, b] = l.inputs[..] {
+        let out = ops::lrp_sum_rule(rec, r, z, [tape.src(a)?, tape.src(b)?], eps)?;
+        return Ok(out.into());
+    }
     let g = ops::lrp_ratio(rec, r, z, z, LrpKeep::All, eps)?;
     l.inputs
         .iter()
