@@ -150,7 +150,11 @@ fn store(mode: u32, m: u32, n: u32, acc: f32) {
     }
     let plane = p.h * p.w;
     let i = ((u.item0 + m / plane) * p.cin + n) * plane + m % plane;
-    if ((p.flags & 4u) != 0u) { output[i] += acc; } else { output[i] = acc; }
+    // flags bit6: times the element of the tensor bound as the bias at its own index (LRP's
+    // a ⊙ Wᵀq stored as products: one multiplication, the bits of a pass after)
+    var v = acc;
+    if ((p.flags & 64u) != 0u) { v *= bias[i]; }
+    if ((p.flags & 4u) != 0u) { output[i] += v; } else { output[i] = v; }
 }
 
 struct Sizes { m: u32, n: u32, k: u32 }

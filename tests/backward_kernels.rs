@@ -670,7 +670,7 @@ fn stacked_ratios_match_two_gemms() {
             };
             let hw = (dims[2], dims[3]);
             let mut rec = Recorder::new(c, "test");
-            let dx = ops::conv2d_backward_ratios(&mut rec, (&q1, &q2), &ws, &g2, hw).unwrap();
+            let dx = ops::conv2d_backward_ratios(&mut rec, (&q1, &q2), &ws, &g2, hw, None).unwrap();
             let wb1 = WeightBuffer::upload_conv(c, "w1", &w1, g.cout, taps, None).unwrap();
             let wb2 = WeightBuffer::upload_conv(c, "w2", &w2, g.cout, taps, None).unwrap();
             let t1 = ops::conv2d_backward_ratio(&mut rec, &q1, &wb1, &g, hw).unwrap();
@@ -696,7 +696,76 @@ fn stacked_ratios_match_two_gemms() {
                 WeightBuffer::upload_conv(c, "w", &rand_vec(12 * 27, 88), 12, 9, None).unwrap();
             let g2 = Conv2dGeom { cout: 12, ..g };
             let mut rec = Recorder::new(c, "test");
-            assert!(ops::conv2d_backward_ratios(&mut rec, (&q, &q), &ws, &g2, (5, 5)).is_err());
+            assert!(
+                ops::conv2d_backward_ratios(&mut rec, (&q, &q), &ws, &g2, (5, 5), None).is_err()
+            );
+        }
+    }
+}
+
+/// LRP's a ⊙ Wᵀq stored as products by the tiled input-gradient GEMM (one launch) is the
+/// same bits as the GEMM and then the product pass, which the other launches (the
+/// CPU-shaped kernels, weights in several chunks) keep: every variant, planes of a
+/// multiple of 4 pixels and not, a batch (split-K on the tiled one), a strided conv.
+#[test]
+fn scaled_input_gradients_are_the_products_of_the_plain_ones() {
+    for c in gemm_ctxs() {
+        let cases = [
+            // (input dims, geom, weight chunk limit)
+            ([2, 16, 8, 8], geom(16, 12, (3, 3), (1, 1), (1, 1)), None),
+            ([1, 40, 7, 9], geom(40, 8, (3, 3), (2, 2), (1, 1)), None),
+            ([1, 3, 9, 8], geom(3, 16, (3, 3), (1, 1), (1, 1)), None), // the narrow twin
+            (
+                [1, 12, 6, 6],
+                geom(12, 10, (3, 3), (1, 1), (1, 1)),
+                Some(2 * 1728),
+            ),
+        ];
+        for (i, (dims, g, limit)) in cases.into_iter().enumerate() {
+            let (oh, ow) = g.out_hw(dims[2], dims[3]).unwrap();
+            let shape = [dims[0], g.cout, oh, ow];
+            let len = shape.iter().product::<usize>();
+            let up = |n: usize, seed: u64, s: &[usize]| {
+                Tensor::upload(c, &rand_vec(n, seed), s).unwrap()
+            };
+            let (r, z) = (up(len, 91 + i as u64, &shape), up(len, 92, &shape));
+            let a = up(dims.iter().product(), 93, &dims);
+            let q = ops::LrpRatio::new(&r, &z, &z, ops::LrpKeep::All, 0.01);
+            let taps = g.kernel.0 * g.kernel.1;
+            let mut layout = WeightLayout::conv(taps);
+            if let Some(l) = limit {
+                layout = layout.limit(l);
+            }
+            let w = rand_vec(g.cout * g.cin * taps, 94);
+            let wb =
+                WeightBuffer::upload_with(c, "w", &w, g.cout, g.cin * taps, None, layout).unwrap();
+            if limit.is_some() {
+                assert!(wb.chunks.len() > 1, "{:?}", c.gemm());
+            }
+            let hw = (dims[2], dims[3]);
+            let mut rec = Recorder::new(c, "test");
+            let fused =
+                ops::conv2d_backward_ratio_scaled(&mut rec, &q, &wb, &g, hw, Some(&a)).unwrap();
+            let t = ops::conv2d_backward_ratio(&mut rec, &q, &wb, &g, hw).unwrap();
+            let apart = ops::lrp_combine(&mut rec, 1.0, &a, &t, 0.0, &a, &t, None).unwrap();
+            rec.submit().unwrap();
+            let bits = |t: &Tensor| {
+                t.read(c)
+                    .unwrap()
+                    .iter()
+                    .map(|v| v.to_bits())
+                    .collect::<Vec<_>>()
+            };
+            assert_eq!(bits(&fused), bits(&apart), "{dims:?} {g:?} {:?}", c.gemm());
+            // and it is a product: a ⊙ t
+            let (tv, av) = (t.read(c).unwrap(), a.read(c).unwrap());
+            let want: Vec<f32> = tv.iter().zip(&av).map(|(t, a)| t * a).collect();
+            assert_close(&fused.read(c).unwrap(), &want, 0.0, 0.0, "a ⊙ t");
+            // a scale of another shape is refused
+            let mut rec = Recorder::new(c, "test");
+            assert!(
+                ops::conv2d_backward_ratio_scaled(&mut rec, &q, &wb, &g, hw, Some(&r)).is_err()
+            );
         }
     }
 }

@@ -42,7 +42,7 @@ pub fn conv2d_backward_input(
     g: &Conv2dGeom,
     input_hw: (usize, usize),
 ) -> Result<Tensor> {
-    backward_input(rec, dy, Dy::Tensor, w, g, input_hw)
+    backward_input(rec, dy, Dy::Tensor, w, g, input_hw, None)
 }
 
 /// `conv2d_backward_input` of the LRP ratio `q` (the shape of dy): where the GEMM reads a
@@ -56,11 +56,26 @@ pub fn conv2d_backward_ratio(
     input_hw: (usize, usize),
 ) -> Result<Tensor> {
     // both paths check the ratio's shapes (the pack before its first launch)
+    conv2d_backward_ratio_scaled(rec, q, w, g, input_hw, None)
+}
+
+/// `conv2d_backward_ratio`, then with `a` (the conv's input) a ⊙ that, LRP's relevance at
+/// the input: stored as products by the GEMM where one launch of the tiled kernel makes dx
+/// (flags bit6), else by a pass after it; the same bits either way.
+pub fn conv2d_backward_ratio_scaled(
+    rec: &mut Recorder,
+    q: &Ratio,
+    w: &WeightBuffer,
+    g: &Conv2dGeom,
+    input_hw: (usize, usize),
+    a: Option<&Tensor>,
+) -> Result<Tensor> {
+    // both paths check the ratio's shapes (the pack before its first launch)
     if rec.ctx().gemm().reads_textures() {
-        return backward_input(rec, q.r, Dy::Ratio(q), w, g, input_hw);
+        return backward_input(rec, q.r, Dy::Ratio(q), w, g, input_hw, a);
     }
     let dy = super::lrp_ratio_of(rec, q)?;
-    backward_input(rec, &dy, Dy::Tensor, w, g, input_hw)
+    backward_input(rec, &dy, Dy::Tensor, w, g, input_hw, a)
 }
 
 /// The sum of two LRP ratios' input gradients, Wᵀ₁ q1 + Wᵀ₂ q2, as one GEMM over twice the
@@ -68,18 +83,20 @@ pub fn conv2d_backward_ratio(
 /// doubled) and the ratios are stacked an item to match (cout a multiple of 4). As
 /// `conv2d_backward_ratio`, packed as computed on the texture-reading GEMMs; elsewhere
 /// stacked in a tensor first (`lrp_ratios_stacked`).
+/// With `a`, a ⊙ that, as `conv2d_backward_ratio_scaled`.
 pub fn conv2d_backward_ratios(
     rec: &mut Recorder,
     (q1, q2): (&Ratio, &Ratio),
     w: &WeightBuffer,
     g: &Conv2dGeom,
     input_hw: (usize, usize),
+    a: Option<&Tensor>,
 ) -> Result<Tensor> {
     if rec.ctx().gemm().reads_textures() {
-        return backward_input(rec, q1.r, Dy::Ratios(q1, q2), w, g, input_hw);
+        return backward_input(rec, q1.r, Dy::Ratios(q1, q2), w, g, input_hw, a);
     }
     let dy = super::lrp::lrp_ratios_stacked(rec, q1, q2)?;
-    backward_input(rec, &dy, Dy::Tensor, w, g, input_hw)
+    backward_input(rec, &dy, Dy::Tensor, w, g, input_hw, a)
 }
 
 /// The gradient at a conv's output where a ReLU reads it alone and a max-pool whose
@@ -128,7 +145,7 @@ pub fn conv2d_backward_pooled(
             rec.ctx().gemm().name()
         )));
     }
-    backward_input(rec, pg.dy, Dy::Pooled(pg), w, g, input_hw)
+    backward_input(rec, pg.dy, Dy::Pooled(pg), w, g, input_hw, None)
 }
 
 /// What an input-gradient launch reads as dY: the tensor given, or where the GEMM packs
@@ -143,7 +160,8 @@ enum Dy<'a> {
 }
 
 /// dx from dy (its shape, for `Dy::Pooled` the conv output's, comes from `g`), or from
-/// what `src` says is packed in its place (texture-reading GEMMs only).
+/// what `src` says is packed in its place (texture-reading GEMMs only); with `scale`,
+/// scale ⊙ dx (in the tiled GEMM's stores where one launch makes dx).
 fn backward_input(
     rec: &mut Recorder,
     dy: &Tensor,
@@ -151,6 +169,7 @@ fn backward_input(
     w: &WeightBuffer,
     g: &Conv2dGeom,
     input_hw: (usize, usize),
+    scale: Option<&Tensor>,
 ) -> Result<Tensor> {
     let dy_shape = match src {
         // the conv output's, checked before any launch
@@ -189,8 +208,17 @@ fn backward_input(
             Kernel::Conv2dBackwardInputCpuFetch,
         ],
     );
+    if let Some(a) = scale {
+        if a.shape != dx.shape {
+            return Err(Error::Shape(format!(
+                "conv2d backward: cannot scale a {:?} input gradient by {:?}",
+                dx.shape, a.shape
+            )));
+        }
+    }
+    let mut scaled = false;
     for (i, ch) in w.chunks.iter().enumerate() {
-        let p = Conv2dParams::new(g, n, (h, wd), (oh, ow), ch, if i > 0 { 4 } else { 0 })?;
+        let mut p = Conv2dParams::new(g, n, (h, wd), (oh, ow), ch, if i > 0 { 4 } else { 0 })?;
         let mut launch = match w.packing {
             Packing::Rows => None,
             _ => Some(cpu_launch(kernel, tile, &p, n * h * wd, g.cin)?),
@@ -223,12 +251,25 @@ fn backward_input(
             }
             Dy::Tensor => None,
         };
+        // one launch of the tiled kernel stores scale ⊙ dx itself (products summed over
+        // chunks would not be the bits of a product of the sum). The CPU-shaped kernels
+        // keep the pass after: their stores are per-lane loops on a CPU driver, and four
+        // more loads in each cost what the pass did (VGG16's EpsilonPlus map 28.59 →
+        // 28.68 G JIT instructions with them fused, ResNet-50's 15.42 → 15.39 G)
+        let fused = scale.is_some() && w.chunks.len() == 1 && w.packing == Packing::Rows;
+        if fused {
+            p.flags |= SCALE;
+            scaled = true;
+        }
         let binds = [
             packed
                 .as_ref()
                 .map_or(Binding::Tensor(dy), |t| Binding::Texture(t)),
             weights.binding(),
-            Binding::Raw(&ch.bias),
+            match scale {
+                Some(a) if fused => Binding::Tensor(a),
+                _ => Binding::Raw(&ch.bias),
+            },
             Binding::Tensor(&dx),
         ];
         if w.packing == Packing::Rows {
@@ -240,8 +281,14 @@ fn backward_input(
             rec.launch_gemm(kernel, w.half, &p, &binds, gr);
         }
     }
-    Ok(dx)
+    match scale {
+        Some(a) if !scaled => super::lrp_combine(rec, 1.0, a, &dx, 0.0, a, &dx, None),
+        _ => Ok(dx),
+    }
 }
+
+/// conv2d.wgsl's flags bit6: stores times the tensor bound as the bias.
+const SCALE: u32 = 64;
 
 /// dx [n, in] of a linear layer from dy [n, out].
 pub fn linear_backward_input(rec: &mut Recorder, dy: &Tensor, w: &WeightBuffer) -> Result<Tensor> {

@@ -30,7 +30,7 @@ pub(crate) struct Conv2dParams {
     pad_w: u32,
     co_offset: u32,
     co_count: u32,
-    flags: u32,
+    pub(crate) flags: u32,
 }
 
 impl Conv2dParams {

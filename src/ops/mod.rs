@@ -23,8 +23,9 @@ pub mod visualize;
 
 pub use backward::{
     adaptive_avg_pool2d_backward, avg_pool2d_backward, conv2d_backward_input,
-    conv2d_backward_pooled, conv2d_backward_ratio, conv2d_backward_ratios, linear_backward_input,
-    max_pool2d_backward, max_pool2d_relu_backward, relu_backward, tiles_input, PoolGrad, ReluRule,
+    conv2d_backward_pooled, conv2d_backward_ratio, conv2d_backward_ratio_scaled,
+    conv2d_backward_ratios, linear_backward_input, max_pool2d_backward, max_pool2d_relu_backward,
+    relu_backward, tiles_input, PoolGrad, ReluRule,
 };
 #[cfg(test)]
 pub(crate) use conv::CPU_GEMV_BATCH;

@@ -66,6 +66,27 @@ impl Affine<'_> {
         }
     }
 
+    /// a ⊙ `bwd_ratio` (`input` the layer's input a): for a conv, stored as products by
+    /// the input-gradient GEMM (`ops::conv2d_backward_ratio_scaled`).
+    fn bwd_ratio_times(
+        &self,
+        rec: &mut Recorder,
+        q: &LrpRatio,
+        w: &WeightBuffer,
+        input: &Tensor,
+    ) -> Result<Tensor> {
+        match self.kind() {
+            LayerKind::Conv2d { geom, .. } => {
+                let hw = (input.shape[2], input.shape[3]);
+                ops::conv2d_backward_ratio_scaled(rec, q, w, geom, hw, Some(input))
+            }
+            _ => {
+                let t = self.bwd_ratio(rec, q, w, input)?;
+                ops::lrp_combine(rec, 1.0, input, &t, 0.0, input, &t, None)
+            }
+        }
+    }
+
     /// a ⊙ (c1 W₁ᵀ q1 + c2 W₂ᵀ q2), W₁ and W₂ the weights as `m1` and `m2` modify them, for
     /// a conv of a multiple of 4 output channels: one input-gradient GEMM over both, stacked
     /// (`ModWeights::stacked`, `ops::conv2d_backward_ratios`), where two GEMMs, their packs
@@ -96,8 +117,7 @@ impl Affine<'_> {
             ..*geom
         };
         let hw = (a.shape[2], a.shape[3]);
-        let t = ops::conv2d_backward_ratios(rec, (q1, q2), &w, &g, hw)?;
-        ops::lrp_combine(rec, 1.0, a, &t, 0.0, a, &t, None).map(Some)
+        ops::conv2d_backward_ratios(rec, (q1, q2), &w, &g, hw, Some(a)).map(Some)
     }
 }
 
@@ -244,8 +264,7 @@ fn layer_rule(
         }
         Rule::Epsilon(e) => {
             let q = LrpRatio::new(r, z0, z0, LrpKeep::All, *e);
-            let t = f.bwd_ratio(rec, &q, net.weights(i), a)?;
-            ops::lrp_combine(rec, 1.0, a, &t, 0.0, a, &t, None)?
+            f.bwd_ratio_times(rec, &q, net.weights(i), a)?
         }
         Rule::ZPlus | Rule::AlphaBeta { .. } | Rule::Gamma(_) if nonneg => {
             // a ≥ 0: every a⁻ term vanishes, and with u = W⁺a + b⁺ and the tape's z0 = Wa + b
@@ -311,7 +330,9 @@ fn layer_rule(
                         _ => (1.0, 0.0),
                     };
                     let qp = LrpRatio::new(r, &u, &u, LrpKeep::All, STABILIZER);
-                    if beta == 0.0 {
+                    if beta == 0.0 && alpha == 1.0 {
+                        f.bwd_ratio_times(rec, &qp, &pos, a)?
+                    } else if beta == 0.0 {
                         let t1 = f.bwd_ratio(rec, &qp, &pos, a)?;
                         ops::lrp_combine(rec, alpha, a, &t1, 0.0, a, &t1, None)?
                     } else {
