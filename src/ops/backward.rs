@@ -55,7 +55,6 @@ pub fn conv2d_backward_ratio(
     g: &Conv2dGeom,
     input_hw: (usize, usize),
 ) -> Result<Tensor> {
-    // both paths check the ratio's shapes (the pack before its first launch)
     conv2d_backward_ratio_scaled(rec, q, w, g, input_hw, None)
 }
 
