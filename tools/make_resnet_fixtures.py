@@ -20,6 +20,7 @@ tests/fixtures/resnet_<kind>_io.safetensors (float32, computed in float64):
 """
 import copy
 import os
+import sys
 
 import torch
 from safetensors.torch import save_file
@@ -28,6 +29,9 @@ from torchvision.models.resnet import BasicBlock, Bottleneck, ResNet
 from zennit.attribution import Gradient
 from zennit.composites import EpsilonAlpha2Beta1, EpsilonGammaBox, EpsilonPlus
 from zennit.torchvision import ResNetCanonizer
+
+sys.path.insert(0, os.path.dirname(__file__))
+from vgg_like import randomize  # noqa: E402
 
 FIX = os.path.join(os.path.dirname(__file__), "..", "tests", "fixtures")
 
@@ -53,25 +57,6 @@ class SmallResNet(ResNet):
         self.layer4 = self._make_layer(block, 8 * base, layers[3], stride=2)
         self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
         self.fc = nn.Linear(8 * base * block.expansion, classes)
-
-
-def randomize(model, seed):
-    """Kaiming-like weights, a non-zero fc bias and non-trivial batch-norm statistics."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, (nn.Conv2d, nn.Linear)):
-                fan_in = m.weight[0].numel()
-                m.weight.copy_(torch.randn(m.weight.shape, generator=g) * (2.0 / fan_in) ** 0.5)
-                if m.bias is not None:
-                    m.bias.copy_(torch.randn(m.bias.shape, generator=g) * 0.1)
-            elif isinstance(m, nn.BatchNorm2d):
-                n = m.num_features
-                m.weight.copy_(1.0 + 0.2 * torch.randn(n, generator=g))
-                m.bias.copy_(0.1 * torch.randn(n, generator=g))
-                m.running_mean.copy_(0.2 * torch.randn(n, generator=g))
-                m.running_var.copy_(0.5 + torch.rand(n, generator=g))
-    return model.eval()
 
 
 def fold_batch_norms(model):

@@ -40,7 +40,8 @@ def randomize(model, seed, bias_std=0.1):
             if isinstance(m, (nn.Conv2d, nn.Linear)):
                 fan_in = m.weight[0].numel()
                 m.weight.copy_(torch.randn(m.weight.shape, generator=g) * (2.0 / fan_in) ** 0.5)
-                m.bias.copy_(torch.randn(m.bias.shape, generator=g) * bias_std)
+                if m.bias is not None:  # torchvision's ResNet convs have none
+                    m.bias.copy_(torch.randn(m.bias.shape, generator=g) * bias_std)
             elif isinstance(m, nn.BatchNorm2d):
                 n = m.num_features
                 m.weight.copy_(1.0 + 0.2 * torch.randn(n, generator=g))

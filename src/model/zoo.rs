@@ -148,7 +148,7 @@ pub fn resnet_random(depth: u32, classes: usize, seed: u64) -> Option<Model> {
             rng.fill(cout * cin * k * k, a),
         ));
     };
-    let mut stats = Rng(seed ^ 0xB5);
+    let mut stats = Rng((seed ^ 0xB5).wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
     let mut bn = |t: &mut Vec<(String, Vec<usize>, Vec<f32>)>, name: &str, c: usize| {
         let gamma = stats.fill(c, 0.2).iter().map(|v| 1.0 + v).collect();
         let var = stats.fill(c, 0.25).iter().map(|v| 0.75 + v).collect();
