@@ -190,6 +190,14 @@ fn edited(edit: impl Fn(&mut BTreeMap<String, (Vec<usize>, Vec<f32>)>)) -> Strin
 #[test]
 fn what_is_not_a_torchvision_resnet_is_named() {
     assert_eq!(edited(|_| {}), "loaded");
+    // a DataParallel state dict: every name under `module.`
+    let e = edited(|m| {
+        *m = std::mem::take(m)
+            .into_iter()
+            .map(|(k, v)| (format!("module.{k}"), v))
+            .collect();
+    });
+    assert_eq!(e, "loaded");
     // an SE block's extra tensor
     let e = edited(|m| {
         m.insert("layer1.0.se.fc.weight".into(), (vec![2, 2], vec![0.0; 4]));

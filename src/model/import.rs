@@ -329,6 +329,16 @@ pub(super) fn not_finite(name: &str, tname: &str, i: usize, v: f32) -> Error {
 
 /// The model from its tensors and spec.
 fn assemble(name: &str, spec: ModelSpec, map: HashMap<String, Raw>) -> Result<Model> {
+    // a state dict saved from torch.nn.DataParallel names every tensor `module.<name>`
+    let wrapped =
+        spec.layers.is_none() && !map.is_empty() && map.keys().all(|k| k.starts_with("module."));
+    let map = if wrapped {
+        map.into_iter()
+            .map(|(k, v)| (k["module.".len()..].to_string(), v))
+            .collect()
+    } else {
+        map
+    };
     let mut t = Tensors {
         path: name.to_string(),
         map,
