@@ -87,6 +87,15 @@ fn the_graph_follows_torchvision() {
     };
     assert_eq!(geom.stride, (2, 2));
     assert_eq!(b.num_classes(), 6);
+    // a container names its last block, as torch's module does: layer3 holds two blocks
+    // here, layer4 one
+    assert_eq!(m.find("layer3").unwrap(), idx("layer3.1"));
+    assert_eq!(m.find("layer4").unwrap(), idx("layer4.0"));
+    assert_eq!(
+        m.find("layer2.0.downsample").unwrap(),
+        idx("layer2.0.downsample.1")
+    );
+    assert!(m.find("layer5").is_err() && m.find("layer").is_err());
 }
 
 #[test]

@@ -204,7 +204,8 @@ impl Model {
             .unwrap_or_else(|| i.to_string())
     }
 
-    /// Index of the layer with this name (a folded BN's name finds its conv).
+    /// Index of the layer with this name (a folded BN's name finds its conv), or of a torch
+    /// container's last numbered child (`layer4` finds `layer4.2`).
     pub fn find(&self, name: &str) -> Result<usize> {
         for (i, l) in self.layers.iter().enumerate() {
             if l.folded_bn.as_deref() == Some(name) {
@@ -218,6 +219,18 @@ impl Model {
                 }
                 return Ok(i);
             }
+        }
+        // a torch container (`layer4`, `features`) outputs what its last numbered child
+        // does: the block `layer4.2`, the layer `features.30`
+        let child = |i: &usize| {
+            let rest = self.output_name(*i).strip_prefix(name)?.strip_prefix('.')?;
+            rest.parse::<usize>().ok()
+        };
+        if let Some(i) = (0..self.layers.len())
+            .max_by_key(|i| child(i))
+            .filter(|i| child(i).is_some())
+        {
+            return Ok(i);
         }
         let names: Vec<&str> = self
             .layers
