@@ -1,7 +1,8 @@
 //! torchvision ResNets loaded from bare state dicts by their tensor names
 //! (tools/make_resnet_fixtures.py: torchvision's BasicBlock and Bottleneck modules at an
-//! eighth of its widths): the inferred graph, logits, gradients, Grad-CAM at `layer4` and
-//! three LRP composites against PyTorch, Captum's definition and Zennit's ResNetCanonizer;
+//! eighth of its widths): the inferred graph, logits, gradients, Grad-CAM at `layer4`, three
+//! LRP composites and six single rules against PyTorch, Captum's definition and Zennit's
+//! ResNetCanonizer;
 //! files that are not a torchvision ResNet get errors that say why.
 
 mod common;
@@ -10,7 +11,7 @@ use common::{arc_ctx, fixture, load_tensors, rel_l2};
 use std::collections::BTreeMap;
 
 use netlens::explain::gradcam::{default_layer, grad_cam};
-use netlens::explain::lrp::{assign, Composite, Lrp, RuleParams, Start};
+use netlens::explain::lrp::{assign, Composite, Lrp, Rule, RuleParams, Start};
 use netlens::explain::resample::Upsample;
 use netlens::explain::{gradient, Target};
 use netlens::graph::Net;
@@ -145,8 +146,24 @@ fn lrp_matches_zennit_with_the_resnet_canonizer() {
             ("epsilon_plus", Composite::EpsilonPlus),
             ("epsilon_alpha2_beta1", Composite::EpsilonAlpha2Beta1),
             ("epsilon_gamma_box", Composite::EpsilonGammaBox),
+            ("rule_epsilon", Composite::Single(Rule::Epsilon(0.25))),
+            ("rule_zplus", Composite::Single(Rule::ZPlus)),
+            (
+                "rule_alpha_beta",
+                Composite::Single(Rule::AlphaBeta {
+                    alpha: 2.0,
+                    beta: 1.0,
+                }),
+            ),
+            ("rule_gamma", Composite::Single(Rule::Gamma(0.25))),
+            ("rule_flat", Composite::Single(Rule::Flat)),
+            ("rule_wsquare", Composite::Single(Rule::WSquare)),
         ] {
-            let rules = assign(net.model(), &c, &RuleParams::default(), &[]).unwrap();
+            let p = RuleParams {
+                epsilon: if key == "rule_epsilon" { 0.25 } else { 1e-6 },
+                ..RuleParams::default()
+            };
+            let rules = assign(net.model(), &c, &p, &[]).unwrap();
             for b in ["b1", "b3"] {
                 let x = &io[&format!("input.{b}")];
                 let t = targets(&io, b);
@@ -154,7 +171,17 @@ fn lrp_matches_zennit_with_the_resnet_canonizer() {
                     .relevance(x, Some(&t), &rules, Start::Logit, false)
                     .unwrap();
                 let e = rel_l2(&r.input.data, &io[&format!("{key}.{b}")].data);
-                assert!(e < 1e-4, "{kind} {key} {b}: rel L2 {e:.2e}");
+                // Flat and WSquare send relevance to units whose sum nearly cancels, where
+                // the sum's norm rule is ill-conditioned: Zennit's own float32 run is 4e-4
+                // to 5e-3 from its float64 answer here, netlens's tiled and cpu-tex GEMMs
+                // 1e-2 apart on the Bottleneck's Flat map (and up to 5e-2 from Zennit's).
+                // The rules' maps differ from each other by more than 1 (rel. L2).
+                let tol = if key == "rule_flat" || key == "rule_wsquare" {
+                    1e-1
+                } else {
+                    1e-4
+                };
+                assert!(e < tol, "{kind} {key} {b}: rel L2 {e:.2e}");
             }
         }
     }

@@ -13,7 +13,9 @@ tests/fixtures/resnet_<kind>_io.safetensors (float32, computed in float64):
   the spatial means of the gradient there, no ReLU, nearest up-sampling to the input),
   <composite>.bN (Zennit's input relevance from one-hot(target) * logits with the
   ResNetCanonizer, each residual sum a Sum module under Norm): epsilon_plus,
-  epsilon_alpha2_beta1, epsilon_gamma_box (-3, 3). The batch norms are folded into their
+  epsilon_alpha2_beta1, epsilon_gamma_box (-3, 3), and one rule on every conv and linear
+  layer (ReLUs pass, sums and the average pool norm): rule_epsilon (0.25), rule_zplus,
+  rule_alpha_beta (2, 1), rule_gamma (0.25), rule_flat, rule_wsquare. The batch norms are folded into their
   convs here, exactly, in float64, before Zennit sees the model: its own merge leaves each
   BN as x / sqrt(1 + eps), and where a residual sum's two inputs nearly cancel that 5e-6
   grows (here to 4e-4 of an EpsilonAlpha2Beta1 map).
@@ -27,8 +29,11 @@ from safetensors.torch import save_file
 from torch import nn
 from torchvision.models.resnet import BasicBlock, Bottleneck, ResNet
 from zennit.attribution import Gradient
-from zennit.composites import EpsilonAlpha2Beta1, EpsilonGammaBox, EpsilonPlus
+from zennit.composites import EpsilonAlpha2Beta1, EpsilonGammaBox, EpsilonPlus, LayerMapComposite
+from zennit.layer import Sum
+from zennit.rules import AlphaBeta, Epsilon, Flat, Gamma, Norm, Pass, WSquare, ZPlus
 from zennit.torchvision import ResNetCanonizer
+from zennit.types import Activation, AvgPool, Convolution
 
 sys.path.insert(0, os.path.dirname(__file__))
 from vgg_like import randomize  # noqa: E402
@@ -83,10 +88,22 @@ def fold_batch_norms(model):
 
 
 def composites():
+    def single(rule):
+        return LayerMapComposite(
+            layer_map=[(Activation, Pass()), (Sum, Norm()), (AvgPool, Norm()),
+                       (Convolution, rule()), (torch.nn.Linear, rule())],
+            canonizers=[ResNetCanonizer()])
+
     return {
         "epsilon_plus": EpsilonPlus(canonizers=[ResNetCanonizer()]),
         "epsilon_alpha2_beta1": EpsilonAlpha2Beta1(canonizers=[ResNetCanonizer()]),
         "epsilon_gamma_box": EpsilonGammaBox(low=-3.0, high=3.0, canonizers=[ResNetCanonizer()]),
+        "rule_epsilon": single(lambda: Epsilon(epsilon=0.25)),
+        "rule_zplus": single(ZPlus),
+        "rule_alpha_beta": single(lambda: AlphaBeta(alpha=2.0, beta=1.0)),
+        "rule_gamma": single(lambda: Gamma(gamma=0.25)),
+        "rule_flat": single(Flat),
+        "rule_wsquare": single(WSquare),
     }
 
 
