@@ -257,3 +257,30 @@ fn bad_wiring_is_a_clear_error() {
     }));
     assert!(e.contains("b1.1") && e.contains("other layers read"), "{e}");
 }
+
+/// A tensor two convs read (the pool: block 2's first conv and its projection) is packed
+/// once for both on the texture-reading GEMMs; a third reader that is not a conv (a ReLU
+/// added here, whose output nothing reads) still gets the tensor, and the logits are the
+/// same bits as the unedited net's.
+#[test]
+fn a_tensor_two_convs_share_still_reaches_its_other_readers() {
+    let extra = with_layers(|ls| {
+        let at = ls.iter().position(|l| l["name"] == "b2_proj").unwrap();
+        ls.insert(
+            at + 1,
+            serde_json::json!({"type": "relu", "name": "pool_relu", "inputs": ["pool"]}),
+        );
+    })
+    .unwrap();
+    let plain = Net::new(arc_ctx(), load()).unwrap();
+    let extra = Net::new(arc_ctx(), extra).unwrap();
+    let io = load_tensors(&fixture("residual_io.safetensors"));
+    let x = &io["input.b3"];
+    let want = plain.forward(x, &[]).unwrap();
+    let got = extra.forward(x, &["pool_relu".to_string()]).unwrap();
+    let bits = |a: &[f32]| a.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+    assert_eq!(bits(&got.logits.data), bits(&want.logits.data));
+    let pool = plain.forward(x, &["pool".to_string()]).unwrap();
+    let relu: Vec<f32> = pool.captures[0].1.data.iter().map(|v| v.max(0.0)).collect();
+    assert_eq!(bits(&got.captures[0].1.data), bits(&relu));
+}

@@ -531,17 +531,19 @@ impl Net {
                 && matches!(layers[*k].kind, LayerKind::Conv2d { .. })
                 && layers[*k].inputs == [Src::Layer(j)]
         };
+        if !conv_of_j(&i) || !rec.ctx().gemm().reads_textures() {
+            return Ok(None);
+        }
         if let Some(p) = &shared[j] {
             return Ok(Some(p.clone()));
         }
         let readers = self.consumers[j].iter().filter(|k| conv_of_j(k)).count();
-        let Some(t) = &live[j] else {
+        let Some(t) = live[j]
+            .as_ref()
+            .filter(|t| readers > 1 && t.shape.len() == 4)
+        else {
             return Ok(None);
         };
-        if !conv_of_j(&i) || readers < 2 || !rec.ctx().gemm().reads_textures() || t.shape.len() != 4
-        {
-            return Ok(None);
-        }
         let p = ops::pack_tensor(rec, t)?;
         shared[j] = Some(p.clone());
         Ok(Some(p))
