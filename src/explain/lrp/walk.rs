@@ -47,42 +47,29 @@ impl Affine<'_> {
         }
     }
 
-    /// `bwd` of the ratio `q` (for a conv, packed into the GEMM's input where it reads one).
+    /// `bwd` of the ratio `q` (for a conv, packed into the GEMM's input where it reads one);
+    /// with `times` (the layer's input a), a ⊙ that, which a conv's GEMM stores itself where
+    /// it can (`ops::conv2d_backward_ratio_scaled`).
     fn bwd_ratio(
         &self,
         rec: &mut Recorder,
         q: &LrpRatio,
         w: &WeightBuffer,
         input: &Tensor,
-    ) -> Result<Tensor> {
-        match self.kind() {
-            LayerKind::Conv2d { geom, .. } => {
-                ops::conv2d_backward_ratio(rec, q, w, geom, (input.shape[2], input.shape[3]))
-            }
-            _ => {
-                let g = ops::lrp_ratio_of(rec, q)?;
-                ops::linear_backward_input(rec, &g, w)
-            }
-        }
-    }
-
-    /// a ⊙ `bwd_ratio` (`input` the layer's input a): for a conv, stored as products by
-    /// the input-gradient GEMM (`ops::conv2d_backward_ratio_scaled`).
-    fn bwd_ratio_times(
-        &self,
-        rec: &mut Recorder,
-        q: &LrpRatio,
-        w: &WeightBuffer,
-        input: &Tensor,
+        times: Option<&Tensor>,
     ) -> Result<Tensor> {
         match self.kind() {
             LayerKind::Conv2d { geom, .. } => {
                 let hw = (input.shape[2], input.shape[3]);
-                ops::conv2d_backward_ratio_scaled(rec, q, w, geom, hw, Some(input))
+                ops::conv2d_backward_ratio_scaled(rec, q, w, geom, hw, times)
             }
             _ => {
-                let t = self.bwd_ratio(rec, q, w, input)?;
-                ops::lrp_combine(rec, 1.0, input, &t, 0.0, input, &t, None)
+                let g = ops::lrp_ratio_of(rec, q)?;
+                let t = ops::linear_backward_input(rec, &g, w)?;
+                match times {
+                    Some(a) => ops::lrp_combine(rec, 1.0, a, &t, 0.0, a, &t, None),
+                    None => Ok(t),
+                }
             }
         }
     }
@@ -264,7 +251,7 @@ fn layer_rule(
         }
         Rule::Epsilon(e) => {
             let q = LrpRatio::new(r, z0, z0, LrpKeep::All, *e);
-            f.bwd_ratio_times(rec, &q, net.weights(i), a)?
+            f.bwd_ratio(rec, &q, net.weights(i), a, Some(a))?
         }
         Rule::ZPlus | Rule::AlphaBeta { .. } | Rule::Gamma(_) if nonneg => {
             // a ≥ 0: every a⁻ term vanishes, and with u = W⁺a + b⁺ and the tape's z0 = Wa + b
@@ -312,6 +299,7 @@ fn layer_rule(
                             bias: false,
                         })?,
                         a,
+                        None,
                     )?;
                     let t2 = f.bwd_ratio(
                         rec,
@@ -321,6 +309,7 @@ fn layer_rule(
                             bias: false,
                         })?,
                         a,
+                        None,
                     )?;
                     ops::lrp_combine(rec, 1.0, a, &t1, 1.0, a, &t2, None)?
                 }
@@ -331,9 +320,9 @@ fn layer_rule(
                     };
                     let qp = LrpRatio::new(r, &u, &u, LrpKeep::All, STABILIZER);
                     if beta == 0.0 && alpha == 1.0 {
-                        f.bwd_ratio_times(rec, &qp, &pos, a)?
+                        f.bwd_ratio(rec, &qp, &pos, a, Some(a))?
                     } else if beta == 0.0 {
-                        let t1 = f.bwd_ratio(rec, &qp, &pos, a)?;
+                        let t1 = f.bwd_ratio(rec, &qp, &pos, a, None)?;
                         ops::lrp_combine(rec, alpha, a, &t1, 0.0, a, &t1, None)?
                     } else {
                         // W⁻a + b⁻ = z0 − u
@@ -346,8 +335,8 @@ fn layer_rule(
                         if let Some(out) = f.stacked_pair(rec, mw, a, pair)? {
                             return Ok(out);
                         }
-                        let t1 = f.bwd_ratio(rec, &qp, &pos, a)?;
-                        let t2 = f.bwd_ratio(rec, &qn, &*wb(Mod::Neg { bias: false })?, a)?;
+                        let t1 = f.bwd_ratio(rec, &qp, &pos, a, None)?;
+                        let t2 = f.bwd_ratio(rec, &qn, &*wb(Mod::Neg { bias: false })?, a, None)?;
                         ops::lrp_combine(rec, alpha, a, &t1, -beta, a, &t2, None)?
                     }
                 }
@@ -448,6 +437,7 @@ fn layer_rule(
                 &LrpRatio::new(r, &z, &z, LrpKeep::All, STABILIZER),
                 &wm,
                 a,
+                None,
             )?
         }
     })
