@@ -2,7 +2,7 @@
 //! and split shapes.
 
 mod common;
-use common::{assert_close, ctx, gemm_ctxs, rand_vec};
+use common::{assert_close, bits, ctx, gemm_ctxs, rand_vec};
 
 use netlens::gpu::{Recorder, Tensor, WeightBuffer, WeightLayout};
 use netlens::ops::{self, Conv2dGeom, Pool2d, ReluRule, Windows};
@@ -483,13 +483,7 @@ fn lrp_elementwise(n: usize) {
     let c1 = ops::lrp_combine(&mut rec, 1.0, &z0t, &g, 0.0, &z0t, &g, None).unwrap();
     let c2 = ops::lrp_combine(&mut rec, 1.0, &x2t, &g, 0.0, &x2t, &g, None).unwrap();
     rec.submit().unwrap();
-    let bits = |t: &Tensor| {
-        t.read(c)
-            .unwrap()
-            .iter()
-            .map(|v| v.to_bits())
-            .collect::<Vec<_>>()
-    };
+    let bits = |t: &Tensor| bits(&t.read(c).unwrap());
     assert_eq!(
         bits(&s1),
         bits(&c1),
@@ -749,13 +743,7 @@ fn scaled_input_gradients_are_the_products_of_the_plain_ones() {
             let t = ops::conv2d_backward_ratio(&mut rec, &q, &wb, &g, hw).unwrap();
             let apart = ops::lrp_combine(&mut rec, 1.0, &a, &t, 0.0, &a, &t, None).unwrap();
             rec.submit().unwrap();
-            let bits = |t: &Tensor| {
-                t.read(c)
-                    .unwrap()
-                    .iter()
-                    .map(|v| v.to_bits())
-                    .collect::<Vec<_>>()
-            };
+            let bits = |t: &Tensor| bits(&t.read(c).unwrap());
             assert_eq!(bits(&fused), bits(&apart), "{dims:?} {g:?} {:?}", c.gemm());
             // and it is a product: a ⊙ t
             let (tv, av) = (t.read(c).unwrap(), a.read(c).unwrap());

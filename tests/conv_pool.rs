@@ -4,7 +4,7 @@
 //! keep no conv output run it, and walked tapes do not.
 
 mod common;
-use common::{assert_close, gemm_ctxs, rand_vec};
+use common::{assert_close, bits, gemm_ctxs, rand_vec};
 
 use std::sync::Arc;
 
@@ -80,11 +80,6 @@ fn upload(c: &Context, case: &Case, w: &[f32], b: Option<&[f32]>) -> WeightBuffe
         assert!(wb.chunks.len() > 1, "the limit should split the weights");
     }
     wb
-}
-
-/// The bits of `a` (NaNs compare by their bits).
-fn bits(a: &[f32]) -> Vec<u32> {
-    a.iter().map(|v| v.to_bits()).collect()
 }
 
 #[test]

@@ -5,7 +5,7 @@
 //! passes that keep nothing between two convs.
 
 mod common;
-use common::{assert_close, gemm_ctxs, rand_vec};
+use common::{assert_close, bits, gemm_ctxs, rand_vec};
 
 use netlens::gpu::{Context, Kernel, Precision, Recorder, Tensor, WeightBuffer, WeightLayout};
 use netlens::graph::Keep;
@@ -85,10 +85,6 @@ fn packing_ctxs() -> Vec<&'static Context> {
         .into_iter()
         .filter(|c| c.gemm().reads_textures())
         .collect()
-}
-
-fn bits(a: &[f32]) -> Vec<u32> {
-    a.iter().map(|v| v.to_bits()).collect()
 }
 
 /// A conv's output stored packed holds its values: read back through an identity conv,

@@ -5,7 +5,7 @@
 //! both paths; wiring errors.
 
 mod common;
-use common::{arc_ctx, fixture, load_tensors, rel_l2};
+use common::{arc_ctx, bits, fixture, load_tensors, rel_l2, targets};
 
 use netlens::explain::gradcam::{default_layer, grad_cam};
 use netlens::explain::lrp::{assign, Composite, Lrp, Rule, RuleParams, Start};
@@ -19,14 +19,6 @@ use netlens::reference;
 
 fn load() -> model::Model {
     model::load(std::path::Path::new(&fixture("residual.safetensors"))).unwrap()
-}
-
-fn targets(io: &std::collections::BTreeMap<String, netlens::Array>, b: &str) -> Vec<usize> {
-    io[&format!("target.{b}")]
-        .data
-        .iter()
-        .map(|v| *v as usize)
-        .collect()
 }
 
 #[test]
@@ -278,7 +270,6 @@ fn a_tensor_two_convs_share_still_reaches_its_other_readers() {
     let x = &io["input.b3"];
     let want = plain.forward(x, &[]).unwrap();
     let got = extra.forward(x, &["pool_relu".to_string()]).unwrap();
-    let bits = |a: &[f32]| a.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
     assert_eq!(bits(&got.logits.data), bits(&want.logits.data));
     let pool = plain.forward(x, &["pool".to_string()]).unwrap();
     let relu: Vec<f32> = pool.captures[0].1.data.iter().map(|v| v.max(0.0)).collect();

@@ -6,7 +6,7 @@
 //! files that are not a torchvision ResNet get errors that say why.
 
 mod common;
-use common::{arc_ctx, fixture, load_tensors, rel_l2};
+use common::{arc_ctx, bits, fixture, load_tensors, rel_l2, targets};
 
 use std::collections::BTreeMap;
 
@@ -30,14 +30,6 @@ fn load(kind: &str) -> model::Model {
 
 fn io(kind: &str) -> BTreeMap<String, Array> {
     load_tensors(&fixture(&format!("resnet_{kind}_io.safetensors")))
-}
-
-fn targets(io: &BTreeMap<String, Array>, b: &str) -> Vec<usize> {
-    io[&format!("target.{b}")]
-        .data
-        .iter()
-        .map(|v| *v as usize)
-        .collect()
 }
 
 #[test]
@@ -303,11 +295,10 @@ fn sums_fused_with_their_relus_give_the_same_bits() {
     let apart = net
         .forward(x, &[sums.clone(), outs.clone()].concat())
         .unwrap();
-    let bits = |a: &Array| a.data.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
-    assert_eq!(bits(&fused.logits), bits(&apart.logits));
+    assert_eq!(bits(&fused.logits.data), bits(&apart.logits.data));
     for (name, got) in &fused.captures {
         let (_, want) = apart.captures.iter().find(|(n, _)| n == name).unwrap();
-        assert_eq!(bits(got), bits(want), "{name}");
+        assert_eq!(bits(&got.data), bits(&want.data), "{name}");
     }
     // and the kernel itself, negative sums, zeros and NaN included
     let ctx = arc_ctx();
@@ -329,10 +320,7 @@ fn sums_fused_with_their_relus_give_the_same_bits() {
     let two = netlens::ops::relu(&mut rec, &sum).unwrap();
     rec.submit().unwrap();
     let (one, two) = (one.read(&ctx).unwrap(), two.read(&ctx).unwrap());
-    assert_eq!(
-        one.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
-        two.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
-    );
+    assert_eq!(bits(&one), bits(&two));
     assert_eq!(one[0], 0.0);
     assert_eq!(one[7], f32::INFINITY);
 }

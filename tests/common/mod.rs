@@ -150,3 +150,17 @@ pub fn max_pool_layers(model: &netlens::model::Model) -> Vec<usize> {
         })
         .collect()
 }
+
+/// The bits of `a` (NaNs compare by their bits).
+pub fn bits(a: &[f32]) -> Vec<u32> {
+    a.iter().map(|v| v.to_bits()).collect()
+}
+
+/// A fixture's `target.<b>` as class indices.
+pub fn targets(io: &std::collections::BTreeMap<String, netlens::Array>, b: &str) -> Vec<usize> {
+    io[&format!("target.{b}")]
+        .data
+        .iter()
+        .map(|v| *v as usize)
+        .collect()
+}
