@@ -13,6 +13,9 @@
 // The split depends on one item's shape, never on the batch (an item's sums are the same
 // bits in any batch); a launch covers items [item0, item0 + n), so a batch whose scratch
 // is too large runs as several launches.
+// Groups: one launch may run `groups` independent GEMMs of one shape (Winograd's 16, one a
+// transform point), each over its own items (group g's first is item0 + g * group_items)
+// and its own weights (w_stride values on); workgroup row y then counts groups outermost.
 
 struct Conv2dParams {
     n: u32, cin: u32, h: u32, w: u32,
@@ -26,6 +29,7 @@ struct GemmParams {
     splits: u32, k_chunk: u32, // k_chunk: a multiple of BK
     mode: u32,                 // FORWARD or BACKWARD_INPUT (read by conv2d_split_sum)
     item0: u32,                // the launch's first batch item: pixel m is of item0 + m / plane
+    groups: u32, group_items: u32, w_stride: u32, _pad: u32,
 }
 
 @group(0) @binding(0) var<uniform> u: GemmParams;
@@ -73,13 +77,13 @@ fn fdiv(a: u32, b: u32, inv: f32) -> u32 {
 // (output plane forward, input plane backward). Fixed for the whole K loop.
 struct Pixel { b: u32, y: i32, x: i32, ok: bool }
 
-fn pixel(mode: u32, m: u32, m_total: u32) -> Pixel {
+fn pixel(mode: u32, item0: u32, m: u32, m_total: u32) -> Pixel {
     var w = u.c.ow;
     var plane = u.c.oh * u.c.ow;
     if (mode == BACKWARD_INPUT) { w = u.c.w; plane = u.c.h * u.c.w; }
     let b = m / plane;
     let q = m % plane;
-    return Pixel(u.item0 + b, i32(q / w), i32(q % w), m < m_total);
+    return Pixel(item0 + b, i32(q / w), i32(q % w), m < m_total);
 }
 
 // A reduction index k and its parts: channel c (ci forward, co backward) and tap (ky, kx).
@@ -129,27 +133,29 @@ fn load_a(mode: u32, px: Pixel, kp: Kpos, k_end: u32) -> f32 {
     return input[((px.b * p.cout + p.co_offset + kp.c) * p.oh + oy) * p.ow + ox];
 }
 
-// B[k, n]: W[co, k] (forward, n = co) or W[co, ci, ky, kx] (backward, n = ci).
-fn load_b(mode: u32, kp: Kpos, n: u32, k_end: u32, k_total: u32, n_total: u32) -> f32 {
+// B[k, n]: W[co, k] (forward, n = co) or W[co, ci, ky, kx] (backward, n = ci), of the
+// matrix that starts at value w0.
+fn load_b(mode: u32, w0: u32, kp: Kpos, n: u32, k_end: u32, k_total: u32, n_total: u32) -> f32 {
     if (kp.k >= k_end || n >= n_total) { return 0.0; }
-    if (mode == FORWARD) { return wload(n * k_total + kp.k); }
+    if (mode == FORWARD) { return wload(w0 + n * k_total + kp.k); }
     let p = u.c;
-    return wload(((kp.c * p.cin + n) * p.kh + kp.ky) * p.kw + kp.kx);
+    return wload(w0 + ((kp.c * p.cin + n) * p.kh + kp.ky) * p.kw + kp.kx);
 }
 
-fn store(mode: u32, m: u32, n: u32, acc: f32) {
+// Stores sum `acc` of output pixel m (of the items from item0) and channel n.
+fn store(mode: u32, item0: u32, m: u32, n: u32, acc: f32) {
     let p = u.c;
     if (mode == FORWARD) {
         let plane = p.oh * p.ow;
         var v = acc;
         if ((p.flags & 2u) != 0u) { v += bias[n]; }
         if ((p.flags & 1u) != 0u) { v = max(v, 0.0); }
-        let o = ((u.item0 + m / plane) * p.cout + p.co_offset + n) * plane + m % plane;
+        let o = ((item0 + m / plane) * p.cout + p.co_offset + n) * plane + m % plane;
         if ((p.flags & 4u) != 0u) { output[o] += v; } else { output[o] = v; }
         return;
     }
     let plane = p.h * p.w;
-    let i = ((u.item0 + m / plane) * p.cin + n) * plane + m % plane;
+    let i = ((item0 + m / plane) * p.cin + n) * plane + m % plane;
     // flags bit6: times the element of the tensor bound as the bias at its own index (LRP's
     // a ⊙ Wᵀq stored as products: one multiplication, the bits of a pass after)
     var v = acc;
@@ -174,9 +180,14 @@ fn sizes(mode: u32) -> Sizes {
 fn gemm(mode: u32, wid: vec3<u32>, nwg: vec3<u32>, lid: u32, lxy: vec3<u32>) {
     let s = sizes(mode);
     let n_tiles = (s.n + BN - 1u) / BN;
-    let split = wid.y / n_tiles;
+    let per_group = n_tiles * u.splits;
+    let group = wid.y / per_group;
+    let rest = wid.y - group * per_group;
+    let split = rest / n_tiles;
     let m0 = (wid.x + wid.z * nwg.x) * BM;
-    let n0 = (wid.y - split * n_tiles) * BN;
+    let n0 = (rest - split * n_tiles) * BN;
+    let item0 = u.item0 + group * u.group_items;
+    let w0 = group * u.w_stride;
     if (m0 >= s.m) { return; } // uniform per workgroup
     let k_begin = split * u.k_chunk;
     let k_end = min(k_begin + u.k_chunk, s.k);
@@ -185,7 +196,7 @@ fn gemm(mode: u32, wid: vec3<u32>, nwg: vec3<u32>, lid: u32, lxy: vec3<u32>) {
     // load's reduction index is kept in parts (ka, kb) and advanced by additions.
     let a_col = lid % BM;
     let a_kk = lid / BM;
-    let px = pixel(mode, m0 + a_col, s.m);
+    let px = pixel(mode, item0, m0 + a_col, s.m);
     let b_kk = lid % BK;
     let b_col = lid / BK;
     let d = kpos(BK);
@@ -198,7 +209,7 @@ fn gemm(mode: u32, wid: vec3<u32>, nwg: vec3<u32>, lid: u32, lxy: vec3<u32>) {
     var kb = kpos(k_begin + b_kk);
     var rb: vec2<f32>;
     for (var j = 0u; j < 2u; j++) {
-        rb[j] = load_b(mode, kb, n0 + b_col + 32u * j, k_end, s.k, s.n);
+        rb[j] = load_b(mode, w0, kb, n0 + b_col + 32u * j, k_end, s.k, s.n);
     }
     var acc0 = vec4<f32>(0.0);
     var acc1 = vec4<f32>(0.0);
@@ -231,7 +242,7 @@ fn gemm(mode: u32, wid: vec3<u32>, nwg: vec3<u32>, lid: u32, lxy: vec3<u32>) {
             }
             kb = advance(kb, d);
             for (var j = 0u; j < 2u; j++) {
-                rb[j] = load_b(mode, kb, n0 + b_col + 32u * j, k_end, s.k, s.n);
+                rb[j] = load_b(mode, w0, kb, n0 + b_col + 32u * j, k_end, s.k, s.n);
             }
         }
         for (var kk = 0u; kk < BK; kk++) {
@@ -254,25 +265,26 @@ fn gemm(mode: u32, wid: vec3<u32>, nwg: vec3<u32>, lid: u32, lxy: vec3<u32>) {
     let ma = m0 + 4u * tx;
     let mb = ma + 64u;
     let n = n0 + 4u * ty;
-    store_row(mode, split, ma, n, s, acc0);
-    store_row(mode, split, ma + 1u, n, s, acc1);
-    store_row(mode, split, ma + 2u, n, s, acc2);
-    store_row(mode, split, ma + 3u, n, s, acc3);
-    store_row(mode, split, mb, n, s, acc4);
-    store_row(mode, split, mb + 1u, n, s, acc5);
-    store_row(mode, split, mb + 2u, n, s, acc6);
-    store_row(mode, split, mb + 3u, n, s, acc7);
+    store_row(mode, item0, group * u.splits + split, ma, n, s, acc0);
+    store_row(mode, item0, group * u.splits + split, ma + 1u, n, s, acc1);
+    store_row(mode, item0, group * u.splits + split, ma + 2u, n, s, acc2);
+    store_row(mode, item0, group * u.splits + split, ma + 3u, n, s, acc3);
+    store_row(mode, item0, group * u.splits + split, mb, n, s, acc4);
+    store_row(mode, item0, group * u.splits + split, mb + 1u, n, s, acc5);
+    store_row(mode, item0, group * u.splits + split, mb + 2u, n, s, acc6);
+    store_row(mode, item0, group * u.splits + split, mb + 3u, n, s, acc7);
 }
 
-// Writes channels n .. n + 3 of pixel m: finished, or raw into the split scratch.
-fn store_row(mode: u32, split: u32, m: u32, n: u32, s: Sizes, v: vec4<f32>) {
+// Writes channels n .. n + 3 of pixel m: finished, or raw into slice `slice` of the split
+// scratch ([groups][splits][n][m]).
+fn store_row(mode: u32, item0: u32, slice: u32, m: u32, n: u32, s: Sizes, v: vec4<f32>) {
     if (m >= s.m) { return; }
     for (var j = 0u; j < 4u; j++) {
         if (n + j < s.n) {
             if ((u.c.flags & PARTIAL) != 0u) {
-                output[(split * s.n + n + j) * s.m + m] = v[j];
+                output[(slice * s.n + n + j) * s.m + m] = v[j];
             } else {
-                store(mode, m, n + j, v[j]);
+                store(mode, item0, m, n + j, v[j]);
             }
         }
     }
@@ -298,19 +310,22 @@ fn conv2d_backward_input(
     gemm(BACKWARD_INPUT, wid, nwg, lid, lxy);
 }
 
-// Sums a split launch's slices [splits][n][m] (in `input`) in slice order and stores them
-// as the unsplit kernel would: one thread per (m, n), neighbouring threads on neighbouring
-// pixels.
+// Sums a split launch's slices [groups][splits][n][m] (in `input`) in slice order and
+// stores them as the unsplit kernel would: one thread per (group, m, n), neighbouring
+// threads on neighbouring pixels.
 @compute @workgroup_size(64, 1, 1)
 fn conv2d_split_sum(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let s = sizes(u.mode);
     let i = gid.x + gid.z * nwg.x * 64u;
-    if (i >= s.m * s.n) { return; }
-    let n = i / s.m;
-    let m = i - n * s.m;
+    let per = s.m * s.n;
+    if (i >= per * u.groups) { return; }
+    let group = i / per;
+    let r = i - group * per;
+    let n = r / s.m;
+    let m = r - n * s.m;
     var acc = 0.0;
     for (var k = 0u; k < u.splits; k++) {
-        acc += input[(k * s.n + n) * s.m + m];
+        acc += input[((group * u.splits + k) * s.n + n) * s.m + m];
     }
-    store(u.mode, m, n, acc);
+    store(u.mode, u.item0 + group * u.group_items, m, n, acc);
 }

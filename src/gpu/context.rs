@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use super::kernels::KernelCache;
 use super::profile::{self, KernelTime, Profiler};
 use super::tensor::{BufferPool, TexturePool};
-use super::variant::Gemm;
+use super::variant::{Gemm, Winograd};
 use crate::error::{Error, Result};
 
 /// Which wgpu backend to open.
@@ -90,6 +90,7 @@ pub struct Context {
     adapter_name: String,
     binding_cap: Option<u64>,
     gemm: Gemm,
+    winograd: Winograd,
     pub(crate) profiler: Option<Profiler>,
     /// This context's number in the process: what its weight buffers carry.
     pub(crate) id: u64,
@@ -202,6 +203,7 @@ impl Context {
             Some(g) => g,
             None => Gemm::for_device(info, features),
         };
+        let winograd = Winograd::from_env()?;
         let subgroup = Self::subgroup_of(info, features);
         let profiler = profile::requested().then(|| Profiler::for_device(&device, &queue));
         Ok(Context {
@@ -216,6 +218,7 @@ impl Context {
             adapter_name,
             binding_cap: None,
             gemm,
+            winograd,
             profiler,
             id: CONTEXTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
         })
@@ -262,6 +265,17 @@ impl Context {
         if gemm.supported(&info, self.device.features()) {
             self.gemm = gemm;
         }
+        self
+    }
+
+    /// When the tiled GEMMs convolve by Winograd's F(2x2, 3x3) (`NETLENS_WINOGRAD`).
+    pub fn winograd(&self) -> Winograd {
+        self.winograd
+    }
+
+    /// Sets when the tiled GEMMs convolve by Winograd's F(2x2, 3x3).
+    pub fn with_winograd(mut self, winograd: Winograd) -> Self {
+        self.winograd = winograd;
         self
     }
 

@@ -57,6 +57,9 @@ kernels! {
     Conv2dForward => "conv2d.wgsl", "conv2d_forward", [R, R, R, W];
     Conv2dBackwardInput => "conv2d.wgsl", "conv2d_backward_input", [R, R, R, W];
     Conv2dSplitSum => "conv2d.wgsl", "conv2d_split_sum", [R, R, R, W];
+    WinogradWeights => "winograd_weights.wgsl", "winograd_weights", [R, W];
+    WinogradInput => "winograd_input.wgsl" after ["winograd_common.wgsl"], "winograd_input", [R, W];
+    WinogradOutput => "winograd_output.wgsl" after ["winograd_common.wgsl"], "winograd_output", [R, R, W];
     Conv2dForwardCpu => "conv2d_cpu.wgsl" after ["conv2d_cpu_input.wgsl", "conv2d_cpu_buffer.wgsl", "fdiv.wgsl", "conv2d_cpu_common.wgsl", "conv2d_cpu_share.wgsl"], "conv2d_forward_cpu", [R, R, R, W, W];
     Conv2dBackwardInputCpu => "conv2d_cpu.wgsl" after ["conv2d_cpu_input.wgsl", "conv2d_cpu_buffer.wgsl", "fdiv.wgsl", "conv2d_cpu_common.wgsl", "conv2d_cpu_share.wgsl"], "conv2d_backward_input_cpu", [R, R, R, W];
     Conv2dForwardCpuTex => "conv2d_cpu.wgsl" after ["conv2d_cpu_weights32.wgsl", "conv2d_cpu_texture.wgsl", "fdiv.wgsl", "conv2d_cpu_common.wgsl", "conv2d_cpu_share.wgsl"], "conv2d_forward_cpu", [T, T, R, W, W, O];

@@ -15,5 +15,5 @@ pub use kernels::Kernel;
 pub use profile::KernelTime;
 pub use recorder::Recorder;
 pub use tensor::{read_all, DType, PoolStats, Tensor, TEXTURE_POOL_LIMIT};
-pub use variant::{Gemm, Packing};
+pub use variant::{Gemm, Packing, Winograd, WINOGRAD_MIN_CHANNELS};
 pub use weights::{Precision, WeightBuffer, WeightKind, WeightLayout};

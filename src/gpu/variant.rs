@@ -104,6 +104,48 @@ impl Gemm {
     }
 }
 
+/// When the tiled GEMMs run 3x3 stride-1 convolutions (forward and input gradient) by
+/// Winograd's F(2x2, 3x3): 2.25x fewer multiply-adds, three passes more
+/// (`ops::winograd`). The CPU-shaped variants always convolve directly.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Winograd {
+    /// Never.
+    Off,
+    /// Where the layer has at least `WINOGRAD_MIN_CHANNELS` input and output channels,
+    /// f32 weights and padding at most 2 (the default).
+    Auto,
+    /// As `Auto` at any channel count (tests).
+    All,
+}
+
+/// Channels in and out from which `Winograd::Auto` transforms a layer: below, the
+/// transforms' passes cost more than the multiply-adds they save.
+pub const WINOGRAD_MIN_CHANNELS: usize = 32;
+
+impl Winograd {
+    /// `NETLENS_WINOGRAD` (`off`, `auto`, `all`; unset: auto).
+    pub fn from_env() -> Result<Self> {
+        match std::env::var("NETLENS_WINOGRAD") {
+            Ok(v) if !v.is_empty() => v.parse(),
+            _ => Ok(Winograd::Auto),
+        }
+    }
+}
+
+impl FromStr for Winograd {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s.to_ascii_lowercase().as_str() {
+            "off" | "0" => Ok(Winograd::Off),
+            "auto" => Ok(Winograd::Auto),
+            "all" => Ok(Winograd::All),
+            other => Err(Error::Other(format!(
+                "unknown Winograd setting '{other}' (NETLENS_WINOGRAD): use off, auto or all"
+            ))),
+        }
+    }
+}
+
 impl FromStr for Gemm {
     type Err = Error;
     fn from_str(s: &str) -> Result<Self> {

@@ -135,6 +135,10 @@ pub struct WeightChunk {
     /// rgba16float); `backward_texture` is made from it on first use.
     texture: OnceLock<wgpu::TextureView>,
     backward_texture: OnceLock<wgpu::TextureView>,
+    /// The tiled GEMMs' Winograd weights of a 3x3 convolution (`ops::winograd`), made on
+    /// the device from `buffer` on first use: forward [16][rows][cin], input gradient
+    /// [16][cin][rows].
+    winograd: [OnceLock<wgpu::Buffer>; 2],
     pub bias: wgpu::Buffer,
     pub start: usize,
     pub rows: usize,
@@ -330,6 +334,7 @@ impl WeightBuffer {
                 backward: OnceLock::new(),
                 texture: OnceLock::new(),
                 backward_texture: OnceLock::new(),
+                winograd: Default::default(),
                 bias,
                 start,
                 rows: n,
@@ -447,6 +452,39 @@ impl WeightBuffer {
             return Ok(ch.buffer()?.clone());
         }
         cached(&ch.backward, || self.transpose(ctx, ch, ch.buffer()?))
+    }
+
+    /// Chunk `i`'s Winograd weights (G g G^T of each 3x3 kernel g, f32) for the forward
+    /// GEMMs, [16][rows][cin], or with `backward` of the flipped kernels for the input
+    /// gradient's, [16][cin][rows]; made on the device from the chunk's f32 rows on first
+    /// use and kept.
+    pub(crate) fn winograd_buffer(
+        &self,
+        ctx: &Context,
+        i: usize,
+        backward: bool,
+    ) -> Result<wgpu::Buffer> {
+        let ch = &self.chunks[i];
+        if self.packing != Packing::Rows || self.half || self.taps() != 9 {
+            return Err(Error::Other(
+                "Winograd weights come from f32 3x3 kernels in rows (the tiled GEMMs)".into(),
+            ));
+        }
+        cached(&ch.winograd[backward as usize], || {
+            let cin = self.cin();
+            let dst = ctx.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("netlens Winograd weights"),
+                size: (16 * ch.rows * cin * 4) as u64,
+                usage: wgpu::BufferUsages::STORAGE,
+                mapped_at_creation: false,
+            });
+            let p = [ch.rows as u32, cin as u32, backward as u32, 0];
+            let mut rec = Recorder::new(ctx, "Winograd weights");
+            let io = [Binding::Raw(ch.buffer()?), Binding::Raw(&dst)];
+            rec.launch_1d(Kernel::WinogradWeights, &p, &io, ch.rows * cin);
+            rec.submit()?;
+            Ok(dst)
+        })
     }
 
     /// Chunk `ch`'s f32 weights transposed on the device from their forward texture `from`

@@ -1,7 +1,7 @@
 //! Input-gradient launchers, twins of the forward ones.
 
 use super::conv::{
-    check_context, check_layout, cpu_launch, gemm_kernel, launch_tiled, strips_launch,
+    check_context, check_layout, cpu_launch, gemm_kernel, launch_tiled, strips_launch, Groups,
     Conv2dParams, LinearParams,
 };
 use super::lrp::Ratio;
@@ -215,6 +215,12 @@ fn backward_input(
             )));
         }
     }
+    if matches!(src, Dy::Tensor)
+        && super::winograd::applies(rec.ctx(), w, g)
+        && super::winograd::backward_input(rec, dy, w, g, (h, wd), scale, &dx)?
+    {
+        return Ok(dx);
+    }
     let mut scaled = false;
     for (i, ch) in w.chunks.iter().enumerate() {
         let mut p = Conv2dParams::new(g, n, (h, wd), (oh, ow), ch, if i > 0 { 4 } else { 0 })?;
@@ -273,7 +279,8 @@ fn backward_input(
         ];
         if w.packing == Packing::Rows {
             let k = ch.rows * g.kernel.0 * g.kernel.1;
-            launch_tiled(rec, kernel, w.half, p, true, (n * h * wd, g.cin, k), binds)?;
+            let mnk = (n * h * wd, g.cin, k);
+            launch_tiled(rec, kernel, w.half, p, true, mnk, Groups::ONE, binds)?;
             continue;
         }
         if let Some((kernel, gr)) = launch {

@@ -43,6 +43,18 @@ impl Conv2dParams {
         ch: &WeightChunk,
         flags: u32,
     ) -> Result<Self> {
+        Self::rows(g, n, hw, ohw, (ch.start, ch.rows), flags)
+    }
+
+    /// As `new`, over output channels [start, start + rows).
+    fn rows(
+        g: &Conv2dGeom,
+        n: usize,
+        hw: (usize, usize),
+        ohw: (usize, usize),
+        (start, rows): (usize, usize),
+        flags: u32,
+    ) -> Result<Self> {
         Ok(Conv2dParams {
             n: u32s(n, "batch")?,
             cin: u32s(g.cin, "channels")?,
@@ -57,10 +69,31 @@ impl Conv2dParams {
             stride_w: g.stride.1 as u32,
             pad_h: g.padding.0 as u32,
             pad_w: g.padding.1 as u32,
-            co_offset: ch.start as u32,
-            co_count: ch.rows as u32,
+            co_offset: start as u32,
+            co_count: rows as u32,
             flags,
         })
+    }
+}
+
+impl Conv2dParams {
+    /// A 1x1 convolution (a plain GEMM) of `n` items of `cin` channels over planes of
+    /// `plane` pixels into `cout` channels, all in one launch, with `flags`.
+    pub(crate) fn pointwise(
+        n: usize,
+        cin: usize,
+        plane: usize,
+        cout: usize,
+        flags: u32,
+    ) -> Result<Self> {
+        let g = Conv2dGeom {
+            cin,
+            cout,
+            kernel: (1, 1),
+            stride: (1, 1),
+            padding: (0, 0),
+        };
+        Self::rows(&g, n, (plane, 1), (plane, 1), (0, cout), flags)
     }
 }
 
@@ -191,8 +224,8 @@ pub fn tiled_split(m: usize, n: usize, k: usize, max_scratch: u64) -> (usize, us
     (k.max(1).div_ceil(chunk), chunk)
 }
 
-/// The tiled kernels' parameters: a conv launch's, its split of the reduction, and the
-/// first batch item it covers.
+/// The tiled kernels' parameters: a conv launch's, its split of the reduction, the first
+/// batch item it covers, and its groups (`Groups`).
 #[repr(C)]
 #[derive(Clone, Copy, Pod, Zeroable)]
 struct GemmParams {
@@ -201,6 +234,29 @@ struct GemmParams {
     k_chunk: u32,
     mode: u32,
     item0: u32,
+    groups: u32,
+    group_items: u32,
+    w_stride: u32,
+    _pad: u32,
+}
+
+/// Independent GEMMs of one shape that one tiled launch runs (Winograd's 16 transform
+/// points): group g reads and writes items from `g * items`, and its weights start
+/// `w_stride` values after group g - 1's.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Groups {
+    pub count: usize,
+    pub items: usize,
+    pub w_stride: usize,
+}
+
+impl Groups {
+    /// One GEMM.
+    pub(crate) const ONE: Groups = Groups {
+        count: 1,
+        items: 0,
+        w_stride: 0,
+    };
 }
 
 /// Launches a tiled GEMM (`Gemm::Tiled`) over one weight chunk: `(m, n, k)` its output
@@ -208,7 +264,9 @@ struct GemmParams {
 /// A split reduction (planned per item by `tiled_split`) writes its slices to a scratch
 /// tensor that `Conv2dSplitSum` adds in order and stores with the launch's bias, ReLU and
 /// accumulation, for as many items at a time as the scratch bound allows. `bindings`:
-/// input, weights, bias, output.
+/// input, weights, bias, output. `groups`: the launch's independent GEMMs, each `(m, n,
+/// k)` (m over `base.n` items).
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn launch_tiled(
     rec: &mut Recorder,
     kernel: Kernel,
@@ -216,15 +274,17 @@ pub(crate) fn launch_tiled(
     base: Conv2dParams,
     backward: bool,
     (m, n, k): (usize, usize, usize),
+    groups: Groups,
     [x, w, bias, y]: [Binding; 4],
 ) -> Result<()> {
     let max_scratch = TILED_MAX_SCRATCH.min(rec.ctx().max_binding());
     let items = (base.n as usize).max(1);
     let plane = m / items;
-    let (splits, chunk) = tiled_split(plane, n, k, max_scratch);
+    let g_count = groups.count.max(1);
+    let (splits, chunk) = tiled_split(plane, n, k, max_scratch / g_count as u64);
     let grid = |pixels: usize| -> Result<[u32; 3]> {
         let mut g = crate::gpu::recorder::grid(u32s(pixels.div_ceil(TILED.0), "pixel tiles")?);
-        g[1] = u32s(n.div_ceil(TILED.1) * splits, "conv2d channel tiles")?;
+        g[1] = u32s(n.div_ceil(TILED.1) * splits * g_count, "conv2d channel tiles")?;
         Ok(g)
     };
     let mut p = GemmParams {
@@ -233,16 +293,20 @@ pub(crate) fn launch_tiled(
         k_chunk: chunk as u32,
         mode: backward as u32,
         item0: 0,
+        groups: g_count as u32,
+        group_items: u32s(groups.items, "items a group")?,
+        w_stride: u32s(groups.w_stride, "weights a group")?,
+        _pad: 0,
     };
     if splits == 1 {
         rec.launch_gemm(kernel, half, &p, &[x, w, bias, y], grid(m)?);
         return Ok(());
     }
-    let per_item = (splits * plane * n * 4).max(1) as u64;
+    let per_item = (g_count * splits * plane * n * 4).max(1) as u64;
     let group = ((max_scratch / per_item) as usize).clamp(1, items);
     let scratch = Tensor::empty(
         rec.ctx(),
-        &[splits, n, group * plane],
+        &[g_count * splits, n, group * plane],
         "split-K partial sums",
     )?;
     for item0 in (0..items).step_by(group) {
@@ -253,7 +317,7 @@ pub(crate) fn launch_tiled(
         let binds = [x, w, bias, Binding::Tensor(&scratch)];
         rec.launch_gemm(kernel, half, &p, &binds, grid(count * plane)?);
         p.conv.flags = base.flags;
-        let sums = u32s((count * plane * n).div_ceil(64), "split-K sums")?;
+        let sums = u32s((g_count * count * plane * n).div_ceil(64), "split-K sums")?;
         let binds = [Binding::Tensor(&scratch), w, bias, y];
         let groups = crate::gpu::recorder::grid(sums);
         rec.launch_gemm(Kernel::Conv2dSplitSum, half, &p, &binds, groups);
@@ -446,6 +510,15 @@ fn launch_forward(
     accumulate: u32,
     y: &Act,
 ) -> Result<()> {
+    if let (Act::Tensor(xt), Act::Tensor(yt)) = (x, y) {
+        if super::winograd::applies(rec.ctx(), w, g) {
+            let dims = ([n, c, h, wd], (oh, ow));
+            let flags = relu as u32 | accumulate;
+            if super::winograd::forward(rec, xt, w, g, dims, flags, yt)? {
+                return Ok(());
+            }
+        }
+    }
     let m = n * oh * ow;
     let (kernel, tile, packed) = forward_input(rec, x, c)?;
     let texels = matches!(y, Act::Packed(_)) as u32 * TEXELS;
@@ -461,7 +534,7 @@ fn launch_forward(
         let binds = forward_binds(x, &packed, &weights, ch, y, tail.as_ref());
         if w.packing == Packing::Rows {
             let k = g.cin * g.kernel.0 * g.kernel.1;
-            launch_tiled(rec, kernel, w.half, p, false, (m, ch.rows, k), binds)?;
+            launch_tiled(rec, kernel, w.half, p, false, (m, ch.rows, k), Groups::ONE, binds)?;
             continue;
         }
         let (kernel, grid) = cpu_launch(kernel, tile, &p, m, ch.rows)?;

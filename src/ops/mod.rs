@@ -20,6 +20,7 @@ pub mod resample;
 pub mod select;
 mod simple;
 pub mod visualize;
+mod winograd;
 
 pub use backward::{
     adaptive_avg_pool2d_backward, avg_pool2d_backward, conv2d_backward_input,

@@ -3,7 +3,7 @@
 
 use std::sync::OnceLock;
 
-use netlens::gpu::{Context, Gemm};
+use netlens::gpu::{Context, Gemm, Winograd};
 
 /// One device for the whole test binary (pipelines compile once).
 pub fn ctx() -> &'static Context {
@@ -13,11 +13,12 @@ pub fn ctx() -> &'static Context {
 
 /// One device per GEMM variant this adapter runs (the tiled and the subgroup-free CPU-shaped
 /// one always; the CPU-shaped ones with buffer and texture weights where subgroups are 8
-/// wide), so kernel tests cover every variant on one machine.
+/// wide), so kernel tests cover every variant on one machine; last, the tiled one again
+/// with Winograd's transforms at any channel count (`winograd_all`).
 pub fn gemm_ctxs() -> Vec<&'static Context> {
     static CTXS: OnceLock<Vec<Context>> = OnceLock::new();
     CTXS.get_or_init(|| {
-        [Gemm::Tiled, Gemm::Cpu, Gemm::CpuTex, Gemm::CpuFetch]
+        let mut ctxs: Vec<Context> = [Gemm::Tiled, Gemm::Cpu, Gemm::CpuTex, Gemm::CpuFetch]
             .into_iter()
             .filter_map(|g| {
                 let c = Context::from_env()
@@ -25,10 +26,20 @@ pub fn gemm_ctxs() -> Vec<&'static Context> {
                     .with_gemm(g);
                 (c.gemm() == g).then_some(c)
             })
-            .collect()
+            .collect();
+        ctxs.push(winograd_all());
+        ctxs
     })
     .iter()
     .collect()
+}
+
+/// The tiled GEMMs with every 3x3 stride-1 convolution by Winograd, whatever its channels.
+pub fn winograd_all() -> Context {
+    Context::from_env()
+        .expect("a wgpu adapter (install mesa-vulkan-drivers)")
+        .with_gemm(Gemm::Tiled)
+        .with_winograd(Winograd::All)
 }
 
 /// Deterministic pseudo-random values in [-1, 1).

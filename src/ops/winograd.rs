@@ -1,0 +1,237 @@
+//! 3x3 stride-1 convolutions and their input gradients by Winograd's F(2x2, 3x3) on the
+//! tiled GEMMs (kernels/winograd_*.wgsl): each 2x2 output tile's 4x4 input patch is
+//! transformed (B^T d B), the 16 transform points' products summed over input channels as
+//! 16 GEMMs in one launch (2.25x fewer multiply-adds than the direct convolution), and the
+//! sums transformed back (A^T m A) with the bias, ReLU, accumulation and scale the direct
+//! kernel would apply. Weights are transformed on the device on first use and kept
+//! (`WeightBuffer::winograd_buffer`: 16/9 of the weights, once for the forward and once
+//! for the input gradient). Every launch is planned per item, so an item's outputs are the
+//! same bits in any batch.
+
+use bytemuck::{Pod, Zeroable};
+
+use super::conv::{launch_tiled, Conv2dGeom, Conv2dParams, Groups};
+use super::u32s;
+use crate::error::Result;
+use crate::gpu::recorder::Binding;
+use crate::gpu::{Context, Kernel, Packing, Recorder, Tensor, WeightBuffer, WeightKind};
+use crate::gpu::{Winograd, WINOGRAD_MIN_CHANNELS};
+
+/// Transform points a tile.
+const POINTS: usize = 16;
+/// Largest transformed input or GEMM output, bytes: a batch whose transforms would be
+/// larger runs in groups of items; an item larger than this convolves directly.
+const MAX_SCRATCH: u64 = 256 << 20;
+
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct Params {
+    n: u32,
+    c: u32,
+    c0: u32,
+    cc: u32,
+    h: u32,
+    w: u32,
+    pad_h: u32,
+    pad_w: u32,
+    th: u32,
+    tw: u32,
+    item0: u32,
+    flags: u32,
+}
+
+/// Whether the context runs the convolution `g` with weights `w` by Winograd: the tiled
+/// GEMMs with f32 3x3 kernels at stride 1, padding at most 2 (the input gradient's is 2
+/// minus it), channels as `Context::winograd` asks, and transformed weights within a
+/// binding.
+pub(crate) fn applies(ctx: &Context, w: &WeightBuffer, g: &Conv2dGeom) -> bool {
+    let channels = match ctx.winograd() {
+        Winograd::Off => return false,
+        Winograd::Auto => g.cin.min(g.cout) >= WINOGRAD_MIN_CHANNELS,
+        Winograd::All => true,
+    };
+    channels
+        && w.packing == Packing::Rows
+        && !w.half
+        && w.kind == WeightKind::Conv { taps: 9 }
+        && g.kernel == (3, 3)
+        && g.stride == (1, 1)
+        && g.padding.0 <= 2
+        && g.padding.1 <= 2
+        && w.chunks
+            .iter()
+            .all(|c| (POINTS * c.rows * g.cin * 4) as u64 <= ctx.max_binding())
+}
+
+/// Items of `n` a launch transforms when an item's transformed tensors take `per_item`
+/// bytes: all that fit the scratch bound (None: not even one).
+fn items_at_once(ctx: &Context, per_item: usize, n: usize) -> Option<usize> {
+    let limit = MAX_SCRATCH.min(ctx.max_binding());
+    let fit = (limit / per_item.max(1) as u64) as usize;
+    (fit > 0).then(|| fit.min(n))
+}
+
+/// y (channels of each weight chunk) = conv2d(x, w) by Winograd, with `flags` (conv2d's
+/// bit0 ReLU, bit2 accumulate; the bias from `w`). x [n, cin, h, wd] gives the output
+/// (oh, ow). False (nothing recorded) where an item is too large: convolve directly.
+pub(crate) fn forward(
+    rec: &mut Recorder,
+    x: &Tensor,
+    w: &WeightBuffer,
+    g: &Conv2dGeom,
+    ([n, c, h, wd], (oh, ow)): ([usize; 4], (usize, usize)),
+    flags: u32,
+    y: &Tensor,
+) -> Result<bool> {
+    let (th, tw) = (oh.div_ceil(2), ow.div_ceil(2));
+    let tiles = th * tw;
+    let widest = w.chunks.iter().map(|ch| ch.rows).max().unwrap_or(0).max(c);
+    let Some(group) = items_at_once(rec.ctx(), POINTS * tiles * widest * 4, n) else {
+        return Ok(false);
+    };
+    let plain = |item0: usize, count: usize| Params {
+        n: count as u32,
+        c: c as u32,
+        c0: 0,
+        cc: c as u32,
+        h: h as u32,
+        w: wd as u32,
+        pad_h: g.padding.0 as u32,
+        pad_w: g.padding.1 as u32,
+        th: th as u32,
+        tw: tw as u32,
+        item0: item0 as u32,
+        flags: 0,
+    };
+    for item0 in (0..n).step_by(group) {
+        let count = group.min(n - item0);
+        let v = Tensor::empty(rec.ctx(), &[POINTS, count, c, tiles], "Winograd input")?;
+        let p = plain(item0, count);
+        let binds = [Binding::Tensor(x), Binding::Tensor(&v)];
+        rec.launch_1d(Kernel::WinogradInput, &p, &binds, count * c * tiles);
+        for (i, ch) in w.chunks.iter().enumerate() {
+            let u = w.winograd_buffer(rec.ctx(), i, false)?;
+            let m = Tensor::empty(rec.ctx(), &[POINTS, count, ch.rows, tiles], "Winograd sums")?;
+            gemm(rec, &v, &u, &ch.bias, &m, (count, tiles), (c, ch.rows), 0)?;
+            let out = Params {
+                c: g.cout as u32,
+                c0: ch.start as u32,
+                cc: ch.rows as u32,
+                h: oh as u32,
+                w: ow as u32,
+                flags: flags | ((w.has_bias as u32) << 1),
+                ..p
+            };
+            let binds = [
+                Binding::Tensor(&m),
+                Binding::Raw(&ch.bias),
+                Binding::Tensor(y),
+            ];
+            rec.launch_1d(Kernel::WinogradOutput, &out, &binds, count * ch.rows * tiles);
+        }
+    }
+    Ok(true)
+}
+
+/// dx [n, cin, h, wd] = the input gradient of the convolution `g` for dy [n, cout, oh,
+/// ow] by Winograd (a 3x3 stride-1 convolution of dy with the flipped, transposed kernels
+/// and padding 2 minus g's), times `scale` where given. False (nothing recorded) where an
+/// item is too large.
+pub(crate) fn backward_input(
+    rec: &mut Recorder,
+    dy: &Tensor,
+    w: &WeightBuffer,
+    g: &Conv2dGeom,
+    (h, wd): (usize, usize),
+    scale: Option<&Tensor>,
+    dx: &Tensor,
+) -> Result<bool> {
+    let [n, cout, oh, ow] = super::dims4(&dy.shape, "conv2d backward")?;
+    let (th, tw) = (h.div_ceil(2), wd.div_ceil(2));
+    let tiles = th * tw;
+    let widest = w.chunks.iter().map(|ch| ch.rows).max().unwrap_or(0).max(g.cin);
+    let Some(group) = items_at_once(rec.ctx(), POINTS * tiles * widest * 4, n) else {
+        return Ok(false);
+    };
+    for item0 in (0..n).step_by(group) {
+        let count = group.min(n - item0);
+        let m = Tensor::empty(rec.ctx(), &[POINTS, count, g.cin, tiles], "Winograd sums")?;
+        let mut p = Params {
+            n: count as u32,
+            c: cout as u32,
+            c0: 0,
+            cc: 0,
+            h: oh as u32,
+            w: ow as u32,
+            pad_h: (2 - g.padding.0) as u32,
+            pad_w: (2 - g.padding.1) as u32,
+            th: th as u32,
+            tw: tw as u32,
+            item0: item0 as u32,
+            flags: 0,
+        };
+        for (i, ch) in w.chunks.iter().enumerate() {
+            p.c0 = ch.start as u32;
+            p.cc = ch.rows as u32;
+            let v = Tensor::empty(rec.ctx(), &[POINTS, count, ch.rows, tiles], "Winograd input")?;
+            let binds = [Binding::Tensor(dy), Binding::Tensor(&v)];
+            rec.launch_1d(Kernel::WinogradInput, &p, &binds, count * ch.rows * tiles);
+            let u = w.winograd_buffer(rec.ctx(), i, true)?;
+            // later chunks add their sums to the first's
+            let acc = if i > 0 { 4 } else { 0 };
+            gemm(rec, &v, &u, &ch.bias, &m, (count, tiles), (ch.rows, g.cin), acc)?;
+        }
+        let out = Params {
+            c: g.cin as u32,
+            c0: 0,
+            cc: g.cin as u32,
+            h: h as u32,
+            w: wd as u32,
+            pad_h: 0,
+            pad_w: 0,
+            flags: if scale.is_some() { SCALE } else { 0 },
+            ..p
+        };
+        let zeros = &w.chunks[0].bias; // never read without a bias flag
+        let binds = [
+            Binding::Tensor(&m),
+            scale.map_or(Binding::Raw(zeros), Binding::Tensor),
+            Binding::Tensor(dx),
+        ];
+        rec.launch_1d(Kernel::WinogradOutput, &out, &binds, count * g.cin * tiles);
+    }
+    Ok(true)
+}
+
+/// winograd_output.wgsl's flags bit6: the output times the tensor bound as the bias.
+const SCALE: u32 = 64;
+
+/// The 16 GEMMs of one launch: m[k] (+)= v[k] u[k]ᵀ for v [16][items][k_len][tiles] and u
+/// [16][rows][k_len], into m [16][items][rows][tiles] (`flags` bit2: add to it).
+#[allow(clippy::too_many_arguments)]
+fn gemm(
+    rec: &mut Recorder,
+    v: &Tensor,
+    u: &wgpu::Buffer,
+    bias: &wgpu::Buffer,
+    m: &Tensor,
+    (items, tiles): (usize, usize),
+    (k_len, rows): (usize, usize),
+    flags: u32,
+) -> Result<()> {
+    let p = Conv2dParams::pointwise(items, k_len, tiles, rows, flags)?;
+    let groups = Groups {
+        count: POINTS,
+        items,
+        w_stride: rows * k_len,
+    };
+    let binds = [
+        Binding::Tensor(v),
+        Binding::Raw(u),
+        Binding::Raw(bias),
+        Binding::Tensor(m),
+    ];
+    u32s(POINTS * items * rows.max(k_len) * tiles, "Winograd tensor")?;
+    let mnk = (items * tiles, rows, k_len);
+    launch_tiled(rec, Kernel::Conv2dForward, false, p, false, mnk, groups, binds)
+}
