@@ -959,3 +959,11 @@ fn band_rows_copy_rows_and_clear_the_rest() {
     let mut rec = Recorder::new(c, "test");
     assert!(ops::bands::band_rows(&mut rec, &s, &d, (4, 2, 4), false).is_err());
 }
+
+/// Winograd's GEMMs with a split reduction (few tiles, a long reduction), forward and
+/// input gradient, against the reference and alone against in a batch.
+#[test]
+fn winograd_split_k() {
+    let c = common::winograd_all();
+    conv_item_alone(&[&c], [5, 256, 14, 13], geom(256, 96, (3, 3), (1, 1), (1, 1)));
+}

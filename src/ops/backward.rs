@@ -216,7 +216,7 @@ fn backward_input(
         }
     }
     if matches!(src, Dy::Tensor)
-        && super::winograd::applies(rec.ctx(), w, g)
+        && super::winograd::applies(rec.ctx(), w, g, (h, wd))
         && super::winograd::backward_input(rec, dy, w, g, (h, wd), scale, &dx)?
     {
         return Ok(dx);

@@ -511,7 +511,7 @@ fn launch_forward(
     y: &Act,
 ) -> Result<()> {
     if let (Act::Tensor(xt), Act::Tensor(yt)) = (x, y) {
-        if super::winograd::applies(rec.ctx(), w, g) {
+        if super::winograd::applies(rec.ctx(), w, g, (oh, ow)) {
             let dims = ([n, c, h, wd], (oh, ow));
             let flags = relu as u32 | accumulate;
             if super::winograd::forward(rec, xt, w, g, dims, flags, yt)? {
