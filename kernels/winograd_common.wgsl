@@ -16,14 +16,17 @@ struct WinogradParams {
     cc: u32,     // channels transformed (a weight chunk's, or all)
     h: u32, w: u32,         // the plain tensor's plane
     pad_h: u32, pad_w: u32, // input transform: the convolution's padding
-    th: u32, tw: u32,       // tiles down and across: ceil(out_h / 2), ceil(out_w / 2)
+    th: u32, tw: u32,       // tiles down (this launch's) and across (ceil(out_w / 2))
     item0: u32,  // the plain tensor's item of this launch's first
     flags: u32,  // output transform: bit0 ReLU, bit1 bias, bit2 accumulate, bit6 scale
+    ty0: u32,    // the tile row of this launch's first (an item too large runs in strips)
+    _pad0: u32, _pad1: u32, _pad2: u32,
 }
 
 @group(0) @binding(0) var<uniform> u: WinogradParams;
 
-// Thread i of a launch over every (item, channel, tile): its parts.
+// Thread i of a launch over every (item, channel, tile): its parts (t the tile in the
+// launch, ty its row in the item).
 struct Slot { b: u32, ch: u32, t: u32, ty: u32, tx: u32 }
 
 fn slot(i: u32) -> Slot {
@@ -31,7 +34,7 @@ fn slot(i: u32) -> Slot {
     let t = i % tiles;
     let rest = i / tiles;
     let ty = t / u.tw;
-    return Slot(rest / u.cc, rest % u.cc, t, ty, t - ty * u.tw);
+    return Slot(rest / u.cc, rest % u.cc, t, u.ty0 + ty, t - ty * u.tw);
 }
 
 // Index of point k's value of slot s in a transformed tensor.

@@ -965,5 +965,42 @@ fn band_rows_copy_rows_and_clear_the_rest() {
 #[test]
 fn winograd_split_k() {
     let c = common::winograd_all();
-    conv_item_alone(&[&c], [5, 256, 14, 13], geom(256, 96, (3, 3), (1, 1), (1, 1)));
+    conv_item_alone(
+        &[&c],
+        [5, 256, 14, 13],
+        geom(256, 96, (3, 3), (1, 1), (1, 1)),
+    );
+}
+
+/// An item whose transformed tensors pass the binding runs in strips of tile rows: the
+/// same bits as in one piece, forward and input gradient, and right.
+#[test]
+fn winograd_strips_of_tile_rows() {
+    let whole = common::winograd_all();
+    // a tile row's 16 points of 10 tiles x 8 channels: 5120 bytes; the item's 15 rows
+    // 76800, so 3 rows a strip
+    let strips = common::winograd_all().with_binding_limit(20_000);
+    let (dims, g) = ([1, 8, 30, 20], geom(8, 8, (3, 3), (1, 1), (1, 1)));
+    let x = rand_vec(8 * 30 * 20, 71);
+    let w = rand_vec(8 * 8 * 9, 72);
+    let b = rand_vec(8, 73);
+    let dy = rand_vec(8 * 30 * 20, 74);
+    let (want_y, _, _) = cpu::conv2d(&x, dims, &w, Some(&b), &g, true);
+    let want_dx = cpu::conv2d_backward_input(&dy, dims, &w, &g);
+    let run = |c: &netlens::gpu::Context| {
+        let wb = WeightBuffer::upload_conv(c, "w", &w, 8, 9, Some(&b)).unwrap();
+        let xt = Tensor::upload(c, &x, &dims).unwrap();
+        let dt = Tensor::upload(c, &dy, &[1, 8, 30, 20]).unwrap();
+        let mut rec = Recorder::new(c, "strips");
+        let y = ops::conv2d(&mut rec, &xt, &wb, &g, true).unwrap();
+        let dx = ops::conv2d_backward_input(&mut rec, &dt, &wb, &g, (30, 20)).unwrap();
+        rec.submit().unwrap();
+        (y.read(c).unwrap(), dx.read(c).unwrap())
+    };
+    let (y1, dx1) = run(&whole);
+    let (y2, dx2) = run(&strips);
+    assert_eq!(common::bits(&y1), common::bits(&y2), "forward");
+    assert_eq!(common::bits(&dx1), common::bits(&dx2), "input gradient");
+    assert_close(&y2, &want_y, 1e-4, 1e-4, "strips forward");
+    assert_close(&dx2, &want_dx, 1e-4, 1e-4, "strips input gradient");
 }

@@ -83,6 +83,15 @@ def main():
         out[f"rel_l2 vs torch ({setting})"] = float(
             np.linalg.norm(g - want) / np.linalg.norm(want)
         )
+    # float64 on the CPU: how far each float32 gradient is from the exact one (a random
+    # network's gradient can be ill-conditioned enough that fp32 runs differ by 1e-3)
+    exact = torch_gradient(vgg.cpu().double(), x.double(), target).numpy()
+    scale = np.linalg.norm(exact)
+    out["rel_l2 vs float64 (netlens)"] = float(np.linalg.norm(g - exact) / scale)
+    for setting, apply in precisions(dev):
+        apply()
+        got = torch_gradient(vgg.to(dev).float(), x.to(dev), target).cpu().numpy()
+        out[f"rel_l2 vs float64 (torch {setting})"] = float(np.linalg.norm(got - exact) / scale)
     best = min(out["netlens_gradient_s"])
     for k in [k for k in out if k.startswith("torch_gradient_s")]:
         out[f"netlens / {k}"] = round(best / min(out[k]), 2)

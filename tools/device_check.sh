@@ -10,7 +10,8 @@
 #          runs every test binary on the GPU (the adapter's own variant: `tiled` on a GPU)
 #          under the Khronos validation layer (tools/vk_validate.sh: any error or warning fails),
 #          then tools/speed_table.py --device cuda, which times netlens and the peers in
-#          one run, PyTorch in strict FP32 beside its default, then one quick pass of the
+#          one run, PyTorch in strict FP32 beside its default, then VGG16's rows again with
+#          NETLENS_WINOGRAD=off (the direct GEMMs), then one quick pass of the
 #          table under NETLENS_PROFILE (device time per kernel). Logs and speed.json go to
 #          $OUT (or out/ where OUT is unset). TESTS, PEER_DEVICE=cpu and QUICK=1 narrow
 #          it for a dry run on a machine without a GPU.
@@ -78,6 +79,10 @@ run() {
     PYTHONUNBUFFERED=1 python3 tools/speed_table.py --device "${PEER_DEVICE:-cuda}" --reps "$reps" ${QUICK:+--quick} \
         --speed-bin "$bin/speed" --json "$out/speed.json" 2>&1 | tee "$out/speed.txt"
     # where the time goes: device time per kernel over one quick pass of the table
+    # VGG16 with Winograd's transforms off: the direct tiled GEMMs, for the same rows above
+    NETLENS_WINOGRAD=off timeout 300 "$bin/speed" --reps "$reps" --only vgg ${QUICK:+--quick} \
+        >"$out/speed-direct.jsonl" 2>&1 || true
+    grep -E '"vgg16 (forward|gradient)' "$out/speed-direct.jsonl" || true
     NETLENS_PROFILE=1 timeout 300 "$bin/speed" --reps 1 --quick >/dev/null 2>"$out/profile.txt" || true
     grep -A25 "netlens profile" "$out/profile.txt" | head -60 || true
     return $failed

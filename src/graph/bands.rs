@@ -266,8 +266,11 @@ impl Net {
             }
         }
         let (mut lo, hi) = rows.ok_or_else(|| Error::Other("no layer reads the input".into()))?;
-        // start on a multiple of every layer's stride, so every layer's windows line up
-        let stride = cum.iter().fold(1, |m, &c| lcm(m, c));
+        // start on a multiple of every layer's stride, so every layer's windows line up,
+        // and of twice it, so that Winograd's 2x2 output tiles (ops::winograd) start on the
+        // whole image's and a tile's kept rows are its bits (its top row reads only the
+        // patch's first 3 rows, its bottom row the last 3)
+        let stride = 2 * cum.iter().fold(1, |m, &c| lcm(m, c));
         lo -= lo % stride;
         let band = [1, input[1], hi - lo, input[3]];
         let sizes = self.model.output_shapes_through(&band, last)?;

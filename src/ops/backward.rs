@@ -1,8 +1,8 @@
 //! Input-gradient launchers, twins of the forward ones.
 
 use super::conv::{
-    check_context, check_layout, cpu_launch, gemm_kernel, launch_tiled, strips_launch, Groups,
-    Conv2dParams, LinearParams,
+    check_context, check_layout, cpu_launch, gemm_kernel, launch_tiled, strips_launch,
+    Conv2dParams, Groups, LinearParams,
 };
 use super::lrp::Ratio;
 use super::pool::{params, runs_in_pairs};

@@ -242,12 +242,14 @@ struct GemmParams {
 
 /// Independent GEMMs of one shape that one tiled launch runs (Winograd's 16 transform
 /// points): group g reads and writes items from `g * items`, and its weights start
-/// `w_stride` values after group g - 1's.
+/// `w_stride` values after group g - 1's. `plan_plane`: the item plane split-K is planned
+/// for where the launch covers part of one (0: the launch's own).
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Groups {
     pub count: usize,
     pub items: usize,
     pub w_stride: usize,
+    pub plan_plane: usize,
 }
 
 impl Groups {
@@ -256,6 +258,7 @@ impl Groups {
         count: 1,
         items: 0,
         w_stride: 0,
+        plan_plane: 0,
     };
 }
 
@@ -281,10 +284,18 @@ pub(crate) fn launch_tiled(
     let items = (base.n as usize).max(1);
     let plane = m / items;
     let g_count = groups.count.max(1);
-    let (splits, chunk) = tiled_split(plane, n, k, max_scratch / g_count as u64);
+    let planned = if groups.plan_plane > 0 {
+        groups.plan_plane
+    } else {
+        plane
+    };
+    let (splits, chunk) = tiled_split(planned, n, k, max_scratch / g_count as u64);
     let grid = |pixels: usize| -> Result<[u32; 3]> {
         let mut g = crate::gpu::recorder::grid(u32s(pixels.div_ceil(TILED.0), "pixel tiles")?);
-        g[1] = u32s(n.div_ceil(TILED.1) * splits * g_count, "conv2d channel tiles")?;
+        g[1] = u32s(
+            n.div_ceil(TILED.1) * splits * g_count,
+            "conv2d channel tiles",
+        )?;
         Ok(g)
     };
     let mut p = GemmParams {
@@ -534,7 +545,16 @@ fn launch_forward(
         let binds = forward_binds(x, &packed, &weights, ch, y, tail.as_ref());
         if w.packing == Packing::Rows {
             let k = g.cin * g.kernel.0 * g.kernel.1;
-            launch_tiled(rec, kernel, w.half, p, false, (m, ch.rows, k), Groups::ONE, binds)?;
+            launch_tiled(
+                rec,
+                kernel,
+                w.half,
+                p,
+                false,
+                (m, ch.rows, k),
+                Groups::ONE,
+                binds,
+            )?;
             continue;
         }
         let (kernel, grid) = cpu_launch(kernel, tile, &p, m, ch.rows)?;

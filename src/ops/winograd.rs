@@ -25,7 +25,7 @@ const POINTS: usize = 16;
 /// more cost more than a GEMM that small saves.
 const MIN_TILES: usize = 16;
 /// Largest transformed input or GEMM output, bytes: a batch whose transforms would be
-/// larger runs in groups of items; an item larger than this convolves directly.
+/// larger runs in groups of items, an item in strips of tile rows.
 const MAX_SCRATCH: u64 = 256 << 20;
 
 #[repr(C)]
@@ -43,6 +43,49 @@ struct Params {
     tw: u32,
     item0: u32,
     flags: u32,
+    ty0: u32,
+    _pad: [u32; 3],
+}
+
+/// A launch's share of the work: items [item0, item0 + count), tile rows [ty0, ty0 + th).
+#[derive(Clone, Copy)]
+struct Piece {
+    item0: usize,
+    count: usize,
+    ty0: usize,
+    th: usize,
+}
+
+/// How the work on `n` items of `th` tile rows runs when a tile row's transformed tensors
+/// take `row_bytes`: groups of whole items within the scratch bound, or where one item
+/// passes it, strips of tile rows an item (None: not even one row fits). A tile's sums
+/// are the same bits either way.
+fn pieces(ctx: &Context, row_bytes: usize, th: usize, n: usize) -> Option<Vec<Piece>> {
+    let limit = MAX_SCRATCH.min(ctx.max_binding());
+    let item = (row_bytes * th).max(1) as u64;
+    if item <= limit {
+        let group = ((limit / item) as usize).min(n).max(1);
+        let piece = |item0| Piece {
+            item0,
+            count: group.min(n - item0),
+            ty0: 0,
+            th,
+        };
+        return Some((0..n).step_by(group).map(piece).collect());
+    }
+    let rows = (limit / row_bytes.max(1) as u64) as usize;
+    if rows == 0 {
+        return None;
+    }
+    let strips = (0..n).flat_map(|item0| {
+        (0..th).step_by(rows).map(move |ty0| Piece {
+            item0,
+            count: 1,
+            ty0,
+            th: rows.min(th - ty0),
+        })
+    });
+    Some(strips.collect())
 }
 
 /// Whether the context runs the convolution `g` with weights `w`, whose transform makes an
@@ -76,17 +119,9 @@ pub(crate) fn applies(
             .all(|c| (POINTS * c.rows * g.cin * 4) as u64 <= ctx.max_binding())
 }
 
-/// Items of `n` a launch transforms when an item's transformed tensors take `per_item`
-/// bytes: all that fit the scratch bound (None: not even one).
-fn items_at_once(ctx: &Context, per_item: usize, n: usize) -> Option<usize> {
-    let limit = MAX_SCRATCH.min(ctx.max_binding());
-    let fit = (limit / per_item.max(1) as u64) as usize;
-    (fit > 0).then(|| fit.min(n))
-}
-
 /// y (channels of each weight chunk) = conv2d(x, w) by Winograd, with `flags` (conv2d's
 /// bit0 ReLU, bit2 accumulate; the bias from `w`). x [n, cin, h, wd] gives the output
-/// (oh, ow). False (nothing recorded) where an item is too large: convolve directly.
+/// (oh, ow). False (nothing recorded) where one tile row is too large: convolve directly.
 pub(crate) fn forward(
     rec: &mut Recorder,
     x: &Tensor,
@@ -97,35 +132,43 @@ pub(crate) fn forward(
     y: &Tensor,
 ) -> Result<bool> {
     let (th, tw) = (oh.div_ceil(2), ow.div_ceil(2));
-    let tiles = th * tw;
     let widest = w.chunks.iter().map(|ch| ch.rows).max().unwrap_or(0).max(c);
-    let Some(group) = items_at_once(rec.ctx(), POINTS * tiles * widest * 4, n) else {
+    let Some(pieces) = pieces(rec.ctx(), POINTS * tw * widest * 4, th, n) else {
         return Ok(false);
     };
-    let plain = |item0: usize, count: usize| Params {
-        n: count as u32,
-        c: c as u32,
-        c0: 0,
-        cc: c as u32,
-        h: h as u32,
-        w: wd as u32,
-        pad_h: g.padding.0 as u32,
-        pad_w: g.padding.1 as u32,
-        th: th as u32,
-        tw: tw as u32,
-        item0: item0 as u32,
-        flags: 0,
-    };
-    for item0 in (0..n).step_by(group) {
-        let count = group.min(n - item0);
+    for piece in pieces {
+        let tiles = piece.th * tw;
+        let count = piece.count;
         let v = Tensor::empty(rec.ctx(), &[POINTS, count, c, tiles], "Winograd input")?;
-        let p = plain(item0, count);
+        let p = Params {
+            n: count as u32,
+            c: c as u32,
+            c0: 0,
+            cc: c as u32,
+            h: h as u32,
+            w: wd as u32,
+            pad_h: g.padding.0 as u32,
+            pad_w: g.padding.1 as u32,
+            th: piece.th as u32,
+            tw: tw as u32,
+            item0: piece.item0 as u32,
+            flags: 0,
+            ty0: piece.ty0 as u32,
+            _pad: [0; 3],
+        };
         let binds = [Binding::Tensor(x), Binding::Tensor(&v)];
         rec.launch_1d(Kernel::WinogradInput, &p, &binds, count * c * tiles);
         for (i, ch) in w.chunks.iter().enumerate() {
             let u = w.winograd_buffer(rec.ctx(), i, false)?;
             let m = Tensor::empty(rec.ctx(), &[POINTS, count, ch.rows, tiles], "Winograd sums")?;
-            gemm(rec, &v, &u, &ch.bias, &m, (count, tiles), (c, ch.rows), 0)?;
+            let shape = Shape {
+                items: count,
+                tiles,
+                plan: th * tw,
+                k: c,
+                rows: ch.rows,
+            };
+            gemm(rec, &v, &u, &ch.bias, &m, shape, 0)?;
             let out = Params {
                 c: g.cout as u32,
                 c0: ch.start as u32,
@@ -140,7 +183,12 @@ pub(crate) fn forward(
                 Binding::Raw(&ch.bias),
                 Binding::Tensor(y),
             ];
-            rec.launch_1d(Kernel::WinogradOutput, &out, &binds, count * ch.rows * tiles);
+            rec.launch_1d(
+                Kernel::WinogradOutput,
+                &out,
+                &binds,
+                count * ch.rows * tiles,
+            );
         }
     }
     Ok(true)
@@ -148,8 +196,8 @@ pub(crate) fn forward(
 
 /// dx [n, cin, h, wd] = the input gradient of the convolution `g` for dy [n, cout, oh,
 /// ow] by Winograd (a 3x3 stride-1 convolution of dy with the flipped, transposed kernels
-/// and padding 2 minus g's), times `scale` where given. False (nothing recorded) where an
-/// item is too large.
+/// and padding 2 minus g's), times `scale` where given. False (nothing recorded) where one
+/// tile row is too large.
 pub(crate) fn backward_input(
     rec: &mut Recorder,
     dy: &Tensor,
@@ -161,13 +209,19 @@ pub(crate) fn backward_input(
 ) -> Result<bool> {
     let [n, cout, oh, ow] = super::dims4(&dy.shape, "conv2d backward")?;
     let (th, tw) = (h.div_ceil(2), wd.div_ceil(2));
-    let tiles = th * tw;
-    let widest = w.chunks.iter().map(|ch| ch.rows).max().unwrap_or(0).max(g.cin);
-    let Some(group) = items_at_once(rec.ctx(), POINTS * tiles * widest * 4, n) else {
+    let widest = w
+        .chunks
+        .iter()
+        .map(|ch| ch.rows)
+        .max()
+        .unwrap_or(0)
+        .max(g.cin);
+    let Some(pieces) = pieces(rec.ctx(), POINTS * tw * widest * 4, th, n) else {
         return Ok(false);
     };
-    for item0 in (0..n).step_by(group) {
-        let count = group.min(n - item0);
+    for piece in pieces {
+        let tiles = piece.th * tw;
+        let count = piece.count;
         let m = Tensor::empty(rec.ctx(), &[POINTS, count, g.cin, tiles], "Winograd sums")?;
         let mut p = Params {
             n: count as u32,
@@ -178,21 +232,33 @@ pub(crate) fn backward_input(
             w: ow as u32,
             pad_h: (2 - g.padding.0) as u32,
             pad_w: (2 - g.padding.1) as u32,
-            th: th as u32,
+            th: piece.th as u32,
             tw: tw as u32,
-            item0: item0 as u32,
+            item0: piece.item0 as u32,
             flags: 0,
+            ty0: piece.ty0 as u32,
+            _pad: [0; 3],
         };
         for (i, ch) in w.chunks.iter().enumerate() {
             p.c0 = ch.start as u32;
             p.cc = ch.rows as u32;
-            let v = Tensor::empty(rec.ctx(), &[POINTS, count, ch.rows, tiles], "Winograd input")?;
+            let v = Tensor::empty(
+                rec.ctx(),
+                &[POINTS, count, ch.rows, tiles],
+                "Winograd input",
+            )?;
             let binds = [Binding::Tensor(dy), Binding::Tensor(&v)];
             rec.launch_1d(Kernel::WinogradInput, &p, &binds, count * ch.rows * tiles);
             let u = w.winograd_buffer(rec.ctx(), i, true)?;
+            let shape = Shape {
+                items: count,
+                tiles,
+                plan: th * tw,
+                k: ch.rows,
+                rows: g.cin,
+            };
             // later chunks add their sums to the first's
-            let acc = if i > 0 { 4 } else { 0 };
-            gemm(rec, &v, &u, &ch.bias, &m, (count, tiles), (ch.rows, g.cin), acc)?;
+            gemm(rec, &v, &u, &ch.bias, &m, shape, if i > 0 { 4 } else { 0 })?;
         }
         let out = Params {
             c: g.cin as u32,
@@ -219,24 +285,34 @@ pub(crate) fn backward_input(
 /// winograd_output.wgsl's flags bit6: the output times the tensor bound as the bias.
 const SCALE: u32 = 64;
 
-/// The 16 GEMMs of one launch: m[k] (+)= v[k] u[k]ᵀ for v [16][items][k_len][tiles] and u
-/// [16][rows][k_len], into m [16][items][rows][tiles] (`flags` bit2: add to it).
-#[allow(clippy::too_many_arguments)]
+/// The 16 GEMMs of one launch's shape: `items` items of `tiles` tiles (split-K planned
+/// for a whole item's `plan` tiles), a reduction of `k`, `rows` outputs.
+#[derive(Clone, Copy)]
+struct Shape {
+    items: usize,
+    tiles: usize,
+    plan: usize,
+    k: usize,
+    rows: usize,
+}
+
+/// The 16 GEMMs of one launch: m[p] (+)= v[p] u[p]ᵀ for v [16][items][k][tiles] and u
+/// [16][rows][k], into m [16][items][rows][tiles] (`flags` bit2: add to it).
 fn gemm(
     rec: &mut Recorder,
     v: &Tensor,
     u: &wgpu::Buffer,
     bias: &wgpu::Buffer,
     m: &Tensor,
-    (items, tiles): (usize, usize),
-    (k_len, rows): (usize, usize),
+    s: Shape,
     flags: u32,
 ) -> Result<()> {
-    let p = Conv2dParams::pointwise(items, k_len, tiles, rows, flags)?;
+    let p = Conv2dParams::pointwise(s.items, s.k, s.tiles, s.rows, flags)?;
     let groups = Groups {
         count: POINTS,
-        items,
-        w_stride: rows * k_len,
+        items: s.items,
+        w_stride: s.rows * s.k,
+        plan_plane: s.plan,
     };
     let binds = [
         Binding::Tensor(v),
@@ -244,7 +320,19 @@ fn gemm(
         Binding::Raw(bias),
         Binding::Tensor(m),
     ];
-    u32s(POINTS * items * rows.max(k_len) * tiles, "Winograd tensor")?;
-    let mnk = (items * tiles, rows, k_len);
-    launch_tiled(rec, Kernel::Conv2dForward, false, p, false, mnk, groups, binds)
+    u32s(
+        POINTS * s.items * s.rows.max(s.k) * s.tiles,
+        "Winograd tensor",
+    )?;
+    let mnk = (s.items * s.tiles, s.rows, s.k);
+    launch_tiled(
+        rec,
+        Kernel::Conv2dForward,
+        false,
+        p,
+        false,
+        mnk,
+        groups,
+        binds,
+    )
 }
