@@ -133,6 +133,13 @@ fn load_a(mode: u32, px: Pixel, kp: Kpos, k_end: u32) -> f32 {
     return input[((px.b * p.cout + p.co_offset + kp.c) * p.oh + oy) * p.ow + ox];
 }
 
+// A[m, k] of a pointwise forward (1x1, stride 1, no padding: Winograd's GEMMs, ResNets'
+// 1x1 convs): the thread's pixel's channel-0 input at `base`, channels `plane` apart.
+fn load_a_pointwise(px: Pixel, k: u32, k_end: u32, base: u32, plane: u32) -> f32 {
+    if (!px.ok || k >= k_end) { return 0.0; }
+    return input[base + k * plane];
+}
+
 // B[k, n]: W[co, k] (forward, n = co) or W[co, ci, ky, kx] (backward, n = ci), of the
 // matrix that starts at value w0.
 fn load_b(mode: u32, w0: u32, kp: Kpos, n: u32, k_end: u32, k_total: u32, n_total: u32) -> f32 {
@@ -176,8 +183,10 @@ fn sizes(mode: u32) -> Sizes {
 // Thread (tx, ty) of 16 x 16 owns pixels m0 + 4 tx + (0..3) and m0 + 64 + 4 tx + (0..3)
 // and channels n0 + 4 ty + (0..3): eight vec4 rows of accumulators. Per slice it loads
 // 4 A and 2 B values from memory into registers, which go to the other shared buffer while
-// this one is multiplied: one barrier per slice.
-fn gemm(mode: u32, wid: vec3<u32>, nwg: vec3<u32>, lid: u32, lxy: vec3<u32>) {
+// this one is multiplied: one barrier per slice. `pointwise` (a constant at each entry
+// point, so the driver compiles the loop without the other path): a forward 1x1
+// convolution at stride 1 without padding, whose A loads need no tap arithmetic.
+fn gemm(mode: u32, pointwise: bool, wid: vec3<u32>, nwg: vec3<u32>, lid: u32, lxy: vec3<u32>) {
     let s = sizes(mode);
     let n_tiles = (s.n + BN - 1u) / BN;
     let per_group = n_tiles * u.splits;
@@ -202,6 +211,8 @@ fn gemm(mode: u32, wid: vec3<u32>, nwg: vec3<u32>, lid: u32, lxy: vec3<u32>) {
     let d = kpos(BK);
     var ka: array<Kpos, 4>;
     var ra: vec4<f32>;
+    let plane_in = u.c.h * u.c.w;
+    let a_base = px.b * u.c.cin * plane_in + u32(px.y) * u.c.w + u32(px.x);
     for (var j = 0u; j < 4u; j++) {
         ka[j] = kpos(k_begin + a_kk + 2u * j);
         ra[j] = load_a(mode, px, ka[j], k_end);
@@ -236,9 +247,16 @@ fn gemm(mode: u32, wid: vec3<u32>, nwg: vec3<u32>, lid: u32, lxy: vec3<u32>) {
         // the next slice's loads are in flight while this one is multiplied
         let k1 = k0 + BK;
         if (k1 < k_end) {
-            for (var j = 0u; j < 4u; j++) {
-                ka[j] = advance(ka[j], d);
-                ra[j] = load_a(mode, px, ka[j], k_end);
+            if (pointwise) {
+                for (var j = 0u; j < 4u; j++) {
+                    ka[j].k += BK;
+                    ra[j] = load_a_pointwise(px, ka[j].k, k_end, a_base, plane_in);
+                }
+            } else {
+                for (var j = 0u; j < 4u; j++) {
+                    ka[j] = advance(ka[j], d);
+                    ra[j] = load_a(mode, px, ka[j], k_end);
+                }
             }
             kb = advance(kb, d);
             for (var j = 0u; j < 2u; j++) {
@@ -297,7 +315,18 @@ fn conv2d_forward(
     @builtin(local_invocation_index) lid: u32,
     @builtin(local_invocation_id) lxy: vec3<u32>,
 ) {
-    gemm(FORWARD, wid, nwg, lid, lxy);
+    gemm(FORWARD, false, wid, nwg, lid, lxy);
+}
+
+// conv2d_forward for 1x1 convolutions at stride 1 without padding (the launcher checks).
+@compute @workgroup_size(16, 16, 1)
+fn conv2d_forward_pointwise(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+    @builtin(local_invocation_id) lxy: vec3<u32>,
+) {
+    gemm(FORWARD, true, wid, nwg, lid, lxy);
 }
 
 @compute @workgroup_size(16, 16, 1)
@@ -307,7 +336,7 @@ fn conv2d_backward_input(
     @builtin(local_invocation_index) lid: u32,
     @builtin(local_invocation_id) lxy: vec3<u32>,
 ) {
-    gemm(BACKWARD_INPUT, wid, nwg, lid, lxy);
+    gemm(BACKWARD_INPUT, false, wid, nwg, lid, lxy);
 }
 
 // Sums a split launch's slices [groups][splits][n][m] (in `input`) in slice order and

@@ -545,6 +545,10 @@ fn launch_forward(
         let binds = forward_binds(x, &packed, &weights, ch, y, tail.as_ref());
         if w.packing == Packing::Rows {
             let k = g.cin * g.kernel.0 * g.kernel.1;
+            let kernel = match (g.kernel, g.stride, g.padding) {
+                ((1, 1), (1, 1), (0, 0)) => Kernel::Conv2dForwardPointwise,
+                _ => kernel,
+            };
             launch_tiled(
                 rec,
                 kernel,

@@ -327,7 +327,7 @@ fn gemm(
     let mnk = (s.items * s.tiles, s.rows, s.k);
     launch_tiled(
         rec,
-        Kernel::Conv2dForward,
+        Kernel::Conv2dForwardPointwise,
         false,
         p,
         false,
