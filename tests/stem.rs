@@ -73,7 +73,9 @@ fn copies_through_the_stem_match_a_walk_through_every_copy() {
         };
         let (a, b) = (ig(&stem), ig(&plain));
         let err = rel_l2(&a, &b);
-        assert!(err < 1e-5, "IG through the stem is {err:.2e} from the walk");
+        // the two differ only in rounding: on lavapipe up to 9.5e-6 with the tiled GEMMs,
+        // 1.1e-5 with Winograd's transforms in some of their layers, 2.3e-6 on cpu-tex
+        assert!(err < 3e-5, "IG through the stem is {err:.2e} from the walk");
         assert!(a.iter().any(|v| *v != 0.0));
     }
     let sg = |net: &Net| {
