@@ -47,6 +47,35 @@ struct Params {
     _pad: [u32; 3],
 }
 
+impl Params {
+    /// The input transform's over `piece` (`tw` tiles across) of channels `range` of a
+    /// tensor of `c` channels, planes `hw` and padding `pad`.
+    fn input(
+        piece: &Piece,
+        tw: usize,
+        (c, range): (usize, std::ops::Range<usize>),
+        hw: (usize, usize),
+        pad: (usize, usize),
+    ) -> Params {
+        Params {
+            n: piece.count as u32,
+            c: c as u32,
+            c0: range.start as u32,
+            cc: range.len() as u32,
+            h: hw.0 as u32,
+            w: hw.1 as u32,
+            pad_h: pad.0 as u32,
+            pad_w: pad.1 as u32,
+            th: piece.th as u32,
+            tw: tw as u32,
+            item0: piece.item0 as u32,
+            flags: 0,
+            ty0: piece.ty0 as u32,
+            _pad: [0; 3],
+        }
+    }
+}
+
 /// A launch's share of the work: items [item0, item0 + count), tile rows [ty0, ty0 + th).
 #[derive(Clone, Copy)]
 struct Piece {
@@ -101,12 +130,12 @@ pub(crate) fn applies(
     out: (usize, usize),
 ) -> bool {
     let tiles = out.0.div_ceil(2) * out.1.div_ceil(2);
-    let channels = match ctx.winograd() {
+    let wanted = match ctx.winograd() {
         Winograd::Off => return false,
         Winograd::Auto => g.cin.min(g.cout) >= WINOGRAD_MIN_CHANNELS && tiles >= MIN_TILES,
         Winograd::All => true,
     };
-    channels
+    wanted
         && w.packing == Packing::Rows
         && !w.half
         && w.kind == WeightKind::Conv { taps: 9 }
@@ -140,22 +169,7 @@ pub(crate) fn forward(
         let tiles = piece.th * tw;
         let count = piece.count;
         let v = Tensor::empty(rec.ctx(), &[POINTS, count, c, tiles], "Winograd input")?;
-        let p = Params {
-            n: count as u32,
-            c: c as u32,
-            c0: 0,
-            cc: c as u32,
-            h: h as u32,
-            w: wd as u32,
-            pad_h: g.padding.0 as u32,
-            pad_w: g.padding.1 as u32,
-            th: piece.th as u32,
-            tw: tw as u32,
-            item0: piece.item0 as u32,
-            flags: 0,
-            ty0: piece.ty0 as u32,
-            _pad: [0; 3],
-        };
+        let p = Params::input(&piece, tw, (c, 0..c), (h, wd), g.padding);
         let binds = [Binding::Tensor(x), Binding::Tensor(&v)];
         rec.launch_1d(Kernel::WinogradInput, &p, &binds, count * c * tiles);
         for (i, ch) in w.chunks.iter().enumerate() {
@@ -223,22 +237,8 @@ pub(crate) fn backward_input(
         let tiles = piece.th * tw;
         let count = piece.count;
         let m = Tensor::empty(rec.ctx(), &[POINTS, count, g.cin, tiles], "Winograd sums")?;
-        let mut p = Params {
-            n: count as u32,
-            c: cout as u32,
-            c0: 0,
-            cc: 0,
-            h: oh as u32,
-            w: ow as u32,
-            pad_h: (2 - g.padding.0) as u32,
-            pad_w: (2 - g.padding.1) as u32,
-            th: piece.th as u32,
-            tw: tw as u32,
-            item0: piece.item0 as u32,
-            flags: 0,
-            ty0: piece.ty0 as u32,
-            _pad: [0; 3],
-        };
+        let pad = (2 - g.padding.0, 2 - g.padding.1);
+        let mut p = Params::input(&piece, tw, (cout, 0..0), (oh, ow), pad);
         for (i, ch) in w.chunks.iter().enumerate() {
             p.c0 = ch.start as u32;
             p.cc = ch.rows as u32;
