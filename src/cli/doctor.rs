@@ -10,6 +10,7 @@ pub fn run(gpu: super::Gpu) -> Result<()> {
         "NETLENS_BACKEND",
         "NETLENS_GEMM",
         "NETLENS_WEIGHTS",
+        "NETLENS_WINOGRAD",
         "XDG_RUNTIME_DIR",
     ] {
         let v = std::env::var(var).unwrap_or_else(|_| "(unset)".into());
@@ -23,6 +24,11 @@ pub fn run(gpu: super::Gpu) -> Result<()> {
     println!("device type      {:?}", info.device_type);
     println!("driver           {} {}", info.driver, info.driver_info);
     println!("GEMM kernels     {}", ctx.gemm().name());
+    let winograd = match (ctx.gemm(), ctx.winograd()) {
+        (crate::gpu::Gemm::Tiled, w) => format!("{w:?} (3x3 stride-1 convs by F(2x2, 3x3))"),
+        _ => "not used by these GEMM kernels".into(),
+    };
+    println!("Winograd         {winograd}");
     println!("weights          {:?}", gpu.weights);
     println!(
         "subgroups        {}",

@@ -174,6 +174,18 @@ mod tests {
     }
 
     #[test]
+    fn winograd_settings_parse_and_bad_ones_say_what_to_use() {
+        assert_eq!("off".parse::<Winograd>().unwrap(), Winograd::Off);
+        assert_eq!("AUTO".parse::<Winograd>().unwrap(), Winograd::Auto);
+        assert_eq!("all".parse::<Winograd>().unwrap(), Winograd::All);
+        let e = "fast".parse::<Winograd>().unwrap_err().to_string();
+        assert!(
+            e.contains("'fast'") && e.contains("off, auto or all"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn variants_by_adapter() {
         use wgpu::DeviceType::{Cpu, DiscreteGpu, IntegratedGpu};
         let sg = wgpu::Features::SUBGROUP;
