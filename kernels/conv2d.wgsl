@@ -133,8 +133,9 @@ fn load_a(mode: u32, px: Pixel, kp: Kpos, k_end: u32) -> f32 {
     return input[((px.b * p.cout + p.co_offset + kp.c) * p.oh + oy) * p.ow + ox];
 }
 
-// A[m, k] of a pointwise forward (1x1, stride 1, no padding: Winograd's GEMMs, ResNets'
-// 1x1 convs): the thread's pixel's channel-0 input at `base`, channels `plane` apart.
+// A[m, k] of a pointwise GEMM (a 1x1 convolution at stride 1 without padding, forward or
+// input gradient: Winograd's GEMMs, ResNets' 1x1 convs): the thread's pixel's first
+// reduction channel at `base`, channels `plane` apart.
 fn load_a_pointwise(px: Pixel, k: u32, k_end: u32, base: u32, plane: u32) -> f32 {
     if (!px.ok || k >= k_end) { return 0.0; }
     return input[base + k * plane];
@@ -184,8 +185,9 @@ fn sizes(mode: u32) -> Sizes {
 // and channels n0 + 4 ty + (0..3): eight vec4 rows of accumulators. Per slice it loads
 // 4 A and 2 B values from memory into registers, which go to the other shared buffer while
 // this one is multiplied: one barrier per slice. `pointwise` (a constant at each entry
-// point, so the driver compiles the loop without the other path): a forward 1x1
-// convolution at stride 1 without padding, whose A loads need no tap arithmetic.
+// point, so the driver compiles the loop without the other path): a 1x1 convolution at
+// stride 1 without padding, whose A loads need no tap arithmetic (nor, going back, the
+// stride's divisions).
 fn gemm(mode: u32, pointwise: bool, wid: vec3<u32>, nwg: vec3<u32>, lid: u32, lxy: vec3<u32>) {
     let s = sizes(mode);
     let n_tiles = (s.n + BN - 1u) / BN;
@@ -211,8 +213,11 @@ fn gemm(mode: u32, pointwise: bool, wid: vec3<u32>, nwg: vec3<u32>, lid: u32, lx
     let d = kpos(BK);
     var ka: array<Kpos, 4>;
     var ra: vec4<f32>;
-    let plane_in = u.c.h * u.c.w;
-    let a_base = px.b * u.c.cin * plane_in + u32(px.y) * u.c.w + u32(px.x);
+    let plane_in = u.c.h * u.c.w; // the output's too, where pointwise
+    var a_base = px.b * u.c.cin * plane_in + u32(px.y) * u.c.w + u32(px.x);
+    if (mode == BACKWARD_INPUT) { // dY's channels of this launch's chunk
+        a_base = (px.b * u.c.cout + u.c.co_offset) * plane_in + u32(px.y) * u.c.w + u32(px.x);
+    }
     for (var j = 0u; j < 4u; j++) {
         ka[j] = kpos(k_begin + a_kk + 2u * j);
         ra[j] = load_a(mode, px, ka[j], k_end);
@@ -318,7 +323,8 @@ fn conv2d_forward(
     gemm(FORWARD, false, wid, nwg, lid, lxy);
 }
 
-// conv2d_forward for 1x1 convolutions at stride 1 without padding (the launcher checks).
+// conv2d_forward and conv2d_backward_input for 1x1 convolutions at stride 1 without
+// padding (the launchers check).
 @compute @workgroup_size(16, 16, 1)
 fn conv2d_forward_pointwise(
     @builtin(workgroup_id) wid: vec3<u32>,
@@ -337,6 +343,16 @@ fn conv2d_backward_input(
     @builtin(local_invocation_id) lxy: vec3<u32>,
 ) {
     gemm(BACKWARD_INPUT, false, wid, nwg, lid, lxy);
+}
+
+@compute @workgroup_size(16, 16, 1)
+fn conv2d_backward_input_pointwise(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+    @builtin(local_invocation_id) lxy: vec3<u32>,
+) {
+    gemm(BACKWARD_INPUT, true, wid, nwg, lid, lxy);
 }
 
 // Sums a split launch's slices [groups][splits][n][m] (in `input`) in slice order and

@@ -137,6 +137,9 @@ fn conv2d_backward_split_weights_accumulate() {
         geom(4, 70, (3, 3), (2, 2), (1, 1)),
         Some(144 * 10),
     );
+    // 1x1 at stride 1 (the tiled pointwise entry), chunks of 16 rows (two reduction
+    // slices: the second's loads are the pointwise ones) reading their own channels of dY
+    conv_back([2, 5, 7, 6], geom(5, 40, (1, 1), (1, 1), (0, 0)), Some(16 * 5 * 4));
 }
 
 /// Split-K on the tiled input-gradient kernel (450 reduction steps in 4 slices), also with

@@ -280,6 +280,10 @@ fn backward_input(
         if w.packing == Packing::Rows {
             let k = ch.rows * g.kernel.0 * g.kernel.1;
             let mnk = (n * h * wd, g.cin, k);
+            let kernel = match (g.kernel, g.stride, g.padding) {
+                ((1, 1), (1, 1), (0, 0)) => Kernel::Conv2dBackwardInputPointwise,
+                _ => kernel,
+            };
             launch_tiled(rec, kernel, w.half, p, true, mnk, Groups::ONE, binds)?;
             continue;
         }
