@@ -139,7 +139,11 @@ fn conv2d_backward_split_weights_accumulate() {
     );
     // 1x1 at stride 1 (the tiled pointwise entry), chunks of 16 rows (two reduction
     // slices: the second's loads are the pointwise ones) reading their own channels of dY
-    conv_back([2, 5, 7, 6], geom(5, 40, (1, 1), (1, 1), (0, 0)), Some(16 * 5 * 4));
+    conv_back(
+        [2, 5, 7, 6],
+        geom(5, 40, (1, 1), (1, 1), (0, 0)),
+        Some(16 * 5 * 4),
+    );
 }
 
 /// Split-K on the tiled input-gradient kernel (450 reduction steps in 4 slices), also with

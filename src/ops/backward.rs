@@ -279,6 +279,12 @@ fn backward_input(
         ];
         if w.packing == Packing::Rows {
             let k = ch.rows * g.kernel.0 * g.kernel.1;
+            if g.cin <= GATHER_CHANNELS {
+                let threads = u32s((n * h * wd).div_ceil(64), "input pixels")?;
+                let kernel = Kernel::Conv2dBackwardInputGather;
+                rec.launch_gemm(kernel, w.half, &p, &binds, grid(threads));
+                continue;
+            }
             let mnk = (n * h * wd, g.cin, k);
             let kernel = match (g.kernel, g.stride, g.padding) {
                 ((1, 1), (1, 1), (0, 0)) => Kernel::Conv2dBackwardInputPointwise,
@@ -296,6 +302,10 @@ fn backward_input(
         _ => Ok(dx),
     }
 }
+
+/// Input channels up to which the tiled variant gathers a conv's input gradient a pixel a
+/// thread (conv2d_gather.wgsl) instead of running its 64-channel GEMM tiles.
+const GATHER_CHANNELS: usize = 4;
 
 /// conv2d.wgsl's flags bit6: stores times the tensor bound as the bias.
 const SCALE: u32 = 64;
