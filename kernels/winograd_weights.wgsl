@@ -28,7 +28,7 @@ fn winograd_weights(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_
     let g0 = vec3<f32>(g[0], g[1], g[2]);
     let g1 = vec3<f32>(g[3], g[4], g[5]);
     let g2 = vec3<f32>(g[6], g[7], g[8]);
-    let t = array(gt(g0), gt(0.5 * (g0 + g1 + g2)) , gt(0.5 * (g0 - g1 + g2)), gt(g2));
+    let t = array(gt(g0), gt(0.5 * (g0 + g1 + g2)), gt(0.5 * (g0 - g1 + g2)), gt(g2));
     for (var a = 0u; a < 4u; a++) {
         for (var b = 0u; b < 4u; b++) {
             let k = 4u * a + b;

@@ -74,9 +74,7 @@ impl Conv2dParams {
             flags,
         })
     }
-}
 
-impl Conv2dParams {
     /// A 1x1 convolution (a plain GEMM) of `n` items of `cin` channels over planes of
     /// `plane` pixels into `cout` channels, all in one launch, with `flags`.
     pub(crate) fn pointwise(
