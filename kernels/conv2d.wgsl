@@ -17,13 +17,7 @@
 // transform point), each over its own items (group g's first is item0 + g * group_items)
 // and its own weights (w_stride values on); workgroup row y then counts groups outermost.
 
-struct Conv2dParams {
-    n: u32, cin: u32, h: u32, w: u32,
-    cout: u32, oh: u32, ow: u32, kh: u32,
-    kw: u32, stride_h: u32, stride_w: u32, pad_h: u32,
-    pad_w: u32, co_offset: u32, co_count: u32, flags: u32, // bit0 ReLU, bit1 bias, bit2 accumulate
-}
-
+// Conv2dParams, the weight binding and wload: conv2d_weights.wgsl.
 struct GemmParams {
     c: Conv2dParams,
     splits: u32, k_chunk: u32, // k_chunk: a multiple of BK
@@ -34,21 +28,8 @@ struct GemmParams {
 
 @group(0) @binding(0) var<uniform> u: GemmParams;
 @group(0) @binding(1) var<storage, read> input: array<f32>; // x, dY, or the split scratch
-// Weights are f32 words, or with HALF (a pipeline constant) f16 pairs packed in u32s
-// (--weights f16): half the memory, f32 arithmetic.
-override HALF: bool = false;
-@group(0) @binding(2) var<storage, read> weight: array<u32>;
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
 @group(0) @binding(4) var<storage, read_write> output: array<f32>; // y, dx, or the scratch
-
-// Weight i of this launch's chunk, as f32.
-fn wload(i: u32) -> f32 {
-    if (HALF) {
-        let pair = unpack2x16float(weight[i >> 1u]);
-        return select(pair.x, pair.y, (i & 1u) == 1u);
-    }
-    return bitcast<f32>(weight[i]);
-}
 
 const BM: u32 = 128u; // output pixels per tile
 const BN: u32 = 64u;  // output channels per tile

@@ -7,29 +7,13 @@
 // stem: about 80x the multiply-adds this does). Sums in the order ky, kx, co: an item's
 // are the same bits in any batch.
 
-struct Conv2dParams {
-    n: u32, cin: u32, h: u32, w: u32,
-    cout: u32, oh: u32, ow: u32, kh: u32,
-    kw: u32, stride_h: u32, stride_w: u32, pad_h: u32,
-    pad_w: u32, co_offset: u32, co_count: u32, flags: u32, // bit2 accumulate, bit6 scale
-}
-
+// Conv2dParams (flags bit2 accumulate, bit6 scale), the weight binding (this launch's
+// chunk of rows [co][ci][ky][kx]) and wload: conv2d_weights.wgsl.
 @group(0) @binding(0) var<uniform> p: Conv2dParams;
 @group(0) @binding(1) var<storage, read> dy: array<f32>;
-// this launch's chunk of weight rows [co][ci][ky][kx]: f32 words, or with HALF f16 pairs
-override HALF: bool = false;
-@group(0) @binding(2) var<storage, read> weight: array<u32>;
 // with flags bit6, the tensor dx is multiplied by (dx's shape; LRP's a ⊙ Wᵀq)
 @group(0) @binding(3) var<storage, read> times: array<f32>;
 @group(0) @binding(4) var<storage, read_write> dx: array<f32>;
-
-fn wload(i: u32) -> f32 {
-    if (HALF) {
-        let pair = unpack2x16float(weight[i >> 1u]);
-        return select(pair.x, pair.y, (i & 1u) == 1u);
-    }
-    return bitcast<f32>(weight[i]);
-}
 
 @compute @workgroup_size(64, 1, 1)
 fn conv2d_backward_input_gather(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {

@@ -54,12 +54,12 @@ macro_rules! kernels {
 }
 
 kernels! {
-    Conv2dForward => "conv2d.wgsl", "conv2d_forward", [R, R, R, W];
-    Conv2dBackwardInput => "conv2d.wgsl", "conv2d_backward_input", [R, R, R, W];
-    Conv2dForwardPointwise => "conv2d.wgsl", "conv2d_forward_pointwise", [R, R, R, W];
-    Conv2dBackwardInputPointwise => "conv2d.wgsl", "conv2d_backward_input_pointwise", [R, R, R, W];
-    Conv2dBackwardInputGather => "conv2d_gather.wgsl", "conv2d_backward_input_gather", [R, R, R, W];
-    Conv2dSplitSum => "conv2d.wgsl", "conv2d_split_sum", [R, R, R, W];
+    Conv2dForward => "conv2d.wgsl" after ["conv2d_weights.wgsl"], "conv2d_forward", [R, R, R, W];
+    Conv2dBackwardInput => "conv2d.wgsl" after ["conv2d_weights.wgsl"], "conv2d_backward_input", [R, R, R, W];
+    Conv2dForwardPointwise => "conv2d.wgsl" after ["conv2d_weights.wgsl"], "conv2d_forward_pointwise", [R, R, R, W];
+    Conv2dBackwardInputPointwise => "conv2d.wgsl" after ["conv2d_weights.wgsl"], "conv2d_backward_input_pointwise", [R, R, R, W];
+    Conv2dBackwardInputGather => "conv2d_gather.wgsl" after ["conv2d_weights.wgsl"], "conv2d_backward_input_gather", [R, R, R, W];
+    Conv2dSplitSum => "conv2d.wgsl" after ["conv2d_weights.wgsl"], "conv2d_split_sum", [R, R, R, W];
     WinogradWeights => "winograd_weights.wgsl", "winograd_weights", [R, W];
     WinogradInput => "winograd_input.wgsl" after ["winograd_common.wgsl"], "winograd_input", [R, W];
     WinogradOutput => "winograd_output.wgsl" after ["winograd_common.wgsl"], "winograd_output", [R, R, W];
