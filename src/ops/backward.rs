@@ -286,9 +286,9 @@ fn backward_input(
                 continue;
             }
             let mnk = (n * h * wd, g.cin, k);
-            let kernel = match (g.kernel, g.stride, g.padding) {
-                ((1, 1), (1, 1), (0, 0)) => Kernel::Conv2dBackwardInputPointwise,
-                _ => kernel,
+            let kernel = match g.pointwise() {
+                true => Kernel::Conv2dBackwardInputPointwise,
+                false => kernel,
             };
             launch_tiled(rec, kernel, w.half, p, true, mnk, Groups::ONE, binds)?;
             continue;

@@ -118,6 +118,12 @@ pub struct Conv2dGeom {
 }
 
 impl Conv2dGeom {
+    /// A 1x1 convolution at stride 1 without padding: per pixel, a plain GEMM (the tiled
+    /// kernels' pointwise entry points).
+    pub fn pointwise(&self) -> bool {
+        self.kernel == (1, 1) && self.stride == (1, 1) && self.padding == (0, 0)
+    }
+
     pub fn out_hw(&self, h: usize, w: usize) -> Result<(usize, usize)> {
         Ok((
             conv_out(h, self.kernel.0, self.stride.0, self.padding.0)?,
@@ -543,9 +549,9 @@ fn launch_forward(
         let binds = forward_binds(x, &packed, &weights, ch, y, tail.as_ref());
         if w.packing == Packing::Rows {
             let k = g.cin * g.kernel.0 * g.kernel.1;
-            let kernel = match (g.kernel, g.stride, g.padding) {
-                ((1, 1), (1, 1), (0, 0)) => Kernel::Conv2dForwardPointwise,
-                _ => kernel,
+            let kernel = match g.pointwise() {
+                true => Kernel::Conv2dForwardPointwise,
+                false => kernel,
             };
             launch_tiled(
                 rec,

@@ -85,11 +85,19 @@ struct Piece {
     th: usize,
 }
 
-/// How the work on `n` items of `th` tile rows runs when a tile row's transformed tensors
-/// take `row_bytes`: groups of whole items within the scratch bound, or where one item
-/// passes it, strips of tile rows an item (None: not even one row fits). A tile's sums
-/// are the same bits either way.
-fn pieces(ctx: &Context, row_bytes: usize, th: usize, n: usize) -> Option<Vec<Piece>> {
+/// How the work on `n` items of (`th`, `tw`) tiles runs, its transformed tensors holding
+/// `w`'s chunks' rows or `c` channels, whichever is wider: groups of whole items within
+/// the scratch bound, or where one item passes it, strips of tile rows an item (None: not
+/// even one row fits). A tile's sums are the same bits either way.
+fn pieces(
+    ctx: &Context,
+    w: &WeightBuffer,
+    c: usize,
+    (th, tw): (usize, usize),
+    n: usize,
+) -> Option<Vec<Piece>> {
+    let widest = w.chunks.iter().map(|ch| ch.rows).fold(c, usize::max);
+    let row_bytes = POINTS * tw * widest * 4;
     let limit = MAX_SCRATCH.min(ctx.max_binding());
     let item = (row_bytes * th).max(1) as u64;
     if item <= limit {
@@ -161,8 +169,7 @@ pub(crate) fn forward(
     y: &Tensor,
 ) -> Result<bool> {
     let (th, tw) = (oh.div_ceil(2), ow.div_ceil(2));
-    let widest = w.chunks.iter().map(|ch| ch.rows).max().unwrap_or(0).max(c);
-    let Some(pieces) = pieces(rec.ctx(), POINTS * tw * widest * 4, th, n) else {
+    let Some(pieces) = pieces(rec.ctx(), w, c, (th, tw), n) else {
         return Ok(false);
     };
     for piece in pieces {
@@ -223,14 +230,7 @@ pub(crate) fn backward_input(
 ) -> Result<bool> {
     let [n, cout, oh, ow] = super::dims4(&dy.shape, "conv2d backward")?;
     let (th, tw) = (h.div_ceil(2), wd.div_ceil(2));
-    let widest = w
-        .chunks
-        .iter()
-        .map(|ch| ch.rows)
-        .max()
-        .unwrap_or(0)
-        .max(g.cin);
-    let Some(pieces) = pieces(rec.ctx(), POINTS * tw * widest * 4, th, n) else {
+    let Some(pieces) = pieces(rec.ctx(), w, g.cin, (th, tw), n) else {
         return Ok(false);
     };
     for piece in pieces {
