@@ -86,7 +86,7 @@ fn upload(c: &Context, case: &Case, w: &[f32], b: Option<&[f32]>) -> WeightBuffe
 fn conv_pool_matches_conv_then_pool() {
     let ctxs: Vec<_> = gemm_ctxs()
         .into_iter()
-        .filter(|c| c.gemm() != Gemm::Tiled)
+        .filter(|c| !c.gemm().tiled())
         .collect();
     assert!(!ctxs.is_empty(), "a CPU-shaped variant");
     let pool = Pool2d::square(2, 2);
@@ -151,7 +151,7 @@ fn pools_it_cannot_run_are_refused() {
         ..square
     };
     for c in gemm_ctxs() {
-        let cpu = c.gemm() != Gemm::Tiled;
+        let cpu = !c.gemm().tiled();
         assert_eq!(ops::conv2d_pool_fits(c, &square, 9, 13), cpu);
         assert_eq!(ops::conv2d_pool_fits(c, &ceil, 8, 12), cpu);
         assert!(
@@ -199,7 +199,7 @@ fn forward_passes_fuse_the_pools_and_keep_their_bits() {
         if ctx.gemm() != g {
             continue;
         }
-        let fused = g != Gemm::Tiled;
+        let fused = !g.tiled();
         let net = Net::new(Arc::new(ctx), model.clone()).unwrap();
         let x = common::samples(&net, &["star", "ring", "cross"]);
         let xt = Tensor::upload(net.ctx(), &x.data, &x.shape).unwrap();
@@ -267,7 +267,7 @@ fn nans_win_from_any_corner() {
     for (y, xx) in [(0, 1), (1, 2), (1, 5), (0, 6)] {
         x[y * 16 + xx] = f32::NAN;
     }
-    for c in gemm_ctxs().into_iter().filter(|c| c.gemm() != Gemm::Tiled) {
+    for c in gemm_ctxs().into_iter().filter(|c| !c.gemm().tiled()) {
         let wb = WeightBuffer::upload_conv(c, "w", &[1.0], 1, 1, None).unwrap();
         let xt = Tensor::upload(c, &x, &dims).unwrap();
         let pool = Pool2d::square(2, 2);

@@ -289,11 +289,7 @@ fn a_gradient_tape_fuses_relus_and_gives_the_same_gradient() {
     // the demo model's convs and first two linears each feed a ReLU: not kept; on the
     // CPU-shaped GEMMs neither are the ReLUs before its five max-pools (each conv + ReLU
     // + pool is one pass, tests/conv_pool.rs)
-    let pooled = if ctx.gemm() == netlens::gpu::Gemm::Tiled {
-        0
-    } else {
-        5
-    };
+    let pooled = if ctx.gemm().tiled() { 0 } else { 5 };
     let convs_and_linears = net
         .model()
         .layers

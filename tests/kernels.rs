@@ -336,7 +336,7 @@ fn conv_items_do_not_depend_on_their_batch() {
 fn cpu_shaped_variants_agree_bit_for_bit() {
     let ctxs: Vec<_> = gemm_ctxs()
         .into_iter()
-        .filter(|c| c.gemm() != Gemm::Tiled)
+        .filter(|c| !c.gemm().tiled())
         .collect();
     assert!(ctxs.iter().any(|c| c.gemm() == Gemm::CpuFetch));
     let cases = [
@@ -371,6 +371,74 @@ fn cpu_shaped_variants_agree_bit_for_bit() {
                     assert!(dx == *dx0, "{dims:?}: {:?} and {v:?} differ (dx)", c.gemm());
                 }
             }
+        }
+    }
+}
+
+/// The tiled kernels through workgroup memory and through subgroup broadcasts sum in the
+/// same order, so their outputs are the same bits: direct (stride 2, padding, a partial
+/// channel tile), pointwise (1x1), split-K (a long reduction over few pixels), Winograd's
+/// grouped GEMMs and the gathered first-layer input gradient, forward and input gradient.
+/// Adapters with subgroups of 8 to 32 lanes (lavapipe's 8) must run both.
+#[test]
+fn tiled_variants_agree_bit_for_bit() {
+    use netlens::gpu::{Context, Winograd};
+    let open = |g: Gemm, w: Winograd| Context::from_env().unwrap().with_gemm(g).with_winograd(w);
+    let probe = open(Gemm::TiledSubgroup, Winograd::Off);
+    let info = probe.device().adapter_info();
+    if probe.gemm() != Gemm::TiledSubgroup {
+        assert!(
+            !probe.device().features().contains(wgpu::Features::SUBGROUP)
+                || !(8..=32).contains(&info.subgroup_min_size)
+                || !(8..=32).contains(&info.subgroup_max_size),
+            "{} has subgroups of 8 to 32 lanes but not the subgroup variant",
+            info.name
+        );
+        eprintln!("{}: no subgroups of 8 to 32 lanes; skipped", info.name);
+        return;
+    }
+    let cases = [
+        ([3, 70, 9, 8], geom(70, 130, (3, 3), (2, 2), (1, 1))),
+        ([2, 40, 11, 7], geom(40, 36, (1, 1), (1, 1), (0, 0))),
+        ([2, 36, 9, 10], geom(36, 33, (3, 3), (1, 1), (1, 1))),
+        ([1, 300, 5, 5], geom(300, 20, (3, 3), (1, 1), (1, 1))),
+        ([2, 3, 12, 9], geom(3, 17, (3, 3), (1, 1), (1, 1))),
+    ];
+    for w_mode in [Winograd::Off, Winograd::All] {
+        let ctxs = [open(Gemm::Tiled, w_mode), open(Gemm::TiledSubgroup, w_mode)];
+        for (dims, g) in cases {
+            let taps = g.kernel.0 * g.kernel.1;
+            let (oh, ow) = g.out_hw(dims[2], dims[3]).unwrap();
+            let x = rand_vec(dims.iter().product(), 81);
+            let w = rand_vec(g.cout * g.cin * taps, 82);
+            let b = rand_vec(g.cout, 83);
+            let dy = rand_vec(dims[0] * g.cout * oh * ow, 84);
+            let (want, _, _) = cpu::conv2d(&x, dims, &w, Some(&b), &g, true);
+            let want_dx = cpu::conv2d_backward_input(&dy, dims, &w, &g);
+            let mut outs = vec![];
+            for c in &ctxs {
+                let wb = WeightBuffer::upload_conv(c, "w", &w, g.cout, taps, Some(&b)).unwrap();
+                let xt = Tensor::upload(c, &x, &dims).unwrap();
+                let dyt = Tensor::upload(c, &dy, &[dims[0], g.cout, oh, ow]).unwrap();
+                let mut rec = Recorder::new(c, "tiled variants");
+                let y = ops::conv2d(&mut rec, &xt, &wb, &g, true).unwrap();
+                let dx = ops::conv2d_backward_input(&mut rec, &dyt, &wb, &g, (dims[2], dims[3]));
+                let dx = dx.unwrap();
+                rec.submit().unwrap();
+                let (y, dx) = (y.read(c).unwrap(), dx.read(c).unwrap());
+                let what = format!("{dims:?} {:?} {w_mode:?}", c.gemm());
+                assert_close(&y, &want, 1e-4, 1e-4, &what);
+                assert_close(&dx, &want_dx, 1e-4, 1e-4, &format!("{what} dx"));
+                outs.push((y, dx));
+            }
+            assert!(
+                outs[0].0 == outs[1].0,
+                "{dims:?} {w_mode:?}: the tiled variants differ"
+            );
+            assert!(
+                outs[0].1 == outs[1].1,
+                "{dims:?} {w_mode:?}: the tiled variants differ (dx)"
+            );
         }
     }
 }

@@ -11,7 +11,8 @@
 #          under the Khronos validation layer (tools/vk_validate.sh: any error or warning fails),
 #          then tools/speed_table.py --device cuda, which times netlens and the peers in
 #          one run, PyTorch in strict FP32 beside its default, then VGG16's rows again with
-#          NETLENS_WINOGRAD=off (the direct GEMMs), then one quick pass of the
+#          NETLENS_WINOGRAD=off (the direct GEMMs) and with NETLENS_GEMM=tiled-subgroup
+#          (the weights through subgroup broadcasts), then one quick pass of the
 #          table under NETLENS_PROFILE (device time per kernel). Logs and speed.json go to
 #          $OUT (or out/ where OUT is unset). TESTS, PEER_DEVICE=cpu and QUICK=1 narrow
 #          it for a dry run on a machine without a GPU.
@@ -83,6 +84,10 @@ run() {
     NETLENS_WINOGRAD=off timeout 300 "$bin/speed" --reps "$reps" --only vgg ${QUICK:+--quick} \
         >"$out/speed-direct.jsonl" 2>&1 || true
     grep -E '"vgg16 (forward|gradient)' "$out/speed-direct.jsonl" || true
+    # and with the weights through subgroup broadcasts (tiled-subgroup; the default on Intel)
+    NETLENS_GEMM=tiled-subgroup timeout 300 "$bin/speed" --reps "$reps" --only vgg ${QUICK:+--quick} \
+        >"$out/speed-subgroup.jsonl" 2>&1 || true
+    grep -E '"vgg16 (forward|gradient)' "$out/speed-subgroup.jsonl" || true
     NETLENS_PROFILE=1 timeout 300 "$bin/speed" --reps 1 --quick >/dev/null 2>"$out/profile.txt" || true
     grep -A25 "netlens profile" "$out/profile.txt" | head -60 || true
     return $failed

@@ -25,7 +25,7 @@ pub fn run(gpu: super::Gpu) -> Result<()> {
     println!("driver           {} {}", info.driver, info.driver_info);
     println!("GEMM kernels     {}", ctx.gemm().name());
     let winograd = match (ctx.gemm(), ctx.winograd()) {
-        (crate::gpu::Gemm::Tiled, w) => format!("{w:?} (3x3 stride-1 convs by F(2x2, 3x3))"),
+        (g, w) if g.tiled() => format!("{w:?} (3x3 stride-1 convs by F(2x2, 3x3))"),
         _ => "not used by these GEMM kernels".into(),
     };
     println!("Winograd         {winograd}");

@@ -187,7 +187,7 @@ impl Context {
             Some(g) if !g.supported(info, features) => {
                 return Err(Error::Other(format!(
                     "NETLENS_GEMM={} needs {}; {} has subgroups of {}..{} lanes ({}): unset \
-                     NETLENS_GEMM, or use cpu-fetch, which needs no subgroups",
+                     NETLENS_GEMM, or use {}, which needs no subgroups",
                     g.name(),
                     g.needs(),
                     info.name,
@@ -198,6 +198,7 @@ impl Context {
                     } else {
                         "off"
                     },
+                    g.fallback().name(),
                 )))
             }
             Some(g) => g,

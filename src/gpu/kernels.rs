@@ -54,12 +54,16 @@ macro_rules! kernels {
 }
 
 kernels! {
-    Conv2dForward => "conv2d.wgsl" after ["conv2d_weights.wgsl"], "conv2d_forward", [R, R, R, W];
-    Conv2dBackwardInput => "conv2d.wgsl" after ["conv2d_weights.wgsl"], "conv2d_backward_input", [R, R, R, W];
-    Conv2dForwardPointwise => "conv2d.wgsl" after ["conv2d_weights.wgsl"], "conv2d_forward_pointwise", [R, R, R, W];
-    Conv2dBackwardInputPointwise => "conv2d.wgsl" after ["conv2d_weights.wgsl"], "conv2d_backward_input_pointwise", [R, R, R, W];
+    Conv2dForward => "conv2d.wgsl" after ["conv2d_weights.wgsl", "conv2d_tiled.wgsl"], "conv2d_forward", [R, R, R, W];
+    Conv2dBackwardInput => "conv2d.wgsl" after ["conv2d_weights.wgsl", "conv2d_tiled.wgsl"], "conv2d_backward_input", [R, R, R, W];
+    Conv2dForwardPointwise => "conv2d.wgsl" after ["conv2d_weights.wgsl", "conv2d_tiled.wgsl"], "conv2d_forward_pointwise", [R, R, R, W];
+    Conv2dBackwardInputPointwise => "conv2d.wgsl" after ["conv2d_weights.wgsl", "conv2d_tiled.wgsl"], "conv2d_backward_input_pointwise", [R, R, R, W];
+    Conv2dForwardSubgroup => "conv2d_subgroup.wgsl" after ["conv2d_weights.wgsl", "conv2d_tiled.wgsl"], "conv2d_forward_subgroup", [R, R, R, W];
+    Conv2dBackwardInputSubgroup => "conv2d_subgroup.wgsl" after ["conv2d_weights.wgsl", "conv2d_tiled.wgsl"], "conv2d_backward_input_subgroup", [R, R, R, W];
+    Conv2dForwardPointwiseSubgroup => "conv2d_subgroup.wgsl" after ["conv2d_weights.wgsl", "conv2d_tiled.wgsl"], "conv2d_forward_pointwise_subgroup", [R, R, R, W];
+    Conv2dBackwardInputPointwiseSubgroup => "conv2d_subgroup.wgsl" after ["conv2d_weights.wgsl", "conv2d_tiled.wgsl"], "conv2d_backward_input_pointwise_subgroup", [R, R, R, W];
     Conv2dBackwardInputGather => "conv2d_gather.wgsl" after ["conv2d_weights.wgsl"], "conv2d_backward_input_gather", [R, R, R, W];
-    Conv2dSplitSum => "conv2d.wgsl" after ["conv2d_weights.wgsl"], "conv2d_split_sum", [R, R, R, W];
+    Conv2dSplitSum => "conv2d.wgsl" after ["conv2d_weights.wgsl", "conv2d_tiled.wgsl"], "conv2d_split_sum", [R, R, R, W];
     WinogradWeights => "winograd_weights.wgsl", "winograd_weights", [R, W];
     WinogradInput => "winograd_input.wgsl" after ["winograd_common.wgsl"], "winograd_input", [R, W];
     WinogradOutput => "winograd_output.wgsl" after ["winograd_common.wgsl"], "winograd_output", [R, R, W];
@@ -216,6 +220,18 @@ impl Kernel {
             Kernel::Conv2dBackwardInputCpuTex => Kernel::Conv2dBackwardInputCpuTexNarrow,
             Kernel::Conv2dForwardCpuFetch => Kernel::Conv2dForwardCpuTexNarrow,
             Kernel::Conv2dBackwardInputCpuFetch => Kernel::Conv2dBackwardInputCpuTexNarrow,
+            _ => return None,
+        })
+    }
+
+    /// The tiled GEMM kernel's twin that hands the weights round by subgroup broadcasts
+    /// (conv2d_subgroup.wgsl), if it has one.
+    pub fn subgroup(self) -> Option<Kernel> {
+        Some(match self {
+            Kernel::Conv2dForward => Kernel::Conv2dForwardSubgroup,
+            Kernel::Conv2dBackwardInput => Kernel::Conv2dBackwardInputSubgroup,
+            Kernel::Conv2dForwardPointwise => Kernel::Conv2dForwardPointwiseSubgroup,
+            Kernel::Conv2dBackwardInputPointwise => Kernel::Conv2dBackwardInputPointwiseSubgroup,
             _ => return None,
         })
     }

@@ -14,11 +14,19 @@ pub enum Packing {
     Vec4,
 }
 
+/// Intel's PCI vendor id (`wgpu::AdapterInfo::vendor`).
+const INTEL: u32 = 0x8086;
+
 /// The shape of GEMM kernels a device runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Gemm {
     /// Shared-memory tiles and barriers: for GPUs.
     Tiled,
+    /// `Tiled` with the weights handed round by subgroup broadcasts instead of a
+    /// shared-memory tile (same sums, same bits): for GPUs whose subgroups are 8 to 32
+    /// lanes, chosen for Intel's, where a broadcast is a register read and workgroup
+    /// memory the slow path.
+    TiledSubgroup,
     /// No shared memory or barriers, two pixels per lane and a channel block per
     /// workgroup, weights and input read from storage buffers: for software adapters with
     /// 8-lane subgroups, chosen only by name (`CpuTex` is faster on every host measured).
@@ -37,10 +45,16 @@ pub enum Gemm {
 impl Gemm {
     /// The variant for a device: for a CPU-backed adapter whose subgroups are 8 lanes
     /// wide (the kernel shares inputs across exactly 8) `CpuTex`; for another CPU-backed
-    /// adapter `CpuFetch`; `Tiled` otherwise. `Cpu` is chosen only by name.
+    /// adapter `CpuFetch`; for an Intel GPU with subgroups of 8 to 32 lanes
+    /// `TiledSubgroup`; `Tiled` otherwise. `Cpu` is chosen only by name.
     pub fn for_device(info: &wgpu::AdapterInfo, features: wgpu::Features) -> Self {
         if info.device_type != wgpu::DeviceType::Cpu {
-            Gemm::Tiled
+            let intel = info.vendor == INTEL;
+            if intel && Gemm::TiledSubgroup.supported(info, features) {
+                Gemm::TiledSubgroup
+            } else {
+                Gemm::Tiled
+            }
         } else if Self::cpu_supported(info, features) {
             Gemm::CpuTex
         } else {
@@ -53,6 +67,11 @@ impl Gemm {
         match self {
             Gemm::Tiled | Gemm::CpuFetch => true,
             Gemm::Cpu | Gemm::CpuTex => Self::cpu_supported(info, features),
+            Gemm::TiledSubgroup => {
+                features.contains(wgpu::Features::SUBGROUP)
+                    && info.subgroup_min_size >= 8
+                    && info.subgroup_max_size <= 32
+            }
         }
     }
 
@@ -61,7 +80,22 @@ impl Gemm {
         match self {
             Gemm::Tiled | Gemm::CpuFetch => "nothing",
             Gemm::Cpu | Gemm::CpuTex => "subgroups of exactly 8 lanes",
+            Gemm::TiledSubgroup => "subgroups of 8 to 32 lanes",
         }
+    }
+
+    /// The variant of the same shape that needs no subgroups, for error messages.
+    pub fn fallback(self) -> Self {
+        if self.tiled() {
+            Gemm::Tiled
+        } else {
+            Gemm::CpuFetch
+        }
+    }
+
+    /// Whether the variant runs the tiled GPU kernels (`Tiled`, `TiledSubgroup`).
+    pub fn tiled(self) -> bool {
+        matches!(self, Gemm::Tiled | Gemm::TiledSubgroup)
     }
 
     /// Whether the variant's kernels read weights and input from textures (`CpuTex`,
@@ -73,7 +107,7 @@ impl Gemm {
     /// How the variant's kernels read weights.
     pub fn packing(self) -> Packing {
         match self {
-            Gemm::Tiled => Packing::Rows,
+            Gemm::Tiled | Gemm::TiledSubgroup => Packing::Rows,
             Gemm::Cpu | Gemm::CpuTex | Gemm::CpuFetch => Packing::Vec4,
         }
     }
@@ -85,8 +119,8 @@ impl Gemm {
             && info.subgroup_max_size == 8
     }
 
-    /// `NETLENS_GEMM` (`cpu`, `cpu-tex`, `cpu-fetch`, `tiled`, or `auto`/unset for the
-    /// adapter's choice).
+    /// `NETLENS_GEMM` (`cpu`, `cpu-tex`, `cpu-fetch`, `tiled`, `tiled-subgroup`, or
+    /// `auto`/unset for the adapter's choice).
     pub fn from_env() -> Result<Option<Self>> {
         match std::env::var("NETLENS_GEMM") {
             Ok(v) if !v.is_empty() && !v.eq_ignore_ascii_case("auto") => v.parse().map(Some),
@@ -97,6 +131,7 @@ impl Gemm {
     pub fn name(self) -> &'static str {
         match self {
             Gemm::Tiled => "tiled",
+            Gemm::TiledSubgroup => "tiled-subgroup",
             Gemm::Cpu => "cpu",
             Gemm::CpuTex => "cpu-tex",
             Gemm::CpuFetch => "cpu-fetch",
@@ -151,11 +186,12 @@ impl FromStr for Gemm {
     fn from_str(s: &str) -> Result<Self> {
         match s.to_ascii_lowercase().as_str() {
             "tiled" | "gpu" => Ok(Gemm::Tiled),
+            "tiled-subgroup" => Ok(Gemm::TiledSubgroup),
             "cpu" => Ok(Gemm::Cpu),
             "cpu-tex" | "cputex" => Ok(Gemm::CpuTex),
             "cpu-fetch" | "cpufetch" => Ok(Gemm::CpuFetch),
             other => Err(Error::Other(format!(
-                "unknown GEMM variant '{other}' (NETLENS_GEMM): use auto, tiled, cpu, cpu-tex or cpu-fetch"
+                "unknown GEMM variant '{other}' (NETLENS_GEMM): use auto, tiled, tiled-subgroup, cpu, cpu-tex or cpu-fetch"
             ))),
         }
     }
@@ -199,5 +235,31 @@ mod tests {
         assert_eq!(Gemm::for_device(&info(Cpu, 4), sg), Gemm::CpuFetch);
         assert!(Gemm::Cpu.supported(&info(Cpu, 8), sg));
         assert!(!Gemm::Cpu.supported(&info(Cpu, 4), sg));
+        // Intel GPUs (8 to 32 lanes) take the subgroup broadcasts; not without subgroups
+        let intel = |t, min, max| wgpu::AdapterInfo {
+            vendor: INTEL,
+            subgroup_min_size: min,
+            subgroup_max_size: max,
+            ..info(t, min)
+        };
+        let xe = intel(IntegratedGpu, 8, 32);
+        assert_eq!(Gemm::for_device(&xe, sg), Gemm::TiledSubgroup);
+        assert_eq!(Gemm::for_device(&xe, none), Gemm::Tiled);
+        assert_eq!(
+            Gemm::for_device(&intel(DiscreteGpu, 16, 32), sg),
+            Gemm::TiledSubgroup
+        );
+        // and no CPU adapter does, whoever made it; nor subgroups of 64 lanes or 4
+        assert_eq!(Gemm::for_device(&intel(Cpu, 8, 8), sg), Gemm::CpuTex);
+        assert!(!Gemm::TiledSubgroup.supported(&info(DiscreteGpu, 64), sg));
+        assert!(!Gemm::TiledSubgroup.supported(&info(Cpu, 4), sg));
+        assert!(Gemm::TiledSubgroup.supported(&info(DiscreteGpu, 32), sg));
+        assert_eq!(
+            "tiled-subgroup".parse::<Gemm>().unwrap(),
+            Gemm::TiledSubgroup
+        );
+        // where a variant is refused, the error names the one of its shape without subgroups
+        assert_eq!(Gemm::TiledSubgroup.fallback(), Gemm::Tiled);
+        assert_eq!(Gemm::CpuTex.fallback(), Gemm::CpuFetch);
     }
 }

@@ -202,7 +202,7 @@ pub(crate) fn strips_launch(
 /// with textures and no subgroups) and its (pixels, channels) per workgroup.
 pub(crate) fn gemm_kernel(rec: &Recorder, kernels: [Kernel; 4]) -> (Kernel, (usize, usize)) {
     match rec.ctx().gemm() {
-        Gemm::Tiled => (kernels[0], TILED),
+        Gemm::Tiled | Gemm::TiledSubgroup => (kernels[0], TILED),
         Gemm::Cpu => (kernels[1], CPU),
         Gemm::CpuTex => (kernels[2], CPU),
         Gemm::CpuFetch => (kernels[3], CPU),
@@ -266,7 +266,8 @@ impl Groups {
     };
 }
 
-/// Launches a tiled GEMM (`Gemm::Tiled`) over one weight chunk: `(m, n, k)` its output
+/// Launches a tiled GEMM (`Gemm::Tiled`, or its subgroup twin where the context runs
+/// `Gemm::TiledSubgroup`) over one weight chunk: `(m, n, k)` its output
 /// pixels (all items), channels and reduction length, `backward` for the input gradient.
 /// A split reduction (planned per item by `tiled_split`) writes its slices to a scratch
 /// tensor that `Conv2dSplitSum` adds in order and stores with the launch's bias, ReLU and
@@ -284,6 +285,10 @@ pub(crate) fn launch_tiled(
     groups: Groups,
     [x, w, bias, y]: [Binding; 4],
 ) -> Result<()> {
+    let kernel = match (rec.ctx().gemm(), kernel.subgroup()) {
+        (Gemm::TiledSubgroup, Some(twin)) => twin,
+        _ => kernel,
+    };
     let max_scratch = TILED_MAX_SCRATCH.min(rec.ctx().max_binding());
     let items = (base.n as usize).max(1);
     let plane = m / items;

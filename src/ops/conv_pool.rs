@@ -11,7 +11,7 @@ use super::pack::Act;
 use super::{u32s, Conv2dGeom, Pool2d};
 use crate::error::{Error, Result};
 use crate::gpu::recorder::grid;
-use crate::gpu::{Context, Gemm, Recorder, Tensor, WeightBuffer};
+use crate::gpu::{Context, Recorder, Tensor, WeightBuffer};
 
 /// conv2d_cpu.wgsl's POOL and ARGMAX flags.
 const POOL: u32 = 8;
@@ -29,7 +29,7 @@ const MAX_TILES: usize = 1 << 24;
 pub fn conv2d_pool_fits(ctx: &Context, pool: &Pool2d, oh: usize, ow: usize) -> bool {
     let square = pool.kernel == (2, 2) && pool.stride == (2, 2) && pool.padding == (0, 0);
     let floors = !pool.ceil_mode || (oh.is_multiple_of(2) && ow.is_multiple_of(2));
-    ctx.gemm() != Gemm::Tiled && square && floors && oh >= 2 && ow >= 2
+    !ctx.gemm().tiled() && square && floors && oh >= 2 && ow >= 2
 }
 
 /// max_pool2d(conv2d(x, W) + b, ReLU first when `relu`) for a pool that

@@ -12,21 +12,28 @@ pub fn ctx() -> &'static Context {
 }
 
 /// One device per GEMM variant this adapter runs (the tiled and the subgroup-free CPU-shaped
-/// one always; the CPU-shaped ones with buffer and texture weights where subgroups are 8
-/// wide), so kernel tests cover every variant on one machine; last, the tiled one again
+/// one always; the tiled one with subgroup broadcasts where subgroups are 8 to 32 lanes;
+/// the CPU-shaped ones with buffer and texture weights where subgroups are 8 wide), so
+/// kernel tests cover every variant on one machine; last, the tiled one again
 /// with Winograd's transforms at any channel count (`winograd_all`).
 pub fn gemm_ctxs() -> Vec<&'static Context> {
     static CTXS: OnceLock<Vec<Context>> = OnceLock::new();
     CTXS.get_or_init(|| {
-        let mut ctxs: Vec<Context> = [Gemm::Tiled, Gemm::Cpu, Gemm::CpuTex, Gemm::CpuFetch]
-            .into_iter()
-            .filter_map(|g| {
-                let c = Context::from_env()
-                    .expect("a wgpu adapter (install mesa-vulkan-drivers)")
-                    .with_gemm(g);
-                (c.gemm() == g).then_some(c)
-            })
-            .collect();
+        let mut ctxs: Vec<Context> = [
+            Gemm::Tiled,
+            Gemm::TiledSubgroup,
+            Gemm::Cpu,
+            Gemm::CpuTex,
+            Gemm::CpuFetch,
+        ]
+        .into_iter()
+        .filter_map(|g| {
+            let c = Context::from_env()
+                .expect("a wgpu adapter (install mesa-vulkan-drivers)")
+                .with_gemm(g);
+            (c.gemm() == g).then_some(c)
+        })
+        .collect();
         ctxs.push(winograd_all());
         ctxs
     })
