@@ -120,6 +120,23 @@ fn conv2d_backward_odd_strided_padded_batched() {
     conv_back([1, 6, 4, 4], geom(6, 10, (3, 3), (1, 1), (1, 1)), None);
 }
 
+/// Strided input gradients of more than 4 input channels, which the tiled kernels run a
+/// launch per stride phase: 1x1 at stride 2 (three phases without taps), 4x4 at stride 3
+/// (rows no tap reaches), 5x5 at stride 2 with padding 2, a plane smaller than the stride
+/// (a phase without pixels), and weight chunks that accumulate.
+#[test]
+fn conv2d_backward_stride_phases() {
+    conv_back([2, 6, 9, 7], geom(6, 5, (1, 1), (2, 2), (0, 0)), None);
+    conv_back([2, 6, 10, 10], geom(6, 5, (4, 4), (3, 3), (0, 0)), None);
+    conv_back([1, 9, 7, 8], geom(9, 4, (5, 5), (2, 2), (2, 2)), None);
+    conv_back([2, 6, 2, 5], geom(6, 3, (3, 3), (3, 2), (1, 1)), None);
+    conv_back(
+        [1, 8, 9, 9],
+        geom(8, 70, (3, 3), (2, 2), (1, 1)),
+        Some(288 * 16),
+    );
+}
+
 /// Input gradients of 32, 96 (64 + 32) and 40 channels: blocks of at most 32 channels are
 /// summed half (conv2d_cpu.wgsl), a block of 40 whole.
 #[test]

@@ -285,12 +285,19 @@ fn backward_input(
                 rec.launch_gemm(kernel, w.half, &p, &binds, grid(threads));
                 continue;
             }
+            if g.stride != (1, 1) {
+                for (q, phase, mnk) in p.stride_phases() {
+                    let ph = Some(phase);
+                    launch_tiled(rec, kernel, w.half, q, true, mnk, Groups::ONE, ph, binds)?;
+                }
+                continue;
+            }
             let mnk = (n * h * wd, g.cin, k);
             let kernel = match g.pointwise() {
                 true => Kernel::Conv2dBackwardInputPointwise,
                 false => kernel,
             };
-            launch_tiled(rec, kernel, w.half, p, true, mnk, Groups::ONE, binds)?;
+            launch_tiled(rec, kernel, w.half, p, true, mnk, Groups::ONE, None, binds)?;
             continue;
         }
         if let Some((kernel, gr)) = launch {

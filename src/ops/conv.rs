@@ -75,6 +75,70 @@ impl Conv2dParams {
         })
     }
 
+    /// A strided convolution's input gradient as one stride-1 launch per stride phase (the
+    /// tiled kernels). Input pixel iy receives dY[oy] through tap ky only where
+    /// oy stride = iy + pad - ky, so the pixels iy = py + stride j of phase py take only the
+    /// taps ky = ky0 + stride t, ky0 = (py + pad) mod stride, from oy = j + c - t,
+    /// c = (py + pad - ky0) / stride: a stride-1 input gradient over the phase's sub-grid
+    /// with those taps and padding c. One launch over every tap would run stride² as many
+    /// multiply-adds, most of them on zeros. Each item: the launch's parameters (the
+    /// sub-grid as `h` x `w`, the phase's taps as `kh` x `kw`, stride 1, padding c), where
+    /// its taps and pixels sit in the whole convolution `self`, and its GEMM's (m, n, k).
+    /// Phases without pixels are left out; one without taps (a 1x1 stride-2 conv's
+    /// off-grid pixels) still runs, to store its zeros.
+    pub(crate) fn stride_phases(&self) -> Vec<(Conv2dParams, Phase, (usize, usize, usize))> {
+        let p = self;
+        // (pixels, taps, padding, first tap) of phase `at` along one axis
+        let axis = |at: u32, size: u32, k: u32, stride: u32, pad: u32| {
+            let k0 = (at + pad) % stride;
+            let pixels = if at < size {
+                (size - at).div_ceil(stride)
+            } else {
+                0
+            };
+            let taps = if k0 < k { (k - k0).div_ceil(stride) } else { 0 };
+            (pixels, taps, (at + pad - k0) / stride, k0)
+        };
+        let mut out = vec![];
+        for py in 0..p.stride_h {
+            for px in 0..p.stride_w {
+                let (hp, khp, cy, ky0) = axis(py, p.h, p.kh, p.stride_h, p.pad_h);
+                let (wp, kwp, cx, kx0) = axis(px, p.w, p.kw, p.stride_w, p.pad_w);
+                if hp == 0 || wp == 0 {
+                    continue;
+                }
+                let q = Conv2dParams {
+                    h: hp,
+                    w: wp,
+                    kh: khp,
+                    kw: kwp,
+                    stride_h: 1,
+                    stride_w: 1,
+                    pad_h: cy,
+                    pad_w: cx,
+                    ..*p
+                };
+                let phase = Phase {
+                    tap0: ky0 * p.kw + kx0,
+                    tap_dy: p.stride_h * p.kw,
+                    tap_dx: p.stride_w,
+                    taps: p.kh * p.kw,
+                    dx_origin: py * p.w + px,
+                    dx_sy: p.stride_h * p.w,
+                    dx_sx: p.stride_w,
+                    dx_plane: p.h * p.w,
+                };
+                let mnk = (
+                    (p.n * hp * wp) as usize,
+                    p.cin as usize,
+                    (p.co_count * khp * kwp) as usize,
+                );
+                out.push((q, phase, mnk));
+            }
+        }
+        out
+    }
+
     /// A 1x1 convolution (a plain GEMM) of `n` items of `cin` channels over planes of
     /// `plane` pixels into `cout` channels, all in one launch, with `flags`.
     pub(crate) fn pointwise(
@@ -241,7 +305,42 @@ struct GemmParams {
     groups: u32,
     group_items: u32,
     w_stride: u32,
+    phase: Phase,
     _pad: u32,
+}
+
+/// Where a tiled input-gradient launch's taps and pixels sit in the whole convolution's
+/// (conv2d_tiled.wgsl): the launch's tap (ky, kx) is weight tap `tap0 + ky tap_dy + kx
+/// tap_dx` of `taps`, its pixel (y, x) is `dx_origin + y dx_sy + x dx_sx` of a dx plane of
+/// `dx_plane`. `whole` for a launch over the whole convolution; a strided convolution's
+/// input gradient runs a launch per stride phase (`ops::backward`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
+pub(crate) struct Phase {
+    pub tap0: u32,
+    pub tap_dy: u32,
+    pub tap_dx: u32,
+    pub taps: u32,
+    pub dx_origin: u32,
+    pub dx_sy: u32,
+    pub dx_sx: u32,
+    pub dx_plane: u32,
+}
+
+impl Phase {
+    /// The launch is the whole convolution `p`.
+    pub(crate) fn whole(p: &Conv2dParams) -> Self {
+        Phase {
+            tap0: 0,
+            tap_dy: p.kw,
+            tap_dx: 1,
+            taps: p.kh * p.kw,
+            dx_origin: 0,
+            dx_sy: p.w,
+            dx_sx: 1,
+            dx_plane: p.h * p.w,
+        }
+    }
 }
 
 /// Independent GEMMs of one shape that one tiled launch runs (Winograd's 16 transform
@@ -273,7 +372,8 @@ impl Groups {
 /// tensor that `Conv2dSplitSum` adds in order and stores with the launch's bias, ReLU and
 /// accumulation, for as many items at a time as the scratch bound allows. `bindings`:
 /// input, weights, bias, output. `groups`: the launch's independent GEMMs, each `(m, n,
-/// k)` (m over `base.n` items).
+/// k)` (m over `base.n` items). `phase`: an input gradient's stride phase (None: the whole
+/// convolution `base`).
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn launch_tiled(
     rec: &mut Recorder,
@@ -283,6 +383,7 @@ pub(crate) fn launch_tiled(
     backward: bool,
     (m, n, k): (usize, usize, usize),
     groups: Groups,
+    phase: Option<Phase>,
     [x, w, bias, y]: [Binding; 4],
 ) -> Result<()> {
     let kernel = match (rec.ctx().gemm(), kernel.subgroup()) {
@@ -316,6 +417,7 @@ pub(crate) fn launch_tiled(
         groups: g_count as u32,
         group_items: u32s(groups.items, "items a group")?,
         w_stride: u32s(groups.w_stride, "weights a group")?,
+        phase: phase.unwrap_or_else(|| Phase::whole(&base)),
         _pad: 0,
     };
     if splits == 1 {
@@ -566,6 +668,7 @@ fn launch_forward(
                 false,
                 (m, ch.rows, k),
                 Groups::ONE,
+                None,
                 binds,
             )?;
             continue;

@@ -333,6 +333,7 @@ fn gemm(
         false,
         mnk,
         groups,
+        None,
         binds,
     )
 }
