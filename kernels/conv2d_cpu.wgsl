@@ -34,6 +34,10 @@
 
 @group(0) @binding(0) var<uniform> p: Conv2dParams;
 
+// A stride phase's input gradient (a pipeline constant: the launch's taps are every
+// stride-th of the conv's and its pixels every stride-th of dx's; Conv2dParams).
+override PHASES: bool = false;
+
 // flags bit3: store the 2 x 2, stride 2 max-pool of the (activated) output; bit4 with it:
 // also each window's argmax (its flat index in the conv output's plane, max_pool2d's)
 const POOL: u32 = 8u;
@@ -285,20 +289,26 @@ fn sweep(acc_a: ptr<function, Acc>, acc_b: ptr<function, Acc>, rows: array<u32, 
     // second's inputs read 0 against the first's weights again (a first layer, 1 group a
     // tap, does twice the multiply-adds: a separate one-group loop, tried, made the
     // kernel's first compile 0.8 s longer)
+    // Step g reads weight group g + d of `rows`: d is 0, or with PHASES (a stride phase's
+    // input gradient, whose taps are every stride-th of the conv's: Conv2dParams) moves at
+    // each tap to that tap's weights; a pipeline constant, so the other launches compile
+    // without it.
     var ky = 0u;
     var kx = 0u;
     var c4 = 0u;
+    var d = 0u;
+    if (PHASES) { d = p.tap0 * c4n; }
     taps_set(total, offset, count, in_plane, 0u, 0u, backward);
     for (var g = 0u; g < p.kh * p.kw * c4n; ) {
         let two = c4 + 1u < c4n;
         let h = select(g, g + 1u, two);
-        let lo = array(wload4(rows[0] + g), wload4(rows[1] + g), wload4(rows[2] + g), wload4(rows[3] + g));
-        let lo2 = array(wload4(rows[0] + h), wload4(rows[1] + h), wload4(rows[2] + h), wload4(rows[3] + h));
+        let lo = array(wload4(rows[0] + g + d), wload4(rows[1] + g + d), wload4(rows[2] + g + d), wload4(rows[3] + g + d));
+        let lo2 = array(wload4(rows[0] + h + d), wload4(rows[1] + h + d), wload4(rows[2] + h + d), wload4(rows[3] + h + d));
         var hi = lo;
         var hi2 = lo2;
         if (wide) {
-            hi = array(wload4(rows[4] + g), wload4(rows[5] + g), wload4(rows[6] + g), wload4(rows[7] + g));
-            hi2 = array(wload4(rows[4] + h), wload4(rows[5] + h), wload4(rows[6] + h), wload4(rows[7] + h));
+            hi = array(wload4(rows[4] + g + d), wload4(rows[5] + g + d), wload4(rows[6] + g + d), wload4(rows[7] + g + d));
+            hi2 = array(wload4(rows[4] + h + d), wload4(rows[5] + h + d), wload4(rows[6] + h + d), wload4(rows[7] + h + d));
         }
         mac8(acc_a, 0u, c4, two, in_plane, count, lo, hi, lo2, hi2, wide);
         mac8(acc_b, 1u, c4, two, in_plane, count, lo, hi, lo2, hi2, wide);
@@ -312,6 +322,8 @@ fn sweep(acc_a: ptr<function, Acc>, acc_b: ptr<function, Acc>, rows: array<u32, 
                 kx = 0u;
                 ky += 1u;
             }
+            // (modulo 2^32: d may be "negative")
+            if (PHASES) { d = (p.tap0 + ky * p.tap_dy + kx * p.tap_dx) * c4n - g; }
             taps_set(total, offset, count, in_plane, ky, kx, backward);
         }
     }
@@ -465,7 +477,7 @@ fn backward_input(group: u32, block: u32, lid: u32, sid: u32) {
     let m0 = group * 2u * LANES;
     pixels_init(m0, lid, plane, p.w);
     let ohw = p.oh * p.ow;
-    let taps = p.kh * p.kw;
+    let taps = select(p.kh * p.kw, p.taps, PHASES); // the conv's taps, where a phase's are fewer
     let c4n = (p.co_count + 3u) / 4u;
     let ci0 = block * BLOCK;
     let rows = rows_of(ci0, sid, p.cin, taps * c4n);
@@ -478,8 +490,31 @@ fn backward_input(group: u32, block: u32, lid: u32, sid: u32) {
     }
     // no bias or ReLU here (flags bit 2 at most)
     let c = ci0 + 4u * sid;
+    if (PHASES) { // a stride phase's pixels, every stride-th of dx's
+        for (var k = 0u; k < stores(m0, plane); k++) {
+            store_dx(lo_of(acc_a, k), hi_of(acc_a, k), m0 + k, plane, c);
+            store_dx(lo_of(acc_b, k), hi_of(acc_b, k), m0 + LANES + k, plane, c);
+        }
+        return;
+    }
     let z = vec4<f32>(0.0);
     store_all(acc_a, acc_b, z, z, m0, plane, p.cin, 0u, c, p.cin);
+}
+
+// A stride phase's input gradient (Conv2dParams' dx fields): this lane's sums of the
+// launch's pixel m (lo: channels c0 .. c0 + 3, hi: 32 more) at their place in dx, a value
+// at a time, with the accumulation flag.
+fn store_dx(lo: vec4<f32>, hi: vec4<f32>, m: u32, plane: u32, c0: u32) {
+    if (m >= p.n * plane || c0 >= p.cin) { return; }
+    let item = fdiv(m, plane);
+    let q = m - item * plane;
+    let y = fdiv(q, p.w);
+    let base = item * p.cin * p.dx_plane + p.dx_origin + y * p.dx_sy + (q - y * p.w) * p.dx_sx;
+    for (var t = 0u; t < 8u; t++) {
+        let c = lane_channel(c0, t);
+        if (c >= p.cin) { return; }
+        put(base + c * p.dx_plane, select(lo[t & 3u], hi[t & 3u], t >= 4u));
+    }
 }
 
 // TEXELS with POOL: the first `windows` of four pooled windows' maxima (4 channels from

@@ -12,6 +12,10 @@ struct Conv2dParams {
     cout: u32, oh: u32, ow: u32, kh: u32,
     kw: u32, stride_h: u32, stride_w: u32, pad_h: u32,
     pad_w: u32, co_offset: u32, co_count: u32, flags: u32,
+    // the launch's taps and an input gradient's pixels in the whole convolution
+    // (conv2d_weights.wgsl says how; a whole launch: 0, kw, 1, kh kw; 0, w, 1, h w)
+    tap0: u32, tap_dy: u32, tap_dx: u32, taps: u32,
+    dx_origin: u32, dx_sy: u32, dx_sx: u32, dx_plane: u32,
 }
 
 @group(0) @binding(3) var<storage, read> bias: array<f32>;

@@ -103,7 +103,7 @@ fn conv2d_backward_input_cpu_narrow(
     let ohw = p.oh * p.ow;
     let c4n = (p.co_count + 3u) / 4u;
     let r = wid.y * 4u;
-    let o = row_offsets(r, p.cin, p.kh * p.kw * c4n);
+    let o = row_offsets(r, p.cin, p.taps * c4n);
     var s = Sums(vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0));
     for (var ky = 0u; ky < p.kh; ky++) {
         for (var kx = 0u; kx < p.kw; kx++) {
@@ -111,7 +111,7 @@ fn conv2d_backward_input_cpu_narrow(
             let tb = backward_tap(pb, xbase(pb.b, p.cout, p.co_offset, p.co_count, ohw), ky, kx);
             let tc = backward_tap(pc, xbase(pc.b, p.cout, p.co_offset, p.co_count, ohw), ky, kx);
             let td = backward_tap(pd, xbase(pd.b, p.cout, p.co_offset, p.co_count, ohw), ky, kx);
-            let t = (ky * p.kw + kx) * c4n;
+            let t = (p.tap0 + ky * p.tap_dy + kx * p.tap_dx) * c4n; // a stride phase's taps
             for (var c4 = 0u; c4 < c4n; c4++) {
                 let w = columns(o, t + c4);
                 s.a = mac_cols(s.a, xload4(ta.off, c4, ohw, p.co_count, ta.ok), w);
@@ -121,8 +121,21 @@ fn conv2d_backward_input_cpu_narrow(
             }
         }
     }
-    store(s.a, pa, plane, p.cin, 0u, r, p.cin);
-    store(s.b, pb, plane, p.cin, 0u, r, p.cin);
-    store(s.c, pc, plane, p.cin, 0u, r, p.cin);
-    store(s.d, pd, plane, p.cin, 0u, r, p.cin);
+    store_dx(s.a, pa, r);
+    store_dx(s.b, pb, r);
+    store_dx(s.c, pc, r);
+    store_dx(s.d, pd, r);
+}
+
+// Stores input-gradient pixel px's sums v of rows r .. r + 3 (below cin) at their place in
+// dx (Conv2dParams' dx fields: a stride phase's pixels, or the whole plane's), with the
+// accumulation flag.
+fn store_dx(v: vec4<f32>, px: Pixel, r: u32) {
+    if (!px.live) { return; }
+    let at = p.dx_origin + px.y * p.dx_sy + px.x * p.dx_sx;
+    for (var k = 0u; k < 4u; k++) {
+        let row = r + k;
+        if (row >= p.cin) { return; }
+        put((px.b * p.cin + row) * p.dx_plane + at, v[k]);
+    }
 }

@@ -26,17 +26,7 @@ struct GemmParams {
     splits: u32, k_chunk: u32, // k_chunk: a multiple of BK
     mode: u32,                 // FORWARD or BACKWARD_INPUT (read by conv2d_split_sum)
     item0: u32,                // the launch's first batch item: pixel m is of item0 + m / plane
-    groups: u32, group_items: u32, w_stride: u32,
-    // The input gradient over one stride phase: a strided conv's input pixels (iy, ix) with
-    // iy mod stride_h and ix mod stride_w fixed receive only the taps of that phase, so the
-    // launch runs them as a stride-1 convolution over their sub-grid (c.h x c.w) with the
-    // phase's taps (c.kh x c.kw; ops::backward). Its tap (ky, kx) is weight tap
-    // tap0 + ky tap_dy + kx tap_dx of `taps`; its pixel (y, x) is dx_origin + y dx_sy +
-    // x dx_sx of a dx plane of dx_plane. Anything else: 0, c.kw, 1, c.kh c.kw, 0, c.w, 1,
-    // c.h c.w.
-    tap0: u32, tap_dy: u32, tap_dx: u32, taps: u32,
-    dx_origin: u32, dx_sy: u32, dx_sx: u32, dx_plane: u32,
-    _pad: u32,
+    groups: u32, group_items: u32, w_stride: u32, _pad: u32,
 }
 
 @group(0) @binding(0) var<uniform> u: GemmParams;
@@ -109,7 +99,8 @@ fn load_a(mode: u32, px: Pixel, kp: Kpos, k_end: u32) -> f32 {
         if (iy < 0 || ix < 0 || iy >= i32(p.h) || ix >= i32(p.w)) { return 0.0; }
         return input[((px.b * p.cin + kp.c) * p.h + u32(iy)) * p.w + u32(ix)];
     }
-    // stride 1 (a strided conv's input gradient runs a launch per stride phase)
+    // stride 1 (a strided conv's input gradient runs a launch per stride phase: the
+    // weights' taps and dx's pixels are placed by Conv2dParams' phase fields)
     let oy = px.y + i32(p.pad_h) - i32(kp.ky);
     let ox = px.x + i32(p.pad_w) - i32(kp.kx);
     if (oy < 0 || ox < 0 || oy >= i32(p.oh) || ox >= i32(p.ow)) { return 0.0; }
@@ -129,8 +120,8 @@ fn load_a_pointwise(px: Pixel, k: u32, k_end: u32, base: u32, plane: u32) -> f32
 fn load_b(mode: u32, w0: u32, kp: Kpos, n: u32, k_end: u32, k_total: u32, n_total: u32) -> f32 {
     if (kp.k >= k_end || n >= n_total) { return 0.0; }
     if (mode == FORWARD) { return wload(w0 + n * k_total + kp.k); }
-    let tap = u.tap0 + kp.ky * u.tap_dy + kp.kx * u.tap_dx;
-    return wload(w0 + (kp.c * u.c.cin + n) * u.taps + tap);
+    let p = u.c;
+    return wload(w0 + (kp.c * p.cin + n) * p.taps + p.tap0 + kp.ky * p.tap_dy + kp.kx * p.tap_dx);
 }
 
 // Stores sum `acc` of output pixel m (of the items from item0) and channel n.
@@ -149,7 +140,7 @@ fn store(mode: u32, item0: u32, m: u32, n: u32, acc: f32) {
     let b = m / plane;
     let q = m - b * plane;
     let y = q / p.w;
-    let i = ((item0 + b) * p.cin + n) * u.dx_plane + u.dx_origin + y * u.dx_sy + (q - y * p.w) * u.dx_sx;
+    let i = ((item0 + b) * p.cin + n) * p.dx_plane + p.dx_origin + y * p.dx_sy + (q - y * p.w) * p.dx_sx;
     // flags bit6: times the element of the tensor bound as the bias at its own index (LRP's
     // a ⊙ Wᵀq stored as products: one multiplication, the bits of a pass after)
     var v = acc;

@@ -7,6 +7,13 @@ struct Conv2dParams {
     cout: u32, oh: u32, ow: u32, kh: u32,
     kw: u32, stride_h: u32, stride_w: u32, pad_h: u32,
     pad_w: u32, co_offset: u32, co_count: u32, flags: u32, // bit0 ReLU, bit1 bias, bit2 accumulate
+    // Where the launch's taps and an input gradient's pixels sit in the whole convolution
+    // (a strided conv's input gradient runs a stride-1 launch per stride phase over the
+    // phase's sub-grid and taps: ops::Conv2dParams::stride_phases): tap (ky, kx) is weight
+    // tap tap0 + ky tap_dy + kx tap_dx of `taps`; pixel (y, x) is dx_origin + y dx_sy +
+    // x dx_sx of a dx plane of dx_plane. A whole launch: 0, kw, 1, kh kw; 0, w, 1, h w.
+    tap0: u32, tap_dy: u32, tap_dx: u32, taps: u32,
+    dx_origin: u32, dx_sy: u32, dx_sx: u32, dx_plane: u32,
 }
 
 // Weights are f32 words, or with HALF (a pipeline constant) f16 pairs packed in u32s

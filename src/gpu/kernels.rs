@@ -77,6 +77,11 @@ kernels! {
     Conv2dBackwardInputCpuFetch => "conv2d_cpu.wgsl" after ["conv2d_cpu_weights32.wgsl", "conv2d_cpu_texture.wgsl", "fdiv.wgsl", "conv2d_cpu_common.wgsl", "conv2d_cpu_fetch.wgsl"], "conv2d_backward_input_cpu", [T, T, R, W];
     Conv2dForwardCpuFetchHalf => "conv2d_cpu.wgsl" after ["conv2d_cpu_weights16.wgsl", "conv2d_cpu_texture.wgsl", "fdiv.wgsl", "conv2d_cpu_common.wgsl", "conv2d_cpu_fetch.wgsl"], "conv2d_forward_cpu", [T, H, R, W, W, O];
     Conv2dBackwardInputCpuFetchHalf => "conv2d_cpu.wgsl" after ["conv2d_cpu_weights16.wgsl", "conv2d_cpu_texture.wgsl", "fdiv.wgsl", "conv2d_cpu_common.wgsl", "conv2d_cpu_fetch.wgsl"], "conv2d_backward_input_cpu", [T, H, R, W];
+    Conv2dBackwardInputCpuPhases => "conv2d_cpu.wgsl" after ["conv2d_cpu_input.wgsl", "conv2d_cpu_buffer.wgsl", "fdiv.wgsl", "conv2d_cpu_common.wgsl", "conv2d_cpu_share.wgsl"], "conv2d_backward_input_cpu", [R, R, R, W];
+    Conv2dBackwardInputCpuTexPhases => "conv2d_cpu.wgsl" after ["conv2d_cpu_weights32.wgsl", "conv2d_cpu_texture.wgsl", "fdiv.wgsl", "conv2d_cpu_common.wgsl", "conv2d_cpu_share.wgsl"], "conv2d_backward_input_cpu", [T, T, R, W];
+    Conv2dBackwardInputCpuTexPhasesHalf => "conv2d_cpu.wgsl" after ["conv2d_cpu_weights16.wgsl", "conv2d_cpu_texture.wgsl", "fdiv.wgsl", "conv2d_cpu_common.wgsl", "conv2d_cpu_share.wgsl"], "conv2d_backward_input_cpu", [T, H, R, W];
+    Conv2dBackwardInputCpuFetchPhases => "conv2d_cpu.wgsl" after ["conv2d_cpu_weights32.wgsl", "conv2d_cpu_texture.wgsl", "fdiv.wgsl", "conv2d_cpu_common.wgsl", "conv2d_cpu_fetch.wgsl"], "conv2d_backward_input_cpu", [T, T, R, W];
+    Conv2dBackwardInputCpuFetchPhasesHalf => "conv2d_cpu.wgsl" after ["conv2d_cpu_weights16.wgsl", "conv2d_cpu_texture.wgsl", "fdiv.wgsl", "conv2d_cpu_common.wgsl", "conv2d_cpu_fetch.wgsl"], "conv2d_backward_input_cpu", [T, H, R, W];
     LinearForwardCpu => "linear_cpu.wgsl" after ["conv2d_cpu_input.wgsl", "conv2d_cpu_buffer.wgsl", "fdiv.wgsl", "conv2d_cpu_common.wgsl"], "linear_forward_cpu", [R, R, R, W];
     LinearBackwardInputCpu => "linear_cpu.wgsl" after ["conv2d_cpu_input.wgsl", "conv2d_cpu_buffer.wgsl", "fdiv.wgsl", "conv2d_cpu_common.wgsl"], "linear_backward_input_cpu", [R, R, R, W];
     LinearForwardCpuTex => "linear_cpu.wgsl" after ["conv2d_cpu_weights32.wgsl", "conv2d_cpu_texture.wgsl", "fdiv.wgsl", "conv2d_cpu_common.wgsl"], "linear_forward_cpu", [T, T, R, W];
@@ -201,6 +206,12 @@ impl Kernel {
             }
             (Kernel::Conv2dForwardCpuFetch, true) => Kernel::Conv2dForwardCpuFetchHalf,
             (Kernel::Conv2dBackwardInputCpuFetch, true) => Kernel::Conv2dBackwardInputCpuFetchHalf,
+            (Kernel::Conv2dBackwardInputCpuTexPhases, true) => {
+                Kernel::Conv2dBackwardInputCpuTexPhasesHalf
+            }
+            (Kernel::Conv2dBackwardInputCpuFetchPhases, true) => {
+                Kernel::Conv2dBackwardInputCpuFetchPhasesHalf
+            }
             (Kernel::LinearForwardCpuTex, true) => Kernel::LinearForwardCpuTexHalf,
             (Kernel::LinearBackwardInputCpuTex, true) => Kernel::LinearBackwardInputCpuTexHalf,
             (Kernel::LinearBackwardInputCpuTexStrips, true) => {
@@ -222,6 +233,29 @@ impl Kernel {
             Kernel::Conv2dBackwardInputCpuFetch => Kernel::Conv2dBackwardInputCpuTexNarrow,
             _ => return None,
         })
+    }
+
+    /// The CPU-shaped input-gradient kernel's twin for one stride phase of a strided
+    /// conv (conv2d_cpu.wgsl's PHASES), if it has one.
+    pub fn phases(self) -> Option<Kernel> {
+        Some(match self {
+            Kernel::Conv2dBackwardInputCpu => Kernel::Conv2dBackwardInputCpuPhases,
+            Kernel::Conv2dBackwardInputCpuTex => Kernel::Conv2dBackwardInputCpuTexPhases,
+            Kernel::Conv2dBackwardInputCpuFetch => Kernel::Conv2dBackwardInputCpuFetchPhases,
+            _ => return None,
+        })
+    }
+
+    /// Whether the kernel is a stride phase's twin (PHASES set).
+    fn of_phases(self) -> bool {
+        matches!(
+            self,
+            Kernel::Conv2dBackwardInputCpuPhases
+                | Kernel::Conv2dBackwardInputCpuTexPhases
+                | Kernel::Conv2dBackwardInputCpuTexPhasesHalf
+                | Kernel::Conv2dBackwardInputCpuFetchPhases
+                | Kernel::Conv2dBackwardInputCpuFetchPhasesHalf
+        )
     }
 
     /// The tiled GEMM kernel's twin that hands the weights round by subgroup broadcasts
@@ -412,6 +446,9 @@ impl KernelCache {
         }
         if kernel == Kernel::LinearForwardSubgroup {
             constants.push(("SG", self.subgroup as f64));
+        }
+        if kernel.of_phases() {
+            constants.push(("PHASES", 1.0));
         }
         let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
             label: Some(entry),

@@ -286,9 +286,8 @@ fn backward_input(
                 continue;
             }
             if g.stride != (1, 1) {
-                for (q, phase, mnk) in p.stride_phases() {
-                    let ph = Some(phase);
-                    launch_tiled(rec, kernel, w.half, q, true, mnk, Groups::ONE, ph, binds)?;
+                for (q, mnk) in p.stride_phases() {
+                    launch_tiled(rec, kernel, w.half, q, true, mnk, Groups::ONE, binds)?;
                 }
                 continue;
             }
@@ -297,7 +296,16 @@ fn backward_input(
                 true => Kernel::Conv2dBackwardInputPointwise,
                 false => kernel,
             };
-            launch_tiled(rec, kernel, w.half, p, true, mnk, Groups::ONE, None, binds)?;
+            launch_tiled(rec, kernel, w.half, p, true, mnk, Groups::ONE, binds)?;
+            continue;
+        }
+        if g.stride != (1, 1) {
+            for (q, (m, _, _)) in p.stride_phases() {
+                let (kernel, gr) = cpu_launch(kernel, tile, &q, m, g.cin)?;
+                // the narrow kernel reads the phase's fields itself, per tap
+                let kernel = kernel.phases().unwrap_or(kernel);
+                rec.launch_gemm(kernel, w.half, &q, &binds, gr);
+            }
             continue;
         }
         if let Some((kernel, gr)) = launch {

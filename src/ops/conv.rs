@@ -31,6 +31,7 @@ pub(crate) struct Conv2dParams {
     co_offset: u32,
     co_count: u32,
     pub(crate) flags: u32,
+    phase: Phase,
 }
 
 impl Conv2dParams {
@@ -72,6 +73,7 @@ impl Conv2dParams {
             co_offset: start as u32,
             co_count: rows as u32,
             flags,
+            phase: Phase::whole(g.kernel, hw),
         })
     }
 
@@ -83,10 +85,11 @@ impl Conv2dParams {
     /// with those taps and padding c. One launch over every tap would run stride² as many
     /// multiply-adds, most of them on zeros. Each item: the launch's parameters (the
     /// sub-grid as `h` x `w`, the phase's taps as `kh` x `kw`, stride 1, padding c), where
-    /// its taps and pixels sit in the whole convolution `self`, and its GEMM's (m, n, k).
+    /// its taps and pixels sit in the whole convolution `self` (`Phase`), and its GEMM's
+    /// (m, n, k).
     /// Phases without pixels are left out; one without taps (a 1x1 stride-2 conv's
     /// off-grid pixels) still runs, to store its zeros.
-    pub(crate) fn stride_phases(&self) -> Vec<(Conv2dParams, Phase, (usize, usize, usize))> {
+    pub(crate) fn stride_phases(&self) -> Vec<(Conv2dParams, (usize, usize, usize))> {
         let p = self;
         // (pixels, taps, padding, first tap) of phase `at` along one axis
         let axis = |at: u32, size: u32, k: u32, stride: u32, pad: u32| {
@@ -107,17 +110,6 @@ impl Conv2dParams {
                 if hp == 0 || wp == 0 {
                     continue;
                 }
-                let q = Conv2dParams {
-                    h: hp,
-                    w: wp,
-                    kh: khp,
-                    kw: kwp,
-                    stride_h: 1,
-                    stride_w: 1,
-                    pad_h: cy,
-                    pad_w: cx,
-                    ..*p
-                };
                 let phase = Phase {
                     tap0: ky0 * p.kw + kx0,
                     tap_dy: p.stride_h * p.kw,
@@ -128,12 +120,24 @@ impl Conv2dParams {
                     dx_sx: p.stride_w,
                     dx_plane: p.h * p.w,
                 };
+                let q = Conv2dParams {
+                    h: hp,
+                    w: wp,
+                    kh: khp,
+                    kw: kwp,
+                    stride_h: 1,
+                    stride_w: 1,
+                    pad_h: cy,
+                    pad_w: cx,
+                    phase,
+                    ..*p
+                };
                 let mnk = (
                     (p.n * hp * wp) as usize,
                     p.cin as usize,
                     (p.co_count * khp * kwp) as usize,
                 );
-                out.push((q, phase, mnk));
+                out.push((q, mnk));
             }
         }
         out
@@ -305,15 +309,15 @@ struct GemmParams {
     groups: u32,
     group_items: u32,
     w_stride: u32,
-    phase: Phase,
     _pad: u32,
 }
 
-/// Where a tiled input-gradient launch's taps and pixels sit in the whole convolution's
-/// (conv2d_tiled.wgsl): the launch's tap (ky, kx) is weight tap `tap0 + ky tap_dy + kx
-/// tap_dx` of `taps`, its pixel (y, x) is `dx_origin + y dx_sy + x dx_sx` of a dx plane of
-/// `dx_plane`. `whole` for a launch over the whole convolution; a strided convolution's
-/// input gradient runs a launch per stride phase (`ops::backward`).
+/// Where a launch's taps and, for an input gradient, its pixels sit in the whole
+/// convolution's (conv2d_tiled.wgsl, conv2d_cpu.wgsl): the launch's tap (ky, kx) is weight
+/// tap `tap0 + ky tap_dy + kx tap_dx` of `taps`; an input gradient's pixel (y, x) is
+/// `dx_origin + y dx_sy + x dx_sx` of a dx plane of `dx_plane`. `whole` for a launch over
+/// the whole convolution; a strided convolution's input gradient runs a launch per stride
+/// phase (`Conv2dParams::stride_phases`).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Pod, Zeroable)]
 pub(crate) struct Phase {
@@ -328,17 +332,19 @@ pub(crate) struct Phase {
 }
 
 impl Phase {
-    /// The launch is the whole convolution `p`.
-    pub(crate) fn whole(p: &Conv2dParams) -> Self {
+    /// A launch over every tap of a `kernel` and every pixel of an `hw` input.
+    fn whole(kernel: (usize, usize), hw: (usize, usize)) -> Self {
+        let (kh, kw) = (kernel.0 as u32, kernel.1 as u32);
+        let (h, w) = (hw.0 as u32, hw.1 as u32);
         Phase {
             tap0: 0,
-            tap_dy: p.kw,
+            tap_dy: kw,
             tap_dx: 1,
-            taps: p.kh * p.kw,
+            taps: kh * kw,
             dx_origin: 0,
-            dx_sy: p.w,
+            dx_sy: w,
             dx_sx: 1,
-            dx_plane: p.h * p.w,
+            dx_plane: h * w,
         }
     }
 }
@@ -372,8 +378,7 @@ impl Groups {
 /// tensor that `Conv2dSplitSum` adds in order and stores with the launch's bias, ReLU and
 /// accumulation, for as many items at a time as the scratch bound allows. `bindings`:
 /// input, weights, bias, output. `groups`: the launch's independent GEMMs, each `(m, n,
-/// k)` (m over `base.n` items). `phase`: an input gradient's stride phase (None: the whole
-/// convolution `base`).
+/// k)` (m over `base.n` items).
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn launch_tiled(
     rec: &mut Recorder,
@@ -383,7 +388,6 @@ pub(crate) fn launch_tiled(
     backward: bool,
     (m, n, k): (usize, usize, usize),
     groups: Groups,
-    phase: Option<Phase>,
     [x, w, bias, y]: [Binding; 4],
 ) -> Result<()> {
     let kernel = match (rec.ctx().gemm(), kernel.subgroup()) {
@@ -417,7 +421,6 @@ pub(crate) fn launch_tiled(
         groups: g_count as u32,
         group_items: u32s(groups.items, "items a group")?,
         w_stride: u32s(groups.w_stride, "weights a group")?,
-        phase: phase.unwrap_or_else(|| Phase::whole(&base)),
         _pad: 0,
     };
     if splits == 1 {
@@ -668,7 +671,6 @@ fn launch_forward(
                 false,
                 (m, ch.rows, k),
                 Groups::ONE,
-                None,
                 binds,
             )?;
             continue;

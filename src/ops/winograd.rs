@@ -333,7 +333,6 @@ fn gemm(
         false,
         mnk,
         groups,
-        None,
         binds,
     )
 }
