@@ -226,6 +226,7 @@ fn backward_input(
         let mut p = Conv2dParams::new(g, n, (h, wd), (oh, ow), ch, if i > 0 { 4 } else { 0 })?;
         let mut launch = match w.packing {
             Packing::Rows => None,
+            _ if g.stride != (1, 1) => None, // a launch per stride phase, below
             _ => Some(cpu_launch(kernel, tile, &p, n * h * wd, g.cin)?),
         };
         // the CPU-shaped kernels read their own transposed packing, but a linear layer's

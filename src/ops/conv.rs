@@ -34,6 +34,43 @@ pub(crate) struct Conv2dParams {
     phase: Phase,
 }
 
+/// Where a launch's taps and, for an input gradient, its pixels sit in the whole
+/// convolution's (conv2d_tiled.wgsl, conv2d_cpu.wgsl): the launch's tap (ky, kx) is weight
+/// tap `tap0 + ky tap_dy + kx tap_dx` of `taps`; an input gradient's pixel (y, x) is
+/// `dx_origin + y dx_sy + x dx_sx` of a dx plane of `dx_plane`. `whole` for a launch over
+/// the whole convolution; a strided convolution's input gradient runs a launch per stride
+/// phase (`Conv2dParams::stride_phases`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
+pub(crate) struct Phase {
+    pub tap0: u32,
+    pub tap_dy: u32,
+    pub tap_dx: u32,
+    pub taps: u32,
+    pub dx_origin: u32,
+    pub dx_sy: u32,
+    pub dx_sx: u32,
+    pub dx_plane: u32,
+}
+
+impl Phase {
+    /// A launch over every tap of a `kernel` and every pixel of an `hw` input.
+    fn whole(kernel: (usize, usize), hw: (usize, usize)) -> Self {
+        let (kh, kw) = (kernel.0 as u32, kernel.1 as u32);
+        let (h, w) = (hw.0 as u32, hw.1 as u32);
+        Phase {
+            tap0: 0,
+            tap_dy: kw,
+            tap_dx: 1,
+            taps: kh * kw,
+            dx_origin: 0,
+            dx_sy: w,
+            dx_sx: 1,
+            dx_plane: h * w,
+        }
+    }
+}
+
 impl Conv2dParams {
     /// One launch over weight chunk `ch` for input [n, cin, h, w] -> output (oh, ow).
     pub(crate) fn new(
@@ -310,43 +347,6 @@ struct GemmParams {
     group_items: u32,
     w_stride: u32,
     _pad: u32,
-}
-
-/// Where a launch's taps and, for an input gradient, its pixels sit in the whole
-/// convolution's (conv2d_tiled.wgsl, conv2d_cpu.wgsl): the launch's tap (ky, kx) is weight
-/// tap `tap0 + ky tap_dy + kx tap_dx` of `taps`; an input gradient's pixel (y, x) is
-/// `dx_origin + y dx_sy + x dx_sx` of a dx plane of `dx_plane`. `whole` for a launch over
-/// the whole convolution; a strided convolution's input gradient runs a launch per stride
-/// phase (`Conv2dParams::stride_phases`).
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Pod, Zeroable)]
-pub(crate) struct Phase {
-    pub tap0: u32,
-    pub tap_dy: u32,
-    pub tap_dx: u32,
-    pub taps: u32,
-    pub dx_origin: u32,
-    pub dx_sy: u32,
-    pub dx_sx: u32,
-    pub dx_plane: u32,
-}
-
-impl Phase {
-    /// A launch over every tap of a `kernel` and every pixel of an `hw` input.
-    fn whole(kernel: (usize, usize), hw: (usize, usize)) -> Self {
-        let (kh, kw) = (kernel.0 as u32, kernel.1 as u32);
-        let (h, w) = (hw.0 as u32, hw.1 as u32);
-        Phase {
-            tap0: 0,
-            tap_dy: kw,
-            tap_dx: 1,
-            taps: kh * kw,
-            dx_origin: 0,
-            dx_sy: w,
-            dx_sx: 1,
-            dx_plane: h * w,
-        }
-    }
 }
 
 /// Independent GEMMs of one shape that one tiled launch runs (Winograd's 16 transform
