@@ -469,8 +469,8 @@ fn store_pooled(a: Acc, b: Acc, bl: vec4<f32>, bh: vec4<f32>, m0: u32, c0: u32) 
 }
 
 // dx[b, ci, iy, ix] = sum_{ky, kx, co} dY[b, co, oy, ox] W[co, ci, ky, kx] where
-// oy * s = iy + pad - ky (and likewise x); co runs over this launch's weight rows, packed
-// [ci][tap][co/4].
+// oy * s = iy + pad - ky (and likewise x), run with s = 1 (a strided conv runs a launch per
+// stride phase: Conv2dParams); co runs over this launch's weight rows, packed [ci][tap][co/4].
 fn backward_input(group: u32, block: u32, lid: u32, sid: u32) {
     winit();
     let plane = p.h * p.w;

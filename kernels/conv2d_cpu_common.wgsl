@@ -96,15 +96,14 @@ fn forward_tap(px: Pixel, xb: u32, ky: u32, kx: u32) -> Tap {
     return Tap(xb + select(0u, u32(iy) * p.w + u32(ix), ok), ok);
 }
 
-// The dY offset that input pixel px receives from through tap (ky, kx), if any.
+// The dY offset that input pixel px receives from through tap (ky, kx), if any. Stride 1:
+// a strided conv's input gradient runs a launch per stride phase (ops::backward), whose
+// taps and pixels Conv2dParams' phase fields place.
 fn backward_tap(px: Pixel, yb: u32, ky: u32, kx: u32) -> Tap {
-    let ty = i32(px.y + p.pad_h) - i32(ky);
-    let oy = fdiv(u32(max(ty, 0)), p.stride_h);
-    let tx = i32(px.x + p.pad_w) - i32(kx);
-    let ox = fdiv(u32(max(tx, 0)), p.stride_w);
-    let ok = ty >= 0 && oy * p.stride_h == u32(ty) && oy < p.oh
-        && tx >= 0 && ox * p.stride_w == u32(tx) && ox < p.ow;
-    return Tap(yb + select(0u, oy * p.ow + ox, ok), ok);
+    let oy = i32(px.y + p.pad_h) - i32(ky);
+    let ox = i32(px.x + p.pad_w) - i32(kx);
+    let ok = oy >= 0 && ox >= 0 && oy < i32(p.oh) && ox < i32(p.ow);
+    return Tap(yb + select(0u, u32(oy) * p.ow + u32(ox), ok), ok);
 }
 
 // forward_tap, or backward_tap for an input-gradient launch.

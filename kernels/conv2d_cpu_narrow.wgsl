@@ -85,8 +85,8 @@ fn conv2d_forward_cpu_narrow(
 }
 
 // dx[b, ci, iy, ix] = sum_{ky, kx, co} dY[b, co, oy, ox] W[co, ci, ky, kx] where
-// oy * s = iy + pad - ky (and likewise x); co runs over this launch's weight rows, packed
-// [ci][tap][co/4]. No bias or ReLU (flags bit 2 at most).
+// oy * s = iy + pad - ky (and likewise x), run with s = 1 (a strided conv runs a launch per
+// stride phase: Conv2dParams); co runs over this launch's weight rows, packed [ci][tap][co/4]. No bias or ReLU (flags bit 2 at most).
 @compute @workgroup_size(8, 1, 1)
 fn conv2d_backward_input_cpu_narrow(
     @builtin(workgroup_id) wid: vec3<u32>,

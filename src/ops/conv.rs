@@ -114,8 +114,8 @@ impl Conv2dParams {
         })
     }
 
-    /// A strided convolution's input gradient as one stride-1 launch per stride phase (the
-    /// tiled kernels). Input pixel iy receives dY[oy] through tap ky only where
+    /// A strided convolution's input gradient as one stride-1 launch per stride phase (every
+    /// variant's input-gradient kernels assume stride 1). Input pixel iy receives dY[oy] through tap ky only where
     /// oy stride = iy + pad - ky, so the pixels iy = py + stride j of phase py take only the
     /// taps ky = ky0 + stride t, ky0 = (py + pad) mod stride, from oy = j + c - t,
     /// c = (py + pad - ky0) / stride: a stride-1 input gradient over the phase's sub-grid
