@@ -1,5 +1,5 @@
-// The tiled conv kernels' convolution fields and weight decoding (conv2d.wgsl,
-// conv2d_gather.wgsl). A launch covers output channels [co_offset, co_offset + co_count):
+// The tiled conv kernels' convolution fields and weight decoding (conv2d_tiled.wgsl and
+// its two loops, conv2d.wgsl and conv2d_subgroup.wgsl; conv2d_gather.wgsl). A launch covers output channels [co_offset, co_offset + co_count):
 // the weight binding holds only that chunk.
 
 struct Conv2dParams {
