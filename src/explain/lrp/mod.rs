@@ -4,6 +4,7 @@
 
 pub mod composite;
 pub mod rule;
+pub mod signs;
 pub mod walk;
 pub mod weights;
 
@@ -139,7 +140,7 @@ impl<'n> Lrp<'n> {
             let (rel, _) = walk::walk_range(net, &self.weights, &tape, span, &seed, rules, false)?;
             inputs.push(net.banded_walk(&item, b, &rel, &Keep::All, |tape, seed| {
                 let span = (b.last, 0);
-                Ok(walk::walk_range(net, &self.weights, tape, span, seed, rules, false)?.0)
+                walk::walk_part(net, &self.weights, tape, span, n - 1, seed, rules)
             })?);
             all_t.extend(match (top, given) {
                 (Some(top), _) => top.read(ctx)?.iter().map(|c| *c as usize).collect(),

@@ -2,6 +2,8 @@
 //! the input, in one GPU submission per batch chunk.
 
 use super::rule::{Rule, STABILIZER};
+pub use super::signs::nonnegative_inputs;
+use super::signs::relevance_only_where_positive;
 use super::weights::{Mod, ModWeights};
 use crate::error::{Error, Result};
 use crate::gpu::{Recorder, Tensor, WeightBuffer};
@@ -112,35 +114,6 @@ fn constant(net: &Net, shape: &[usize], v: f32) -> Result<Tensor> {
     Tensor::upload(net.ctx(), &vec![v; shape.iter().product()], shape)
 }
 
-/// Whether each layer's input is non-negative by construction (it comes from a ReLU,
-/// possibly through pools, flatten, dropout or sums of such). There a⁻ = 0, so the rules'
-/// negative-input terms vanish: z+, αβ and γ then cost one extra forward and one or two
-/// backward GEMMs.
-pub fn nonnegative_inputs(net: &Net) -> Vec<bool> {
-    let layers = &net.model().layers;
-    let mut out_nonneg: Vec<bool> = Vec::with_capacity(layers.len());
-    let mut in_nonneg = Vec::with_capacity(layers.len());
-    for l in layers {
-        // the network input may be negative
-        let nonneg = l.inputs.iter().all(|s| match *s {
-            Src::Input => false,
-            Src::Layer(j) => out_nonneg[j],
-        });
-        in_nonneg.push(nonneg);
-        out_nonneg.push(match l.kind {
-            LayerKind::Relu => true,
-            LayerKind::MaxPool2d(_)
-            | LayerKind::AvgPool2d(_)
-            | LayerKind::AdaptiveAvgPool2d(_)
-            | LayerKind::Flatten
-            | LayerKind::Dropout
-            | LayerKind::Add => nonneg,
-            _ => false,
-        });
-    }
-    in_nonneg
-}
-
 /// Relevance at each input of a sum from relevance `r` at its output: shares in
 /// proportion to the inputs' contributions (Norm, as Zennit's `Sum`; Epsilon with its ε),
 /// or all of `r` to every input (Gradient, Pass).
@@ -179,6 +152,14 @@ fn add_rule(
         .collect()
 }
 
+/// What the walk knows of a layer's signs (`signs.rs`): its input is non-negative; the
+/// relevance at its output is zero wherever the output is ≤ 0.
+#[derive(Clone, Copy)]
+struct Sign {
+    nonneg_input: bool,
+    positive_only: bool,
+}
+
 /// Relevance at the input of layer `i` from relevance `r` at its output.
 #[allow(clippy::too_many_arguments)]
 fn layer_rule(
@@ -189,7 +170,7 @@ fn layer_rule(
     i: usize,
     rule: &Rule,
     r: &Tensor,
-    nonneg: bool,
+    sign: Sign,
 ) -> Result<Tensor> {
     let layers = &net.model().layers;
     let a = tape.src(layers[i].inputs[0])?;
@@ -253,7 +234,7 @@ fn layer_rule(
             let q = LrpRatio::new(r, z0, z0, LrpKeep::All, *e);
             f.bwd_ratio(rec, &q, net.weights(i), a, Some(a))?
         }
-        Rule::ZPlus | Rule::AlphaBeta { .. } | Rule::Gamma(_) if nonneg => {
+        Rule::ZPlus | Rule::AlphaBeta { .. } | Rule::Gamma(_) if sign.nonneg_input => {
             // a ≥ 0: every a⁻ term vanishes, and with u = W⁺a + b⁺ and the tape's z0 = Wa + b
             // each rule's denominators follow from one extra forward:
             // W⁻a + b⁻ = z0 − u, (W + γW⁺)a + b + γb⁺ = z0 + γu, (W + γW⁻)a + b + γb⁻ = (1 + γ)z0 − γu
@@ -265,20 +246,21 @@ fn layer_rule(
                     let gb = gamma.to_bits();
                     let q1 = LrpRatio::new(r, z0, z0, LrpKeep::Positive, STABILIZER)
                         .mixed(1.0, &u, *gamma);
+                    let w1 = Mod::GammaPos {
+                        gamma: gb,
+                        bias: false,
+                    };
+                    if sign.positive_only {
+                        // no relevance where z0 < 0: the negative half is all zeros
+                        return f.bwd_ratio(rec, &q1, &*wb(w1)?, a, Some(a));
+                    }
                     let q2 = LrpRatio::new(r, z0, z0, LrpKeep::Negative, STABILIZER).mixed(
                         1.0 + gamma,
                         &u,
                         -gamma,
                     );
                     let pair = [
-                        (
-                            &q1,
-                            Mod::GammaPos {
-                                gamma: gb,
-                                bias: false,
-                            },
-                            1.0,
-                        ),
+                        (&q1, w1, 1.0),
                         (
                             &q2,
                             Mod::GammaNeg {
@@ -291,16 +273,7 @@ fn layer_rule(
                     if let Some(out) = f.stacked_pair(rec, mw, a, pair)? {
                         return Ok(out);
                     }
-                    let t1 = f.bwd_ratio(
-                        rec,
-                        &q1,
-                        &*wb(Mod::GammaPos {
-                            gamma: gb,
-                            bias: false,
-                        })?,
-                        a,
-                        None,
-                    )?;
+                    let t1 = f.bwd_ratio(rec, &q1, &*wb(w1)?, a, None)?;
                     let t2 = f.bwd_ratio(
                         rec,
                         &q2,
@@ -389,6 +362,13 @@ fn layer_rule(
                 None,
             )?;
             let z1 = f.fwd(rec, &an, &gn_nb, Some(&z1))?;
+            let g1 = ops::lrp_ratio(rec, r, &z1, z0, LrpKeep::Positive, STABILIZER)?;
+            let t1 = f.bwd(rec, &g1, &gp_nb, a)?;
+            let t2 = f.bwd(rec, &g1, &gn_nb, a)?;
+            let out = ops::lrp_combine(rec, 1.0, &ap, &t1, 1.0, &an, &t2, None)?;
+            if sign.positive_only {
+                return Ok(out); // no relevance where z0 < 0
+            }
             let z2 = f.fwd(
                 rec,
                 &ap,
@@ -399,11 +379,7 @@ fn layer_rule(
                 None,
             )?;
             let z2 = f.fwd(rec, &an, &gp_nb, Some(&z2))?;
-            let g1 = ops::lrp_ratio(rec, r, &z1, z0, LrpKeep::Positive, STABILIZER)?;
             let g2 = ops::lrp_ratio(rec, r, &z2, z0, LrpKeep::Negative, STABILIZER)?;
-            let t1 = f.bwd(rec, &g1, &gp_nb, a)?;
-            let t2 = f.bwd(rec, &g1, &gn_nb, a)?;
-            let out = ops::lrp_combine(rec, 1.0, &ap, &t1, 1.0, &an, &t2, None)?;
             let t3 = f.bwd(rec, &g2, &gn_nb, a)?;
             let t4 = f.bwd(rec, &g2, &gp_nb, a)?;
             ops::lrp_combine(rec, 1.0, &ap, &t3, 1.0, &an, &t4, Some(&out))?
@@ -465,7 +441,42 @@ pub fn walk_range(
     net: &Net,
     mw: &ModWeights,
     tape: &Tape,
+    span: (usize, usize),
+    seed: &Tensor,
+    rules: &[Rule],
+    keep: bool,
+) -> Result<(Tensor, Vec<Tensor>)> {
+    walk_span(net, mw, tape, span, span.0, seed, rules, keep)
+}
+
+/// As `walk_range`, for a `seed` that a walk from layer `top` (≥ `from`) with the same
+/// rules brought to `from`'s output (a walk in parts: the layers after row bands, then the
+/// bands), so the parts skip what one walk would (`relevance_only_where_positive`).
+pub fn walk_part(
+    net: &Net,
+    mw: &ModWeights,
+    tape: &Tape,
+    span: (usize, usize),
+    top: usize,
+    seed: &Tensor,
+    rules: &[Rule],
+) -> Result<Tensor> {
+    if top < span.0 {
+        return Err(Error::Other(format!(
+            "a walk from layer {top} cannot have seeded layer {}",
+            span.0
+        )));
+    }
+    Ok(walk_span(net, mw, tape, span, top, seed, rules, false)?.0)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn walk_span(
+    net: &Net,
+    mw: &ModWeights,
+    tape: &Tape,
     (from, down_to): (usize, usize),
+    top: usize,
     seed: &Tensor,
     rules: &[Rule],
     keep: bool,
@@ -488,7 +499,8 @@ pub fn walk_range(
             }
         )));
     }
-    let nonneg = nonnegative_inputs(net);
+    let nonneg = nonnegative_inputs(net.model());
+    let positive_only = relevance_only_where_positive(net.model(), rules, top);
     let layers = &net.model().layers;
     let mut rec = Recorder::new(net.ctx(), "lrp");
     // relevance at each layer's output, summed over its readers as they are walked
@@ -503,9 +515,13 @@ pub fn walk_range(
         }
         let parts = match layers[i].kind {
             LayerKind::Add => add_rule(net, &mut rec, tape, i, &rules[i], &r)?,
-            _ => vec![layer_rule(
-                net, mw, &mut rec, tape, i, &rules[i], &r, nonneg[i],
-            )?],
+            _ => {
+                let sign = Sign {
+                    nonneg_input: nonneg[i],
+                    positive_only: positive_only[i],
+                };
+                vec![layer_rule(net, mw, &mut rec, tape, i, &rules[i], &r, sign)?]
+            }
         };
         for (s, part) in layers[i].inputs.iter().zip(parts) {
             accumulate(&mut rec, &mut rs, &mut r_input, *s, part)?;
