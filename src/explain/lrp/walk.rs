@@ -461,9 +461,10 @@ pub fn walk_part(
     seed: &Tensor,
     rules: &[Rule],
 ) -> Result<Tensor> {
-    if top < span.0 {
+    let n = net.model().layers.len();
+    if top < span.0 || top >= n {
         return Err(Error::Other(format!(
-            "a walk from layer {top} cannot have seeded layer {}",
+            "a walk from layer {top} of {n} cannot have seeded layer {}",
             span.0
         )));
     }
