@@ -55,11 +55,16 @@ fn inputs_nonneg(inputs: &[Src], out: &[bool]) -> bool {
 /// a max pool's winner, flatten, dropout) from an output where it holds. In a VGG it holds
 /// at every conv's output; in a ResNet not at the convs that feed a sum. It never holds at
 /// `top`, whose relevance is the seed, nor for a reader whose rule is zB, flat, w² or the
-/// plain gradient of a conv or linear layer.
-pub fn relevance_only_where_positive(model: &Model, rules: &[Rule], top: usize) -> Vec<bool> {
+/// plain gradient of a conv or linear layer. `readers`: `Model::consumers` (`Net` keeps
+/// them).
+pub fn relevance_only_where_positive(
+    model: &Model,
+    readers: &[Vec<usize>],
+    rules: &[Rule],
+    top: usize,
+) -> Vec<bool> {
     let n = model.layers.len();
     let nonneg = nonnegative_outputs(model);
-    let readers = model.consumers();
     let mut out = vec![false; n];
     for i in (0..top.min(n)).rev() {
         out[i] = readers[i].iter().all(|&c| {
@@ -99,6 +104,10 @@ mod tests {
         assign(m, &c, &RuleParams::default(), &over).unwrap()
     }
 
+    fn positive_only(m: &Model, rules: &[Rule], top: usize) -> Vec<bool> {
+        relevance_only_where_positive(m, &m.consumers(), rules, top)
+    }
+
     fn convs(m: &Model) -> Vec<usize> {
         let conv =
             |(_, l): &(usize, &crate::model::Layer)| matches!(l.kind, LayerKind::Conv2d { .. });
@@ -119,7 +128,7 @@ mod tests {
             Composite::EpsilonPlus,
             Composite::EpsilonAlpha2Beta1Flat,
         ] {
-            let live = relevance_only_where_positive(&m, &rules(&m, c.clone(), &[]), n - 1);
+            let live = positive_only(&m, &rules(&m, c.clone(), &[]), n - 1);
             for i in convs(&m) {
                 assert!(live[i], "{c:?}: {}", m.layers[i].name);
             }
@@ -136,18 +145,18 @@ mod tests {
         let gb = Composite::EpsilonGammaBox;
         let (c0, c1) = (convs(&m)[0], convs(&m)[1]); // features.0, features.3
         assert_eq!((c0, c1), (0, 3));
-        let base = relevance_only_where_positive(&m, &rules(&m, gb.clone(), &[]), n - 1);
+        let base = positive_only(&m, &rules(&m, gb.clone(), &[]), n - 1);
         assert!(base[c0] && base[1] && base[2]);
         // a seed at the ReLU or the pool above features.0: any relevance there
         for top in [1, 2] {
-            let live = relevance_only_where_positive(&m, &rules(&m, gb.clone(), &[]), top);
+            let live = positive_only(&m, &rules(&m, gb.clone(), &[]), top);
             assert!(!live[c0] && !live[top], "top {top}");
             assert!(!live[c1], "above the walk");
         }
         // unless the ReLU's gradient rule drops it
         let g = rules(&m, gb.clone(), &[("1", Rule::Gradient)]);
-        assert!(relevance_only_where_positive(&m, &g, 1)[c0]);
-        assert!(relevance_only_where_positive(&m, &g, 2)[c0]);
+        assert!(positive_only(&m, &g, 1)[c0]);
+        assert!(positive_only(&m, &g, 2)[c0]);
         // rules above that do not scale by the value read
         for r in [
             Rule::Flat,
@@ -158,11 +167,7 @@ mod tests {
                 high: 1.0,
             },
         ] {
-            let live = relevance_only_where_positive(
-                &m,
-                &rules(&m, gb.clone(), &[("3", r.clone())]),
-                n - 1,
-            );
+            let live = positive_only(&m, &rules(&m, gb.clone(), &[("3", r.clone())]), n - 1);
             assert!(!live[c0] && !live[1] && !live[2], "{r}");
             assert!(live[c1], "{r}");
         }
@@ -175,7 +180,7 @@ mod tests {
             l.inputs = vec![Src::before(i)];
         }
         let r = rules(&direct, gb.clone(), &[]);
-        let live = relevance_only_where_positive(&direct, &r, direct.layers.len() - 1);
+        let live = positive_only(&direct, &r, direct.layers.len() - 1);
         assert!(!live[0] && live[1], "{:?}", &live[..3]);
     }
 
@@ -184,7 +189,7 @@ mod tests {
         let m = zoo::resnet_random(18, 10, 1).unwrap();
         let n = m.layers.len();
         let r = rules(&m, Composite::EpsilonGammaBox, &[]);
-        let live = relevance_only_where_positive(&m, &r, n - 1);
+        let live = positive_only(&m, &r, n - 1);
         let readers = m.consumers();
         let (mut into_sum, mut into_relu) = (0, 0);
         for i in convs(&m) {

@@ -501,7 +501,7 @@ fn walk_span(
         )));
     }
     let nonneg = nonnegative_inputs(net.model());
-    let positive_only = relevance_only_where_positive(net.model(), rules, top);
+    let positive_only = relevance_only_where_positive(net.model(), net.consumers(), rules, top);
     let layers = &net.model().layers;
     let mut rec = Recorder::new(net.ctx(), "lrp");
     // relevance at each layer's output, summed over its readers as they are walked
