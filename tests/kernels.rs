@@ -353,15 +353,7 @@ fn cpu_shaped_variants_agree_bit_for_bit() {
         let dy = rand_vec(dims[0] * g.cout * oh * ow, 64);
         let mut first: Option<(Gemm, Vec<f32>, Vec<f32>)> = None;
         for &c in &ctxs {
-            let wb = WeightBuffer::upload_conv(c, "w", &w, g.cout, taps, Some(&b)).unwrap();
-            let xt = Tensor::upload(c, &x, &dims).unwrap();
-            let dyt = Tensor::upload(c, &dy, &[dims[0], g.cout, oh, ow]).unwrap();
-            let mut rec = Recorder::new(c, "variants");
-            let y = ops::conv2d(&mut rec, &xt, &wb, &g, true).unwrap();
-            let dx = ops::conv2d_backward_input(&mut rec, &dyt, &wb, &g, (dims[2], dims[3]));
-            let dx = dx.unwrap();
-            rec.submit().unwrap();
-            let (y, dx) = (y.read(c).unwrap(), dx.read(c).unwrap());
+            let (y, dx) = conv_and_dx(c, dims, g, [&x, &w, &b, &dy]);
             let (want, _, _) = cpu::conv2d(&x, dims, &w, Some(&b), &g, true);
             assert_close(&y, &want, 1e-4, 1e-4, &format!("{dims:?} {:?}", c.gemm()));
             match &first {
@@ -373,6 +365,26 @@ fn cpu_shaped_variants_agree_bit_for_bit() {
             }
         }
     }
+}
+
+/// A conv's forward (bias and ReLU) and input gradient on context `c`, read back: input
+/// x of shape `dims`, weights w, bias b, output gradient dy.
+fn conv_and_dx(
+    c: &netlens::gpu::Context,
+    dims: [usize; 4],
+    g: Conv2dGeom,
+    [x, w, b, dy]: [&[f32]; 4],
+) -> (Vec<f32>, Vec<f32>) {
+    let taps = g.kernel.0 * g.kernel.1;
+    let (oh, ow) = g.out_hw(dims[2], dims[3]).unwrap();
+    let wb = WeightBuffer::upload_conv(c, "w", w, g.cout, taps, Some(b)).unwrap();
+    let xt = Tensor::upload(c, x, &dims).unwrap();
+    let dyt = Tensor::upload(c, dy, &[dims[0], g.cout, oh, ow]).unwrap();
+    let mut rec = Recorder::new(c, "conv and dx");
+    let y = ops::conv2d(&mut rec, &xt, &wb, &g, true).unwrap();
+    let dx = ops::conv2d_backward_input(&mut rec, &dyt, &wb, &g, (dims[2], dims[3])).unwrap();
+    rec.submit().unwrap();
+    (y.read(c).unwrap(), dx.read(c).unwrap())
 }
 
 /// The tiled kernels through workgroup memory and through subgroup broadcasts sum in the
@@ -417,15 +429,7 @@ fn tiled_variants_agree_bit_for_bit() {
             let want_dx = cpu::conv2d_backward_input(&dy, dims, &w, &g);
             let mut outs = vec![];
             for c in &ctxs {
-                let wb = WeightBuffer::upload_conv(c, "w", &w, g.cout, taps, Some(&b)).unwrap();
-                let xt = Tensor::upload(c, &x, &dims).unwrap();
-                let dyt = Tensor::upload(c, &dy, &[dims[0], g.cout, oh, ow]).unwrap();
-                let mut rec = Recorder::new(c, "tiled variants");
-                let y = ops::conv2d(&mut rec, &xt, &wb, &g, true).unwrap();
-                let dx = ops::conv2d_backward_input(&mut rec, &dyt, &wb, &g, (dims[2], dims[3]));
-                let dx = dx.unwrap();
-                rec.submit().unwrap();
-                let (y, dx) = (y.read(c).unwrap(), dx.read(c).unwrap());
+                let (y, dx) = conv_and_dx(c, dims, g, [&x, &w, &b, &dy]);
                 let what = format!("{dims:?} {:?} {w_mode:?}", c.gemm());
                 assert_close(&y, &want, 1e-4, 1e-4, &what);
                 assert_close(&dx, &want_dx, 1e-4, 1e-4, &format!("{what} dx"));
